@@ -1,0 +1,313 @@
+//! The v1 envelope and its payload records.
+
+use crate::payload::{Payload, PayloadType, PayloadValue, Transport};
+use crate::prelude::*;
+use crate::timestamp::format_rfc3339;
+use crate::{Error, Result};
+
+/// The default `msg_purpose`.
+pub const DEFAULT_MSG_PURPOSE: &str = "chat";
+/// The default `sender_name` (the newer seed's; the older used `NATSBridge`).
+pub const DEFAULT_SENDER_NAME: &str = "msghandler";
+/// The default `broker_url` written into envelopes when the caller gives none.
+pub const DEFAULT_BROKER_URL: &str = "nats://localhost:4222";
+
+/// A message envelope, schema v1: the JSON object every peer publishes.
+///
+/// Fields are public and named as on the wire. Keys the spec does not name
+/// that a received envelope carried are kept in [`Envelope::extra`] and
+/// written back out after `payloads`.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Envelope {
+    /// Ties a conversation together; a reply carries the request's.
+    pub correlation_id: String,
+    /// This message's id (UUID v4).
+    pub msg_id: String,
+    /// When it was sent, as written on the wire (RFC 3339 on send; see
+    /// [`Envelope::parsed_timestamp`] for the forms accepted on receive).
+    pub timestamp: String,
+    /// The subject it was published to.
+    pub send_to: String,
+    /// Free text: `chat`, `ACK`, `NACK`, `updateStatus`, `shutdown`, ...
+    pub msg_purpose: String,
+    /// The sending service's name.
+    pub sender_name: String,
+    /// The sending service's id.
+    pub sender_id: String,
+    /// The intended receiver's name, or empty.
+    pub receiver_name: String,
+    /// The intended receiver's id, or empty.
+    pub receiver_id: String,
+    /// The subject a reply should be published to, or empty.
+    pub reply_to: String,
+    /// For a reply: the `msg_id` of the request it answers.
+    pub reply_to_msg_id: String,
+    /// The broker the sender used.
+    pub broker_url: String,
+    /// Free-form metadata (a JSON object).
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// The payloads, in order.
+    pub payloads: Vec<PayloadRecord>,
+    /// Top-level keys not named by the spec, kept from a received envelope.
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One payload record of an envelope.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PayloadRecord {
+    /// The payload's id (UUID v4).
+    pub id: String,
+    /// The caller's name for the payload.
+    pub dataname: String,
+    /// What the bytes mean.
+    pub payload_type: PayloadType,
+    /// The bytes, or where to fetch them.
+    pub body: Body,
+    /// Record keys not named by the spec (`sha256` and the like), kept and
+    /// written after `data`.
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Where a payload's bytes are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// The bytes themselves: sent base64 inside the envelope (transport
+    /// `direct`), or already received and decoded.
+    Direct(Bytes),
+    /// A claim-check link (transport `link`).
+    Link {
+        /// An absolute `http`/`https` URL a GET returns the bytes from.
+        url: String,
+        /// The declared byte length. `None` when a received record had no
+        /// `size` (the length cannot be checked then).
+        size: Option<u64>,
+    },
+}
+
+impl PayloadRecord {
+    /// A direct record for `payload`, with the given id.
+    pub fn direct(id: impl Into<String>, payload: Payload) -> PayloadRecord {
+        PayloadRecord {
+            id: id.into(),
+            dataname: payload.dataname,
+            payload_type: payload.payload_type,
+            body: Body::Direct(payload.bytes),
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// How this payload travels.
+    pub fn transport(&self) -> Transport {
+        match self.body {
+            Body::Direct(_) => Transport::Direct,
+            Body::Link { .. } => Transport::Link,
+        }
+    }
+
+    /// The byte length of the serialized payload: the bytes' length for a
+    /// direct record, the declared `size` for a link.
+    pub fn size(&self) -> Option<u64> {
+        match &self.body {
+            Body::Direct(b) => Some(b.len() as u64),
+            Body::Link { size, .. } => *size,
+        }
+    }
+
+    /// The payload bytes, when they are here (direct, or fetched).
+    pub fn bytes(&self) -> Option<&Bytes> {
+        match &self.body {
+            Body::Direct(b) => Some(b),
+            Body::Link { .. } => None,
+        }
+    }
+
+    /// The link URL, for a link record.
+    pub fn url(&self) -> Option<&str> {
+        match &self.body {
+            Body::Direct(_) => None,
+            Body::Link { url, .. } => Some(url),
+        }
+    }
+
+    /// Turns a direct record into a link record pointing at `url` (after
+    /// the bytes were uploaded there); the size is kept.
+    pub fn set_link(&mut self, url: impl Into<String>) {
+        let size = self.size();
+        self.body = Body::Link { url: url.into(), size };
+    }
+
+    /// The typed value of a direct (or fetched) payload.
+    ///
+    /// Fails with [`ErrorKind::Malformed`] on a link record whose bytes have
+    /// not been fetched, and [`ErrorKind::Decode`] when the bytes do not
+    /// decode as the payload type says.
+    pub fn value(&self) -> Result<PayloadValue> {
+        match &self.body {
+            Body::Direct(b) => {
+                PayloadValue::from_bytes(self.payload_type, b.clone(), &self.dataname)
+            }
+            Body::Link { .. } => Err(Error::malformed(
+                "data",
+                format!("payload {:?} is a link that has not been fetched", self.dataname),
+            )),
+        }
+    }
+}
+
+/// A source of message and payload ids.
+///
+/// The envelope needs fresh UUID v4 strings but this crate has no random
+/// number generator; the caller supplies one. `natsbridge` uses `uuid`'s v4;
+/// an embedded caller can feed its hardware RNG to [`uuid_v4_from_random`].
+pub trait IdSource {
+    /// A fresh UUID v4, hyphenated, lower case.
+    fn next_id(&mut self) -> String;
+}
+
+impl<F: FnMut() -> String> IdSource for F {
+    fn next_id(&mut self) -> String {
+        self()
+    }
+}
+
+/// Formats 16 random bytes as a UUID v4 (version and variant bits set),
+/// hyphenated and lower case.
+pub fn uuid_v4_from_random(mut bytes: [u8; 16]) -> String {
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(36);
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 0x0f) as usize] as char);
+    }
+    s
+}
+
+/// A source of the current time, for `timestamp`.
+pub trait Clock {
+    /// Now, in UTC.
+    fn now_utc(&self) -> time::OffsetDateTime;
+}
+
+impl<F: Fn() -> time::OffsetDateTime> Clock for F {
+    fn now_utc(&self) -> time::OffsetDateTime {
+        self()
+    }
+}
+
+/// Every field of the seeds' `smartsend`/`smartpack` that shapes the
+/// envelope. Plain data with the seeds' defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SendOptions {
+    /// `correlation_id`; a fresh UUID v4 when `None`.
+    pub correlation_id: Option<String>,
+    /// `msg_id`; a fresh UUID v4 when `None`.
+    pub msg_id: Option<String>,
+    /// `sender_id`; a fresh UUID v4 when `None`.
+    pub sender_id: Option<String>,
+    /// `msg_purpose`, default `chat`.
+    pub msg_purpose: String,
+    /// `sender_name`, default `msghandler`.
+    pub sender_name: String,
+    /// `receiver_name`, default empty.
+    pub receiver_name: String,
+    /// `receiver_id`, default empty.
+    pub receiver_id: String,
+    /// `reply_to`, default empty.
+    pub reply_to: String,
+    /// `reply_to_msg_id`, default empty.
+    pub reply_to_msg_id: String,
+    /// `broker_url`, default `nats://localhost:4222`.
+    pub broker_url: String,
+    /// `metadata`, default `{}`.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions {
+            correlation_id: None,
+            msg_id: None,
+            sender_id: None,
+            msg_purpose: DEFAULT_MSG_PURPOSE.into(),
+            sender_name: DEFAULT_SENDER_NAME.into(),
+            receiver_name: String::new(),
+            receiver_id: String::new(),
+            reply_to: String::new(),
+            reply_to_msg_id: String::new(),
+            broker_url: DEFAULT_BROKER_URL.into(),
+            metadata: serde_json::Map::new(),
+        }
+    }
+}
+
+impl Envelope {
+    /// A new envelope for `subject` with every payload direct, ids from
+    /// `ids` where `options` gives none, and `timestamp` from `clock`.
+    ///
+    /// Which payloads must travel by link is decided afterwards by
+    /// [`crate::plan_transports`].
+    pub fn pack(
+        subject: &str,
+        payloads: Vec<Payload>,
+        options: &SendOptions,
+        ids: &mut dyn IdSource,
+        clock: &dyn Clock,
+    ) -> Envelope {
+        let mut id_or_new = |given: &Option<String>| match given {
+            Some(id) => id.clone(),
+            None => ids.next_id(),
+        };
+        let correlation_id = id_or_new(&options.correlation_id);
+        let msg_id = id_or_new(&options.msg_id);
+        let sender_id = id_or_new(&options.sender_id);
+        let payloads =
+            payloads.into_iter().map(|p| PayloadRecord::direct(ids.next_id(), p)).collect();
+        Envelope {
+            correlation_id,
+            msg_id,
+            timestamp: format_rfc3339(clock.now_utc()),
+            send_to: subject.into(),
+            msg_purpose: options.msg_purpose.clone(),
+            sender_name: options.sender_name.clone(),
+            sender_id,
+            receiver_name: options.receiver_name.clone(),
+            receiver_id: options.receiver_id.clone(),
+            reply_to: options.reply_to.clone(),
+            reply_to_msg_id: options.reply_to_msg_id.clone(),
+            broker_url: options.broker_url.clone(),
+            metadata: options.metadata.clone(),
+            payloads,
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// The `timestamp` parsed leniently (see [`crate::parse_timestamp`]).
+    pub fn parsed_timestamp(&self) -> Result<time::OffsetDateTime> {
+        crate::timestamp::parse_timestamp(&self.timestamp)
+            .map_err(|detail| Error::malformed("timestamp", detail))
+    }
+
+    /// The record named `dataname`, if any (the first, as names need not be unique).
+    pub fn payload(&self, dataname: &str) -> Option<&PayloadRecord> {
+        self.payloads.iter().find(|p| p.dataname == dataname)
+    }
+
+    /// Options for a reply to this envelope under the seeds' convention:
+    /// same `correlation_id`, `reply_to_msg_id` set to this `msg_id`, the
+    /// receiver fields naming this sender.
+    pub fn reply_options(&self) -> SendOptions {
+        SendOptions {
+            correlation_id: Some(self.correlation_id.clone()),
+            reply_to_msg_id: self.msg_id.clone(),
+            receiver_name: self.sender_name.clone(),
+            receiver_id: self.sender_id.clone(),
+            broker_url: self.broker_url.clone(),
+            ..SendOptions::default()
+        }
+    }
+}

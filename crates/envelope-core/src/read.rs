@@ -1,0 +1,675 @@
+//! JSON to envelope, at memory speed.
+//!
+//! A small hand-written reader walks the envelope's structure. Strings
+//! without escapes are borrowed from the input; the `data` string of a
+//! direct payload is found with a SIMD search for its closing quote and
+//! base64-decoded straight from the input into the payload's buffer, which
+//! is the only copy made of a payload. Values the spec leaves free
+//! (`metadata`, unknown keys) are delimited here and handed to `serde_json`.
+
+use crate::envelope::{Body, Envelope, PayloadRecord};
+use crate::payload::PayloadType;
+use crate::prelude::*;
+use crate::{Error, ErrorKind, Result};
+
+/// Where a field sits, formatted only when an error needs it.
+#[derive(Clone, Copy)]
+pub(crate) struct Field {
+    pub(crate) index: Option<usize>,
+    pub(crate) name: &'static str,
+}
+
+impl Field {
+    pub(crate) const fn top(name: &'static str) -> Field {
+        Field { index: None, name }
+    }
+    pub(crate) const fn record(index: usize, name: &'static str) -> Field {
+        Field { index: Some(index), name }
+    }
+    pub(crate) fn path(self) -> String {
+        match self.index {
+            None => self.name.into(),
+            Some(i) if self.name.is_empty() => format!("payloads[{i}]"),
+            Some(i) => format!("payloads[{i}].{}", self.name),
+        }
+    }
+    pub(crate) fn malformed(self, detail: impl Into<String>) -> Error {
+        Error::malformed(self.path(), detail)
+    }
+}
+
+/// The text of a record's `data` string.
+pub(crate) enum DataText<'a> {
+    /// The bytes between the quotes, which hold no escape (not yet checked
+    /// for UTF-8: base64 decoding rejects anything outside its alphabet).
+    Raw(&'a [u8]),
+    /// An unescaped string.
+    Text(Cow<'a, str>),
+}
+
+impl DataText<'_> {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            DataText::Raw(b) => b,
+            DataText::Text(s) => s.as_bytes(),
+        }
+    }
+}
+
+/// A `size` as found on the wire.
+pub(crate) enum SizeValue {
+    Null,
+    Int(u64),
+    Bad(&'static str),
+}
+
+/// A payload record's fields before validation; both the fast reader and
+/// the `serde` path fill one, so both validate alike.
+#[derive(Default)]
+pub(crate) struct RawRecord<'a> {
+    pub(crate) id: Option<Cow<'a, str>>,
+    pub(crate) dataname: Option<Cow<'a, str>>,
+    pub(crate) payload_type: Option<Cow<'a, str>>,
+    pub(crate) transport: Option<Cow<'a, str>>,
+    pub(crate) encoding: Option<Cow<'a, str>>,
+    pub(crate) size: Option<SizeValue>,
+    pub(crate) data: Option<DataText<'a>>,
+    pub(crate) extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'a> RawRecord<'a> {
+    pub(crate) fn finish(self, index: usize) -> Result<PayloadRecord> {
+        let required = |v: Option<Cow<'a, str>>, name: &'static str| match v {
+            Some(s) => Ok(s),
+            None => Err(Field::record(index, name).malformed("missing (a required field)")),
+        };
+        let dataname = required(self.dataname, "dataname")?.into_owned();
+        let type_name = required(self.payload_type, "payload_type")?;
+        let transport = required(self.transport, "transport")?;
+        let Some(data) = self.data else {
+            return Err(Field::record(index, "data").malformed("missing (a required field)"));
+        };
+        let payload_type = PayloadType::from_wire(&type_name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::UnknownPayloadType {
+                    field: Field::record(index, "payload_type").path(),
+                    name: type_name.clone().into_owned(),
+                },
+                "",
+            )
+        })?;
+        let size = match self.size {
+            None | Some(SizeValue::Null) => None,
+            Some(SizeValue::Int(n)) => Some(n),
+            Some(SizeValue::Bad(detail)) => {
+                return Err(Field::record(index, "size").malformed(detail));
+            }
+        };
+        let encoding = self.encoding.as_deref().unwrap_or("");
+        let body = match &*transport {
+            "direct" => {
+                if !matches!(encoding, "" | "base64") {
+                    return Err(Field::record(index, "encoding").malformed(format!(
+                        "a direct payload must be `base64`, found {encoding:?}"
+                    )));
+                }
+                let bytes = decode_base64(data.as_bytes(), index)?;
+                if let Some(declared) = size
+                    && declared != bytes.len() as u64
+                {
+                    return Err(Error::new(
+                        ErrorKind::SizeMismatch {
+                            field: Field::record(index, "size").path(),
+                            declared,
+                            actual: bytes.len() as u64,
+                        },
+                        "",
+                    ));
+                }
+                Body::Direct(bytes)
+            }
+            "link" => {
+                if !matches!(encoding, "" | "none") {
+                    return Err(Field::record(index, "encoding")
+                        .malformed(format!("a link payload must be `none`, found {encoding:?}")));
+                }
+                let url = match data {
+                    DataText::Text(s) => s.into_owned(),
+                    DataText::Raw(b) => match core::str::from_utf8(b) {
+                        Ok(s) => s.into(),
+                        Err(_) => {
+                            return Err(Field::record(index, "data").malformed("URL is not UTF-8"));
+                        }
+                    },
+                };
+                if url.is_empty() {
+                    return Err(Field::record(index, "data").malformed("empty link URL"));
+                }
+                Body::Link { url, size }
+            }
+            other => {
+                return Err(Field::record(index, "transport")
+                    .malformed(format!("expected `direct` or `link`, found {other:?}")));
+            }
+        };
+        Ok(PayloadRecord {
+            id: self.id.map(Cow::into_owned).unwrap_or_default(),
+            dataname,
+            payload_type,
+            body,
+            extra: self.extra,
+        })
+    }
+}
+
+/// Decodes standard base64; line breaks and other ASCII whitespace (added by
+/// MIME-style encoders and MicroPython's `binascii`) are accepted.
+pub(crate) fn decode_base64(src: &[u8], index: usize) -> Result<Bytes> {
+    if let Ok(v) = base64_simd::STANDARD.decode_to_vec(src) {
+        return Ok(Bytes::from(v));
+    }
+    match base64_simd::forgiving_decode_to_vec(src) {
+        Ok(v) => Ok(Bytes::from(v)),
+        Err(_) => {
+            let detail = match src.iter().position(|&c| {
+                !(c.is_ascii_alphanumeric()
+                    || matches!(c, b'+' | b'/' | b'=')
+                    || c.is_ascii_whitespace())
+            }) {
+                Some(at) => {
+                    format!("byte {at} ({:?}) is not in the base64 alphabet", src[at] as char)
+                }
+                None => format!("bad length or padding ({} characters)", src.len()),
+            };
+            Err(Error::new(
+                ErrorKind::Base64 { field: Field::record(index, "data").path() },
+                detail,
+            ))
+        }
+    }
+}
+
+pub(crate) struct Reader<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+fn describe(first: Option<u8>) -> &'static str {
+    match first {
+        Some(b'"') => "a string",
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        Some(b'-' | b'0'..=b'9') => "a number",
+        _ => "nothing",
+    }
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(b: &'a [u8]) -> Self {
+        Reader { b, i: 0 }
+    }
+
+    fn syntax(&self, detail: impl Into<String>) -> Error {
+        Error::new(ErrorKind::NotJson { offset: self.i }, detail)
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> Result<()> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(self.syntax(format!("expected `{}`", c as char)))
+        }
+    }
+
+    /// Scans a string starting at its opening quote. Returns the content's
+    /// range and whether it holds escapes.
+    fn raw_string(&mut self) -> Result<(usize, usize, bool)> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            match memchr::memchr2(b'"', b'\\', &self.b[self.i..]) {
+                Some(at) if self.b[self.i + at] == b'"' => {
+                    let end = self.i + at;
+                    self.i = end + 1;
+                    return Ok((start, end, escaped));
+                }
+                Some(at) => {
+                    escaped = true;
+                    self.i += at + 2;
+                    if self.i > self.b.len() {
+                        self.i = start - 1;
+                        return Err(self.syntax("unterminated string"));
+                    }
+                }
+                None => {
+                    self.i = start - 1;
+                    return Err(self.syntax("unterminated string"));
+                }
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<Cow<'a, str>> {
+        let at = self.i;
+        let (start, end, escaped) = self.raw_string()?;
+        let raw = &self.b[start..end];
+        let fail = |detail: &str| Error::new(ErrorKind::NotJson { offset: at }, detail);
+        if raw.iter().any(|&c| c < 0x20) {
+            return Err(fail("control character in string"));
+        }
+        if !escaped {
+            return core::str::from_utf8(raw)
+                .map(Cow::Borrowed)
+                .map_err(|_| fail("string is not UTF-8"));
+        }
+        unescape(raw).map(Cow::Owned).map_err(fail)
+    }
+
+    /// Delimits any JSON value, returning its bytes (validated later by
+    /// `serde_json` or by the caller).
+    fn skip_value(&mut self) -> Result<&'a [u8]> {
+        let start = self.i;
+        match self.peek() {
+            Some(b'"') => {
+                self.raw_string()?;
+            }
+            Some(b'{' | b'[') => {
+                let mut depth = 0usize;
+                loop {
+                    match self.peek() {
+                        Some(b'"') => {
+                            self.raw_string()?;
+                            continue;
+                        }
+                        Some(b'{' | b'[') => depth += 1,
+                        Some(b'}' | b']') => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.i += 1;
+                                break;
+                            }
+                        }
+                        Some(_) => {}
+                        None => return Err(self.syntax("unterminated object or array")),
+                    }
+                    self.i += 1;
+                }
+            }
+            Some(_) => {
+                while let Some(c) = self.peek() {
+                    if matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+                        break;
+                    }
+                    self.i += 1;
+                }
+                if self.i == start {
+                    return Err(self.syntax("expected a value"));
+                }
+            }
+            None => return Err(self.syntax("expected a value")),
+        }
+        Ok(&self.b[start..self.i])
+    }
+
+    fn json_value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+        let at = self.i;
+        let raw = self.skip_value()?;
+        serde_json::from_slice(raw)
+            .map_err(|e| Error::new(ErrorKind::NotJson { offset: at }, e.to_string()))
+    }
+
+    /// A string field; `null` reads as empty.
+    fn str_field(&mut self, field: Field) -> Result<Cow<'a, str>> {
+        match self.peek() {
+            Some(b'"') => self.string(),
+            Some(b'n') => {
+                self.literal(b"null")?;
+                Ok(Cow::Borrowed(""))
+            }
+            other => Err(field.malformed(format!("expected a string, found {}", describe(other)))),
+        }
+    }
+
+    fn literal(&mut self, lit: &[u8]) -> Result<()> {
+        if self.b[self.i..].starts_with(lit) {
+            self.i += lit.len();
+            Ok(())
+        } else {
+            Err(self.syntax("invalid literal"))
+        }
+    }
+
+    fn object_field(&mut self, field: Field) -> Result<serde_json::Map<String, serde_json::Value>> {
+        match self.peek() {
+            Some(b'{') => self.json_value(),
+            Some(b'n') => {
+                self.literal(b"null")?;
+                Ok(serde_json::Map::new())
+            }
+            other => Err(field.malformed(format!("expected an object, found {}", describe(other)))),
+        }
+    }
+
+    fn size_field(&mut self) -> Result<SizeValue> {
+        let first = self.peek();
+        if !matches!(first, Some(b'-' | b'0'..=b'9' | b'n')) {
+            self.skip_value()?;
+            return Ok(SizeValue::Bad(match describe(first) {
+                "a string" => "expected a non-negative integer, found a string",
+                "an object" => "expected a non-negative integer, found an object",
+                "an array" => "expected a non-negative integer, found an array",
+                _ => "expected a non-negative integer, found a boolean",
+            }));
+        }
+        let at = self.i;
+        let raw = self.skip_value()?;
+        if raw == b"null" {
+            return Ok(SizeValue::Null);
+        }
+        let text = core::str::from_utf8(raw)
+            .map_err(|_| Error::new(ErrorKind::NotJson { offset: at }, "invalid number"))?;
+        size_from_number_text(text)
+            .ok_or_else(|| Error::new(ErrorKind::NotJson { offset: at }, "invalid number"))
+    }
+
+    /// Sequence helper: after a member, `,` continues and `close` ends.
+    fn next_member(&mut self, close: u8) -> Result<bool> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.i += 1;
+                self.ws();
+                Ok(true)
+            }
+            Some(c) if c == close => {
+                self.i += 1;
+                Ok(false)
+            }
+            _ => Err(self.syntax(format!("expected `,` or `{}`", close as char))),
+        }
+    }
+
+    fn key(&mut self) -> Result<Cow<'a, str>> {
+        let key = self.string()?;
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        Ok(key)
+    }
+
+    fn record(&mut self, index: usize) -> Result<PayloadRecord> {
+        if self.peek() != Some(b'{') {
+            return Err(Field::record(index, "")
+                .malformed(format!("expected an object, found {}", describe(self.peek()))));
+        }
+        self.i += 1;
+        self.ws();
+        let mut raw = RawRecord::default();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+        } else {
+            loop {
+                let key = self.key()?;
+                let f = |name| Field::record(index, name);
+                match &*key {
+                    "id" => raw.id = Some(self.str_field(f("id"))?),
+                    "dataname" => raw.dataname = Some(self.str_field(f("dataname"))?),
+                    "payload_type" => raw.payload_type = Some(self.str_field(f("payload_type"))?),
+                    "transport" => raw.transport = Some(self.str_field(f("transport"))?),
+                    "encoding" => raw.encoding = Some(self.str_field(f("encoding"))?),
+                    "size" => raw.size = Some(self.size_field()?),
+                    "data" => raw.data = Some(self.data_field(index)?),
+                    _ => {
+                        let value = self.json_value()?;
+                        raw.extra.insert(key.into_owned(), value);
+                    }
+                }
+                if !self.next_member(b'}')? {
+                    break;
+                }
+            }
+        }
+        raw.finish(index)
+    }
+
+    fn data_field(&mut self, index: usize) -> Result<DataText<'a>> {
+        match self.peek() {
+            Some(b'"') => {
+                let at = self.i;
+                let (start, end, escaped) = self.raw_string()?;
+                if !escaped {
+                    return Ok(DataText::Raw(&self.b[start..end]));
+                }
+                self.i = at;
+                Ok(DataText::Text(self.string()?))
+            }
+            other => Err(Field::record(index, "data")
+                .malformed(format!("expected a string, found {}", describe(other)))),
+        }
+    }
+
+    fn payloads(&mut self) -> Result<Vec<PayloadRecord>> {
+        if self.peek() != Some(b'[') {
+            return Err(Field::top("payloads")
+                .malformed(format!("expected an array, found {}", describe(self.peek()))));
+        }
+        self.i += 1;
+        self.ws();
+        let mut out = Vec::new();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(out);
+        }
+        loop {
+            out.push(self.record(out.len())?);
+            if !self.next_member(b']')? {
+                return Ok(out);
+            }
+        }
+    }
+
+    pub(crate) fn envelope(mut self) -> Result<Envelope> {
+        self.ws();
+        if self.peek() != Some(b'{') {
+            return Err(self.syntax(format!("expected an object, found {}", describe(self.peek()))));
+        }
+        self.i += 1;
+        self.ws();
+        let mut env = Envelope::default();
+        let mut payloads = None;
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+        } else {
+            loop {
+                let key = self.key()?;
+                let slot = match &*key {
+                    "correlation_id" => Some(&mut env.correlation_id),
+                    "msg_id" => Some(&mut env.msg_id),
+                    "timestamp" => Some(&mut env.timestamp),
+                    "send_to" => Some(&mut env.send_to),
+                    "msg_purpose" => Some(&mut env.msg_purpose),
+                    "sender_name" => Some(&mut env.sender_name),
+                    "sender_id" => Some(&mut env.sender_id),
+                    "receiver_name" => Some(&mut env.receiver_name),
+                    "receiver_id" => Some(&mut env.receiver_id),
+                    "reply_to" => Some(&mut env.reply_to),
+                    "reply_to_msg_id" => Some(&mut env.reply_to_msg_id),
+                    "broker_url" => Some(&mut env.broker_url),
+                    _ => None,
+                };
+                if let Some(slot) = slot {
+                    let name = top_field_name(&key);
+                    *slot = self.str_field(Field::top(name))?.into_owned();
+                } else {
+                    match &*key {
+                        "metadata" => env.metadata = self.object_field(Field::top("metadata"))?,
+                        "payloads" => payloads = Some(self.payloads()?),
+                        _ => {
+                            let value = self.json_value()?;
+                            env.extra.insert(key.into_owned(), value);
+                        }
+                    }
+                }
+                if !self.next_member(b'}')? {
+                    break;
+                }
+            }
+        }
+        self.ws();
+        if self.i != self.b.len() {
+            return Err(self.syntax("trailing characters after the envelope"));
+        }
+        env.payloads = payloads
+            .ok_or_else(|| Field::top("payloads").malformed("missing (a required field)"))?;
+        Ok(env)
+    }
+}
+
+/// The static name of a known top-level string field.
+pub(crate) fn top_field_name(key: &str) -> &'static str {
+    const NAMES: [&str; 12] = [
+        "correlation_id",
+        "msg_id",
+        "timestamp",
+        "send_to",
+        "msg_purpose",
+        "sender_name",
+        "sender_id",
+        "receiver_name",
+        "receiver_id",
+        "reply_to",
+        "reply_to_msg_id",
+        "broker_url",
+    ];
+    NAMES.into_iter().find(|n| *n == key).unwrap_or("?")
+}
+
+/// Reads a JSON number as a byte count: an integer, or a float with no
+/// fractional part (some encoders write `15433.0`).
+pub(crate) fn size_from_number_text(text: &str) -> Option<SizeValue> {
+    if let Ok(n) = text.parse::<u64>() {
+        return Some(SizeValue::Int(n));
+    }
+    let x: f64 = text.parse().ok()?;
+    if (0.0..9.007_199_254_740_992e15).contains(&x) && (x as u64) as f64 == x {
+        Some(SizeValue::Int(x as u64))
+    } else {
+        Some(SizeValue::Bad("expected a non-negative integer, found a fraction or negative number"))
+    }
+}
+
+fn hex4(b: &[u8]) -> Option<u32> {
+    if b.len() < 4 {
+        return None;
+    }
+    let mut v = 0u32;
+    for &c in &b[..4] {
+        v = v * 16 + (c as char).to_digit(16)?;
+    }
+    Some(v)
+}
+
+/// Resolves JSON escapes.
+fn unescape(raw: &[u8]) -> Result<String, &'static str> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let c = raw[i];
+        if c != b'\\' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let esc = *raw.get(i + 1).ok_or("unterminated escape")?;
+        i += 2;
+        let simple = match esc {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => 0,
+            _ => return Err("invalid escape"),
+        };
+        if esc != b'u' {
+            out.push(simple);
+            continue;
+        }
+        let hi = hex4(&raw[i..]).ok_or("invalid \\u escape")?;
+        i += 4;
+        let code = if (0xD800..0xDC00).contains(&hi) {
+            if raw.get(i) != Some(&b'\\') || raw.get(i + 1) != Some(&b'u') {
+                return Err("lone surrogate in \\u escape");
+            }
+            let lo = hex4(&raw[i + 2..]).ok_or("invalid \\u escape")?;
+            if !(0xDC00..0xE000).contains(&lo) {
+                return Err("lone surrogate in \\u escape");
+            }
+            i += 6;
+            0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+        } else {
+            hi
+        };
+        let ch = char::from_u32(code).ok_or("lone surrogate in \\u escape")?;
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+    }
+    String::from_utf8(out).map_err(|_| "string is not UTF-8")
+}
+
+impl Envelope {
+    /// Parses an envelope from its wire JSON and decodes every direct
+    /// payload (checking its length against `size`).
+    ///
+    /// Lenient where the spec says so: unknown keys are kept, missing
+    /// optional strings read as empty (as does `null`), a missing
+    /// `metadata` reads as `{}`, `table` is accepted for `arrowtable`, and
+    /// base64 may carry line breaks. Link payloads are left as links for a
+    /// download handler. The error names the field and what was wrong.
+    pub fn from_json(bytes: &[u8]) -> Result<Envelope> {
+        Reader::new(bytes).envelope()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescape_handles_every_escape() {
+        assert_eq!(unescape(br#"a\"b\\c\/d\b\f\n\r\t"#).unwrap(), "a\"b\\c/d\u{8}\u{c}\n\r\t");
+        assert_eq!(unescape(br"\u00e9\ud83d\ude00").unwrap(), "é😀");
+        assert!(unescape(br"\ud83d").is_err());
+        assert!(unescape(br"\x").is_err());
+        assert!(unescape(br"\u12").is_err());
+    }
+
+    #[test]
+    fn sizes_accept_integral_floats_only() {
+        assert!(matches!(size_from_number_text("15433"), Some(SizeValue::Int(15433))));
+        assert!(matches!(size_from_number_text("15433.0"), Some(SizeValue::Int(15433))));
+        assert!(matches!(size_from_number_text("1.5e3"), Some(SizeValue::Int(1500))));
+        assert!(matches!(size_from_number_text("-1"), Some(SizeValue::Bad(_))));
+        assert!(matches!(size_from_number_text("2.5"), Some(SizeValue::Bad(_))));
+        assert!(size_from_number_text("12abc").is_none());
+    }
+}

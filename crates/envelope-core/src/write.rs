@@ -1,0 +1,259 @@
+//! Envelope to JSON, in one pass, straight into the output buffer.
+//!
+//! The writer is generic over a [`Sink`] so that the same code both measures
+//! the envelope (to reserve the buffer once, and for the transport plan) and
+//! writes it. Base64 goes straight from the payload bytes into the output:
+//! its alphabet needs no JSON escaping, so there is no intermediate string.
+
+use crate::envelope::{Body, Envelope, PayloadRecord};
+use crate::prelude::*;
+use crate::{Error, ErrorKind, Result};
+
+pub(crate) trait Sink {
+    fn raw(&mut self, bytes: &[u8]);
+    fn base64(&mut self, data: &[u8]);
+}
+
+/// Counts the bytes that would be written.
+pub(crate) struct Counter(pub(crate) usize);
+
+impl Sink for Counter {
+    #[inline]
+    fn raw(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len();
+    }
+    #[inline]
+    fn base64(&mut self, data: &[u8]) {
+        self.0 += base64_len(data.len());
+    }
+}
+
+impl Sink for Vec<u8> {
+    #[inline]
+    fn raw(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    #[inline]
+    fn base64(&mut self, data: &[u8]) {
+        base64_simd::STANDARD.encode_append(data, self);
+    }
+}
+
+/// Length of standard padded base64 for `n` bytes.
+pub(crate) const fn base64_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
+}
+
+/// Bytes that must be escaped inside a JSON string.
+#[inline]
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+pub(crate) fn write_str<S: Sink>(out: &mut S, s: &str) {
+    let b = s.as_bytes();
+    out.raw(b"\"");
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if !needs_escape(c) {
+            continue;
+        }
+        out.raw(&b[start..i]);
+        match c {
+            b'"' => out.raw(b"\\\""),
+            b'\\' => out.raw(b"\\\\"),
+            b'\n' => out.raw(b"\\n"),
+            b'\r' => out.raw(b"\\r"),
+            b'\t' => out.raw(b"\\t"),
+            0x08 => out.raw(b"\\b"),
+            0x0c => out.raw(b"\\f"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.raw(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
+            }
+        }
+        start = i + 1;
+    }
+    out.raw(&b[start..]);
+    out.raw(b"\"");
+}
+
+fn write_u64<S: Sink>(out: &mut S, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.raw(&buf[i..]);
+}
+
+fn write_map<S: Sink>(out: &mut S, map: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+    if map.is_empty() {
+        out.raw(b"{}");
+        return Ok(());
+    }
+    let json = serde_json::to_vec(map).map_err(|e| Error::new(ErrorKind::Encode, e.to_string()))?;
+    out.raw(&json);
+    Ok(())
+}
+
+/// Writes the extension keys of a map after fields already written.
+fn write_extra<S: Sink>(
+    out: &mut S,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> Result<()> {
+    for (key, value) in extra {
+        out.raw(b",");
+        write_str(out, key);
+        out.raw(b":");
+        let json =
+            serde_json::to_vec(value).map_err(|e| Error::new(ErrorKind::Encode, e.to_string()))?;
+        out.raw(&json);
+    }
+    Ok(())
+}
+
+pub(crate) fn write_record<S: Sink>(out: &mut S, rec: &PayloadRecord) -> Result<()> {
+    write_record_with(out, rec, &rec.body)
+}
+
+/// Writes `rec` as if its body were `body` (the plan measures a record as a
+/// link before it is one).
+pub(crate) fn write_record_with<S: Sink>(
+    out: &mut S,
+    rec: &PayloadRecord,
+    body: &Body,
+) -> Result<()> {
+    out.raw(b"{\"id\":");
+    write_str(out, &rec.id);
+    out.raw(b",\"dataname\":");
+    write_str(out, &rec.dataname);
+    out.raw(b",\"payload_type\":\"");
+    out.raw(rec.payload_type.as_str().as_bytes());
+    match body {
+        Body::Direct(bytes) => {
+            out.raw(b"\",\"transport\":\"direct\",\"encoding\":\"base64\",\"size\":");
+            write_u64(out, bytes.len() as u64);
+            out.raw(b",\"data\":\"");
+            out.base64(bytes);
+            out.raw(b"\"");
+        }
+        Body::Link { url, size } => {
+            out.raw(b"\",\"transport\":\"link\",\"encoding\":\"none\",\"size\":");
+            match size {
+                Some(n) => write_u64(out, *n),
+                None => out.raw(b"null"),
+            }
+            out.raw(b",\"data\":");
+            write_str(out, url);
+        }
+    }
+    write_extra(out, &rec.extra)?;
+    out.raw(b"}");
+    Ok(())
+}
+
+pub(crate) fn write_envelope<S: Sink>(out: &mut S, env: &Envelope) -> Result<()> {
+    let fields: [(&[u8], &str); 12] = [
+        (b"{\"correlation_id\":", &env.correlation_id),
+        (b",\"msg_id\":", &env.msg_id),
+        (b",\"timestamp\":", &env.timestamp),
+        (b",\"send_to\":", &env.send_to),
+        (b",\"msg_purpose\":", &env.msg_purpose),
+        (b",\"sender_name\":", &env.sender_name),
+        (b",\"sender_id\":", &env.sender_id),
+        (b",\"receiver_name\":", &env.receiver_name),
+        (b",\"receiver_id\":", &env.receiver_id),
+        (b",\"reply_to\":", &env.reply_to),
+        (b",\"reply_to_msg_id\":", &env.reply_to_msg_id),
+        (b",\"broker_url\":", &env.broker_url),
+    ];
+    for (key, value) in fields {
+        out.raw(key);
+        write_str(out, value);
+    }
+    out.raw(b",\"metadata\":");
+    write_map(out, &env.metadata)?;
+    out.raw(b",\"payloads\":[");
+    for (i, rec) in env.payloads.iter().enumerate() {
+        if i > 0 {
+            out.raw(b",");
+        }
+        write_record(out, rec)?;
+    }
+    out.raw(b"]");
+    write_extra(out, &env.extra)?;
+    out.raw(b"}");
+    Ok(())
+}
+
+impl Envelope {
+    /// The exact byte length of [`Envelope::to_json`]'s output, computed
+    /// without encoding any payload.
+    pub fn json_len(&self) -> Result<usize> {
+        let mut counter = Counter(0);
+        write_envelope(&mut counter, self)?;
+        Ok(counter.0)
+    }
+
+    /// Serializes the envelope to its wire JSON.
+    ///
+    /// The buffer is sized exactly first, then each direct payload is base64
+    /// encoded straight into it: one pass over each payload, no
+    /// intermediate string. Fails only if a `metadata` or extension value
+    /// cannot be serialized.
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.json_len()?);
+        write_envelope(&mut out, self)?;
+        Ok(out)
+    }
+
+    /// Appends the wire JSON to `out` (which can be reused across messages).
+    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<()> {
+        out.reserve(self.json_len()?);
+        write_envelope(out, self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(s: &str) -> String {
+        let mut v = Vec::new();
+        write_str(&mut v, s);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn strings_are_escaped_as_json_requires() {
+        assert_eq!(escaped("plain"), "\"plain\"");
+        assert_eq!(escaped("a\"b\\c\nd\u{1}é"), "\"a\\\"b\\\\c\\nd\\u0001é\"");
+        for s in ["", "\t\r\u{8}\u{c}", "日本語 \u{1f}", "\\\\\""] {
+            let back: String = serde_json::from_str(&escaped(s)).unwrap();
+            assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn counter_agrees_with_writer_for_strings() {
+        for s in ["", "x", "a\"b\u{0}", "ünïcödé\n"] {
+            let mut c = Counter(0);
+            write_str(&mut c, s);
+            assert_eq!(c.0, escaped(s).len());
+        }
+    }
+
+    #[test]
+    fn base64_len_matches_the_encoder() {
+        for n in 0..50 {
+            let data = vec![7u8; n];
+            assert_eq!(base64_len(n), base64_simd::STANDARD.encode_to_string(&data).len());
+        }
+    }
+}
