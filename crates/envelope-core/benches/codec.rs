@@ -1,1 +1,108 @@
-fn main() {}
+//! The envelope codec against a plain copy of the same bytes, in one run.
+//!
+//! `cargo bench -p natsbridge-envelope-core --bench codec`; `cargo xtask
+//! bench-codec` runs it and writes `docs/BENCHMARKS.md`. Throughput is in
+//! envelope bytes, so build, parse and the copy compare directly.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use natsbridge_envelope_core::{Envelope, Payload, SendOptions};
+
+/// UUID v4 strings from a xorshift generator: the formatting work of a
+/// real id source without the operating system's randomness in the timing.
+fn ids() -> impl FnMut() -> String {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    move || {
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (a, b) = (next(), next());
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&a.to_le_bytes());
+        bytes[8..].copy_from_slice(&b.to_le_bytes());
+        natsbridge_envelope_core::uuid_v4_from_random(bytes)
+    }
+}
+
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(1_763_807_400).unwrap()
+}
+
+fn envelope_with(payload: Payload) -> Envelope {
+    let options = SendOptions { reply_to: "bench.reply".into(), ..SendOptions::default() };
+    Envelope::pack("bench.subject", vec![payload], options, &mut ids(), &now)
+}
+
+fn large(c: &mut Criterion) {
+    // 400 KB of incompressible-looking bytes (a real payload, not zeros).
+    let bytes: Vec<u8> =
+        (0..400_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let env = envelope_with(Payload::binary("blob", bytes));
+    let json = env.to_json().unwrap();
+    let mut group = c.benchmark_group("envelope_400KB");
+    group.throughput(Throughput::Bytes(json.len() as u64));
+    group.bench_function("copy", |b| {
+        // The baseline: allocate a buffer of the envelope's size and copy
+        // the envelope into it, what any codec must do at least once.
+        b.iter(|| black_box(black_box(&json[..]).to_vec()))
+    });
+    group.bench_function("build", |b| b.iter(|| black_box(black_box(&env).to_json().unwrap())));
+    group.bench_function("parse_decode", |b| {
+        b.iter(|| black_box(Envelope::from_json(black_box(&json)).unwrap()))
+    });
+    group.finish();
+}
+
+fn small(c: &mut Criterion) {
+    let mut group = c.benchmark_group("envelope_128B");
+    let text = "x".repeat(128);
+    let options = SendOptions { reply_to: "bench.reply".into(), ..SendOptions::default() };
+    let mut id_source = ids();
+    let sample = envelope_with(Payload::text("message", text.clone())).to_json().unwrap();
+    group.throughput(Throughput::Bytes(sample.len() as u64));
+    group.bench_function("copy", |b| b.iter(|| black_box(black_box(&sample[..]).to_vec())));
+    group.bench_function(BenchmarkId::new("build_parse", "pack+to_json+from_json"), |b| {
+        b.iter(|| {
+            let env = Envelope::pack(
+                "bench.subject",
+                vec![Payload::text("message", black_box(text.as_str()))],
+                options.clone(),
+                &mut id_source,
+                &now,
+            );
+            let json = env.to_json().unwrap();
+            black_box(Envelope::from_json(&json).unwrap())
+        })
+    });
+    let env = Envelope::pack(
+        "bench.subject",
+        vec![Payload::text("message", text.as_str())],
+        options.clone(),
+        &mut id_source,
+        &now,
+    );
+    group.bench_function("pack", |b| {
+        b.iter(|| {
+            black_box(Envelope::pack(
+                "bench.subject",
+                vec![Payload::text("message", black_box(text.as_str()))],
+                options.clone(),
+                &mut id_source,
+                &now,
+            ))
+        })
+    });
+    group.bench_function("to_json", |b| b.iter(|| black_box(black_box(&env).to_json().unwrap())));
+    let json = env.to_json().unwrap();
+    group.bench_function("from_json", |b| {
+        b.iter(|| black_box(Envelope::from_json(black_box(&json)).unwrap()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, large, small);
+criterion_main!(benches);

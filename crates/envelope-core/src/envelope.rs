@@ -176,15 +176,18 @@ pub fn uuid_v4_from_random(mut bytes: [u8; 16]) -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(36);
+    let mut out = [b'-'; 36];
+    let mut at = 0;
     for (i, b) in bytes.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
+            at += 1;
         }
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 0x0f) as usize] as char);
+        out[at] = HEX[(b >> 4) as usize];
+        out[at + 1] = HEX[(b & 0x0f) as usize];
+        at += 2;
     }
-    s
+    // Only hex digits and hyphens were written.
+    core::str::from_utf8(&out).map(String::from).unwrap_or_default()
 }
 
 /// A source of the current time, for `timestamp`.
@@ -254,17 +257,14 @@ impl Envelope {
     pub fn pack(
         subject: &str,
         payloads: Vec<Payload>,
-        options: &SendOptions,
+        options: SendOptions,
         ids: &mut dyn IdSource,
         clock: &dyn Clock,
     ) -> Envelope {
-        let mut id_or_new = |given: &Option<String>| match given {
-            Some(id) => id.clone(),
-            None => ids.next_id(),
-        };
-        let correlation_id = id_or_new(&options.correlation_id);
-        let msg_id = id_or_new(&options.msg_id);
-        let sender_id = id_or_new(&options.sender_id);
+        let mut id_or_new = |given: Option<String>| given.unwrap_or_else(|| ids.next_id());
+        let correlation_id = id_or_new(options.correlation_id);
+        let msg_id = id_or_new(options.msg_id);
+        let sender_id = id_or_new(options.sender_id);
         let payloads =
             payloads.into_iter().map(|p| PayloadRecord::direct(ids.next_id(), p)).collect();
         Envelope {
@@ -272,15 +272,15 @@ impl Envelope {
             msg_id,
             timestamp: format_rfc3339(clock.now_utc()),
             send_to: subject.into(),
-            msg_purpose: options.msg_purpose.clone(),
-            sender_name: options.sender_name.clone(),
+            msg_purpose: options.msg_purpose,
+            sender_name: options.sender_name,
             sender_id,
-            receiver_name: options.receiver_name.clone(),
-            receiver_id: options.receiver_id.clone(),
-            reply_to: options.reply_to.clone(),
-            reply_to_msg_id: options.reply_to_msg_id.clone(),
-            broker_url: options.broker_url.clone(),
-            metadata: options.metadata.clone(),
+            receiver_name: options.receiver_name,
+            receiver_id: options.receiver_id,
+            reply_to: options.reply_to,
+            reply_to_msg_id: options.reply_to_msg_id,
+            broker_url: options.broker_url,
+            metadata: options.metadata,
             payloads,
             extra: serde_json::Map::new(),
         }

@@ -28,7 +28,7 @@
 //! let envelope = Envelope::pack(
 //!     "chat.room1",
 //!     vec![Payload::text("message_text", "Hello!")],
-//!     &SendOptions::default(),
+//!     SendOptions::default(),
 //!     &mut ids,
 //!     &now,
 //! );
@@ -42,7 +42,7 @@
 //! ```
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![deny(missing_docs)]
+#![deny(missing_docs, unsafe_code)]
 
 extern crate alloc;
 
@@ -51,6 +51,7 @@ mod error;
 mod payload;
 mod plan;
 mod read;
+mod scan;
 mod serde_impl;
 mod timestamp;
 mod write;
@@ -62,7 +63,7 @@ mod prelude {
     pub(crate) use alloc::string::{String, ToString};
     pub(crate) use alloc::vec::Vec;
     pub(crate) use bytes::Bytes;
-    pub(crate) use core::fmt::{self, Write as _};
+    pub(crate) use core::fmt;
 }
 
 pub use crate::envelope::{

@@ -133,7 +133,7 @@ mod tests {
             n += 1;
             format!("00000000-0000-4000-8000-{n:012}")
         };
-        Envelope::pack("t", payloads.collect(), &SendOptions::default(), &mut ids, &|| {
+        Envelope::pack("t", payloads.collect(), SendOptions::default(), &mut ids, &|| {
             time::OffsetDateTime::UNIX_EPOCH
         })
     }

@@ -189,6 +189,13 @@ pub(crate) fn decode_base64(src: &[u8], index: usize) -> Result<Bytes> {
     }
 }
 
+/// What [`Reader::scan_string`] found.
+struct StringScan {
+    start: usize,
+    end: usize,
+    escaped: bool,
+}
+
 pub(crate) struct Reader<'a> {
     b: &'a [u8],
     i: usize,
@@ -227,6 +234,7 @@ impl<'a> Reader<'a> {
         self.b.get(self.i).copied()
     }
 
+    #[inline]
     fn eat(&mut self, c: u8) -> Result<()> {
         if self.peek() == Some(c) {
             self.i += 1;
@@ -239,41 +247,53 @@ impl<'a> Reader<'a> {
     /// Scans a string starting at its opening quote. Returns the content's
     /// range and whether it holds escapes.
     fn raw_string(&mut self) -> Result<(usize, usize, bool)> {
+        let scan = self.scan_string()?;
+        Ok((scan.start, scan.end, scan.escaped))
+    }
+
+    /// Scans a string from its opening quote to its closing one.
+    ///
+    /// Raw control characters inside strings are tolerated (JSON forbids
+    /// them, Python's `json.loads(strict=False)` and others accept them;
+    /// nothing is lost by reading them), so the scan only looks for `"` and
+    /// `\`, with memchr's SIMD search.
+    #[inline]
+    fn scan_string(&mut self) -> Result<StringScan> {
         self.eat(b'"')?;
         let start = self.i;
         let mut escaped = false;
+        let mut i = start;
         loop {
-            match memchr::memchr2(b'"', b'\\', &self.b[self.i..]) {
-                Some(at) if self.b[self.i + at] == b'"' => {
-                    let end = self.i + at;
-                    self.i = end + 1;
-                    return Ok((start, end, escaped));
-                }
-                Some(at) => {
-                    escaped = true;
-                    self.i += at + 2;
-                    if self.i > self.b.len() {
-                        self.i = start - 1;
-                        return Err(self.syntax("unterminated string"));
-                    }
-                }
-                None => {
-                    self.i = start - 1;
-                    return Err(self.syntax("unterminated string"));
-                }
+            let Some(k) = memchr::memchr2(b'"', b'\\', &self.b[i..]) else {
+                self.i = start - 1;
+                return Err(self.syntax("unterminated string"));
+            };
+            let at = i + k;
+            if self.b[at] == b'"' {
+                self.i = at + 1;
+                return Ok(StringScan { start, end: at, escaped });
+            }
+            escaped = true;
+            i = at + 2;
+            if i > self.b.len() {
+                self.i = start - 1;
+                return Err(self.syntax("unterminated string"));
             }
         }
     }
 
+    #[inline]
     fn string(&mut self) -> Result<Cow<'a, str>> {
         let at = self.i;
-        let (start, end, escaped) = self.raw_string()?;
-        let raw = &self.b[start..end];
+        let scan = self.scan_string()?;
+        let raw = &self.b[scan.start..scan.end];
         let fail = |detail: &str| Error::new(ErrorKind::NotJson { offset: at }, detail);
-        if raw.iter().any(|&c| c < 0x20) {
-            return Err(fail("control character in string"));
-        }
-        if !escaped {
+        if !scan.escaped {
+            if raw.is_ascii() {
+                // SAFETY: every byte is below 0x80, and ASCII is valid UTF-8.
+                #[allow(unsafe_code)]
+                return Ok(Cow::Borrowed(unsafe { core::str::from_utf8_unchecked(raw) }));
+            }
             return core::str::from_utf8(raw)
                 .map(Cow::Borrowed)
                 .map_err(|_| fail("string is not UTF-8"));
@@ -335,6 +355,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A string field; `null` reads as empty.
+    #[inline]
     fn str_field(&mut self, field: Field) -> Result<Cow<'a, str>> {
         match self.peek() {
             Some(b'"') => self.string(),
@@ -405,12 +426,57 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn key(&mut self) -> Result<Cow<'a, str>> {
-        let key = self.string()?;
+    /// A member's key, as its index in `keys` when it is one of them. The key
+    /// the spec's order puts next (`keys[expected]`) is checked first with
+    /// one comparison, which is what every peer writes; any order is read.
+    #[inline]
+    fn known_key(
+        &mut self,
+        keys: &[&'static str],
+        expected: usize,
+    ) -> Result<core::result::Result<usize, Cow<'a, [u8]>>> {
+        if let Some(want) = keys.get(expected) {
+            let rest = &self.b[self.i..];
+            let n = want.len();
+            if rest.len() > n + 1
+                && rest[0] == b'"'
+                && rest[n + 1] == b'"'
+                && &rest[1..n + 1] == want.as_bytes()
+            {
+                self.i += n + 2;
+                self.ws();
+                self.eat(b':')?;
+                self.ws();
+                return Ok(Ok(expected));
+            }
+        }
+        let key = self.key()?;
+        Ok(keys.iter().position(|k| k.as_bytes() == &*key).ok_or(key))
+    }
+
+    /// A member's key, as bytes: known keys are matched without UTF-8
+    /// validation; an unknown one becomes a `String` only when kept.
+    fn key(&mut self) -> Result<Cow<'a, [u8]>> {
+        let at = self.i;
+        let scan = self.scan_string()?;
+        let raw = &self.b[scan.start..scan.end];
+        let key = if scan.escaped {
+            self.i = at;
+            match self.string()? {
+                Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+                Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+            }
+        } else {
+            Cow::Borrowed(raw)
+        };
         self.ws();
         self.eat(b':')?;
         self.ws();
         Ok(key)
+    }
+
+    fn owned_key(&self, key: Cow<'a, [u8]>) -> Result<String> {
+        String::from_utf8(key.into_owned()).map_err(|_| self.syntax("key is not UTF-8"))
     }
 
     fn record(&mut self, index: usize) -> Result<PayloadRecord> {
@@ -424,20 +490,25 @@ impl<'a> Reader<'a> {
         if self.peek() == Some(b'}') {
             self.i += 1;
         } else {
+            let mut expected = 0;
             loop {
-                let key = self.key()?;
-                let f = |name| Field::record(index, name);
-                match &*key {
-                    "id" => raw.id = Some(self.str_field(f("id"))?),
-                    "dataname" => raw.dataname = Some(self.str_field(f("dataname"))?),
-                    "payload_type" => raw.payload_type = Some(self.str_field(f("payload_type"))?),
-                    "transport" => raw.transport = Some(self.str_field(f("transport"))?),
-                    "encoding" => raw.encoding = Some(self.str_field(f("encoding"))?),
-                    "size" => raw.size = Some(self.size_field()?),
-                    "data" => raw.data = Some(self.data_field(index)?),
-                    _ => {
+                let key = self.known_key(&RECORD_KEYS, expected)?;
+                if let Ok(k) = key {
+                    expected = k + 1;
+                }
+                let f = |k: usize| Field::record(index, RECORD_KEYS[k]);
+                match key {
+                    Ok(k @ 0) => raw.id = Some(self.str_field(f(k))?),
+                    Ok(k @ 1) => raw.dataname = Some(self.str_field(f(k))?),
+                    Ok(k @ 2) => raw.payload_type = Some(self.str_field(f(k))?),
+                    Ok(k @ 3) => raw.transport = Some(self.str_field(f(k))?),
+                    Ok(k @ 4) => raw.encoding = Some(self.str_field(f(k))?),
+                    Ok(5) => raw.size = Some(self.size_field()?),
+                    Ok(_) => raw.data = Some(self.data_field(index)?),
+                    Err(key) => {
+                        let key = self.owned_key(key)?;
                         let value = self.json_value()?;
-                        raw.extra.insert(key.into_owned(), value);
+                        raw.extra.insert(key, value);
                     }
                 }
                 if !self.next_member(b'}')? {
@@ -496,34 +567,27 @@ impl<'a> Reader<'a> {
         if self.peek() == Some(b'}') {
             self.i += 1;
         } else {
+            let mut expected = 0;
             loop {
-                let key = self.key()?;
-                let slot = match &*key {
-                    "correlation_id" => Some(&mut env.correlation_id),
-                    "msg_id" => Some(&mut env.msg_id),
-                    "timestamp" => Some(&mut env.timestamp),
-                    "send_to" => Some(&mut env.send_to),
-                    "msg_purpose" => Some(&mut env.msg_purpose),
-                    "sender_name" => Some(&mut env.sender_name),
-                    "sender_id" => Some(&mut env.sender_id),
-                    "receiver_name" => Some(&mut env.receiver_name),
-                    "receiver_id" => Some(&mut env.receiver_id),
-                    "reply_to" => Some(&mut env.reply_to),
-                    "reply_to_msg_id" => Some(&mut env.reply_to_msg_id),
-                    "broker_url" => Some(&mut env.broker_url),
-                    _ => None,
-                };
-                if let Some(slot) = slot {
-                    let name = top_field_name(&key);
-                    *slot = self.str_field(Field::top(name))?.into_owned();
-                } else {
-                    match &*key {
-                        "metadata" => env.metadata = self.object_field(Field::top("metadata"))?,
-                        "payloads" => payloads = Some(self.payloads()?),
-                        _ => {
-                            let value = self.json_value()?;
-                            env.extra.insert(key.into_owned(), value);
-                        }
+                let key = self.known_key(&TOP_KEYS, expected)?;
+                match key {
+                    Ok(k) if k < HEADER_STRINGS => {
+                        expected = k + 1;
+                        *header_field(&mut env, k) =
+                            self.str_field(Field::top(TOP_KEYS[k]))?.into_owned();
+                    }
+                    Ok(HEADER_STRINGS) => {
+                        expected = HEADER_STRINGS + 1;
+                        env.metadata = self.object_field(Field::top("metadata"))?;
+                    }
+                    Ok(_) => {
+                        expected = TOP_KEYS.len();
+                        payloads = Some(self.payloads()?);
+                    }
+                    Err(key) => {
+                        let key = self.owned_key(key)?;
+                        let value = self.json_value()?;
+                        env.extra.insert(key, value);
                     }
                 }
                 if !self.next_member(b'}')? {
@@ -541,23 +605,48 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The static name of a known top-level string field.
-pub(crate) fn top_field_name(key: &str) -> &'static str {
-    const NAMES: [&str; 12] = [
-        "correlation_id",
-        "msg_id",
-        "timestamp",
-        "send_to",
-        "msg_purpose",
-        "sender_name",
-        "sender_id",
-        "receiver_name",
-        "receiver_id",
-        "reply_to",
-        "reply_to_msg_id",
-        "broker_url",
-    ];
-    NAMES.into_iter().find(|n| *n == key).unwrap_or("?")
+/// The top-level keys in the order the spec (and every peer) writes them:
+/// the header strings, then `metadata` and `payloads`.
+pub(crate) const TOP_KEYS: [&str; 14] = [
+    "correlation_id",
+    "msg_id",
+    "timestamp",
+    "send_to",
+    "msg_purpose",
+    "sender_name",
+    "sender_id",
+    "receiver_name",
+    "receiver_id",
+    "reply_to",
+    "reply_to_msg_id",
+    "broker_url",
+    "metadata",
+    "payloads",
+];
+
+/// How many of [`TOP_KEYS`] are header strings.
+pub(crate) const HEADER_STRINGS: usize = 12;
+
+/// The payload record's keys in the spec's order.
+const RECORD_KEYS: [&str; 7] =
+    ["id", "dataname", "payload_type", "transport", "encoding", "size", "data"];
+
+/// The header string field `TOP_KEYS[k]`, for `k < HEADER_STRINGS`.
+pub(crate) fn header_field(env: &mut Envelope, k: usize) -> &mut String {
+    match k {
+        0 => &mut env.correlation_id,
+        1 => &mut env.msg_id,
+        2 => &mut env.timestamp,
+        3 => &mut env.send_to,
+        4 => &mut env.msg_purpose,
+        5 => &mut env.sender_name,
+        6 => &mut env.sender_id,
+        7 => &mut env.receiver_name,
+        8 => &mut env.receiver_id,
+        9 => &mut env.reply_to,
+        10 => &mut env.reply_to_msg_id,
+        _ => &mut env.broker_url,
+    }
 }
 
 /// Reads a JSON number as a byte count: an integer, or a float with no

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::Result;
 use crate::envelope::{Body, Envelope, PayloadRecord};
 use crate::prelude::*;
-use crate::read::{DataText, Field, RawRecord, SizeValue, top_field_name};
+use crate::read::{DataText, Field, HEADER_STRINGS, RawRecord, SizeValue, TOP_KEYS, header_field};
 
 fn describe(v: &Value) -> &'static str {
     match v {
@@ -86,23 +86,8 @@ impl Envelope {
         let mut env = Envelope::default();
         let mut payloads = None;
         for (key, value) in map {
-            let slot = match key.as_str() {
-                "correlation_id" => Some(&mut env.correlation_id),
-                "msg_id" => Some(&mut env.msg_id),
-                "timestamp" => Some(&mut env.timestamp),
-                "send_to" => Some(&mut env.send_to),
-                "msg_purpose" => Some(&mut env.msg_purpose),
-                "sender_name" => Some(&mut env.sender_name),
-                "sender_id" => Some(&mut env.sender_id),
-                "receiver_name" => Some(&mut env.receiver_name),
-                "receiver_id" => Some(&mut env.receiver_id),
-                "reply_to" => Some(&mut env.reply_to),
-                "reply_to_msg_id" => Some(&mut env.reply_to_msg_id),
-                "broker_url" => Some(&mut env.broker_url),
-                _ => None,
-            };
-            if let Some(slot) = slot {
-                *slot = str_value(value, Field::top(top_field_name(&key)))?;
+            if let Some(k) = TOP_KEYS[..HEADER_STRINGS].iter().position(|k| *k == key) {
+                *header_field(&mut env, k) = str_value(value, Field::top(TOP_KEYS[k]))?;
                 continue;
             }
             match key.as_str() {

@@ -44,21 +44,14 @@ pub(crate) const fn base64_len(n: usize) -> usize {
     n.div_ceil(3) * 4
 }
 
-/// Bytes that must be escaped inside a JSON string.
-#[inline]
-fn needs_escape(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\'
-}
-
 pub(crate) fn write_str<S: Sink>(out: &mut S, s: &str) {
     let b = s.as_bytes();
     out.raw(b"\"");
     let mut start = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if !needs_escape(c) {
-            continue;
-        }
-        out.raw(&b[start..i]);
+    while let Some(k) = crate::scan::first_special(&b[start..]) {
+        let at = start + k;
+        out.raw(&b[start..at]);
+        let c = b[at];
         match c {
             b'"' => out.raw(b"\\\""),
             b'\\' => out.raw(b"\\\\"),
@@ -72,7 +65,7 @@ pub(crate) fn write_str<S: Sink>(out: &mut S, s: &str) {
                 out.raw(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
             }
         }
-        start = i + 1;
+        start = at + 1;
     }
     out.raw(&b[start..]);
     out.raw(b"\"");
@@ -203,20 +196,51 @@ impl Envelope {
 
     /// Serializes the envelope to its wire JSON.
     ///
-    /// The buffer is sized exactly first, then each direct payload is base64
-    /// encoded straight into it: one pass over each payload, no
-    /// intermediate string. Fails only if a `metadata` or extension value
-    /// cannot be serialized.
+    /// The buffer is reserved once from the fields' lengths, then each
+    /// direct payload is base64 encoded straight into it: one pass over
+    /// each payload, no intermediate string. Fails only if a `metadata` or
+    /// extension value cannot be serialized.
     pub fn to_json(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(self.json_len()?);
-        write_envelope(&mut out, self)?;
+        let mut out = Vec::new();
+        self.write_json(&mut out)?;
         Ok(out)
     }
 
     /// Appends the wire JSON to `out` (which can be reused across messages).
     pub fn write_json(&self, out: &mut Vec<u8>) -> Result<()> {
-        out.reserve(self.json_len()?);
+        out.reserve(self.capacity_hint());
         write_envelope(out, self)
+    }
+
+    /// The JSON length when no string needs escaping and the maps are
+    /// small: exact for almost every envelope, and cheap (no pass over the
+    /// strings). A longer result only costs the buffer a reallocation.
+    fn capacity_hint(&self) -> usize {
+        const HEADER_KEYS: usize = 260;
+        const RECORD_KEYS: usize = 110;
+        let strings = [
+            &self.correlation_id,
+            &self.msg_id,
+            &self.timestamp,
+            &self.send_to,
+            &self.msg_purpose,
+            &self.sender_name,
+            &self.sender_id,
+            &self.receiver_name,
+            &self.receiver_id,
+            &self.reply_to,
+            &self.reply_to_msg_id,
+            &self.broker_url,
+        ];
+        let mut n = HEADER_KEYS + strings.iter().map(|s| s.len()).sum::<usize>();
+        for rec in &self.payloads {
+            n += RECORD_KEYS + rec.id.len() + rec.dataname.len();
+            n += match &rec.body {
+                Body::Direct(b) => base64_len(b.len()),
+                Body::Link { url, .. } => url.len(),
+            };
+        }
+        n
     }
 }
 

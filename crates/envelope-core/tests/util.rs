@@ -24,7 +24,7 @@ pub(crate) fn epoch() -> time::OffsetDateTime {
 
 /// An envelope with the given payloads and default options.
 pub(crate) fn pack(payloads: Vec<Payload>) -> Envelope {
-    Envelope::pack("test.subject", payloads, &SendOptions::default(), &mut seq_ids(), &epoch)
+    Envelope::pack("test.subject", payloads, SendOptions::default(), &mut seq_ids(), &epoch)
 }
 
 /// Parses through both paths (the fast reader and serde) and checks they
