@@ -140,7 +140,9 @@ fn estimate(group: &str, bench: &str) -> Result<Estimate> {
 }
 
 fn bench(quick: bool) -> Result {
-    let time = if quick { ["--warm-up-time", "1", "--measurement-time", "2"] } else {
+    let time = if quick {
+        ["--warm-up-time", "1", "--measurement-time", "2"]
+    } else {
         ["--warm-up-time", "2", "--measurement-time", "6"]
     };
     run(cargo()
