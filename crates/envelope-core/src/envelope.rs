@@ -82,6 +82,25 @@ pub enum Body {
         /// `size` (the length cannot be checked then).
         size: Option<u64>,
     },
+    /// A link payload whose bytes have been downloaded (by a receiver);
+    /// still transport `link`, written back out as the link.
+    Fetched {
+        /// The URL the bytes came from.
+        url: String,
+        /// The downloaded bytes, checked against the declared size.
+        bytes: Bytes,
+    },
+}
+
+impl Body {
+    /// The byte length of the payload: the bytes' length when they are
+    /// here, the declared `size` of a link.
+    pub fn size(&self) -> Option<u64> {
+        match self {
+            Body::Direct(b) | Body::Fetched { bytes: b, .. } => Some(b.len() as u64),
+            Body::Link { size, .. } => *size,
+        }
+    }
 }
 
 impl PayloadRecord {
@@ -100,23 +119,20 @@ impl PayloadRecord {
     pub fn transport(&self) -> Transport {
         match self.body {
             Body::Direct(_) => Transport::Direct,
-            Body::Link { .. } => Transport::Link,
+            Body::Link { .. } | Body::Fetched { .. } => Transport::Link,
         }
     }
 
     /// The byte length of the serialized payload: the bytes' length for a
     /// direct record, the declared `size` for a link.
     pub fn size(&self) -> Option<u64> {
-        match &self.body {
-            Body::Direct(b) => Some(b.len() as u64),
-            Body::Link { size, .. } => *size,
-        }
+        self.body.size()
     }
 
     /// The payload bytes, when they are here (direct, or fetched).
     pub fn bytes(&self) -> Option<&Bytes> {
         match &self.body {
-            Body::Direct(b) => Some(b),
+            Body::Direct(b) | Body::Fetched { bytes: b, .. } => Some(b),
             Body::Link { .. } => None,
         }
     }
@@ -125,7 +141,7 @@ impl PayloadRecord {
     pub fn url(&self) -> Option<&str> {
         match &self.body {
             Body::Direct(_) => None,
-            Body::Link { url, .. } => Some(url),
+            Body::Link { url, .. } | Body::Fetched { url, .. } => Some(url),
         }
     }
 
@@ -142,11 +158,9 @@ impl PayloadRecord {
     /// not been fetched, and [`ErrorKind::Decode`] when the bytes do not
     /// decode as the payload type says.
     pub fn value(&self) -> Result<PayloadValue> {
-        match &self.body {
-            Body::Direct(b) => {
-                PayloadValue::from_bytes(self.payload_type, b.clone(), &self.dataname)
-            }
-            Body::Link { .. } => Err(Error::malformed(
+        match self.bytes() {
+            Some(b) => PayloadValue::from_bytes(self.payload_type, b.clone(), &self.dataname),
+            None => Err(Error::malformed(
                 "data",
                 format!("payload {:?} is a link that has not been fetched", self.dataname),
             )),
@@ -228,6 +242,12 @@ pub struct SendOptions {
     pub broker_url: String,
     /// `metadata`, default `{}`.
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// `size_threshold`: payloads of this many bytes or more go by link
+    /// (see [`crate::PlanLimits`]). Default 500,000.
+    pub size_threshold: usize,
+    /// `is_publish`: whether the facade publishes the envelope (`false`
+    /// only builds it). Default `true`. [`Envelope::pack`] ignores it.
+    pub is_publish: bool,
 }
 
 impl Default for SendOptions {
@@ -244,6 +264,8 @@ impl Default for SendOptions {
             reply_to_msg_id: String::new(),
             broker_url: DEFAULT_BROKER_URL.into(),
             metadata: serde_json::Map::new(),
+            size_threshold: crate::DEFAULT_SIZE_THRESHOLD,
+            is_publish: true,
         }
     }
 }

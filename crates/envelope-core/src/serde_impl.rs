@@ -161,7 +161,9 @@ impl Serialize for PayloadRecord {
             Body::Direct(bytes) => {
                 map.serialize_entry("data", &base64_simd::STANDARD.encode_to_string(bytes))?
             }
-            Body::Link { url, .. } => map.serialize_entry("data", url)?,
+            Body::Link { url, .. } | Body::Fetched { url, .. } => {
+                map.serialize_entry("data", url)?
+            }
         }
         for (k, v) in &self.extra {
             map.serialize_entry(k, v)?;

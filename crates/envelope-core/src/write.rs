@@ -136,10 +136,10 @@ pub(crate) fn write_record_with<S: Sink>(
             out.base64(bytes);
             out.raw(b"\"");
         }
-        Body::Link { url, size } => {
+        Body::Link { url, .. } | Body::Fetched { url, .. } => {
             out.raw(b"\",\"transport\":\"link\",\"encoding\":\"none\",\"size\":");
-            match size {
-                Some(n) => write_u64(out, *n),
+            match body.size() {
+                Some(n) => write_u64(out, n),
                 None => out.raw(b"null"),
             }
             out.raw(b",\"data\":");
@@ -237,7 +237,7 @@ impl Envelope {
             n += RECORD_KEYS + rec.id.len() + rec.dataname.len();
             n += match &rec.body {
                 Body::Direct(b) => base64_len(b.len()),
-                Body::Link { url, .. } => url.len(),
+                Body::Link { url, .. } | Body::Fetched { url, .. } => url.len(),
             };
         }
         n

@@ -166,3 +166,18 @@ fn sent_envelope_has_exactly_the_spec_keys_in_order() {
     assert_eq!(obj["metadata"], json!({}));
     assert_eq!(obj["timestamp"], "1970-01-01T00:00:00.000000Z");
 }
+
+#[test]
+fn fetched_payload_is_written_back_as_its_link() {
+    let mut env =
+        crate::util::pack(vec![natsbridge_envelope_core::Payload::binary("b", vec![9u8; 3])]);
+    env.payloads[0].body =
+        Body::Fetched { url: "http://127.0.0.1:9/f".into(), bytes: vec![1u8, 2, 3, 4].into() };
+    assert_eq!(env.payloads[0].transport(), Transport::Link);
+    assert_eq!(env.payloads[0].bytes().unwrap().as_ref(), &[1, 2, 3, 4]);
+    let back = Envelope::from_json(&env.to_json().unwrap()).unwrap();
+    assert_eq!(
+        back.payloads[0].body,
+        Body::Link { url: "http://127.0.0.1:9/f".into(), size: Some(4) }
+    );
+}
