@@ -80,6 +80,13 @@ impl Error {
         Error { kind, detail: detail.into() }
     }
 
+    /// An error of `kind` with a human-readable detail, for layers built on
+    /// this crate that find an envelope-level problem themselves (a link
+    /// payload without a size, a finished envelope over `max_payload`).
+    pub fn from_kind(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        Error::new(kind, detail)
+    }
+
     pub(crate) fn malformed(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Error::new(ErrorKind::Malformed { field: field.into() }, detail)
     }

@@ -209,7 +209,8 @@ fn describe(first: Option<u8>) -> &'static str {
         Some(b't' | b'f') => "a boolean",
         Some(b'n') => "null",
         Some(b'-' | b'0'..=b'9') => "a number",
-        _ => "nothing",
+        Some(_) => "an invalid character",
+        None => "nothing",
     }
 }
 
@@ -388,15 +389,21 @@ impl<'a> Reader<'a> {
     }
 
     fn size_field(&mut self) -> Result<SizeValue> {
-        let first = self.peek();
-        if !matches!(first, Some(b'-' | b'0'..=b'9' | b'n')) {
-            self.skip_value()?;
-            return Ok(SizeValue::Bad(match describe(first) {
-                "a string" => "expected a non-negative integer, found a string",
-                "an object" => "expected a non-negative integer, found an object",
-                "an array" => "expected a non-negative integer, found an array",
-                _ => "expected a non-negative integer, found a boolean",
-            }));
+        let wrong_type = match self.peek() {
+            Some(b'"') => Some("expected a non-negative integer, found a string"),
+            Some(b'{') => Some("expected a non-negative integer, found an object"),
+            Some(b'[') => Some("expected a non-negative integer, found an array"),
+            Some(b't' | b'f') => Some("expected a non-negative integer, found a boolean"),
+            _ => None,
+        };
+        if let Some(detail) = wrong_type {
+            // Still delimited (and for literals, checked) so the rest parses.
+            let at = self.i;
+            let raw = self.skip_value()?;
+            if matches!(raw, b"true" | b"false") || !matches!(raw[0], b't' | b'f') {
+                return Ok(SizeValue::Bad(detail));
+            }
+            return Err(Error::new(ErrorKind::NotJson { offset: at }, "invalid literal"));
         }
         let at = self.i;
         let raw = self.skip_value()?;
