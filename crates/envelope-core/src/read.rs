@@ -189,6 +189,31 @@ pub(crate) fn decode_base64(src: &[u8], index: usize) -> Result<Bytes> {
     }
 }
 
+/// The first `"` or `\\` in `b`. Header strings are short, so the first 32
+/// bytes are checked eight at a time inline; longer strings (payload data)
+/// go to memchr's SIMD search, whose set-up only pays off there.
+#[inline]
+fn find_quote_or_backslash(b: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i < 32 {
+        let Some(word) = b.get(i..i + 8) else { break };
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let x = u64::from_le_bytes(bytes);
+        let q = x ^ (LO * u64::from(b'"'));
+        let s = x ^ (LO * u64::from(b'\\'));
+        // A zero byte in `q` or `s` marks a match; the lowest flag is exact.
+        let mask = (q.wrapping_sub(LO) & !q | s.wrapping_sub(LO) & !s) & HI;
+        if mask != 0 {
+            return Some(i + (mask.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    memchr::memchr2(b'"', b'\\', &b[i..]).map(|k| i + k)
+}
+
 /// What [`Reader::scan_string`] found.
 struct StringScan {
     start: usize,
@@ -265,7 +290,7 @@ impl<'a> Reader<'a> {
         let mut escaped = false;
         let mut i = start;
         loop {
-            let Some(k) = memchr::memchr2(b'"', b'\\', &self.b[i..]) else {
+            let Some(k) = find_quote_or_backslash(&self.b[i..]) else {
                 self.i = start - 1;
                 return Err(self.syntax("unterminated string"));
             };
@@ -757,6 +782,23 @@ mod tests {
         assert!(unescape(br"\ud83d").is_err());
         assert!(unescape(br"\x").is_err());
         assert!(unescape(br"\u12").is_err());
+    }
+
+    #[test]
+    fn quote_search_agrees_with_a_byte_loop() {
+        for len in 0..80 {
+            for at in 0..len {
+                for special in [b'"', b'\\'] {
+                    let mut b = vec![b'a'; len];
+                    b[at] = special;
+                    if at + 1 < len {
+                        b[at + 1] = b'"';
+                    }
+                    assert_eq!(find_quote_or_backslash(&b), Some(at), "len {len} at {at}");
+                }
+            }
+            assert_eq!(find_quote_or_backslash(&vec![0xffu8; len]), None);
+        }
     }
 
     #[test]
