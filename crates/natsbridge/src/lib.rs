@@ -1,10 +1,48 @@
 //! natsbridge: the Rust peer of the cross-language message bridge over NATS.
 //!
-//! This facade composes the layers: the envelope codec
-//! ([`envelope`], from `natsbridge-envelope-core`), the NATS transport, the
-//! claim-check handlers and the table conversions, into the cross-language
-//! API (`smartsend`, `smartreceive`, `smartpack`, `smartunpack`,
-//! request-reply). It holds composition, not logic its layers own.
+//! Julia, Python, JavaScript and MicroPython services exchange one JSON
+//! envelope on NATS: small payloads ride inside it as base64, large ones are
+//! uploaded to an HTTP file server and only their URL travels (the
+//! claim-check pattern). This crate joins that conversation. It composes the
+//! layers and re-exports them:
+//!
+//! - [`envelope`] (`natsbridge-envelope-core`): the envelope, payload types,
+//!   codec and transport plan;
+//! - [`claimcheck`] (`natsbridge-claimcheck-http`): uploads, downloads and
+//!   the local Plik-compatible file server;
+//!
+//! The cross-language names exist for users coming from other peers:
+//! [`smartpack`] builds an envelope (uploading what must go by link) and
+//! [`smartunpack`] reads one (downloading what came by link).
+//!
+//! ```
+//! use natsbridge::{Payload, SendOptions, claimcheck::HttpDownloader};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let (envelope, json) = natsbridge::smartpack(
+//!     "chat.room1",
+//!     vec![Payload::text("message_text", "Hello!")],
+//!     SendOptions::default(),
+//!     None,                                   // no file server: everything direct
+//!     natsbridge::envelope::DEFAULT_MAX_PAYLOAD,
+//! ).await?;
+//! let received = natsbridge::smartunpack(&json, &HttpDownloader::new()?).await?;
+//! assert_eq!(received, envelope);
+//! # Ok::<(), natsbridge::Error>(()) }).unwrap();
+//! ```
 #![deny(missing_docs)]
 
+mod error;
+mod pack;
+mod system;
+
+pub use natsbridge_claimcheck_http as claimcheck;
 pub use natsbridge_envelope_core as envelope;
+
+pub use crate::claimcheck::sha256_hex;
+pub use crate::envelope::{
+    Body, Envelope, Payload, PayloadRecord, PayloadType, PayloadValue, SendOptions, Transport,
+};
+pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::pack::{SHA256_KEY, pack as smartpack, unpack as smartunpack, upload_file_name};
+pub use crate::system::{SystemClock, SystemIds};

@@ -1,0 +1,88 @@
+//! The HTTP client every handler of the crate uses unless given its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind};
+
+/// The `User-Agent` sent by default.
+///
+/// It starts with `plik_client` because Plik answers a failed request from a
+/// client name it does not know with a 301 to its web page instead of the
+/// plain-text error; with this prefix it sends the error itself.
+pub const USER_AGENT: &str =
+    concat!("plik_client (natsbridge-claimcheck-http/", env!("CARGO_PKG_VERSION"), ")");
+
+/// A reqwest client builder set up the way this crate's handlers use it:
+/// TLS with rustls on the `ring` provider and the platform's trust store,
+/// HTTP/1.1, no redirects followed, [`USER_AGENT`], a 10 s connect timeout.
+///
+/// Tune it (a proxy, a different User-Agent) and hand the client to a
+/// handler's builder with `.client(...)`. Starting from
+/// `reqwest::Client::builder()` instead would need a process-wide rustls
+/// provider to be installed first: this crate builds reqwest without one
+/// (to keep aws-lc out of the build) and installs none, so an application
+/// using another provider is not affected.
+///
+/// ```
+/// let client = natsbridge_claimcheck_http::client_builder()?
+///     .pool_max_idle_per_host(4)
+///     .build()
+///     .unwrap();
+/// let uploader = natsbridge_claimcheck_http::PlikUploader::builder("http://localhost:8080")
+///     .client(client)
+///     .build()?;
+/// # Ok::<(), natsbridge_claimcheck_http::Error>(())
+/// ```
+pub fn client_builder() -> Result<reqwest::ClientBuilder, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
+        .map_err(|e| Error::new(ErrorKind::InvalidInput, "TLS trust store").source(e))?;
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::new(ErrorKind::InvalidInput, "TLS versions").source(e))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(USER_AGENT)
+        .connect_timeout(Duration::from_secs(10)))
+}
+
+pub(crate) fn build_client() -> Result<reqwest::Client, Error> {
+    client_builder()?
+        .build()
+        .map_err(|e| Error::new(ErrorKind::InvalidInput, "building the HTTP client").source(e))
+}
+
+/// Reads at most `limit` bytes of an error body as text, for error messages.
+/// Plik's errors are short plain-text bodies; anything else is cut.
+pub(crate) async fn error_text(mut response: reqwest::Response, limit: usize) -> String {
+    let mut text = Vec::new();
+    let read = async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            let room = limit.saturating_sub(text.len());
+            text.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if text.len() >= limit {
+                break;
+            }
+        }
+    };
+    // An error body that trickles must not hold the caller up.
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    let text = String::from_utf8_lossy(&text);
+    let text: String = text.trim().chars().filter(|c| !c.is_control() || *c == ' ').collect();
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn user_agent_is_one_plik_recognises() {
+        assert!(super::USER_AGENT.to_ascii_lowercase().starts_with("plik_client"));
+        super::build_client().unwrap();
+    }
+}

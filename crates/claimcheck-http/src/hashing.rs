@@ -1,0 +1,88 @@
+//! SHA-256 of an upload, computed while it streams.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, ReadBuf};
+
+use crate::download::hex;
+use crate::error::{Error, ErrorKind};
+use crate::handler::{UploadHandler, UploadSource};
+
+/// The hex SHA-256 of bytes in memory: the form a payload record carries.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+#[derive(Default)]
+struct Tally {
+    hasher: Sha256,
+    seen: u64,
+}
+
+/// Hashes every byte read through it.
+struct HashingReader<R> {
+    inner: R,
+    tally: Arc<Mutex<Tally>>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for HashingReader<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            let new = &buf.filled()[before..];
+            let mut tally = self.tally.lock().unwrap();
+            tally.hasher.update(new);
+            tally.seen += new.len() as u64;
+        }
+        polled
+    }
+}
+
+/// Uploads through any handler and returns the link and the payload's
+/// SHA-256 (hex), computed on the way: a file is read once, not twice.
+pub(crate) async fn upload_with_sha256<H: UploadHandler + ?Sized>(
+    handler: &H,
+    name: &str,
+    source: UploadSource,
+) -> Result<(String, String), Error> {
+    let (reader, len): (Pin<Box<dyn AsyncRead + Send>>, u64) = match source {
+        UploadSource::Bytes(bytes) => {
+            let sha = sha256_hex(&bytes);
+            return Ok((handler.upload(name, UploadSource::Bytes(bytes)).await?, sha));
+        }
+        UploadSource::File(path) => {
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+            let len = file
+                .metadata()
+                .await
+                .map_err(|e| Error::io(format!("reading metadata of {}", path.display()), e))?
+                .len();
+            let stream = crate::fileio::read_stream(file.into_std().await, len);
+            (Box::pin(tokio_util::io::StreamReader::new(stream)), len)
+        }
+        UploadSource::Reader { reader, len } => (reader, len),
+    };
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let hashing = HashingReader { inner: reader, tally: tally.clone() };
+    let link = handler.upload(name, UploadSource::reader(hashing, len)).await?;
+    let tally = std::mem::take(&mut *tally.lock().unwrap());
+    // A handler that did not send every byte cannot vouch for them.
+    if tally.seen != len {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("the upload handler read {} of {len} bytes; no checksum", tally.seen),
+        ));
+    }
+    Ok((link, hex(&tally.hasher.finalize())))
+}

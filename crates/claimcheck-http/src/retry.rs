@@ -1,0 +1,101 @@
+//! The download backoff of SPEC.md.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+/// How a download is retried. The defaults are the seeds': 5 retries, 100 ms
+/// base delay, 5,000 ms maximum delay, with jitter.
+///
+/// The first try is made at once. Before retry `n` (`n` counted from 0, so
+/// there are at most `max_retries + 1` tries) the downloader waits
+/// `min(base_delay * 2^n, max_delay)`; with `jitter` it waits a uniformly
+/// random time between half of that and all of it, so peers that failed
+/// together do not come back together. What is retried is listed on
+/// [`ErrorKind`](crate::ErrorKind).
+///
+/// MicroPython peers use `max_retries: 3`, `max_delay: 1000 ms`.
+///
+/// ```
+/// use std::time::Duration;
+/// use natsbridge_claimcheck_http::RetryConfig;
+///
+/// let patient = RetryConfig { max_retries: 10, ..RetryConfig::default() };
+/// assert!(patient.delay(0) <= Duration::from_millis(100));
+/// let fixed = RetryConfig { jitter: false, ..RetryConfig::default() };
+/// assert_eq!(fixed.delay(0), Duration::from_millis(100));
+/// assert_eq!(fixed.delay(3), Duration::from_millis(800));
+/// assert_eq!(fixed.delay(9), Duration::from_millis(5000));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// Tries after the first one. Default 5.
+    pub max_retries: u32,
+    /// Delay before the first retry. Default 100 ms.
+    pub base_delay: Duration,
+    /// Upper bound of any delay. Default 5,000 ms.
+    pub max_delay: Duration,
+    /// Randomize each delay within `[delay / 2, delay]`. Default `true`.
+    pub jitter: bool,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_retries: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(5000),
+            jitter: true,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// No retries at all: one try, and its error is final.
+    pub fn none() -> Self {
+        RetryConfig { max_retries: 0, ..RetryConfig::default() }
+    }
+
+    /// The wait before retry `n` (counted from 0).
+    pub fn delay(&self, n: u32) -> Duration {
+        let factor = 1u32.checked_shl(n).unwrap_or(u32::MAX);
+        let full = self.base_delay.saturating_mul(factor).min(self.max_delay);
+        if !self.jitter || full.is_zero() {
+            return full;
+        }
+        // A fresh random key per call is plenty for jitter, and spares a
+        // dependency on a random number crate.
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u32(n);
+        let r = hasher.finish();
+        let half = full / 2;
+        let span = (full - half).as_nanos() as u64;
+        half + Duration::from_nanos(if span == 0 { 0 } else { r % (span + 1) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_and_cap() {
+        let c = RetryConfig { jitter: false, ..RetryConfig::default() };
+        let ms: Vec<u128> = (0..8).map(|n| c.delay(n).as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        assert_eq!(c.delay(40), Duration::from_millis(5000));
+        assert_eq!(c.delay(u32::MAX), Duration::from_millis(5000));
+    }
+
+    #[test]
+    fn jitter_stays_within_half_and_full() {
+        let c = RetryConfig::default();
+        for n in 0..10 {
+            let full = RetryConfig { jitter: false, ..c }.delay(n);
+            for _ in 0..50 {
+                let d = c.delay(n);
+                assert!(d >= full / 2 && d <= full, "{d:?} vs {full:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! The local file server: the Plik subset of SPEC.md plus a plain PUT/GET area.
+
+mod routes;
+mod store;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, ErrorKind};
+use store::{Config, State};
+
+/// How long a shutdown waits for requests in flight before cutting them.
+const GRACE: Duration = Duration::from_secs(5);
+/// How often expired uploads are removed from disk.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// A small file server speaking the part of Plik's API the bridge uses, for
+/// tests, for local setups and for the `natsbridge fileserver` command.
+///
+/// Served, on the address it is bound to:
+///
+/// - `POST /upload`: JSON body (`oneShot`, `ttl` seconds, optional `files`
+///   to declare), answers the upload object with `id` and `uploadToken`.
+/// - `POST /file/{uploadId}` (and `POST /file/{uploadId}/{fileId}/{fileName}`
+///   for a declared file): `multipart/form-data` with the part `file`; the
+///   `X-UploadToken` header must match. Answers the file object (`id`,
+///   `fileName`, `fileSize`, `fileMd5`, `status`).
+/// - `GET` and `HEAD /file/{uploadId}/{fileId}/{fileName}`: the bytes. A
+///   one-shot file is deleted once a GET has sent all of it; HEAD does not
+///   consume it. Before the upload completes the answer is Plik's 404
+///   `file ... is not available : missing` (or `: uploading`).
+/// - `PUT`, `GET` and `HEAD /put/{key...}`: a plain store for
+///   [`HttpPutUploader`](crate::HttpPutUploader); the PUT URL is the GET link.
+///
+/// Errors are Plik's: plain-text bodies, the same status codes and texts
+/// (`file too big (limit is set to ...)` with 400 for an upload over the
+/// maximum file size). Uploads and downloads are streamed between the socket
+/// and the disk, so memory stays flat whatever the file size. Ids and keys
+/// are checked before any path is built: nothing outside the storage
+/// directory can be read or written.
+///
+/// Upload metadata is kept in memory: a restarted server forgets the files
+/// of the previous run (they stay on disk, unserved).
+///
+/// ```
+/// use natsbridge_claimcheck_http::{
+///     DownloadHandlerExt, DownloadRequest, FileServer, HttpDownloader, PlikUploader,
+///     UploadHandlerExt,
+/// };
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let dir = std::env::temp_dir().join(format!("natsbridge-doc-{}", std::process::id()));
+/// let server = FileServer::builder().dir(&dir).bind("127.0.0.1:0").await?;
+///
+/// let link = PlikUploader::new(server.url())?.upload_bytes("hello.txt", &b"hello"[..]).await?;
+/// let bytes = HttpDownloader::new()?.download_bytes(&DownloadRequest::new(&link, 5)).await?;
+/// assert_eq!(&bytes[..], b"hello");
+///
+/// server.shutdown().await;
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), natsbridge_claimcheck_http::Error>(()) }).unwrap();
+/// ```
+pub struct FileServer {
+    addr: SocketAddr,
+    url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Configures a [`FileServer`]; see [`FileServer::builder`].
+#[must_use]
+#[derive(Clone, Debug)]
+pub struct FileServerBuilder {
+    dir: Option<PathBuf>,
+    max_file_size: u64,
+    default_ttl: Duration,
+    max_ttl: Option<Duration>,
+    md5: bool,
+}
+
+impl FileServer {
+    /// A builder with the defaults: maximum file size 10 GiB, default TTL 24
+    /// hours, no maximum TTL. The storage directory must be set.
+    pub fn builder() -> FileServerBuilder {
+        FileServerBuilder {
+            dir: None,
+            max_file_size: 10 << 30,
+            default_ttl: Duration::from_secs(24 * 3600),
+            max_ttl: None,
+            md5: true,
+        }
+    }
+
+    /// The base URL, `http://ip:port`, to give to
+    /// [`PlikUploader`](crate::PlikUploader). A server bound to an unspecified
+    /// address (`0.0.0.0`) is named by the loopback address here.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL template for [`HttpPutUploader`](crate::HttpPutUploader):
+    /// `{url}/put/{uuid}/{name}`.
+    pub fn put_template(&self) -> String {
+        format!("{}/put/{{uuid}}/{{name}}", self.url)
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections, lets requests in flight finish (for up
+    /// to 5 seconds) and waits until the server has stopped.
+    ///
+    /// Dropping the handle stops the server too, without waiting.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl fmt::Debug for FileServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileServer").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+impl FileServerBuilder {
+    /// Where the files are stored (created if missing). Required.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// The largest file accepted, in bytes. Default 10 GiB.
+    pub fn max_file_size(mut self, bytes: u64) -> Self {
+        self.max_file_size = bytes;
+        self
+    }
+
+    /// How long files are kept when the upload asks for no TTL (or `ttl: 0`).
+    /// Applies to PUT files as well. Default 24 hours.
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// The longest TTL an upload may ask for; with a maximum, an infinite TTL
+    /// (`ttl` < 0) is refused too. Default: no maximum.
+    pub fn max_ttl(mut self, ttl: Duration) -> Self {
+        self.max_ttl = Some(ttl);
+        self
+    }
+
+    /// Whether uploads are hashed to fill Plik's `fileMd5`. Default `true`.
+    /// MD5 is the largest CPU cost of an upload (about 600 MB/s on one
+    /// core); without it `fileMd5` is empty, which no natsbridge peer reads.
+    pub fn md5(mut self, md5: bool) -> Self {
+        self.md5 = md5;
+        self
+    }
+
+    /// Binds to `addr` (for tests, `"127.0.0.1:0"`: a free port) and starts
+    /// serving on the current tokio runtime.
+    pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<FileServer, Error> {
+        let listener =
+            TcpListener::bind(addr).await.map_err(|e| Error::io("binding the file server", e))?;
+        self.listen(listener).await
+    }
+
+    /// Starts serving on a listener already bound.
+    pub async fn listen(self, listener: TcpListener) -> Result<FileServer, Error> {
+        let dir = self.dir.ok_or_else(|| {
+            Error::new(ErrorKind::InvalidInput, "the file server needs a storage directory")
+        })?;
+        let state = Arc::new(
+            State::open(
+                dir,
+                Config {
+                    max_file_size: self.max_file_size,
+                    default_ttl: self.default_ttl,
+                    max_ttl: self.max_ttl,
+                    md5: self.md5,
+                },
+            )
+            .await?,
+        );
+        let addr = listener.local_addr().map_err(|e| Error::io("reading the bound address", e))?;
+        let mut shown = addr;
+        if shown.ip().is_unspecified() {
+            shown.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(serve(listener, state, stopped));
+        Ok(FileServer { addr, url: format!("http://{shown}"), stop: Some(stop), task: Some(task) })
+    }
+}
+
+async fn serve(listener: TcpListener, state: Arc<State>, mut stopped: oneshot::Receiver<()>) {
+    let graceful = GracefulShutdown::new();
+    let sweeper = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tick.tick().await;
+                state.sweep().await;
+            }
+        }
+    });
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, do not spin.
+                        tracing::warn!(error = %e, "file server: accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                let service = service_fn(move |request| {
+                    let state = state.clone();
+                    async move { Ok::<_, std::convert::Infallible>(routes::route(state, request).await) }
+                });
+                let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "file server: connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut stopped => break,
+        }
+    }
+    drop(listener);
+    sweeper.abort();
+    let _ = tokio::time::timeout(GRACE, graceful.shutdown()).await;
+}

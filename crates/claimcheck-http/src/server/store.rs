@@ -1,0 +1,221 @@
+//! What the file server knows: uploads, their files, PUT keys, and where on
+//! disk each lives.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Config {
+    pub(super) max_file_size: u64,
+    pub(super) default_ttl: Duration,
+    pub(super) max_ttl: Option<Duration>,
+    pub(super) md5: bool,
+}
+
+/// A file's life, with Plik's names for its states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Status {
+    Missing,
+    Uploading,
+    Uploaded,
+    /// A one-shot GET is sending it. Shown as `removed`, which is what Plik
+    /// shows from the moment a one-shot download starts; it goes back to
+    /// `Uploaded` if that download does not complete.
+    Downloading,
+    Removed,
+}
+
+impl Status {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Status::Missing => "missing",
+            Status::Uploading => "uploading",
+            Status::Uploaded => "uploaded",
+            Status::Downloading | Status::Removed => "removed",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct FileMeta {
+    pub(super) name: String,
+    pub(super) status: Status,
+    pub(super) size: u64,
+    pub(super) md5: String,
+}
+
+#[derive(Debug)]
+pub(super) struct Upload {
+    pub(super) token: String,
+    pub(super) one_shot: bool,
+    pub(super) expires: Option<Instant>,
+    pub(super) files: HashMap<String, FileMeta>,
+}
+
+impl Upload {
+    pub(super) fn expired(&self, now: Instant) -> bool {
+        self.expires.is_some_and(|e| e <= now)
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct State {
+    pub(super) config: Config,
+    root: PathBuf,
+    pub(super) uploads: Mutex<HashMap<String, Upload>>,
+    /// PUT keys and when they expire.
+    pub(super) puts: Mutex<HashMap<String, Option<Instant>>>,
+}
+
+impl State {
+    pub(super) async fn open(root: PathBuf, config: Config) -> Result<State, Error> {
+        for sub in ["plik", "put"] {
+            let dir = root.join(sub);
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        }
+        Ok(State {
+            config,
+            root,
+            uploads: Mutex::new(HashMap::new()),
+            puts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Only ever called with ids that passed [`valid_id`].
+    pub(super) fn upload_dir(&self, upload_id: &str) -> PathBuf {
+        self.root.join("plik").join(upload_id)
+    }
+
+    /// Only ever called with ids that passed [`valid_id`].
+    pub(super) fn file_path(&self, upload_id: &str, file_id: &str) -> PathBuf {
+        self.upload_dir(upload_id).join(file_id)
+    }
+
+    /// Only ever called with keys that passed [`valid_put_key`].
+    pub(super) fn put_path(&self, key: &str) -> PathBuf {
+        let mut p = self.root.join("put");
+        for segment in key.split('/') {
+            p.push(segment);
+        }
+        p
+    }
+
+    pub(super) fn put_temp_path(&self) -> PathBuf {
+        self.root.join("put").join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    pub(super) fn expiry(&self, ttl: Duration) -> Option<Instant> {
+        Instant::now().checked_add(ttl)
+    }
+
+    /// Removes expired uploads and PUT files from memory and disk.
+    pub(super) async fn sweep(&self) {
+        let now = Instant::now();
+        let expired_uploads: Vec<String> = {
+            let mut uploads = self.uploads.lock().unwrap();
+            let ids: Vec<String> =
+                uploads.iter().filter(|(_, u)| u.expired(now)).map(|(id, _)| id.clone()).collect();
+            for id in &ids {
+                uploads.remove(id);
+            }
+            ids
+        };
+        for id in expired_uploads {
+            remove_dir(&self.upload_dir(&id)).await;
+        }
+        let expired_puts: Vec<String> = {
+            let mut puts = self.puts.lock().unwrap();
+            let keys: Vec<String> = puts
+                .iter()
+                .filter(|(_, e)| e.is_some_and(|e| e <= now))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &keys {
+                puts.remove(k);
+            }
+            keys
+        };
+        for key in expired_puts {
+            let _ = tokio::fs::remove_file(self.put_path(&key)).await;
+        }
+    }
+}
+
+pub(super) async fn remove_dir(dir: &Path) {
+    if let Err(e) = tokio::fs::remove_dir_all(dir).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "file server: could not remove");
+    }
+}
+
+/// Plik's ids: 16 ASCII letters and digits. Anything else is not an id of
+/// ours, and never reaches a path.
+pub(super) fn valid_id(id: &str) -> bool {
+    id.len() == 16 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// A fresh id of `len` letters and digits.
+pub(super) fn random_id(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        for b in uuid::Uuid::new_v4().into_bytes() {
+            // 248 = 4 * 62: dropping bytes above it keeps the choice uniform.
+            if b < 248 && out.len() < len {
+                out.push(ALPHABET[usize::from(b % 62)] as char);
+            }
+        }
+    }
+    out
+}
+
+/// A PUT key: 1 to 16 segments of printable ASCII, none empty, `.` or `..`,
+/// no backslash; the raw (still percent-encoded) path is used, so `%2e%2e`
+/// stays a harmless literal name.
+pub(super) fn valid_put_key(key: &str) -> bool {
+    let segments: Vec<&str> = key.split('/').collect();
+    !key.is_empty()
+        && key.len() <= 1024
+        && segments.len() <= 16
+        && segments.iter().all(|s| {
+            !s.is_empty()
+                && s.len() <= 255
+                && *s != "."
+                && *s != ".."
+                && !s.starts_with(".tmp-")
+                && s.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+        })
+}
+
+/// Compares secrets without stopping at the first difference.
+pub(super) fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_keys_are_checked() {
+        let id = random_id(16);
+        assert!(valid_id(&id), "{id}");
+        assert!(!valid_id("../../etc/passwd"));
+        assert!(!valid_id("abcdefghijklmno."));
+        assert!(valid_put_key("a/b.bin"));
+        assert!(valid_put_key("%2e%2e/x"));
+        for bad in ["", "a//b", "../x", "a/./b", "a\\b", "a/..", "/a", ".tmp-1", "a b"] {
+            assert!(!valid_put_key(bad), "{bad}");
+        }
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "ab"));
+    }
+}

@@ -1,0 +1,434 @@
+//! The local file server on its own: Plik's states and texts, TTL, size
+//! limit, tokens, path safety, one-shot semantics, shutdown.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use natsbridge_claimcheck_http::{
+    DownloadHandlerExt, DownloadRequest, ErrorKind, HttpDownloader, HttpPutUploader, PlikUploader,
+    UploadHandlerExt,
+};
+use serde_json::Value;
+
+use crate::util::{
+    Failure, downloader, eventually, fast_retry, file_server, file_server_with, files_under,
+    payload, raw_request,
+};
+
+fn client() -> reqwest::Client {
+    natsbridge_claimcheck_http::client_builder().unwrap().build().unwrap()
+}
+
+async fn post_json(url: String, params: &Value) -> reqwest::Response {
+    client()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .body(params.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn json_of(reply: reqwest::Response) -> Value {
+    serde_json::from_slice(&reply.bytes().await.unwrap()).unwrap()
+}
+
+async fn create_upload(base: &str, params: Value) -> Value {
+    let reply = post_json(format!("{base}/upload"), &params).await;
+    assert_eq!(reply.status(), 200);
+    json_of(reply).await
+}
+
+fn multipart(boundary: &str, name: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    body
+}
+
+#[tokio::test]
+async fn speaks_the_plik_api() {
+    let served = file_server().await;
+    let upload = create_upload(served.url(), serde_json::json!({"oneShot": true, "ttl": 60})).await;
+    let id = upload["id"].as_str().unwrap();
+    let token = upload["uploadToken"].as_str().unwrap();
+    assert_eq!(id.len(), 16);
+    assert_eq!(upload["oneShot"], true);
+    assert_eq!(upload["ttl"], 60);
+
+    let bytes = payload(1000);
+    let reply = client()
+        .post(format!("{}/file/{id}", served.url()))
+        .header("X-UploadToken", token)
+        .header("Content-Type", "multipart/form-data; boundary=XyZ")
+        .body(multipart("XyZ", "dir/data.bin", &bytes))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let file: Value = json_of(reply).await;
+    assert_eq!(file["fileName"], "data.bin", "like Go, only the last path element");
+    assert_eq!(file["fileSize"], 1000);
+    assert_eq!(file["status"], "uploaded");
+    use md5::Digest;
+    assert_eq!(file["fileMd5"], crate::util::hex(&md5::Md5::digest(&bytes)));
+    let link = format!("{}/file/{id}/{}/data.bin", served.url(), file["id"].as_str().unwrap());
+
+    // HEAD does not consume a one-shot file; the first GET does.
+    let head = client().head(&link).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], "1000");
+    let got = client().get(&link).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert!(got.bytes().await.unwrap() == bytes);
+    let again = client().get(&link).send().await.unwrap();
+    assert_eq!(again.status(), 404);
+    let text = again.text().await.unwrap();
+    assert!(text.contains("is not available : removed"), "{text}");
+
+    // Wrong name, unknown file, unknown upload: Plik's answers.
+    let fid = file["id"].as_str().unwrap();
+    let r =
+        client().get(format!("{}/file/{id}/{fid}/other.bin", served.url())).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.text().await.unwrap(), "invalid file name\n");
+    let r = client()
+        .get(format!("{}/file/{id}/AAAAAAAAAAAAAAAA/x", served.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (404, "file AAAAAAAAAAAAAAAA not found\n".into())
+    );
+    let r =
+        client().get(format!("{}/file/BBBBBBBBBBBBBBBB/x/y", served.url())).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (404, "upload BBBBBBBBBBBBBBBB not found\n".into())
+    );
+}
+
+#[tokio::test]
+async fn token_mismatch_is_refused() {
+    let served = file_server().await;
+    let upload = create_upload(served.url(), serde_json::json!({})).await;
+    let id = upload["id"].as_str().unwrap();
+    for token in [Some("wrong-token"), None] {
+        let mut request = client()
+            .post(format!("{}/file/{id}", served.url()))
+            .header("Content-Type", "multipart/form-data; boundary=b")
+            .body(multipart("b", "x.bin", b"abc"));
+        if let Some(t) = token {
+            request = request.header("X-UploadToken", t);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        assert_eq!(r.text().await.unwrap(), "you are not allowed to add file to this upload\n");
+    }
+    assert!(files_under(served.dir.path()).is_empty());
+}
+
+#[tokio::test]
+async fn files_over_the_maximum_size_are_rejected() {
+    let served = file_server_with(|b| b.max_file_size(1000)).await;
+    let plik = PlikUploader::new(served.url()).unwrap();
+    let err = plik.upload_bytes("big.bin", payload(1001)).await.failure();
+    assert_eq!(err.kind(), &ErrorKind::Http { status: 400 }, "{err}");
+    assert!(err.to_string().contains("file too big (limit is set to 1.0 kB)"), "{err}");
+    // Far over the limit: the error still arrives, not a reset connection.
+    let err = plik.upload_bytes("bigger.bin", payload(3_000_000)).await.failure();
+    assert_eq!(err.kind(), &ErrorKind::Http { status: 400 }, "{err}");
+    assert!(files_under(served.dir.path()).is_empty(), "{:?}", files_under(served.dir.path()));
+
+    let link = plik.upload_bytes("fits.bin", payload(1000)).await.unwrap();
+    let got = downloader(0).download_bytes(&DownloadRequest::new(&link, 1000)).await.unwrap();
+    assert!(got == payload(1000));
+
+    let put = HttpPutUploader::builder(served.server.put_template()).build().unwrap();
+    let err = put.upload_bytes("big.bin", payload(1001)).await.failure();
+    assert_eq!(err.kind(), &ErrorKind::Http { status: 413 }, "{err}");
+
+    // Declared too big at creation.
+    let params = serde_json::json!({"files": [{"fileName": "x", "fileSize": 5000}]});
+    let r = post_json(format!("{}/upload", served.url()), &params).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().starts_with("file is too big"));
+}
+
+#[tokio::test]
+async fn uploads_expire_after_their_ttl() {
+    let served = file_server_with(|b| b.default_ttl(Duration::from_millis(300))).await;
+    let plik = PlikUploader::new(served.url()).unwrap();
+    let link = plik.upload_bytes("short-lived.bin", payload(5000)).await.unwrap();
+    let put = HttpPutUploader::builder(served.server.put_template()).build().unwrap();
+    let put_link = put.upload_bytes("short-lived.bin", payload(5000)).await.unwrap();
+    assert_eq!(files_under(served.dir.path()).len(), 2);
+
+    // The sweeper removes expired files from disk...
+    eventually(|| files_under(served.dir.path()).is_empty()).await;
+    // ...and the links are dead.
+    let down = downloader(0);
+    let err = down.download_bytes(&DownloadRequest::new(&link, 5000)).await.failure();
+    assert!(matches!(err.kind(), ErrorKind::Gone | ErrorKind::NotFound), "{err}");
+    let err = down.download_bytes(&DownloadRequest::new(&put_link, 5000)).await.failure();
+    assert_eq!(err.kind(), &ErrorKind::NotFound, "{err}");
+
+    // An upload's own TTL is bounded by the maximum, and "infinite" refused.
+    let served = file_server_with(|b| b.max_ttl(Duration::from_secs(60))).await;
+    for ttl in [61, -1] {
+        let r =
+            post_json(format!("{}/upload", served.url()), &serde_json::json!({"ttl": ttl})).await;
+        assert_eq!(r.status(), 400, "ttl {ttl}");
+    }
+}
+
+#[tokio::test]
+async fn path_traversal_is_refused() {
+    let served = file_server().await;
+    let outside = served
+        .dir
+        .path()
+        .parent()
+        .unwrap()
+        .join(format!("natsbridge-escape-{}", std::process::id()));
+    let name = outside.file_name().unwrap().to_str().unwrap().to_owned();
+    for path in [
+        format!("/put/../{name}"),
+        format!("/put/../../{name}"),
+        "/put/a/../../x".to_owned(),
+        "/put/./x".to_owned(),
+        "/put//x".to_owned(),
+        "/put/a\\..\\..\\x".to_owned(),
+    ] {
+        let (status, _) = raw_request(
+            served.url(),
+            &format!("PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"),
+        )
+        .await;
+        assert_eq!(status, 400, "{path}");
+    }
+    for path in [
+        "/file/../../../etc/passwd".to_owned(),
+        "/file/..%2F..%2F..%2Fetc/passwd/x/y".to_owned(),
+        "/put/../../../../etc/passwd".to_owned(),
+        "/file/aaaaaaaaaaaaaaaa/..%2f..%2f..%2fetc%2fpasswd/passwd".to_owned(),
+    ] {
+        let (status, body) = raw_request(
+            served.url(),
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(status == 404 || status == 400, "{path}: {status}");
+        assert!(!body.contains("root:"), "{path}");
+    }
+    // Encoded dots stay a literal (harmless) name inside the store.
+    let (status, _) = raw_request(
+        served.url(),
+        "PUT /put/%2e%2e/x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert!(!outside.exists());
+    for f in files_under(served.dir.path()) {
+        assert!(f.starts_with(served.dir.path()), "{f:?}");
+    }
+}
+
+#[tokio::test]
+async fn missing_and_uploading_then_served() {
+    let served = file_server().await;
+    let upload = create_upload(
+        served.url(),
+        serde_json::json!({"oneShot": true, "files": [{"fileName": "late.bin", "fileSize": 2000000}]}),
+    )
+    .await;
+    let id = upload["id"].as_str().unwrap().to_owned();
+    let token = upload["uploadToken"].as_str().unwrap().to_owned();
+    let file = &upload["files"][0];
+    let fid = file["id"].as_str().unwrap().to_owned();
+    assert_eq!(file["status"], "missing");
+    let link = format!("{}/file/{id}/{fid}/late.bin", served.url());
+
+    let r = client().get(&link).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!("file late.bin ({fid}) is not available : missing\n")
+    );
+
+    // A downloader that starts now keeps retrying until the upload is done.
+    let bytes = payload(2_000_000);
+    let patient = HttpDownloader::builder()
+        .retry(natsbridge_claimcheck_http::RetryConfig {
+            max_delay: Duration::from_millis(20),
+            ..fast_retry(1000)
+        })
+        .build()
+        .unwrap();
+    let request =
+        DownloadRequest::new(&link, bytes.len() as u64).sha256(crate::util::sha256_hex(&bytes));
+    let download = tokio::spawn(async move { patient.download_bytes(&request).await });
+
+    // Upload slowly: half, check "uploading", then the rest.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = multipart("bnd", "late.bin", &bytes);
+    let first = body[..1_000_000].to_vec();
+    let rest = body[1_000_000..].to_vec();
+    let stream = tokio_stream_from(rx);
+    let post = tokio::spawn({
+        let url = format!("{}/file/{id}/{fid}/late.bin", served.url());
+        let len = body.len();
+        async move {
+            client()
+                .post(url)
+                .header("X-UploadToken", token)
+                .header("Content-Type", "multipart/form-data; boundary=bnd")
+                .header("Content-Length", len)
+                .body(reqwest::Body::wrap_stream(stream))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    tx.send(Ok(first)).await.unwrap();
+    let mut saw_uploading = false;
+    for _ in 0..500 {
+        let r = client().head(&link).send().await.unwrap();
+        assert_eq!(r.status(), 404);
+        let r = client().get(&link).send().await.unwrap();
+        if r.text().await.unwrap().contains("is not available : uploading") {
+            saw_uploading = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(saw_uploading);
+    tx.send(Ok(rest)).await.unwrap();
+    drop(tx);
+    let reply = post.await.unwrap();
+    assert_eq!(reply.status(), 200);
+
+    let got = download.await.unwrap().unwrap();
+    assert!(got == bytes);
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+#[tokio::test]
+async fn an_interrupted_one_shot_download_does_not_consume_the_file() {
+    let served = file_server().await;
+    let bytes = payload(32 << 20);
+    let link = PlikUploader::new(served.url())
+        .unwrap()
+        .upload_bytes("big.bin", bytes.clone())
+        .await
+        .unwrap();
+
+    // Read the headers and a little of the body, then hang up.
+    let response = client().get(&link).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    let _ = stream.next().await;
+    drop(stream);
+
+    // Once the server has seen the connection go, the file is back to
+    // "uploaded" (HEAD says so without consuming it) and the next download
+    // gets all of it.
+    let client = client();
+    let mut back = false;
+    for _ in 0..500 {
+        if client.head(&link).send().await.unwrap().status() == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(back, "the interrupted one-shot file was not put back");
+    let down = downloader(0);
+    let got = down.download_bytes(&DownloadRequest::new(&link, bytes.len() as u64)).await.unwrap();
+    assert!(got == bytes);
+}
+
+#[tokio::test]
+async fn put_area_round_trip_and_keys() {
+    let served = file_server().await;
+    let url = format!("{}/put/some/key.bin", served.url());
+    let r = client().put(&url).body(vec![5u8; 100]).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let r = client().get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().len(), 100);
+    let r = client().get(format!("{}/put/some/other.bin", served.url())).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    // A key under an existing key's name conflicts.
+    let r = client().put(format!("{url}/below")).body("x").send().await.unwrap();
+    assert_eq!(r.status(), 409);
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_server() {
+    let served = file_server().await;
+    let addr = served.server.local_addr();
+    assert!(served.url().starts_with("http://127.0.0.1:"));
+    served.server.shutdown().await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+
+    // Dropping the handle stops it too.
+    let served = file_server().await;
+    let addr = served.server.local_addr();
+    drop(served);
+    let mut refused = false;
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(refused, "the server still accepts connections after its handle was dropped");
+
+    let dir = tempfile::tempdir().unwrap();
+    let err = natsbridge_claimcheck_http::FileServer::builder().bind("127.0.0.1:0").await.failure();
+    assert_eq!(err.kind(), &ErrorKind::InvalidInput);
+    drop(dir);
+}
+
+#[tokio::test]
+async fn put_uploader_keeps_its_secrets() {
+    let served = file_server().await;
+    let put = HttpPutUploader::builder(format!("{}/nowhere/{{name}}?sig=SECRET-1", served.url()))
+        .header("Authorization", "Bearer SECRET-2")
+        .build()
+        .unwrap();
+    let err = put.upload_bytes("x.bin", vec![1u8; 10]).await.failure();
+    assert_eq!(err.kind(), &ErrorKind::NotFound, "{err}");
+    let shown = format!("{err} {err:?} {put:?}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+    assert!(shown.contains("/nowhere/x.bin"), "{shown}");
+}
+
+#[tokio::test]
+async fn md5_can_be_turned_off() {
+    let served = file_server_with(|b| b.md5(false)).await;
+    let upload = create_upload(served.url(), serde_json::json!({})).await;
+    let (id, token) = (upload["id"].as_str().unwrap(), upload["uploadToken"].as_str().unwrap());
+    let reply = client()
+        .post(format!("{}/file/{id}", served.url()))
+        .header("X-UploadToken", token)
+        .header("Content-Type", "multipart/form-data; boundary=b")
+        .body(multipart("b", "x.bin", b"abc"))
+        .send()
+        .await
+        .unwrap();
+    let file = json_of(reply).await;
+    assert_eq!(file["fileMd5"], "");
+    assert_eq!(file["fileSize"], 3);
+}

@@ -1,0 +1,73 @@
+//! The one-line JSON report printed for each received envelope.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use natsbridge::{Envelope, sha256_hex, upload_file_name};
+use serde_json::{Map, Value, json};
+
+/// The envelope's top-level fields except `payloads`, and a summary of each
+/// payload: `dataname`, `payload_type`, `transport`, `size`, `sha256` of the
+/// bytes as received, and `path` where `out` saved them (or null).
+pub(crate) fn line(envelope: &Envelope, out: Option<&Path>) -> anyhow::Result<String> {
+    let mut obj = Map::new();
+    for (key, value) in [
+        ("correlation_id", &envelope.correlation_id),
+        ("msg_id", &envelope.msg_id),
+        ("timestamp", &envelope.timestamp),
+        ("send_to", &envelope.send_to),
+        ("msg_purpose", &envelope.msg_purpose),
+        ("sender_name", &envelope.sender_name),
+        ("sender_id", &envelope.sender_id),
+        ("receiver_name", &envelope.receiver_name),
+        ("receiver_id", &envelope.receiver_id),
+        ("reply_to", &envelope.reply_to),
+        ("reply_to_msg_id", &envelope.reply_to_msg_id),
+        ("broker_url", &envelope.broker_url),
+    ] {
+        obj.insert(key.into(), value.as_str().into());
+    }
+    obj.insert("metadata".into(), Value::Object(envelope.metadata.clone()));
+    for (key, value) in &envelope.extra {
+        obj.insert(key.clone(), value.clone());
+    }
+    let mut payloads = Vec::with_capacity(envelope.payloads.len());
+    for (index, record) in envelope.payloads.iter().enumerate() {
+        let bytes = record.bytes();
+        let path = match (out, bytes) {
+            (Some(dir), Some(bytes)) => Some(save(dir, envelope, index, record, bytes)?),
+            _ => None,
+        };
+        payloads.push(json!({
+            "dataname": record.dataname,
+            "payload_type": record.payload_type.as_str(),
+            "transport": record.transport().as_str(),
+            "size": record.size(),
+            "sha256": bytes.map(|b| sha256_hex(b)),
+            "path": path.map(|p| p.display().to_string()),
+        }));
+    }
+    obj.insert("payloads".into(), Value::Array(payloads));
+    Ok(Value::Object(obj).to_string())
+}
+
+fn save(
+    dir: &Path,
+    envelope: &Envelope,
+    index: usize,
+    record: &natsbridge::PayloadRecord,
+    bytes: &[u8],
+) -> anyhow::Result<PathBuf> {
+    // One directory per message, named by its id made safe for a path.
+    let msg_dir: String = envelope
+        .msg_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
+    let dir = dir.join(if msg_dir.is_empty() { "unnamed".into() } else { msg_dir });
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path =
+        dir.join(format!("{index}-{}", upload_file_name(&record.dataname, record.payload_type)));
+    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}

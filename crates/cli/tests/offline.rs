@@ -1,0 +1,93 @@
+//! Commands that need no server: `send --no-publish` and `unpack`.
+
+use serde_json::Value;
+
+use crate::util::{run, run_with_stdin};
+
+#[test]
+fn send_no_publish_prints_the_envelope_and_unpack_reads_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("avatar.png");
+    std::fs::write(&image, [0x89, b'P', b'N', b'G', 0, 1, 2, 3]).unwrap();
+    let out = run(&[
+        "send",
+        "chat.room1",
+        "text:message_text=Hello!",
+        &format!("image:user_avatar=@{}", image.display()),
+        r#"dictionary:config={"update_interval":60}"#,
+        r#"jsontable:rows=[{"id":1,"name":"Alice"}]"#,
+        "--reply-to",
+        "chat.replies",
+        "--msg-purpose",
+        "updateStatus",
+        "--no-publish",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(envelope["send_to"], "chat.room1");
+    assert_eq!(envelope["reply_to"], "chat.replies");
+    assert_eq!(envelope["msg_purpose"], "updateStatus");
+    assert_eq!(envelope["payloads"][1]["payload_type"], "image");
+    assert_eq!(envelope["payloads"][1]["size"], 8);
+
+    let out_dir = dir.path().join("out");
+    let report = run_with_stdin(&["unpack", "-", "--out", out_dir.to_str().unwrap()], &out.stdout);
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    let line: Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert!(line.get("payloads").is_some());
+    assert_eq!(line["msg_id"], envelope["msg_id"]);
+    let image_line = &line["payloads"][1];
+    assert_eq!(image_line["dataname"], "user_avatar");
+    assert_eq!(image_line["transport"], "direct");
+    let saved = std::fs::read(image_line["path"].as_str().unwrap()).unwrap();
+    let original = std::fs::read(&image).unwrap();
+    assert_eq!(saved, original);
+    assert_eq!(image_line["sha256"], natsbridge::sha256_hex(&original));
+}
+
+#[test]
+fn unpack_rejects_bad_envelopes_on_one_line_without_panicking() {
+    let cases: &[(&[u8], &str)] = &[
+        (b"", "not a JSON object"),
+        (b"garbage", "not a JSON object"),
+        (b"\xff\xfe\x00", "not a JSON object"),
+        (b"{}", "`payloads`: missing"),
+        (br#"{"payloads":[{"dataname":"x"}]}"#, "payloads[0].payload_type"),
+        (
+            br#"{"payloads":[{"dataname":"x","payload_type":"binary","transport":"direct","size":9,"data":"AAAA"}]}"#,
+            "size mismatch",
+        ),
+        (
+            br#"{"payloads":[{"dataname":"x","payload_type":"binary","transport":"direct","data":"A*AA"}]}"#,
+            "invalid base64",
+        ),
+        (
+            br#"{"payloads":[{"dataname":"x","payload_type":"binary","transport":"link","size":3,"data":"file:///etc/passwd"}]}"#,
+            "refused",
+        ),
+    ];
+    for (input, expected) in cases {
+        let out = run_with_stdin(&["unpack", "-"], input);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{input:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{input:?}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(expected), "{input:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn bad_payload_arguments_are_explained() {
+    for (arg, expected) in [
+        ("hologram:x=1", "unknown payload type"),
+        ("text", "TYPE:NAME=VALUE"),
+        ("dictionary:c={", "not JSON"),
+        ("binary:b=@/definitely/not/here", "reading payload"),
+    ] {
+        let out = run(&["send", "s", arg, "--no-publish"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{arg}: {stderr}");
+        assert!(stderr.contains(expected), "{arg}: {stderr}");
+    }
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests of the `natsbridge` binary.
+
+mod offline;
+mod util;

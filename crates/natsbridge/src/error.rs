@@ -1,0 +1,84 @@
+//! The facade's error: which layer failed, and that layer's own kind.
+
+use std::fmt;
+
+use crate::{claimcheck, envelope};
+
+/// Which layer failed, with that layer's kind of failure.
+///
+/// Match on the inner kind for the detail a caller acts on, e.g.
+/// `ErrorKind::Envelope(envelope::ErrorKind::PayloadTooLarge { .. })` or
+/// `ErrorKind::ClaimCheck(claimcheck::ErrorKind::Integrity)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Building or reading the envelope failed (malformed input, a payload
+    /// that does not fit, bad base64, a size mismatch). Not retried.
+    Envelope(envelope::ErrorKind),
+    /// Uploading or downloading a claim-check payload failed. The download
+    /// handler has already retried what can succeed on retry.
+    ClaimCheck(claimcheck::ErrorKind),
+}
+
+/// The error of every fallible call of the facade.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    context: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Error {
+    /// Which layer failed and how.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    pub(crate) fn context(mut self, context: impl Into<String>) -> Self {
+        self.context = context.into();
+        self
+    }
+}
+
+// With a context, Display is the context and the layer's error is the
+// source; without one, the layer's error is shown directly. Either way a
+// chain printer shows each message once.
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.source, self.context.is_empty()) {
+            (_, false) => f.write_str(&self.context),
+            (Some(source), true) => write!(f, "{source}"),
+            (None, true) => write!(f, "{:?}", self.kind),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let inner = self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static));
+        if self.context.is_empty() { inner.and_then(|e| e.source()) } else { inner }
+    }
+}
+
+impl From<envelope::Error> for Error {
+    fn from(e: envelope::Error) -> Self {
+        Error {
+            kind: ErrorKind::Envelope(e.kind().clone()),
+            context: String::new(),
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
+impl From<claimcheck::Error> for Error {
+    fn from(e: claimcheck::Error) -> Self {
+        Error {
+            kind: ErrorKind::ClaimCheck(e.kind().clone()),
+            context: String::new(),
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
+/// Shorthand for results of the facade.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

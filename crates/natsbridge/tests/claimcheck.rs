@@ -1,0 +1,137 @@
+//! smartpack / smartunpack with a real file server: what goes by link, what
+//! comes back, and what is refused.
+
+use natsbridge::claimcheck::{ErrorKind as ClaimCheckKind, UploadHandler};
+use natsbridge::envelope::{DEFAULT_MAX_PAYLOAD, ErrorKind as EnvelopeKind};
+use natsbridge::{
+    Body, ErrorKind, Payload, PayloadValue, SHA256_KEY, SendOptions, Transport, sha256_hex,
+    smartpack, smartunpack,
+};
+
+use crate::util::{Store, bytes};
+
+#[tokio::test]
+async fn the_seeds_mixed_chat_message_round_trips() {
+    let store = Store::start().await;
+    let avatar = bytes(15_433, 1);
+    let document = bytes(2_000_000, 2);
+    let payloads = vec![
+        Payload::text("message_text", "Hello!"),
+        Payload::image("user_avatar", avatar.clone()),
+        Payload::binary("large_document", document.clone()),
+    ];
+    let uploader = store.uploader();
+    let (sent, json) = smartpack(
+        "/chat/room1",
+        payloads,
+        SendOptions::default(),
+        Some(&uploader as &dyn UploadHandler),
+        DEFAULT_MAX_PAYLOAD,
+    )
+    .await
+    .unwrap();
+    let transports: Vec<_> = sent.payloads.iter().map(|p| p.transport()).collect();
+    assert_eq!(transports, [Transport::Direct, Transport::Direct, Transport::Link]);
+    let link = &sent.payloads[2];
+    assert!(link.url().unwrap().starts_with(store.server.url()), "{:?}", link.url());
+    assert_eq!(link.extra[SHA256_KEY], sha256_hex(&document));
+    assert!(json.len() < 30_000, "the document did not travel inside: {}", json.len());
+
+    let received = smartunpack(&json, &store.downloader()).await.unwrap();
+    assert_eq!(received.payloads[0].value().unwrap(), PayloadValue::Text("Hello!".into()));
+    assert_eq!(received.payloads[1].bytes().unwrap().as_ref(), avatar.as_slice());
+    assert!(matches!(received.payloads[2].body, Body::Fetched { .. }));
+    assert_eq!(received.payloads[2].bytes().unwrap().as_ref(), document.as_slice());
+    assert_eq!(received.payloads[2].transport(), Transport::Link);
+}
+
+#[tokio::test]
+async fn payloads_under_the_threshold_that_overflow_max_payload_move_to_link() {
+    let store = Store::start().await;
+    let uploader = store.uploader();
+    let (a, b) = (bytes(450_000, 3), bytes(400_000, 4));
+    let (sent, json) = smartpack(
+        "t",
+        vec![Payload::binary("a", a.clone()), Payload::binary("b", b.clone())],
+        SendOptions::default(),
+        Some(&uploader as &dyn UploadHandler),
+        DEFAULT_MAX_PAYLOAD,
+    )
+    .await
+    .unwrap();
+    assert!(json.len() <= DEFAULT_MAX_PAYLOAD);
+    assert_eq!(sent.payloads[0].transport(), Transport::Link, "the largest moved");
+    assert_eq!(sent.payloads[1].transport(), Transport::Direct);
+    let received = smartunpack(&json, &store.downloader()).await.unwrap();
+    assert_eq!(received.payloads[0].bytes().unwrap().as_ref(), a.as_slice());
+    assert_eq!(received.payloads[1].bytes().unwrap().as_ref(), b.as_slice());
+}
+
+#[tokio::test]
+async fn without_a_file_server_an_oversize_envelope_fails_before_publishing() {
+    let err = smartpack(
+        "t",
+        vec![Payload::binary("huge", bytes(900_000, 5))],
+        SendOptions::default(),
+        None,
+        DEFAULT_MAX_PAYLOAD,
+    )
+    .await
+    .unwrap_err();
+    match err.kind() {
+        ErrorKind::Envelope(EnvelopeKind::PayloadTooLarge { dataname, limit, .. }) => {
+            assert_eq!(dataname, "huge");
+            assert_eq!(*limit, DEFAULT_MAX_PAYLOAD);
+        }
+        other => panic!("wrong kind {other:?}: {err}"),
+    }
+    assert!(err.to_string().contains("huge"), "{err}");
+}
+
+#[tokio::test]
+async fn a_tampered_link_payload_is_an_integrity_error() {
+    let store = Store::start().await;
+    let uploader = store.uploader();
+    let (mut sent, _) = smartpack(
+        "t",
+        vec![Payload::binary("doc", bytes(600_000, 6))],
+        SendOptions::default(),
+        Some(&uploader as &dyn UploadHandler),
+        DEFAULT_MAX_PAYLOAD,
+    )
+    .await
+    .unwrap();
+    // A checksum that does not match what the server holds.
+    sent.payloads[0].extra.insert(SHA256_KEY.into(), sha256_hex(b"something else").into());
+    let err = smartunpack(&sent.to_json().unwrap(), &store.downloader()).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::Integrity), "{err}");
+    assert!(err.to_string().contains("payloads[0]"), "{err}");
+}
+
+#[tokio::test]
+async fn a_link_to_a_host_outside_the_allowlist_is_refused() {
+    let store = Store::start().await;
+    let json = serde_json_envelope("http://127.0.0.2:1/file/a/b/c", 10);
+    let err = smartunpack(json.as_bytes(), &store.downloader()).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::UrlRefused), "{err}");
+    let json = serde_json_envelope("file:///etc/passwd", 10);
+    let err = smartunpack(json.as_bytes(), &store.downloader()).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::UrlRefused), "{err}");
+}
+
+#[tokio::test]
+async fn a_link_without_size_is_refused() {
+    let store = Store::start().await;
+    let json = serde_json_envelope("http://127.0.0.1:1/x", 10).replace(",\"size\":10", "");
+    let err = smartunpack(json.as_bytes(), &store.downloader()).await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        &ErrorKind::Envelope(EnvelopeKind::Malformed { field: "payloads[0].size".into() })
+    );
+}
+
+fn serde_json_envelope(url: &str, size: u64) -> String {
+    format!(
+        r#"{{"msg_id":"m","payloads":[{{"id":"p","dataname":"d","payload_type":"binary","transport":"link","encoding":"none","size":{size},"data":"{url}"}}]}}"#
+    )
+}

@@ -1,0 +1,4 @@
+//! Integration tests of the facade against real servers.
+
+mod claimcheck;
+mod util;
