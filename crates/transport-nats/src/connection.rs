@@ -1,0 +1,450 @@
+//! Connecting, publishing, subscribing and requesting.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_nats::{
+    ConnectErrorKind, HeaderMap, Message, PublishErrorKind, RequestErrorKind, Subscriber,
+};
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use crate::{Error, ErrorKind, Result};
+
+/// How to wait between reconnect attempts: capped exponential backoff with
+/// jitter. Plain data; tune the fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    /// Give up after this many consecutive failed attempts; `None` never
+    /// gives up. Default `None`.
+    pub max_reconnects: Option<usize>,
+    /// Delay before the first retry. Default 50 ms.
+    pub base_delay: Duration,
+    /// Upper bound of the delay. Default 4 s.
+    pub max_delay: Duration,
+    /// Spread each delay uniformly over `[delay/2, delay]` so that many
+    /// clients do not reconnect in step. Default `true`.
+    pub jitter: bool,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            max_reconnects: None,
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(4),
+            jitter: true,
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// The delay before reconnect attempt `attempt` (1-based).
+    pub fn delay(&self, attempt: usize) -> Duration {
+        if attempt <= 1 {
+            return Duration::ZERO;
+        }
+        let exp = u32::try_from(attempt - 2).unwrap_or(u32::MAX).min(20);
+        let delay = self.base_delay.saturating_mul(1 << exp).min(self.max_delay);
+        if !self.jitter {
+            return delay;
+        }
+        // Cheap per-call randomness (no RNG dependency): the clock's
+        // nanoseconds, spread over the upper half of the delay.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let half = delay / 2;
+        half + half.mul_f64(f64::from(nanos % 1000) / 1000.0)
+    }
+}
+
+/// Something that happened to the connection, as seen by the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// (Re)connected to a server.
+    Connected,
+    /// Lost the connection; async-nats reconnects per the policy.
+    Disconnected,
+    /// The server is shutting down (lame duck mode).
+    LameDuckMode,
+    /// The connection is closed for good.
+    Closed,
+    /// A subscription fell behind and the client dropped messages for it
+    /// (the subscription's id is given). Messages were lost.
+    SlowConsumer(u64),
+    /// The server reported an error (for example a permissions violation).
+    ServerError(String),
+    /// The client hit an error of its own.
+    ClientError(String),
+}
+
+impl From<async_nats::Event> for Event {
+    fn from(e: async_nats::Event) -> Self {
+        match e {
+            async_nats::Event::Connected => Event::Connected,
+            async_nats::Event::Disconnected => Event::Disconnected,
+            async_nats::Event::LameDuckMode => Event::LameDuckMode,
+            async_nats::Event::Draining | async_nats::Event::Closed => Event::Closed,
+            async_nats::Event::SlowConsumer(sid) => Event::SlowConsumer(sid),
+            async_nats::Event::ServerError(e) => Event::ServerError(e.to_string()),
+            async_nats::Event::ClientError(e) => Event::ClientError(e.to_string()),
+        }
+    }
+}
+
+/// Options for [`ConnectOptions::connect`]: a builder by value.
+///
+/// Secrets given here (token, password, nkey seed) go to async-nats and are
+/// never formatted: `Debug` shows only whether each is set.
+#[must_use]
+#[derive(Default)]
+pub struct ConnectOptions {
+    servers: Vec<String>,
+    name: Option<String>,
+    token: Option<String>,
+    user_password: Option<(String, String)>,
+    nkey_seed: Option<String>,
+    creds_file: Option<PathBuf>,
+    root_certificates: Option<PathBuf>,
+    client_certificate: Option<(PathBuf, PathBuf)>,
+    require_tls: bool,
+    reconnect: ReconnectPolicy,
+    request_timeout: Option<Duration>,
+    connection_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("servers", &self.servers)
+            .field("name", &self.name)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("user", &self.user_password.as_ref().map(|(u, _)| u))
+            .field("password", &self.user_password.as_ref().map(|_| "<set>"))
+            .field("nkey_seed", &self.nkey_seed.as_ref().map(|_| "<set>"))
+            .field("creds_file", &self.creds_file)
+            .field("root_certificates", &self.root_certificates)
+            .field("client_certificate", &self.client_certificate)
+            .field("require_tls", &self.require_tls)
+            .field("reconnect", &self.reconnect)
+            .finish()
+    }
+}
+
+impl ConnectOptions {
+    /// Options for one server URL (`nats://`, `tls://`, `ws://`, `wss://`).
+    pub fn new(url: impl Into<String>) -> Self {
+        ConnectOptions { servers: vec![url.into()], ..Default::default() }
+    }
+
+    /// Adds another server URL; the client fails over between them.
+    pub fn server(mut self, url: impl Into<String>) -> Self {
+        self.servers.push(url.into());
+        self
+    }
+
+    /// The connection name the server shows in its monitoring.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Authenticate with a token.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Authenticate with a user name and password.
+    pub fn user_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.user_password = Some((user.into(), password.into()));
+        self
+    }
+
+    /// Authenticate with an nkey seed (`SU...`).
+    pub fn nkey(mut self, seed: impl Into<String>) -> Self {
+        self.nkey_seed = Some(seed.into());
+        self
+    }
+
+    /// Authenticate with a `.creds` file (JWT and nkey seed).
+    pub fn creds_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.creds_file = Some(path.into());
+        self
+    }
+
+    /// Trust the CA certificates in this PEM file for the server's TLS.
+    pub fn root_certificates(mut self, pem: impl Into<PathBuf>) -> Self {
+        self.root_certificates = Some(pem.into());
+        self
+    }
+
+    /// Present this client certificate and key (PEM files) for mutual TLS.
+    pub fn client_certificate(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_certificate = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// Refuse to talk to the server without TLS.
+    pub fn require_tls(mut self, required: bool) -> Self {
+        self.require_tls = required;
+        self
+    }
+
+    /// How to reconnect after losing the server.
+    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = policy;
+        self
+    }
+
+    /// Timeout of [`Connection::request`] calls that give none. Default 10 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Timeout of the initial connection. Default async-nats's (5 s).
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = Some(timeout);
+        self
+    }
+
+    /// Connects.
+    ///
+    /// Fails with [`ErrorKind::Auth`] on refused credentials,
+    /// [`ErrorKind::Tls`] on a TLS failure, [`ErrorKind::Connect`] when no
+    /// server could be reached and [`ErrorKind::InvalidConfig`] for an
+    /// unreadable `.creds` file.
+    pub async fn connect(self) -> Result<Connection> {
+        let (events_tx, _) = broadcast::channel(256);
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some(path) = &self.creds_file {
+            options = options.credentials_file(path).await.map_err(|e| {
+                Error::with_source(
+                    ErrorKind::InvalidConfig,
+                    format!("reading .creds file {}", path.display()),
+                    e,
+                )
+            })?;
+        }
+        if let Some(name) = self.name {
+            options = options.name(name);
+        }
+        if let Some(token) = self.token {
+            options = options.token(token);
+        }
+        if let Some((user, password)) = self.user_password {
+            options = options.user_and_password(user, password);
+        }
+        if let Some(seed) = self.nkey_seed {
+            options = options.nkey(seed);
+        }
+        if let Some(ca) = self.root_certificates {
+            options = options.add_root_certificates(ca);
+        }
+        if let Some((cert, key)) = self.client_certificate {
+            options = options.add_client_certificate(cert, key);
+        }
+        if let Some(timeout) = self.connection_timeout {
+            options = options.connection_timeout(timeout);
+        }
+        let policy = self.reconnect;
+        let tx = events_tx.clone();
+        options = options
+            .require_tls(self.require_tls)
+            .max_reconnects(policy.max_reconnects)
+            .reconnect_delay_callback(move |attempt| policy.delay(attempt))
+            .request_timeout(Some(self.request_timeout.unwrap_or(Duration::from_secs(10))))
+            .event_callback(move |event| {
+                let tx = tx.clone();
+                async move {
+                    let event = Event::from(event);
+                    match &event {
+                        Event::SlowConsumer(sid) => {
+                            tracing::warn!(subscription = sid, "slow consumer: messages dropped")
+                        }
+                        Event::ServerError(e) => tracing::warn!(error = %e, "NATS server error"),
+                        other => tracing::debug!(event = ?other, "NATS connection event"),
+                    }
+                    let _ = tx.send(event);
+                }
+            });
+        let addrs: Vec<async_nats::ServerAddr> = self
+            .servers
+            .iter()
+            .map(|s| {
+                s.parse().map_err(|e| {
+                    Error::with_source(ErrorKind::InvalidConfig, format!("server URL {s:?}"), e)
+                })
+            })
+            .collect::<Result<_>>()?;
+        let servers = self.servers.join(", ");
+        let client = options.connect(addrs).await.map_err(|e| {
+            let kind = match e.kind() {
+                ConnectErrorKind::Authentication | ConnectErrorKind::AuthorizationViolation => {
+                    ErrorKind::Auth
+                }
+                ConnectErrorKind::Tls => ErrorKind::Tls,
+                ConnectErrorKind::ServerParse => ErrorKind::InvalidConfig,
+                _ => ErrorKind::Connect,
+            };
+            Error::with_source(kind, format!("server {servers}"), e)
+        })?;
+        Ok(Connection { client, events: events_tx })
+    }
+}
+
+/// Connects to one server with default options.
+pub async fn connect(url: impl Into<String>) -> Result<Connection> {
+    ConnectOptions::new(url).connect().await
+}
+
+/// A connection to NATS. Cheap to clone; clones share the connection.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    client: async_nats::Client,
+    events: broadcast::Sender<Event>,
+}
+
+fn publish_error(e: async_nats::PublishError, size: usize, limit: usize) -> Error {
+    match e.kind() {
+        PublishErrorKind::MaxPayloadExceeded => {
+            Error::new(ErrorKind::PayloadTooLarge { size, limit }, "")
+        }
+        PublishErrorKind::InvalidSubject => Error::with_source(ErrorKind::InvalidSubject, "", e),
+        _ => Error::with_source(ErrorKind::Closed, "publishing", e),
+    }
+}
+
+impl Connection {
+    /// The server's `max_payload` from its latest INFO (re-read after every
+    /// reconnect, as the server sends INFO again).
+    pub fn max_payload(&self) -> usize {
+        self.client.server_info().max_payload
+    }
+
+    /// Checks `size` bytes against `max_payload` before anything is sent.
+    fn check_size(&self, size: usize) -> Result<()> {
+        let limit = self.max_payload();
+        if limit > 0 && size > limit {
+            return Err(Error::new(ErrorKind::PayloadTooLarge { size, limit }, ""));
+        }
+        Ok(())
+    }
+
+    /// Publishes `payload` to `subject`. A payload over `max_payload` is
+    /// refused before sending ([`ErrorKind::PayloadTooLarge`]); the
+    /// connection stays up.
+    pub async fn publish(&self, subject: &str, payload: Bytes) -> Result<()> {
+        let size = payload.len();
+        self.check_size(size)?;
+        self.client
+            .publish(subject.to_string(), payload)
+            .await
+            .map_err(|e| publish_error(e, size, self.max_payload()))
+    }
+
+    /// Publishes with a reply subject (for a responder to answer on).
+    pub async fn publish_with_reply(
+        &self,
+        subject: &str,
+        reply: &str,
+        payload: Bytes,
+    ) -> Result<()> {
+        let size = payload.len();
+        self.check_size(size)?;
+        self.client
+            .publish_with_reply(subject.to_string(), reply.to_string(), payload)
+            .await
+            .map_err(|e| publish_error(e, size, self.max_payload()))
+    }
+
+    /// Publishes with headers. The size checked is the body's; the server
+    /// counts headers too, and async-nats refuses the rest.
+    pub async fn publish_with_headers(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<()> {
+        let size = payload.len();
+        self.check_size(size)?;
+        self.client
+            .publish_with_headers(subject.to_string(), headers, payload)
+            .await
+            .map_err(|e| publish_error(e, size, self.max_payload()))
+    }
+
+    /// Waits until everything published so far is written to the server.
+    pub async fn flush(&self) -> Result<()> {
+        self.client.flush().await.map_err(|e| Error::with_source(ErrorKind::Closed, "flushing", e))
+    }
+
+    /// Subscribes to `subject` (wildcards allowed).
+    pub async fn subscribe(&self, subject: &str) -> Result<Subscriber> {
+        self.client.subscribe(subject.to_string()).await.map_err(|e| {
+            Error::with_source(ErrorKind::Closed, format!("subscribing to {subject}"), e)
+        })
+    }
+
+    /// Subscribes as a member of queue group `group`: each message goes to
+    /// one member.
+    pub async fn queue_subscribe(&self, subject: &str, group: &str) -> Result<Subscriber> {
+        self.client.queue_subscribe(subject.to_string(), group.to_string()).await.map_err(|e| {
+            Error::with_source(ErrorKind::Closed, format!("subscribing to {subject}"), e)
+        })
+    }
+
+    /// Sends a request on NATS's own reply inbox and waits for one answer.
+    ///
+    /// [`ErrorKind::NoResponders`] when nobody listens on `subject`,
+    /// [`ErrorKind::TimedOut`] when nobody answered within `timeout`.
+    pub async fn request(
+        &self,
+        subject: &str,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Message> {
+        let size = payload.len();
+        self.check_size(size)?;
+        let request = async_nats::Request::new().payload(payload).timeout(Some(timeout));
+        self.client.send_request(subject.to_string(), request).await.map_err(|e| {
+            let kind = match e.kind() {
+                RequestErrorKind::TimedOut => ErrorKind::TimedOut,
+                RequestErrorKind::NoResponders => ErrorKind::NoResponders,
+                RequestErrorKind::InvalidSubject => ErrorKind::InvalidSubject,
+                _ => ErrorKind::Closed,
+            };
+            Error::new(kind, format!("request on {subject} (timeout {timeout:?})"))
+        })
+    }
+
+    /// A fresh inbox subject for replies.
+    pub fn new_inbox(&self) -> String {
+        self.client.new_inbox()
+    }
+
+    /// Connection events from now on (connects, disconnects, slow
+    /// consumers, server errors). Each call gets its own receiver.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The server URL or address of the current connection.
+    pub fn server_address(&self) -> String {
+        let info = self.client.server_info();
+        format!("{}:{}", info.host, info.port)
+    }
+
+    /// The underlying async-nats client, for what this crate does not wrap.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// A JetStream context on this connection.
+    pub fn jetstream(&self) -> crate::JetStream {
+        crate::JetStream::new(async_nats::jetstream::new(self.client.clone()))
+    }
+}

@@ -1,0 +1,114 @@
+//! The one error type of the crate.
+
+use std::fmt;
+
+/// What went wrong, in terms a caller acts on. Each variant says whether
+/// retrying the same call can help.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The server could not be reached (refused, DNS, I/O, timed out while
+    /// connecting). Retrying later can help.
+    Connect,
+    /// The server refused the credentials (token, user/password, nkey,
+    /// `.creds`). Retrying with the same credentials cannot help.
+    Auth,
+    /// The TLS handshake or certificate check failed. Not retried.
+    Tls,
+    /// A request got no answer in time. Retrying can help.
+    TimedOut,
+    /// Nobody subscribes to the request's subject. Retrying helps only once
+    /// a responder is up.
+    NoResponders,
+    /// The message is larger than the server's `max_payload`; it was not
+    /// sent and the connection is still up. Not retried.
+    PayloadTooLarge {
+        /// Bytes the message has (body and headers).
+        size: usize,
+        /// The server's `max_payload`.
+        limit: usize,
+    },
+    /// The subject is not a valid NATS subject. Not retried.
+    InvalidSubject,
+    /// The connection is closed or the client could not hand the message
+    /// to it. Retrying after a reconnect can help.
+    Closed,
+    /// A JetStream call failed (no stream, ack timeout, ...); the message
+    /// says which. An ack timeout can be retried (with the same msg id).
+    JetStream,
+    /// The options do not make a valid configuration (unreadable `.creds`
+    /// file, bad URL). Not retried.
+    InvalidConfig,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorKind::Connect => f.write_str("cannot connect to the NATS server"),
+            ErrorKind::Auth => f.write_str("the NATS server refused the credentials"),
+            ErrorKind::Tls => f.write_str("TLS with the NATS server failed"),
+            ErrorKind::TimedOut => f.write_str("the request timed out"),
+            ErrorKind::NoResponders => f.write_str("no responders on the request subject"),
+            ErrorKind::PayloadTooLarge { size, limit } => write!(
+                f,
+                "message of {size} bytes exceeds the server's max_payload {limit} by {} bytes",
+                size.saturating_sub(*limit)
+            ),
+            ErrorKind::InvalidSubject => f.write_str("invalid subject"),
+            ErrorKind::Closed => f.write_str("the NATS connection is closed"),
+            ErrorKind::JetStream => f.write_str("JetStream call failed"),
+            ErrorKind::InvalidConfig => f.write_str("invalid connection options"),
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The error of every fallible call of this crate.
+///
+/// Its `Display` and `Debug` forms never contain tokens, passwords or nkey
+/// seeds: async-nats's own errors do not carry them, and this crate adds
+/// only subjects, sizes and server addresses.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    detail: String,
+    source: Option<BoxError>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        Error { kind, detail: detail.into(), source: None }
+    }
+
+    pub(crate) fn with_source(
+        kind: ErrorKind,
+        detail: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error { kind, detail: detail.into(), source: Some(source.into()) }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.kind)?;
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,160 @@
+//! JetStream: streams, publish with ack, and durable pull consumers.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+use async_nats::jetstream::{self, AckKind, stream};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use crate::{Error, ErrorKind, Result};
+
+fn js_error(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::with_source(ErrorKind::JetStream, what, e)
+}
+
+/// What the server acknowledged for a published message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ack {
+    /// The stream that stored it.
+    pub stream: String,
+    /// Its sequence number in the stream.
+    pub sequence: u64,
+    /// `true` when the server had already stored a message with the same
+    /// msg id (within the stream's duplicate window) and dropped this one.
+    pub duplicate: bool,
+}
+
+/// A JetStream context on a [`crate::Connection`].
+#[derive(Clone, Debug)]
+pub struct JetStream {
+    context: jetstream::Context,
+}
+
+impl JetStream {
+    pub(crate) fn new(context: jetstream::Context) -> Self {
+        JetStream { context }
+    }
+
+    /// Creates the stream `name` over `subjects`, or gets it if it exists.
+    pub async fn ensure_stream(&self, name: &str, subjects: &[&str]) -> Result<()> {
+        let config = stream::Config {
+            name: name.into(),
+            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        self.context
+            .get_or_create_stream(config)
+            .await
+            .map(|_| ())
+            .map_err(|e| js_error(format!("creating stream {name}"), e))
+    }
+
+    /// Publishes and waits for the stream's acknowledgement. With `msg_id`
+    /// (sent as `Nats-Msg-Id`) the server drops a repeat of the same id, so
+    /// a publish retried after a lost ack is stored once.
+    pub async fn publish(
+        &self,
+        subject: &str,
+        payload: Bytes,
+        msg_id: Option<&str>,
+    ) -> Result<Ack> {
+        let mut headers = HeaderMap::new();
+        if let Some(id) = msg_id {
+            headers.insert("Nats-Msg-Id", id);
+        }
+        let ack = self
+            .context
+            .publish_with_headers(subject.to_string(), headers, payload)
+            .await
+            .map_err(|e| js_error(format!("publishing to {subject}"), e))?
+            .await
+            .map_err(|e| js_error(format!("waiting for the ack of {subject}"), e))?;
+        Ok(Ack { stream: ack.stream, sequence: ack.sequence, duplicate: ack.duplicate })
+    }
+
+    /// A durable pull consumer `durable` on `stream` (created if missing),
+    /// with explicit acks.
+    pub async fn pull_consumer(&self, stream: &str, durable: &str) -> Result<Consumer> {
+        let stream = self
+            .context
+            .get_stream(stream)
+            .await
+            .map_err(|e| js_error(format!("getting stream {stream}"), e))?;
+        let config = pull::Config {
+            durable_name: Some(durable.into()),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        };
+        let consumer = stream
+            .get_or_create_consumer(durable, config)
+            .await
+            .map_err(|e| js_error(format!("creating consumer {durable}"), e))?;
+        Ok(Consumer { consumer })
+    }
+}
+
+/// A durable pull consumer.
+#[derive(Debug)]
+pub struct Consumer {
+    consumer: PullConsumer,
+}
+
+impl Consumer {
+    /// Fetches up to `max` messages, waiting at most `expires` for them.
+    pub async fn fetch(&self, max: usize, expires: Duration) -> Result<Vec<StreamMessage>> {
+        let mut batch = self
+            .consumer
+            .fetch()
+            .max_messages(max)
+            .expires(expires)
+            .messages()
+            .await
+            .map_err(|e| js_error("fetching", e))?;
+        let mut out = Vec::new();
+        while let Some(message) = batch.next().await {
+            let message =
+                message.map_err(|e| Error::new(ErrorKind::JetStream, format!("fetching: {e}")))?;
+            out.push(StreamMessage { message });
+        }
+        Ok(out)
+    }
+}
+
+/// A message from a stream, to be acked once processed or naked to be
+/// redelivered.
+#[derive(Debug)]
+pub struct StreamMessage {
+    message: jetstream::Message,
+}
+
+impl StreamMessage {
+    /// The message body.
+    pub fn payload(&self) -> &Bytes {
+        &self.message.payload
+    }
+
+    /// The subject it was published to.
+    pub fn subject(&self) -> &str {
+        self.message.subject.as_str()
+    }
+
+    /// How many times it has been delivered (1 the first time).
+    pub fn delivered(&self) -> i64 {
+        self.message.info().map_or(1, |i| i.delivered)
+    }
+
+    /// Acknowledges it: processed, do not redeliver.
+    pub async fn ack(&self) -> Result<()> {
+        self.message.ack().await.map_err(|e| Error::new(ErrorKind::JetStream, format!("ack: {e}")))
+    }
+
+    /// Negative acknowledgement: redeliver after `delay`.
+    pub async fn nak(&self, delay: Duration) -> Result<()> {
+        self.message
+            .ack_with(AckKind::Nak(Some(delay)))
+            .await
+            .map_err(|e| Error::new(ErrorKind::JetStream, format!("nak: {e}")))
+    }
+}

@@ -1,0 +1,131 @@
+//! Publish, subscribe, queue groups, request-reply and max_payload.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use natsbridge_test_support::NatsServer;
+use natsbridge_transport_nats::{ConnectOptions, ErrorKind, connect};
+
+/// Makes sure the server has registered `conn`'s subscriptions before
+/// another connection publishes: a request to a subject nobody serves is
+/// answered by the server only after everything sent before it.
+async fn barrier(conn: &natsbridge_transport_nats::Connection) {
+    let err = conn.request("barrier.none", "".into(), Duration::from_secs(5)).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::NoResponders);
+}
+
+#[tokio::test]
+async fn publish_and_subscribe_round_trip() {
+    let server = NatsServer::start();
+    let sub_conn = connect(server.url()).await.unwrap();
+    let mut sub = sub_conn.subscribe("greet.>").await.unwrap();
+    barrier(&sub_conn).await;
+    let pub_conn = connect(server.url()).await.unwrap();
+    pub_conn.publish("greet.world", "hello".into()).await.unwrap();
+    let msg = sub.next().await.unwrap();
+    assert_eq!(msg.subject.as_str(), "greet.world");
+    assert_eq!(msg.payload.as_ref(), b"hello");
+}
+
+#[tokio::test]
+async fn queue_group_delivers_each_message_once() {
+    let server = NatsServer::start();
+    let conn = connect(server.url()).await.unwrap();
+    let mut a = conn.queue_subscribe("work", "workers").await.unwrap();
+    let mut b = conn.queue_subscribe("work", "workers").await.unwrap();
+    barrier(&conn).await;
+    let publisher = connect(server.url()).await.unwrap();
+    for i in 0..100u32 {
+        publisher.publish("work", i.to_string().into()).await.unwrap();
+    }
+    publisher.flush().await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 100 {
+        tokio::select! {
+            Some(m) = a.next() => seen.push(String::from_utf8(m.payload.to_vec()).unwrap()),
+            Some(m) = b.next() => seen.push(String::from_utf8(m.payload.to_vec()).unwrap()),
+        }
+    }
+    seen.sort_by_key(|s| s.parse::<u32>().unwrap());
+    let expected: Vec<String> = (0..100).map(|i: u32| i.to_string()).collect();
+    assert_eq!(seen, expected, "each message exactly once");
+}
+
+#[tokio::test]
+async fn request_reply_no_responders_and_timeout_are_distinct() {
+    let server = NatsServer::start();
+    let conn = connect(server.url()).await.unwrap();
+    let mut service = conn.subscribe("echo").await.unwrap();
+    let responder = conn.clone();
+    tokio::spawn(async move {
+        while let Some(msg) = service.next().await {
+            if let Some(reply) = msg.reply {
+                responder.publish(reply.as_str(), msg.payload).await.unwrap();
+            }
+        }
+    });
+    let _silent = conn.subscribe("silent").await.unwrap();
+    barrier(&conn).await;
+    let answer = conn.request("echo", "ping".into(), Duration::from_secs(5)).await.unwrap();
+    assert_eq!(answer.payload.as_ref(), b"ping");
+    let err = conn.request("nobody", "x".into(), Duration::from_secs(5)).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::NoResponders);
+    let err = conn.request("silent", "x".into(), Duration::from_millis(200)).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::TimedOut);
+}
+
+#[tokio::test]
+async fn oversize_publish_fails_before_sending_and_the_connection_survives() {
+    let server = NatsServer::builder().max_payload(4096).start();
+    let conn = connect(server.url()).await.unwrap();
+    assert_eq!(conn.max_payload(), 4096);
+    let mut sub = conn.subscribe("big").await.unwrap();
+    barrier(&conn).await;
+    let err = conn.publish("big", vec![0u8; 4097].into()).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::PayloadTooLarge { size: 4097, limit: 4096 });
+    assert!(err.to_string().contains("by 1 bytes"), "{err}");
+    conn.publish("big", vec![1u8; 4096].into()).await.unwrap();
+    assert_eq!(sub.next().await.unwrap().payload.len(), 4096);
+}
+
+#[tokio::test]
+async fn max_payload_is_reread_after_a_reconnect() {
+    let mut server = NatsServer::builder().max_payload(8192).start();
+    let conn = ConnectOptions::new(server.url()).connect().await.unwrap();
+    assert_eq!(conn.max_payload(), 8192);
+    let mut events = conn.events();
+    server.restart_with_max_payload(2048);
+    // Wait for the client to come back (the event), then for a round trip.
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(20), events.recv()).await.unwrap();
+        if event.unwrap() == natsbridge_transport_nats::Event::Connected {
+            break;
+        }
+    }
+    conn.flush().await.unwrap();
+    assert_eq!(conn.max_payload(), 2048);
+    let err = conn.publish("x", vec![0u8; 4000].into()).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::PayloadTooLarge { size: 4000, limit: 2048 });
+}
+
+#[tokio::test]
+async fn websocket_round_trip() {
+    let server = NatsServer::builder().websocket().start();
+    let ws = connect(server.ws_url()).await.unwrap();
+    let mut sub = ws.subscribe("over.ws").await.unwrap();
+    barrier(&ws).await;
+    let tcp = connect(server.url()).await.unwrap();
+    tcp.publish("over.ws", "via tcp".into()).await.unwrap();
+    assert_eq!(sub.next().await.unwrap().payload.as_ref(), b"via tcp");
+}
+
+#[tokio::test]
+async fn unreachable_server_is_a_connect_error() {
+    let port = natsbridge_test_support::free_port();
+    let err = ConnectOptions::new(format!("nats://127.0.0.1:{port}"))
+        .connection_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Connect, "{err}");
+}

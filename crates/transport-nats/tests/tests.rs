@@ -1,0 +1,5 @@
+//! Integration tests against real nats-server processes.
+
+mod auth;
+mod core;
+mod jetstream;
