@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::{claimcheck, envelope};
+use crate::{claimcheck, envelope, transport};
 
 /// Which layer failed, with that layer's kind of failure.
 ///
@@ -18,6 +18,9 @@ pub enum ErrorKind {
     /// Uploading or downloading a claim-check payload failed. The download
     /// handler has already retried what can succeed on retry.
     ClaimCheck(claimcheck::ErrorKind),
+    /// NATS failed (connect, auth, publish, request timed out, no
+    /// responders).
+    Nats(transport::ErrorKind),
 }
 
 /// The error of every fallible call of the facade.
@@ -74,6 +77,16 @@ impl From<claimcheck::Error> for Error {
     fn from(e: claimcheck::Error) -> Self {
         Error {
             kind: ErrorKind::ClaimCheck(e.kind().clone()),
+            context: String::new(),
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
+impl From<transport::Error> for Error {
+    fn from(e: transport::Error) -> Self {
+        Error {
+            kind: ErrorKind::Nats(e.kind().clone()),
             context: String::new(),
             source: Some(Box::new(e)),
         }

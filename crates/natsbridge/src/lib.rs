@@ -10,6 +10,11 @@
 //!   codec and transport plan;
 //! - [`claimcheck`] (`natsbridge-claimcheck-http`): uploads, downloads and
 //!   the local Plik-compatible file server;
+//! - [`transport`] (`natsbridge-transport-nats`): NATS connections.
+//!
+//! [`connect`] / [`Bridge::builder`] give a [`Bridge`]: `smartsend`,
+//! `smartreceive`, subscriptions, request-reply, with link payloads going
+//! through the configured file server.
 //!
 //! The cross-language names exist for users coming from other peers:
 //! [`smartpack`] builds an envelope (uploading what must go by link) and
@@ -32,13 +37,16 @@
 //! ```
 #![deny(missing_docs)]
 
+mod bridge;
 mod error;
 mod pack;
 mod system;
 
 pub use natsbridge_claimcheck_http as claimcheck;
 pub use natsbridge_envelope_core as envelope;
+pub use natsbridge_transport_nats as transport;
 
+pub use crate::bridge::{Bridge, BridgeBuilder, Received, Rejected, Subscription, connect};
 pub use crate::claimcheck::sha256_hex;
 pub use crate::envelope::{
     Body, Envelope, Payload, PayloadRecord, PayloadType, PayloadValue, SendOptions, Transport,

@@ -1,4 +1,5 @@
 //! Integration tests of the facade against real servers.
 
 mod claimcheck;
+mod nats;
 mod util;

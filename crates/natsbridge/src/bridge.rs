@@ -1,0 +1,277 @@
+//! The bridge: a NATS connection with the claim-check handlers, speaking
+//! envelopes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::claimcheck::{DownloadHandler, HttpDownloader, PlikUploader, UploadHandler};
+use crate::envelope::{Envelope, Payload, SendOptions};
+use crate::transport::{ConnectOptions, Connection, Message, Subscriber};
+use crate::{Error, Result, pack::pack, pack::unpack};
+
+/// Connects to `url` with default options: no file server (every payload
+/// must fit direct), downloads allowed from any `http`/`https` origin.
+pub async fn connect(url: &str) -> Result<Bridge> {
+    Bridge::builder(url).connect().await
+}
+
+/// How to build a [`Bridge`]. A builder by value.
+#[must_use]
+pub struct BridgeBuilder {
+    url: String,
+    connect: ConnectOptions,
+    fileserver: Option<String>,
+    uploader: Option<Arc<dyn UploadHandler>>,
+    downloader: Option<Arc<dyn DownloadHandler>>,
+}
+
+impl std::fmt::Debug for BridgeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BridgeBuilder")
+            .field("url", &self.url)
+            .field("connect", &self.connect)
+            .field("fileserver", &self.fileserver)
+            .field("uploader", &self.uploader.is_some())
+            .field("downloader", &self.downloader.is_some())
+            .finish()
+    }
+}
+
+impl BridgeBuilder {
+    /// Replaces the NATS connection options (servers, auth, TLS,
+    /// reconnect); the URL given to [`Bridge::builder`] is still written as
+    /// `broker_url` in envelopes.
+    pub fn connect_options(mut self, options: ConnectOptions) -> Self {
+        self.connect = options;
+        self
+    }
+
+    /// Uses a Plik-compatible file server for link payloads (the seeds'
+    /// `fileserver_url` with `plik_oneshot_upload`), and allows downloads
+    /// from it when no download handler is set.
+    pub fn fileserver(mut self, url: impl Into<String>) -> Self {
+        self.fileserver = Some(url.into());
+        self
+    }
+
+    /// Uses this upload handler for link payloads (S3, HTTP PUT, your own).
+    pub fn upload_handler(mut self, handler: Arc<dyn UploadHandler>) -> Self {
+        self.uploader = Some(handler);
+        self
+    }
+
+    /// Uses this download handler for received link payloads (retry
+    /// policy, origin allowlist, size cap).
+    pub fn download_handler(mut self, handler: Arc<dyn DownloadHandler>) -> Self {
+        self.downloader = Some(handler);
+        self
+    }
+
+    /// Connects.
+    pub async fn connect(self) -> Result<Bridge> {
+        let uploader = match (self.uploader, &self.fileserver) {
+            (Some(u), _) => Some(u),
+            (None, Some(url)) => {
+                Some(Arc::new(PlikUploader::new(url.as_str())?) as Arc<dyn UploadHandler>)
+            }
+            (None, None) => None,
+        };
+        let downloader = match self.downloader {
+            Some(d) => d,
+            None => Arc::new(HttpDownloader::new()?) as Arc<dyn DownloadHandler>,
+        };
+        let conn = self.connect.connect().await?;
+        Ok(Bridge { conn, uploader, downloader, broker_url: self.url })
+    }
+}
+
+/// A NATS connection speaking natsbridge envelopes. Cheap to clone.
+#[derive(Clone)]
+pub struct Bridge {
+    conn: Connection,
+    uploader: Option<Arc<dyn UploadHandler>>,
+    downloader: Arc<dyn DownloadHandler>,
+    broker_url: String,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge")
+            .field("broker_url", &self.broker_url)
+            .field("uploader", &self.uploader.is_some())
+            .finish()
+    }
+}
+
+/// An envelope received on a subscription, with its links fetched.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// The envelope, direct payloads decoded, link payloads fetched.
+    pub envelope: Envelope,
+    /// The subject it arrived on.
+    pub subject: String,
+    /// NATS's reply inbox, when it came as a NATS request.
+    pub reply: Option<String>,
+}
+
+/// A message that could not be turned into an envelope. The raw message is
+/// kept so nothing is lost.
+#[derive(Debug)]
+pub struct Rejected {
+    /// Why.
+    pub error: Error,
+    /// The message as it arrived.
+    pub message: Message,
+}
+
+/// A subscription yielding envelopes; a message that fails to decode
+/// yields a [`Rejected`] and the subscription goes on.
+#[derive(Debug)]
+pub struct Subscription {
+    subscriber: Subscriber,
+    bridge: Bridge,
+}
+
+impl Subscription {
+    /// The next message, or `None` when the subscription ends.
+    pub async fn next(&mut self) -> Option<Result<Received, Rejected>> {
+        use futures_util::StreamExt;
+        let message = self.subscriber.next().await?;
+        Some(match self.bridge.smartreceive(&message).await {
+            Ok(envelope) => Ok(Received {
+                envelope,
+                subject: message.subject.to_string(),
+                reply: message.reply.as_ref().map(|r| r.to_string()),
+            }),
+            Err(error) => Err(Rejected { error, message }),
+        })
+    }
+}
+
+impl Bridge {
+    /// A builder for a bridge to `url`.
+    pub fn builder(url: &str) -> BridgeBuilder {
+        BridgeBuilder {
+            url: url.into(),
+            connect: ConnectOptions::new(url),
+            fileserver: None,
+            uploader: None,
+            downloader: None,
+        }
+    }
+
+    /// The NATS connection.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn options(&self, mut options: SendOptions) -> SendOptions {
+        if options.broker_url == crate::envelope::DEFAULT_BROKER_URL {
+            options.broker_url = self.broker_url.clone();
+        }
+        options
+    }
+
+    /// Builds the envelope (uploading what must go by link, so it fits the
+    /// server's current `max_payload`) and publishes it to `subject` unless
+    /// `options.is_publish` is `false`. Returns the envelope and its JSON,
+    /// exactly as published.
+    pub async fn smartsend(
+        &self,
+        subject: &str,
+        payloads: Vec<Payload>,
+        options: SendOptions,
+    ) -> Result<(Envelope, Vec<u8>)> {
+        let is_publish = options.is_publish;
+        let (envelope, json) = pack(
+            subject,
+            payloads,
+            self.options(options),
+            self.uploader.as_deref(),
+            self.conn.max_payload(),
+        )
+        .await?;
+        if is_publish {
+            self.conn.publish(subject, json.clone().into()).await?;
+        }
+        Ok((envelope, json))
+    }
+
+    /// The newer seed's name for [`Bridge::smartsend`].
+    pub async fn smartpack(
+        &self,
+        subject: &str,
+        payloads: Vec<Payload>,
+        options: SendOptions,
+    ) -> Result<(Envelope, Vec<u8>)> {
+        self.smartsend(subject, payloads, options).await
+    }
+
+    /// Reads a received message: parses the envelope, decodes direct
+    /// payloads and downloads link payloads (checking size and `sha256`).
+    pub async fn smartreceive(&self, message: &Message) -> Result<Envelope> {
+        unpack(&message.payload, self.downloader.as_ref()).await
+    }
+
+    /// The newer seed's name for [`Bridge::smartreceive`].
+    pub async fn smartunpack(&self, message: &Message) -> Result<Envelope> {
+        self.smartreceive(message).await
+    }
+
+    /// Subscribes to `subject`, yielding decoded envelopes.
+    pub async fn subscribe(&self, subject: &str) -> Result<Subscription> {
+        Ok(Subscription { subscriber: self.conn.subscribe(subject).await?, bridge: self.clone() })
+    }
+
+    /// Subscribes as a member of queue group `group`.
+    pub async fn queue_subscribe(&self, subject: &str, group: &str) -> Result<Subscription> {
+        Ok(Subscription {
+            subscriber: self.conn.queue_subscribe(subject, group).await?,
+            bridge: self.clone(),
+        })
+    }
+
+    /// Sends an envelope as a NATS request and waits for the answering
+    /// envelope. Errors: `Nats(NoResponders)` when nobody listens,
+    /// `Nats(TimedOut)` when nobody answers within `timeout`.
+    pub async fn request(
+        &self,
+        subject: &str,
+        payloads: Vec<Payload>,
+        options: SendOptions,
+        timeout: Duration,
+    ) -> Result<Envelope> {
+        let options = SendOptions { is_publish: false, ..options };
+        let (_, json) = self.smartsend(subject, payloads, options).await?;
+        let answer = self.conn.request(subject, json.into(), timeout).await?;
+        self.smartreceive(&answer).await
+    }
+
+    /// Answers `request` with `payloads`: on NATS's reply inbox when it came
+    /// as a NATS request, else on its `reply_to` subject (the seeds'
+    /// convention). The answer carries the request's `correlation_id` and
+    /// `reply_to_msg_id` = its `msg_id`. Returns `None` when the request
+    /// asked for no reply.
+    pub async fn reply(
+        &self,
+        request: &Received,
+        payloads: Vec<Payload>,
+        options: SendOptions,
+    ) -> Result<Option<Envelope>> {
+        let subject = match (&request.reply, request.envelope.reply_to.as_str()) {
+            (Some(inbox), _) => inbox.clone(),
+            (None, "") => return Ok(None),
+            (None, reply_to) => reply_to.to_string(),
+        };
+        let defaults = request.envelope.reply_options();
+        let options = SendOptions {
+            correlation_id: defaults.correlation_id,
+            reply_to_msg_id: defaults.reply_to_msg_id,
+            receiver_name: defaults.receiver_name,
+            receiver_id: defaults.receiver_id,
+            ..options
+        };
+        let (envelope, _) = self.smartsend(&subject, payloads, options).await?;
+        Ok(Some(envelope))
+    }
+}

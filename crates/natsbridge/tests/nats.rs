@@ -1,0 +1,190 @@
+//! The bridge over a real nats-server: the seeds' walkthroughs, max_payload
+//! awareness, request-reply both ways, and undecodable messages.
+
+use std::time::Duration;
+
+use natsbridge::envelope::ErrorKind as EnvelopeKind;
+use natsbridge::transport::ErrorKind as NatsKind;
+use natsbridge::{Bridge, ErrorKind, Payload, PayloadValue, SendOptions, Transport};
+use natsbridge_test_support::NatsServer;
+use serde_json::json;
+
+use crate::util::{Store, bytes};
+
+async fn bridge(server: &NatsServer, store: Option<&Store>) -> Bridge {
+    let mut builder = Bridge::builder(&server.url());
+    if let Some(store) = store {
+        builder = builder
+            .fileserver(store.server.url())
+            .download_handler(std::sync::Arc::new(store.downloader()));
+    }
+    builder.connect().await.unwrap()
+}
+
+/// Waits until the server has registered `bridge`'s subscriptions.
+async fn barrier(bridge: &Bridge) {
+    let err = bridge.connection().request("barrier.none", "".into(), Duration::from_secs(5)).await;
+    assert_eq!(err.unwrap_err().kind(), &NatsKind::NoResponders);
+}
+
+#[tokio::test]
+async fn mixed_chat_message_crosses_nats_with_a_link() {
+    let server = NatsServer::start();
+    let store = Store::start().await;
+    let receiver = bridge(&server, Some(&store)).await;
+    let mut sub = receiver.subscribe("chat.room1").await.unwrap();
+    barrier(&receiver).await;
+    let sender = bridge(&server, Some(&store)).await;
+    let document = bytes(3_000_000, 9);
+    let (sent, _) = sender
+        .smartsend(
+            "chat.room1",
+            vec![
+                Payload::text("message_text", "Hello!"),
+                Payload::image("user_avatar", bytes(15_433, 8)),
+                Payload::binary("large_document", document.clone()),
+            ],
+            SendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.broker_url, server.url(), "broker_url is the server used");
+    let got = sub.next().await.unwrap().unwrap();
+    assert_eq!(got.subject, "chat.room1");
+    assert_eq!(got.envelope.msg_id, sent.msg_id);
+    assert_eq!(got.envelope.payloads[2].transport(), Transport::Link);
+    assert_eq!(got.envelope.payloads[2].bytes().unwrap().as_ref(), document.as_slice());
+    assert_eq!(got.envelope.payloads[0].value().unwrap(), PayloadValue::Text("Hello!".into()));
+}
+
+#[tokio::test]
+async fn a_small_max_payload_moves_payloads_to_link_or_fails_before_publishing() {
+    let server = NatsServer::builder().max_payload(16 * 1024).start();
+    let store = Store::start().await;
+    let with_store = bridge(&server, Some(&store)).await;
+    assert_eq!(with_store.connection().max_payload(), 16 * 1024);
+    let payload = bytes(14_000, 1); // under the threshold, but 18.7 KB as base64
+    let (sent, json) = with_store
+        .smartsend("t", vec![Payload::binary("p", payload.clone())], SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(sent.payloads[0].transport(), Transport::Link);
+    assert!(json.len() <= 16 * 1024);
+
+    let without = bridge(&server, None).await;
+    let err = without
+        .smartsend("t", vec![Payload::binary("p", payload)], SendOptions::default())
+        .await
+        .unwrap_err();
+    match err.kind() {
+        ErrorKind::Envelope(EnvelopeKind::PayloadTooLarge { dataname, limit, envelope_size }) => {
+            assert_eq!((dataname.as_str(), *limit), ("p", 16 * 1024));
+            assert!(*envelope_size > 16 * 1024);
+        }
+        other => panic!("wrong kind {other:?}: {err}"),
+    }
+}
+
+#[tokio::test]
+async fn request_reply_over_the_nats_inbox_and_the_seeds_reply_to() {
+    let server = NatsServer::start();
+    let service = bridge(&server, None).await;
+    let mut requests = service.subscribe("device.command").await.unwrap();
+    let responder = service.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(request)) = requests.next().await {
+            let answer =
+                Payload::dictionary("data", &json!({"sensor_id": "sensor-001", "value": 42.5}));
+            responder.reply(&request, vec![answer.unwrap()], SendOptions::default()).await.unwrap();
+        }
+    });
+    barrier(&service).await;
+    let client = bridge(&server, None).await;
+    let command =
+        || vec![Payload::dictionary("command", &json!({"action": "read_sensor"})).unwrap()];
+
+    // NATS's own request inbox.
+    let options = SendOptions { correlation_id: Some("corr-1".into()), ..SendOptions::default() };
+    let answer =
+        client.request("device.command", command(), options, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(answer.correlation_id, "corr-1");
+    assert!(!answer.reply_to_msg_id.is_empty());
+    assert_eq!(
+        answer.payloads[0].value().unwrap(),
+        PayloadValue::Json(json!({"sensor_id": "sensor-001", "value": 42.5}))
+    );
+
+    // The seeds' convention: reply_to subject, answer matched by reply_to_msg_id.
+    let mut responses = client.subscribe("device.response").await.unwrap();
+    barrier(&client).await;
+    let options = SendOptions { reply_to: "device.response".into(), ..SendOptions::default() };
+    let (request, _) = client.smartsend("device.command", command(), options).await.unwrap();
+    let response = responses.next().await.unwrap().unwrap().envelope;
+    assert_eq!(response.reply_to_msg_id, request.msg_id);
+    assert_eq!(response.correlation_id, request.correlation_id);
+}
+
+#[tokio::test]
+async fn no_responders_and_timeouts_are_distinct_kinds() {
+    let server = NatsServer::start();
+    let client = bridge(&server, None).await;
+    let err = client
+        .request(
+            "nobody.home",
+            vec![Payload::text("t", "x")],
+            SendOptions::default(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Nats(NatsKind::NoResponders));
+    let _silent = client.subscribe("silent").await.unwrap();
+    barrier(&client).await;
+    let err = client
+        .request(
+            "silent",
+            vec![Payload::text("t", "x")],
+            SendOptions::default(),
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Nats(NatsKind::TimedOut));
+}
+
+#[tokio::test]
+async fn an_undecodable_message_is_rejected_with_its_bytes_and_the_stream_goes_on() {
+    let server = NatsServer::start();
+    let receiver = bridge(&server, None).await;
+    let mut sub = receiver.subscribe("in").await.unwrap();
+    barrier(&receiver).await;
+    let raw = natsbridge::transport::connect(server.url()).await.unwrap();
+    raw.publish("in", "{not an envelope".into()).await.unwrap();
+    let sender = bridge(&server, None).await;
+    sender
+        .smartsend("in", vec![Payload::text("t", "after")], SendOptions::default())
+        .await
+        .unwrap();
+
+    let rejected = sub.next().await.unwrap().unwrap_err();
+    assert_eq!(rejected.message.payload.as_ref(), b"{not an envelope");
+    assert!(matches!(rejected.error.kind(), ErrorKind::Envelope(EnvelopeKind::NotJson { .. })));
+    let next = sub.next().await.unwrap().unwrap();
+    assert_eq!(next.envelope.payloads[0].value().unwrap(), PayloadValue::Text("after".into()));
+}
+
+#[tokio::test]
+async fn is_publish_false_builds_without_publishing() {
+    let server = NatsServer::start();
+    let b = bridge(&server, None).await;
+    let mut sub = b.subscribe("quiet").await.unwrap();
+    barrier(&b).await;
+    let options = SendOptions { is_publish: false, ..SendOptions::default() };
+    let (env, json) = b.smartpack("quiet", vec![Payload::text("t", "x")], options).await.unwrap();
+    assert_eq!(natsbridge::envelope::Envelope::from_json(&json).unwrap(), env);
+    b.smartsend("quiet", vec![Payload::text("t", "published")], SendOptions::default())
+        .await
+        .unwrap();
+    let first = sub.next().await.unwrap().unwrap();
+    assert_eq!(first.envelope.payloads[0].value().unwrap(), PayloadValue::Text("published".into()));
+}
