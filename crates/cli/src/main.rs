@@ -6,12 +6,16 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use std::sync::Arc;
+use std::time::Duration;
+
 use natsbridge::claimcheck::{FileServer, HttpDownloader, PlikUploader, UploadHandler};
 use natsbridge::envelope::DEFAULT_MAX_PAYLOAD;
-use natsbridge::{SendOptions, smartpack, smartunpack};
+use natsbridge::{Bridge, Payload, SendOptions, smartpack, smartunpack};
 
+mod demo;
 mod local;
 mod payload_arg;
 mod report;
@@ -28,6 +32,15 @@ struct Cli {
 enum Command {
     /// Build an envelope from payloads and publish it (or only print it).
     Send(Box<SendArgs>),
+    /// Subscribe and print one JSON line per envelope received.
+    Listen(ListenArgs),
+    /// Send a request envelope (NATS request inbox) and print the reply's line.
+    Request(Box<RequestArgs>),
+    /// Answer requests on a subject.
+    Reply(ReplyArgs),
+    /// Run the seeds' walkthroughs end to end on a local nats-server and
+    /// file server, and report what went which way.
+    Demo,
     /// Read an envelope from a file (or `-` for stdin), fetch its link
     /// payloads, and print its one-line report.
     Unpack(UnpackArgs),
@@ -113,6 +126,85 @@ struct SendArgs {
 }
 
 #[derive(Debug, Args)]
+struct ServerArgs {
+    /// NATS server URL.
+    #[arg(long, env = "NATS_URL", default_value = "nats://localhost:4222")]
+    server: String,
+    /// File server for link payloads (uploads; downloads are allowed from
+    /// any http/https origin unless --allow-origin is given).
+    #[arg(long, env = "NATSBRIDGE_FILESERVER", value_name = "URL")]
+    fileserver: Option<String>,
+    /// Only download link payloads from these origins (repeatable).
+    #[arg(long, value_name = "URL")]
+    allow_origin: Vec<String>,
+}
+
+impl ServerArgs {
+    async fn connect(&self) -> anyhow::Result<Bridge> {
+        let mut builder = Bridge::builder(&self.server);
+        if let Some(url) = &self.fileserver {
+            builder = builder.fileserver(url);
+        }
+        if !self.allow_origin.is_empty() {
+            let mut downloader = HttpDownloader::builder();
+            for origin in &self.allow_origin {
+                downloader = downloader.allow_origin(origin);
+            }
+            builder = builder.download_handler(Arc::new(downloader.build()?));
+        }
+        builder.connect().await.with_context(|| format!("connecting to {}", self.server))
+    }
+}
+
+#[derive(Debug, Args)]
+struct ListenArgs {
+    /// Subject to subscribe to (wildcards allowed).
+    subject: String,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Exit 0 after this many messages (default: run until Ctrl-C).
+    #[arg(long, value_name = "N")]
+    count: Option<usize>,
+    /// Exit non-zero if the messages have not all arrived after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+    /// Save payloads under DIR/<msg_id>/, and undecodable messages under DIR/failed/.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Join this queue group (each message goes to one member).
+    #[arg(long, value_name = "GROUP")]
+    queue: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct RequestArgs {
+    /// Subject to send the request to.
+    subject: String,
+    #[command(flatten)]
+    envelope: EnvelopeArgs,
+    /// NATS server URL.
+    #[arg(long, env = "NATS_URL", default_value = "nats://localhost:4222")]
+    server: String,
+    /// Seconds to wait for the reply.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    timeout: f64,
+}
+
+#[derive(Debug, Args)]
+struct ReplyArgs {
+    /// Subject to answer requests on.
+    subject: String,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Answer every request with its own payloads.
+    #[arg(long, required = true)]
+    echo: bool,
+    /// Exit after answering this many requests.
+    #[arg(long, value_name = "N")]
+    count: Option<usize>,
+}
+
+#[derive(Debug, Args)]
 struct UnpackArgs {
     /// The envelope file, or `-` for standard input.
     file: String,
@@ -160,6 +252,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Unpack(args) => unpack(args).await,
         Command::Fileserver(args) => fileserver(args).await,
         Command::Dev => dev().await,
+        Command::Listen(args) => listen(args).await,
+        Command::Request(args) => request(*args).await,
+        Command::Reply(args) => reply(args).await,
+        Command::Demo => demo::run().await,
     }
 }
 
@@ -181,30 +277,131 @@ async fn dev() -> anyhow::Result<ExitCode> {
 }
 
 async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
-    let payloads = args
-        .envelope
-        .payloads
-        .iter()
-        .map(|p| payload_arg::parse(p))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let uploader = args.envelope.uploader()?;
+    let payloads = parse_payloads(&args.envelope.payloads)?;
     let options = args.envelope.options(&args.server);
-    if !args.no_publish {
-        bail!(
-            "publishing needs the NATS layer, which this build does not have yet; use --no-publish"
-        );
+    let json = if args.no_publish {
+        // Nothing is published, so there is no server to ask for its
+        // max_payload: NATS's default applies.
+        let uploader = args.envelope.uploader()?;
+        let uploader = uploader.as_ref().map(|u| u as &dyn UploadHandler);
+        smartpack(&args.subject, payloads, options, uploader, DEFAULT_MAX_PAYLOAD).await?.1
+    } else {
+        let bridge = connect(&args.server, args.envelope.fileserver.as_deref()).await?;
+        let (_, json) = bridge.smartsend(&args.subject, payloads, options).await?;
+        bridge.connection().flush().await?;
+        json
+    };
+    print_json(&json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A bridge to `server`, uploading link payloads to `fileserver` if given.
+async fn connect(server: &str, fileserver: Option<&str>) -> anyhow::Result<Bridge> {
+    let mut builder = Bridge::builder(server);
+    if let Some(url) = fileserver {
+        builder = builder.fileserver(url);
     }
-    let (_, json) = smartpack(
-        &args.subject,
-        payloads,
-        options,
-        uploader.as_ref().map(|u| u as &dyn UploadHandler),
-        DEFAULT_MAX_PAYLOAD,
-    )
-    .await?;
+    builder.connect().await.with_context(|| format!("connecting to {server}"))
+}
+
+fn print_json(json: &[u8]) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(&json)?;
+    stdout.write_all(json)?;
     stdout.write_all(b"\n")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn parse_payloads(args: &[String]) -> anyhow::Result<Vec<Payload>> {
+    args.iter().map(|p| payload_arg::parse(p)).collect()
+}
+
+fn seconds(secs: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(secs)
+        .map_err(|e| anyhow::anyhow!("bad number of seconds {secs}: {e}"))
+}
+
+async fn listen(args: ListenArgs) -> anyhow::Result<ExitCode> {
+    let bridge = args.server.connect().await?;
+    let mut sub = match &args.queue {
+        Some(group) => bridge.queue_subscribe(&args.subject, group).await?,
+        None => bridge.subscribe(&args.subject).await?,
+    };
+    bridge.connection().sync().await?;
+    eprintln!("natsbridge: listening on {}", args.subject);
+    let deadline = args.timeout.map(seconds).transpose()?.map(|d| tokio::time::Instant::now() + d);
+    let mut received = 0usize;
+    while args.count.is_none_or(|n| received < n) {
+        let next = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, sub.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    eprintln!("natsbridge: timed out after {received} message(s)");
+                    return Ok(ExitCode::from(2));
+                }
+            },
+            None => sub.next().await,
+        };
+        let Some(item) = next else { break };
+        received += 1;
+        let line = match item {
+            Ok(msg) => report::line(&msg.envelope, args.out.as_deref())?,
+            Err(rejected) => {
+                if let Some(dir) = &args.out {
+                    let failed = dir.join("failed");
+                    std::fs::create_dir_all(&failed)?;
+                    std::fs::write(
+                        failed.join(format!("{received}.msg")),
+                        &rejected.message.payload,
+                    )?;
+                }
+                report::error_line(&rejected.error)
+            }
+        };
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{line}")?;
+        stdout.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn request(args: RequestArgs) -> anyhow::Result<ExitCode> {
+    let payloads = parse_payloads(&args.envelope.payloads)?;
+    let bridge = connect(&args.server, args.envelope.fileserver.as_deref()).await?;
+    let options = args.envelope.options(&args.server);
+    let answer = bridge.request(&args.subject, payloads, options, seconds(args.timeout)?).await?;
+    println!("{}", report::line(&answer, None)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn reply(args: ReplyArgs) -> anyhow::Result<ExitCode> {
+    let bridge = args.server.connect().await?;
+    let mut sub = bridge.subscribe(&args.subject).await?;
+    bridge.connection().sync().await?;
+    eprintln!("natsbridge: answering on {}", args.subject);
+    let mut answered = 0usize;
+    while args.count.is_none_or(|n| answered < n) {
+        let Some(item) = sub.next().await else { break };
+        match item {
+            Ok(request) => {
+                let payloads = request
+                    .envelope
+                    .payloads
+                    .iter()
+                    .filter_map(|r| {
+                        r.bytes()
+                            .map(|b| Payload::new(r.dataname.clone(), r.payload_type, b.clone()))
+                    })
+                    .collect();
+                let answer = bridge.reply(&request, payloads, SendOptions::default()).await?;
+                if let Some(answer) = answer {
+                    println!("{}", report::line(&answer, None)?);
+                    answered += 1;
+                }
+            }
+            Err(rejected) => println!("{}", report::error_line(&rejected.error)),
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -71,3 +71,29 @@ fn save(
     std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
+
+/// The line printed for a message that could not be decoded:
+/// `{"error": {"kind": ..., "message": ...}}`.
+pub(crate) fn error_line(error: &natsbridge::Error) -> String {
+    json!({"error": {"kind": kind_name(error.kind()), "message": error.to_string()}}).to_string()
+}
+
+/// A stable, short name for an error kind: `envelope.not_json`,
+/// `claimcheck.integrity`, `nats.timed_out`, ...
+pub(crate) fn kind_name(kind: &natsbridge::ErrorKind) -> String {
+    let (layer, inner) = match kind {
+        natsbridge::ErrorKind::Envelope(k) => ("envelope", format!("{k:?}")),
+        natsbridge::ErrorKind::ClaimCheck(k) => ("claimcheck", format!("{k:?}")),
+        natsbridge::ErrorKind::Nats(k) => ("nats", format!("{k:?}")),
+        other => ("other", format!("{other:?}")),
+    };
+    let variant: String = inner.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+    let mut snake = String::new();
+    for (i, c) in variant.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            snake.push('_');
+        }
+        snake.push(c.to_ascii_lowercase());
+    }
+    format!("{layer}.{snake}")
+}

@@ -382,6 +382,21 @@ impl Connection {
         self.client.flush().await.map_err(|e| Error::with_source(ErrorKind::Closed, "flushing", e))
     }
 
+    /// Returns once the server has processed everything this connection
+    /// sent before, subscriptions included, so that a message another
+    /// connection publishes next reaches them. (`flush` only empties the
+    /// client's socket buffer.) Implemented as a request to a fresh inbox
+    /// nobody listens on: the server's "no responders" answer comes after
+    /// everything sent before it.
+    pub async fn sync(&self) -> Result<()> {
+        let subject = self.new_inbox();
+        match self.request(&subject, Bytes::new(), Duration::from_secs(10)).await {
+            Err(e) if e.kind() == &ErrorKind::NoResponders => Ok(()),
+            Err(e) => Err(e),
+            Ok(_) => Err(Error::new(ErrorKind::Closed, "unexpected answer on a fresh inbox")),
+        }
+    }
+
     /// Subscribes to `subject` (wildcards allowed).
     pub async fn subscribe(&self, subject: &str) -> Result<Subscriber> {
         self.client.subscribe(subject.to_string()).await.map_err(|e| {
