@@ -165,7 +165,7 @@ class Peer:
         return env["ws_url"] if self.ws else env["nats_url"]
 
 
-def build_peers(extra: list[str]) -> list[Peer]:
+def build_peers(extra: list[str], skips: list[str] = ()) -> list[Peer]:
     peers = [
         Peer("python", [PY, os.path.join(HERE, "python", "peer.py")], LIVE_KINDS, recv_kinds=KINDS + sorted(CRAFTED)),
         Peer("node", [NODE, os.path.join(HERE, "node", "peer.mjs")], LIVE_KINDS, recv_kinds=KINDS + sorted(CRAFTED)),
@@ -173,9 +173,16 @@ def build_peers(extra: list[str]) -> list[Peer]:
         Peer("julia", [PY, os.path.join(HERE, "julia", "replay.py")], KINDS, can_receive=False, julia=True),
         Peer("crafted", [PY, os.path.join(HERE, "julia", "replay.py")], sorted(CRAFTED), can_receive=False, julia=True),
     ]
+    skip = {}
+    for spec in skips:
+        name, _, kinds = spec.partition("=")
+        skip.setdefault(name.strip(), set()).update(k for k in kinds.split(",") if k)
     for spec in extra:
         name, _, cmd = spec.partition("=")
-        peers.append(Peer(name.strip(), shlex.split(cmd), LIVE_KINDS, recv_kinds=KINDS + sorted(CRAFTED)))
+        name = name.strip()
+        out = skip.get(name, set())
+        peers.append(Peer(name, shlex.split(cmd), [k for k in LIVE_KINDS if k not in out],
+                          recv_kinds=[k for k in KINDS + sorted(CRAFTED) if k not in out]))
     return peers
 
 
@@ -286,6 +293,7 @@ def main() -> int:
     ap.add_argument("--only-receivers")
     ap.add_argument("--kinds")
     ap.add_argument("--peer", action="append", default=[], help="NAME=COMMAND, a peer following the driver contract")
+    ap.add_argument("--peer-skip", action="append", default=[], help="NAME=KIND,KIND: kinds a --peer does not take part in (shown as not applicable)")
     ap.add_argument("--fileserver", help="use this Plik-compatible server instead of the stub")
     ap.add_argument("--no-request-reply", action="store_true")
     ap.add_argument("--no-crafted", action="store_true", help="skip the crafted lenient/error envelopes")
@@ -296,7 +304,7 @@ def main() -> int:
     a = ap.parse_args()
 
     kinds = a.kinds.split(",") if a.kinds else KINDS + ([] if a.no_crafted else sorted(CRAFTED))
-    peers = [p for p in build_peers(a.peer) if not (a.no_browser and p.name == "browser")]
+    peers = [p for p in build_peers(a.peer, a.peer_skip) if not (a.no_browser and p.name == "browser")]
     chromium = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
     if any(p.name == "browser" for p in peers) and not os.path.exists(chromium):
         raise SystemExit(f"{chromium} not found: apt-get install -y chromium (or set CHROMIUM_PATH, or pass --no-browser)")
@@ -438,7 +446,8 @@ def render(results, senders, receivers, kinds) -> str:
             who = f"{c.get('sender', c.get('requester'))} → {c.get('receiver', c.get('responder'))} {c.get('kind', c.get('mode'))}"
             out.append(f"- {who}: {c['detail']}")
     out += ["", "— : not applicable (the browser peer has no Arrow: the newer seed gives it jsontable only; "
-            "arrowtable_file, the Arrow IPC file format, comes only from a Julia reference file; Julia files are send-only). "
+            "arrowtable_file, the Arrow IPC file format, comes only from a Julia reference file; Julia files are send-only; "
+            "kinds a --peer-skip names, such as the Rust peer's Arrow kinds until its table crate lands, are left out). "
             "Crafted envelopes: lenient_* must decode to the named case's value, err_* must be reported as an error naming the field."]
     return "\n".join(out)
 

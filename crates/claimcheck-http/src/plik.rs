@@ -349,7 +349,7 @@ pub(crate) async fn failure(response: reqwest::Response, url: &str) -> Error {
         if let Some((code, message)) = plik_error_redirect(&location) {
             return Error::new(
                 classify(code, &message),
-                format!("{} (Plik error page redirect): {message}", redact_url(url)),
+                format!("{} (Plik error page redirect, HTTP {code}): {message}", redact_url(url)),
             );
         }
         return Error::new(
@@ -359,10 +359,12 @@ pub(crate) async fn failure(response: reqwest::Response, url: &str) -> Error {
     }
     let text = error_text(response, 1024).await;
     let kind = classify(status, &text);
+    // The status is named in the message: the kind alone (NotFound, Gone)
+    // does not say what the server answered.
     if text.is_empty() {
-        Error::new(kind, redact_url(url))
+        Error::new(kind, format!("{}: HTTP {status}", redact_url(url)))
     } else {
-        Error::new(kind, format!("{}: {text}", redact_url(url)))
+        Error::new(kind, format!("{}: HTTP {status}: {text}", redact_url(url)))
     }
 }
 

@@ -357,6 +357,7 @@ impl<T, E> Failure<E> for Result<T, E> {
     }
 }
 
+#[cfg(feature = "s3")]
 /// `moto_server` from the workspace's `.venv` (what `cargo xtask setup`
 /// installs), else from the PATH.
 fn moto_server() -> std::path::PathBuf {

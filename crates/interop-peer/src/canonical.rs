@@ -1,0 +1,112 @@
+//! Canonical JSON and value digests, as `interop/README.md` ("Digests")
+//! defines them, so that every peer's decoded values can be compared.
+
+use natsbridge::{PayloadRecord, PayloadType, sha256_hex};
+use serde_json::Value;
+
+const MAX_SAFE: f64 = 9_007_199_254_740_992.0; // 2^53
+
+/// Appends the canonical form of `v`.
+pub(crate) fn canon(v: &Value, out: &mut String) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64().filter(|i| (*i as f64).abs() <= MAX_SAFE) {
+                out.push_str(&i.to_string());
+                return;
+            }
+            if let Some(u) = n.as_u64().filter(|u| (*u as f64) <= MAX_SAFE) {
+                out.push_str(&u.to_string());
+                return;
+            }
+            number(n.as_f64().unwrap_or(f64::NAN), out);
+        }
+        Value::String(s) => out.push_str(&serde_json::to_string(s).unwrap_or_default()),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canon(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(key).unwrap_or_default());
+                out.push(':');
+                canon(&map[key], out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn number(f: f64, out: &mut String) {
+    if f.is_nan() {
+        out.push_str("null");
+    } else if f.is_infinite() {
+        out.push_str(if f > 0.0 { "\"Infinity\"" } else { "\"-Infinity\"" });
+    } else if f.fract() == 0.0 && f.abs() <= MAX_SAFE {
+        out.push_str(&format!("{}", f as i64));
+    } else {
+        out.push_str(&format!("{f:e}"));
+    }
+}
+
+/// The `value_digest` of a received payload, or `None` for the table types
+/// (this driver does not decode Arrow yet).
+pub(crate) fn value_digest(record: &PayloadRecord) -> anyhow::Result<Option<String>> {
+    let Some(bytes) = record.bytes() else { return Ok(None) };
+    Ok(match record.payload_type {
+        PayloadType::Dictionary | PayloadType::JsonTable => {
+            let value: Value = serde_json::from_slice(bytes)?;
+            let mut s = String::new();
+            canon(&value, &mut s);
+            Some(sha256_hex(s.as_bytes()))
+        }
+        PayloadType::ArrowTable | PayloadType::Table => None,
+        _ => Some(sha256_hex(bytes)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn c(v: Value) -> String {
+        let mut s = String::new();
+        canon(&v, &mut s);
+        s
+    }
+
+    #[test]
+    fn numbers_follow_the_readme_examples() {
+        assert_eq!(c(json!(95.5)), "9.55e1");
+        assert_eq!(c(json!(2.5)), "2.5e0");
+        assert_eq!(c(json!(-0.001)), "-1e-3");
+        assert_eq!(c(json!(1.5e-7)), "1.5e-7");
+        assert_eq!(c(json!(1e20)), "1e20");
+        assert_eq!(c(json!(88.0)), "88");
+        assert_eq!(c(json!(-0.0)), "0");
+        assert_eq!(c(json!(1u64 << 60)), "1.152921504606847e18");
+        assert_eq!(c(json!(42)), "42");
+    }
+
+    #[test]
+    fn strings_and_objects() {
+        assert_eq!(
+            c(json!({"b": 1, "a": [true, null, "x\u{1}/\u{2028}"]})),
+            "{\"a\":[true,null,\"x\\u0001/\u{2028}\"],\"b\":1}"
+        );
+    }
+}
