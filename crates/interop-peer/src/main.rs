@@ -242,7 +242,7 @@ async fn send(a: SendArgs) -> anyhow::Result<ExitCode> {
             ..SendOptions::default()
         };
         let (_, json) = bridge.smartsend(subject, payloads.clone(), options).await?;
-        println_flush(&String::from_utf8(json)?);
+        println_flush(std::str::from_utf8(&json)?);
     }
     bridge.connection().flush().await?;
     Ok(ExitCode::SUCCESS)

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::claimcheck::{DownloadHandler, HttpDownloader, PlikUploader, UploadHandler};
+use crate::envelope::bytes::Bytes;
 use crate::envelope::{Envelope, Payload, SendOptions};
 use crate::transport::{ConnectOptions, Connection, Message, Subscriber};
 use crate::{Error, Result, pack::pack, pack::unpack};
@@ -181,7 +182,7 @@ impl Bridge {
         subject: &str,
         payloads: Vec<Payload>,
         options: SendOptions,
-    ) -> Result<(Envelope, Vec<u8>)> {
+    ) -> Result<(Envelope, Bytes)> {
         let is_publish = options.is_publish;
         let (envelope, json) = pack(
             subject,
@@ -192,7 +193,8 @@ impl Bridge {
         )
         .await?;
         if is_publish {
-            self.conn.publish(subject, json.clone().into()).await?;
+            // A reference-counted clone: the envelope is not copied.
+            self.conn.publish(subject, json.clone()).await?;
         }
         Ok((envelope, json))
     }
@@ -203,7 +205,7 @@ impl Bridge {
         subject: &str,
         payloads: Vec<Payload>,
         options: SendOptions,
-    ) -> Result<(Envelope, Vec<u8>)> {
+    ) -> Result<(Envelope, Bytes)> {
         self.smartsend(subject, payloads, options).await
     }
 
@@ -243,7 +245,7 @@ impl Bridge {
     ) -> Result<Envelope> {
         let options = SendOptions { is_publish: false, ..options };
         let (_, json) = self.smartsend(subject, payloads, options).await?;
-        let answer = self.conn.request(subject, json.into(), timeout).await?;
+        let answer = self.conn.request(subject, json, timeout).await?;
         self.smartreceive(&answer).await
     }
 

@@ -8,6 +8,7 @@ use crate::envelope::{
     Body, Envelope, ErrorKind as EnvelopeErrorKind, Payload, PayloadType, PlanLimits, SendOptions,
     Transport, plan_transports,
 };
+use crate::envelope::bytes::Bytes;
 use crate::system::{SystemClock, SystemIds};
 use crate::{Error, Result};
 
@@ -55,7 +56,7 @@ pub async fn pack(
     options: SendOptions,
     uploader: Option<&dyn UploadHandler>,
     max_payload: usize,
-) -> Result<(Envelope, Vec<u8>)> {
+) -> Result<(Envelope, Bytes)> {
     let limits = PlanLimits {
         size_threshold: options.size_threshold,
         max_payload,
@@ -96,7 +97,7 @@ pub async fn pack(
             "the link URLs made the finished envelope too large",
         )));
     }
-    Ok((envelope, json))
+    Ok((envelope, Bytes::from(json)))
 }
 
 /// Parses an envelope and fetches its link payloads: the seeds'
