@@ -59,7 +59,14 @@ pub struct NatsServerBuilder {
     user_password: Option<(String, String)>,
     nkey_users: Vec<String>,
     tls: Option<Tls>,
+    cluster: Option<ClusterConfig>,
     extra: String,
+}
+
+#[derive(Clone, Debug)]
+struct ClusterConfig {
+    port: u16,
+    routes: Vec<u16>,
 }
 
 /// TLS files for the server (PEM).
@@ -155,6 +162,15 @@ impl NatsServerBuilder {
             c += &format!("authorization {{ token: {token:?} }}\n");
         } else if !users.is_empty() {
             c += &format!("authorization {{ users: [ {} ] }}\n", users.join(", "));
+        }
+        if let Some(cluster) = &self.cluster {
+            let routes: Vec<String> =
+                cluster.routes.iter().map(|p| format!("\"nats-route://127.0.0.1:{p}\"")).collect();
+            c += &format!(
+                "server_name: n{port}\ncluster {{ name: natsbridge, listen: \"127.0.0.1:{}\", routes: [ {} ] }}\n",
+                cluster.port,
+                routes.join(", ")
+            );
         }
         if let Some(tls) = &self.tls {
             c += &format!("tls {{ cert_file: {:?}, key_file: {:?}", tls.cert, tls.key);
@@ -266,6 +282,95 @@ impl NatsServer {
     pub fn restart_with_max_payload(&mut self, bytes: usize) {
         self.config.max_payload = Some(bytes);
         self.restart();
+    }
+}
+
+/// Three (or more) nats-servers routed into one cluster on loopback.
+#[derive(Debug)]
+pub struct NatsCluster {
+    /// The nodes, in start order.
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts `n` nodes with full-mesh routes and waits until each sees
+    /// the others (the route count in its monitoring is not needed: a
+    /// message published on one node reaching a subscriber on another is
+    /// what the tests check).
+    pub fn start(n: usize) -> NatsCluster {
+        let route_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let nodes = (0..n)
+            .map(|i| {
+                let routes = route_ports
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, p)| *p)
+                    .collect();
+                let mut builder = NatsServer::builder();
+                builder.cluster = Some(ClusterConfig { port: route_ports[i], routes });
+                builder.start()
+            })
+            .collect();
+        NatsCluster { nodes }
+    }
+
+    /// Every node's client URL.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(NatsServer::url).collect()
+    }
+}
+
+/// PEM files of a test CA and a server certificate for 127.0.0.1 and
+/// localhost signed by it, written to a temporary directory (removed on
+/// drop).
+#[derive(Debug)]
+pub struct TestCertificates {
+    dir: tempfile::TempDir,
+}
+
+impl TestCertificates {
+    /// Generates a CA, a server certificate and a client certificate.
+    pub fn generate() -> TestCertificates {
+        let dir = tempfile::Builder::new().prefix("natsbridge-certs-").tempdir().unwrap();
+        let write = |name: &str, pem: String| std::fs::write(dir.path().join(name), pem).unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "natsbridge test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        write("ca.pem", ca_cert.pem());
+        for (name, sans) in [
+            ("server", vec!["127.0.0.1".to_string(), "localhost".into()]),
+            ("client", vec!["client".into()]),
+        ] {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let params = rcgen::CertificateParams::new(sans).unwrap();
+            let cert = params.signed_by(&key, &issuer).unwrap();
+            write(&format!("{name}.pem"), cert.pem());
+            write(&format!("{name}-key.pem"), key.serialize_pem());
+        }
+        TestCertificates { dir }
+    }
+
+    /// The CA certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// The server's TLS configuration (no client certificates required).
+    pub fn server_tls(&self) -> Tls {
+        Tls {
+            cert: self.dir.path().join("server.pem"),
+            key: self.dir.path().join("server-key.pem"),
+            client_ca: None,
+        }
+    }
+
+    /// The client certificate and key.
+    pub fn client(&self) -> (PathBuf, PathBuf) {
+        (self.dir.path().join("client.pem"), self.dir.path().join("client-key.pem"))
     }
 }
 

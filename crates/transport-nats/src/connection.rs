@@ -287,6 +287,9 @@ impl ConnectOptions {
                     ErrorKind::Auth
                 }
                 ConnectErrorKind::Tls => ErrorKind::Tls,
+                // async-nats reports a rejected server certificate as an
+                // I/O error from rustls; it is a TLS failure to the caller.
+                ConnectErrorKind::Io if is_certificate_error(&e) => ErrorKind::Tls,
                 ConnectErrorKind::ServerParse => ErrorKind::InvalidConfig,
                 _ => ErrorKind::Connect,
             };
@@ -294,6 +297,11 @@ impl ConnectOptions {
         })?;
         Ok(Connection { client, events: events_tx })
     }
+}
+
+fn is_certificate_error(e: &async_nats::ConnectError) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    text.contains("certificate") || text.contains("handshake")
 }
 
 /// Connects to one server with default options.

@@ -33,3 +33,39 @@ async fn user_password_auth() {
     assert_eq!(err.kind(), &ErrorKind::Auth, "{err}");
     assert!(!format!("{err} {err:?}").contains("not-the-pa55"));
 }
+
+#[tokio::test]
+async fn nkey_auth_accepts_the_right_seed_and_refuses_another() {
+    let user = nkeys::KeyPair::new_user();
+    let server = NatsServer::builder().nkey_user(user.public_key()).start();
+    ConnectOptions::new(server.url()).nkey(user.seed().unwrap()).connect().await.unwrap();
+    let stranger = nkeys::KeyPair::new_user().seed().unwrap();
+    let err = ConnectOptions::new(server.url()).nkey(stranger.clone()).connect().await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Auth, "{err}");
+    assert!(!format!("{err} {err:?}").contains(&stranger), "the seed leaked");
+}
+
+#[tokio::test]
+async fn tls_with_the_test_ca_and_a_clear_error_with_the_wrong_one() {
+    let certs = natsbridge_test_support::TestCertificates::generate();
+    let server = NatsServer::builder().tls(certs.server_tls()).start();
+    let conn = ConnectOptions::new(server.url())
+        .root_certificates(certs.ca())
+        .require_tls(true)
+        .connect()
+        .await
+        .unwrap();
+    conn.publish("over.tls", "secret".into()).await.unwrap();
+    conn.flush().await.unwrap();
+
+    // A client that trusts another CA must not connect.
+    let other = natsbridge_test_support::TestCertificates::generate();
+    let err = ConnectOptions::new(server.url())
+        .root_certificates(other.ca())
+        .require_tls(true)
+        .connection_timeout(std::time::Duration::from_secs(3))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Tls, "{err}");
+}

@@ -1,5 +1,6 @@
 //! Integration tests against real nats-server processes.
 
 mod auth;
+mod cluster;
 mod core;
 mod jetstream;
