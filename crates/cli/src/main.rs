@@ -350,10 +350,7 @@ async fn listen(args: ListenArgs) -> anyhow::Result<ExitCode> {
                 if let Some(dir) = &args.out {
                     let failed = dir.join("failed");
                     std::fs::create_dir_all(&failed)?;
-                    std::fs::write(
-                        failed.join(format!("{received}.msg")),
-                        &rejected.message.payload,
-                    )?;
+                    std::fs::write(failed.join(format!("{received}.msg")), &rejected.payload)?;
                 }
                 report::error_line(&rejected.error)
             }

@@ -266,7 +266,7 @@ async fn listen(a: ListenArgs) -> anyhow::Result<ExitCode> {
         let line = match item {
             Ok(Received { envelope, subject, .. }) => Value::Object(summary(&envelope, &subject)?),
             Err(rejected) => json!({
-                "subject": rejected.message.subject.as_str(),
+                "subject": rejected.subject.as_str(),
                 "error": format!("{:#}", anyhow::Error::new(rejected.error)),
             }),
         };
@@ -289,7 +289,7 @@ async fn reply(a: ReplyArgs) -> anyhow::Result<ExitCode> {
         let request = match item {
             Ok(r) => r,
             Err(rejected) => {
-                let line = json!({"subject": rejected.message.subject.as_str(),
+                let line = json!({"subject": rejected.subject.as_str(),
                     "error": format!("{:#}", anyhow::Error::new(rejected.error))});
                 println_flush(&line.to_string());
                 continue;

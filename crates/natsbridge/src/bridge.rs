@@ -4,10 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::claimcheck::{DownloadHandler, HttpDownloader, PlikUploader, UploadHandler};
+use crate::claimcheck::{
+    DownloadHandler, HttpDownloader, PlikUploader, RetryConfig, UploadHandler,
+};
 use crate::envelope::bytes::Bytes;
 use crate::envelope::{Envelope, Payload, SendOptions};
-use crate::transport::{ConnectOptions, Connection, Message, Subscriber};
+use crate::transport::{Ack, ConnectOptions, Connection, Consumer, Message, Subscriber};
 use crate::{Error, Result, pack::pack, pack::unpack};
 
 /// Connects to `url` with default options: no file server (every payload
@@ -115,14 +117,16 @@ pub struct Received {
     pub reply: Option<String>,
 }
 
-/// A message that could not be turned into an envelope. The raw message is
-/// kept so nothing is lost.
+/// A message that could not be turned into an envelope. Its bytes are kept
+/// so nothing is lost.
 #[derive(Debug)]
 pub struct Rejected {
     /// Why.
     pub error: Error,
-    /// The message as it arrived.
-    pub message: Message,
+    /// The subject it arrived on.
+    pub subject: String,
+    /// The message body exactly as it arrived.
+    pub payload: Bytes,
 }
 
 /// A subscription yielding envelopes; a message that fails to decode
@@ -144,8 +148,51 @@ impl Subscription {
                 subject: message.subject.to_string(),
                 reply: message.reply.as_ref().map(|r| r.to_string()),
             }),
-            Err(error) => Err(Rejected { error, message }),
+            Err(error) => Err(Rejected {
+                error,
+                subject: message.subject.to_string(),
+                payload: message.payload,
+            }),
         })
+    }
+}
+
+/// Envelopes from a JetStream durable pull consumer: a message is acked
+/// once its envelope decoded (links fetched and verified), and naked
+/// otherwise, to be redelivered after a delay that grows with its delivery
+/// count (`nak_delay`: base 100 ms, doubling, capped at 5 s), so a
+/// file server that is down for a while does not lose the message.
+#[derive(Debug)]
+pub struct EnvelopeConsumer {
+    consumer: Consumer,
+    bridge: Bridge,
+    /// The redelivery delays for naked messages.
+    pub nak_delay: RetryConfig,
+}
+
+impl EnvelopeConsumer {
+    /// Fetches up to `max` messages, waiting at most `expires`.
+    pub async fn fetch(
+        &self,
+        max: usize,
+        expires: Duration,
+    ) -> Result<Vec<Result<Received, Rejected>>> {
+        let mut out = Vec::new();
+        for message in self.consumer.fetch(max, expires).await? {
+            let subject = message.subject().to_string();
+            match unpack(message.payload(), self.bridge.downloader.as_ref()).await {
+                Ok(envelope) => {
+                    message.ack().await?;
+                    out.push(Ok(Received { envelope, subject, reply: None }));
+                }
+                Err(error) => {
+                    let attempt = u32::try_from(message.delivered().max(1) - 1).unwrap_or(u32::MAX);
+                    message.nak(self.nak_delay.delay(attempt)).await?;
+                    out.push(Err(Rejected { error, subject, payload: message.payload().clone() }));
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -247,6 +294,31 @@ impl Bridge {
         let (_, json) = self.smartsend(subject, payloads, options).await?;
         let answer = self.conn.request(subject, json, timeout).await?;
         self.smartreceive(&answer).await
+    }
+
+    /// Publishes the envelope to a JetStream stream and waits for the
+    /// stream's ack. The envelope's `msg_id` is sent as `Nats-Msg-Id`, so
+    /// a publish retried after a lost ack is stored once.
+    pub async fn jetstream_send(
+        &self,
+        subject: &str,
+        payloads: Vec<Payload>,
+        options: SendOptions,
+    ) -> Result<(Envelope, Ack)> {
+        let options = SendOptions { is_publish: false, ..options };
+        let (envelope, json) = self.smartsend(subject, payloads, options).await?;
+        let ack = self.conn.jetstream().publish(subject, json, Some(&envelope.msg_id)).await?;
+        Ok((envelope, ack))
+    }
+
+    /// A durable pull consumer `durable` on `stream` that yields envelopes.
+    pub async fn jetstream_consumer(
+        &self,
+        stream: &str,
+        durable: &str,
+    ) -> Result<EnvelopeConsumer> {
+        let consumer = self.conn.jetstream().pull_consumer(stream, durable).await?;
+        Ok(EnvelopeConsumer { consumer, bridge: self.clone(), nak_delay: RetryConfig::default() })
     }
 
     /// Answers `request` with `payloads`: on NATS's reply inbox when it came

@@ -46,7 +46,9 @@ pub use natsbridge_claimcheck_http as claimcheck;
 pub use natsbridge_envelope_core as envelope;
 pub use natsbridge_transport_nats as transport;
 
-pub use crate::bridge::{Bridge, BridgeBuilder, Received, Rejected, Subscription, connect};
+pub use crate::bridge::{
+    Bridge, BridgeBuilder, EnvelopeConsumer, Received, Rejected, Subscription, connect,
+};
 pub use crate::claimcheck::sha256_hex;
 pub use crate::envelope::{
     Body, Envelope, Payload, PayloadRecord, PayloadType, PayloadValue, SendOptions, Transport,

@@ -4,11 +4,11 @@ use crate::claimcheck::{
     DownloadHandler, DownloadHandlerExt, DownloadRequest, UploadHandler, UploadHandlerExt,
     UploadSource,
 };
+use crate::envelope::bytes::Bytes;
 use crate::envelope::{
     Body, Envelope, ErrorKind as EnvelopeErrorKind, Payload, PayloadType, PlanLimits, SendOptions,
     Transport, plan_transports,
 };
-use crate::envelope::bytes::Bytes;
 use crate::system::{SystemClock, SystemIds};
 use crate::{Error, Result};
 

@@ -167,7 +167,8 @@ async fn an_undecodable_message_is_rejected_with_its_bytes_and_the_stream_goes_o
         .unwrap();
 
     let rejected = sub.next().await.unwrap().unwrap_err();
-    assert_eq!(rejected.message.payload.as_ref(), b"{not an envelope");
+    assert_eq!(rejected.payload.as_ref(), b"{not an envelope");
+    assert_eq!(rejected.subject, "in");
     assert!(matches!(rejected.error.kind(), ErrorKind::Envelope(EnvelopeKind::NotJson { .. })));
     let next = sub.next().await.unwrap().unwrap();
     assert_eq!(next.envelope.payloads[0].value().unwrap(), PayloadValue::Text("after".into()));
@@ -187,4 +188,46 @@ async fn is_publish_false_builds_without_publishing() {
         .unwrap();
     let first = sub.next().await.unwrap().unwrap();
     assert_eq!(first.envelope.payloads[0].value().unwrap(), PayloadValue::Text("published".into()));
+}
+
+#[tokio::test]
+async fn jetstream_acks_decoded_envelopes_and_naks_the_rest_for_redelivery() {
+    let server = NatsServer::builder().jetstream().start();
+    let b = bridge(&server, None).await;
+    b.connection().jetstream().ensure_stream("CHAT", &["chat.>"]).await.unwrap();
+    for i in 0..3 {
+        let (env, ack) = b
+            .jetstream_send(
+                "chat.room",
+                vec![Payload::text("t", format!("m{i}"))],
+                SendOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert!(!ack.duplicate);
+        assert!(!env.msg_id.is_empty());
+    }
+    b.connection().jetstream().publish("chat.room", "{broken".into(), None).await.unwrap();
+
+    let mut consumer = b.jetstream_consumer("CHAT", "reader").await.unwrap();
+    consumer.nak_delay = natsbridge::claimcheck::RetryConfig {
+        base_delay: Duration::from_millis(10),
+        jitter: false,
+        ..Default::default()
+    };
+    let first = consumer.fetch(10, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(first.len(), 4);
+    let texts: Vec<_> = first
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|r| r.envelope.payloads[0].value().unwrap())
+        .collect();
+    assert_eq!(texts.len(), 3);
+    let rejected = first.iter().find_map(|r| r.as_ref().err()).unwrap();
+    assert_eq!(rejected.payload.as_ref(), b"{broken", "the raw message is kept");
+
+    // Only the naked message comes back.
+    let again = consumer.fetch(10, Duration::from_secs(3)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].as_ref().unwrap_err().payload.as_ref(), b"{broken");
 }
