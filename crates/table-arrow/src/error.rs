@@ -1,0 +1,99 @@
+//! The crate's one error type.
+
+use std::fmt;
+
+use arrow_schema::ArrowError;
+
+/// What went wrong, in terms a caller can act on.
+///
+/// No kind is worth retrying: the same bytes give the same error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The bytes are not valid Arrow IPC (stream or file): truncated,
+    /// garbage, a wrong magic, lengths or offsets pointing outside the
+    /// buffer, or arrays that fail Arrow's validation. Not retried.
+    Malformed,
+    /// Valid input this build cannot handle: a payload type that is not a
+    /// table, a compression codec whose crate feature is off, or a column
+    /// type the JSON writer cannot express. Not retried.
+    Unsupported,
+    /// A `jsontable` whose rows cannot share one schema: the same key holds
+    /// values of incompatible types in different rows (a number here, a
+    /// string or an object there). Not retried.
+    MixedRows,
+    /// A `jsontable` that is not a JSON array of row objects, or rows that
+    /// do not (de)serialize to the caller's type. Not retried.
+    Json,
+    /// The batches handed in disagree on their schema, or there is nothing
+    /// to take a schema from (no batches). Not retried.
+    Schema,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Malformed => "malformed Arrow IPC",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::MixedRows => "jsontable rows of mixed shapes",
+            ErrorKind::Json => "invalid jsontable",
+            ErrorKind::Schema => "schema",
+        })
+    }
+}
+
+/// The error of every fallible function in this crate.
+///
+/// [`Error::kind`] says what to do about it; `Display` gives the reason
+/// (Arrow's or serde_json's message, kept whole), and
+/// [`std::error::Error::source`] the underlying error where there is one.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error { kind, message: message.into(), source: None }
+    }
+
+    pub(crate) fn with_source(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error { kind, message: message.into(), source: Some(Box::new(source)) }
+    }
+
+    /// An Arrow error met while reading IPC bytes.
+    pub(crate) fn reading(context: &str, e: ArrowError) -> Error {
+        let kind = match &e {
+            ArrowError::NotYetImplemented(_) => ErrorKind::Unsupported,
+            ArrowError::InvalidArgumentError(m) if m.contains("feature") => ErrorKind::Unsupported,
+            _ => ErrorKind::Malformed,
+        };
+        Error::with_source(kind, format!("{context}: {e}"), e)
+    }
+
+    /// What kind of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}

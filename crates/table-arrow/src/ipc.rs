@@ -1,0 +1,342 @@
+//! `arrowtable`: Arrow IPC stream (and file) bytes to and from record batches.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_buffer::Buffer;
+use arrow_ipc::reader::{FileDecoder, StreamDecoder, read_footer_length};
+use arrow_ipc::writer::{FileWriter, IpcWriteOptions, StreamWriter};
+use arrow_schema::{Schema, SchemaRef};
+use bytes::Bytes;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The magic at the start (and end) of the Arrow IPC file format.
+const FILE_MAGIC: &[u8; 6] = b"ARROW1";
+
+/// Which of Arrow's two IPC layouts some bytes use.
+///
+/// The wire contract sends [`IpcFormat::Stream`]; on receive both are
+/// accepted, told apart by the file format's leading `ARROW1` magic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum IpcFormat {
+    /// The IPC stream format: a schema message, then dictionary and record
+    /// batch messages, then an end-of-stream marker. What `arrowtable`
+    /// payloads carry and what every peer writes by default (pyarrow's
+    /// `new_stream`, apache-arrow's `tableToIPC`, Arrow.jl's `Arrow.write`).
+    #[default]
+    Stream,
+    /// The IPC file format (Feather v2): `ARROW1`, the stream messages, a
+    /// footer indexing them, `ARROW1`. Accepted on receive; written only
+    /// when asked for with [`WriteOptions::format`].
+    File,
+}
+
+impl IpcFormat {
+    /// Tells the format of `bytes` from its first six bytes.
+    ///
+    /// Anything not starting with `ARROW1` is taken for a stream (and
+    /// reading it says whether it really is one).
+    ///
+    /// ```
+    /// use natsbridge_table_arrow::IpcFormat;
+    /// assert_eq!(IpcFormat::detect(b"ARROW1\0\0..."), IpcFormat::File);
+    /// assert_eq!(IpcFormat::detect(b"\xff\xff\xff\xff"), IpcFormat::Stream);
+    /// ```
+    pub fn detect(bytes: &[u8]) -> IpcFormat {
+        if bytes.starts_with(FILE_MAGIC) { IpcFormat::File } else { IpcFormat::Stream }
+    }
+}
+
+/// A compression codec for the record batch buffers of IPC output.
+///
+/// Compressed IPC is part of the Arrow format since 1.0 and pyarrow and
+/// Arrow.jl read both codecs, but apache-arrow (JS) and several older
+/// readers do not: compress only when every receiver is known to cope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Compression {
+    /// LZ4 frame format (pure Rust, crate feature `lz4`, on by default).
+    Lz4,
+    /// Zstandard (crate feature `zstd`, off by default: it builds C code).
+    Zstd,
+}
+
+/// How [`write_ipc_with`] writes.
+///
+/// The default is the wire contract's: stream format, uncompressed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Stream (the default, and what `arrowtable` means) or file format.
+    pub format: IpcFormat,
+    /// Compress record batch buffers; `None` (the default) does not, since
+    /// not every peer reads compressed IPC.
+    pub compression: Option<Compression>,
+}
+
+/// Record batches sharing one schema: what an `arrowtable` holds.
+///
+/// Batches read by [`read_ipc`] borrow the received bytes: their column
+/// buffers point into the same allocation, which stays alive (reference
+/// counted) as long as any batch or array taken from them does.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// The schema, with its metadata (pandas' `pandas` key, Arrow.jl's
+    /// `JULIA_ARROW_...` keys and the like are kept as they came).
+    pub schema: SchemaRef,
+    /// The batches in order; possibly none.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl Table {
+    /// A table from its schema and batches (not checked against each other;
+    /// writing checks).
+    pub fn new(schema: SchemaRef, batches: Vec<RecordBatch>) -> Table {
+        Table { schema, batches }
+    }
+
+    /// The number of rows over all batches.
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// Writes batches as Arrow IPC stream bytes, the `arrowtable` wire form.
+///
+/// The schema (with its metadata) is the first batch's; every batch must
+/// have the same fields, or the error is [`ErrorKind::Schema`]. With no
+/// batches there is no schema to write: use [`write_ipc_with`].
+pub fn write_ipc(batches: &[RecordBatch]) -> Result<Bytes> {
+    let first = batches.first().ok_or_else(|| {
+        Error::new(ErrorKind::Schema, "no batches: nothing to take a schema from")
+    })?;
+    write_ipc_with(first.schema_ref(), batches, &WriteOptions::default())
+}
+
+/// Writes batches with a given schema and [`WriteOptions`].
+///
+/// Each batch must have the schema's fields (metadata may differ: the
+/// schema's is written). The output is one allocation, handed over as
+/// [`Bytes`] without a copy.
+pub fn write_ipc_with(
+    schema: &Schema,
+    batches: &[RecordBatch],
+    options: &WriteOptions,
+) -> Result<Bytes> {
+    for (i, batch) in batches.iter().enumerate() {
+        if batch.schema_ref().fields() != schema.fields() {
+            return Err(Error::new(
+                ErrorKind::Schema,
+                format!(
+                    "batch {i} has fields {:?}, the table {:?}",
+                    batch.schema_ref().fields(),
+                    schema.fields()
+                ),
+            ));
+        }
+    }
+    let codec = match options.compression {
+        None => None,
+        Some(Compression::Lz4) => Some(arrow_ipc::CompressionType::LZ4_FRAME),
+        Some(Compression::Zstd) => Some(arrow_ipc::CompressionType::ZSTD),
+    };
+    if (codec == Some(arrow_ipc::CompressionType::LZ4_FRAME) && !cfg!(feature = "lz4"))
+        || (codec == Some(arrow_ipc::CompressionType::ZSTD) && !cfg!(feature = "zstd"))
+    {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "{:?} compression needs this crate's feature of that name",
+                options.compression
+            ),
+        ));
+    }
+    let ipc_options = IpcWriteOptions::default()
+        .try_with_compression(codec)
+        .map_err(|e| Error::with_source(ErrorKind::Unsupported, e.to_string(), e))?;
+    // Sizing the output once avoids the copies of a growing Vec: the IPC
+    // body is the batches' buffers plus padding and a little metadata.
+    let body: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    let mut out = Vec::with_capacity(body + 1024 + 64 * schema.fields().len());
+    let encode = |e: arrow_schema::ArrowError| {
+        Error::with_source(ErrorKind::Unsupported, format!("cannot write Arrow IPC: {e}"), e)
+    };
+    match options.format {
+        IpcFormat::Stream => {
+            let mut writer = StreamWriter::try_new_with_options(&mut out, schema, ipc_options)
+                .map_err(encode)?;
+            for batch in batches {
+                writer.write(batch).map_err(encode)?;
+            }
+            writer.finish().map_err(encode)?;
+        }
+        IpcFormat::File => {
+            let mut writer =
+                FileWriter::try_new_with_options(&mut out, schema, ipc_options).map_err(encode)?;
+            for batch in batches {
+                writer.write(batch).map_err(encode)?;
+            }
+            writer.finish().map_err(encode)?;
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Reads Arrow IPC bytes, stream or file format, without copying the
+/// column buffers.
+///
+/// The format is told by [`IpcFormat::detect`]. Arrow's full validation
+/// runs on every array (offsets, UTF-8, dictionary keys, lengths), so bytes
+/// that are truncated, garbage, carry a wrong magic or a lying length are an
+/// [`ErrorKind::Malformed`] error naming the reason, never a panic. A
+/// compressed stream whose codec's crate feature is off is
+/// [`ErrorKind::Unsupported`].
+///
+/// Zero-copy: the arrays point into `bytes`' allocation. Arrow needs each
+/// buffer aligned to its type; IPC writers align buffers to 8 bytes within
+/// the message, so this holds whenever the allocation itself is 8-aligned
+/// (every `Vec<u8>` from the system allocator is). A buffer that is not is
+/// copied into an aligned one rather than refused.
+pub fn read_ipc(bytes: &Bytes) -> Result<Table> {
+    let format = IpcFormat::detect(bytes);
+    let buffer = Buffer::from(bytes.clone());
+    // Arrow's readers return errors for the malformed inputs we know of;
+    // this guard turns any panic a future corner case might hit into the
+    // same `Malformed` error instead of taking the receiver down.
+    match catch_unwind(AssertUnwindSafe(|| match format {
+        IpcFormat::Stream => read_stream(buffer),
+        IpcFormat::File => read_file(buffer),
+    })) {
+        Ok(result) => result,
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("the reader panicked");
+            Err(Error::new(ErrorKind::Malformed, format!("Arrow IPC {format:?}: {reason}")))
+        }
+    }
+}
+
+fn read_stream(mut buffer: Buffer) -> Result<Table> {
+    let mut decoder = StreamDecoder::new();
+    let mut batches = Vec::new();
+    while !buffer.is_empty() {
+        if let Some(batch) =
+            decoder.decode(&mut buffer).map_err(|e| Error::reading("Arrow IPC stream", e))?
+        {
+            batches.push(batch);
+        }
+    }
+    decoder.finish().map_err(|e| Error::reading("Arrow IPC stream", e))?;
+    let schema = decoder
+        .schema()
+        .ok_or_else(|| Error::new(ErrorKind::Malformed, "Arrow IPC stream: no schema message"))?;
+    Ok(Table { schema, batches })
+}
+
+fn malformed(reason: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Malformed, format!("Arrow IPC file: {}", reason.into()))
+}
+
+/// The part of `buffer` a footer block points at, checked to lie in
+/// `0..limit` (the footer's start), so a lying offset is an error.
+fn block_slice(buffer: &Buffer, block: &arrow_ipc::Block, limit: usize) -> Result<Buffer> {
+    let offset = usize::try_from(block.offset()).map_err(|_| malformed("negative block offset"))?;
+    let meta = usize::try_from(block.metaDataLength())
+        .map_err(|_| malformed("negative block metadata length"))?;
+    let body =
+        usize::try_from(block.bodyLength()).map_err(|_| malformed("negative block body length"))?;
+    let end = offset
+        .checked_add(meta)
+        .and_then(|n| n.checked_add(body))
+        .filter(|&end| end <= limit)
+        .ok_or_else(|| {
+            malformed(format!(
+                "block at {offset} of {} bytes runs past the footer at {limit}",
+                meta + body
+            ))
+        })?;
+    Ok(buffer.slice_with_length(offset, end - offset))
+}
+
+fn read_file(buffer: Buffer) -> Result<Table> {
+    let len = buffer.len();
+    // Leading magic and padding (8), trailing footer length and magic (10).
+    if len < 8 + 10 {
+        return Err(malformed(format!("{len} bytes is too short for a file")));
+    }
+    let trailer: [u8; 10] = buffer[len - 10..].try_into().expect("ten bytes");
+    let footer_len = read_footer_length(trailer).map_err(|e| {
+        Error::reading("Arrow IPC file trailer (missing ARROW1 or bad footer length)", e)
+    })?;
+    let footer_start = (len - 10)
+        .checked_sub(footer_len)
+        .filter(|&start| start >= 8)
+        .ok_or_else(|| malformed(format!("footer length {footer_len} exceeds the {len} bytes")))?;
+    let footer = arrow_ipc::root_as_footer(&buffer[footer_start..len - 10])
+        .map_err(|e| malformed(format!("footer is not a valid flatbuffer: {e}")))?;
+    let fb_schema = footer.schema().ok_or_else(|| malformed("footer has no schema"))?;
+    if !fb_schema.endianness().equals_to_target_endianness() {
+        return Err(Error::new(ErrorKind::Unsupported, "Arrow IPC file of the other endianness"));
+    }
+    let schema = Arc::new(
+        arrow_ipc::convert::try_fb_to_schema(fb_schema)
+            .map_err(|e| Error::reading("Arrow IPC file schema", e))?,
+    );
+    let mut decoder = FileDecoder::new(schema.clone(), footer.version());
+    for block in footer.dictionaries().iter().flatten() {
+        let data = block_slice(&buffer, block, footer_start)?;
+        decoder
+            .read_dictionary(block, &data)
+            .map_err(|e| Error::reading("Arrow IPC file dictionary", e))?;
+    }
+    let blocks =
+        footer.recordBatches().ok_or_else(|| malformed("footer lists no record batches"))?;
+    let mut batches = Vec::with_capacity(blocks.len());
+    for block in blocks {
+        let data = block_slice(&buffer, block, footer_start)?;
+        if let Some(batch) = decoder
+            .read_record_batch(block, &data)
+            .map_err(|e| Error::reading("Arrow IPC file record batch", e))?
+        {
+            batches.push(batch);
+        }
+    }
+    Ok(Table { schema, batches })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::Int32Array;
+
+    #[test]
+    fn detects_file_magic() {
+        assert_eq!(IpcFormat::detect(b"ARROW1"), IpcFormat::File);
+        assert_eq!(IpcFormat::detect(b"ARROW"), IpcFormat::Stream);
+        assert_eq!(IpcFormat::detect(b""), IpcFormat::Stream);
+    }
+
+    #[test]
+    fn empty_input_is_malformed() {
+        let e = read_ipc(&Bytes::new()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Malformed, "{e}");
+    }
+
+    #[test]
+    fn file_round_trip() {
+        let batch = RecordBatch::try_from_iter([(
+            "a",
+            Arc::new(Int32Array::from(vec![1, 2, 3])) as arrow_array::ArrayRef,
+        )])
+        .unwrap();
+        let options = WriteOptions { format: IpcFormat::File, ..WriteOptions::default() };
+        let bytes =
+            write_ipc_with(batch.schema_ref(), std::slice::from_ref(&batch), &options).unwrap();
+        assert!(bytes.starts_with(FILE_MAGIC));
+        assert_eq!(read_ipc(&bytes).unwrap().batches, vec![batch]);
+    }
+}
