@@ -252,11 +252,29 @@ fn deadline(secs: f64) -> anyhow::Result<tokio::time::Instant> {
     Ok(tokio::time::Instant::now() + Duration::try_from_secs_f64(secs)?)
 }
 
-async fn listen(a: ListenArgs) -> anyhow::Result<ExitCode> {
-    let bridge = connect(&a.common).await?;
-    let mut sub = bridge.subscribe(&a.subject).await?;
+/// Connects, subscribes, waits until the server has the subscription and
+/// says `READY` on stderr, as the contract asks of `listen` and `reply`.
+async fn ready_subscription(
+    common: &Common,
+    subject: &str,
+) -> anyhow::Result<(Bridge, natsbridge::Subscription)> {
+    let bridge = connect(common).await?;
+    let sub = bridge.subscribe(subject).await?;
     bridge.connection().sync().await?;
     eprintln!("READY");
+    Ok((bridge, sub))
+}
+
+/// The contract's line for a message that did not decode.
+fn rejected_line(rejected: natsbridge::Rejected) -> Value {
+    json!({
+        "subject": rejected.subject.as_str(),
+        "error": format!("{:#}", anyhow::Error::new(rejected.error)),
+    })
+}
+
+async fn listen(a: ListenArgs) -> anyhow::Result<ExitCode> {
+    let (_bridge, mut sub) = ready_subscription(&a.common, &a.subject).await?;
     let until = deadline(a.timeout)?;
     for _ in 0..a.count {
         let Ok(next) = tokio::time::timeout_at(until, sub.next()).await else {
@@ -265,10 +283,7 @@ async fn listen(a: ListenArgs) -> anyhow::Result<ExitCode> {
         let Some(item) = next else { break };
         let line = match item {
             Ok(Received { envelope, subject, .. }) => Value::Object(summary(&envelope, &subject)?),
-            Err(rejected) => json!({
-                "subject": rejected.subject.as_str(),
-                "error": format!("{:#}", anyhow::Error::new(rejected.error)),
-            }),
+            Err(rejected) => rejected_line(rejected),
         };
         println_flush(&line.to_string());
     }
@@ -276,10 +291,7 @@ async fn listen(a: ListenArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn reply(a: ReplyArgs) -> anyhow::Result<ExitCode> {
-    let bridge = connect(&a.common).await?;
-    let mut sub = bridge.subscribe(&a.subject).await?;
-    bridge.connection().sync().await?;
-    eprintln!("READY");
+    let (bridge, mut sub) = ready_subscription(&a.common, &a.subject).await?;
     let until = deadline(a.timeout)?;
     for _ in 0..a.count {
         let Ok(next) = tokio::time::timeout_at(until, sub.next()).await else {
@@ -289,9 +301,7 @@ async fn reply(a: ReplyArgs) -> anyhow::Result<ExitCode> {
         let request = match item {
             Ok(r) => r,
             Err(rejected) => {
-                let line = json!({"subject": rejected.subject.as_str(),
-                    "error": format!("{:#}", anyhow::Error::new(rejected.error))});
-                println_flush(&line.to_string());
+                println_flush(&rejected_line(rejected).to_string());
                 continue;
             }
         };
