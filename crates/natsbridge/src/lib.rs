@@ -10,7 +10,10 @@
 //!   codec and transport plan;
 //! - [`claimcheck`] (`natsbridge-claimcheck-http`): uploads, downloads and
 //!   the local Plik-compatible file server;
-//! - [`transport`] (`natsbridge-transport-nats`): NATS connections.
+//! - [`transport`] (`natsbridge-transport-nats`): NATS connections;
+//! - [`table`] (`natsbridge-table-arrow`, feature `tables`, on by default):
+//!   `arrowtable` (Arrow IPC) and `jsontable` payloads to and from Arrow
+//!   record batches.
 //!
 //! [`connect`] / [`Bridge::builder`] give a [`Bridge`]: `smartsend`,
 //! `smartreceive`, subscriptions, request-reply, with link payloads going
@@ -44,6 +47,8 @@ mod system;
 
 pub use natsbridge_claimcheck_http as claimcheck;
 pub use natsbridge_envelope_core as envelope;
+#[cfg(feature = "tables")]
+pub use natsbridge_table_arrow as table;
 pub use natsbridge_transport_nats as transport;
 
 pub use crate::bridge::{
