@@ -9,6 +9,7 @@ use crate::claimcheck::{
 };
 use crate::envelope::bytes::Bytes;
 use crate::envelope::{Envelope, Payload, SendOptions};
+use crate::objectstore::{LinkRouter, ObjectStoreHandler, ObjectStoreOptions};
 use crate::transport::{Ack, ConnectOptions, Connection, Consumer, Message, Subscriber};
 use crate::{Error, Result, pack::pack, pack::unpack};
 
@@ -26,6 +27,7 @@ pub struct BridgeBuilder {
     fileserver: Option<String>,
     uploader: Option<Arc<dyn UploadHandler>>,
     downloader: Option<Arc<dyn DownloadHandler>>,
+    object_store: Option<ObjectStoreOptions>,
 }
 
 impl std::fmt::Debug for BridgeBuilder {
@@ -36,6 +38,7 @@ impl std::fmt::Debug for BridgeBuilder {
             .field("fileserver", &self.fileserver)
             .field("uploader", &self.uploader.is_some())
             .field("downloader", &self.downloader.is_some())
+            .field("object_store", &self.object_store)
             .finish()
     }
 }
@@ -70,8 +73,56 @@ impl BridgeBuilder {
         self
     }
 
+    /// Sends link payloads through the JetStream object store `bucket`
+    /// (created if missing) instead of a file server, as
+    /// `nats-os://<bucket>/<object-name>` links, and reads such links from
+    /// it. **Rust peers only**: the other peers cannot read these links, so
+    /// use it only where every receiver is a natsbridge Rust peer with the
+    /// same bucket configured. The defaults of [`ObjectStoreOptions`] apply;
+    /// see [`BridgeBuilder::object_store_options`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> natsbridge::Result<()> {
+    /// let bridge = natsbridge::Bridge::builder("nats://127.0.0.1:4222")
+    ///     .object_store("payloads")
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = bridge; Ok(()) }
+    /// ```
+    pub fn object_store(self, bucket: impl Into<String>) -> Self {
+        self.object_store_options(ObjectStoreOptions {
+            bucket: bucket.into(),
+            ..ObjectStoreOptions::default()
+        })
+    }
+
+    /// Uses a JetStream object store as [`ObjectStoreOptions`] says: for
+    /// sending and receiving, or (`send: false`) only to read the
+    /// `nats-os://` links Rust peers send while this bridge uploads to its
+    /// file server. Sending through it cannot be combined with
+    /// [`fileserver`](Self::fileserver) or
+    /// [`upload_handler`](Self::upload_handler): [`connect`](Self::connect)
+    /// refuses that.
+    pub fn object_store_options(mut self, options: ObjectStoreOptions) -> Self {
+        self.object_store = Some(options);
+        self
+    }
+
     /// Connects.
     pub async fn connect(self) -> Result<Bridge> {
+        if let Some(options) = self.object_store.as_ref().filter(|o| o.send)
+            && (self.uploader.is_some() || self.fileserver.is_some())
+        {
+            return Err(Error::from(crate::claimcheck::Error::new(
+                crate::claimcheck::ErrorKind::InvalidInput,
+                format!(
+                    "link payloads can go to the object store bucket {} or to a file server, \
+                     not both (use ObjectStoreOptions {{ send: false, .. }} to only read \
+                     nats-os links)",
+                    options.bucket
+                ),
+            )));
+        }
         let uploader = match (self.uploader, &self.fileserver) {
             (Some(u), _) => Some(u),
             (None, Some(url)) => {
@@ -84,6 +135,16 @@ impl BridgeBuilder {
             None => Arc::new(HttpDownloader::new()?) as Arc<dyn DownloadHandler>,
         };
         let conn = self.connect.connect().await?;
+        let mut uploader = uploader;
+        let mut object_store = None;
+        if let Some(options) = &self.object_store {
+            let handler = Arc::new(ObjectStoreHandler::open(&conn.jetstream(), options).await?);
+            if options.send {
+                uploader = Some(handler.clone() as Arc<dyn UploadHandler>);
+            }
+            object_store = Some(handler);
+        }
+        let downloader = Arc::new(LinkRouter { object_store, http: downloader });
         Ok(Bridge { conn, uploader, downloader, broker_url: self.url })
     }
 }
@@ -205,6 +266,7 @@ impl Bridge {
             fileserver: None,
             uploader: None,
             downloader: None,
+            object_store: None,
         }
     }
 
@@ -257,7 +319,10 @@ impl Bridge {
     }
 
     /// Reads a received message: parses the envelope, decodes direct
-    /// payloads and downloads link payloads (checking size and `sha256`).
+    /// payloads and downloads link payloads (checking size and `sha256`):
+    /// `nats-os://` links from the configured object store (an error of
+    /// kind `ClaimCheck(UrlRefused)` naming the scheme when there is none),
+    /// any other link with the download handler.
     pub async fn smartreceive(&self, message: &Message) -> Result<Envelope> {
         unpack(&message.payload, self.downloader.as_ref()).await
     }

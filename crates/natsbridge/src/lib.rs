@@ -17,7 +17,9 @@
 //!
 //! [`connect`] / [`Bridge::builder`] give a [`Bridge`]: `smartsend`,
 //! `smartreceive`, subscriptions, request-reply, with link payloads going
-//! through the configured file server.
+//! through the configured file server, or, between Rust peers only and when
+//! the sender opts in with [`BridgeBuilder::object_store`], through a
+//! JetStream object store ([`ObjectStoreHandler`], `nats-os://` links).
 //!
 //! The cross-language names exist for users coming from other peers:
 //! [`smartpack`] builds an envelope (uploading what must go by link) and
@@ -42,6 +44,7 @@
 
 mod bridge;
 mod error;
+mod objectstore;
 mod pack;
 mod system;
 
@@ -59,5 +62,6 @@ pub use crate::envelope::{
     Body, Envelope, Payload, PayloadRecord, PayloadType, PayloadValue, SendOptions, Transport,
 };
 pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
 pub use crate::pack::{SHA256_KEY, pack as smartpack, unpack as smartunpack, upload_file_name};
 pub use crate::system::{SystemClock, SystemIds};

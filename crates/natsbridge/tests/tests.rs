@@ -2,4 +2,5 @@
 
 mod claimcheck;
 mod nats;
+mod objectstore;
 mod util;

@@ -37,8 +37,12 @@ pub enum ErrorKind {
     /// says which. An ack timeout can be retried (with the same msg id).
     JetStream,
     /// The options do not make a valid configuration (unreadable `.creds`
-    /// file, bad URL). Not retried.
+    /// file, bad URL, bad object store bucket name). Not retried.
     InvalidConfig,
+    /// The object store object does not exist, or was deleted. Not retried.
+    NotFound,
+    /// Reading the local source of an object store put failed. Not retried.
+    Io,
 }
 
 impl fmt::Display for ErrorKind {
@@ -58,6 +62,8 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Closed => f.write_str("the NATS connection is closed"),
             ErrorKind::JetStream => f.write_str("JetStream call failed"),
             ErrorKind::InvalidConfig => f.write_str("invalid connection options"),
+            ErrorKind::NotFound => f.write_str("object not found"),
+            ErrorKind::Io => f.write_str("reading the object's source failed"),
         }
     }
 }

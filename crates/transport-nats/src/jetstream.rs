@@ -1,4 +1,5 @@
-//! JetStream: streams, publish with ack, and durable pull consumers.
+//! JetStream: streams, publish with ack, durable pull consumers, and
+//! object stores.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use async_nats::jetstream::{self, AckKind, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
+use crate::objectstore::{ObjectStore, ObjectStoreConfig};
 use crate::{Error, ErrorKind, Result};
 
 fn js_error(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> Error {
@@ -72,6 +74,18 @@ impl JetStream {
             .await
             .map_err(|e| js_error(format!("waiting for the ack of {subject}"), e))?;
         Ok(Ack { stream: ack.stream, sequence: ack.sequence, duplicate: ack.duplicate })
+    }
+
+    /// Opens the object store `bucket`, creating it with the defaults of
+    /// [`ObjectStoreConfig::new`] if it does not exist.
+    pub async fn object_store(&self, bucket: &str) -> Result<ObjectStore> {
+        ObjectStore::open(&self.context, ObjectStoreConfig::new(bucket)).await
+    }
+
+    /// Opens the object store `config.bucket`, creating it with `config`
+    /// if it does not exist.
+    pub async fn object_store_with(&self, config: ObjectStoreConfig) -> Result<ObjectStore> {
+        ObjectStore::open(&self.context, config).await
     }
 
     /// A durable pull consumer `durable` on `stream` (created if missing),

@@ -6,8 +6,9 @@
 //! capped exponential backoff and jitter), publishing with a `max_payload`
 //! check before anything is sent, subscriptions and queue groups,
 //! request-reply with distinct timeout and no-responders errors, connection
-//! [`Event`]s (slow consumers included), and [`JetStream`] publish-with-ack
-//! and durable pull consumers.
+//! [`Event`]s (slow consumers included), [`JetStream`] publish-with-ack
+//! and durable pull consumers, and JetStream [`ObjectStore`] buckets
+//! (streamed put and get, delete, digests).
 //!
 //! It moves bytes; building and parsing envelopes is
 //! `natsbridge-envelope-core`'s job, and composing the two is the
@@ -29,8 +30,10 @@
 mod connection;
 mod error;
 mod jetstream;
+mod objectstore;
 
 pub use crate::connection::{ConnectOptions, Connection, Event, ReconnectPolicy, connect};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::jetstream::{Ack, Consumer, JetStream, StreamMessage};
+pub use crate::objectstore::{ObjectInfo, ObjectReader, ObjectStore, ObjectStoreConfig};
 pub use async_nats::{HeaderMap, Message, Subscriber};

@@ -4,3 +4,4 @@ mod auth;
 mod cluster;
 mod core;
 mod jetstream;
+mod objectstore;

@@ -1,0 +1,581 @@
+//! Claim-check through a JetStream object store: link payloads stored in a
+//! bucket on the NATS server itself, for Rust-to-Rust traffic with no file
+//! server at all.
+//!
+//! The link is `nats-os://<bucket>/<object-name>` (see `docs/spec.md`).
+//! Only this peer reads it, so it is sent only when the sender opts in
+//! ([`BridgeBuilder::object_store`](crate::BridgeBuilder::object_store)).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use crate::claimcheck::{
+    BoxFuture, DownloadHandler, DownloadRequest, DownloadSink, Downloaded, Error, ErrorKind,
+    UploadHandler, UploadSource,
+};
+use crate::envelope::bytes::BytesMut;
+use crate::transport::{
+    ErrorKind as NatsKind, JetStream, ObjectInfo, ObjectStore, ObjectStoreConfig,
+};
+
+/// The URL scheme of object store links: `nats-os://<bucket>/<object-name>`.
+pub const OBJECT_STORE_SCHEME: &str = "nats-os";
+
+/// Memory reserved up front for a download to memory, at most (the record's
+/// size is the sender's word).
+const PREALLOCATE_LIMIT: u64 = 64 * 1024 * 1024;
+/// One read from the object when writing to a file.
+const FILE_CHUNK: usize = 256 * 1024;
+
+/// How a [`Bridge`](crate::Bridge) uses a JetStream object store for link
+/// payloads; see [`BridgeBuilder::object_store_options`](crate::BridgeBuilder::object_store_options).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectStoreOptions {
+    /// The bucket: ASCII letters, digits, `-` and `_`. Created if missing.
+    /// Default `natsbridge`.
+    pub bucket: String,
+    /// Whether link payloads this bridge sends are stored here (`true`) or
+    /// the bucket is only read from, for `nats-os://` links that Rust peers
+    /// send while this bridge uploads elsewhere (`false`). Default `true`.
+    pub send: bool,
+    /// Whether an object is deleted once it has been downloaded and
+    /// verified, like a Plik one-shot upload. Off by default so that every
+    /// subscriber of a fan-out, and a JetStream redelivery, can read it.
+    pub one_shot: bool,
+    /// How long objects live when this bridge creates the bucket (an
+    /// existing bucket keeps its own setting); `None` keeps them until
+    /// deleted. Default 24 hours, so that objects nobody deletes expire.
+    pub max_age: Option<Duration>,
+    /// The largest object downloaded, in bytes, checked against the record's
+    /// size before any read. Default 1 GiB, as for HTTP downloads.
+    pub max_download_size: u64,
+}
+
+impl Default for ObjectStoreOptions {
+    fn default() -> Self {
+        ObjectStoreOptions {
+            bucket: "natsbridge".into(),
+            send: true,
+            one_shot: false,
+            max_age: Some(Duration::from_secs(24 * 60 * 60)),
+            max_download_size: 1 << 30,
+        }
+    }
+}
+
+/// An [`UploadHandler`] and [`DownloadHandler`] over one JetStream object
+/// store bucket.
+///
+/// - **Upload**: the object is named `<uuid>-<file name>` (the file name
+///   reduced to URL-safe characters) so concurrent sends never collide, and
+///   its bytes are streamed into the bucket chunk by chunk: a file or a
+///   reader is never held in memory whole. The link is
+///   `nats-os://<bucket>/<object-name>`.
+/// - **Download**: only links into this handler's bucket are read (others
+///   are [`ErrorKind::UrlRefused`]). The object's size must equal the
+///   record's ([`ErrorKind::SizeMismatch`], checked before reading and
+///   again on the bytes read), and the record's `sha256`, when given, must
+///   match both the digest the store recorded and the bytes read
+///   ([`ErrorKind::Integrity`]). A missing or deleted object is
+///   [`ErrorKind::NotFound`]. Nothing is retried.
+///
+/// ```no_run
+/// use natsbridge::claimcheck::{DownloadHandlerExt, DownloadRequest, UploadHandlerExt};
+/// use natsbridge::{ObjectStoreHandler, ObjectStoreOptions};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let conn = natsbridge::transport::connect("nats://127.0.0.1:4222").await?;
+/// let options = ObjectStoreOptions { bucket: "payloads".into(), ..Default::default() };
+/// let store = ObjectStoreHandler::open(&conn.jetstream(), &options).await?;
+/// let link = store.upload_file("big.bin", "/tmp/big.bin").await?;
+/// assert!(link.starts_with("nats-os://payloads/"));
+/// let size = std::fs::metadata("/tmp/big.bin")?.len();
+/// store.download_to_file(&DownloadRequest::new(&link, size), "/tmp/copy.bin").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ObjectStoreHandler {
+    store: ObjectStore,
+    one_shot: bool,
+    max_download_size: u64,
+}
+
+impl fmt::Debug for ObjectStoreHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectStoreHandler")
+            .field("bucket", &self.store.bucket())
+            .field("one_shot", &self.one_shot)
+            .field("max_download_size", &self.max_download_size)
+            .finish()
+    }
+}
+
+impl ObjectStoreHandler {
+    /// A handler over an open bucket: objects kept after download, 1 GiB
+    /// download limit.
+    pub fn new(store: ObjectStore) -> Self {
+        ObjectStoreHandler { store, one_shot: false, max_download_size: 1 << 30 }
+    }
+
+    /// Opens (or creates) `options.bucket` and applies `options`.
+    pub async fn open(
+        jetstream: &JetStream,
+        options: &ObjectStoreOptions,
+    ) -> Result<Self, crate::transport::Error> {
+        let config = ObjectStoreConfig {
+            max_age: options.max_age,
+            ..ObjectStoreConfig::new(options.bucket.clone())
+        };
+        let store = jetstream.object_store_with(config).await?;
+        Ok(ObjectStoreHandler::new(store)
+            .one_shot(options.one_shot)
+            .max_download_size(options.max_download_size))
+    }
+
+    /// Deletes each object once it has been downloaded and verified.
+    #[must_use]
+    pub fn one_shot(mut self, one_shot: bool) -> Self {
+        self.one_shot = one_shot;
+        self
+    }
+
+    /// The largest object downloaded, in bytes.
+    #[must_use]
+    pub fn max_download_size(mut self, bytes: u64) -> Self {
+        self.max_download_size = bytes;
+        self
+    }
+
+    /// The bucket.
+    pub fn store(&self) -> &ObjectStore {
+        &self.store
+    }
+
+    /// The link for object `name` in this handler's bucket.
+    pub fn link(&self, name: &str) -> String {
+        format!("{OBJECT_STORE_SCHEME}://{}/{name}", self.store.bucket())
+    }
+
+    async fn upload_inner(&self, name: &str, source: UploadSource) -> Result<String, Error> {
+        let object = object_name(name);
+        let (info, expected) = match source {
+            UploadSource::Bytes(bytes) => {
+                let len = bytes.len() as u64;
+                (self.store.put_bytes(&object, bytes).await, len)
+            }
+            UploadSource::File(path) => {
+                let file = tokio::fs::File::open(&path)
+                    .await
+                    .map_err(|e| io_error(format!("opening {}", path.display()), e))?;
+                let len = file
+                    .metadata()
+                    .await
+                    .map_err(|e| io_error(format!("reading metadata of {}", path.display()), e))?
+                    .len();
+                let mut reader = tokio::io::BufReader::with_capacity(FILE_CHUNK, file).take(len);
+                (self.store.put(&object, &mut reader).await, len)
+            }
+            UploadSource::Reader { reader, len } => {
+                let mut reader = reader.take(len);
+                (self.store.put(&object, &mut reader).await, len)
+            }
+        };
+        let info = info.map_err(|e| from_nats(e, "uploading"))?;
+        if info.size != expected {
+            // A source shorter than it claimed: the object must not stay
+            // behind looking like a payload.
+            if let Err(e) = self.store.delete(&object).await {
+                tracing::warn!(object, error = %e, "could not delete a short upload");
+            }
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("the source of {name:?} gave {} of its {expected} bytes", info.size),
+            ));
+        }
+        Ok(self.link(&object))
+    }
+
+    async fn download_inner(
+        &self,
+        request: &DownloadRequest,
+        sink: DownloadSink,
+    ) -> Result<Downloaded, Error> {
+        let (bucket, name) = parse_link(&request.url)?;
+        if bucket != self.store.bucket() {
+            return Err(Error::new(
+                ErrorKind::UrlRefused,
+                format!(
+                    "{}: bucket {bucket} is not this bridge's object store bucket {}",
+                    request.url,
+                    self.store.bucket()
+                ),
+            ));
+        }
+        if request.size > self.max_download_size {
+            return Err(Error::new(
+                ErrorKind::TooLarge { limit: self.max_download_size },
+                format!("{} declares {} bytes", request.url, request.size),
+            ));
+        }
+        let want = request.sha256.as_deref().map(parse_sha256).transpose()?;
+        let mut reader = self.store.get(name).await.map_err(|e| from_nats(e, "downloading"))?;
+        check_info(reader.info(), request, want.as_ref())?;
+        let mut target = Target::new(sink, request.size).await?;
+        let hash = read_checked(&mut reader, request, &mut target).await?;
+        verify(request, want.as_ref(), hash)?;
+        let downloaded = target.finish().await?;
+        if self.one_shot {
+            // The payload is safe in hand; a failed delete only leaves an
+            // object for the bucket's max_age to expire.
+            if let Err(e) = self.store.delete(name).await {
+                tracing::warn!(object = name, error = %e, "could not delete a one-shot object");
+            }
+        }
+        Ok(downloaded)
+    }
+}
+
+impl UploadHandler for ObjectStoreHandler {
+    fn upload<'a>(
+        &'a self,
+        name: &'a str,
+        source: UploadSource,
+    ) -> BoxFuture<'a, Result<String, Error>> {
+        Box::pin(self.upload_inner(name, source))
+    }
+}
+
+impl DownloadHandler for ObjectStoreHandler {
+    fn download<'a>(
+        &'a self,
+        request: &'a DownloadRequest,
+        sink: DownloadSink,
+    ) -> BoxFuture<'a, Result<Downloaded, Error>> {
+        Box::pin(self.download_inner(request, sink))
+    }
+}
+
+/// The bridge's download handler: `nats-os://` links to the object store
+/// (when one is configured), everything else to the HTTP downloader, which
+/// keeps its own rules (only `http`/`https`, origin allowlist, size cap).
+#[derive(Clone)]
+pub(crate) struct LinkRouter {
+    pub(crate) object_store: Option<Arc<ObjectStoreHandler>>,
+    pub(crate) http: Arc<dyn DownloadHandler>,
+}
+
+impl DownloadHandler for LinkRouter {
+    fn download<'a>(
+        &'a self,
+        request: &'a DownloadRequest,
+        sink: DownloadSink,
+    ) -> BoxFuture<'a, Result<Downloaded, Error>> {
+        if !is_object_store_link(&request.url) {
+            return self.http.download(request, sink);
+        }
+        match &self.object_store {
+            Some(store) => store.download(request, sink),
+            None => Box::pin(async move {
+                Err(Error::new(
+                    ErrorKind::UrlRefused,
+                    format!(
+                        "a {OBJECT_STORE_SCHEME}:// link (JetStream object store, Rust peers \
+                         only) arrived, but this bridge has no object store configured \
+                         (BridgeBuilder::object_store)"
+                    ),
+                ))
+            }),
+        }
+    }
+}
+
+/// Whether `url` has the object store scheme (compared case-insensitively,
+/// as URL schemes are).
+pub(crate) fn is_object_store_link(url: &str) -> bool {
+    url.split_once(':').is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case(OBJECT_STORE_SCHEME))
+}
+
+/// Splits `nats-os://<bucket>/<object-name>`. The bucket is letters, digits,
+/// `-` and `_`; the name is URL-unreserved characters (`A-Z a-z 0-9 - . _ ~`),
+/// so there is nothing to percent-decode. Anything else is refused.
+fn parse_link(url: &str) -> Result<(&str, &str), Error> {
+    let refuse = |why: &str| {
+        let shown: String = url.chars().take(200).collect();
+        Error::new(ErrorKind::UrlRefused, format!("{why}: {shown:?}"))
+    };
+    let rest = url
+        .split_once("://")
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(OBJECT_STORE_SCHEME))
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| refuse("not a nats-os://<bucket>/<object-name> link"))?;
+    let (bucket, name) =
+        rest.split_once('/').ok_or_else(|| refuse("no object name in the nats-os link"))?;
+    if bucket.is_empty()
+        || !bucket.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+    {
+        return Err(refuse("not a valid object store bucket name in the nats-os link"));
+    }
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    {
+        return Err(refuse("not a valid object name in the nats-os link"));
+    }
+    Ok((bucket, name))
+}
+
+/// `<uuid>-<name>`, with every character outside `A-Z a-z 0-9 - . _`
+/// replaced by `_`.
+fn object_name(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') { c } else { '_' })
+        .collect();
+    format!("{}-{safe}", uuid::Uuid::new_v4().simple())
+}
+
+/// The checks that need no bytes: the stored size and digest against the
+/// record's.
+fn check_info(
+    info: &ObjectInfo,
+    request: &DownloadRequest,
+    want: Option<&[u8; 32]>,
+) -> Result<(), Error> {
+    if info.size != request.size {
+        return Err(Error::new(
+            ErrorKind::SizeMismatch { expected: request.size, actual: info.size },
+            format!("{}: the stored object's size differs from the record's", request.url),
+        ));
+    }
+    if let (Some(want), Some(stored)) = (want, info.sha256.as_ref())
+        && want != stored
+    {
+        return Err(Error::new(
+            ErrorKind::Integrity,
+            format!(
+                "{}: expected SHA-256 {}, the store recorded {}",
+                request.url,
+                hex(want),
+                hex(stored)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Where the bytes go.
+enum Target {
+    Memory(BytesMut),
+    File { dest: PathBuf, temp: TempPath, file: tokio::fs::File, scratch: BytesMut },
+}
+
+impl Target {
+    async fn new(sink: DownloadSink, size: u64) -> Result<Target, Error> {
+        Ok(match sink {
+            DownloadSink::Memory => {
+                Target::Memory(BytesMut::with_capacity(size.min(PREALLOCATE_LIMIT) as usize))
+            }
+            DownloadSink::File(dest) => {
+                let temp = TempPath(temp_path_for(&dest));
+                let file = tokio::fs::File::create(&temp.0)
+                    .await
+                    .map_err(|e| io_error(format!("creating {}", temp.0.display()), e))?;
+                Target::File { dest, temp, file, scratch: BytesMut::with_capacity(FILE_CHUNK) }
+            }
+        })
+    }
+
+    async fn finish(self) -> Result<Downloaded, Error> {
+        match self {
+            Target::Memory(buf) => Ok(Downloaded::Bytes(buf.freeze())),
+            Target::File { dest, temp, mut file, .. } => {
+                file.flush()
+                    .await
+                    .map_err(|e| io_error(format!("writing {}", temp.0.display()), e))?;
+                drop(file);
+                tokio::fs::rename(&temp.0, &dest)
+                    .await
+                    .map_err(|e| io_error(format!("renaming into {}", dest.display()), e))?;
+                temp.keep();
+                Ok(Downloaded::File(dest))
+            }
+        }
+    }
+}
+
+/// Reads the whole object into `target`, failing as soon as it runs past
+/// the record's size. Returns the SHA-256 of the bytes read.
+async fn read_checked(
+    reader: &mut (impl AsyncRead + Unpin),
+    request: &DownloadRequest,
+    target: &mut Target,
+) -> Result<[u8; 32], Error> {
+    let mut hasher = Sha256::new();
+    let mut received = 0u64;
+    loop {
+        // Memory: straight into the result. File: through one scratch buffer.
+        let n = match target {
+            Target::Memory(buf) => {
+                if buf.len() == buf.capacity() {
+                    buf.reserve(FILE_CHUNK);
+                }
+                let start = buf.len();
+                let n = reader.read_buf(buf).await.map_err(|e| read_error(request, received, e))?;
+                hasher.update(&buf[start..]);
+                n
+            }
+            Target::File { temp, file, scratch, .. } => {
+                scratch.clear();
+                let n =
+                    reader.read_buf(scratch).await.map_err(|e| read_error(request, received, e))?;
+                hasher.update(&scratch[..]);
+                file.write_all(scratch)
+                    .await
+                    .map_err(|e| io_error(format!("writing {}", temp.0.display()), e))?;
+                n
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        received += n as u64;
+        if received > request.size {
+            return Err(Error::new(
+                ErrorKind::SizeMismatch { expected: request.size, actual: received },
+                format!("{}: the stored object holds more than its record's size", request.url),
+            ));
+        }
+    }
+    if received != request.size {
+        return Err(Error::new(
+            ErrorKind::SizeMismatch { expected: request.size, actual: received },
+            format!("{}: the stored object ended early", request.url),
+        ));
+    }
+    Ok(hasher.finalize().into())
+}
+
+fn verify(request: &DownloadRequest, want: Option<&[u8; 32]>, got: [u8; 32]) -> Result<(), Error> {
+    match want {
+        Some(want) if *want != got => Err(Error::new(
+            ErrorKind::Integrity,
+            format!("{}: expected SHA-256 {}, got {}", request.url, hex(want), hex(&got)),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn read_error(request: &DownloadRequest, received: u64, e: std::io::Error) -> Error {
+    let kind = match e.kind() {
+        // The store's own digest check on the last chunk.
+        std::io::ErrorKind::InvalidData => ErrorKind::Integrity,
+        std::io::ErrorKind::TimedOut => ErrorKind::TimedOut,
+        _ => ErrorKind::Connection,
+    };
+    Error::new(
+        kind,
+        format!("{}: reading failed after {received} of {} bytes: {e}", request.url, request.size),
+    )
+}
+
+fn from_nats(e: crate::transport::Error, what: &str) -> Error {
+    let kind = match e.kind() {
+        NatsKind::NotFound => ErrorKind::NotFound,
+        NatsKind::TimedOut => ErrorKind::TimedOut,
+        NatsKind::Connect | NatsKind::Closed => ErrorKind::Connection,
+        NatsKind::InvalidConfig => ErrorKind::InvalidInput,
+        NatsKind::Io => ErrorKind::Io,
+        _ => ErrorKind::Other,
+    };
+    Error::new(kind, format!("{what} through the object store: {e}"))
+}
+
+fn io_error(what: String, e: std::io::Error) -> Error {
+    Error::new(ErrorKind::Io, format!("{what}: {e}"))
+}
+
+fn parse_sha256(text: &str) -> Result<[u8; 32], Error> {
+    let s = text.trim().as_bytes();
+    let bad = || {
+        let shown: String = text.chars().take(80).collect();
+        Error::new(ErrorKind::InvalidInput, format!("a SHA-256 is 64 hex digits, not {shown:?}"))
+    };
+    if s.len() != 64 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16).ok_or_else(bad)?;
+        let lo = (pair[1] as char).to_digit(16).ok_or_else(bad)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Ok(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A temporary file removed when dropped unless kept: a failed download
+/// leaves nothing behind.
+struct TempPath(PathBuf);
+
+impl TempPath {
+    fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `dir/.name.<random>.part`, beside the target so the rename stays on one
+/// file system.
+fn temp_path_for(dest: &Path) -> PathBuf {
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dest.with_file_name(format!(".{name}.{}.part", uuid::Uuid::new_v4().simple()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_parse_strictly() {
+        assert_eq!(parse_link("nats-os://b_1/abc-x.bin").unwrap(), ("b_1", "abc-x.bin"));
+        assert_eq!(parse_link("NATS-OS://b/x").unwrap(), ("b", "x"));
+        for bad in [
+            "nats-os://b",
+            "nats-os://b/",
+            "nats-os:///x",
+            "nats-os://b.c/x",
+            "nats-os://b/x?y=1",
+            "nats-os://b/a/b",
+            "nats-os://b/%2e%2e",
+            "http://b/x",
+        ] {
+            assert_eq!(parse_link(bad).unwrap_err().kind(), &ErrorKind::UrlRefused, "{bad}");
+        }
+        assert!(is_object_store_link("nats-os://b/x"));
+        assert!(is_object_store_link("Nats-OS:whatever"));
+        assert!(!is_object_store_link("https://h/nats-os://b/x"));
+    }
+
+    #[test]
+    fn object_names_are_unique_and_url_safe() {
+        let a = object_name("r\u{e9}sum\u{e9} 1.txt");
+        let b = object_name("r\u{e9}sum\u{e9} 1.txt");
+        assert_ne!(a, b);
+        assert!(a.ends_with("-r_sum__1.txt"), "{a}");
+        assert!(parse_link(&format!("nats-os://b/{a}")).is_ok());
+    }
+}
