@@ -28,6 +28,10 @@ pub enum ErrorKind {
     /// The batches handed in disagree on their schema, or there is nothing
     /// to take a schema from (no batches). Not retried.
     Schema,
+    /// CSV input (crate feature `csv`) that cannot be read as a table: not
+    /// UTF-8, no header row, or a row whose field count differs from the
+    /// header's. Not retried.
+    Csv,
 }
 
 impl fmt::Display for ErrorKind {
@@ -38,6 +42,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::MixedRows => "jsontable rows of mixed shapes",
             ErrorKind::Json => "invalid jsontable",
             ErrorKind::Schema => "schema",
+            ErrorKind::Csv => "invalid CSV",
         })
     }
 }

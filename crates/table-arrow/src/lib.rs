@@ -17,6 +17,8 @@
 //! It does no I/O and knows nothing of NATS: the facade crate moves the
 //! bytes. [`arrow_payload`] and [`table_from_payload`] connect it to
 //! [`natsbridge_envelope_core::Payload`].
+//! With the `csv` feature, `read_csv` turns CSV text (a header row, types
+//! inferred) into a [`Table`].
 //!
 //! ```
 //! use std::sync::Arc;
@@ -37,11 +39,16 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "csv")]
+mod csv;
 mod error;
 mod ipc;
 mod json;
 mod payload;
 
+#[cfg(feature = "csv")]
+#[cfg_attr(docsrs, doc(cfg(feature = "csv")))]
+pub use crate::csv::read_csv;
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::ipc::{
     Compression, IpcFormat, Table, WriteOptions, read_ipc, write_ipc, write_ipc_with,
