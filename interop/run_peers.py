@@ -447,7 +447,7 @@ def render(results, senders, receivers, kinds) -> str:
             out.append(f"- {who}: {c['detail']}")
     out += ["", "— : not applicable (the browser peer has no Arrow: the newer seed gives it jsontable only; "
             "arrowtable_file, the Arrow IPC file format, comes only from a Julia reference file; Julia files are send-only; "
-            "kinds a --peer-skip names, such as the Rust peer's Arrow kinds until its table crate lands, are left out). "
+            "kinds a --peer-skip names are left out). "
             "Crafted envelopes: lenient_* must decode to the named case's value, err_* must be reported as an error naming the field."]
     return "\n".join(out)
 

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -64,7 +65,11 @@ pub struct HttpDownloader {
     read_timeout: Duration,
     max_download_size: u64,
     allowed_origins: Vec<reqwest::Url>,
+    progress: Option<Progress>,
 }
+
+/// The callback of [`HttpDownloaderBuilder::progress`].
+type Progress = Arc<dyn Fn(&DownloadRequest, u64) + Send + Sync>;
 
 /// Builds an [`HttpDownloader`]; see [`HttpDownloader::builder`].
 #[must_use]
@@ -75,6 +80,7 @@ pub struct HttpDownloaderBuilder {
     max_download_size: u64,
     allowed_origins: Vec<String>,
     client: Option<reqwest::Client>,
+    progress: Option<Progress>,
 }
 
 impl HttpDownloader {
@@ -93,6 +99,7 @@ impl HttpDownloader {
             max_download_size: 1 << 30,
             allowed_origins: Vec::new(),
             client: None,
+            progress: None,
         }
     }
 
@@ -147,7 +154,7 @@ impl HttpDownloader {
         let mut retry = 0;
         loop {
             let result = match target.start().await {
-                Ok(()) => self.try_once(&url, request.size, sha.as_ref(), &mut target).await,
+                Ok(()) => self.try_once(request, &url, sha.as_ref(), &mut target).await,
                 Err(e) => Err(e),
             };
             match result {
@@ -170,11 +177,12 @@ impl HttpDownloader {
 
     async fn try_once(
         &self,
+        request: &DownloadRequest,
         url: &reqwest::Url,
-        size: u64,
         sha: Option<&[u8; 32]>,
         target: &mut Target,
     ) -> Result<(), Error> {
+        let size = request.size;
         let send = self.client.get(url.clone()).send();
         let mut response = match tokio::time::timeout(self.timeout, send).await {
             Err(_) => {
@@ -232,6 +240,9 @@ impl HttpDownloader {
                 h.update(&chunk);
             }
             target.write(chunk).await?;
+            if let Some(progress) = &self.progress {
+                progress(request, received);
+            }
         }
         if received != size {
             return Err(Error::new(
@@ -320,6 +331,18 @@ impl HttpDownloaderBuilder {
         self
     }
 
+    /// Calls `progress` with the request and the number of bytes received
+    /// so far each time a piece of the body arrives (from zero again when a
+    /// try is retried): the hook for a progress bar. It runs on every piece,
+    /// so it should be cheap. Default: none.
+    pub fn progress(
+        mut self,
+        progress: impl Fn(&DownloadRequest, u64) + Send + Sync + 'static,
+    ) -> Self {
+        self.progress = Some(Arc::new(progress));
+        self
+    }
+
     /// The HTTP client to use instead of the crate's own. It should not
     /// follow redirects (`reqwest::redirect::Policy::none()`), or the
     /// origin allowlist can be walked around.
@@ -354,6 +377,7 @@ impl HttpDownloaderBuilder {
             read_timeout: self.read_timeout,
             max_download_size: self.max_download_size,
             allowed_origins,
+            progress: self.progress,
         })
     }
 }

@@ -62,8 +62,8 @@ fn number(f: f64, out: &mut String) {
     }
 }
 
-/// The `value_digest` of a received payload, or `None` for the table types
-/// (this driver does not decode Arrow yet).
+/// The `value_digest` of a received payload (`None` for a link payload that
+/// was not downloaded).
 pub(crate) fn value_digest(record: &PayloadRecord) -> anyhow::Result<Option<String>> {
     let Some(bytes) = record.bytes() else { return Ok(None) };
     Ok(match record.payload_type {
@@ -73,7 +73,12 @@ pub(crate) fn value_digest(record: &PayloadRecord) -> anyhow::Result<Option<Stri
             canon(&value, &mut s);
             Some(sha256_hex(s.as_bytes()))
         }
-        PayloadType::ArrowTable | PayloadType::Table => None,
+        PayloadType::ArrowTable | PayloadType::Table => {
+            let table = crate::tables::canonical_table(bytes)?;
+            let mut s = String::new();
+            canon(&table, &mut s);
+            Some(sha256_hex(s.as_bytes()))
+        }
         _ => Some(sha256_hex(bytes)),
     })
 }

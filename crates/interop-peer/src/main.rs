@@ -13,6 +13,7 @@ use natsbridge::{Bridge, Envelope, Payload, PayloadType, Received, SendOptions, 
 use serde_json::{Map, Value, json};
 
 mod canonical;
+mod tables;
 
 #[derive(Debug, Parser)]
 #[command(name = "natsbridge-interop-peer", about = "The Rust peer's interop driver")]
@@ -157,19 +158,24 @@ fn generated(n: usize, seed: u64) -> Vec<u8> {
 fn load_spec(path: &Path) -> anyhow::Result<Vec<Payload>> {
     let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let items: Vec<Value> = serde_json::from_slice(&text)?;
+    let ordered: Vec<tables::Ordered> = serde_json::from_slice(&text)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     items
         .iter()
-        .map(|item| {
+        .enumerate()
+        .map(|(index, item)| {
             let dataname = item["dataname"].as_str().context("dataname")?;
             let type_name = item["type"].as_str().context("type")?;
             let payload_type = PayloadType::from_wire(type_name)
                 .with_context(|| format!("unknown type {type_name}"))?;
-            if payload_type.is_arrow() {
-                bail!("{type_name}: this driver does not build Arrow tables yet");
-            }
             let bytes: Vec<u8> = if let Some(value) = item.get("value") {
                 match payload_type {
+                    PayloadType::ArrowTable | PayloadType::Table => {
+                        let rows = value.as_array().context("table value: a list of rows")?;
+                        let columns =
+                            tables::Ordered::first_row_keys(&ordered, index).unwrap_or_default();
+                        tables::rows_to_ipc(&columns, rows)?.to_vec()
+                    }
                     PayloadType::Text => value.as_str().context("text value")?.as_bytes().to_vec(),
                     PayloadType::Dictionary | PayloadType::JsonTable => serde_json::to_vec(value)?,
                     _ => natsbridge::envelope::Envelope::from_json(

@@ -118,7 +118,7 @@ pub struct ConnectOptions {
 impl std::fmt::Debug for ConnectOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectOptions")
-            .field("servers", &self.servers)
+            .field("servers", &self.servers.iter().map(|s| shown_server(s)).collect::<Vec<_>>())
             .field("name", &self.name)
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("user", &self.user_password.as_ref().map(|(u, _)| u))
@@ -219,6 +219,10 @@ impl ConnectOptions {
     /// unreadable `.creds` file.
     pub async fn connect(self) -> Result<Connection> {
         let (events_tx, _) = broadcast::channel(256);
+        let explicit_auth = self.token.is_some()
+            || self.user_password.is_some()
+            || self.nkey_seed.is_some()
+            || self.creds_file.is_some();
         let mut options = async_nats::ConnectOptions::new();
         if let Some(path) = &self.creds_file {
             options = options.credentials_file(path).await.map_err(|e| {
@@ -271,16 +275,38 @@ impl ConnectOptions {
                     let _ = tx.send(event);
                 }
             });
-        let addrs: Vec<async_nats::ServerAddr> = self
+        // Credentials written in a URL go to async-nats as options, never
+        // inside the URL: it logs server addresses with their password.
+        let mut url_credentials = None;
+        let stripped: Vec<String> = self
             .servers
             .iter()
             .map(|s| {
+                let (url, credentials) = split_user_info(s);
+                url_credentials = url_credentials.take().or(credentials);
+                url
+            })
+            .collect();
+        if !explicit_auth {
+            match url_credentials {
+                Some((user, Some(password))) => options = options.user_and_password(user, password),
+                Some((token, None)) => options = options.token(token),
+                None => {}
+            }
+        }
+        let addrs: Vec<async_nats::ServerAddr> = stripped
+            .iter()
+            .map(|s| {
                 s.parse().map_err(|e| {
-                    Error::with_source(ErrorKind::InvalidConfig, format!("server URL {s:?}"), e)
+                    Error::with_source(
+                        ErrorKind::InvalidConfig,
+                        format!("server URL {:?}", shown_server(s)),
+                        e,
+                    )
                 })
             })
             .collect::<Result<_>>()?;
-        let servers = self.servers.join(", ");
+        let servers = self.servers.iter().map(|s| shown_server(s)).collect::<Vec<_>>().join(", ");
         let client = options.connect(addrs).await.map_err(|e| {
             let kind = match e.kind() {
                 ConnectErrorKind::Authentication | ConnectErrorKind::AuthorizationViolation => {
@@ -299,9 +325,43 @@ impl ConnectOptions {
     }
 }
 
+/// A server URL as errors and `Debug` show it: without the user info (where
+/// a user, password or token may be written) and without a query string.
+fn shown_server(url: &str) -> String {
+    let url = split_user_info(url).0;
+    url[..url.find(['?', '#']).unwrap_or(url.len())].to_owned()
+}
+
+/// `nats://user:pass@host` as `nats://host` and `(user, Some(pass))`;
+/// `nats://token@host` as `nats://host` and `(token, None)`.
+#[allow(clippy::type_complexity)]
+fn split_user_info(url: &str) -> (String, Option<(String, Option<String>)>) {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((user_info, host)) = authority.rsplit_once('@') else {
+        return (url.to_owned(), None);
+    };
+    let credentials = match user_info.split_once(':') {
+        Some((user, password)) => (user.to_owned(), Some(password.to_owned())),
+        None => (user_info.to_owned(), None),
+    };
+    let url = match scheme {
+        Some(scheme) => format!("{scheme}://{host}{tail}"),
+        None => format!("{host}{tail}"),
+    };
+    (url, Some(credentials))
+}
+
 fn is_certificate_error(e: &async_nats::ConnectError) -> bool {
     let text = e.to_string().to_ascii_lowercase();
-    text.contains("certificate") || text.contains("handshake")
+    // rustls words: a rejected server certificate ("invalid peer
+    // certificate"), a failed handshake, or the server's alert refusing
+    // ours ("received fatal alert: UnknownCA" / "CertificateRequired").
+    text.contains("certificate") || text.contains("handshake") || text.contains("fatal alert")
 }
 
 /// Connects to one server with default options.
@@ -469,5 +529,32 @@ impl Connection {
     /// A JetStream context on this connection.
     pub fn jetstream(&self) -> crate::JetStream {
         crate::JetStream::new(async_nats::jetstream::new(self.client.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_server;
+
+    #[test]
+    fn server_urls_are_shown_without_credentials() {
+        assert_eq!(shown_server("nats://alice:pw@127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(shown_server("tls://s3cr3t@host"), "tls://host");
+        assert_eq!(shown_server("ws://u:p@h:8080/nats?token=t"), "ws://h:8080/nats");
+        assert_eq!(shown_server("u:p@h:4222"), "h:4222");
+        assert_eq!(shown_server("nats://localhost:4222"), "nats://localhost:4222");
+    }
+
+    #[test]
+    fn credentials_in_urls_are_split_off() {
+        let (url, creds) = super::split_user_info("nats://alice:pw@h:4222");
+        assert_eq!(
+            (url.as_str(), creds),
+            ("nats://h:4222", Some(("alice".into(), Some("pw".into()))))
+        );
+        let (url, creds) = super::split_user_info("tls://tok@h");
+        assert_eq!((url.as_str(), creds), ("tls://h", Some(("tok".into(), None))));
+        let (url, creds) = super::split_user_info("nats://h:4222");
+        assert_eq!((url.as_str(), creds), ("nats://h:4222", None));
     }
 }

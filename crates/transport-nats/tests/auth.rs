@@ -1,5 +1,7 @@
-//! Token and user/password authentication; secrets never in errors.
+//! Token, user/password, nkey, `.creds` (operator mode) and TLS / mutual
+//! TLS authentication against real servers; secrets never in errors.
 
+use futures_util::StreamExt;
 use natsbridge_test_support::NatsServer;
 use natsbridge_transport_nats::{ConnectOptions, ErrorKind};
 
@@ -62,6 +64,80 @@ async fn tls_with_the_test_ca_and_a_clear_error_with_the_wrong_one() {
     let other = natsbridge_test_support::TestCertificates::generate();
     let err = ConnectOptions::new(server.url())
         .root_certificates(other.ca())
+        .require_tls(true)
+        .connection_timeout(std::time::Duration::from_secs(3))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Tls, "{err}");
+}
+
+#[tokio::test]
+async fn creds_file_connects_in_operator_mode_and_a_stranger_is_refused() {
+    let auth = natsbridge_test_support::OperatorAuth::generate();
+    let server = NatsServer::builder().config(auth.config()).start();
+    let conn = ConnectOptions::new(server.url()).creds_file(auth.creds_file()).connect().await;
+    let conn = conn.unwrap_or_else(|e| panic!("{e:#}\nserver log:\n{}", server.log()));
+    let mut sub = conn.subscribe("creds.echo").await.unwrap();
+    conn.publish("creds.echo", "signed in".into()).await.unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), sub.next()).await;
+    assert_eq!(got.unwrap().unwrap().payload, "signed in");
+
+    // A user of an account the server does not know is refused, and says so.
+    let err = ConnectOptions::new(server.url())
+        .creds_file(auth.stranger_creds_file())
+        .connection_timeout(std::time::Duration::from_secs(3))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Auth, "{err}");
+    // Neither seed may appear in what the user sees.
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains(auth.user_seed()), "the seed leaked: {shown}");
+    assert!(!shown.contains("SUA"), "a user seed leaked: {shown}");
+}
+
+#[tokio::test]
+async fn an_unreadable_creds_file_is_an_invalid_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.creds");
+    let err =
+        ConnectOptions::new("nats://127.0.0.1:1").creds_file(&path).connect().await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidConfig, "{err}");
+    assert!(err.to_string().contains("missing.creds"), "{err}");
+}
+
+#[tokio::test]
+async fn mutual_tls_needs_a_client_certificate_signed_by_the_ca() {
+    let certs = natsbridge_test_support::TestCertificates::generate();
+    let server = NatsServer::builder().tls(certs.server_mutual_tls()).start();
+    let (cert, key) = certs.client();
+    let conn = ConnectOptions::new(server.url())
+        .root_certificates(certs.ca())
+        .client_certificate(cert, key)
+        .require_tls(true)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\nserver log:\n{}", server.log()));
+    conn.publish("over.mtls", "hello".into()).await.unwrap();
+    conn.flush().await.unwrap();
+
+    // Without a client certificate the handshake is refused.
+    let err = ConnectOptions::new(server.url())
+        .root_certificates(certs.ca())
+        .require_tls(true)
+        .connection_timeout(std::time::Duration::from_secs(3))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Tls, "{err}");
+
+    // A client certificate from another CA is refused too.
+    let other = natsbridge_test_support::TestCertificates::generate();
+    let (cert, key) = other.client();
+    let err = ConnectOptions::new(server.url())
+        .root_certificates(certs.ca())
+        .client_certificate(cert, key)
         .require_tls(true)
         .connection_timeout(std::time::Duration::from_secs(3))
         .connect()
