@@ -2,28 +2,37 @@
 //!
 //! Built on the `natsbridge` facade only. See `docs/cli.md` for the contract.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
 use std::sync::Arc;
 use std::time::Duration;
 
-use natsbridge::claimcheck::{FileServer, HttpDownloader, PlikUploader, UploadHandler};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use natsbridge::claimcheck::{FileServer, HttpDownloader, PlikUploader};
 use natsbridge::envelope::DEFAULT_MAX_PAYLOAD;
 use natsbridge::{Bridge, Payload, SendOptions, smartpack, smartunpack};
+
+use crate::progress::Progress;
 
 mod demo;
 mod local;
 mod payload_arg;
+mod progress;
 mod report;
 
 /// The Rust peer of the natsbridge / msghandler message bridge over NATS.
 #[derive(Debug, Parser)]
 #[command(name = "natsbridge", version, about, long_about = None)]
 struct Cli {
+    /// Log what happens on stderr: -v natsbridge's steps, -vv more detail
+    /// (debug), -vvv everything (trace). Off by default. RUST_LOG, if set,
+    /// replaces the filter.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,7 +49,7 @@ enum Command {
     Reply(ReplyArgs),
     /// Run the seeds' walkthroughs end to end on a local nats-server and
     /// file server, and report what went which way.
-    Demo,
+    Demo(JsonArg),
     /// Read an envelope from a file (or `-` for stdin), fetch its link
     /// payloads, and print its one-line report.
     Unpack(UnpackArgs),
@@ -48,7 +57,14 @@ enum Command {
     Fileserver(FileserverArgs),
     /// Start a nats-server (JetStream and WebSocket on) and the file server
     /// on free loopback ports, print their URLs, stop both on Ctrl-C.
-    Dev,
+    Dev(JsonArg),
+}
+
+#[derive(Debug, Args)]
+struct JsonArg {
+    /// Print one JSON object on stdout instead of the human-readable text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +72,8 @@ struct EnvelopeArgs {
     /// Payloads as TYPE:NAME=VALUE; TYPE is one of text, dictionary,
     /// arrowtable, jsontable, image, audio, video, binary. VALUE is the
     /// literal (JSON for dictionary and jsontable) or @PATH to read a file.
+    /// arrowtable takes @PATH of Arrow IPC (stream or file) or of a .csv,
+    /// converted to an Arrow IPC stream.
     #[arg(required = true, value_name = "PAYLOAD")]
     payloads: Vec<String>,
     /// Claim-check file server (Plik API) for payloads that go by link.
@@ -97,16 +115,23 @@ impl EnvelopeArgs {
             receiver_id: self.receiver_id.clone(),
             reply_to: self.reply_to.clone().unwrap_or_default(),
             reply_to_msg_id: self.reply_to_msg_id.clone().unwrap_or_default(),
-            broker_url: broker_url.into(),
+            broker_url: redact_url(broker_url),
             size_threshold: self.threshold,
             ..SendOptions::default()
         }
     }
 
-    fn uploader(&self) -> anyhow::Result<Option<PlikUploader>> {
+    fn uploader(
+        &self,
+        progress: &Progress,
+    ) -> anyhow::Result<Option<Arc<dyn natsbridge::claimcheck::UploadHandler>>> {
         self.fileserver
             .as_deref()
-            .map(|url| PlikUploader::new(url).with_context(|| format!("file server {url}")))
+            .map(|url| {
+                let plik = PlikUploader::new(url)
+                    .with_context(|| format!("file server {}", redact_url(url)))?;
+                Ok(progress.uploader(Arc::new(plik)))
+            })
             .transpose()
     }
 }
@@ -141,18 +166,7 @@ struct ServerArgs {
 
 impl ServerArgs {
     async fn connect(&self) -> anyhow::Result<Bridge> {
-        let mut builder = Bridge::builder(&self.server);
-        if let Some(url) = &self.fileserver {
-            builder = builder.fileserver(url);
-        }
-        if !self.allow_origin.is_empty() {
-            let mut downloader = HttpDownloader::builder();
-            for origin in &self.allow_origin {
-                downloader = downloader.allow_origin(origin);
-            }
-            builder = builder.download_handler(Arc::new(downloader.build()?));
-        }
-        builder.connect().await.with_context(|| format!("connecting to {}", self.server))
+        connect(&self.server, self.fileserver.as_deref(), &self.allow_origin).await
     }
 }
 
@@ -221,10 +235,14 @@ struct FileserverArgs {
     /// Directory to store uploads in.
     #[arg(long, default_value = "natsbridge-files", value_name = "DIR")]
     dir: PathBuf,
+    /// Print the startup line as one JSON object (`url`, `dir`).
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -241,6 +259,50 @@ fn main() -> ExitCode {
     }
 }
 
+/// Sends `tracing` logs to stderr at the level `-v` asks for. Other crates
+/// (the NATS client, hyper) stay at `warn`: their debug logs may show
+/// server addresses with credentials.
+fn init_logging(verbose: u8) {
+    let filter = match verbose {
+        0 => return,
+        1 => "warn,natsbridge=info",
+        2 => "warn,natsbridge=debug",
+        _ => "warn,natsbridge=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// `url` without what must not be printed or sent on: user name and
+/// password (or token) and the query (a presigned signature). Each of a
+/// comma-separated list of servers is redacted.
+pub(crate) fn redact_url(url: &str) -> String {
+    url.split(',')
+        .map(|one| {
+            let (one, query) = match one.find(['?', '#']) {
+                Some(at) => (&one[..at], "?<redacted>"),
+                None => (one, ""),
+            };
+            let (scheme, rest) = match one.find("://") {
+                Some(at) => one.split_at(at + 3),
+                None => ("", one),
+            };
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let rest = match rest[..authority_end].rfind('@') {
+                Some(at) => &rest[at + 1..],
+                None => rest,
+            };
+            format!("{scheme}{rest}{query}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// An error and its causes on one line.
 fn one_line(e: &anyhow::Error) -> String {
     e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ").replace('\n', " ")
@@ -251,26 +313,44 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Send(args) => send(*args).await,
         Command::Unpack(args) => unpack(args).await,
         Command::Fileserver(args) => fileserver(args).await,
-        Command::Dev => dev().await,
+        Command::Dev(args) => dev(args.json).await,
         Command::Listen(args) => listen(args).await,
         Command::Request(args) => request(*args).await,
         Command::Reply(args) => reply(args).await,
-        Command::Demo => demo::run().await,
+        Command::Demo(args) => demo::run(args.json).await,
     }
 }
 
-async fn dev() -> anyhow::Result<ExitCode> {
+async fn dev(as_json: bool) -> anyhow::Result<ExitCode> {
+    let interrupted = ctrl_c()?;
     let nats = local::NatsProcess::start()?;
     let files = local::LocalFiles::start().await?;
-    println!("nats-server (JetStream, WebSocket) at {} and {}", nats.url, nats.ws_url);
-    println!("file server (Plik API) at {}", files.url());
-    println!();
-    println!("export NATS_URL={}", nats.url);
-    println!("export NATS_WS_URL={}", nats.ws_url);
-    println!("export NATSBRIDGE_FILESERVER={}", files.url());
-    println!();
-    println!("Ctrl-C stops both.");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tracing::info!(nats = %nats.url, fileserver = %files.url(), "local servers started");
+    if as_json {
+        let line = json!({
+            "nats_url": nats.url,
+            "nats_ws_url": nats.ws_url,
+            "fileserver_url": files.url(),
+            "env": {
+                "NATS_URL": nats.url,
+                "NATS_WS_URL": nats.ws_url,
+                "NATSBRIDGE_FILESERVER": files.url(),
+            },
+        });
+        print_json(line.to_string().as_bytes())?;
+    } else {
+        println!("nats-server (JetStream, WebSocket) at {} and {}", nats.url, nats.ws_url);
+        println!("file server (Plik API) at {}", files.url());
+        println!();
+        println!("export NATS_URL={}", nats.url);
+        println!("export NATS_WS_URL={}", nats.ws_url);
+        println!("export NATSBRIDGE_FILESERVER={}", files.url());
+        println!();
+        println!("Ctrl-C stops both.");
+        std::io::stdout().flush()?;
+    }
+    interrupted.await;
+    tracing::info!("stopping the local servers");
     files.stop().await;
     drop(nats);
     Ok(ExitCode::SUCCESS)
@@ -279,29 +359,75 @@ async fn dev() -> anyhow::Result<ExitCode> {
 async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
     let payloads = parse_payloads(&args.envelope.payloads)?;
     let options = args.envelope.options(&args.server);
-    let json = if args.no_publish {
+    let (envelope, json) = if args.no_publish {
         // Nothing is published, so there is no server to ask for its
         // max_payload: NATS's default applies.
-        let uploader = args.envelope.uploader()?;
-        let uploader = uploader.as_ref().map(|u| u as &dyn UploadHandler);
-        smartpack(&args.subject, payloads, options, uploader, DEFAULT_MAX_PAYLOAD).await?.1
+        let uploader = args.envelope.uploader(&Progress::stderr())?;
+        smartpack(&args.subject, payloads, options, uploader.as_deref(), DEFAULT_MAX_PAYLOAD)
+            .await?
     } else {
-        let bridge = connect(&args.server, args.envelope.fileserver.as_deref()).await?;
-        let (_, json) = bridge.smartsend(&args.subject, payloads, options).await?;
+        let bridge = connect(&args.server, args.envelope.fileserver.as_deref(), &[]).await?;
+        let sent = bridge.smartsend(&args.subject, payloads, options).await?;
         bridge.connection().flush().await?;
-        json
+        tracing::info!(subject = %args.subject, msg_id = %sent.0.msg_id, "published");
+        sent
     };
+    tracing::info!(
+        msg_id = %envelope.msg_id,
+        bytes = json.len(),
+        payloads = envelope.payloads.len(),
+        links = envelope.payloads.iter().filter(|p| p.transport().as_str() == "link").count(),
+        "envelope built"
+    );
     print_json(&json)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// A bridge to `server`, uploading link payloads to `fileserver` if given.
-async fn connect(server: &str, fileserver: Option<&str>) -> anyhow::Result<Bridge> {
-    let mut builder = Bridge::builder(server);
-    if let Some(url) = fileserver {
-        builder = builder.fileserver(url);
+/// Listens for Ctrl-C from now on and returns the wait for it. Listening
+/// before the ready line is printed means a Ctrl-C sent right after it is
+/// not missed (its default action would end the process without stopping
+/// the servers it started).
+fn ctrl_c() -> anyhow::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+        Ok(async move {
+            interrupt.recv().await;
+        })
     }
-    builder.connect().await.with_context(|| format!("connecting to {server}"))
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}
+
+/// A bridge to `server`: link payloads are uploaded to `fileserver` if
+/// given, and downloaded only from `allow_origin` if any; both with
+/// progress bars on a terminal.
+async fn connect(
+    server: &str,
+    fileserver: Option<&str>,
+    allow_origin: &[String],
+) -> anyhow::Result<Bridge> {
+    let progress = Progress::stderr();
+    let mut downloader = HttpDownloader::builder();
+    for origin in allow_origin {
+        downloader = downloader.allow_origin(origin);
+    }
+    let mut builder = Bridge::builder(server).download_handler(progress.downloader(downloader)?);
+    if let Some(url) = fileserver {
+        let plik =
+            PlikUploader::new(url).with_context(|| format!("file server {}", redact_url(url)))?;
+        builder = builder.upload_handler(progress.uploader(Arc::new(plik)));
+    }
+    tracing::info!(server = %redact_url(server), "connecting to NATS");
+    let bridge =
+        builder.connect().await.with_context(|| format!("connecting to {}", redact_url(server)))?;
+    tracing::debug!("connected");
+    Ok(bridge)
 }
 
 fn print_json(json: &[u8]) -> anyhow::Result<()> {
@@ -345,8 +471,12 @@ async fn listen(args: ListenArgs) -> anyhow::Result<ExitCode> {
         let Some(item) = next else { break };
         received += 1;
         let line = match item {
-            Ok(msg) => report::line(&msg.envelope, args.out.as_deref())?,
+            Ok(msg) => {
+                tracing::info!(subject = %msg.subject, msg_id = %msg.envelope.msg_id, "received");
+                report::line(&msg.envelope, args.out.as_deref())?
+            }
             Err(rejected) => {
+                tracing::info!(subject = %rejected.subject, error = %rejected.error, "rejected");
                 if let Some(dir) = &args.out {
                     let failed = dir.join("failed");
                     std::fs::create_dir_all(&failed)?;
@@ -364,9 +494,11 @@ async fn listen(args: ListenArgs) -> anyhow::Result<ExitCode> {
 
 async fn request(args: RequestArgs) -> anyhow::Result<ExitCode> {
     let payloads = parse_payloads(&args.envelope.payloads)?;
-    let bridge = connect(&args.server, args.envelope.fileserver.as_deref()).await?;
+    let bridge = connect(&args.server, args.envelope.fileserver.as_deref(), &[]).await?;
     let options = args.envelope.options(&args.server);
+    tracing::info!(subject = %args.subject, "sending the request");
     let answer = bridge.request(&args.subject, payloads, options, seconds(args.timeout)?).await?;
+    tracing::info!(msg_id = %answer.msg_id, "reply received");
     println!("{}", report::line(&answer, None)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -390,7 +522,16 @@ async fn reply(args: ReplyArgs) -> anyhow::Result<ExitCode> {
                             .map(|b| Payload::new(r.dataname.clone(), r.payload_type, b.clone()))
                     })
                     .collect();
-                let answer = bridge.reply(&request, payloads, SendOptions::default()).await?;
+                tracing::info!(msg_id = %request.envelope.msg_id, "answering");
+                // broker_url is set here so that the server URL's
+                // credentials, if any, are not sent on.
+                let options = SendOptions {
+                    broker_url: redact_url(&args.server.server),
+                    ..SendOptions::default()
+                };
+                let answer = bridge.reply(&request, payloads, options).await?;
+                // The answer must leave before `--count` ends the process.
+                bridge.connection().flush().await?;
                 if let Some(answer) = answer {
                     println!("{}", report::line(&answer, None)?);
                     answered += 1;
@@ -409,13 +550,15 @@ async fn unpack(args: UnpackArgs) -> anyhow::Result<ExitCode> {
     } else {
         message = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file))?;
     }
-    let downloader = HttpDownloader::new()?;
+    let downloader = Progress::stderr().downloader(HttpDownloader::builder())?;
     let envelope = smartunpack(&message, &downloader).await?;
+    tracing::info!(msg_id = %envelope.msg_id, payloads = envelope.payloads.len(), "unpacked");
     println!("{}", report::line(&envelope, args.out.as_deref())?);
     Ok(ExitCode::SUCCESS)
 }
 
 async fn fileserver(args: FileserverArgs) -> anyhow::Result<ExitCode> {
+    let interrupted = ctrl_c()?;
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let server = FileServer::builder()
@@ -423,8 +566,34 @@ async fn fileserver(args: FileserverArgs) -> anyhow::Result<ExitCode> {
         .bind(args.listen.as_str())
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
-    println!("file server (Plik API) at {} storing in {}", server.url(), args.dir.display());
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    if args.json {
+        let line = json!({"url": server.url(), "dir": args.dir.display().to_string()});
+        print_json(line.to_string().as_bytes())?;
+    } else {
+        println!("file server (Plik API) at {} storing in {}", server.url(), args.dir.display());
+        std::io::stdout().flush()?;
+    }
+    interrupted.await;
+    tracing::info!("stopping the file server");
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redact_url_drops_credentials_and_queries() {
+        for (url, expected) in [
+            ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+            ("nats://alice:s3cret@127.0.0.1:4222", "nats://127.0.0.1:4222"),
+            ("nats://t0ken@host:4222,nats://u:p@other:4222", "nats://host:4222,nats://other:4222"),
+            ("https://files/x.bin?X-Amz-Signature=abc", "https://files/x.bin?<redacted>"),
+            ("http://u:p@files:8080/file/a/b/c@d", "http://files:8080/file/a/b/c@d"),
+            ("localhost:4222", "localhost:4222"),
+        ] {
+            assert_eq!(redact_url(url), expected);
+        }
+    }
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use natsbridge::{Envelope, sha256_hex, upload_file_name};
+use natsbridge::{Envelope, PayloadType, sha256_hex, upload_file_name};
 use serde_json::{Map, Value, json};
 
 /// The envelope's top-level fields except `payloads`, and a summary of each
@@ -66,8 +66,14 @@ fn save(
         .collect();
     let dir = dir.join(if msg_dir.is_empty() { "unnamed".into() } else { msg_dir });
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path =
-        dir.join(format!("{index}-{}", upload_file_name(&record.dataname, record.payload_type)));
+    let mut name = upload_file_name(&record.dataname, record.payload_type);
+    // A table saved as `sales.csv` would say CSV and hold Arrow IPC.
+    if matches!(record.payload_type, PayloadType::ArrowTable | PayloadType::Table)
+        && !name.ends_with(".arrow")
+    {
+        name.push_str(".arrow");
+    }
+    let path = dir.join(format!("{index}-{name}"));
     std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }

@@ -2,18 +2,38 @@
 //! process, listen in another, for every payload type, direct and link;
 //! request and reply; the demo.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ChildStderr, ChildStdout, Stdio};
+use std::sync::Arc;
 
 use natsbridge::claimcheck::FileServer;
 use natsbridge_test_support::NatsServer;
 use serde_json::Value;
 
-use crate::util::{natsbridge, run};
+use natsbridge::table::RecordBatch;
+use natsbridge::table::arrow_array::Int64Array;
+
+use crate::util::{interrupt, natsbridge, run};
+
+/// A running `natsbridge` and its output.
+struct Running {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    stderr: BufReader<ChildStderr>,
+}
+
+impl Running {
+    /// What it wrote on stderr after its ready line, once it has exited.
+    fn rest_of_stderr(mut self) -> String {
+        let mut rest = String::new();
+        self.stderr.read_to_string(&mut rest).unwrap();
+        rest
+    }
+}
 
 /// Starts `natsbridge ARGS` and waits for its "listening"/"answering" line
 /// on stderr, which it prints once the server has its subscription.
-fn start_ready(args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>) {
+fn start_ready(args: &[&str]) -> Running {
     let mut child =
         natsbridge().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
@@ -21,7 +41,7 @@ fn start_ready(args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>) {
     stderr.read_line(&mut line).unwrap();
     assert!(line.contains("listening on") || line.contains("answering on"), "{line}");
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    (child, stdout)
+    Running { child, stdout, stderr }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -32,13 +52,25 @@ async fn every_payload_type_direct_and_link_from_one_process_to_another() {
     let big = dir.path().join("big.bin");
     std::fs::write(&big, (0..700_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();
     let arrow = dir.path().join("t.arrow");
-    // Arrow IPC file magic and a minimal body: the CLI checks the format
-    // marker; the bytes travel untouched.
-    std::fs::write(&arrow, b"ARROW1\0\0fake-ipc-body-for-transport").unwrap();
+    let batch = RecordBatch::try_from_iter([(
+        "x",
+        Arc::new(Int64Array::from(vec![1, 2, 3])) as natsbridge::table::arrow_array::ArrayRef,
+    )])
+    .unwrap();
+    std::fs::write(&arrow, natsbridge::table::write_ipc(std::slice::from_ref(&batch)).unwrap())
+        .unwrap();
+    let csv = dir.path().join("t.csv");
+    std::fs::write(&csv, "x,y\n1,a\n2,b\n").unwrap();
+    // A table big enough to go by link (a column of 150,000 integers).
+    let big_csv = dir.path().join("big.csv");
+    let rows: String = (0..150_000).map(|i| format!("{i}\n")).collect();
+    std::fs::write(&big_csv, format!("n\n{rows}")).unwrap();
     let payloads = [
         "text:t=h\u{e9}llo".to_string(),
         r#"dictionary:d={"a":[1,2]}"#.to_string(),
         format!("arrowtable:a=@{}", arrow.display()),
+        format!("arrowtable:c=@{}", csv.display()),
+        format!("arrowtable:bigtable=@{}", big_csv.display()),
         r#"jsontable:j=[{"x":1}]"#.to_string(),
         "image:i=PNGDATA".to_string(),
         "audio:au=RIFF".to_string(),
@@ -48,7 +80,7 @@ async fn every_payload_type_direct_and_link_from_one_process_to_another() {
     ];
     let out = dir.path().join("out");
     let url = server.url();
-    let (mut listener, mut lines) = start_ready(&[
+    let mut listener = start_ready(&[
         "listen",
         "cli.all",
         "--server",
@@ -64,21 +96,26 @@ async fn every_payload_type_direct_and_link_from_one_process_to_another() {
     args.extend(payloads.iter().map(String::as_str));
     let sent = run(&args);
     assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
+    // Piped, the uploads draw no progress bars.
+    assert_eq!(String::from_utf8_lossy(&sent.stderr), "");
     let envelope: Value = serde_json::from_slice(&sent.stdout).unwrap();
 
     let mut line = String::new();
-    lines.read_line(&mut line).unwrap();
-    assert!(listener.wait().unwrap().success());
+    listener.stdout.read_line(&mut line).unwrap();
+    assert!(listener.child.wait().unwrap().success());
+    assert_eq!(listener.rest_of_stderr(), "", "no progress bars when piped");
     let report: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(report["msg_id"], envelope["msg_id"]);
     let got = report["payloads"].as_array().unwrap();
-    assert_eq!(got.len(), 9);
+    assert_eq!(got.len(), 11);
     let types: Vec<&str> = got.iter().map(|p| p["payload_type"].as_str().unwrap()).collect();
     assert_eq!(
         types,
         [
             "text",
             "dictionary",
+            "arrowtable",
+            "arrowtable",
             "arrowtable",
             "jsontable",
             "image",
@@ -89,17 +126,27 @@ async fn every_payload_type_direct_and_link_from_one_process_to_another() {
         ]
     );
     for (i, p) in got.iter().enumerate() {
-        let expected_transport = if i == 8 { "link" } else { "direct" };
+        let expected_transport = if i == 4 || i == 10 { "link" } else { "direct" };
         assert_eq!(p["transport"], expected_transport, "{p}");
         let saved = std::fs::read(p["path"].as_str().unwrap()).unwrap();
         assert_eq!(p["sha256"], natsbridge::sha256_hex(&saved));
         assert_eq!(p["size"], saved.len());
     }
     assert_eq!(
-        std::fs::read(got[8]["path"].as_str().unwrap()).unwrap(),
+        std::fs::read(got[10]["path"].as_str().unwrap()).unwrap(),
         std::fs::read(&big).unwrap()
     );
     assert_eq!(std::fs::read(got[0]["path"].as_str().unwrap()).unwrap(), "h\u{e9}llo".as_bytes());
+    // The tables arrive as Arrow IPC, saved as .arrow: the IPC file as it
+    // was, the CSVs converted.
+    let table = |i: usize| {
+        let path = got[i]["path"].as_str().unwrap();
+        assert!(path.ends_with(".arrow"), "{path}");
+        natsbridge::table::read_ipc(&std::fs::read(path).unwrap().into()).unwrap()
+    };
+    assert_eq!(table(2).batches, vec![batch]);
+    assert_eq!(table(3).num_rows(), 2);
+    assert_eq!(table(4).num_rows(), 150_000);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,7 +154,7 @@ async fn listen_reports_an_undecodable_message_and_goes_on() {
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let url = server.url();
-    let (mut listener, mut lines) = start_ready(&[
+    let mut listener = start_ready(&[
         "listen",
         "cli.bad",
         "--server",
@@ -125,10 +172,10 @@ async fn listen_reports_an_undecodable_message_and_goes_on() {
     let sent = run(&["send", "cli.bad", "--server", &url, "text:t=fine"]);
     assert!(sent.status.success());
     let mut first = String::new();
-    lines.read_line(&mut first).unwrap();
+    listener.stdout.read_line(&mut first).unwrap();
     let mut second = String::new();
-    lines.read_line(&mut second).unwrap();
-    assert!(listener.wait().unwrap().success());
+    listener.stdout.read_line(&mut second).unwrap();
+    assert!(listener.child.wait().unwrap().success());
     let error: Value = serde_json::from_str(&first).unwrap();
     assert_eq!(error["error"]["kind"], "envelope.malformed");
     assert!(error["error"]["message"].as_str().unwrap().contains("payloads"));
@@ -151,7 +198,7 @@ async fn listen_times_out_with_a_non_zero_exit() {
 async fn request_and_echo_reply() {
     let server = NatsServer::start();
     let url = server.url();
-    let (mut replier, _stdout) =
+    let mut replier =
         start_ready(&["reply", "cli.echo", "--server", &url, "--echo", "--count", "1"]);
     let out = run(&[
         "request",
@@ -164,7 +211,7 @@ async fn request_and_echo_reply() {
         "corr-7",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(replier.wait().unwrap().success());
+    assert!(replier.child.wait().unwrap().success());
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["correlation_id"], "corr-7");
     assert_ne!(answer["reply_to_msg_id"], "");
@@ -185,9 +232,95 @@ fn demo_runs_the_walkthroughs_on_its_own_servers() {
     let out = run(&["demo"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for needle in
-        ["large_document", "link", "config", "students", "4. response (reading)", "arrived"]
-    {
+    for needle in [
+        "large_document",
+        "link",
+        "config",
+        "students",
+        "arrowtable",
+        "4. response (reading)",
+        "arrived",
+    ] {
         assert!(stdout.contains(needle), "missing {needle}: {stdout}");
     }
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no progress bars when piped");
+}
+
+#[test]
+fn demo_json_reports_every_walkthrough() {
+    let out = run(&["demo", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verified"], true);
+    assert!(report["nats_url"].as_str().unwrap().starts_with("nats://127.0.0.1:"));
+    let walkthroughs = report["walkthroughs"].as_array().unwrap();
+    let names: Vec<&str> = walkthroughs.iter().map(|w| w["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "1. chat, mixed content",
+            "2. dictionary exchange",
+            "3. table exchange",
+            "4. request-response"
+        ]
+    );
+    let payloads = |w: usize| walkthroughs[w]["messages"][0]["payloads"].as_array().unwrap();
+    let document = &payloads(0)[2];
+    assert_eq!(document["dataname"], "large_document");
+    assert_eq!(document["transport"], "link");
+    assert_eq!(document["size"], 2_000_000);
+    assert_eq!(payloads(2)[0]["dataname"], "students");
+    assert_eq!(payloads(2)[0]["payload_type"], "arrowtable");
+    assert_eq!(payloads(2)[1]["payload_type"], "jsontable");
+    assert_eq!(walkthroughs[3]["messages"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn dev_json_prints_working_urls_and_stops_on_ctrl_c() {
+    let mut child = natsbridge()
+        .args(["dev", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let started: Value = serde_json::from_str(&line).unwrap();
+    let nats_url = started["nats_url"].as_str().unwrap();
+    let files_url = started["fileserver_url"].as_str().unwrap();
+    assert_eq!(started["env"]["NATS_URL"], nats_url);
+    assert_eq!(started["env"]["NATSBRIDGE_FILESERVER"], files_url);
+    assert!(started["env"]["NATS_WS_URL"].as_str().unwrap().starts_with("ws://127.0.0.1:"));
+    // Both servers work: a payload big enough to go by link is published.
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![1u8; 600_000]).unwrap();
+    let sent = run(&[
+        "send",
+        "cli.dev",
+        &format!("binary:big=@{}", big.display()),
+        "--server",
+        nats_url,
+        "--fileserver",
+        files_url,
+    ]);
+    assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
+    let envelope: Value = serde_json::from_slice(&sent.stdout).unwrap();
+    assert_eq!(envelope["payloads"][0]["transport"], "link");
+    assert!(interrupt(&mut child));
+}
+
+#[test]
+fn verbose_logs_never_show_the_servers_credentials() {
+    let server = NatsServer::start();
+    let port = server.url().rsplit(':').next().unwrap().to_string();
+    let with_password = format!("nats://alice:s3cret-pw@127.0.0.1:{port}");
+    let out = run(&["-vv", "send", "cli.secret", "text:t=x", "--server", &with_password]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("connecting to NATS"), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert!(!stderr.contains("s3cret-pw"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("s3cret-pw"), "the envelope's broker_url: {stdout}");
 }

@@ -1,8 +1,12 @@
 //! Commands that need no server: `send --no-publish` and `unpack`.
 
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::process::Stdio;
+
 use serde_json::Value;
 
-use crate::util::{run, run_with_stdin};
+use crate::util::{interrupt, natsbridge, run, run_with_stdin};
 
 #[test]
 fn send_no_publish_prints_the_envelope_and_unpack_reads_it_back() {
@@ -90,4 +94,89 @@ fn bad_payload_arguments_are_explained() {
         assert_eq!(out.status.code(), Some(1), "{arg}: {stderr}");
         assert!(stderr.contains(expected), "{arg}: {stderr}");
     }
+}
+
+#[test]
+fn verbose_logs_on_stderr_and_default_runs_stay_quiet() {
+    let args = ["send", "s", "text:t=x", "--no-publish"];
+    let quiet = run(&args);
+    assert!(quiet.status.success());
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "", "no logs without -v");
+
+    let verbose = run(&["-v", "send", "s", "text:t=x", "--no-publish"]);
+    assert!(verbose.status.success());
+    let stderr = String::from_utf8_lossy(&verbose.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.iter().any(|l| l.contains("INFO") && l.contains("envelope built")), "{stderr}");
+    // Logs never reach stdout: it is still exactly one envelope.
+    let envelope: Value = serde_json::from_slice(&verbose.stdout).unwrap();
+    assert_eq!(envelope["send_to"], "s");
+}
+
+#[test]
+fn arrowtable_from_csv_travels_as_arrow_ipc_and_is_saved_as_arrow() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("sales.csv");
+    std::fs::write(&csv, "region,units,price\nnorth,3,9.5\nsouth,,12\neast,7,1.25\n").unwrap();
+    let out =
+        run(&["send", "s", &format!("arrowtable:sales.csv=@{}", csv.display()), "--no-publish"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(envelope["payloads"][0]["payload_type"], "arrowtable");
+
+    let out_dir = dir.path().join("out");
+    let report = run_with_stdin(&["unpack", "-", "--out", out_dir.to_str().unwrap()], &out.stdout);
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    let line: Value = serde_json::from_slice(&report.stdout).unwrap();
+    let payload = &line["payloads"][0];
+    let path = payload["path"].as_str().unwrap();
+    assert!(path.ends_with("sales.csv.arrow"), "{path}");
+    let saved = std::fs::read(path).unwrap();
+    assert_eq!(payload["sha256"], natsbridge::sha256_hex(&saved));
+    let table = natsbridge::table::read_ipc(&saved.into()).unwrap();
+    assert_eq!(table.num_rows(), 3);
+    let names: Vec<&str> = table.schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["region", "units", "price"]);
+}
+
+#[test]
+fn bad_arrowtable_files_are_refused_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("fake.arrow");
+    std::fs::write(&fake, b"ARROW1\0\0not an arrow file").unwrap();
+    let ragged = dir.path().join("ragged.csv");
+    std::fs::write(&ragged, "a,b\n1,2\n3\n").unwrap();
+    for (arg, expected) in [
+        (format!("arrowtable:t=@{}", fake.display()), "not Arrow IPC"),
+        (format!("arrowtable:t=@{}", ragged.display()), "invalid CSV"),
+        ("arrowtable:t=inline".to_string(), "@PATH"),
+    ] {
+        let out = run(&["send", "s", &arg, "--no-publish"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{arg}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(expected), "{arg}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn fileserver_json_prints_its_url_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("files");
+    let mut child = natsbridge()
+        .args(["fileserver", "--listen", "127.0.0.1:0", "--json", "--dir"])
+        .arg(&store)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let started: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(started["dir"], store.display().to_string());
+    let url = started["url"].as_str().unwrap();
+    let addr = url.strip_prefix("http://").unwrap().trim_end_matches('/');
+    assert!(TcpStream::connect(addr).is_ok(), "nothing listens at {url}");
+    assert!(interrupt(&mut child));
 }

@@ -1,11 +1,22 @@
 //! Running the built binary.
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 /// The `natsbridge` binary Cargo built for these tests.
+/// `RUST_LOG` is removed so that logging is what the arguments ask for.
 pub(crate) fn natsbridge() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_natsbridge"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_natsbridge"));
+    command.env_remove("RUST_LOG");
+    command
+}
+
+/// Asks a long-running `natsbridge` (fileserver, dev) to stop as Ctrl-C
+/// would, and returns whether it then exited successfully.
+pub(crate) fn interrupt(child: &mut Child) -> bool {
+    let status = Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success(), "kill -INT failed");
+    child.wait().unwrap().success()
 }
 
 /// Runs `natsbridge ARGS` with `stdin` piped in.
