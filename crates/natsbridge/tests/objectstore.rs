@@ -356,3 +356,27 @@ async fn objectstore_a_short_reader_fails_the_upload_and_leaves_no_object() {
     let link = handler.upload_bytes("ok.bin", vec![1u8; 11]).await.unwrap();
     assert!(link.starts_with("nats-os://claims/") && link.ends_with("-ok.bin"), "{link}");
 }
+
+#[tokio::test]
+async fn objectstore_links_through_a_jetstream_stream_reach_every_consumer() {
+    let server = NatsServer::builder().jetstream().start();
+    let bridge = os_bridge(&server).await;
+    bridge.connection().jetstream().ensure_stream("DOCS", &["docs.>"]).await.unwrap();
+    let doc = bytes(700_000, 5);
+    let (sent, _) = bridge
+        .jetstream_send(
+            "docs.new",
+            vec![Payload::binary("doc", doc.clone())],
+            SendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(sent.payloads[0].url().unwrap().starts_with("nats-os://claims/"));
+    // Objects are kept by default, so two durable consumers both read it.
+    for durable in ["first", "second"] {
+        let consumer = bridge.jetstream_consumer("DOCS", durable).await.unwrap();
+        let batch = consumer.fetch(1, Duration::from_secs(5)).await.unwrap();
+        let received = batch.into_iter().next().unwrap().unwrap();
+        assert!(received.envelope.payloads[0].bytes().unwrap().as_ref() == doc.as_slice());
+    }
+}
