@@ -86,7 +86,7 @@ async fn every_payload_type_direct_and_link_from_one_process_to_another() {
         "--server",
         &url,
         "--count",
-        "1",
+        "2",
         "--timeout",
         "30",
         "--out",
@@ -99,9 +99,16 @@ async fn every_payload_type_direct_and_link_from_one_process_to_another() {
     // Piped, the uploads draw no progress bars.
     assert_eq!(String::from_utf8_lossy(&sent.stderr), "");
     let envelope: Value = serde_json::from_slice(&sent.stdout).unwrap();
+    // The same payloads again, every one by link (each is at least 1 byte).
+    args.extend(["--threshold", "1"]);
+    let sent_by_link = run(&args);
+    assert!(sent_by_link.status.success(), "{}", String::from_utf8_lossy(&sent_by_link.stderr));
+    assert_eq!(String::from_utf8_lossy(&sent_by_link.stderr), "");
 
     let mut line = String::new();
     listener.stdout.read_line(&mut line).unwrap();
+    let mut line_by_link = String::new();
+    listener.stdout.read_line(&mut line_by_link).unwrap();
     assert!(listener.child.wait().unwrap().success());
     assert_eq!(listener.rest_of_stderr(), "", "no progress bars when piped");
     let report: Value = serde_json::from_str(&line).unwrap();
@@ -147,6 +154,18 @@ async fn every_payload_type_direct_and_link_from_one_process_to_another() {
     assert_eq!(table(2).batches, vec![batch]);
     assert_eq!(table(3).num_rows(), 2);
     assert_eq!(table(4).num_rows(), 150_000);
+
+    // Every payload type by link arrives with the same bytes as direct.
+    let by_link: Value = serde_json::from_str(&line_by_link).unwrap();
+    let by_link = by_link["payloads"].as_array().unwrap();
+    assert_eq!(by_link.len(), got.len());
+    for (linked, first) in by_link.iter().zip(got) {
+        assert_eq!(linked["transport"], "link", "{linked}");
+        assert_eq!(linked["payload_type"], first["payload_type"]);
+        assert_eq!(linked["sha256"], first["sha256"], "{linked}");
+        let saved = std::fs::read(linked["path"].as_str().unwrap()).unwrap();
+        assert_eq!(saved, std::fs::read(first["path"].as_str().unwrap()).unwrap());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
