@@ -105,12 +105,27 @@ fn payload_glue_reads_every_table_type() {
 
 #[test]
 fn reference_types_write_as_json() {
-    // Named zones ("UTC") need arrow's chrono-tz feature, which this crate
-    // leaves off; offset zones ("+00:00") write.
-    let mut batch = reference_batch();
-    batch.remove_column(batch.schema().index_of("ts_utc").unwrap());
+    // Named zones ("UTC", what pandas writes for tz-aware columns) need
+    // arrow's chrono-tz feature, which this crate turns on.
+    let batch = reference_batch();
     let json = write_json_rows(&[batch]).unwrap();
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&json).unwrap();
     assert_eq!(rows.len(), 5);
     assert!(rows[1]["i64"].is_null());
+    assert_eq!(rows[0]["ts_utc"], "2023-11-14T22:13:20Z");
+    assert!(rows[1]["ts_utc"].is_null());
+}
+
+#[test]
+fn a_named_zone_other_than_utc_writes_local_time_with_its_offset() {
+    let batch = RecordBatch::try_from_iter([(
+        "t",
+        std::sync::Arc::new(
+            TimestampSecondArray::from(vec![1_700_000_000]).with_timezone("Europe/Paris"),
+        ) as ArrayRef,
+    )])
+    .unwrap();
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&write_json_rows(&[batch]).unwrap()).unwrap();
+    assert_eq!(rows[0]["t"], "2023-11-14T23:13:20+01:00");
 }
