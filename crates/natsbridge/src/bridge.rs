@@ -145,7 +145,10 @@ impl BridgeBuilder {
             object_store = Some(handler);
         }
         let downloader = Arc::new(LinkRouter { object_store, http: downloader });
-        Ok(Bridge { conn, uploader, downloader, broker_url: self.url })
+        // The URL goes into every envelope's `broker_url`: never with the
+        // credentials it may carry.
+        let broker_url = crate::transport::redact_url(&self.url);
+        Ok(Bridge { conn, uploader, downloader, broker_url })
     }
 }
 

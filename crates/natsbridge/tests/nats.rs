@@ -58,6 +58,20 @@ async fn mixed_chat_message_crosses_nats_with_a_link() {
 }
 
 #[tokio::test]
+async fn credentials_in_the_server_url_never_reach_the_envelope() {
+    let server = NatsServer::builder().user_password("alice", "pa55-in-url").start();
+    let url = format!("nats://alice:pa55-in-url@127.0.0.1:{}", server.port());
+    let bridge = Bridge::builder(&url).connect().await.unwrap();
+    let (sent, json) = bridge
+        .smartsend("t", vec![Payload::text("m", "hi")], SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(sent.broker_url, format!("nats://127.0.0.1:{}", server.port()));
+    let text = String::from_utf8_lossy(&json);
+    assert!(!text.contains("pa55-in-url") && !text.contains("alice"), "{text}");
+}
+
+#[tokio::test]
 async fn a_small_max_payload_moves_payloads_to_link_or_fails_before_publishing() {
     let server = NatsServer::builder().max_payload(16 * 1024).start();
     let store = Store::start().await;

@@ -328,6 +328,13 @@ impl ConnectOptions {
 /// A server URL as errors and `Debug` show it: without the user info (where
 /// a user, password or token may be written) and without a query string.
 fn shown_server(url: &str) -> String {
+    redact_url(url)
+}
+
+/// A server URL fit to show or to send on: without the user info (where a
+/// user, password or token may be written) and without a query string or
+/// fragment. `nats://alice:s3cret@host:4222` is `nats://host:4222`.
+pub fn redact_url(url: &str) -> String {
     let url = split_user_info(url).0;
     url[..url.find(['?', '#']).unwrap_or(url.len())].to_owned()
 }

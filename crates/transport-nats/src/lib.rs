@@ -32,7 +32,9 @@ mod error;
 mod jetstream;
 mod objectstore;
 
-pub use crate::connection::{ConnectOptions, Connection, Event, ReconnectPolicy, connect};
+pub use crate::connection::{
+    ConnectOptions, Connection, Event, ReconnectPolicy, connect, redact_url,
+};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::jetstream::{Ack, Consumer, JetStream, StreamMessage};
 pub use crate::objectstore::{ObjectInfo, ObjectReader, ObjectStore, ObjectStoreConfig};
