@@ -30,7 +30,10 @@ const PREALLOCATE_LIMIT: u64 = 64 * 1024 * 1024;
 ///   ranges).
 /// - **Timeouts per try**: `timeout` until the response headers arrive,
 ///   `read_timeout` between two pieces of the body, so a large file is never
-///   cut off for being large, only for stalling.
+///   cut off for being large, only for stalling; and, once a body has been
+///   arriving for longer than `read_timeout`, an average of at least
+///   `min_rate` bytes per second, so a server trickling a byte now and then
+///   (a slow-loris) cannot hold a receiver forever.
 /// - **Size**: exactly [`DownloadRequest::size`] bytes must arrive. A
 ///   `Content-Length` that disagrees fails before the body is read; a body
 ///   that runs long fails as soon as it passes the size.
@@ -63,6 +66,7 @@ pub struct HttpDownloader {
     retry: RetryConfig,
     timeout: Duration,
     read_timeout: Duration,
+    min_rate: u64,
     max_download_size: u64,
     allowed_origins: Vec<reqwest::Url>,
     progress: Option<Progress>,
@@ -77,6 +81,7 @@ pub struct HttpDownloaderBuilder {
     retry: RetryConfig,
     timeout: Duration,
     read_timeout: Duration,
+    min_rate: u64,
     max_download_size: u64,
     allowed_origins: Vec<String>,
     client: Option<reqwest::Client>,
@@ -85,7 +90,7 @@ pub struct HttpDownloaderBuilder {
 
 impl HttpDownloader {
     /// A downloader with the defaults: [`RetryConfig::default`], 30 s
-    /// timeouts, 1 GiB maximum, any `http`/`https` origin.
+    /// timeouts, at least 1 KiB/s, 1 GiB maximum, any `http`/`https` origin.
     pub fn new() -> Result<HttpDownloader, Error> {
         HttpDownloader::builder().build()
     }
@@ -96,6 +101,7 @@ impl HttpDownloader {
             retry: RetryConfig::default(),
             timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(30),
+            min_rate: 1024,
             max_download_size: 1 << 30,
             allowed_origins: Vec::new(),
             client: None,
@@ -211,6 +217,7 @@ impl HttpDownloader {
         }
         let mut hasher = sha.map(|_| Sha256::new());
         let mut received = 0u64;
+        let body_started = tokio::time::Instant::now();
         loop {
             let chunk = match tokio::time::timeout(self.read_timeout, response.chunk()).await {
                 Err(_) => {
@@ -230,6 +237,20 @@ impl HttpDownloader {
                 Ok(Ok(Some(chunk))) => chunk,
             };
             received += chunk.len() as u64;
+            let elapsed = body_started.elapsed();
+            if received < size
+                && elapsed > self.read_timeout
+                && u128::from(received) * 1000 < u128::from(self.min_rate) * elapsed.as_millis()
+            {
+                return Err(Error::new(
+                    ErrorKind::TimedOut,
+                    format!(
+                        "{} trickled {received} of {size} bytes in {elapsed:?}, under {} bytes/s",
+                        redact_url(url.as_str()),
+                        self.min_rate
+                    ),
+                ));
+            }
             if received > size {
                 return Err(Error::new(
                     ErrorKind::SizeMismatch { expected: size, actual: received },
@@ -284,6 +305,7 @@ impl fmt::Debug for HttpDownloader {
             .field("retry", &self.retry)
             .field("timeout", &self.timeout)
             .field("read_timeout", &self.read_timeout)
+            .field("min_rate", &self.min_rate)
             .field("max_download_size", &self.max_download_size)
             .field(
                 "allowed_origins",
@@ -314,6 +336,15 @@ impl HttpDownloaderBuilder {
     /// How long the body may stall between two pieces. Default 30 s.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = timeout;
+        self
+    }
+
+    /// The slowest average a body may arrive at, in bytes per second, once
+    /// it has been arriving for longer than the read timeout; slower is
+    /// [`ErrorKind::TimedOut`] (retried). Default 1,024 (1 KiB/s); 0 turns
+    /// the check off.
+    pub fn min_rate(mut self, bytes_per_second: u64) -> Self {
+        self.min_rate = bytes_per_second;
         self
     }
 
@@ -375,6 +406,7 @@ impl HttpDownloaderBuilder {
             retry: self.retry,
             timeout: self.timeout,
             read_timeout: self.read_timeout,
+            min_rate: self.min_rate,
             max_download_size: self.max_download_size,
             allowed_origins,
             progress: self.progress,

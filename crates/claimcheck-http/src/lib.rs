@@ -84,7 +84,7 @@ pub use crate::{
         upload_fn,
     },
     hashing::sha256_hex,
-    plik::{PlikUploader, PlikUploaderBuilder},
+    plik::{PlikUploader, PlikUploaderBuilder, fuzz_plik_replies},
     put::{HttpPutUploader, HttpPutUploaderBuilder},
     retry::RetryConfig,
     server::{FileServer, FileServerBuilder},

@@ -80,11 +80,7 @@ impl PlikUploader {
     }
 
     fn endpoint(&self, segments: &[&str]) -> reqwest::Url {
-        let mut url = self.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(segments);
-        }
-        url
+        endpoint(&self.base, segments)
     }
 
     async fn create_upload(&self) -> Result<PlikUpload, Error> {
@@ -108,22 +104,12 @@ impl PlikUploader {
         }
         let response = request.send().await.map_err(|e| Error::from_reqwest(e, url.as_str()))?;
         let reply = read_reply(response, url.as_str(), "creating the upload").await?;
-        let upload: PlikUpload = serde_json::from_slice(&reply).map_err(|_| {
+        parse_upload(&reply).map_err(|why| {
             Error::new(
                 ErrorKind::InvalidResponse,
-                format!(
-                    "POST {}: the reply is not a Plik upload object (is this a Plik server?)",
-                    redact_url(url.as_str())
-                ),
+                format!("POST {}: {why}", redact_url(url.as_str())),
             )
-        })?;
-        if upload.id.is_empty() || upload.id.contains(['/', '?', '#']) {
-            return Err(Error::new(
-                ErrorKind::InvalidResponse,
-                format!("POST {}: unusable upload id", redact_url(url.as_str())),
-            ));
-        }
-        Ok(upload)
+        })
     }
 
     async fn upload_inner(&self, name: &str, source: UploadSource) -> Result<String, Error> {
@@ -160,18 +146,12 @@ impl PlikUploader {
             }
         };
         let reply = read_reply(response, url.as_str(), "uploading the file").await?;
-        let file: PlikFile = serde_json::from_slice(&reply).map_err(|_| {
+        let file = parse_file(&reply).map_err(|why| {
             Error::new(
                 ErrorKind::InvalidResponse,
-                format!("POST {}: the reply is not a Plik file object", redact_url(url.as_str())),
+                format!("POST {}: {why}", redact_url(url.as_str())),
             )
         })?;
-        if file.id.is_empty() || file.id.contains(['/', '?', '#']) {
-            return Err(Error::new(
-                ErrorKind::InvalidResponse,
-                format!("POST {}: unusable file id", redact_url(url.as_str())),
-            ));
-        }
         // The name Plik stored (it may have cut a path off), not ours.
         let stored_name = file.file_name.as_deref().filter(|n| !n.is_empty()).unwrap_or(&file_name);
         Ok(self.endpoint(&["file", &upload.id, &file.id, stored_name]).into())
@@ -278,6 +258,65 @@ struct PlikFile {
     id: String,
     #[serde(rename = "fileName")]
     file_name: Option<String>,
+}
+
+/// `base` with `segments` appended, each percent-encoded as one segment (a
+/// `/` or `..` from the server cannot change the path's shape).
+fn endpoint(base: &reqwest::Url, segments: &[&str]) -> reqwest::Url {
+    let mut url = base.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+    url
+}
+
+/// Reads Plik's reply to `POST /upload`; the error says why it is unusable.
+fn parse_upload(reply: &[u8]) -> Result<PlikUpload, &'static str> {
+    let upload: PlikUpload = serde_json::from_slice(reply)
+        .map_err(|_| "the reply is not a Plik upload object (is this a Plik server?)")?;
+    if !usable_id(&upload.id) {
+        return Err("unusable upload id");
+    }
+    Ok(upload)
+}
+
+/// Reads Plik's reply to `POST /file/{id}`; the error says why it is unusable.
+fn parse_file(reply: &[u8]) -> Result<PlikFile, &'static str> {
+    let file: PlikFile =
+        serde_json::from_slice(reply).map_err(|_| "the reply is not a Plik file object")?;
+    if !usable_id(&file.id) {
+        return Err("unusable file id");
+    }
+    Ok(file)
+}
+
+/// An id that can stand as one path segment of the link.
+fn usable_id(id: &str) -> bool {
+    !id.is_empty() && !id.contains(['/', '?', '#']) && id != "." && id != ".."
+}
+
+/// Runs every parser of a Plik server's answers on `bytes`: the
+/// create-upload reply, the file reply (and the link built from it), the
+/// error-redirect `Location` and the 404 text. For the fuzz target in
+/// `fuzz/`; not part of the API. Panics only if a parser breaks its promise
+/// (a link that is not the file server's).
+#[doc(hidden)]
+pub fn fuzz_plik_replies(bytes: &[u8]) {
+    let base = reqwest::Url::parse("http://plik.invalid:8080/").expect("a valid base");
+    let upload_id = parse_upload(bytes).map(|u| u.id).unwrap_or_else(|_| "u".into());
+    if let Ok(file) = parse_file(bytes) {
+        let name = file.file_name.as_deref().filter(|n| !n.is_empty()).unwrap_or("payload");
+        let link = endpoint(&base, &["file", &upload_id, &file.id, name]);
+        let reparsed = reqwest::Url::parse(link.as_str()).expect("the link parses");
+        assert_eq!(reparsed.origin(), base.origin(), "the link left the file server");
+        assert_eq!(reparsed.path_segments().map(Iterator::count), Some(4), "{link}");
+    }
+    let text = String::from_utf8_lossy(bytes);
+    if let Some((code, message)) = plik_error_redirect(&text) {
+        assert!((100..600).contains(&code));
+        let _ = classify(code, &message);
+    }
+    let _ = classify(404, &text);
 }
 
 /// A header value marked sensitive (hyper and reqwest then keep it out of

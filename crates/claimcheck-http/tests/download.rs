@@ -254,6 +254,29 @@ async fn a_body_that_stalls_times_out() {
 }
 
 #[tokio::test]
+async fn a_slow_loris_body_times_out() {
+    // Headers at once, then a byte every 20 ms: each piece comes well within
+    // the read timeout, but the average stays far under the minimum rate.
+    let server = FaultServer::start(|_, _| Reply::Trickle {
+        head: b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n".to_vec(),
+        body: vec![7u8; 1000],
+        every: Duration::from_millis(20),
+    })
+    .await;
+    let down = HttpDownloader::builder()
+        .retry(fast_retry(1))
+        .read_timeout(Duration::from_millis(300))
+        .min_rate(1000)
+        .build()
+        .unwrap();
+    let err = fetch(&server, &down, 1000).await.failure();
+    assert_eq!(err.kind(), &ErrorKind::TimedOut, "{err}");
+    assert!(err.to_string().contains("trickled"), "{err}");
+    assert!(err.to_string().contains("after 2 tries"), "{err}");
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test]
 async fn non_http_links_are_refused() {
     let down = downloader(3);
     for url in [

@@ -239,6 +239,77 @@ async fn path_traversal_is_refused() {
 }
 
 #[tokio::test]
+async fn traversal_in_upload_names_and_ids_is_refused() {
+    let served = file_server().await;
+    let upload = create_upload(served.url(), serde_json::json!({"oneShot": false})).await;
+    let id = upload["id"].as_str().unwrap().to_owned();
+    let token = upload["uploadToken"].as_str().unwrap().to_owned();
+
+    // Upload ids that are paths, relative or absolute, plain or encoded.
+    for bad_id in ["..", "..%2F..%2Fetc", "%2Fetc%2Fpasswd", "%2E%2E", "....//....//x"] {
+        let (status, _) = raw_request(
+            served.url(),
+            &format!(
+                "POST /file/{bad_id} HTTP/1.1\r\nHost: x\r\nX-UploadToken: {token}\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        assert!((400..500).contains(&status), "upload id {bad_id:?}: {status}");
+    }
+
+    // File names keep only their last path element (as Plik's Go parser
+    // does), and a name that is nothing but a path is refused.
+    let post = |name: &'static str| {
+        client()
+            .post(format!("{}/file/{id}", served.url()))
+            .header("X-UploadToken", token.clone())
+            .header("Content-Type", "multipart/form-data; boundary=XyZ")
+            .body(multipart("XyZ", name, b"abc"))
+            .send()
+    };
+    for (name, stored) in [
+        ("../../escape.bin", "escape.bin"),
+        ("/etc/passwd", "passwd"),
+        ("..\\..\\win.ini", "win.ini"),
+    ] {
+        let reply = post(name).await.unwrap();
+        assert_eq!(reply.status(), 200, "{name}");
+        assert_eq!(json_of(reply).await["fileName"], stored, "{name}");
+    }
+    for name in ["..", "../..", "/", "a/.."] {
+        let reply = post(name).await.unwrap();
+        assert_eq!(reply.status(), 400, "{name}");
+    }
+
+    // File ids and names in download paths.
+    for path in [
+        format!("/file/{id}/..%2F..%2Fetc/passwd"),
+        format!("/file/{id}/%2Fetc%2Fpasswd/passwd"),
+        format!("/file/{id}/AAAAAAAAAAAAAAAA/..%2F..%2F..%2Fetc%2Fpasswd"),
+        "/put/%2Fetc%2Fpasswd".to_owned(),
+    ] {
+        let (status, body) = raw_request(
+            served.url(),
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!((400..500).contains(&status), "{path}: {status}");
+        assert!(!body.contains("root:"), "{path}");
+    }
+    // An absolute PUT key stays a literal name inside the store.
+    let (status, _) = raw_request(
+        served.url(),
+        "PUT /put/%2Fetc%2Fpasswd HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+    )
+    .await;
+    assert!(status == 201 || status == 400, "{status}");
+    for f in files_under(served.dir.path()) {
+        assert!(f.starts_with(served.dir.path()), "{f:?}");
+    }
+}
+
+#[tokio::test]
 async fn missing_and_uploading_then_served() {
     let served = file_server().await;
     let upload = create_upload(

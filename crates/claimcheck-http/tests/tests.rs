@@ -7,4 +7,5 @@ mod util;
 mod download;
 mod fileserver;
 mod plik_quirks;
+mod secrets;
 mod shared;

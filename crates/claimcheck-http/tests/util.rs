@@ -124,6 +124,9 @@ pub(crate) enum Reply {
     RawThenHang(Vec<u8>),
     /// Never answers.
     Hang,
+    /// Writes `head` (the status line and headers), then the body one byte
+    /// every `every`: a slow-loris.
+    Trickle { head: Vec<u8>, body: Vec<u8>, every: Duration },
 }
 
 /// A well-formed response with a `Content-Length`.
@@ -233,6 +236,14 @@ async fn serve_one(
             tokio::time::sleep(Duration::from_secs(30)).await;
         }
         Reply::Hang => tokio::time::sleep(Duration::from_secs(30)).await,
+        Reply::Trickle { head, body, every } => {
+            stream.write_all(&head).await?;
+            for byte in body {
+                tokio::time::sleep(every).await;
+                stream.write_all(&[byte]).await?;
+            }
+            stream.shutdown().await?;
+        }
     }
     Ok(())
 }

@@ -184,6 +184,20 @@ fn lying_lengths_are_malformed() {
     assert!(message.contains("footer"), "{message}");
 }
 
+/// The first crash the `arrow_ipc` fuzz target found: a stream whose
+/// buffer descriptor claims 2^56 bytes makes Arrow's reader panic
+/// (`Buffer::slice_with_length`); `read_ipc` contains it as `Malformed`.
+#[test]
+fn fuzz_crash_lying_buffer_length_is_malformed() {
+    let bytes = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/fuzz_buffer_offset.arrows"),
+    )
+    .unwrap();
+    let message = malformed(bytes);
+    assert!(message.contains("cannot exceed the existing length"), "{message}");
+}
+
 #[test]
 fn lying_string_offsets_fail_validation() {
     // Offsets past the end of the values must be caught by Arrow's
