@@ -11,6 +11,10 @@
 //!   `docs/interop.md`.
 //! - `cargo xtask bench [--quick]`: runs the benchmarks and writes
 //!   `docs/BENCHMARKS.md`.
+//! - `cargo xtask fuzz [--seconds N] [TARGET...]`: runs each cargo-fuzz
+//!   target in `fuzz/` for N seconds (default 30), installing cargo-fuzz.
+
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -26,8 +30,11 @@ fn main() -> ExitCode {
         Some("nostd") => nostd(),
         Some("bench") => bench(args.iter().any(|a| a == "--quick")),
         Some("interop") => interop(),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <setup | ci | nostd | interop | bench [--quick]>");
+            eprintln!(
+                "usage: cargo xtask <setup | ci | nostd | interop | bench [--quick] | fuzz [--seconds N]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -129,6 +136,7 @@ fn ci() -> Result {
     nostd()?;
     run(cargo().args(["test", "--workspace", "--all-targets"]).args(features))?;
     run(cargo().args(["test", "--workspace", "--doc"]).args(features))?;
+    fuzz::fuzz(&[])?;
     interop()?;
     Ok(())
 }
