@@ -204,9 +204,12 @@ pub fn read_ipc(bytes: &Bytes) -> Result<Table> {
     // Arrow's readers return errors for the malformed inputs we know of;
     // this guard turns any panic a future corner case might hit into the
     // same `Malformed` error instead of taking the receiver down.
-    match catch_unwind(AssertUnwindSafe(|| match format {
-        IpcFormat::Stream => read_stream(buffer),
-        IpcFormat::File => read_file(buffer),
+    match catch_unwind(AssertUnwindSafe(|| {
+        check_declared_lengths(bytes, format)?;
+        match format {
+            IpcFormat::Stream => read_stream(buffer),
+            IpcFormat::File => read_file(buffer),
+        }
     })) {
         Ok(result) => result,
         Err(panic) => {
@@ -218,6 +221,115 @@ pub fn read_ipc(bytes: &Bytes) -> Result<Table> {
             Err(Error::new(ErrorKind::Malformed, format!("Arrow IPC {format:?}: {reason}")))
         }
     }
+}
+
+/// How much larger than its compressed bytes a buffer can honestly claim to
+/// be: LZ4 frames expand at most about 255 times; zstd's bound is far
+/// higher (runs of one byte), so its limit is generous.
+const MAX_EXPANSION_LZ4: u64 = 256;
+const MAX_EXPANSION_ZSTD: u64 = 1 << 16;
+
+/// Refuses compressed buffers whose declared uncompressed length (the first
+/// 8 bytes of each) is more than their codec could produce from them.
+///
+/// Arrow's reader reserves the declared length before decompressing, so a
+/// lie of 2^62 bytes is an allocation failure, which aborts the process
+/// rather than panicking (found by the `arrow_ipc` fuzz target). Anything
+/// this walk cannot read is left for Arrow's reader to report.
+fn check_declared_lengths(bytes: &[u8], format: IpcFormat) -> Result<()> {
+    match format {
+        IpcFormat::Stream => {
+            let mut at = 0;
+            while let Some(next) = check_message_at(bytes, at)? {
+                at = next;
+            }
+        }
+        IpcFormat::File => {
+            let n = bytes.len();
+            let Some(footer_len) = bytes
+                .get(n.saturating_sub(10)..n.saturating_sub(6))
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(i32::from_le_bytes)
+                .and_then(|l| usize::try_from(l).ok())
+            else {
+                return Ok(());
+            };
+            let Some(footer) = n
+                .checked_sub(10 + footer_len)
+                .and_then(|start| bytes.get(start..n - 10))
+                .and_then(|b| arrow_ipc::root_as_footer(b).ok())
+            else {
+                return Ok(());
+            };
+            let blocks = footer.recordBatches().into_iter().flatten();
+            for block in blocks.chain(footer.dictionaries().into_iter().flatten()) {
+                if let Ok(offset) = usize::try_from(block.offset()) {
+                    check_message_at(bytes, offset)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the message at `at` (continuation marker, metadata length,
+/// metadata, body); returns where the next one starts, or `None` at the end
+/// or where the bytes stop making sense.
+fn check_message_at(bytes: &[u8], at: usize) -> Result<Option<usize>> {
+    let word = |i: usize| {
+        bytes.get(i..i + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_le_bytes)
+    };
+    let (meta_at, len) = match word(at) {
+        Some(0xFFFF_FFFF) => (at + 8, word(at + 4)),
+        other => (at + 4, other),
+    };
+    let Some(len) = len.filter(|&l| l > 0 && l < i32::MAX as u32).map(|l| l as usize) else {
+        return Ok(None);
+    };
+    let Some(message) =
+        bytes.get(meta_at..meta_at + len).and_then(|b| arrow_ipc::root_as_message(b).ok())
+    else {
+        return Ok(None);
+    };
+    let body_at = meta_at + len;
+    let batch = message
+        .header_as_record_batch()
+        .or_else(|| message.header_as_dictionary_batch().and_then(|d| d.data()));
+    if let Some(batch) = batch
+        && let Some(compression) = batch.compression()
+    {
+        let limit = if compression.codec() == arrow_ipc::CompressionType::ZSTD {
+            MAX_EXPANSION_ZSTD
+        } else {
+            MAX_EXPANSION_LZ4
+        };
+        for buffer in batch.buffers().into_iter().flatten() {
+            let (Ok(offset), Ok(length)) =
+                (usize::try_from(buffer.offset()), u64::try_from(buffer.length()))
+            else {
+                continue;
+            };
+            let Some(declared) = body_at
+                .checked_add(offset)
+                .and_then(|start| bytes.get(start..start.checked_add(8)?))
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(i64::from_le_bytes)
+            else {
+                continue;
+            };
+            // -1: stored uncompressed.
+            if declared > 0 && declared as u64 > limit.saturating_mul(length) + 64 {
+                return Err(Error::new(
+                    ErrorKind::Malformed,
+                    format!(
+                        "Arrow IPC: a compressed buffer of {length} bytes declares {declared} \
+                         uncompressed bytes"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(usize::try_from(message.bodyLength()).ok().and_then(|b| body_at.checked_add(b)))
 }
 
 fn read_stream(mut buffer: Buffer) -> Result<Table> {

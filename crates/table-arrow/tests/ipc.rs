@@ -198,6 +198,20 @@ fn fuzz_crash_lying_buffer_length_is_malformed() {
     assert!(message.contains("cannot exceed the existing length"), "{message}");
 }
 
+/// The second: an LZ4 buffer declaring ~2^62 uncompressed bytes, which
+/// Arrow's reader would reserve up front (an allocation failure aborts the
+/// process; it cannot be caught). `read_ipc` refuses it before reading.
+#[test]
+fn fuzz_crash_huge_declared_lz4_length_is_malformed() {
+    let bytes = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/fuzz_lz4_declared_length.arrows"),
+    )
+    .unwrap();
+    let message = malformed(bytes);
+    assert!(message.contains("declares"), "{message}");
+}
+
 #[test]
 fn lying_string_offsets_fail_validation() {
     // Offsets past the end of the values must be caught by Arrow's
