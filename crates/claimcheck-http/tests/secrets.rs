@@ -7,7 +7,7 @@
 #![cfg(feature = "s3")]
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, Once};
 
 use natsbridge_claimcheck_http::{
     DownloadHandlerExt, DownloadRequest, HttpDownloader, S3Uploader, UploadHandlerExt,
@@ -15,20 +15,22 @@ use natsbridge_claimcheck_http::{
 
 use crate::util::{BUCKET, Failure, Moto, fast_retry, payload};
 
-fn captured() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        // `init` also routes the `log` crate (reqwest, rustls) into tracing.
-        tracing_subscriber::util::SubscriberInitExt::init(
-            tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::TRACE)
-                .with_ansi(false)
-                .with_writer(move || Capture(sink.clone())),
-        );
-        log
-    })
+/// Captures everything logged on this thread (the test's current-thread
+/// runtime runs every task it starts, servers included) while the returned
+/// guard lives; other tests' threads are untouched, so they pay nothing.
+fn capture() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
+    static LOG_BRIDGE: Once = Once::new();
+    // The `log` crate's records (reqwest, rustls) go to the current
+    // thread's subscriber too.
+    LOG_BRIDGE.call_once(|| tracing_log::LogTracer::init().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || Capture(sink.clone()))
+        .finish();
+    (log, tracing::subscriber::set_default(subscriber))
 }
 
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -53,9 +55,9 @@ fn query_value(url: &str, key: &str) -> String {
         .to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn presigned_signatures_and_s3_keys_never_reach_logs_or_errors() {
-    let log = captured();
+    let (log, _capturing) = capture();
     let moto = Moto::start().await;
     let access_key = "AKIAEXAMPLEKEY4C9D2E";
     let secret_key = "s3-SECRET-KEY-7b1e0f9a";

@@ -6,7 +6,7 @@
 
 use std::fmt::Debug;
 use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use natsbridge::claimcheck::{
@@ -20,22 +20,22 @@ use tokio::net::TcpListener;
 
 use crate::util::Store;
 
-/// Everything logged by anything in this test binary since the capture
-/// was installed.
-fn captured() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        // `init` also routes the `log` crate (reqwest, rustls) into tracing.
-        tracing_subscriber::util::SubscriberInitExt::init(
-            tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::TRACE)
-                .with_ansi(false)
-                .with_writer(move || Capture(sink.clone())),
-        );
-        log
-    })
+/// Captures everything logged on this thread (the test's current-thread
+/// runtime runs every task it starts, servers included) while the returned
+/// guard lives; other tests' threads are untouched, so they pay nothing.
+fn capture() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
+    static LOG_BRIDGE: Once = Once::new();
+    // The `log` crate's records (reqwest, rustls) go to the current
+    // thread's subscriber too.
+    LOG_BRIDGE.call_once(|| tracing_log::LogTracer::init().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || Capture(sink.clone()))
+        .finish();
+    (log, tracing::subscriber::set_default(subscriber))
 }
 
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -117,9 +117,9 @@ async fn plik_that_fails(upload_token: &'static str) -> (String, tokio::task::Jo
     (url, task)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn no_secret_reaches_logs_or_errors() {
-    let log = captured();
+    let (log, _capturing) = capture();
     let mut secrets: Vec<String> = Vec::new();
     let mut errors = String::new();
     let quick = |url: String| ConnectOptions::new(url);
