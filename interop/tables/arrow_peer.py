@@ -122,7 +122,7 @@ def bench(rows, rounds):
         "x": pa.array([i * 0.5 for i in range(rows)], pa.float64()),
         "name": pa.array([f"name-{i}" for i in range(rows)], pa.string()),
     })
-    enc, dec, size = [], [], 0
+    enc, dec, val, size = [], [], [], 0
     for _ in range(rounds):
         t0 = time.perf_counter()
         sink = pa.BufferOutputStream()
@@ -132,14 +132,21 @@ def bench(rows, rounds):
         t1 = time.perf_counter()
         back = pa.ipc.open_stream(buf).read_all()
         t2 = time.perf_counter()
+        # read_all() checks structure only; full validation (offsets in
+        # bounds and increasing, UTF-8) is what the Rust reader always does.
+        back.validate(full=True)
+        t3 = time.perf_counter()
         assert back.num_rows == rows
         enc.append(t1 - t0)
         dec.append(t2 - t1)
+        val.append(t3 - t1)
         size = buf.size
     enc.sort()
     dec.sort()
+    val.sort()
     print(json.dumps({"rows": rows, "bytes": size, "encode_s": enc[len(enc) // 2],
-                      "decode_s": dec[len(dec) // 2], "pyarrow": pa.__version__}))
+                      "decode_s": dec[len(dec) // 2],
+                      "decode_validated_s": val[len(val) // 2], "pyarrow": pa.__version__}))
     return 0
 
 

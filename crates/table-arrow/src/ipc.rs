@@ -156,8 +156,15 @@ pub fn write_ipc_with(
         .try_with_compression(codec)
         .map_err(|e| Error::with_source(ErrorKind::Unsupported, e.to_string(), e))?;
     // Sizing the output once avoids the copies of a growing Vec: the IPC
-    // body is the batches' buffers plus padding and a little metadata.
-    let body: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    // body is the batches' buffers (their lengths, not the capacities
+    // `get_array_memory_size` counts, which can be half again as large and
+    // push a table past the size where the allocator maps fresh pages for
+    // every call) plus padding and a little metadata.
+    let body: usize = batches
+        .iter()
+        .flat_map(RecordBatch::columns)
+        .map(|column| ipc_body_bound(&column.to_data()))
+        .sum();
     let mut out = Vec::with_capacity(body + 1024 + 64 * schema.fields().len());
     let encode = |e: arrow_schema::ArrowError| {
         Error::with_source(ErrorKind::Unsupported, format!("cannot write Arrow IPC: {e}"), e)
@@ -181,6 +188,16 @@ pub fn write_ipc_with(
         }
     }
     Ok(Bytes::from(out))
+}
+
+/// An upper bound of the IPC body bytes of one array: its buffers'
+/// lengths, its validity bitmap and its children's, each padded to 64.
+fn ipc_body_bound(data: &arrow_data::ArrayData) -> usize {
+    let padded = |len: usize| len.div_ceil(64) * 64;
+    data.buffers().iter().map(|b| padded(b.len())).sum::<usize>()
+        + data.nulls().map_or(0, |n| padded(n.buffer().len()))
+        + data.child_data().iter().map(ipc_body_bound).sum::<usize>()
+        + 64
 }
 
 /// Reads Arrow IPC bytes, stream or file format, without copying the
