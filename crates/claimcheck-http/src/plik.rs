@@ -152,9 +152,7 @@ impl PlikUploader {
                 format!("POST {}: {why}", redact_url(url.as_str())),
             )
         })?;
-        // The name Plik stored (it may have cut a path off), not ours.
-        let stored_name = file.file_name.as_deref().filter(|n| !n.is_empty()).unwrap_or(&file_name);
-        Ok(self.endpoint(&["file", &upload.id, &file.id, stored_name]).into())
+        Ok(self.endpoint(&["file", &upload.id, &file.id, stored_name(&file, &file_name)]).into())
     }
 }
 
@@ -290,6 +288,13 @@ fn parse_file(reply: &[u8]) -> Result<PlikFile, &'static str> {
     Ok(file)
 }
 
+/// The name Plik stored (it may have cut a path off), not ours; ours when
+/// the reply's would not stay one path segment (`.` and `..` are resolved
+/// away by URL parsing, which would make the link point elsewhere).
+fn stored_name<'a>(file: &'a PlikFile, ours: &'a str) -> &'a str {
+    file.file_name.as_deref().filter(|n| usable_id(n)).unwrap_or(ours)
+}
+
 /// An id that can stand as one path segment of the link.
 fn usable_id(id: &str) -> bool {
     !id.is_empty() && !id.contains(['/', '?', '#']) && id != "." && id != ".."
@@ -305,8 +310,7 @@ pub fn fuzz_plik_replies(bytes: &[u8]) {
     let base = reqwest::Url::parse("http://plik.invalid:8080/").expect("a valid base");
     let upload_id = parse_upload(bytes).map(|u| u.id).unwrap_or_else(|_| "u".into());
     if let Ok(file) = parse_file(bytes) {
-        let name = file.file_name.as_deref().filter(|n| !n.is_empty()).unwrap_or("payload");
-        let link = endpoint(&base, &["file", &upload_id, &file.id, name]);
+        let link = endpoint(&base, &["file", &upload_id, &file.id, stored_name(&file, "payload")]);
         let reparsed = reqwest::Url::parse(link.as_str()).expect("the link parses");
         assert_eq!(reparsed.origin(), base.origin(), "the link left the file server");
         assert_eq!(reparsed.path_segments().map(Iterator::count), Some(4), "{link}");
@@ -472,6 +476,20 @@ mod tests {
         assert_eq!(t("upload abc has expired"), ErrorKind::Gone);
         assert_eq!(t("file b not found"), ErrorKind::NotFound);
         assert_eq!(classify(503, ""), ErrorKind::Http { status: 503 });
+    }
+
+    #[test]
+    fn links_from_hostile_replies_stay_on_the_server() {
+        for reply in [
+            r#"{"id":"f","fileName":".."}"#,
+            r#"{"id":"f","fileName":"."}"#,
+            r#"{"id":"f","fileName":"../../x"}"#,
+            r#"{"id":"f","fileName":"%2e%2e"}"#,
+            r#"{"id":"f","fileName":"http://evil/x"}"#,
+            r#"{"id":"..","uploadToken":"t","fileName":"x"}"#,
+        ] {
+            fuzz_plik_replies(reply.as_bytes());
+        }
     }
 
     #[test]
