@@ -113,6 +113,7 @@ pub struct ConnectOptions {
     reconnect: ReconnectPolicy,
     request_timeout: Option<Duration>,
     connection_timeout: Option<Duration>,
+    subscription_capacity: Option<usize>,
 }
 
 impl std::fmt::Debug for ConnectOptions {
@@ -211,6 +212,15 @@ impl ConnectOptions {
         self
     }
 
+    /// How many messages each subscription buffers before the client drops
+    /// new ones for it (default async-nats's, 65,536). This bounds a slow
+    /// consumer's memory; every drop is reported as
+    /// [`Event::SlowConsumer`] on [`Connection::events`].
+    pub fn subscription_capacity(mut self, messages: usize) -> Self {
+        self.subscription_capacity = Some(messages);
+        self
+    }
+
     /// Connects.
     ///
     /// Fails with [`ErrorKind::Auth`] on refused credentials,
@@ -253,6 +263,9 @@ impl ConnectOptions {
         }
         if let Some(timeout) = self.connection_timeout {
             options = options.connection_timeout(timeout);
+        }
+        if let Some(capacity) = self.subscription_capacity {
+            options = options.subscription_capacity(capacity);
         }
         let policy = self.reconnect;
         let tx = events_tx.clone();

@@ -129,3 +129,50 @@ async fn unreachable_server_is_a_connect_error() {
         .unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Connect, "{err}");
 }
+
+#[tokio::test]
+async fn a_slow_consumer_is_bounded_and_reported_and_the_connection_goes_on() {
+    let server = NatsServer::start();
+    let slow = ConnectOptions::new(server.url()).subscription_capacity(8).connect().await.unwrap();
+    let mut events = slow.events();
+    let mut sub = slow.subscribe("slow.lane").await.unwrap();
+    barrier(&slow).await;
+
+    // Nobody reads `sub` while 500 messages arrive: the client keeps at
+    // most its capacity and drops the rest, saying so.
+    let publisher = connect(server.url()).await.unwrap();
+    for i in 0..500u32 {
+        publisher.publish("slow.lane", i.to_string().into()).await.unwrap();
+    }
+    publisher.flush().await.unwrap();
+    let reported = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            use tokio::sync::broadcast::error::RecvError;
+            match events.recv().await {
+                Ok(natsbridge_transport_nats::Event::SlowConsumer(_)) => break,
+                // Hundreds of drops overflow the event channel: the newest
+                // events are still there to read.
+                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => panic!("event channel closed"),
+            }
+        }
+    })
+    .await;
+    assert!(reported.is_ok(), "no slow-consumer event within 10 s");
+
+    let mut received = 0;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
+        received += 1;
+    }
+    // The subscription's channel holds 8; async-nats keeps up to as many
+    // again in flight to it, so the bound is about twice the capacity.
+    assert!((1..=32).contains(&received), "kept {received} of 500 with a capacity of 8");
+
+    // The connection itself is unharmed.
+    let mut fresh = slow.subscribe("slow.after").await.unwrap();
+    barrier(&slow).await;
+    publisher.publish("slow.after", "still here".into()).await.unwrap();
+    publisher.flush().await.unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), fresh.next()).await.unwrap().unwrap();
+    assert_eq!(msg.payload, "still here");
+}
