@@ -503,3 +503,57 @@ async fn md5_can_be_turned_off() {
     assert_eq!(file["fileMd5"], "");
     assert_eq!(file["fileSize"], 3);
 }
+
+/// A small tmpfs mounted over a temporary directory (a real full disk),
+/// unmounted on drop. Mounting needs root, which `cargo xtask setup` needs
+/// too (it installs Debian packages): CI runs as root.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("the mount command");
+        assert!(status.success(), "mounting a {size} tmpfs failed (this test needs root)");
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_is_a_clear_error_and_leaves_no_partial_file() {
+    let disk = SmallDisk::mount("1m");
+    let server =
+        natsbridge_claimcheck_http::FileServer::builder().dir(disk.path()).bind("127.0.0.1:0");
+    let server = server.await.unwrap();
+    let plik = PlikUploader::new(server.url()).unwrap();
+    let err = plik.upload_bytes("big.bin", payload(3_000_000)).await.failure();
+    assert_eq!(err.kind(), &ErrorKind::Http { status: 507 }, "{err}");
+    assert!(err.to_string().contains("the file server is out of disk space"), "{err}");
+    assert!(files_under(disk.path()).is_empty(), "{:?}", files_under(disk.path()));
+
+    let put = HttpPutUploader::builder(server.put_template()).build().unwrap();
+    let err = put.upload_bytes("big.bin", payload(3_000_000)).await.failure();
+    assert_eq!(err.kind(), &ErrorKind::Http { status: 507 }, "{err}");
+    assert!(files_under(disk.path()).is_empty(), "{:?}", files_under(disk.path()));
+
+    // The space freed by the failed uploads serves the next one.
+    let link = plik.upload_bytes("fits.bin", payload(100_000)).await.unwrap();
+    let got = downloader(0).download_bytes(&DownloadRequest::new(&link, 100_000)).await.unwrap();
+    assert!(got == payload(100_000));
+    server.shutdown().await;
+}

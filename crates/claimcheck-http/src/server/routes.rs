@@ -80,6 +80,18 @@ fn internal_error(what: &str, error: &dyn std::fmt::Display) -> Response<Body> {
     text(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
 }
 
+/// A failed write of an upload: a full disk (or a file-size or quota limit)
+/// is `507 Insufficient Storage` with a text that says so, anything else a
+/// plain internal error. The partial file is removed by the caller's guard.
+fn disk_error(what: &str, error: &std::io::Error) -> Response<Body> {
+    use std::io::ErrorKind as Io;
+    if matches!(error.kind(), Io::StorageFull | Io::QuotaExceeded | Io::FileTooLarge) {
+        tracing::warn!(error = %error, "file server: {what}: out of space");
+        return text(StatusCode::INSUFFICIENT_STORAGE, "the file server is out of disk space");
+    }
+    internal_error(what, error)
+}
+
 /// Caller-controlled text echoed in an error: short and printable.
 fn shown(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(64).collect()
@@ -434,7 +446,7 @@ async fn add_file(
         }
         Err(Refusal::Disk(e)) => {
             drop(guard);
-            return internal_error("writing an upload", &e);
+            return disk_error("writing an upload", &e);
         }
     };
     if let Err(e) = tokio::fs::rename(&guard.temp, &final_path).await {
@@ -676,7 +688,7 @@ async fn put(state: &State, request: Request<Incoming>, key: &str) -> Response<B
                 format!("unable to read data from request body : {e}"),
             );
         }
-        Err(Refusal::Disk(e)) => return internal_error("writing a PUT", &e),
+        Err(Refusal::Disk(e)) => return disk_error("writing a PUT", &e),
     }
     let path = state.put_path(key);
     if let Some(parent) = path.parent()
