@@ -1,0 +1,223 @@
+//! Soak: mixed envelopes at a high rate for a fixed time through a real
+//! nats-server and the local file server, receiver in the same process.
+//!
+//! `cargo xtask soak [--seconds N]` runs `cargo bench -p natsbridge --bench
+//! soak -- --bench --seconds N` and writes `docs/soak.md`. Without `--bench`
+//! (as `cargo test --all-targets` runs it) it soaks for two seconds and
+//! still checks that nothing was lost.
+//!
+//! Every message is checked on arrival (sequence number, payload sizes and
+//! the first bytes of each payload); the report gives throughput, latency
+//! percentiles (publish to decoded, links downloaded), the process's RSS
+//! sampled every second, and `lost`, which must be 0: the run fails
+//! otherwise.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use natsbridge::claimcheck::FileServer;
+use natsbridge::{Bridge, Payload, SendOptions};
+use natsbridge_test_support::NatsServer;
+
+/// The payloads of message `seq`: always a 128 B text; every 2nd a
+/// dictionary, every 4th a 50 kB binary, every 64th a 700 kB binary that
+/// goes by link.
+fn payloads(seq: u64) -> Vec<Payload> {
+    let fill = |n: usize| -> Vec<u8> { (0..n).map(|i| (seq as usize + i) as u8).collect() };
+    let mut out = vec![Payload::text("text", format!("{seq:0>128}"))];
+    if seq.is_multiple_of(2) {
+        out.push(
+            Payload::dictionary("dict", &serde_json::json!({"seq": seq, "tags": ["a", "b"]}))
+                .expect("a dictionary"),
+        );
+    }
+    if seq.is_multiple_of(4) {
+        out.push(Payload::binary("blob", fill(50_000)));
+    }
+    if seq.is_multiple_of(64) {
+        out.push(Payload::binary("large", fill(700_000)));
+    }
+    out
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(((v.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(f64::NAN)
+}
+
+/// What the receiver has seen so far.
+#[derive(Default)]
+struct Seen {
+    latencies_us: Vec<f64>,
+    seqs: HashSet<u64>,
+    bytes: u64,
+    errors: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let full = args.iter().any(|a| a == "--bench");
+    let seconds: u64 = args
+        .iter()
+        .position(|a| a == "--seconds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if full { 60 } else { 2 });
+
+    let server = NatsServer::start();
+    let store_dir = tempfile::tempdir().expect("a temporary directory");
+    let store = FileServer::builder().dir(store_dir.path()).bind("127.0.0.1:0").await.unwrap();
+    let sender = Bridge::builder(&server.url()).fileserver(store.url()).connect().await.unwrap();
+    let receiver = Bridge::builder(&server.url()).fileserver(store.url()).connect().await.unwrap();
+    let mut sub = receiver.subscribe("soak.mixed").await.unwrap();
+    receiver.connection().sync().await.unwrap();
+
+    let start = Instant::now();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let receive = {
+        let (seen, delivered) = (seen.clone(), delivered.clone());
+        tokio::spawn(async move {
+            while let Some(item) = sub.next().await {
+                let got = match item {
+                    Ok(got) => got,
+                    Err(rejected) => {
+                        eprintln!("soak: rejected: {}", rejected.error);
+                        seen.lock().unwrap().errors += 1;
+                        continue;
+                    }
+                };
+                let env = got.envelope;
+                let (seq, sent_ns) = env.correlation_id.split_once(':').expect("seq:ns");
+                let (seq, sent_ns): (u64, u64) = (seq.parse().unwrap(), sent_ns.parse().unwrap());
+                let latency_us = (start.elapsed().as_nanos() as u64 - sent_ns) as f64 / 1e3;
+                let expected = payloads(seq);
+                let intact = env.payloads.len() == expected.len()
+                    && env.payloads.iter().zip(&expected).all(|(r, p)| {
+                        let (got, want) = (r.bytes().unwrap(), &p.bytes);
+                        got.len() == want.len()
+                            && got[..got.len().min(64)] == want[..want.len().min(64)]
+                    });
+                let bytes: u64 =
+                    env.payloads.iter().map(|r| r.bytes().map_or(0, |b| b.len() as u64)).sum();
+                let mut s = seen.lock().unwrap();
+                if !intact || !s.seqs.insert(seq) {
+                    eprintln!("soak: message {seq} damaged or duplicated");
+                    s.errors += 1;
+                }
+                s.latencies_us.push(latency_us);
+                s.bytes += bytes;
+                drop(s);
+                delivered.fetch_add(1, Ordering::Release);
+            }
+        })
+    };
+
+    // Send as fast as the receiver keeps up, at most 2,000 in flight (a
+    // producer far ahead of its consumer only measures the slow-consumer
+    // path, which has its own test).
+    let mut rss = vec![(0u64, rss_kib())];
+    let mut next_sample = Duration::from_secs(1);
+    let mut sent = 0u64;
+    let until = Duration::from_secs(seconds);
+    while start.elapsed() < until {
+        if sent - delivered.load(Ordering::Acquire) >= 2_000 {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+            continue;
+        }
+        let options = SendOptions {
+            correlation_id: Some(format!("{sent}:{}", start.elapsed().as_nanos())),
+            ..SendOptions::default()
+        };
+        sender.smartsend("soak.mixed", payloads(sent), options).await.unwrap();
+        sent += 1;
+        if start.elapsed() >= next_sample {
+            rss.push((next_sample.as_secs(), rss_kib()));
+            next_sample += Duration::from_secs(1);
+        }
+    }
+    sender.connection().flush().await.unwrap();
+    let drain_until = Instant::now() + Duration::from_secs(30);
+    while delivered.load(Ordering::Acquire) < sent && Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    rss.push((elapsed.ceil() as u64, rss_kib()));
+    receive.abort();
+    let mut seen = std::mem::take(&mut *seen.lock().unwrap());
+    let lost = sent.saturating_sub(seen.seqs.len() as u64);
+    let report = report(seconds, sent, lost, elapsed, &mut seen, &rss);
+    println!("{report}");
+    if let Some(path) = std::env::var_os("NATSBRIDGE_SOAK_OUT") {
+        std::fs::write(path, report).unwrap();
+    }
+    store.shutdown().await;
+    assert_eq!(lost, 0, "soak lost {lost} of {sent} messages");
+    assert_eq!(seen.errors, 0, "soak saw damaged, duplicated or rejected messages");
+}
+
+/// The markdown report of a run.
+fn report(
+    seconds: u64,
+    sent: u64,
+    lost: u64,
+    elapsed: f64,
+    seen: &mut Seen,
+    rss: &[(u64, u64)],
+) -> String {
+    let delivered = seen.seqs.len() as f64;
+    let (p50, p99, max) = (
+        percentile(&mut seen.latencies_us, 0.5),
+        percentile(&mut seen.latencies_us, 0.99),
+        percentile(&mut seen.latencies_us, 1.0),
+    );
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let settled: Vec<u64> = rss.iter().skip(rss.len() / 4).map(|r| r.1).collect();
+    let (low, high) =
+        (settled.iter().copied().min().unwrap_or(0), settled.iter().copied().max().unwrap_or(0));
+    let mut md = format!(
+        "# Soak\n\n\
+         Written by `cargo xtask soak` (`cargo bench -p natsbridge --bench soak -- --bench\n\
+         --seconds {seconds}`); do not edit by hand. One process sends mixed envelopes as fast as\n\
+         its receiver keeps up (at most 2,000 in flight) through a real nats-server and the\n\
+         local file server on loopback: every message a 128 B text, every 2nd a dictionary,\n\
+         every 4th a 50 kB binary, every 64th a 700 kB binary that goes by link (uploaded,\n\
+         downloaded, SHA-256 checked). Each message is checked on arrival (sequence, sizes,\n\
+         first bytes); latency is from `smartsend` to decoded (links downloaded). Sender and\n\
+         receiver share the process, so the RSS is both.\n\n\
+         | measure | value |\n|---|---|\n\
+         | duration | {elapsed:.1} s |\n\
+         | messages sent / delivered / lost | {sent} / {delivered} / **{lost}** |\n\
+         | damaged, duplicated or rejected | {} |\n\
+         | throughput | {:.0} msgs/s, {:.1} MB/s of payload |\n\
+         | latency p50 / p99 / max | {:.0} µs / {:.0} µs / {:.1} ms |\n\
+         | RSS after warm-up, min / max | {:.1} MiB / {:.1} MiB |\n\n\
+         RSS over time (MiB):",
+        seen.errors,
+        delivered / elapsed,
+        seen.bytes as f64 / elapsed / 1e6,
+        p50,
+        p99,
+        max / 1e3,
+        mib(low),
+        mib(high),
+    );
+    for (t, kib) in rss {
+        md += &format!(" {t} s {:.1};", mib(*kib));
+    }
+    md.pop();
+    md += ".\n";
+    md
+}
