@@ -14,6 +14,7 @@
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]`: runs each cargo-fuzz
 //!   target in `fuzz/` for N seconds (default 30), installing cargo-fuzz.
 
+mod bench;
 mod fuzz;
 
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ fn main() -> ExitCode {
         Some("setup") => setup(),
         Some("ci") => ci(),
         Some("nostd") => nostd(),
-        Some("bench") => bench(args.iter().any(|a| a == "--quick")),
+        Some("bench") => bench::bench(args.iter().any(|a| a == "--quick")),
         Some("interop") => interop(),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
@@ -185,164 +186,3 @@ fn nostd() -> Result {
     eprintln!("nostd: no crate in envelope-core's tree enables std");
     Ok(())
 }
-
-/// One criterion measurement: median and its 95% interval, in nanoseconds.
-struct Estimate {
-    median: f64,
-    low: f64,
-    high: f64,
-}
-
-fn number_after(text: &str, key: &str) -> Option<f64> {
-    let at = text.find(key)? + key.len();
-    let rest = text[at..].trim_start_matches([':', ' ']);
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    rest[..end].trim().parse().ok()
-}
-
-fn estimate(group: &str, bench: &str) -> Result<Estimate> {
-    let target = env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root().join("target"));
-    let path = target.join("criterion").join(group).join(bench).join("new/estimates.json");
-    let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let median = &text[text.find("\"median\"").ok_or("no median")?..];
-    Ok(Estimate {
-        median: number_after(median, "\"point_estimate\"").ok_or("no point estimate")?,
-        low: number_after(median, "\"lower_bound\"").ok_or("no lower bound")?,
-        high: number_after(median, "\"upper_bound\"").ok_or("no upper bound")?,
-    })
-}
-
-fn bench(quick: bool) -> Result {
-    let time = if quick {
-        ["--warm-up-time", "1", "--measurement-time", "2"]
-    } else {
-        ["--warm-up-time", "2", "--measurement-time", "6"]
-    };
-    run(cargo()
-        .args(["bench", "-p", "natsbridge-envelope-core", "--bench", "codec", "--"])
-        .args(time))?;
-    let copy = estimate("envelope_400KB", "copy")?;
-    let build = estimate("envelope_400KB", "build")?;
-    let parse = estimate("envelope_400KB", "parse_decode")?;
-    let small_copy = estimate("envelope_128B", "copy")?;
-    let codec = estimate("envelope_128B", "build_parse")?;
-    let round = estimate("envelope_128B", "pack_build_parse")?;
-    let pack = estimate("envelope_128B", "pack")?;
-    let to_json = estimate("envelope_128B", "to_json")?;
-    let from_json = estimate("envelope_128B", "from_json")?;
-    let bytes = envelope_bytes()?;
-    let gbps = |e: &Estimate| bytes as f64 / e.median;
-    let row = |name: &str, e: &Estimate, target: &str| {
-        format!(
-            "| {name} | {:.1} µs ({:.1}-{:.1}) | {:.2} GB/s | {:.2}x | {target} |\n",
-            e.median / 1e3,
-            e.low / 1e3,
-            e.high / 1e3,
-            gbps(e),
-            copy.median / e.median,
-        )
-    };
-    let small = |name: &str, e: &Estimate| {
-        format!("| {name} | {:.0} ns ({:.0}-{:.0}) |\n", e.median, e.low, e.high)
-    };
-    let mut md = String::new();
-    md.push_str(CODEC_HEADER);
-    md.push_str(&format!(
-        "\nEnvelope of a 400,000-byte binary payload: {bytes} bytes of JSON.\n\n\
-         | step | median time (95% CI) | envelope GB/s | speed vs copy | target |\n\
-         |---|---|---|---|---|\n"
-    ));
-    md.push_str(&row("plain copy (baseline)", &copy, "-"));
-    md.push_str(&row("build: base64 + JSON (`to_json`)", &build, ">= 4 GB/s"));
-    md.push_str(&row("parse + decode (`from_json`)", &parse, ">= 4 GB/s"));
-    md.push_str(
-        "\nEnvelope of a 128-byte text payload (one message's whole codec path):\n\n\
-         | step | median time (95% CI) |\n|---|---|\n",
-    );
-    md.push_str(&small("plain copy of the envelope (baseline)", &small_copy));
-    md.push_str(&small("`Envelope::pack` (ids, timestamp, fields)", &pack));
-    md.push_str(&small("`to_json`", &to_json));
-    md.push_str(&small("`from_json`", &from_json));
-    md.push_str(&small("build + parse: `to_json` + `from_json` (target < 1,500 ns)", &codec));
-    md.push_str(&small("pack + to_json + from_json (a message's whole path)", &round));
-    md.push_str(CODEC_FOOTER);
-    // The NATS comparisons, against raw async-nats in the same run.
-    let target = env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root().join("target"));
-    let nats_md = target.join("bench-nats.md");
-    let mut nats = cargo();
-    nats.args(["bench", "-p", "natsbridge", "--bench", "nats", "--", "--bench"])
-        .env("NATSBRIDGE_BENCH_OUT", &nats_md);
-    if quick {
-        nats.arg("--quick");
-    }
-    run(&mut nats)?;
-    md.push('\n');
-    md.push_str(&fs::read_to_string(&nats_md).map_err(|e| format!("{}: {e}", nats_md.display()))?);
-    md.push_str(NATS_FOOTER);
-    let path = root().join("docs/BENCHMARKS.md");
-    fs::write(&path, md).map_err(|e| format!("{}: {e}", path.display()))?;
-    eprintln!("bench: wrote {}", path.display());
-    Ok(())
-}
-
-/// The JSON length of the 400 KB benchmark envelope, from criterion's
-/// record of the throughput it measured.
-fn envelope_bytes() -> Result<u64> {
-    let target = env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root().join("target"));
-    let path = target.join("criterion/envelope_400KB/build/new/benchmark.json");
-    let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    number_after(&text, "\"Bytes\"").map(|n| n as u64).ok_or_else(|| "no throughput".into())
-}
-
-const CODEC_HEADER: &str = "# Benchmarks
-
-Written by `cargo xtask bench` (`--quick` for a shorter run); do not edit by
-hand. Every figure is compared with a baseline measured in the same run, as
-the machine is shared and noisy: read the ratios, not the absolute times.
-
-## Envelope codec (`natsbridge-envelope-core`, CPU only)
-
-`cargo bench -p natsbridge-envelope-core --bench codec`. Build is
-`Envelope::to_json` (base64 of the payload written straight into the output
-buffer, which is sized once); parse is `Envelope::from_json` (the data
-string's end found with a SIMD search, then decoded straight out of the
-input). Each side makes one copy of the payload, the minimum.
-";
-
-const NATS_FOOTER: &str = "
-### Where the time goes, and what limits the small-message ratio
-
-Everything here runs on 2 cores shared by the publisher, the subscriber and
-nats-server. The raw side's per-message work is a channel send and a
-counter; nats-server's own parsing and routing is the real cost, about 1 µs
-per message. The bridge adds, per 128-byte message, a fresh envelope (four
-UUID v4 ids, a timestamp, the JSON) on the sender and a full parse and
-decode on the receiver: about 2 µs of CPU together (the codec table
-above), on the same two cores. So the ratio is bounded by CPU, not by
-waiting: well under the 0.8x target, though several times the ~0.20x of a
-straightforward serde_json + base64 envelope path measured here before this
-project. What would move it: a parse that borrows header strings from the
-message instead of allocating ~16 `String`s (a lifetime on `Envelope`), and
-reusing the send buffer. For 400 KB payloads the codec runs at memory speed
-and the ratio is bounded by base64's extra third on the wire.
-";
-
-const CODEC_FOOTER: &str = "
-### Where the time goes
-
-- 400 KB: build is the SIMD base64 encoder (about 12 GB/s of output here);
-  parse is the SIMD decoder (about 8 GB/s) after a memchr scan for the
-  closing quote. The copy baseline is a memcpy of the whole envelope into a
-  fresh buffer.
-- 128 B: build is `to_json` (base64 + JSON, as for 400 KB); `pack` (ids,
-  timestamp, fields) is listed apart, as it is not codec work. No payload
-  work is left at this size; the cost is the envelope's fixed part:
-  about 16 short strings, each allocated as a `String` on parse, four ids
-  and a timestamp formatted on pack, and the key-by-key walk of the JSON.
-  Callgrind counts about 11,800 instructions for `from_json` of this
-  envelope. Keys are matched against the spec's order with one comparison
-  each; strings are scanned 8 bytes at a time (memchr past 32 bytes) and escaped with an 8-bytes-at-a-time
-  check. What is left is mostly allocation (malloc/free are about a fifth of
-  the instructions); an envelope type that borrows its strings from the
-  message buffer would remove it, at the price of a lifetime on `Envelope`.
-";

@@ -6,6 +6,7 @@
 //! section, also written to `$NATSBRIDGE_BENCH_OUT` when set (as `cargo
 //! xtask bench` does).
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -62,7 +63,7 @@ async fn raw_throughput(server: &NatsServer, body: Bytes, n: usize) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
-async fn bridge_throughput(server: &NatsServer, payload: Payload, n: usize) -> f64 {
+async fn bridge_throughput(server: &NatsServer, payloads: Vec<Payload>, n: usize) -> f64 {
     let rx = Bridge::builder(&server.url()).connect().await.unwrap();
     let tx = Bridge::builder(&server.url()).connect().await.unwrap();
     let mut sub = rx.subscribe("bench.bridge").await.unwrap();
@@ -82,7 +83,7 @@ async fn bridge_throughput(server: &NatsServer, payload: Payload, n: usize) -> f
         got
     });
     for _ in 0..n {
-        tx.smartsend("bench.bridge", vec![payload.clone()], SendOptions::default()).await.unwrap();
+        tx.smartsend("bench.bridge", payloads.clone(), SendOptions::default()).await.unwrap();
     }
     tx.connection().flush().await.unwrap();
     let got = receiver.await.unwrap();
@@ -150,7 +151,7 @@ async fn bridge_rtt(server: &NatsServer, payload: Payload, n: usize) -> Vec<f64>
     out
 }
 
-fn envelope_bytes(payload: &Payload) -> Bytes {
+fn envelope_bytes(payloads: &[Payload]) -> Bytes {
     let mut n = 0u64;
     let mut ids = || {
         n += 1;
@@ -158,7 +159,7 @@ fn envelope_bytes(payload: &Payload) -> Bytes {
     };
     let env = Envelope::pack(
         "bench",
-        vec![payload.clone()],
+        payloads.to_vec(),
         SendOptions::default(),
         &mut ids,
         &time::OffsetDateTime::now_utc,
@@ -166,27 +167,140 @@ fn envelope_bytes(payload: &Payload) -> Bytes {
     env.to_json().unwrap().into()
 }
 
+/// The workspace root, where the peers and the venv live.
+fn workspace() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// One run of a peer's bench script (interop/python/bench.py,
+/// interop/node/bench.mjs): its own smartpack and smartunpack over the same
+/// nats-server. Returns messages per second.
+fn peer(lang: &str, server: &NatsServer, size: usize, n: usize) -> f64 {
+    let root = workspace();
+    let kind = if size <= 128 { "text" } else { "binary" };
+    let mut cmd = match lang {
+        "python" => {
+            let mut c = Command::new(root.join(".venv/bin/python"));
+            c.arg(root.join("interop/python/bench.py"));
+            c
+        }
+        _ => {
+            let mut c = Command::new("node");
+            c.arg("bench.mjs").current_dir(root.join("interop/node"));
+            c
+        }
+    };
+    cmd.args(["--server", &server.url(), "--type", kind]).args([
+        "--size",
+        &size.to_string(),
+        "--count",
+        &n.to_string(),
+    ]);
+    let out = cmd.output().unwrap_or_else(|e| panic!("{lang} peer bench: {e} (cargo xtask setup)"));
+    assert!(out.status.success(), "{lang} bench: {}", String::from_utf8_lossy(&out.stderr));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["received"].as_u64(), Some(n as u64), "{lang} subscriber lost messages");
+    line["msgs_per_s"].as_f64().unwrap()
+}
+
+/// Nanoseconds per call of `f`: the median of three batches of at least
+/// `budget` each.
+fn time_ns(budget: Duration, mut f: impl FnMut()) -> f64 {
+    let mut batches = Vec::new();
+    for _ in 0..3 {
+        let (started, mut calls) = (Instant::now(), 0u64);
+        while started.elapsed() < budget {
+            f();
+            calls += 1;
+        }
+        batches.push(started.elapsed().as_nanos() as f64 / calls as f64);
+    }
+    median(&mut batches)
+}
+
+/// One point of a scaling curve: CPU time of each codec step and the
+/// end-to-end rates over NATS.
+struct Point {
+    envelope: usize,
+    pack: f64,
+    to_json: f64,
+    from_json: f64,
+    raw: f64,
+    bridge: f64,
+}
+
+impl Point {
+    fn codec_us(&self) -> f64 {
+        (self.pack + self.to_json + self.from_json) / 1e3
+    }
+}
+
+async fn point(server: &NatsServer, payloads: Vec<Payload>, n: usize, budget: Duration) -> Point {
+    let pack = || {
+        Envelope::pack(
+            "bench.bridge",
+            payloads.clone(),
+            SendOptions::default(),
+            &mut natsbridge::SystemIds,
+            &natsbridge::SystemClock,
+        )
+    };
+    let env = pack();
+    let json = env.to_json().unwrap();
+    Point {
+        envelope: json.len(),
+        pack: time_ns(budget, || {
+            std::hint::black_box(pack());
+        }),
+        to_json: time_ns(budget, || {
+            std::hint::black_box(env.to_json().unwrap());
+        }),
+        from_json: time_ns(budget, || {
+            std::hint::black_box(Envelope::from_json(&json).unwrap());
+        }),
+        raw: raw_throughput(server, json.clone().into(), n).await,
+        bridge: bridge_throughput(server, payloads.clone(), n).await,
+    }
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+}
+
+/// A ratio line for the plot `cargo xtask bench` draws:
+/// `label, median, min, max, target, direction` (direction `>=` or `<=`).
+fn ratio_line(label: &str, s: &Stats, target: f64, direction: &str) -> String {
+    format!("{label}\t{}\t{}\t{}\t{target}\t{direction}\n", s.median, s.min, s.max)
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    // `cargo test --benches` runs this with no `--bench`: do one tiny round.
+    // `cargo test --benches` runs this with no `--bench`: do one tiny round,
+    // without the peers or the scaling curves.
     let smoke = !std::env::args().any(|a| a == "--bench");
     let (rounds, small_n, big_n, rr_n) = match (smoke, quick) {
         (true, _) => (1, 200, 5, 20),
         (false, true) => (3, 20_000, 200, 1_000),
         (false, false) => (5, 100_000, 500, 3_000),
     };
+    // The peers are slower: fewer messages keep a round short (and a
+    // Python subscriber under the server's 64 MiB slow-consumer limit).
+    let (py_small, node_small, peer_big) =
+        if quick { (5_000, 10_000, 40) } else { (20_000, 50_000, 100) };
+    let budget = Duration::from_millis(if quick { 30 } else { 150 });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let server = NatsServer::start();
-    let small = Payload::text("message", "x".repeat(128));
-    let big: Vec<u8> =
-        (0..400_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    let big = Payload::binary("blob", big);
+    let small = vec![Payload::text("message", "x".repeat(128))];
+    let big = vec![Payload::binary("blob", pattern(400_000))];
     let small_bytes = envelope_bytes(&small);
     let big_bytes = envelope_bytes(&big);
 
     let (mut raw_s, mut br_s, mut raw_b, mut br_b, mut ratio_s, mut ratio_b) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut py_s, mut node_s, mut py_b, mut node_b) = (vec![], vec![], vec![], vec![]);
+    let (mut vs_py_s, mut vs_node_s, mut vs_py_b, mut vs_node_b) = (vec![], vec![], vec![], vec![]);
     let (mut raw_rr, mut br_rr) = (vec![], vec![]);
+    let (mut sizes, mut counts) = (vec![], vec![]);
     runtime.block_on(async {
         for _ in 0..rounds {
             let r = raw_throughput(&server, small_bytes.clone(), small_n).await;
@@ -194,20 +308,54 @@ fn main() {
             raw_s.push(r);
             br_s.push(b);
             ratio_s.push(b / r);
+            if !smoke {
+                let (py, node) = (
+                    peer("python", &server, 128, py_small),
+                    peer("node", &server, 128, node_small),
+                );
+                py_s.push(py);
+                node_s.push(node);
+                vs_py_s.push(b / py);
+                vs_node_s.push(b / node);
+            }
             let r = raw_throughput(&server, big_bytes.clone(), big_n).await * 0.4;
             let b = bridge_throughput(&server, big.clone(), big_n).await * 0.4;
             raw_b.push(r);
             br_b.push(b);
             ratio_b.push(b / r);
+            if !smoke {
+                let py = peer("python", &server, 400_000, peer_big) * 0.4;
+                let node = peer("node", &server, 400_000, peer_big) * 0.4;
+                py_b.push(py);
+                node_b.push(node);
+                vs_py_b.push(b / py);
+                vs_node_b.push(b / node);
+            }
         }
         raw_rr = raw_rtt(&server, small_bytes.clone(), rr_n).await;
-        br_rr = bridge_rtt(&server, small.clone(), rr_n).await;
+        br_rr = bridge_rtt(&server, small[0].clone(), rr_n).await;
+        if smoke {
+            return;
+        }
+        // Cost against payload size (one binary payload) and against the
+        // number of 1 KiB payloads in one envelope.
+        for size in [128usize, 4_096, 65_536, 400_000, 750_000] {
+            let n = (32_000_000 / size).clamp(100, small_n / 2);
+            let payloads = vec![Payload::binary("blob", pattern(size))];
+            sizes.push((size, n, point(&server, payloads, n, budget).await));
+        }
+        for count in [1usize, 4, 16, 64] {
+            let n = (small_n / 2 / count).max(200);
+            let payloads =
+                (0..count).map(|i| Payload::binary(format!("blob{i}"), pattern(1024))).collect();
+            counts.push((count, n, point(&server, payloads, n, budget).await));
+        }
     });
     let (rs, bs, rq) = (stats(raw_s), stats(br_s), stats(ratio_s));
     let (rb, bb, rbq) = (stats(raw_b), stats(br_b), stats(ratio_b));
     let (rp50, rp99) = (percentile(&mut raw_rr, 0.5), percentile(&mut raw_rr, 0.99));
     let (bp50, bp99) = (percentile(&mut br_rr, 0.5), percentile(&mut br_rr, 0.99));
-    let md = format!(
+    let mut md = format!(
         "## NATS: the bridge against raw async-nats (`natsbridge` facade)\n\n\
          `cargo bench -p natsbridge --bench nats` ({rounds} rounds, median (min-max); one nats-server\n\
          on loopback; the raw side publishes the identical pre-built envelope bytes, the bridge\n\
@@ -238,8 +386,88 @@ fn main() {
         bp50 / rp50,
         bp99 / rp99,
     );
+    let one = |v: f64| Stats { median: v, min: v, max: v };
+    let mut ratios = ratio_line("128 B msgs/s vs raw async-nats", &rq, 0.8, ">=")
+        + &ratio_line("400 KB MB/s vs raw async-nats", &rbq, 0.6, ">=")
+        + &ratio_line("request-reply p50 vs raw", &one(bp50 / rp50), 1.1, "<=")
+        + &ratio_line("request-reply p99 vs raw", &one(bp99 / rp99), 1.2, "<=");
+    if !smoke {
+        let (ps, ns, pb, nb) = (stats(py_s), stats(node_s), stats(py_b), stats(node_b));
+        let (qps, qns, qpb, qnb) =
+            (stats(vs_py_s), stats(vs_node_s), stats(vs_py_b), stats(vs_node_b));
+        let row = |what: &str, peer: &Stats, q: &Stats, target: &str| {
+            format!(
+                "| {what} | {:.0} ({:.0}-{:.0}) | {:.2}x ({:.2}-{:.2}) | {target} |\n",
+                peer.median, peer.min, peer.max, q.median, q.min, q.max
+            )
+        };
+        md += &format!(
+            "\n### Against the Python and Node peers\n\n\
+             The peers' own `smartpack` (building the envelope, then one publish per message:\n\
+             their `smartsend` flushes after each publish, a round trip that would measure the\n\
+             flush) and `smartunpack` on every message received, with nats-py and nats.js on the\n\
+             same nats-server, in the same rounds as the rows above (`interop/python/bench.py`,\n\
+             `interop/node/bench.mjs`; {py_small} / {node_small} small and {peer_big} large\n\
+             messages per round). The ratio is natsbridge's rate over the peer's, round by round.\n\n\
+             | what | peer | natsbridge vs peer | target |\n|---|---|---|---|\n"
+        );
+        md += &row("Python (nats-py), 128 B, msgs/s", &ps, &qps, ">= 10x");
+        md += &row("Node (nats.js), 128 B, msgs/s", &ns, &qns, ">= 3x");
+        md += &row("Python (nats-py), 400 KB, payload MB/s", &pb, &qpb, "-");
+        md += &row("Node (nats.js), 400 KB, payload MB/s", &nb, &qnb, "-");
+        ratios += &ratio_line("128 B msgs/s vs Python peer", &qps, 10.0, ">=");
+        ratios += &ratio_line("128 B msgs/s vs Node peer", &qns, 3.0, ">=");
+
+        let header = |first: &str| {
+            format!(
+                "| {first} | envelope bytes | pack µs | to_json µs | from_json µs | raw msgs/s | \
+                 natsbridge msgs/s | ratio | µs per message | codec share |\n\
+                 |---|---|---|---|---|---|---|---|---|---|\n"
+            )
+        };
+        let line = |first: String, p: &Point| {
+            let per_msg = 1e6 / p.bridge;
+            format!(
+                "| {first} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {:.2}x | {:.1} | {:.0}% |\n",
+                p.envelope,
+                p.pack / 1e3,
+                p.to_json / 1e3,
+                p.from_json / 1e3,
+                p.raw,
+                p.bridge,
+                p.bridge / p.raw,
+                per_msg,
+                100.0 * p.codec_us() / per_msg,
+            )
+        };
+        md += "\n### How the cost grows with payload size and payload count\n\n\
+               One round each (read the trend, not the digits). pack, to_json and from_json are\n\
+               CPU time per envelope on one core (pack includes the ids and timestamp from the\n\
+               system sources, as `smartsend` does); the message rates are over NATS as above.\n\
+               Codec share is pack + to_json + from_json over the bridge's wall time per\n\
+               message: the rest is NATS, the runtime and the sender and receiver sharing 2\n\
+               cores with nats-server.\n\n";
+        md += &header("one binary payload of");
+        for (size, _, p) in &sizes {
+            md += &line(format!("{size} B"), p);
+        }
+        md += "\n";
+        md += &header("1 KiB binary payloads per envelope");
+        for (count, _, p) in &counts {
+            md += &line(count.to_string(), p);
+        }
+        let per = |i: usize| counts[i].2.codec_us() / counts[i].0 as f64;
+        md += &format!(
+            "\nCodec CPU per payload: {:.2} µs alone in an envelope, {:.2} µs each among 64.\n",
+            per(0),
+            per(counts.len() - 1)
+        );
+    }
     println!("{md}");
     if let (Some(path), false) = (std::env::var_os("NATSBRIDGE_BENCH_OUT"), smoke) {
         std::fs::write(path, md).unwrap();
+    }
+    if let (Some(path), false) = (std::env::var_os("NATSBRIDGE_BENCH_RATIOS"), smoke) {
+        std::fs::write(path, ratios).unwrap();
     }
 }

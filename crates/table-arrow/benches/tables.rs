@@ -2,7 +2,14 @@
 //! decode, against pyarrow doing the same in the same run, and the bytes
 //! allocated by a decode (zero-copy: a constant, whatever the table size).
 //!
-//! Run: `cargo bench -p natsbridge-table-arrow --bench tables`
+//! Run: `cargo bench -p natsbridge-table-arrow --bench tables [-- --quick]`.
+//! Rounds alternate: this process encodes and decodes the table several
+//! times, then `interop/tables/arrow_peer.py bench` does the same with
+//! pyarrow; each round gives a ratio (pyarrow's median time over ours).
+//! Prints a markdown section, also written to `$NATSBRIDGE_BENCH_OUT` (and
+//! ratio lines to `$NATSBRIDGE_BENCH_RATIOS`) when set, as `cargo xtask
+//! bench` does. Without `--bench` (as `cargo test --benches` runs it) it
+//! does one small round and leaves pyarrow out.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -11,7 +18,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::time::Instant;
+
 use natsbridge_table_arrow::arrow_array::{ArrayRef, Float64Array, Int64Array, StringArray};
 use natsbridge_table_arrow::{Bytes, RecordBatch, read_ipc, write_ipc};
 
@@ -59,34 +67,122 @@ fn decode_allocations(rows: usize) -> usize {
     after - before
 }
 
-fn pyarrow() {
+/// pyarrow's median encode and decode seconds over `iterations`.
+fn pyarrow(rows: usize, iterations: usize) -> (f64, f64, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = Command::new(root.join(".venv/bin/python"))
         .arg(root.join("interop/tables/arrow_peer.py"))
-        .args(["bench", &ROWS.to_string(), "15"])
+        .args(["bench", &rows.to_string(), &iterations.to_string()])
         .output()
         .expect("the venv's python (run `cargo xtask setup`)");
     assert!(out.status.success(), "pyarrow bench failed: {}", String::from_utf8_lossy(&out.stderr));
-    println!("pyarrow: {}", String::from_utf8_lossy(&out.stdout).trim());
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let version = line["pyarrow"].as_str().unwrap_or("?").to_owned();
+    (line["encode_s"].as_f64().unwrap(), line["decode_s"].as_f64().unwrap(), version)
 }
 
-fn bench(c: &mut Criterion) {
-    let batch = table(ROWS);
-    let bytes = write_ipc(std::slice::from_ref(&batch)).unwrap();
-    println!("rust ipc stream bytes: {}", bytes.len());
-    for rows in [10_000, 100_000, 1_000_000] {
-        println!("decode allocations, {rows} rows: {} bytes", decode_allocations(rows));
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Our median encode and decode seconds over `iterations`.
+fn ours(batch: &RecordBatch, iterations: usize) -> (f64, f64) {
+    let (mut enc, mut dec) = (vec![], vec![]);
+    for _ in 0..iterations {
+        let t = Instant::now();
+        let bytes = write_ipc(black_box(std::slice::from_ref(batch))).unwrap();
+        enc.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let table = read_ipc(black_box(&bytes)).unwrap();
+        dec.push(t.elapsed().as_secs_f64());
+        black_box(table);
     }
-    pyarrow();
-
-    let mut group = c.benchmark_group("table_ipc_1m");
-    group.sample_size(20).throughput(Throughput::Bytes(bytes.len() as u64));
-    group.bench_function("encode", |b| {
-        b.iter(|| write_ipc(black_box(std::slice::from_ref(&batch))).unwrap())
-    });
-    group.bench_function("decode", |b| b.iter(|| read_ipc(black_box(&bytes)).unwrap()));
-    group.finish();
+    (median(&mut enc), median(&mut dec))
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn stats(mut v: Vec<f64>) -> Stats {
+    let m = median(&mut v);
+    Stats { median: m, min: v[0], max: v[v.len() - 1] }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let smoke = !args.iter().any(|a| a == "--bench");
+    let quick = args.iter().any(|a| a == "--quick");
+    let (rows, rounds, iterations) = match (smoke, quick) {
+        (true, _) => (10_000, 1, 2),
+        (false, true) => (ROWS, 3, 7),
+        (false, false) => (ROWS, 7, 15),
+    };
+    let batch = table(rows);
+    let bytes = write_ipc(std::slice::from_ref(&batch)).unwrap();
+    let allocations: Vec<(usize, usize)> =
+        [10_000, 100_000, 1_000_000].into_iter().map(|r| (r, decode_allocations(r))).collect();
+    if smoke {
+        black_box(ours(&batch, iterations));
+        println!("smoke run: {} bytes, decode allocations {allocations:?}", bytes.len());
+        return;
+    }
+    let (mut enc, mut dec, mut py_enc, mut py_dec) = (vec![], vec![], vec![], vec![]);
+    let (mut r_enc, mut r_dec, mut r_both) = (vec![], vec![], vec![]);
+    let mut version = String::new();
+    for _ in 0..rounds {
+        let (e, d) = ours(&batch, iterations);
+        let (pe, pd, v) = pyarrow(rows, iterations);
+        version = v;
+        r_enc.push(pe / e);
+        r_dec.push(pd / d);
+        r_both.push((pe + pd) / (e + d));
+        enc.push(e * 1e3);
+        dec.push(d * 1e3);
+        py_enc.push(pe * 1e3);
+        py_dec.push(pd * 1e3);
+    }
+    let ms = |s: &Stats| format!("{:.2} ({:.2}-{:.2})", s.median, s.min, s.max);
+    let x = |s: &Stats| format!("{:.2}x ({:.2}-{:.2})", s.median, s.min, s.max);
+    let (r_enc, r_dec, r_both) = (stats(r_enc), stats(r_dec), stats(r_both));
+    let mut md = format!(
+        "## Arrow tables: 1M rows, against pyarrow\n\n\
+         `cargo bench -p natsbridge-table-arrow --bench tables`: {rows} rows of (int64, float64,\n\
+         utf8), {} bytes as an Arrow IPC stream; `write_ipc` and `read_ipc` (validation on)\n\
+         against pyarrow {version} (`ipc.new_stream` / `open_stream().read_all()`), {rounds}\n\
+         rounds alternating, each the median of {iterations} runs; the ratio is pyarrow's time over\n\
+         ours (above 1: faster than pyarrow).\n\n\
+         | step | natsbridge ms | pyarrow ms | speed vs pyarrow | target |\n|---|---|---|---|---|\n\
+         | encode | {} | {} | {} | - |\n\
+         | decode | {} | {} | {} | - |\n\
+         | encode + decode | - | - | {} | >= 1x |\n\n\
+         Bytes allocated by one `read_ipc` (zero-copy: constant in the row count):",
+        bytes.len(),
+        ms(&stats(enc)),
+        ms(&stats(py_enc)),
+        x(&r_enc),
+        ms(&stats(dec)),
+        ms(&stats(py_dec)),
+        x(&r_dec),
+        x(&r_both),
+    );
+    for (r, a) in allocations {
+        md += &format!(" {r} rows, {a} B;");
+    }
+    md.pop();
+    md += ".\n";
+    println!("{md}");
+    let ratios = format!(
+        "1M-row Arrow encode + decode vs pyarrow\t{}\t{}\t{}\t1\t>=\n",
+        r_both.median, r_both.min, r_both.max
+    );
+    if let Some(path) = std::env::var_os("NATSBRIDGE_BENCH_OUT") {
+        std::fs::write(path, md).unwrap();
+    }
+    if let Some(path) = std::env::var_os("NATSBRIDGE_BENCH_RATIOS") {
+        std::fs::write(path, ratios).unwrap();
+    }
+}

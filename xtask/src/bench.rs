@@ -1,0 +1,464 @@
+//! `cargo xtask bench [--quick]`: the benchmark matrix of issue 8.
+//!
+//! Runs every comparison in one go, each against its baseline measured in
+//! the same run: the envelope codec (criterion, against a plain copy), NATS
+//! (against raw async-nats and the Python and Node peers, with the payload
+//! size and count curves), the claim-check link transfer (against curl) and
+//! Arrow tables (against pyarrow). Each bench binary writes its own
+//! markdown section and its ratio lines (`$NATSBRIDGE_BENCH_OUT`,
+//! `$NATSBRIDGE_BENCH_RATIOS`); this module joins them into
+//! `docs/BENCHMARKS.md` with a summary table and draws `docs/bench.svg`.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::{Result, cargo, root, run};
+
+fn target_dir() -> PathBuf {
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root().join("target"));
+    if target.is_absolute() { target } else { root().join(target) }
+}
+
+/// One criterion measurement: median and its 95% interval, in nanoseconds.
+struct Estimate {
+    median: f64,
+    low: f64,
+    high: f64,
+}
+
+fn number_after(text: &str, key: &str) -> Option<f64> {
+    let at = text.find(key)? + key.len();
+    let rest = text[at..].trim_start_matches([':', ' ']);
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().parse().ok()
+}
+
+fn estimate(group: &str, bench: &str) -> Result<Estimate> {
+    let path = target_dir().join("criterion").join(group).join(bench).join("new/estimates.json");
+    let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let median = &text[text.find("\"median\"").ok_or("no median")?..];
+    Ok(Estimate {
+        median: number_after(median, "\"point_estimate\"").ok_or("no point estimate")?,
+        low: number_after(median, "\"lower_bound\"").ok_or("no lower bound")?,
+        high: number_after(median, "\"upper_bound\"").ok_or("no upper bound")?,
+    })
+}
+
+/// The JSON length of the 400 KB benchmark envelope, from criterion's
+/// record of the throughput it measured.
+fn envelope_bytes() -> Result<u64> {
+    let path = target_dir().join("criterion/envelope_400KB/build/new/benchmark.json");
+    let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    number_after(&text, "\"Bytes\"").map(|n| n as u64).ok_or_else(|| "no throughput".into())
+}
+
+/// A bench's markdown section and the comparisons it measured.
+type Section = (String, Vec<Ratio>);
+
+/// One bench of the matrix, given `--quick`.
+type Step = fn(bool) -> Result<Section>;
+
+/// One comparison against its target, as a bench binary reports it.
+struct Ratio {
+    label: String,
+    median: f64,
+    min: f64,
+    max: f64,
+    target: f64,
+    /// `true` for a floor (`>=`), `false` for a ceiling (`<=`).
+    floor: bool,
+}
+
+impl Ratio {
+    fn parse(line: &str) -> Option<Ratio> {
+        let f: Vec<&str> = line.split('\t').collect();
+        let n = |i: usize| f.get(i)?.parse().ok();
+        Some(Ratio {
+            label: f.first()?.to_string(),
+            median: n(1)?,
+            min: n(2)?,
+            max: n(3)?,
+            target: n(4)?,
+            floor: *f.get(5)? == ">=",
+        })
+    }
+
+    /// How far past the target, 1 being exactly on it and above 1 better.
+    fn margin(&self, v: f64) -> f64 {
+        if self.floor { v / self.target } else { self.target / v }
+    }
+
+    fn met(&self) -> bool {
+        self.margin(self.median) >= 1.0
+    }
+
+    fn direction(&self) -> &'static str {
+        if self.floor { ">=" } else { "<=" }
+    }
+}
+
+/// Runs one harness-less bench binary with `--bench [--quick]`, returning
+/// the markdown section and the ratio lines it wrote.
+fn bench_binary(package: &str, bench: &str, quick: bool) -> Result<Section> {
+    let out = target_dir().join(format!("bench-{bench}.md"));
+    let ratios = target_dir().join(format!("bench-{bench}.tsv"));
+    let _ = fs::remove_file(&out);
+    let _ = fs::remove_file(&ratios);
+    let mut cmd = cargo();
+    cmd.args(["bench", "-p", package, "--bench", bench, "--", "--bench"])
+        .env("NATSBRIDGE_BENCH_OUT", &out)
+        .env("NATSBRIDGE_BENCH_RATIOS", &ratios);
+    if quick {
+        cmd.arg("--quick");
+    }
+    run(&mut cmd)?;
+    let md = fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let lines = fs::read_to_string(&ratios).map_err(|e| format!("{}: {e}", ratios.display()))?;
+    Ok((md, lines.lines().filter_map(Ratio::parse).collect()))
+}
+
+/// The criterion codec bench, as a markdown section and its two targets.
+fn codec(quick: bool) -> Result<Section> {
+    let time = if quick {
+        ["--warm-up-time", "1", "--measurement-time", "2"]
+    } else {
+        ["--warm-up-time", "2", "--measurement-time", "6"]
+    };
+    run(cargo()
+        .args(["bench", "-p", "natsbridge-envelope-core", "--bench", "codec", "--"])
+        .args(time))?;
+    let copy = estimate("envelope_400KB", "copy")?;
+    let build = estimate("envelope_400KB", "build")?;
+    let parse = estimate("envelope_400KB", "parse_decode")?;
+    let small_copy = estimate("envelope_128B", "copy")?;
+    let codec = estimate("envelope_128B", "build_parse")?;
+    let round = estimate("envelope_128B", "pack_build_parse")?;
+    let pack = estimate("envelope_128B", "pack")?;
+    let to_json = estimate("envelope_128B", "to_json")?;
+    let from_json = estimate("envelope_128B", "from_json")?;
+    let bytes = envelope_bytes()?;
+    let gbps = |ns: f64| bytes as f64 / ns;
+    let row = |name: &str, e: &Estimate, target: &str| {
+        format!(
+            "| {name} | {:.1} µs ({:.1}-{:.1}) | {:.2} GB/s | {:.2}x | {target} |\n",
+            e.median / 1e3,
+            e.low / 1e3,
+            e.high / 1e3,
+            gbps(e.median),
+            copy.median / e.median,
+        )
+    };
+    let small = |name: &str, e: &Estimate| {
+        format!("| {name} | {:.0} ns ({:.0}-{:.0}) |\n", e.median, e.low, e.high)
+    };
+    let mut md = String::from(CODEC_HEADER);
+    md.push_str(&format!(
+        "\nEnvelope of a 400,000-byte binary payload: {bytes} bytes of JSON.\n\n\
+         | step | median time (95% CI) | envelope GB/s | speed vs copy | target |\n\
+         |---|---|---|---|---|\n"
+    ));
+    md.push_str(&row("plain copy (baseline)", &copy, "-"));
+    md.push_str(&row("build: base64 + JSON (`to_json`)", &build, ">= 4 GB/s"));
+    md.push_str(&row("parse + decode (`from_json`)", &parse, ">= 4 GB/s"));
+    md.push_str(
+        "\nEnvelope of a 128-byte text payload (one message's whole codec path):\n\n\
+         | step | median time (95% CI) |\n|---|---|\n",
+    );
+    md.push_str(&small("plain copy of the envelope (baseline)", &small_copy));
+    md.push_str(&small("`Envelope::pack` (ids, timestamp, fields)", &pack));
+    md.push_str(&small("`to_json`", &to_json));
+    md.push_str(&small("`from_json`", &from_json));
+    md.push_str(&small("build + parse: `to_json` + `from_json` (target < 1,500 ns)", &codec));
+    md.push_str(&small("pack + to_json + from_json (a message's whole path)", &round));
+    md.push_str(CODEC_FOOTER);
+    let gb = |label: &str, e: &Estimate| Ratio {
+        label: label.into(),
+        median: gbps(e.median),
+        min: gbps(e.high),
+        max: gbps(e.low),
+        target: 4.0,
+        floor: true,
+    };
+    let ratios = vec![
+        gb("envelope build 400 KB, GB/s", &build),
+        gb("envelope parse 400 KB, GB/s", &parse),
+        Ratio {
+            label: "envelope build + parse 128 B, ns".into(),
+            median: codec.median,
+            min: codec.low,
+            max: codec.high,
+            target: 1500.0,
+            floor: false,
+        },
+    ];
+    Ok((md, ratios))
+}
+
+pub(crate) fn bench(quick: bool) -> Result {
+    let started = Instant::now();
+    // Build every bench first, so the timings below are the runs alone;
+    // one package at a time, as they run (features unify differently when
+    // several packages build together, which would build everything twice).
+    for (package, bench) in BENCHES {
+        run(cargo().args(["bench", "--no-run", "-p", package, "--bench", bench]))?;
+    }
+    let built = started.elapsed();
+    let mut sections = Vec::new();
+    let mut ratios = Vec::new();
+    let steps: [(&str, Step); 4] = [
+        ("codec", codec),
+        ("nats", |quick| bench_binary("natsbridge", "nats", quick)),
+        ("transfer", |quick| bench_binary("natsbridge-claimcheck-http", "transfer", quick)),
+        ("tables", |quick| bench_binary("natsbridge-table-arrow", "tables", quick)),
+    ];
+    for (name, step) in steps {
+        let t = Instant::now();
+        let (md, r) = step(quick).map_err(|e| format!("{name}: {e}"))?;
+        eprintln!("bench: {name} took {:.0} s", t.elapsed().as_secs_f64());
+        sections.push(md);
+        if name == "nats" {
+            sections.push(NATS_FOOTER.into());
+        }
+        ratios.extend(r);
+    }
+    let ran = started.elapsed() - built;
+
+    let mut md = String::from(HEADER);
+    let _ = write!(
+        md,
+        "\nThis run: `cargo xtask bench{}`, {:.0} s of benchmarks (after {:.0} s of build).\n\n\
+         | comparison | measured, median (min-max) | target | |\n|---|---|---|---|\n",
+        if quick { " --quick" } else { "" },
+        ran.as_secs_f64(),
+        built.as_secs_f64(),
+    );
+    for r in &ratios {
+        let _ = writeln!(
+            md,
+            "| {} | {} ({}-{}) | {} {} | {} |",
+            r.label,
+            number(r.median),
+            number(r.min),
+            number(r.max),
+            r.direction(),
+            number(r.target),
+            if r.met() { "met" } else { "**missed**" }
+        );
+    }
+    md.push_str(
+        "\n![Each comparison's margin over its target, log scale](bench.svg)\n\n\
+         Ratios are natsbridge over the baseline (msgs/s, MB/s, or the baseline's time over\n\
+         ours), except the latency rows (ours over the baseline's: lower is better) and the\n\
+         absolute rows (GB/s, ns, MB). The plot puts every row on one scale: its margin\n\
+         over the target, 1 meaning exactly on it.\n",
+    );
+    md.push_str(LIMITS);
+    for s in sections {
+        md.push('\n');
+        md.push_str(&s);
+    }
+    let path = root().join("docs/BENCHMARKS.md");
+    fs::write(&path, md).map_err(|e| format!("{}: {e}", path.display()))?;
+    let svg = root().join("docs/bench.svg");
+    fs::write(&svg, plot(&ratios)).map_err(|e| format!("{}: {e}", svg.display()))?;
+    eprintln!(
+        "bench: wrote {} and {} ({:.0} s in all)",
+        path.display(),
+        svg.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The bench targets, by package.
+const BENCHES: [(&str, &str); 4] = [
+    ("natsbridge-envelope-core", "codec"),
+    ("natsbridge", "nats"),
+    ("natsbridge-claimcheck-http", "transfer"),
+    ("natsbridge-table-arrow", "tables"),
+];
+
+/// A figure with about three significant digits.
+fn number(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// A horizontal dot plot on a log scale: each comparison's margin over its
+/// target (median dot, min-max whisker), the target line at 1.
+fn plot(ratios: &[Ratio]) -> String {
+    let (left, width, row, top) = (300.0, 420.0, 26.0, 40.0);
+    let (lo, hi) = (0.1f64, 100.0f64);
+    let x = |m: f64| left + width * (m.clamp(lo, hi).ln() - lo.ln()) / (hi.ln() - lo.ln());
+    let height = top + row * ratios.len() as f64 + 40.0;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height}" viewBox="0 0 {w} {height}" font-family="sans-serif" font-size="12">"#,
+        w = left + width + 190.0
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="10" y="20" font-size="14" font-weight="bold">natsbridge against its baselines: margin over each target (log scale; right of the red line = met)</text>"#
+    );
+    let bottom = top + row * ratios.len() as f64;
+    for tick in [0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 10.0, 25.0, 100.0] {
+        let tx = x(tick);
+        let (stroke, dash) =
+            if tick == 1.0 { ("#c00", "") } else { ("#ccc", r#" stroke-dasharray="3,3""#) };
+        let _ = writeln!(
+            s,
+            r##"<line x1="{tx:.1}" y1="{top}" x2="{tx:.1}" y2="{bottom}" stroke="{stroke}"{dash}/><text x="{tx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{tick}</text>"##,
+            bottom + 16.0
+        );
+    }
+    for (i, r) in ratios.iter().enumerate() {
+        let y = top + row * (i as f64 + 0.5);
+        let color = if r.met() { "#2a7" } else { "#d50" };
+        let (a, b) = (x(r.margin(r.min)), x(r.margin(r.max)));
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            left - 8.0,
+            y + 4.0,
+            escape(&r.label)
+        );
+        let _ = writeln!(
+            s,
+            r#"<line x1="{a:.1}" y1="{y:.1}" x2="{b:.1}" y2="{y:.1}" stroke="{color}" stroke-width="2"/><circle cx="{:.1}" cy="{y:.1}" r="5" fill="{color}"/>"#,
+            x(r.margin(r.median))
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" fill="{color}">{} (target {} {})</text>"#,
+            left + width + 8.0,
+            y + 4.0,
+            number(r.median),
+            escape(r.direction()),
+            number(r.target)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+const HEADER: &str = "# Benchmarks
+
+Written by `cargo xtask bench` (`--quick` for a shorter run); do not edit by
+hand. Every figure is compared with a baseline measured in the same run, as
+the machine is shared and noisy: read the ratios, not the absolute times.
+Medians over several rounds, with the smallest and largest round in
+brackets.
+
+## Summary
+";
+
+const LIMITS: &str = "
+## Where a target is missed: the limit and why
+
+Kept as text by `cargo xtask bench` (from profiles, not re-measured by each
+run); the figures it talks about are in the sections below.
+
+- **128 B envelopes against raw async-nats (target 0.8x).** The raw side
+  publishes the same pre-built bytes, so its per-message work is a channel
+  send; nats-server's parse and routing, about 1 µs a message, is the real
+  cost, and it shares the 2 cores with the publisher and the subscriber.
+  The bridge adds, per message, a fresh envelope (four UUID v4 ids, a
+  timestamp, the JSON) on the sender and a full parse and base64 decode on
+  the receiver: the codec table's pack + to_json + from_json, several µs of
+  CPU on those same 2 cores. The bound is CPU, not waiting. The payload
+  count curve shows the fixed part dominates: per payload the codec cost
+  falls as payloads share an envelope. What would move it: a parse that
+  borrows its ~16 header strings from the message buffer instead of
+  allocating each (a lifetime on `Envelope`), and a reused send buffer.
+- **Request-reply (p50 <= 1.1x, p99 <= 1.2x).** A round trip adds two
+  envelopes built and two parsed (the codec table: about 5 µs of CPU each
+  way for 128 B) to the raw round trip. In the runs made while writing this
+  (a loaded machine, raw p50 about 80 µs rather than the quiet 180 µs) the
+  gap was larger than the codec alone, about 50 µs at p50; that remainder
+  (the facade's request path: inbox, reply subscription, task hand-offs)
+  has not been profiled yet, and p99 mostly measures the machine's other
+  load.
+- **128 B against the Python peer (>= 10x) and Node (>= 3x).** The peers
+  are single-threaded and CPU-bound in their own envelope code (JSON,
+  base64, uuid in the interpreter), so their rate falls with load less than
+  ours, which needs both cores: under load the Python ratio dropped to
+  about 7x (range 7-13x). Its limit is the same as the raw ratio's above.
+- **400 KB direct (target 0.6x).** The codec runs at several GB/s, so the
+  bound is the wire: base64 makes every payload a third larger, and the
+  bridge's MB/s counts payload bytes, not envelope bytes. 0.75x is the
+  ceiling of base64 alone against raw bytes.
+- **256 MB by link against curl (0.8x, peak RSS < 64 MB).** Both sides
+  stream: the sender reads the file in chunks into the multipart body, the
+  receiver writes chunks to disk as they arrive, so RSS is the runtime plus
+  a few buffers whatever the size. The throughput is the file server's and
+  the page cache's as much as the client's.
+- **Arrow tables against pyarrow (>= 1x).** Missed in the runs so far
+  (about 0.4x). Decode is zero-copy on both sides (a constant ~1.8 KB of
+  allocations whatever the row count), so its gap is work, not copies: our
+  `read_ipc` validates every buffer (offsets, UTF-8 of the strings; a
+  malformed table from the network must be an error, not undefined
+  behaviour), about 4.6 ms for 1M rows, where pyarrow's `read_all` only maps
+  the buffers (0.2 ms). Encode (about 2x pyarrow's time) copies the column
+  buffers into one stream on both sides; where arrow-rs's writer loses the
+  rest has not been profiled yet. Turning validation off would buy the
+  decode target at the price of safety on untrusted input.
+";
+
+const CODEC_HEADER: &str = "## Envelope codec (`natsbridge-envelope-core`, CPU only)
+
+`cargo bench -p natsbridge-envelope-core --bench codec`. Build is
+`Envelope::to_json` (base64 of the payload written straight into the output
+buffer, which is sized once); parse is `Envelope::from_json` (the data
+string's end found with a SIMD search, then decoded straight out of the
+input). Each side makes one copy of the payload, the minimum. Ranges here
+are criterion's 95% confidence intervals.
+";
+
+const NATS_FOOTER: &str = "
+### Where the time goes in a small message
+
+Everything here runs on 2 cores shared by the publisher, the subscriber and
+nats-server. The raw side's per-message work is a channel send and a
+counter; nats-server's own parsing and routing is the real cost, about 1 µs
+per message. The bridge adds, per 128-byte message, a fresh envelope (four
+UUID v4 ids, a timestamp, the JSON) on the sender and a full parse and
+decode on the receiver (the codec table above, and the `codec share` column
+of the curves), on the same two cores. For 400 KB payloads the codec runs
+at memory speed and the ratio is bounded by base64's extra third on the
+wire.
+";
+
+const CODEC_FOOTER: &str = "
+### Where the time goes
+
+- 400 KB: build is the SIMD base64 encoder (about 12 GB/s of output here);
+  parse is the SIMD decoder (about 8 GB/s) after a memchr scan for the
+  closing quote. The copy baseline is a memcpy of the whole envelope into a
+  fresh buffer.
+- 128 B: build is `to_json` (base64 + JSON, as for 400 KB); `pack` (ids,
+  timestamp, fields) is listed apart, as it is not codec work. No payload
+  work is left at this size; the cost is the envelope's fixed part:
+  about 16 short strings, each allocated as a `String` on parse, four ids
+  and a timestamp formatted on pack, and the key-by-key walk of the JSON.
+  Callgrind counts about 11,800 instructions for `from_json` of this
+  envelope. Keys are matched against the spec's order with one comparison
+  each; strings are scanned 8 bytes at a time (memchr past 32 bytes) and
+  escaped with an 8-bytes-at-a-time check. What is left is mostly
+  allocation (malloc/free are about a fifth of the instructions); an
+  envelope type that borrows its strings from the message buffer would
+  remove it, at the price of a lifetime on `Envelope`.
+";
