@@ -13,6 +13,9 @@
 //!   `docs/BENCHMARKS.md`.
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]`: runs each cargo-fuzz
 //!   target in `fuzz/` for N seconds (default 30), installing cargo-fuzz.
+//! - `cargo xtask soak [--seconds N]`: mixed envelopes at full rate through
+//!   nats-server and the file server for N seconds (default 60); writes
+//!   `docs/soak.md` and fails if a message was lost.
 
 mod bench;
 mod fuzz;
@@ -32,9 +35,10 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(args.iter().any(|a| a == "--quick")),
         Some("interop") => interop(),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("soak") => soak(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup | ci | nostd | interop | bench [--quick] | fuzz [--seconds N]>"
+                "usage: cargo xtask <setup | ci | nostd | interop | bench [--quick] | fuzz [--seconds N] | soak [--seconds N]>"
             );
             return ExitCode::from(2);
         }
@@ -175,6 +179,21 @@ and the seeds' `reply_to` convention between every pair.
 
 /// Builds the envelope crate and a `#![no_std]` user of it without default
 /// features, and fails if anything in that dependency tree turns on `std`.
+/// Runs the soak bench (`crates/natsbridge/benches/soak.rs`) for the given
+/// `--seconds` (default 60) and writes its report to `docs/soak.md`.
+fn soak(args: &[String]) -> Result {
+    setup()?;
+    let seconds = match args {
+        [] => "60".to_string(),
+        [flag, n] if flag == "--seconds" && n.parse::<u64>().is_ok() => n.clone(),
+        _ => return Err("usage: cargo xtask soak [--seconds N]".into()),
+    };
+    run(cargo()
+        .env("NATSBRIDGE_SOAK_OUT", root().join("docs/soak.md"))
+        .args(["bench", "-p", "natsbridge", "--bench", "soak", "--", "--bench", "--seconds"])
+        .arg(seconds))
+}
+
 fn nostd() -> Result {
     run(cargo().args(["build", "-p", "natsbridge-nostd-check"]))?;
     let tree =

@@ -67,8 +67,9 @@ fn decode_allocations(rows: usize) -> usize {
     after - before
 }
 
-/// pyarrow's median encode and decode seconds over `iterations`.
-fn pyarrow(rows: usize, iterations: usize) -> (f64, f64, String) {
+/// pyarrow's median encode, decode and decode-plus-full-validation seconds
+/// over `iterations`.
+fn pyarrow(rows: usize, iterations: usize) -> (f64, f64, f64, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = Command::new(root.join(".venv/bin/python"))
         .arg(root.join("interop/tables/arrow_peer.py"))
@@ -78,7 +79,8 @@ fn pyarrow(rows: usize, iterations: usize) -> (f64, f64, String) {
     assert!(out.status.success(), "pyarrow bench failed: {}", String::from_utf8_lossy(&out.stderr));
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let version = line["pyarrow"].as_str().unwrap_or("?").to_owned();
-    (line["encode_s"].as_f64().unwrap(), line["decode_s"].as_f64().unwrap(), version)
+    let seconds = |key: &str| line[key].as_f64().unwrap();
+    (seconds("encode_s"), seconds("decode_s"), seconds("decode_validated_s"), version)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -132,14 +134,18 @@ fn main() {
     }
     let (mut enc, mut dec, mut py_enc, mut py_dec) = (vec![], vec![], vec![], vec![]);
     let (mut r_enc, mut r_dec, mut r_both) = (vec![], vec![], vec![]);
+    let (mut py_val, mut r_val, mut r_both_val) = (vec![], vec![], vec![]);
     let mut version = String::new();
     for _ in 0..rounds {
         let (e, d) = ours(&batch, iterations);
-        let (pe, pd, v) = pyarrow(rows, iterations);
+        let (pe, pd, pv, v) = pyarrow(rows, iterations);
         version = v;
         r_enc.push(pe / e);
         r_dec.push(pd / d);
         r_both.push((pe + pd) / (e + d));
+        r_val.push(pv / d);
+        r_both_val.push((pe + pv) / (e + d));
+        py_val.push(pv * 1e3);
         enc.push(e * 1e3);
         dec.push(d * 1e3);
         py_enc.push(pe * 1e3);
@@ -148,6 +154,7 @@ fn main() {
     let ms = |s: &Stats| format!("{:.2} ({:.2}-{:.2})", s.median, s.min, s.max);
     let x = |s: &Stats| format!("{:.2}x ({:.2}-{:.2})", s.median, s.min, s.max);
     let (r_enc, r_dec, r_both) = (stats(r_enc), stats(r_dec), stats(r_both));
+    let (r_val, r_both_val) = (stats(r_val), stats(r_both_val));
     let mut md = format!(
         "## Arrow tables: 1M rows, against pyarrow\n\n\
          `cargo bench -p natsbridge-table-arrow --bench tables`: {rows} rows of (int64, float64,\n\
@@ -158,16 +165,26 @@ fn main() {
          | step | natsbridge ms | pyarrow ms | speed vs pyarrow | target |\n|---|---|---|---|---|\n\
          | encode | {} | {} | {} | - |\n\
          | decode | {} | {} | {} | - |\n\
-         | encode + decode | - | - | {} | >= 1x |\n\n\
+         | encode + decode | - | - | {} | >= 1x |\n\
+         | decode, both validating fully | {} | {} | {} | - |\n\
+         | encode + decode, both validating fully | - | - | {} | >= 1x |\n\n\
+         `read_all()` checks the structure only; `read_ipc` always runs Arrow's full\n\
+         validation (offsets in bounds and increasing, UTF-8), because the bytes come\n\
+         from the network. The last two rows time pyarrow doing the same work\n\
+         (`read_all()` then `validate(full=True)`).\n\n\
          Bytes allocated by one `read_ipc` (zero-copy: constant in the row count):",
         bytes.len(),
         ms(&stats(enc)),
         ms(&stats(py_enc)),
         x(&r_enc),
-        ms(&stats(dec)),
+        ms(&stats(dec.clone())),
         ms(&stats(py_dec)),
         x(&r_dec),
         x(&r_both),
+        ms(&stats(dec.clone())),
+        ms(&stats(py_val)),
+        x(&r_val),
+        x(&r_both_val),
     );
     for (r, a) in allocations {
         md += &format!(" {r} rows, {a} B;");
@@ -176,8 +193,9 @@ fn main() {
     md += ".\n";
     println!("{md}");
     let ratios = format!(
-        "1M-row Arrow encode + decode vs pyarrow\t{}\t{}\t{}\t1\t>=\n",
-        r_both.median, r_both.min, r_both.max
+        "1M-row Arrow encode + decode vs pyarrow\t{}\t{}\t{}\t1\t>=\n\
+         1M-row Arrow encode + decode vs pyarrow, both validating\t{}\t{}\t{}\t1\t>=\n",
+        r_both.median, r_both.min, r_both.max, r_both_val.median, r_both_val.min, r_both_val.max
     );
     if let Some(path) = std::env::var_os("NATSBRIDGE_BENCH_OUT") {
         std::fs::write(path, md).unwrap();
