@@ -384,14 +384,14 @@ run); the figures it talks about are in the sections below.
   falls as payloads share an envelope. What would move it: a parse that
   borrows its ~16 header strings from the message buffer instead of
   allocating each (a lifetime on `Envelope`), and a reused send buffer.
-- **Request-reply (p50 <= 1.1x, p99 <= 1.2x).** A round trip adds two
-  envelopes built and two parsed (the codec table: about 5 µs of CPU each
-  way for 128 B) to the raw round trip. In the runs made while writing this
-  (a loaded machine, raw p50 about 80 µs rather than the quiet 180 µs) the
-  gap was larger than the codec alone, about 50 µs at p50; that remainder
-  (the facade's request path: inbox, reply subscription, task hand-offs)
-  has not been profiled yet, and p99 mostly measures the machine's other
-  load.
+- **Request-reply (p50 <= 1.1x, p99 <= 1.2x).** Raw and bridge requests
+  alternate one by one on the same server, so both see the same machine. A
+  round trip adds two envelopes built and two parsed, about 3-4 µs of CPU
+  (the codec table), to a raw round trip of about 100 µs; the measured gap
+  is about 30 µs at p50, so most of it is not the codec. The rest (the
+  facade's request and reply paths: the responder's subscription hand-off,
+  `max_payload` read per send, the answer's task wake-ups) has not been
+  profiled yet.
 - **128 B against the Python peer (>= 10x) and Node (>= 3x).** The peers
   are single-threaded and CPU-bound in their own envelope code (JSON,
   base64, uuid in the interpreter), so their rate falls with load less than

@@ -95,33 +95,23 @@ async fn sync(client: &async_nats::Client) {
     let _ = client.request(client.new_inbox(), Bytes::new()).await;
 }
 
-/// Request-reply round trips in microseconds: raw echo of prebuilt bytes.
-async fn raw_rtt(server: &NatsServer, body: Bytes, n: usize) -> Vec<f64> {
-    let service = async_nats::connect(server.url()).await.unwrap();
-    let mut sub = service.subscribe("bench.rr.raw").await.unwrap();
-    let s2 = service.clone();
+/// Request-reply round trips in microseconds, raw async-nats (an echo of
+/// the pre-built envelope bytes) and the bridge (the client builds a request
+/// envelope, the service parses it and answers with an envelope, the client
+/// parses the answer), alternating request by request so that both see the
+/// same machine.
+async fn rtt_pairs(server: &NatsServer, body: Bytes, payload: Payload, n: usize) -> [Vec<f64>; 2] {
+    let raw_service = async_nats::connect(server.url()).await.unwrap();
+    let mut raw_sub = raw_service.subscribe("bench.rr.raw").await.unwrap();
+    let s2 = raw_service.clone();
     tokio::spawn(async move {
-        while let Some(m) = sub.next().await {
+        while let Some(m) = raw_sub.next().await {
             if let Some(reply) = m.reply {
                 s2.publish(reply, m.payload).await.unwrap();
             }
         }
     });
-    sync(&service).await;
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        client.request("bench.rr.raw", body.clone()).await.unwrap();
-        out.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    out
-}
-
-/// Request-reply with envelopes both ways: the client builds a request
-/// envelope, the service parses it and answers with an envelope, the
-/// client parses the answer.
-async fn bridge_rtt(server: &NatsServer, payload: Payload, n: usize) -> Vec<f64> {
+    sync(&raw_service).await;
     let service = Bridge::builder(&server.url()).connect().await.unwrap();
     let mut sub = service.subscribe("bench.rr.bridge").await.unwrap();
     let s2 = service.clone();
@@ -132,23 +122,31 @@ async fn bridge_rtt(server: &NatsServer, payload: Payload, n: usize) -> Vec<f64>
         }
     });
     service.connection().sync().await.unwrap();
+    let raw_client = async_nats::connect(server.url()).await.unwrap();
     let client = Bridge::builder(&server.url()).connect().await.unwrap();
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        let answer = client
-            .request(
-                "bench.rr.bridge",
-                vec![payload.clone()],
-                SendOptions::default(),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
-        std::hint::black_box(answer);
-        out.push(t.elapsed().as_secs_f64() * 1e6);
+    let (mut raw, mut bridge) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        for side in [i % 2, (i + 1) % 2] {
+            let t = Instant::now();
+            if side == 0 {
+                raw_client.request("bench.rr.raw", body.clone()).await.unwrap();
+                raw.push(t.elapsed().as_secs_f64() * 1e6);
+            } else {
+                let answer = client
+                    .request(
+                        "bench.rr.bridge",
+                        vec![payload.clone()],
+                        SendOptions::default(),
+                        Duration::from_secs(5),
+                    )
+                    .await
+                    .unwrap();
+                std::hint::black_box(answer);
+                bridge.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+        }
     }
-    out
+    [raw, bridge]
 }
 
 fn envelope_bytes(payloads: &[Payload]) -> Bytes {
@@ -299,7 +297,7 @@ fn main() {
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut py_s, mut node_s, mut py_b, mut node_b) = (vec![], vec![], vec![], vec![]);
     let (mut vs_py_s, mut vs_node_s, mut vs_py_b, mut vs_node_b) = (vec![], vec![], vec![], vec![]);
-    let (mut raw_rr, mut br_rr) = (vec![], vec![]);
+    let (mut raw_rr, mut br_rr, mut rr_p50, mut rr_p99) = (vec![], vec![], vec![], vec![]);
     let (mut sizes, mut counts) = (vec![], vec![]);
     runtime.block_on(async {
         for _ in 0..rounds {
@@ -332,8 +330,14 @@ fn main() {
                 vs_node_b.push(b / node);
             }
         }
-        raw_rr = raw_rtt(&server, small_bytes.clone(), rr_n).await;
-        br_rr = bridge_rtt(&server, small[0].clone(), rr_n).await;
+        for _ in 0..rounds {
+            let [mut r, mut b] =
+                rtt_pairs(&server, small_bytes.clone(), small[0].clone(), rr_n / rounds).await;
+            rr_p50.push(percentile(&mut b, 0.5) / percentile(&mut r, 0.5));
+            rr_p99.push(percentile(&mut b, 0.99) / percentile(&mut r, 0.99));
+            raw_rr.extend(r);
+            br_rr.extend(b);
+        }
         if smoke {
             return;
         }
@@ -355,6 +359,7 @@ fn main() {
     let (rb, bb, rbq) = (stats(raw_b), stats(br_b), stats(ratio_b));
     let (rp50, rp99) = (percentile(&mut raw_rr, 0.5), percentile(&mut raw_rr, 0.99));
     let (bp50, bp99) = (percentile(&mut br_rr, 0.5), percentile(&mut br_rr, 0.99));
+    let (q50, q99) = (stats(rr_p50), stats(rr_p99));
     let mut md = format!(
         "## NATS: the bridge against raw async-nats (`natsbridge` facade)\n\n\
          `cargo bench -p natsbridge --bench nats` ({rounds} rounds, median (min-max); one nats-server\n\
@@ -363,8 +368,8 @@ fn main() {
          | what | raw async-nats | natsbridge | ratio | target |\n|---|---|---|---|---|\n\
          | 128 B text envelopes, msgs/s ({small_n}/round) | {:.0} ({:.0}-{:.0}) | {:.0} ({:.0}-{:.0}) | {:.2}x ({:.2}-{:.2}) | >= 0.8x |\n\
          | 400 KB direct payloads, payload MB/s ({big_n}/round) | {:.0} ({:.0}-{:.0}) | {:.0} ({:.0}-{:.0}) | {:.2}x ({:.2}-{:.2}) | >= 0.6x |\n\
-         | request-reply 128 B, p50 µs ({rr_n} requests) | {rp50:.0} | {bp50:.0} | {:.2}x | <= 1.1x |\n\
-         | request-reply 128 B, p99 µs | {rp99:.0} | {bp99:.0} | {:.2}x | <= 1.2x |\n",
+         | request-reply 128 B, p50 µs ({rr_n} requests each, alternating) | {rp50:.0} | {bp50:.0} | {:.2}x ({:.2}-{:.2}) | <= 1.1x |\n\
+         | request-reply 128 B, p99 µs | {rp99:.0} | {bp99:.0} | {:.2}x ({:.2}-{:.2}) | <= 1.2x |\n",
         rs.median,
         rs.min,
         rs.max,
@@ -383,14 +388,17 @@ fn main() {
         rbq.median,
         rbq.min,
         rbq.max,
-        bp50 / rp50,
-        bp99 / rp99,
+        q50.median,
+        q50.min,
+        q50.max,
+        q99.median,
+        q99.min,
+        q99.max,
     );
-    let one = |v: f64| Stats { median: v, min: v, max: v };
     let mut ratios = ratio_line("128 B msgs/s vs raw async-nats", &rq, 0.8, ">=")
         + &ratio_line("400 KB MB/s vs raw async-nats", &rbq, 0.6, ">=")
-        + &ratio_line("request-reply p50 vs raw", &one(bp50 / rp50), 1.1, "<=")
-        + &ratio_line("request-reply p99 vs raw", &one(bp99 / rp99), 1.2, "<=");
+        + &ratio_line("request-reply p50 vs raw", &q50, 1.1, "<=")
+        + &ratio_line("request-reply p99 vs raw", &q99, 1.2, "<=");
     if !smoke {
         let (ps, ns, pb, nb) = (stats(py_s), stats(node_s), stats(py_b), stats(node_b));
         let (qps, qns, qpb, qnb) =
