@@ -20,7 +20,7 @@ pub(crate) const TARGETS: &[&str] =
     &["envelope", "base64_payload", "arrow_ipc", "jsontable", "plik_reply"];
 
 /// Seconds per target when none are given: the CI budget on a 2-core machine.
-pub(crate) const CI_SECONDS: u64 = 30;
+pub(crate) const CI_SECONDS: u64 = 60;
 
 pub(crate) fn fuzz(args: &[String]) -> Result {
     let mut seconds = CI_SECONDS;

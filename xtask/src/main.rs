@@ -12,7 +12,7 @@
 //! - `cargo xtask bench [--quick]`: runs the benchmarks and writes
 //!   `docs/BENCHMARKS.md`.
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]`: runs each cargo-fuzz
-//!   target in `fuzz/` for N seconds (default 30), installing cargo-fuzz.
+//!   target in `fuzz/` for N seconds (default 60), installing cargo-fuzz.
 //! - `cargo xtask soak [--seconds N]`: mixed envelopes at full rate through
 //!   nats-server and the file server for N seconds (default 60); writes
 //!   `docs/soak.md` and fails if a message was lost.
