@@ -426,7 +426,7 @@ impl fmt::Debug for HttpDownloaderBuilder {
 /// Where the bytes of the current try go.
 enum Target {
     Memory(BytesMut),
-    File { dest: PathBuf, temp: TempPath, writer: Option<FileWriter> },
+    File { dest: PathBuf, temp: PartFile, writer: Option<FileWriter> },
 }
 
 impl Target {
@@ -436,7 +436,7 @@ impl Target {
                 Target::Memory(BytesMut::with_capacity(size.min(PREALLOCATE_LIMIT) as usize))
             }
             DownloadSink::File(dest) => {
-                let temp = TempPath(temp_path_for(&dest));
+                let temp = PartFile::beside(&dest);
                 Target::File { dest, temp, writer: None }
             }
         }
@@ -452,9 +452,9 @@ impl Target {
                 if let Some(previous) = writer.take() {
                     previous.abandon().await;
                 }
-                let file = FileWriter::create(&temp.0)
+                let file = FileWriter::create(temp.path())
                     .await
-                    .map_err(|e| Error::io(format!("creating {}", temp.0.display()), e))?;
+                    .map_err(|e| Error::io(format!("creating {}", temp.path().display()), e))?;
                 *writer = Some(file);
             }
         }
@@ -468,7 +468,7 @@ impl Target {
                 if let Some(w) = writer.as_mut() {
                     w.write_bytes(chunk)
                         .await
-                        .map_err(|e| Error::io(format!("writing {}", temp.0.display()), e))?;
+                        .map_err(|e| Error::io(format!("writing {}", temp.path().display()), e))?;
                 }
             }
         }
@@ -482,9 +482,9 @@ impl Target {
                 if let Some(w) = writer {
                     w.finish()
                         .await
-                        .map_err(|e| Error::io(format!("writing {}", temp.0.display()), e))?;
+                        .map_err(|e| Error::io(format!("writing {}", temp.path().display()), e))?;
                 }
-                tokio::fs::rename(&temp.0, &dest)
+                tokio::fs::rename(temp.path(), &dest)
                     .await
                     .map_err(|e| Error::io(format!("renaming into {}", dest.display()), e))?;
                 temp.keep();
@@ -494,27 +494,41 @@ impl Target {
     }
 }
 
-/// A temporary file removed when dropped, unless kept: a failed, cancelled
-/// or panicked download leaves nothing behind.
-struct TempPath(PathBuf);
+/// A temporary file beside a download's destination, `dir/.name.<random>.part`
+/// (one file system, so the final rename is atomic), removed when dropped
+/// unless kept: a failed, cancelled or panicked download leaves nothing
+/// behind. Download handlers of other stores use it too.
+#[derive(Debug)]
+pub struct PartFile(PathBuf);
 
-impl TempPath {
-    fn keep(self) {
+impl PartFile {
+    /// The part file for `dest` (not created yet).
+    pub fn beside(dest: &Path) -> PartFile {
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        PartFile(dest.with_file_name(format!(".{name}.{}.part", uuid::Uuid::new_v4().simple())))
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Keeps the file (call after renaming it into place).
+    pub fn keep(self) {
         std::mem::forget(self);
     }
 }
 
-impl Drop for TempPath {
+impl Drop for PartFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
 }
 
-/// `dir/.name.<random>.part`, beside the target so the rename stays on one
-/// file system.
-fn temp_path_for(dest: &Path) -> PathBuf {
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    dest.with_file_name(format!(".{name}.{}.part", uuid::Uuid::new_v4().simple()))
+/// The 32 bytes of a SHA-256 written as 64 hex digits (the `sha256` key of a
+/// payload record); anything else is an [`ErrorKind::InvalidInput`] error.
+pub fn sha256_from_hex(hex_digest: &str) -> Result<[u8; 32], Error> {
+    parse_sha256(hex_digest)
 }
 
 fn parse_sha256(hex_digest: &str) -> Result<[u8; 32], Error> {
@@ -541,7 +555,7 @@ fn parse_sha256(hex_digest: &str) -> Result<[u8; 32], Error> {
 }
 
 /// Lowercase hex, the form the sender puts in the payload record.
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -568,10 +582,10 @@ mod tests {
 
     #[test]
     fn temp_file_sits_beside_the_target() {
-        let t = temp_path_for(Path::new("/data/out/x.bin"));
+        let t = PartFile::beside(Path::new("/data/out/x.bin")).path().to_path_buf();
         assert_eq!(t.parent(), Some(Path::new("/data/out")));
         assert!(t.file_name().unwrap().to_str().unwrap().starts_with(".x.bin."));
-        let t = temp_path_for(Path::new("x.bin"));
+        let t = PartFile::beside(Path::new("x.bin")).path().to_path_buf();
         assert_eq!(t.parent(), Some(Path::new("")));
     }
 }

@@ -76,7 +76,9 @@ mod server;
 
 pub use crate::{
     client::{USER_AGENT, client_builder},
-    download::{HttpDownloader, HttpDownloaderBuilder},
+    download::{
+        HttpDownloader, HttpDownloaderBuilder, PartFile, hex as hex_lower, sha256_from_hex,
+    },
     error::{Error, ErrorKind},
     handler::{
         BoxFuture, DownloadFn, DownloadHandler, DownloadHandlerExt, DownloadRequest, DownloadSink,

@@ -7,7 +7,7 @@
 //! ([`BridgeBuilder::object_store`](crate::BridgeBuilder::object_store)).
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::claimcheck::{
     BoxFuture, DownloadHandler, DownloadRequest, DownloadSink, Downloaded, Error, ErrorKind,
-    UploadHandler, UploadSource,
+    PartFile, UploadHandler, UploadSource, hex_lower, sha256_from_hex,
 };
 use crate::envelope::bytes::BytesMut;
 use crate::transport::{
@@ -222,7 +222,7 @@ impl ObjectStoreHandler {
                 format!("{} declares {} bytes", request.url, request.size),
             ));
         }
-        let want = request.sha256.as_deref().map(parse_sha256).transpose()?;
+        let want = request.sha256.as_deref().map(sha256_from_hex).transpose()?;
         let mut reader = self.store.get(name).await.map_err(|e| from_nats(e, "downloading"))?;
         check_info(reader.info(), request, want.as_ref())?;
         let mut target = Target::new(sink, request.size).await?;
@@ -361,8 +361,8 @@ fn check_info(
             format!(
                 "{}: expected SHA-256 {}, the store recorded {}",
                 request.url,
-                hex(want),
-                hex(stored)
+                hex_lower(want),
+                hex_lower(stored)
             ),
         ));
     }
@@ -372,7 +372,7 @@ fn check_info(
 /// Where the bytes go.
 enum Target {
     Memory(BytesMut),
-    File { dest: PathBuf, temp: TempPath, file: tokio::fs::File, scratch: BytesMut },
+    File { dest: PathBuf, temp: PartFile, file: tokio::fs::File, scratch: BytesMut },
 }
 
 impl Target {
@@ -382,10 +382,10 @@ impl Target {
                 Target::Memory(BytesMut::with_capacity(size.min(PREALLOCATE_LIMIT) as usize))
             }
             DownloadSink::File(dest) => {
-                let temp = TempPath(temp_path_for(&dest));
-                let file = tokio::fs::File::create(&temp.0)
+                let temp = PartFile::beside(&dest);
+                let file = tokio::fs::File::create(temp.path())
                     .await
-                    .map_err(|e| io_error(format!("creating {}", temp.0.display()), e))?;
+                    .map_err(|e| io_error(format!("creating {}", temp.path().display()), e))?;
                 Target::File { dest, temp, file, scratch: BytesMut::with_capacity(FILE_CHUNK) }
             }
         })
@@ -397,9 +397,9 @@ impl Target {
             Target::File { dest, temp, mut file, .. } => {
                 file.flush()
                     .await
-                    .map_err(|e| io_error(format!("writing {}", temp.0.display()), e))?;
+                    .map_err(|e| io_error(format!("writing {}", temp.path().display()), e))?;
                 drop(file);
-                tokio::fs::rename(&temp.0, &dest)
+                tokio::fs::rename(temp.path(), &dest)
                     .await
                     .map_err(|e| io_error(format!("renaming into {}", dest.display()), e))?;
                 temp.keep();
@@ -437,7 +437,7 @@ async fn read_checked(
                 hasher.update(&scratch[..]);
                 file.write_all(scratch)
                     .await
-                    .map_err(|e| io_error(format!("writing {}", temp.0.display()), e))?;
+                    .map_err(|e| io_error(format!("writing {}", temp.path().display()), e))?;
                 n
             }
         };
@@ -465,7 +465,12 @@ fn verify(request: &DownloadRequest, want: Option<&[u8; 32]>, got: [u8; 32]) -> 
     match want {
         Some(want) if *want != got => Err(Error::new(
             ErrorKind::Integrity,
-            format!("{}: expected SHA-256 {}, got {}", request.url, hex(want), hex(&got)),
+            format!(
+                "{}: expected SHA-256 {}, got {}",
+                request.url,
+                hex_lower(want),
+                hex_lower(&got)
+            ),
         )),
         _ => Ok(()),
     }
@@ -498,51 +503,6 @@ fn from_nats(e: crate::transport::Error, what: &str) -> Error {
 
 fn io_error(what: String, e: std::io::Error) -> Error {
     Error::new(ErrorKind::Io, format!("{what}: {e}"))
-}
-
-fn parse_sha256(text: &str) -> Result<[u8; 32], Error> {
-    let s = text.trim().as_bytes();
-    let bad = || {
-        let shown: String = text.chars().take(80).collect();
-        Error::new(ErrorKind::InvalidInput, format!("a SHA-256 is 64 hex digits, not {shown:?}"))
-    };
-    if s.len() != 64 {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16).ok_or_else(bad)?;
-        let lo = (pair[1] as char).to_digit(16).ok_or_else(bad)?;
-        out[i] = (hi * 16 + lo) as u8;
-    }
-    Ok(out)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A temporary file removed when dropped unless kept: a failed download
-/// leaves nothing behind.
-struct TempPath(PathBuf);
-
-impl TempPath {
-    fn keep(self) {
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// `dir/.name.<random>.part`, beside the target so the rename stays on one
-/// file system.
-fn temp_path_for(dest: &Path) -> PathBuf {
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    dest.with_file_name(format!(".{name}.{}.part", uuid::Uuid::new_v4().simple()))
 }
 
 #[cfg(test)]
