@@ -5,8 +5,6 @@
 //! captured text, nor in any error's `Display` or `Debug`.
 
 use std::fmt::Debug;
-use std::io::Write;
-use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use natsbridge::claimcheck::{
@@ -20,35 +18,7 @@ use tokio::net::TcpListener;
 
 use crate::util::Store;
 
-/// Captures everything logged on this thread (the test's current-thread
-/// runtime runs every task it starts, servers included) while the returned
-/// guard lives; other tests' threads are untouched, so they pay nothing.
-fn capture() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
-    static LOG_BRIDGE: Once = Once::new();
-    // The `log` crate's records (reqwest, rustls) go to the current
-    // thread's subscriber too.
-    LOG_BRIDGE.call_once(|| tracing_log::LogTracer::init().unwrap());
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let sink = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || Capture(sink.clone()))
-        .finish();
-    (log, tracing::subscriber::set_default(subscriber))
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use natsbridge_test_support::capture_logs as capture;
 
 /// An error as every way of showing it shows it: `Display`, `Debug`, and
 /// each source's `Display` and `Debug`.

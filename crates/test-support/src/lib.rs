@@ -11,9 +11,11 @@
 //! it, never a skip.
 #![deny(missing_docs)]
 
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 /// The nats-server binary to run.
@@ -513,4 +515,34 @@ fn creds_file_text(jwt: &str, seed: &str) -> String {
          NKEY Seed printed below can be used to sign and prove identity.\n\n\
          -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
     )
+}
+
+/// Captures everything logged on this thread, every `tracing` event and
+/// every `log` record (reqwest, rustls) at TRACE level, while the returned
+/// guard lives. A test on a current-thread runtime runs every task it
+/// starts on its own thread, servers included; other tests' threads are
+/// untouched, so they pay nothing. The secrets tests grep the text.
+pub fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
+    static LOG_BRIDGE: Once = Once::new();
+    LOG_BRIDGE.call_once(|| tracing_log::LogTracer::init().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || Capture(sink.clone()))
+        .finish();
+    (log, tracing::subscriber::set_default(subscriber))
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
