@@ -373,25 +373,43 @@ Kept as text by `cargo xtask bench` (from profiles, not re-measured by each
 run); the figures it talks about are in the sections below.
 
 - **128 B envelopes against raw async-nats (target 0.8x).** The raw side
-  publishes the same pre-built bytes, so its per-message work is a channel
-  send; nats-server's parse and routing, about 1 µs a message, is the real
-  cost, and it shares the 2 cores with the publisher and the subscriber.
-  The bridge adds, per message, a fresh envelope (four UUID v4 ids, a
-  timestamp, the JSON) on the sender and a full parse and base64 decode on
-  the receiver: the codec table's pack + to_json + from_json, several µs of
-  CPU on those same 2 cores. The bound is CPU, not waiting. The payload
-  count curve shows the fixed part dominates: per payload the codec cost
-  falls as payloads share an envelope. What would move it: a parse that
-  borrows its ~16 header strings from the message buffer instead of
-  allocating each (a lifetime on `Envelope`), and a reused send buffer.
+  publishes the same pre-built bytes (a reference-count increment per
+  message) and its subscriber only counts. The table \"The small-message gap
+  taken apart\" splits the ratio: the bridge on the sending side only, or on
+  the receiving side only, each costs about 0.6x, and the two costs add
+  (both sides and nats-server share the 2 cores). A raw publisher that
+  copies the bytes into a fresh buffer per message keeps most of the raw
+  rate, so one allocation and copy per message is not the limit; the codec
+  work is. Callgrind, per 128 B message: `pack` about 2,800 instructions
+  (four UUID v4 from a CSPRNG, the timestamp, about ten `String`s),
+  `to_json` 3,200, `from_json` 9,500 (thirteen `String`s and the key walk),
+  and about 1,400 to drop each envelope: some 18,000 instructions and 25
+  malloc/free pairs a message. `perf` on the sender puts malloc and free at
+  about a quarter of its cycles, including futex waits on glibc's arena lock
+  (async-nats's writer frees the JSON buffer on another thread); with
+  mimalloc as the global allocator the sender-only rate rose from about
+  220k to 260k msgs/s in a profiling run, not enough to change the verdict,
+  so the allocator is left to the application. Fixed on the way:
+  `max_payload` is read from async-nats's atomic instead of a copy of the
+  server's INFO per send, and ids are encoded without the formatter (`pack`
+  3,200 to 2,800 instructions). What would reach 0.8x is structural: an
+  envelope whose header strings borrow from the message buffer (no
+  allocation per field on receive) and a prepared sender that writes a
+  subject's constant fields once and only ids, timestamp and payloads per
+  message; both change the public `Envelope` type.
 - **Request-reply (p50 <= 1.1x, p99 <= 1.2x).** Raw and bridge requests
-  alternate one by one on the same server, so both see the same machine. A
-  round trip adds two envelopes built and two parsed, about 3-4 µs of CPU
-  (the codec table), to a raw round trip of about 100 µs; the measured gap
-  is about 30 µs at p50, so most of it is not the codec. The rest (the
-  facade's request and reply paths: the responder's subscription hand-off,
-  `max_payload` read per send, the answer's task wake-ups) has not been
-  profiled yet.
+  alternate one by one on the same server, so all see the same machine.
+  Taken apart, the bridge on the client only (to a raw echo service) or on
+  the service only (from a raw client) each adds about a tenth to the raw
+  p50; together about a quarter. The facade adds nothing measurable: the
+  bridge connection's own request with pre-built bytes matched raw in a
+  profiling run. The client's codec steps timed inside the round trips take
+  7-8 µs each against about 1 µs in a tight loop: between requests the
+  thread sleeps about 100 µs while nats-server and the other side run on
+  the same 2 cores, so the codec runs with cold caches and a cold allocator,
+  at a tenth of its loop speed. Four such steps per round trip (two builds,
+  two reads) make the gap. The limit is the codec's footprint (instructions
+  and allocations) when cold; the fix is the one above.
 - **128 B against the Python peer (>= 10x) and Node (>= 3x).** The peers
   are single-threaded and CPU-bound in their own envelope code (JSON,
   base64, uuid in the interpreter), so their rate falls with load less than

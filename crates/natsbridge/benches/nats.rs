@@ -36,71 +36,112 @@ fn stats(mut v: Vec<f64>) -> Stats {
     Stats { median: m, min: v[0], max: v[v.len() - 1] }
 }
 
-/// Messages per second from first publish to last message received, with
-/// `publish` sending message `i` and the subscriber counting.
-async fn raw_throughput(server: &NatsServer, body: Bytes, n: usize) -> f64 {
-    let rx = async_nats::connect(server.url()).await.unwrap();
-    let tx = async_nats::connect(server.url()).await.unwrap();
-    let mut sub = rx.subscribe("bench.raw").await.unwrap();
-    sync(&rx).await;
-    let started = Instant::now();
-    let receiver = tokio::spawn(async move {
-        let mut got = 0;
-        while got < n {
-            match tokio::time::timeout(Duration::from_secs(10), sub.next()).await {
-                Ok(Some(_)) => got += 1,
-                _ => break,
-            }
-        }
-        got
-    });
-    for _ in 0..n {
-        tx.publish("bench.raw", body.clone()).await.unwrap();
-    }
-    tx.flush().await.unwrap();
-    let got = receiver.await.unwrap();
-    assert_eq!(got, n, "raw subscriber lost messages");
-    n as f64 / started.elapsed().as_secs_f64()
+/// Who sends in a throughput run.
+#[derive(Clone, Copy, PartialEq)]
+enum Sender {
+    /// Raw async-nats publishing the same pre-built envelope bytes each time.
+    Raw,
+    /// Raw async-nats publishing a fresh copy of those bytes each time: one
+    /// allocation and copy per message, the least any sender of a fresh
+    /// envelope pays.
+    RawFresh,
+    /// `Bridge::smartsend`: a fresh envelope per message.
+    Bridge,
 }
 
-async fn bridge_throughput(server: &NatsServer, payloads: Vec<Payload>, n: usize) -> f64 {
+/// Messages per second from first publish to last message received, with
+/// the subscriber either raw (counting) or the bridge's (decoding).
+async fn throughput(
+    server: &NatsServer,
+    payloads: &[Payload],
+    body: &Bytes,
+    n: usize,
+    sender: Sender,
+    bridge_rx: bool,
+) -> f64 {
     let rx = Bridge::builder(&server.url()).connect().await.unwrap();
     let tx = Bridge::builder(&server.url()).connect().await.unwrap();
-    let mut sub = rx.subscribe("bench.bridge").await.unwrap();
+    let subject = "bench.throughput";
+    let mut bridge_sub = None;
+    let mut raw_sub = None;
+    if bridge_rx {
+        bridge_sub = Some(rx.subscribe(subject).await.unwrap());
+    } else {
+        raw_sub = Some(rx.connection().client().subscribe(subject).await.unwrap());
+    }
     rx.connection().sync().await.unwrap();
     let started = Instant::now();
     let receiver = tokio::spawn(async move {
         let mut got = 0;
+        let wait = Duration::from_secs(10);
         while got < n {
-            match tokio::time::timeout(Duration::from_secs(10), sub.next()).await {
-                Ok(Some(Ok(received))) => {
-                    std::hint::black_box(received);
-                    got += 1;
+            let ok = if let Some(sub) = bridge_sub.as_mut() {
+                match tokio::time::timeout(wait, sub.next()).await {
+                    Ok(Some(Ok(received))) => {
+                        std::hint::black_box(received);
+                        true
+                    }
+                    _ => false,
                 }
-                _ => break,
+            } else {
+                let sub = raw_sub.as_mut().unwrap();
+                matches!(tokio::time::timeout(wait, sub.next()).await, Ok(Some(_)))
+            };
+            if !ok {
+                break;
             }
+            got += 1;
         }
         got
     });
+    let raw = tx.connection().client();
     for _ in 0..n {
-        tx.smartsend("bench.bridge", payloads.clone(), SendOptions::default()).await.unwrap();
+        match sender {
+            Sender::Raw => raw.publish(subject, body.clone()).await.unwrap(),
+            Sender::RawFresh => raw.publish(subject, Bytes::from(body.to_vec())).await.unwrap(),
+            Sender::Bridge => {
+                tx.smartsend(subject, payloads.to_vec(), SendOptions::default()).await.unwrap();
+            }
+        }
     }
-    tx.connection().flush().await.unwrap();
+    raw.flush().await.unwrap();
     let got = receiver.await.unwrap();
-    assert_eq!(got, n, "bridge subscriber lost messages");
+    assert_eq!(got, n, "the subscriber lost messages");
     n as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn raw_throughput(server: &NatsServer, body: Bytes, n: usize) -> f64 {
+    throughput(server, &[], &body, n, Sender::Raw, false).await
+}
+
+async fn bridge_throughput(server: &NatsServer, payloads: Vec<Payload>, n: usize) -> f64 {
+    throughput(server, &payloads, &Bytes::new(), n, Sender::Bridge, true).await
 }
 
 async fn sync(client: &async_nats::Client) {
     let _ = client.request(client.new_inbox(), Bytes::new()).await;
 }
 
-/// Request-reply round trips in microseconds, raw async-nats (an echo of
-/// the pre-built envelope bytes) and the bridge (the client builds a request
-/// envelope, the service parses it and answers with an envelope, the client
-/// parses the answer), alternating request by request so that both see the
-/// same machine.
-async fn rtt_pairs(server: &NatsServer, body: Bytes, payload: Payload, n: usize) -> [Vec<f64>; 2] {
+/// One request-reply run: round trips in microseconds for each pairing,
+/// measured request by request in rotation so that all see the same
+/// machine, and the client-side codec time inside the round trips.
+#[derive(Default)]
+struct RttRun {
+    /// Raw async-nats client, raw echo service (the baseline).
+    raw: Vec<f64>,
+    /// `Bridge::request` to a bridge service answering with `Bridge::reply`.
+    bridge: Vec<f64>,
+    /// The bridge's client path to the raw echo service: the client side's cost.
+    client_side: Vec<f64>,
+    /// The raw client (pre-built bytes) to the bridge service: the service side's cost.
+    service_side: Vec<f64>,
+    /// Building the request (smartpack) inside a round trip, µs.
+    pack: Vec<f64>,
+    /// Reading the answer (smartunpack) inside a round trip, µs.
+    unpack: Vec<f64>,
+}
+
+async fn rtt_run(server: &NatsServer, body: Bytes, payload: Payload, n: usize) -> RttRun {
     let raw_service = async_nats::connect(server.url()).await.unwrap();
     let mut raw_sub = raw_service.subscribe("bench.rr.raw").await.unwrap();
     let s2 = raw_service.clone();
@@ -124,29 +165,62 @@ async fn rtt_pairs(server: &NatsServer, body: Bytes, payload: Payload, n: usize)
     service.connection().sync().await.unwrap();
     let raw_client = async_nats::connect(server.url()).await.unwrap();
     let client = Bridge::builder(&server.url()).connect().await.unwrap();
-    let (mut raw, mut bridge) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let downloader = natsbridge::claimcheck::HttpDownloader::new().unwrap();
+    let timeout = Duration::from_secs(5);
+    let mut run = RttRun::default();
     for i in 0..n {
-        for side in [i % 2, (i + 1) % 2] {
+        for k in 0..4 {
             let t = Instant::now();
-            if side == 0 {
-                raw_client.request("bench.rr.raw", body.clone()).await.unwrap();
-                raw.push(t.elapsed().as_secs_f64() * 1e6);
-            } else {
-                let answer = client
-                    .request(
-                        "bench.rr.bridge",
+            match (i + k) % 4 {
+                0 => {
+                    raw_client.request("bench.rr.raw", body.clone()).await.unwrap();
+                    run.raw.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+                1 => {
+                    let answer = client
+                        .request(
+                            "bench.rr.bridge",
+                            vec![payload.clone()],
+                            SendOptions::default(),
+                            timeout,
+                        )
+                        .await
+                        .unwrap();
+                    std::hint::black_box(answer);
+                    run.bridge.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+                2 => {
+                    // Bridge::request's steps, timed one by one.
+                    let options = SendOptions { is_publish: false, ..SendOptions::default() };
+                    let max = client.connection().max_payload();
+                    let (_, json) = natsbridge::smartpack(
+                        "bench.rr.raw",
                         vec![payload.clone()],
-                        SendOptions::default(),
-                        Duration::from_secs(5),
+                        options,
+                        None,
+                        max,
                     )
                     .await
                     .unwrap();
-                std::hint::black_box(answer);
-                bridge.push(t.elapsed().as_secs_f64() * 1e6);
+                    let packed = t.elapsed();
+                    let answer =
+                        client.connection().request("bench.rr.raw", json, timeout).await.unwrap();
+                    let t2 = Instant::now();
+                    let envelope =
+                        natsbridge::smartunpack(&answer.payload, &downloader).await.unwrap();
+                    std::hint::black_box(envelope);
+                    run.unpack.push(t2.elapsed().as_secs_f64() * 1e6);
+                    run.pack.push(packed.as_secs_f64() * 1e6);
+                    run.client_side.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+                _ => {
+                    raw_client.request("bench.rr.bridge", body.clone()).await.unwrap();
+                    run.service_side.push(t.elapsed().as_secs_f64() * 1e6);
+                }
             }
         }
     }
-    [raw, bridge]
+    run
 }
 
 fn envelope_bytes(payloads: &[Payload]) -> Bytes {
@@ -276,6 +350,10 @@ fn main() {
     // `cargo test --benches` runs this with no `--bench`: do one tiny round,
     // without the peers or the scaling curves.
     let smoke = !std::env::args().any(|a| a == "--bench");
+    // For profiling one path: `NATSBRIDGE_BENCH_ONLY=small` (128 B
+    // throughput, no peers) or `=rr` (request-reply); nothing is written.
+    let only = std::env::var("NATSBRIDGE_BENCH_ONLY").ok();
+    let only = only.as_deref();
     let (rounds, small_n, big_n, rr_n) = match (smoke, quick) {
         (true, _) => (1, 200, 5, 20),
         (false, true) => (3, 20_000, 200, 1_000),
@@ -298,14 +376,32 @@ fn main() {
     let (mut py_s, mut node_s, mut py_b, mut node_b) = (vec![], vec![], vec![], vec![]);
     let (mut vs_py_s, mut vs_node_s, mut vs_py_b, mut vs_node_b) = (vec![], vec![], vec![], vec![]);
     let (mut raw_rr, mut br_rr, mut rr_p50, mut rr_p99) = (vec![], vec![], vec![], vec![]);
+    // The 128 B ratio taken apart, each against the same round's raw rate.
+    let (mut split_tx, mut split_rx, mut fresh) = (vec![], vec![], vec![]);
+    let (mut rr_client, mut rr_service, mut rr_pack, mut rr_unpack) =
+        (vec![], vec![], vec![], vec![]);
     let (mut sizes, mut counts) = (vec![], vec![]);
     runtime.block_on(async {
         for _ in 0..rounds {
+            if only == Some("rr") {
+                break;
+            }
             let r = raw_throughput(&server, small_bytes.clone(), small_n).await;
             let b = bridge_throughput(&server, small.clone(), small_n).await;
             raw_s.push(r);
             br_s.push(b);
             ratio_s.push(b / r);
+            let (body, payloads) = (&small_bytes, &small[..]);
+            let tx = throughput(&server, payloads, body, small_n, Sender::Bridge, false).await;
+            let rx = throughput(&server, payloads, body, small_n, Sender::Raw, true).await;
+            let fr = throughput(&server, payloads, body, small_n, Sender::RawFresh, false).await;
+            split_tx.push(tx / r);
+            split_rx.push(rx / r);
+            fresh.push(fr / r);
+            if only == Some("small") {
+                eprintln!("128 B: raw {r:.0} msgs/s, bridge {b:.0} msgs/s, {:.2}x", b / r);
+                continue;
+            }
             if !smoke {
                 let (py, node) = (
                     peer("python", &server, 128, py_small),
@@ -331,14 +427,36 @@ fn main() {
             }
         }
         for _ in 0..rounds {
-            let [mut r, mut b] =
-                rtt_pairs(&server, small_bytes.clone(), small[0].clone(), rr_n / rounds).await;
-            rr_p50.push(percentile(&mut b, 0.5) / percentile(&mut r, 0.5));
+            if only == Some("small") {
+                break;
+            }
+            let RttRun {
+                raw: mut r,
+                bridge: mut b,
+                mut client_side,
+                mut service_side,
+                pack,
+                unpack,
+            } = rtt_run(&server, small_bytes.clone(), small[0].clone(), rr_n / rounds).await;
+            let raw_p50 = percentile(&mut r, 0.5);
+            rr_client.push(percentile(&mut client_side, 0.5) / raw_p50);
+            rr_service.push(percentile(&mut service_side, 0.5) / raw_p50);
+            rr_pack.extend(pack);
+            rr_unpack.extend(unpack);
+            rr_p50.push(percentile(&mut b, 0.5) / raw_p50);
             rr_p99.push(percentile(&mut b, 0.99) / percentile(&mut r, 0.99));
+            if only == Some("rr") {
+                eprintln!(
+                    "request-reply p50: raw {:.0} µs, bridge {:.0} µs, {:.2}x",
+                    percentile(&mut r, 0.5),
+                    percentile(&mut b, 0.5),
+                    rr_p50[rr_p50.len() - 1]
+                );
+            }
             raw_rr.extend(r);
             br_rr.extend(b);
         }
-        if smoke {
+        if smoke || only.is_some() {
             return;
         }
         // Cost against payload size (one binary payload) and against the
@@ -355,6 +473,9 @@ fn main() {
             counts.push((count, n, point(&server, payloads, n, budget).await));
         }
     });
+    if only.is_some() {
+        return;
+    }
     let (rs, bs, rq) = (stats(raw_s), stats(br_s), stats(ratio_s));
     let (rb, bb, rbq) = (stats(raw_b), stats(br_b), stats(ratio_b));
     let (rp50, rp99) = (percentile(&mut raw_rr, 0.5), percentile(&mut raw_rr, 0.99));
@@ -394,6 +515,65 @@ fn main() {
         q99.median,
         q99.min,
         q99.max,
+    );
+    // The same codec steps in a tight loop (caches warm), for comparison
+    // with their time inside a round trip.
+    let hot_pack = time_ns(budget, || {
+        let env = Envelope::pack(
+            "bench.rr.raw",
+            small.clone(),
+            SendOptions::default(),
+            &mut natsbridge::SystemIds,
+            &natsbridge::SystemClock,
+        );
+        std::hint::black_box(env.to_json().unwrap());
+    }) / 1e3;
+    let hot_unpack = time_ns(budget, || {
+        std::hint::black_box(Envelope::from_json(&small_bytes).unwrap());
+    }) / 1e3;
+    let (tx, rx, fr) = (stats(split_tx), stats(split_rx), stats(fresh));
+    let (qc, qs) = (stats(rr_client), stats(rr_service));
+    let (cold_pack, cold_unpack) = (median(&mut rr_pack), median(&mut rr_unpack));
+    md += &format!(
+        "\n### The small-message gap taken apart\n\n\
+         Same rounds as above, each against that round's raw rate or raw p50. Throughput:\n\
+         the bridge on one side only, and a raw publisher that copies the envelope into a\n\
+         fresh buffer per message (one allocation and copy: the least any sender of a fresh\n\
+         envelope pays). Request-reply: the bridge on one side only, and the client's codec\n\
+         steps timed inside the round trips against the same steps in a tight loop.\n\n\
+         | 128 B throughput | ratio to raw |\n|---|---|\n\
+         | natsbridge both sides (the row above) | {:.2}x ({:.2}-{:.2}) |\n\
+         | `smartsend` publishing, raw subscriber counting | {:.2}x ({:.2}-{:.2}) |\n\
+         | raw publisher, bridge subscriber decoding | {:.2}x ({:.2}-{:.2}) |\n\
+         | raw publisher, a fresh copy of the bytes per message | {:.2}x ({:.2}-{:.2}) |\n\n\
+         | request-reply 128 B | p50 to raw p50 |\n|---|---|\n\
+         | natsbridge client and service (the row above) | {:.2}x ({:.2}-{:.2}) |\n\
+         | natsbridge client, raw echo service | {:.2}x ({:.2}-{:.2}) |\n\
+         | raw client, natsbridge service | {:.2}x ({:.2}-{:.2}) |\n\n\
+         | client codec step (128 B) | median inside a round trip | in a tight loop |\n|---|---|---|\n\
+         | build the request (`smartpack`: ids, timestamp, JSON) | {cold_pack:.2} µs | {hot_pack:.2} µs |\n\
+         | read the answer (`smartunpack`) | {cold_unpack:.2} µs | {hot_unpack:.2} µs |\n",
+        rq.median,
+        rq.min,
+        rq.max,
+        tx.median,
+        tx.min,
+        tx.max,
+        rx.median,
+        rx.min,
+        rx.max,
+        fr.median,
+        fr.min,
+        fr.max,
+        q50.median,
+        q50.min,
+        q50.max,
+        qc.median,
+        qc.min,
+        qc.max,
+        qs.median,
+        qs.min,
+        qs.max,
     );
     let mut ratios = ratio_line("128 B msgs/s vs raw async-nats", &rq, 0.8, ">=")
         + &ratio_line("400 KB MB/s vs raw async-nats", &rbq, 0.6, ">=")

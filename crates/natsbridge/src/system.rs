@@ -8,7 +8,10 @@ pub struct SystemIds;
 
 impl IdSource for SystemIds {
     fn next_id(&mut self) -> String {
-        uuid::Uuid::new_v4().hyphenated().to_string()
+        // Encoded on the stack and copied once: `to_string` would go through
+        // the formatter and grow the string as it writes.
+        let mut buf = uuid::Uuid::encode_buffer();
+        String::from(&*uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf))
     }
 }
 

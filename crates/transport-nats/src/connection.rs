@@ -408,9 +408,11 @@ fn publish_error(e: async_nats::PublishError, size: usize, limit: usize) -> Erro
 
 impl Connection {
     /// The server's `max_payload` from its latest INFO (re-read after every
-    /// reconnect, as the server sends INFO again).
+    /// reconnect, as the server sends INFO again). An atomic load: async-nats
+    /// stores the figure on every connect, so the per-message size check
+    /// costs no copy of the server's INFO.
     pub fn max_payload(&self) -> usize {
-        self.client.server_info().max_payload
+        self.client.max_payload()
     }
 
     /// Checks `size` bytes against `max_payload` before anything is sent.
