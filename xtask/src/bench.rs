@@ -376,11 +376,11 @@ run); the figures it talks about are in the sections below.
   publishes the same pre-built bytes (a reference-count increment per
   message) and its subscriber only counts. The table \"The small-message gap
   taken apart\" splits the ratio: the bridge on the sending side only, or on
-  the receiving side only, each costs about 0.6x, and the two costs add
-  (both sides and nats-server share the 2 cores). A raw publisher that
-  copies the bytes into a fresh buffer per message keeps most of the raw
-  rate, so one allocation and copy per message is not the limit; the codec
-  work is. Callgrind, per 128 B message: `pack` about 2,800 instructions
+  the receiving side only, each runs at about half the raw rate (0.45-0.6x
+  in the runs so far), and the two costs add (both sides and nats-server
+  share the 2 cores). A raw publisher that copies the bytes into a fresh
+  buffer per message keeps most of the raw rate (0.7-0.9x), so one
+  allocation and copy per message is not the limit; the codec work is. Callgrind, per 128 B message: `pack` about 2,800 instructions
   (four UUID v4 from a CSPRNG, the timestamp, about ten `String`s),
   `to_json` 3,200, `from_json` 9,500 (thirteen `String`s and the key walk),
   and about 1,400 to drop each envelope: some 18,000 instructions and 25
@@ -399,17 +399,24 @@ run); the figures it talks about are in the sections below.
   message; both change the public `Envelope` type.
 - **Request-reply (p50 <= 1.1x, p99 <= 1.2x).** Raw and bridge requests
   alternate one by one on the same server, so all see the same machine.
-  Taken apart, the bridge on the client only (to a raw echo service) or on
-  the service only (from a raw client) each adds about a tenth to the raw
-  p50; together about a quarter. The facade adds nothing measurable: the
+  Taken apart, the bridge on the client only (to a raw echo service) adds
+  5-10% to the raw p50, on the service only (from a raw client) 8-15%;
+  together 20-30%. The connection layer adds nothing measurable: the
   bridge connection's own request with pre-built bytes matched raw in a
   profiling run. The client's codec steps timed inside the round trips take
-  7-8 µs each against about 1 µs in a tight loop: between requests the
-  thread sleeps about 100 µs while nats-server and the other side run on
-  the same 2 cores, so the codec runs with cold caches and a cold allocator,
-  at a tenth of its loop speed. Four such steps per round trip (two builds,
-  two reads) make the gap. The limit is the codec's footprint (instructions
-  and allocations) when cold; the fix is the one above.
+  2-8 µs each (2.3 µs in the run below, 7-8 µs in a busier one) against
+  about 1 µs in a tight loop: between requests the thread sleeps about
+  100 µs while nats-server and the other side run on the same 2 cores, so
+  the codec runs with cold caches and a cold allocator. A profiling run
+  timed the service's steps the same way: decoding the request 2-2.5 µs,
+  copying its subject and reply inbox into `Received` 0.6 µs, building and
+  publishing the answer 4.4-5 µs. Timed cold in the same loop, 25
+  malloc/free pairs cost 1.6-2.1 µs and 8 pairs 0.5-0.7 µs, so allocation
+  is about a quarter of a cold codec step and the code's own footprint the
+  rest. Four such steps per round trip (two builds, two reads) plus the
+  copies make the 20-25 µs gap; 1.1x allows about 9 µs. This stop the
+  reply path stopped building a throw-away `SendOptions` per answer. The
+  limit is the codec's footprint when cold; the fix is the one above.
 - **128 B against the Python peer (>= 10x) and Node (>= 3x).** The peers
   are single-threaded and CPU-bound in their own envelope code (JSON,
   base64, uuid in the interpreter), so their rate falls with load less than

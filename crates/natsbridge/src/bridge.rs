@@ -405,12 +405,14 @@ impl Bridge {
             (None, "") => return Ok(None),
             (None, reply_to) => reply_to.to_string(),
         };
-        let defaults = request.envelope.reply_options();
+        // The fields `Envelope::reply_options` sets, taken straight from the
+        // request (that helper builds a whole default `SendOptions` first).
+        let request = &request.envelope;
         let options = SendOptions {
-            correlation_id: defaults.correlation_id,
-            reply_to_msg_id: defaults.reply_to_msg_id,
-            receiver_name: defaults.receiver_name,
-            receiver_id: defaults.receiver_id,
+            correlation_id: Some(request.correlation_id.clone()),
+            reply_to_msg_id: request.msg_id.clone(),
+            receiver_name: request.sender_name.clone(),
+            receiver_id: request.sender_id.clone(),
             ..options
         };
         let (envelope, _) = self.smartsend(&subject, payloads, options).await?;

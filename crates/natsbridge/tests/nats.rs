@@ -136,6 +136,10 @@ async fn request_reply_over_the_nats_inbox_and_the_seeds_reply_to() {
     let response = responses.next().await.unwrap().unwrap().envelope;
     assert_eq!(response.reply_to_msg_id, request.msg_id);
     assert_eq!(response.correlation_id, request.correlation_id);
+    // The answer is addressed to the requester.
+    assert_eq!(response.receiver_name, request.sender_name);
+    assert_eq!(response.receiver_id, request.sender_id);
+    assert_ne!(response.msg_id, request.msg_id);
 }
 
 #[tokio::test]
