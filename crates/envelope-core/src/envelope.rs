@@ -176,6 +176,15 @@ impl PayloadRecord {
 pub trait IdSource {
     /// A fresh UUID v4, hyphenated, lower case.
     fn next_id(&mut self) -> String;
+
+    /// Appends a fresh id to `out` as one JSON string (quoted, escaped),
+    /// for [`crate::EnvelopeTemplate`]. The default writes
+    /// [`IdSource::next_id`]; a source can override it to skip the
+    /// allocation, and must then append exactly one valid JSON string.
+    fn write_next_id(&mut self, out: &mut Vec<u8>) {
+        let id = self.next_id();
+        crate::write::write_str(out, &id);
+    }
 }
 
 impl<F: FnMut() -> String> IdSource for F {

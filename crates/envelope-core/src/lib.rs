@@ -13,6 +13,10 @@
 //!   buffer; on receive it is decoded straight out of the input).
 //! - [`plan_transports`]: which payloads go direct and which by link so the
 //!   envelope fits the server's `max_payload`.
+//! - [`EnvelopeTemplate`]: the fields a stream of messages to one subject
+//!   shares, rendered once, so each message writes only its ids, timestamp
+//!   and payloads (the same bytes as `pack` + `to_json`, with no allocation
+//!   but the output).
 //!
 //! It does no I/O, has no async and needs no `std`: build it with
 //! `default-features = false` for an embedded target (it needs `alloc`).
@@ -53,6 +57,7 @@ mod plan;
 mod read;
 mod scan;
 mod serde_impl;
+mod template;
 mod timestamp;
 mod write;
 
@@ -76,6 +81,7 @@ pub use crate::plan::{
     DEFAULT_LINK_URL_RESERVE, DEFAULT_MAX_PAYLOAD, DEFAULT_SIZE_THRESHOLD,
     MICROPYTHON_SIZE_THRESHOLD, PlanLimits, plan_transports,
 };
+pub use crate::template::EnvelopeTemplate;
 pub use crate::timestamp::{format_rfc3339, parse_timestamp};
 
 /// Re-exported so callers name the same `Bytes` and JSON types as this crate.

@@ -6,6 +6,13 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 /// Formats `t` (converted to UTC) as RFC 3339 with microseconds and `Z`:
 /// `2024-01-15T10:30:00.123456Z`.
 pub fn format_rfc3339(t: OffsetDateTime) -> String {
+    let buf = rfc3339_bytes(t);
+    // Only ASCII digits and punctuation were written.
+    core::str::from_utf8(&buf).map(String::from).unwrap_or_default()
+}
+
+/// [`format_rfc3339`]'s text, on the stack.
+pub(crate) fn rfc3339_bytes(t: OffsetDateTime) -> [u8; 27] {
     let t = t.to_offset(UtcOffset::UTC);
     // Written digit by digit: this runs once per message sent, and
     // `core::fmt` padding costs more than the rest of the envelope header.
@@ -25,8 +32,7 @@ pub fn format_rfc3339(t: OffsetDateTime) -> String {
     put(14, 2, minute.into());
     put(17, 2, second.into());
     put(20, 6, micro);
-    // Only ASCII digits and punctuation were written.
-    core::str::from_utf8(&buf).map(String::from).unwrap_or_default()
+    buf
 }
 
 /// Parses a timestamp leniently: `YYYY-MM-DDTHH:MM:SS` (a space instead of

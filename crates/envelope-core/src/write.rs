@@ -6,6 +6,7 @@
 //! its alphabet needs no JSON escaping, so there is no intermediate string.
 
 use crate::envelope::{Body, Envelope, PayloadRecord};
+use crate::payload::PayloadType;
 use crate::prelude::*;
 use crate::{Error, ErrorKind, Result};
 
@@ -85,7 +86,10 @@ fn write_u64<S: Sink>(out: &mut S, mut v: u64) {
     out.raw(&buf[i..]);
 }
 
-fn write_map<S: Sink>(out: &mut S, map: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+pub(crate) fn write_map<S: Sink>(
+    out: &mut S,
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> Result<()> {
     if map.is_empty() {
         out.raw(b"{}");
         return Ok(());
@@ -126,17 +130,11 @@ pub(crate) fn write_record_with<S: Sink>(
     write_str(out, &rec.id);
     out.raw(b",\"dataname\":");
     write_str(out, &rec.dataname);
-    out.raw(b",\"payload_type\":\"");
-    out.raw(rec.payload_type.as_str().as_bytes());
     match body {
-        Body::Direct(bytes) => {
-            out.raw(b"\",\"transport\":\"direct\",\"encoding\":\"base64\",\"size\":");
-            write_u64(out, bytes.len() as u64);
-            out.raw(b",\"data\":\"");
-            out.base64(bytes);
-            out.raw(b"\"");
-        }
+        Body::Direct(bytes) => write_direct_body(out, rec.payload_type, bytes),
         Body::Link { url, .. } | Body::Fetched { url, .. } => {
+            out.raw(b",\"payload_type\":\"");
+            out.raw(rec.payload_type.as_str().as_bytes());
             out.raw(b"\",\"transport\":\"link\",\"encoding\":\"none\",\"size\":");
             match body.size() {
                 Some(n) => write_u64(out, n),
@@ -149,6 +147,18 @@ pub(crate) fn write_record_with<S: Sink>(
     write_extra(out, &rec.extra)?;
     out.raw(b"}");
     Ok(())
+}
+
+/// A direct record's fields after its `dataname`: type, transport,
+/// encoding, size and the base64 data.
+pub(crate) fn write_direct_body<S: Sink>(out: &mut S, payload_type: PayloadType, bytes: &[u8]) {
+    out.raw(b",\"payload_type\":\"");
+    out.raw(payload_type.as_str().as_bytes());
+    out.raw(b"\",\"transport\":\"direct\",\"encoding\":\"base64\",\"size\":");
+    write_u64(out, bytes.len() as u64);
+    out.raw(b",\"data\":\"");
+    out.base64(bytes);
+    out.raw(b"\"");
 }
 
 pub(crate) fn write_envelope<S: Sink>(out: &mut S, env: &Envelope) -> Result<()> {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use natsbridge::envelope::Envelope;
+use natsbridge::transport::ConnectOptions;
 use natsbridge::{Bridge, Payload, SendOptions};
 use natsbridge_test_support::NatsServer;
 
@@ -47,6 +48,9 @@ enum Sender {
     RawFresh,
     /// `Bridge::smartsend`: a fresh envelope per message.
     Bridge,
+    /// `PreparedSender::send` (`Bridge::prepare`): the same bytes, written
+    /// straight from a template.
+    Prepared,
 }
 
 /// Messages per second from first publish to last message received, with
@@ -59,7 +63,11 @@ async fn throughput(
     sender: Sender,
     bridge_rx: bool,
 ) -> f64 {
-    let rx = Bridge::builder(&server.url()).connect().await.unwrap();
+    // A publisher faster than a decoding subscriber fills the client's
+    // per-subscription buffer (65,536 messages by default) and async-nats
+    // drops the overflow: room for the whole run keeps every message.
+    let options = ConnectOptions::new(server.url()).subscription_capacity(n.max(65_536));
+    let rx = Bridge::builder(&server.url()).connect_options(options).connect().await.unwrap();
     let tx = Bridge::builder(&server.url()).connect().await.unwrap();
     let subject = "bench.throughput";
     let mut bridge_sub = None;
@@ -95,12 +103,16 @@ async fn throughput(
         got
     });
     let raw = tx.connection().client();
+    let prepared = tx.prepare(subject, SendOptions::default()).unwrap();
     for _ in 0..n {
         match sender {
             Sender::Raw => raw.publish(subject, body.clone()).await.unwrap(),
             Sender::RawFresh => raw.publish(subject, Bytes::from(body.to_vec())).await.unwrap(),
             Sender::Bridge => {
                 tx.smartsend(subject, payloads.to_vec(), SendOptions::default()).await.unwrap();
+            }
+            Sender::Prepared => {
+                prepared.send(payloads).await.unwrap();
             }
         }
     }
@@ -378,6 +390,7 @@ fn main() {
     let (mut raw_rr, mut br_rr, mut rr_p50, mut rr_p99) = (vec![], vec![], vec![], vec![]);
     // The 128 B ratio taken apart, each against the same round's raw rate.
     let (mut split_tx, mut split_rx, mut fresh) = (vec![], vec![], vec![]);
+    let (mut prep_both, mut prep_tx) = (vec![], vec![]);
     let (mut rr_client, mut rr_service, mut rr_pack, mut rr_unpack) =
         (vec![], vec![], vec![], vec![]);
     let (mut sizes, mut counts) = (vec![], vec![]);
@@ -395,11 +408,24 @@ fn main() {
             let tx = throughput(&server, payloads, body, small_n, Sender::Bridge, false).await;
             let rx = throughput(&server, payloads, body, small_n, Sender::Raw, true).await;
             let fr = throughput(&server, payloads, body, small_n, Sender::RawFresh, false).await;
+            let pb = throughput(&server, payloads, body, small_n, Sender::Prepared, true).await;
+            let pt = throughput(&server, payloads, body, small_n, Sender::Prepared, false).await;
+            prep_both.push(pb / r);
+            prep_tx.push(pt / r);
             split_tx.push(tx / r);
             split_rx.push(rx / r);
             fresh.push(fr / r);
             if only == Some("small") {
-                eprintln!("128 B: raw {r:.0} msgs/s, bridge {b:.0} msgs/s, {:.2}x", b / r);
+                eprintln!(
+                    "128 B: raw {r:.0} msgs/s, bridge {b:.0} ({:.2}x); smartsend to raw {:.2}x, \
+                     raw to bridge {:.2}x, fresh copy {:.2}x, prepared {:.2}x, prepared to raw {:.2}x",
+                    b / r,
+                    tx / r,
+                    rx / r,
+                    fr / r,
+                    pb / r,
+                    pt / r
+                );
                 continue;
             }
             if !smoke {
@@ -532,20 +558,24 @@ fn main() {
         std::hint::black_box(Envelope::from_json(&small_bytes).unwrap());
     }) / 1e3;
     let (tx, rx, fr) = (stats(split_tx), stats(split_rx), stats(fresh));
+    let (pb, pt) = (stats(prep_both), stats(prep_tx));
     let (qc, qs) = (stats(rr_client), stats(rr_service));
     let (cold_pack, cold_unpack) = (median(&mut rr_pack), median(&mut rr_unpack));
     md += &format!(
         "\n### The small-message gap taken apart\n\n\
          Same rounds as above, each against that round's raw rate or raw p50. Throughput:\n\
-         the bridge on one side only, and a raw publisher that copies the envelope into a\n\
+         the bridge on one side only, a raw publisher that copies the envelope into a\n\
          fresh buffer per message (one allocation and copy: the least any sender of a fresh\n\
-         envelope pays). Request-reply: the bridge on one side only, and the client's codec\n\
+         envelope pays), and the prepared sender, which writes the same bytes as `smartsend`\n\
+         from a template rendered once per subject. Request-reply: the bridge on one side only, and the client's codec\n\
          steps timed inside the round trips against the same steps in a tight loop.\n\n\
          | 128 B throughput | ratio to raw |\n|---|---|\n\
          | natsbridge both sides (the row above) | {:.2}x ({:.2}-{:.2}) |\n\
          | `smartsend` publishing, raw subscriber counting | {:.2}x ({:.2}-{:.2}) |\n\
          | raw publisher, bridge subscriber decoding | {:.2}x ({:.2}-{:.2}) |\n\
-         | raw publisher, a fresh copy of the bytes per message | {:.2}x ({:.2}-{:.2}) |\n\n\
+         | raw publisher, a fresh copy of the bytes per message | {:.2}x ({:.2}-{:.2}) |\n\
+         | prepared sender (`Bridge::prepare`), bridge subscriber decoding | {:.2}x ({:.2}-{:.2}) |\n\
+         | prepared sender, raw subscriber counting | {:.2}x ({:.2}-{:.2}) |\n\n\
          | request-reply 128 B | p50 to raw p50 |\n|---|---|\n\
          | natsbridge client and service (the row above) | {:.2}x ({:.2}-{:.2}) |\n\
          | natsbridge client, raw echo service | {:.2}x ({:.2}-{:.2}) |\n\
@@ -565,6 +595,12 @@ fn main() {
         fr.median,
         fr.min,
         fr.max,
+        pb.median,
+        pb.min,
+        pb.max,
+        pt.median,
+        pt.min,
+        pt.max,
         q50.median,
         q50.min,
         q50.max,

@@ -155,8 +155,8 @@ impl BridgeBuilder {
 /// A NATS connection speaking natsbridge envelopes. Cheap to clone.
 #[derive(Clone)]
 pub struct Bridge {
-    conn: Connection,
-    uploader: Option<Arc<dyn UploadHandler>>,
+    pub(crate) conn: Connection,
+    pub(crate) uploader: Option<Arc<dyn UploadHandler>>,
     downloader: Arc<dyn DownloadHandler>,
     broker_url: String,
 }
@@ -278,7 +278,7 @@ impl Bridge {
         &self.conn
     }
 
-    fn options(&self, mut options: SendOptions) -> SendOptions {
+    pub(crate) fn options(&self, mut options: SendOptions) -> SendOptions {
         if options.broker_url == crate::envelope::DEFAULT_BROKER_URL {
             options.broker_url = self.broker_url.clone();
         }

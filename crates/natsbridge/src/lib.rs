@@ -46,6 +46,7 @@ mod bridge;
 mod error;
 mod objectstore;
 mod pack;
+mod prepared;
 mod system;
 
 pub use natsbridge_claimcheck_http as claimcheck;
@@ -64,4 +65,5 @@ pub use crate::envelope::{
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
 pub use crate::pack::{SHA256_KEY, pack as smartpack, unpack as smartunpack, upload_file_name};
+pub use crate::prepared::PreparedSender;
 pub use crate::system::{SystemClock, SystemIds};

@@ -249,3 +249,111 @@ async fn jetstream_acks_decoded_envelopes_and_naks_the_rest_for_redelivery() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].as_ref().unwrap_err().payload.as_ref(), b"{broken");
 }
+
+#[tokio::test]
+async fn a_prepared_sender_sends_what_smartsend_sends() {
+    let server = NatsServer::start();
+    let receiver = bridge(&server, None).await;
+    let mut sub = receiver.subscribe("sensors.t1").await.unwrap();
+    let mut raw = receiver.connection().subscribe("sensors.t1").await.unwrap();
+    barrier(&receiver).await;
+    let sender = bridge(&server, None).await;
+    let metadata = json!({"unit": "celsius", "site": "lab \"2\""});
+    let options = SendOptions {
+        msg_purpose: "updateStatus".into(),
+        sender_name: "thermo".into(),
+        reply_to: "sensors.ack".into(),
+        metadata: metadata.as_object().unwrap().clone(),
+        ..SendOptions::default()
+    };
+    let prepared = sender.prepare("sensors.t1", options).unwrap();
+    assert_eq!(prepared.subject(), "sensors.t1");
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        let payloads = [
+            Payload::text("reading", format!("21.{i}")),
+            Payload::binary("raw", bytes(100 + i, i as u32)),
+        ];
+        sent.push(prepared.send(&payloads).await.unwrap());
+    }
+    let (mut msg_ids, mut correlation_ids) = (Vec::new(), Vec::new());
+    for (i, json) in sent.iter().enumerate() {
+        let published = futures_util::StreamExt::next(&mut raw).await.unwrap();
+        assert_eq!(&published.payload, json, "published exactly as returned");
+        let got = sub.next().await.unwrap().unwrap().envelope;
+        assert_eq!(got.send_to, "sensors.t1");
+        assert_eq!(got.msg_purpose, "updateStatus");
+        assert_eq!(got.sender_name, "thermo");
+        assert_eq!(got.reply_to, "sensors.ack");
+        assert_eq!(got.broker_url, server.url(), "the bridge's URL, as smartsend writes it");
+        assert_eq!(serde_json::Value::Object(got.metadata.clone()), metadata);
+        assert!(got.parsed_timestamp().is_ok());
+        assert_eq!(got.payloads[0].value().unwrap(), PayloadValue::Text(format!("21.{i}")));
+        assert_eq!(got.payloads[1].bytes().unwrap().as_ref(), bytes(100 + i, i as u32).as_slice());
+        assert_ne!(got.payloads[0].id, got.payloads[1].id);
+        msg_ids.push(got.msg_id);
+        correlation_ids.push(got.correlation_id);
+    }
+    msg_ids.dedup();
+    correlation_ids.dedup();
+    assert_eq!((msg_ids.len(), correlation_ids.len()), (3, 3), "fresh ids per message");
+
+    // A fixed correlation id holds for the whole stream.
+    let options = SendOptions { correlation_id: Some("conv-7".into()), ..SendOptions::default() };
+    let prepared = sender.prepare("sensors.t1", options).unwrap();
+    prepared.send(&[Payload::text("reading", "1")]).await.unwrap();
+    prepared.send(&[Payload::text("reading", "2")]).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(sub.next().await.unwrap().unwrap().envelope.correlation_id, "conv-7");
+    }
+
+    // is_publish = false builds without publishing.
+    let options = SendOptions { is_publish: false, ..SendOptions::default() };
+    let quiet = sender.prepare("sensors.t1", options).unwrap();
+    let json = quiet.send(&[Payload::text("reading", "3")]).await.unwrap();
+    assert_eq!(natsbridge::Envelope::from_json(&json).unwrap().send_to, "sensors.t1");
+    barrier(&sender).await;
+    let nothing = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
+    assert!(nothing.is_err(), "nothing was published");
+}
+
+#[tokio::test]
+async fn a_prepared_sender_takes_the_full_path_for_links_and_oversize() {
+    let server = NatsServer::builder().max_payload(16 * 1024).start();
+    let store = Store::start().await;
+    let receiver = bridge(&server, Some(&store)).await;
+    let mut sub = receiver.subscribe("t").await.unwrap();
+    barrier(&receiver).await;
+    let with_store = bridge(&server, Some(&store)).await;
+
+    // Over the threshold: uploaded, the record carries the link.
+    let options = SendOptions { size_threshold: 1000, ..SendOptions::default() };
+    let prepared = with_store.prepare("t", options).unwrap();
+    let big = bytes(5_000, 3);
+    prepared.send(&[Payload::binary("big", big.clone())]).await.unwrap();
+    let got = sub.next().await.unwrap().unwrap().envelope;
+    assert_eq!(got.payloads[0].transport(), Transport::Link);
+    assert_eq!(got.payloads[0].bytes().unwrap().as_ref(), big.as_slice());
+
+    // Under the threshold but over max_payload as base64: moved to a link.
+    let prepared = with_store.prepare("t", SendOptions::default()).unwrap();
+    let payload = bytes(14_000, 1);
+    prepared.send(&[Payload::binary("p", payload.clone())]).await.unwrap();
+    let got = sub.next().await.unwrap().unwrap().envelope;
+    assert_eq!(got.payloads[0].transport(), Transport::Link);
+    assert_eq!(got.payloads[0].bytes().unwrap().as_ref(), payload.as_slice());
+
+    // Without a file server: the same error as smartsend, nothing published.
+    let without = bridge(&server, None).await;
+    let prepared = without.prepare("t", SendOptions::default()).unwrap();
+    let err = prepared.send(&[Payload::binary("p", payload)]).await.unwrap_err();
+    match err.kind() {
+        ErrorKind::Envelope(EnvelopeKind::PayloadTooLarge { dataname, limit, .. }) => {
+            assert_eq!((dataname.as_str(), *limit), ("p", 16 * 1024));
+        }
+        other => panic!("wrong kind {other:?}: {err}"),
+    }
+    barrier(&without).await;
+    let nothing = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
+    assert!(nothing.is_err(), "nothing was published");
+}

@@ -1,0 +1,86 @@
+//! A prepared sender: a stream of envelopes to one subject with fixed
+//! options, each written straight to its wire bytes.
+
+use crate::envelope::bytes::Bytes;
+use crate::envelope::{EnvelopeTemplate, Payload, SendOptions};
+use crate::system::{SystemClock, SystemIds};
+use crate::{Bridge, Result};
+
+/// Sends envelopes to one subject with the same options, for a service
+/// that publishes many (readings, ticks, log lines). Made by
+/// [`Bridge::prepare`].
+///
+/// The subject and options are rendered to JSON once; each
+/// [`PreparedSender::send`] writes only the new ids, the timestamp and the
+/// payload records into one buffer and publishes it. On the wire it is
+/// exactly what [`Bridge::smartsend`] sends with the same subject and
+/// options (fresh `msg_id`, `correlation_id` and `sender_id` per message
+/// unless the options fix them). A message that needs the full path (a
+/// payload at or over `size_threshold` with an upload handler configured,
+/// or an envelope over the server's `max_payload`) goes through
+/// `smartsend`, which uploads links or fails with the same errors.
+///
+/// ```no_run
+/// # async fn run(bridge: natsbridge::Bridge) -> natsbridge::Result<()> {
+/// use natsbridge::{Payload, SendOptions};
+///
+/// let sender = bridge.prepare("sensors.t1", SendOptions::default())?;
+/// for reading in [21.5, 21.6, 21.4] {
+///     sender.send(&[Payload::text("celsius", reading.to_string())]).await?;
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PreparedSender {
+    bridge: Bridge,
+    subject: String,
+    options: SendOptions,
+    template: EnvelopeTemplate,
+}
+
+impl Bridge {
+    /// A sender of envelopes to `subject` with `options` (see
+    /// [`PreparedSender`]). Fails only if `options.metadata` cannot be
+    /// serialized.
+    pub fn prepare(&self, subject: &str, options: SendOptions) -> Result<PreparedSender> {
+        let options = self.options(options);
+        let template = EnvelopeTemplate::new(subject, &options)?;
+        Ok(PreparedSender { bridge: self.clone(), subject: subject.into(), options, template })
+    }
+}
+
+impl PreparedSender {
+    /// The subject every envelope goes to.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// Builds one envelope carrying `payloads` and publishes it (unless the
+    /// options say `is_publish = false`). Returns its JSON exactly as
+    /// published.
+    pub async fn send(&self, payloads: &[Payload]) -> Result<Bytes> {
+        let threshold = self.options.size_threshold;
+        let may_link = self.bridge.uploader.is_some();
+        if may_link && payloads.iter().any(|p| p.bytes.len() >= threshold) {
+            return self.full_path(payloads).await;
+        }
+        let mut json = Vec::new();
+        self.template.write(&mut json, payloads, &mut SystemIds, &SystemClock);
+        if json.len() > self.bridge.conn.max_payload() {
+            // Too large inline: smartsend moves payloads to links or says
+            // which payload is too large, by how much.
+            return self.full_path(payloads).await;
+        }
+        let json = Bytes::from(json);
+        if self.options.is_publish {
+            self.bridge.conn.publish(&self.subject, json.clone()).await?;
+        }
+        Ok(json)
+    }
+
+    async fn full_path(&self, payloads: &[Payload]) -> Result<Bytes> {
+        let (_, json) =
+            self.bridge.smartsend(&self.subject, payloads.to_vec(), self.options.clone()).await?;
+        Ok(json)
+    }
+}
