@@ -358,8 +358,11 @@ impl Bridge {
         options: SendOptions,
         timeout: Duration,
     ) -> Result<Envelope> {
-        let options = SendOptions { is_publish: false, ..options };
-        let (_, json) = self.smartsend(subject, payloads, options).await?;
+        // Only the bytes of the request are needed: written from a template,
+        // with no `Envelope` built (links and oversize take smartsend's path).
+        let options = self.options(options);
+        let template = crate::envelope::EnvelopeTemplate::new(subject, &options)?;
+        let json = crate::prepared::build(self, subject, &options, &template, &payloads).await?;
         let answer = self.conn.request(subject, json, timeout).await?;
         self.smartreceive(&answer).await
     }

@@ -3,6 +3,7 @@
 
 use crate::envelope::bytes::Bytes;
 use crate::envelope::{EnvelopeTemplate, Payload, SendOptions};
+use crate::pack::pack;
 use crate::system::{SystemClock, SystemIds};
 use crate::{Bridge, Result};
 
@@ -59,28 +60,37 @@ impl PreparedSender {
     /// options say `is_publish = false`). Returns its JSON exactly as
     /// published.
     pub async fn send(&self, payloads: &[Payload]) -> Result<Bytes> {
-        let threshold = self.options.size_threshold;
-        let may_link = self.bridge.uploader.is_some();
-        if may_link && payloads.iter().any(|p| p.bytes.len() >= threshold) {
-            return self.full_path(payloads).await;
-        }
-        let mut json = Vec::new();
-        self.template.write(&mut json, payloads, &mut SystemIds, &SystemClock);
-        if json.len() > self.bridge.conn.max_payload() {
-            // Too large inline: smartsend moves payloads to links or says
-            // which payload is too large, by how much.
-            return self.full_path(payloads).await;
-        }
-        let json = Bytes::from(json);
+        let json =
+            build(&self.bridge, &self.subject, &self.options, &self.template, payloads).await?;
         if self.options.is_publish {
             self.bridge.conn.publish(&self.subject, json.clone()).await?;
         }
         Ok(json)
     }
+}
 
-    async fn full_path(&self, payloads: &[Payload]) -> Result<Bytes> {
-        let (_, json) =
-            self.bridge.smartsend(&self.subject, payloads.to_vec(), self.options.clone()).await?;
-        Ok(json)
+/// The JSON of one envelope from `template`, or from `smartpack`'s full
+/// path when a payload must go by link or the envelope would exceed the
+/// server's `max_payload` (which then uploads, or fails naming the
+/// payload). Publishes nothing.
+pub(crate) async fn build(
+    bridge: &Bridge,
+    subject: &str,
+    options: &SendOptions,
+    template: &EnvelopeTemplate,
+    payloads: &[Payload],
+) -> Result<Bytes> {
+    let max_payload = bridge.conn.max_payload();
+    let may_link = bridge.uploader.is_some();
+    if !(may_link && payloads.iter().any(|p| p.bytes.len() >= options.size_threshold)) {
+        let mut json = Vec::new();
+        template.write(&mut json, payloads, &mut SystemIds, &SystemClock);
+        if json.len() <= max_payload {
+            return Ok(Bytes::from(json));
+        }
     }
+    let options = SendOptions { is_publish: false, ..options.clone() };
+    let (_, json) =
+        pack(subject, payloads.to_vec(), options, bridge.uploader.as_deref(), max_payload).await?;
+    Ok(json)
 }

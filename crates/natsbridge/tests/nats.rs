@@ -346,12 +346,21 @@ async fn a_prepared_sender_takes_the_full_path_for_links_and_oversize() {
     // Without a file server: the same error as smartsend, nothing published.
     let without = bridge(&server, None).await;
     let prepared = without.prepare("t", SendOptions::default()).unwrap();
-    let err = prepared.send(&[Payload::binary("p", payload)]).await.unwrap_err();
+    let err = prepared.send(&[Payload::binary("p", payload.clone())]).await.unwrap_err();
     match err.kind() {
         ErrorKind::Envelope(EnvelopeKind::PayloadTooLarge { dataname, limit, .. }) => {
             assert_eq!((dataname.as_str(), *limit), ("p", 16 * 1024));
         }
         other => panic!("wrong kind {other:?}: {err}"),
+    }
+    // A request builds its envelope the same way: refused before sending.
+    let payloads = vec![Payload::binary("p", payload)];
+    let err = without.request("t", payloads, SendOptions::default(), Duration::from_secs(5)).await;
+    match err.unwrap_err().kind() {
+        ErrorKind::Envelope(EnvelopeKind::PayloadTooLarge { dataname, .. }) => {
+            assert_eq!(dataname, "p");
+        }
+        other => panic!("wrong kind {other:?}"),
     }
     barrier(&without).await;
     let nothing = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
