@@ -14,7 +14,7 @@ use serde_json::json;
 
 use natsbridge::claimcheck::{FileServer, HttpDownloader, PlikUploader};
 use natsbridge::envelope::DEFAULT_MAX_PAYLOAD;
-use natsbridge::{Bridge, Payload, SendOptions, smartpack, smartunpack};
+use natsbridge::{Bridge, Payload, SendOptions, smartpack_files, smartunpack};
 
 use crate::progress::Progress;
 
@@ -357,17 +357,22 @@ async fn dev(as_json: bool) -> anyhow::Result<ExitCode> {
 }
 
 async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
-    let payloads = parse_payloads(&args.envelope.payloads)?;
+    let payloads = args
+        .envelope
+        .payloads
+        .iter()
+        .map(|p| payload_arg::parse_outgoing(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let options = args.envelope.options(&args.server);
     let (envelope, json) = if args.no_publish {
         // Nothing is published, so there is no server to ask for its
         // max_payload: NATS's default applies.
         let uploader = args.envelope.uploader(&Progress::stderr())?;
-        smartpack(&args.subject, payloads, options, uploader.as_deref(), DEFAULT_MAX_PAYLOAD)
+        smartpack_files(&args.subject, payloads, options, uploader.as_deref(), DEFAULT_MAX_PAYLOAD)
             .await?
     } else {
         let bridge = connect(&args.server, args.envelope.fileserver.as_deref(), &[]).await?;
-        let sent = bridge.smartsend(&args.subject, payloads, options).await?;
+        let sent = bridge.smartsend_files(&args.subject, payloads, options).await?;
         bridge.connection().flush().await?;
         tracing::info!(subject = %args.subject, msg_id = %sent.0.msg_id, "published");
         sent

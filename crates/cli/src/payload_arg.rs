@@ -6,11 +6,31 @@ use natsbridge::envelope::bytes::Bytes;
 
 use anyhow::{Context, bail};
 use natsbridge::table::{IpcFormat, WriteOptions, read_csv, read_ipc, write_ipc_with};
-use natsbridge::{Payload, PayloadType};
+use natsbridge::{FilePayload, Outgoing, Payload, PayloadType};
 
 /// The payload types the command line accepts, by wire name.
 pub(crate) const TYPES: &str =
     "text, dictionary, arrowtable, jsontable, image, audio, video, binary";
+
+/// Parses `TYPE:NAME=VALUE` for sending: an `@PATH` of a type whose bytes
+/// go as they are (binary, image, audio, video) stays a file, which the
+/// bridge streams when it goes by link, so a file of any size is sent
+/// without being read into memory. Every other argument is [`parse`]d.
+pub(crate) fn parse_outgoing(arg: &str) -> anyhow::Result<Outgoing> {
+    if let Some((type_name, rest)) = arg.split_once(':')
+        && let Some((name, value)) = rest.split_once('=')
+        && let Some(path) = value.strip_prefix('@')
+        && let Some(payload_type) = PayloadType::from_wire(type_name)
+        && matches!(
+            payload_type,
+            PayloadType::Binary | PayloadType::Image | PayloadType::Audio | PayloadType::Video
+        )
+    {
+        std::fs::metadata(path).with_context(|| format!("reading payload {name:?} from {path}"))?;
+        return Ok(FilePayload::new(name, payload_type, path).into());
+    }
+    parse(arg).map(Outgoing::from)
+}
 
 /// Parses `TYPE:NAME=VALUE`, reading `@PATH` values from a file.
 pub(crate) fn parse(arg: &str) -> anyhow::Result<Payload> {

@@ -343,3 +343,50 @@ fn verbose_logs_never_show_the_servers_credentials() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains("s3cret-pw"), "the envelope's broker_url: {stdout}");
 }
+
+/// The highest `VmHWM` (peak resident set, KiB) seen while `child` runs.
+fn peak_rss_kib_until_exit(child: &mut Child) -> u64 {
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(text) = std::fs::read_to_string(&status)
+            && let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:"))
+            && let Some(kib) = line.split_whitespace().nth(1).and_then(|v| v.parse().ok())
+        {
+            peak = peak.max(kib);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    peak
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_file_is_sent_by_link_without_being_read_into_memory() {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let files = FileServer::builder().dir(&store).bind("127.0.0.1:0").await.unwrap();
+    // 96 MiB: a send that read it whole would peak above it.
+    let path = dir.path().join("big.bin");
+    let data: Vec<u8> = (0..96u32 << 20).map(|j| (j.wrapping_mul(31) >> 7) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    let sha256 = natsbridge::sha256_hex(&data);
+    drop(data);
+    let mut child = natsbridge()
+        .args(["send", "cli.big", &format!("binary:big=@{}", path.display())])
+        .args(["--server", &server.url(), "--fileserver", files.url()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let peak_kib = peak_rss_kib_until_exit(&mut child);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let record = &envelope["payloads"][0];
+    assert_eq!(record["transport"], "link");
+    assert_eq!(record["size"], 96u64 << 20);
+    assert_eq!(record["sha256"], sha256);
+    assert!(peak_kib > 0, "VmHWM was read");
+    assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB while sending a 96 MiB file");
+}

@@ -10,6 +10,7 @@ use crate::claimcheck::{
 use crate::envelope::bytes::Bytes;
 use crate::envelope::{Envelope, Payload, SendOptions};
 use crate::objectstore::{LinkRouter, ObjectStoreHandler, ObjectStoreOptions};
+use crate::pack::Outgoing;
 use crate::transport::{Ack, ConnectOptions, Connection, Consumer, Message, Subscriber};
 use crate::{Error, Result, pack::pack, pack::unpack};
 
@@ -296,19 +297,41 @@ impl Bridge {
         options: SendOptions,
     ) -> Result<(Envelope, Bytes)> {
         let is_publish = options.is_publish;
-        let (envelope, json) = pack(
-            subject,
-            payloads,
-            self.options(options),
-            self.uploader.as_deref(),
-            self.conn.max_payload(),
-        )
-        .await?;
+        let (options, uploader) = (self.options(options), self.uploader.as_deref());
+        let packed = pack(subject, payloads, options, uploader, self.conn.max_payload()).await?;
+        self.publish_packed(subject, is_publish, packed).await
+    }
+
+    /// Publishes a packed envelope's JSON when asked to; returns both.
+    async fn publish_packed(
+        &self,
+        subject: &str,
+        is_publish: bool,
+        (envelope, json): (Envelope, Bytes),
+    ) -> Result<(Envelope, Bytes)> {
         if is_publish {
             // A reference-counted clone: the envelope is not copied.
             self.conn.publish(subject, json.clone()).await?;
         }
         Ok((envelope, json))
+    }
+
+    /// [`Bridge::smartsend`] for payloads some of which are files (see
+    /// [`crate::smartpack_files`]): a file at or over the size threshold is
+    /// uploaded as it is read, so a file of any size is sent without being
+    /// held in memory.
+    pub async fn smartsend_files(
+        &self,
+        subject: &str,
+        payloads: Vec<Outgoing>,
+        options: SendOptions,
+    ) -> Result<(Envelope, Bytes)> {
+        let is_publish = options.is_publish;
+        let (options, uploader) = (self.options(options), self.uploader.as_deref());
+        let max_payload = self.conn.max_payload();
+        let packed =
+            crate::pack::pack_files(subject, payloads, options, uploader, max_payload).await?;
+        self.publish_packed(subject, is_publish, packed).await
     }
 
     /// The newer seed's name for [`Bridge::smartsend`].

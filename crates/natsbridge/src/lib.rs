@@ -64,6 +64,9 @@ pub use crate::envelope::{
 };
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
-pub use crate::pack::{SHA256_KEY, pack as smartpack, unpack as smartunpack, upload_file_name};
+pub use crate::pack::{
+    FilePayload, Outgoing, SHA256_KEY, pack as smartpack, pack_files as smartpack_files,
+    unpack as smartunpack, upload_file_name,
+};
 pub use crate::prepared::PreparedSender;
 pub use crate::system::{SystemClock, SystemIds};

@@ -1,8 +1,10 @@
 //! smartpack / smartunpack without NATS: envelope plus claim-check.
 
+use std::path::PathBuf;
+
 use crate::claimcheck::{
-    DownloadHandler, DownloadHandlerExt, DownloadRequest, UploadHandler, UploadHandlerExt,
-    UploadSource,
+    DownloadHandler, DownloadHandlerExt, DownloadRequest, Error as ClaimCheckError,
+    ErrorKind as ClaimCheckKind, UploadHandler, UploadHandlerExt, UploadSource,
 };
 use crate::envelope::bytes::Bytes;
 use crate::envelope::{
@@ -57,13 +59,127 @@ pub async fn pack(
     uploader: Option<&dyn UploadHandler>,
     max_payload: usize,
 ) -> Result<(Envelope, Bytes)> {
+    let threshold = options.size_threshold;
+    let envelope = Envelope::pack(subject, payloads, options, &mut SystemIds, &SystemClock);
+    finish(envelope, threshold, uploader, max_payload).await
+}
+
+/// A payload whose bytes are in a file, read only as they are uploaded
+/// when the payload goes by link: a file of any size is sent without being
+/// held in memory. One that goes direct (under the size threshold, or with
+/// no upload handler) is read whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilePayload {
+    /// The payload's name.
+    pub dataname: String,
+    /// What the bytes mean.
+    pub payload_type: PayloadType,
+    /// Where the bytes are.
+    pub path: PathBuf,
+}
+
+impl FilePayload {
+    /// The file at `path`, sent as payload `dataname` of `payload_type`.
+    pub fn new(
+        dataname: impl Into<String>,
+        payload_type: PayloadType,
+        path: impl Into<PathBuf>,
+    ) -> FilePayload {
+        FilePayload { dataname: dataname.into(), payload_type, path: path.into() }
+    }
+}
+
+/// One payload to send: bytes in memory or a file.
+#[derive(Clone, Debug)]
+pub enum Outgoing {
+    /// Bytes in memory.
+    Bytes(Payload),
+    /// A file, streamed when it goes by link.
+    File(FilePayload),
+}
+
+impl From<Payload> for Outgoing {
+    fn from(payload: Payload) -> Outgoing {
+        Outgoing::Bytes(payload)
+    }
+}
+
+impl From<FilePayload> for Outgoing {
+    fn from(file: FilePayload) -> Outgoing {
+        Outgoing::File(file)
+    }
+}
+
+/// [`pack`] for payloads some of which are files. A file of
+/// `options.size_threshold` bytes or more is uploaded as it is read from
+/// disk, its SHA-256 computed on the way (when an upload handler is
+/// given); any other file is read into memory and treated as [`pack`]
+/// treats bytes. The envelope lists the payloads in the order given.
+///
+/// A file that changes while it is sent fails the receiver's size and
+/// SHA-256 checks; it is never delivered short.
+pub async fn pack_files(
+    subject: &str,
+    items: Vec<Outgoing>,
+    options: SendOptions,
+    uploader: Option<&dyn UploadHandler>,
+    max_payload: usize,
+) -> Result<(Envelope, Bytes)> {
+    let threshold = options.size_threshold;
+    let mut payloads = Vec::with_capacity(items.len());
+    // (record index, path, length) of the files that stream.
+    let mut streamed = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let file = match item {
+            Outgoing::Bytes(payload) => {
+                payloads.push(payload);
+                continue;
+            }
+            Outgoing::File(file) => file,
+        };
+        let reading =
+            || format!("reading payload {:?} from {}", file.dataname, file.path.display());
+        let io =
+            |e| Error::from(ClaimCheckError::with_source(ClaimCheckKind::Io, e)).context(reading());
+        let len = tokio::fs::metadata(&file.path).await.map_err(io)?.len();
+        let bytes = if uploader.is_some() && len >= threshold as u64 {
+            streamed.push((index, file.path, len));
+            Bytes::new()
+        } else {
+            Bytes::from(tokio::fs::read(&file.path).await.map_err(io)?)
+        };
+        payloads.push(Payload::new(file.dataname, file.payload_type, bytes));
+    }
+    let mut envelope = Envelope::pack(subject, payloads, options, &mut SystemIds, &SystemClock);
+    if let Some(uploader) = uploader {
+        for (index, path, len) in streamed {
+            let record = &mut envelope.payloads[index];
+            let name = upload_file_name(&record.dataname, record.payload_type);
+            let (url, hash) =
+                uploader.upload_with_sha256(&name, UploadSource::File(path)).await.map_err(
+                    |e| Error::from(e).context(format!("uploading payload {:?}", record.dataname)),
+                )?;
+            record.body = Body::Link { url, size: Some(len) };
+            record.extra.insert(SHA256_KEY.into(), hash.into());
+        }
+    }
+    finish(envelope, threshold, uploader, max_payload).await
+}
+
+/// Uploads what must go by link so the envelope fits, serializes it and
+/// checks it against `max_payload` once the real URLs are in.
+async fn finish(
+    mut envelope: Envelope,
+    size_threshold: usize,
+    uploader: Option<&dyn UploadHandler>,
+    max_payload: usize,
+) -> Result<(Envelope, Bytes)> {
     let limits = PlanLimits {
-        size_threshold: options.size_threshold,
+        size_threshold,
         max_payload,
         link_available: uploader.is_some(),
         ..PlanLimits::default()
     };
-    let mut envelope = Envelope::pack(subject, payloads, options, &mut SystemIds, &SystemClock);
     let plan = plan_transports(&envelope, &limits)?;
     for (record, transport) in envelope.payloads.iter_mut().zip(plan) {
         if transport != Transport::Link {

@@ -4,8 +4,8 @@
 use natsbridge::claimcheck::{ErrorKind as ClaimCheckKind, UploadHandler};
 use natsbridge::envelope::{DEFAULT_MAX_PAYLOAD, ErrorKind as EnvelopeKind};
 use natsbridge::{
-    Body, ErrorKind, Payload, PayloadValue, SHA256_KEY, SendOptions, Transport, sha256_hex,
-    smartpack, smartunpack,
+    Body, ErrorKind, FilePayload, Payload, PayloadType, PayloadValue, SHA256_KEY, SendOptions,
+    Transport, sha256_hex, smartpack, smartpack_files, smartunpack,
 };
 
 use crate::util::{Store, bytes};
@@ -134,4 +134,71 @@ fn serde_json_envelope(url: &str, size: u64) -> String {
     format!(
         r#"{{"msg_id":"m","payloads":[{{"id":"p","dataname":"d","payload_type":"binary","transport":"link","encoding":"none","size":{size},"data":"{url}"}}]}}"#
     )
+}
+
+#[tokio::test]
+async fn file_payloads_stream_by_link_and_keep_their_order() {
+    let store = Store::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let big = bytes(3_000_000, 5);
+    let small = bytes(2_000, 6);
+    std::fs::write(dir.path().join("big.bin"), &big).unwrap();
+    std::fs::write(dir.path().join("small.bin"), &small).unwrap();
+    let items = vec![
+        FilePayload::new("big", PayloadType::Binary, dir.path().join("big.bin")).into(),
+        Payload::text("note", "two files").into(),
+        FilePayload::new("small", PayloadType::Image, dir.path().join("small.bin")).into(),
+    ];
+    let options = SendOptions { size_threshold: 1_000_000, ..SendOptions::default() };
+    let uploader = store.uploader();
+    let uploader = Some(&uploader as &dyn UploadHandler);
+    let (sent, json) =
+        smartpack_files("files", items, options, uploader, DEFAULT_MAX_PAYLOAD).await.unwrap();
+    let transports: Vec<_> = sent.payloads.iter().map(|p| p.transport()).collect();
+    assert_eq!(transports, [Transport::Link, Transport::Direct, Transport::Direct]);
+    let names: Vec<_> = sent.payloads.iter().map(|p| p.dataname.as_str()).collect();
+    assert_eq!(names, ["big", "note", "small"]);
+    assert_eq!(sent.payloads[0].size(), Some(3_000_000));
+    assert_eq!(sent.payloads[0].extra[SHA256_KEY], sha256_hex(&big));
+    assert_eq!(sent.payloads[2].payload_type, PayloadType::Image);
+
+    let received = smartunpack(&json, &store.downloader()).await.unwrap();
+    assert_eq!(received.payloads[0].bytes().unwrap().as_ref(), big.as_slice());
+    assert_eq!(received.payloads[1].value().unwrap(), PayloadValue::Text("two files".into()));
+    assert_eq!(received.payloads[2].bytes().unwrap().as_ref(), small.as_slice());
+}
+
+#[tokio::test]
+async fn file_payloads_without_a_file_server_go_direct_or_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = bytes(10_000, 7);
+    std::fs::write(dir.path().join("small.bin"), &small).unwrap();
+    let item =
+        |name: &str| vec![FilePayload::new("f", PayloadType::Binary, dir.path().join(name)).into()];
+    let (sent, json) =
+        smartpack_files("files", item("small.bin"), SendOptions::default(), None, 1 << 20)
+            .await
+            .unwrap();
+    assert_eq!(sent.payloads[0].transport(), Transport::Direct);
+    let back = natsbridge::Envelope::from_json(&json).unwrap();
+    assert_eq!(back.payloads[0].bytes().unwrap().as_ref(), small.as_slice());
+
+    // Too large to go direct, and no file server: refused, naming it.
+    let err = smartpack_files("files", item("small.bin"), SendOptions::default(), None, 4096)
+        .await
+        .unwrap_err();
+    match err.kind() {
+        ErrorKind::Envelope(EnvelopeKind::PayloadTooLarge { dataname, .. }) => {
+            assert_eq!(dataname, "f");
+        }
+        other => panic!("wrong kind {other:?}: {err}"),
+    }
+
+    // A file that is not there: an I/O error naming the payload and path.
+    let err = smartpack_files("files", item("missing.bin"), SendOptions::default(), None, 1 << 20)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::Io), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("\"f\"") && text.contains("missing.bin"), "{text}");
 }
