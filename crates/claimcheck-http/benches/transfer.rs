@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use natsbridge_claimcheck_http::{
     DownloadHandlerExt, DownloadRequest, FileServer, HttpDownloader, PlikUploader, UploadHandlerExt,
 };
+use natsbridge_test_support::stats::{Stats, stats};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -142,17 +143,6 @@ fn ours(args: &[&str]) -> (Duration, f64, String) {
     let mut parts = text.trim().splitn(2, ' ');
     let rss: f64 = parts.next().unwrap().parse().unwrap();
     (elapsed, rss, parts.next().unwrap_or("").to_owned())
-}
-
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-fn stats(mut v: Vec<f64>) -> Stats {
-    v.sort_by(|a, b| a.total_cmp(b));
-    Stats { median: v[v.len() / 2], min: v[0], max: v[v.len() - 1] }
 }
 
 fn run(size: u64, rounds: usize, smoke: bool) {

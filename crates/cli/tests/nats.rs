@@ -13,7 +13,7 @@ use serde_json::Value;
 use natsbridge::table::RecordBatch;
 use natsbridge::table::arrow_array::Int64Array;
 
-use crate::util::{interrupt, natsbridge, run};
+use crate::util::{interrupt, natsbridge, run, start_json};
 
 /// A running `natsbridge` and its output.
 struct Running {
@@ -296,15 +296,7 @@ fn demo_json_reports_every_walkthrough() {
 
 #[test]
 fn dev_json_prints_working_urls_and_stops_on_ctrl_c() {
-    let mut child = natsbridge()
-        .args(["dev", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let started: Value = serde_json::from_str(&line).unwrap();
+    let (mut child, started) = start_json(["dev", "--json"]);
     let nats_url = started["nats_url"].as_str().unwrap();
     let files_url = started["fileserver_url"].as_str().unwrap();
     assert_eq!(started["env"]["NATS_URL"], nats_url);

@@ -1,12 +1,10 @@
 //! Commands that need no server: `send --no-publish` and `unpack`.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::process::Stdio;
 
 use serde_json::Value;
 
-use crate::util::{interrupt, natsbridge, run, run_with_stdin};
+use crate::util::{interrupt, run, run_with_stdin, start_json};
 
 #[test]
 fn send_no_publish_prints_the_envelope_and_unpack_reads_it_back() {
@@ -164,16 +162,9 @@ fn bad_arrowtable_files_are_refused_before_sending() {
 fn fileserver_json_prints_its_url_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("files");
-    let mut child = natsbridge()
-        .args(["fileserver", "--listen", "127.0.0.1:0", "--json", "--dir"])
-        .arg(&store)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let started: Value = serde_json::from_str(&line).unwrap();
+    let args = ["fileserver", "--listen", "127.0.0.1:0", "--json", "--dir"];
+    let (mut child, started) =
+        start_json(args.iter().map(std::ffi::OsStr::new).chain([store.as_os_str()]));
     assert_eq!(started["dir"], store.display().to_string());
     let url = started["url"].as_str().unwrap();
     let addr = url.strip_prefix("http://").unwrap().trim_end_matches('/');

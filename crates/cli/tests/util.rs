@@ -1,6 +1,7 @@
 //! Running the built binary.
 
-use std::io::Write;
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Output, Stdio};
 
 /// The `natsbridge` binary Cargo built for these tests.
@@ -35,4 +36,19 @@ pub(crate) fn run_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
 /// Runs `natsbridge ARGS`.
 pub(crate) fn run(args: &[&str]) -> Output {
     natsbridge().args(args).output().unwrap()
+}
+
+/// Starts a long-running `natsbridge ARGS` (`dev --json`, `fileserver
+/// --json`) and returns it with the JSON line it prints once ready.
+pub(crate) fn start_json<I, S>(args: I) -> (Child, serde_json::Value)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut child =
+        natsbridge().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let started = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    (child, started)
 }

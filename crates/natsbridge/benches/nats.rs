@@ -15,27 +15,7 @@ use natsbridge::envelope::Envelope;
 use natsbridge::transport::ConnectOptions;
 use natsbridge::{Bridge, Payload, SendOptions};
 use natsbridge_test_support::NatsServer;
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-fn stats(mut v: Vec<f64>) -> Stats {
-    let m = median(&mut v);
-    Stats { median: m, min: v[0], max: v[v.len() - 1] }
-}
+use natsbridge_test_support::stats::{Stats, median, percentile, stats};
 
 /// Who sends in a throughput run.
 #[derive(Clone, Copy, PartialEq)]

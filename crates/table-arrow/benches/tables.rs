@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use natsbridge_table_arrow::arrow_array::{ArrayRef, Float64Array, Int64Array, StringArray};
 use natsbridge_table_arrow::{Bytes, RecordBatch, read_ipc, write_ipc};
+use natsbridge_test_support::stats::{Stats, median, stats};
 
 /// Counts the bytes the process allocates, to show decoding copies nothing.
 struct Counting;
@@ -83,11 +84,6 @@ fn pyarrow(rows: usize, iterations: usize) -> (f64, f64, f64, String) {
     (seconds("encode_s"), seconds("decode_s"), seconds("decode_validated_s"), version)
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 /// Our median encode and decode seconds over `iterations`.
 fn ours(batch: &RecordBatch, iterations: usize) -> (f64, f64) {
     let (mut enc, mut dec) = (vec![], vec![]);
@@ -101,17 +97,6 @@ fn ours(batch: &RecordBatch, iterations: usize) -> (f64, f64) {
         black_box(table);
     }
     (median(&mut enc), median(&mut dec))
-}
-
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-fn stats(mut v: Vec<f64>) -> Stats {
-    let m = median(&mut v);
-    Stats { median: m, min: v[0], max: v[v.len() - 1] }
 }
 
 fn main() {

@@ -11,6 +11,8 @@
 //! it, never a skip.
 #![deny(missing_docs)]
 
+pub mod stats;
+
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
