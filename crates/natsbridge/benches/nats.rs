@@ -127,6 +127,10 @@ struct RttRun {
     client_side: Vec<f64>,
     /// The raw client (pre-built bytes) to the bridge service: the service side's cost.
     service_side: Vec<f64>,
+    /// The raw client to a raw service that only does the codec work a
+    /// bridge service must (parse the request, build and serialize the
+    /// answer): the floor for any envelope-speaking service.
+    codec_service: Vec<f64>,
     /// Building the request (smartpack) inside a round trip, µs.
     pack: Vec<f64>,
     /// Reading the answer (smartunpack) inside a round trip, µs.
@@ -142,6 +146,24 @@ async fn rtt_run(server: &NatsServer, body: Bytes, payload: Payload, n: usize) -
             if let Some(reply) = m.reply {
                 s2.publish(reply, m.payload).await.unwrap();
             }
+        }
+    });
+    let mut codec_sub = raw_service.subscribe("bench.rr.codec").await.unwrap();
+    let s2 = raw_service.clone();
+    tokio::spawn(async move {
+        while let Some(m) = codec_sub.next().await {
+            let Some(reply) = m.reply else { continue };
+            let request = Envelope::from_json(&m.payload).unwrap();
+            let options = SendOptions { is_publish: false, ..request.reply_options() };
+            let payloads = vec![Payload::text("answer", "ok")];
+            let answer = Envelope::pack(
+                &reply,
+                payloads,
+                options,
+                &mut natsbridge::SystemIds,
+                &natsbridge::SystemClock,
+            );
+            s2.publish(reply, answer.to_json().unwrap().into()).await.unwrap();
         }
     });
     sync(&raw_service).await;
@@ -161,9 +183,9 @@ async fn rtt_run(server: &NatsServer, body: Bytes, payload: Payload, n: usize) -
     let timeout = Duration::from_secs(5);
     let mut run = RttRun::default();
     for i in 0..n {
-        for k in 0..4 {
+        for k in 0..5 {
             let t = Instant::now();
-            match (i + k) % 4 {
+            match (i + k) % 5 {
                 0 => {
                     raw_client.request("bench.rr.raw", body.clone()).await.unwrap();
                     run.raw.push(t.elapsed().as_secs_f64() * 1e6);
@@ -205,9 +227,13 @@ async fn rtt_run(server: &NatsServer, body: Bytes, payload: Payload, n: usize) -
                     run.pack.push(packed.as_secs_f64() * 1e6);
                     run.client_side.push(t.elapsed().as_secs_f64() * 1e6);
                 }
-                _ => {
+                3 => {
                     raw_client.request("bench.rr.bridge", body.clone()).await.unwrap();
                     run.service_side.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+                _ => {
+                    raw_client.request("bench.rr.codec", body.clone()).await.unwrap();
+                    run.codec_service.push(t.elapsed().as_secs_f64() * 1e6);
                 }
             }
         }
@@ -373,6 +399,7 @@ fn main() {
     let (mut prep_both, mut prep_tx) = (vec![], vec![]);
     let (mut rr_client, mut rr_service, mut rr_pack, mut rr_unpack) =
         (vec![], vec![], vec![], vec![]);
+    let mut rr_codec = vec![];
     let (mut sizes, mut counts) = (vec![], vec![]);
     runtime.block_on(async {
         for _ in 0..rounds {
@@ -441,22 +468,28 @@ fn main() {
                 bridge: mut b,
                 mut client_side,
                 mut service_side,
+                mut codec_service,
                 pack,
                 unpack,
             } = rtt_run(&server, small_bytes.clone(), small[0].clone(), rr_n / rounds).await;
             let raw_p50 = percentile(&mut r, 0.5);
             rr_client.push(percentile(&mut client_side, 0.5) / raw_p50);
             rr_service.push(percentile(&mut service_side, 0.5) / raw_p50);
+            rr_codec.push(percentile(&mut codec_service, 0.5) / raw_p50);
             rr_pack.extend(pack);
             rr_unpack.extend(unpack);
             rr_p50.push(percentile(&mut b, 0.5) / raw_p50);
             rr_p99.push(percentile(&mut b, 0.99) / percentile(&mut r, 0.99));
             if only == Some("rr") {
                 eprintln!(
-                    "request-reply p50: raw {:.0} µs, bridge {:.0} µs, {:.2}x",
+                    "request-reply p50: raw {:.0} µs, bridge {:.0} µs, {:.2}x; client only \
+                     {:.2}x, service only {:.2}x, codec-only service {:.2}x",
                     percentile(&mut r, 0.5),
                     percentile(&mut b, 0.5),
-                    rr_p50[rr_p50.len() - 1]
+                    rr_p50[rr_p50.len() - 1],
+                    rr_client[rr_client.len() - 1],
+                    rr_service[rr_service.len() - 1],
+                    rr_codec[rr_codec.len() - 1],
                 );
             }
             raw_rr.extend(r);
@@ -539,7 +572,7 @@ fn main() {
     }) / 1e3;
     let (tx, rx, fr) = (stats(split_tx), stats(split_rx), stats(fresh));
     let (pb, pt) = (stats(prep_both), stats(prep_tx));
-    let (qc, qs) = (stats(rr_client), stats(rr_service));
+    let (qc, qs, qk) = (stats(rr_client), stats(rr_service), stats(rr_codec));
     let (cold_pack, cold_unpack) = (median(&mut rr_pack), median(&mut rr_unpack));
     md += &format!(
         "\n### The small-message gap taken apart\n\n\
@@ -559,7 +592,8 @@ fn main() {
          | request-reply 128 B | p50 to raw p50 |\n|---|---|\n\
          | natsbridge client and service (the row above) | {:.2}x ({:.2}-{:.2}) |\n\
          | natsbridge client, raw echo service | {:.2}x ({:.2}-{:.2}) |\n\
-         | raw client, natsbridge service | {:.2}x ({:.2}-{:.2}) |\n\n\
+         | raw client, natsbridge service | {:.2}x ({:.2}-{:.2}) |\n\
+         | raw client, raw service doing only the codec work (parse, build, serialize the answer) | {:.2}x ({:.2}-{:.2}) |\n\n\
          | client codec step (128 B) | median inside a round trip | in a tight loop |\n|---|---|---|\n\
          | build the request (`smartpack`: ids, timestamp, JSON) | {cold_pack:.2} µs | {hot_pack:.2} µs |\n\
          | read the answer (`smartunpack`) | {cold_unpack:.2} µs | {hot_unpack:.2} µs |\n",
@@ -590,6 +624,9 @@ fn main() {
         qs.median,
         qs.min,
         qs.max,
+        qk.median,
+        qk.min,
+        qk.max,
     );
     let mut ratios = ratio_line("128 B msgs/s vs raw async-nats", &rq, 0.8, ">=")
         + &ratio_line("400 KB MB/s vs raw async-nats", &rbq, 0.6, ">=")

@@ -208,14 +208,16 @@ impl Subscription {
         use futures_util::StreamExt;
         let message = self.subscriber.next().await?;
         Some(match self.bridge.smartreceive(&message).await {
+            // `as_str().into()`: a `Subject`'s `to_string` goes through the
+            // formatter, several times the cost of the copy.
             Ok(envelope) => Ok(Received {
                 envelope,
-                subject: message.subject.to_string(),
-                reply: message.reply.as_ref().map(|r| r.to_string()),
+                subject: message.subject.as_str().into(),
+                reply: message.reply.as_ref().map(|r| r.as_str().into()),
             }),
             Err(error) => Err(Rejected {
                 error,
-                subject: message.subject.to_string(),
+                subject: message.subject.as_str().into(),
                 payload: message.payload,
             }),
         })

@@ -174,6 +174,18 @@ async fn finish(
     uploader: Option<&dyn UploadHandler>,
     max_payload: usize,
 ) -> Result<(Envelope, Bytes)> {
+    // Fast path: nothing can go by link and the envelope fits, which one
+    // serialization shows (the plan would serialize it a second time to
+    // count its length).
+    let may_link = |r: &crate::envelope::PayloadRecord| {
+        uploader.is_some() && r.bytes().is_some_and(|b| b.len() >= size_threshold)
+    };
+    if !envelope.payloads.iter().any(may_link) {
+        let json = envelope.to_json()?;
+        if json.len() <= max_payload {
+            return Ok((envelope, Bytes::from(json)));
+        }
+    }
     let limits = PlanLimits {
         size_threshold,
         max_payload,
