@@ -139,6 +139,7 @@ fn codec(quick: bool) -> Result<Section> {
     let pack = estimate("envelope_128B", "pack")?;
     let to_json = estimate("envelope_128B", "to_json")?;
     let from_json = estimate("envelope_128B", "from_json")?;
+    let plain = estimate("envelope_128B", "serde_derive_parse")?;
     let bytes = envelope_bytes()?;
     let gbps = |ns: f64| bytes as f64 / ns;
     let row = |name: &str, e: &Estimate, target: &str| {
@@ -171,6 +172,10 @@ fn codec(quick: bool) -> Result<Section> {
     md.push_str(&small("`Envelope::pack` (ids, timestamp, fields)", &pack));
     md.push_str(&small("`to_json`", &to_json));
     md.push_str(&small("`from_json`", &from_json));
+    md.push_str(&small(
+        "for comparison: `serde_json` into a derived struct of `String`s + base64 decode",
+        &plain,
+    ));
     md.push_str(&small("build + parse: `to_json` + `from_json` (target < 1,500 ns)", &codec));
     md.push_str(&small("pack + to_json + from_json (a message's whole path)", &round));
     md.push_str(CODEC_FOOTER);
@@ -372,60 +377,72 @@ const LIMITS: &str = "
 Kept as text by `cargo xtask bench` (from profiles, not re-measured by each
 run); the figures it talks about are in the sections below.
 
-- **128 B envelopes against raw async-nats (target 0.8x).** The raw side
-  publishes the same pre-built bytes (a reference-count increment per
-  message) and its subscriber only counts. The table \"The small-message gap
-  taken apart\" splits the ratio: the bridge on the sending side only, or on
-  the receiving side only, each runs at about half the raw rate (0.45-0.6x
-  in the runs so far), and the two costs add (both sides and nats-server
-  share the 2 cores). A raw publisher that copies the bytes into a fresh
-  buffer per message keeps most of the raw rate (0.7-0.9x), so one
-  allocation and copy per message is not the limit; the codec work is. Callgrind, per 128 B message: `pack` about 2,800 instructions
-  (four UUID v4 from a CSPRNG, the timestamp, about ten `String`s),
-  `to_json` 3,200, `from_json` 9,500 (thirteen `String`s and the key walk),
-  and about 1,400 to drop each envelope: some 18,000 instructions and 25
-  malloc/free pairs a message. `perf` on the sender puts malloc and free at
-  about a quarter of its cycles, including futex waits on glibc's arena lock
-  (async-nats's writer frees the JSON buffer on another thread); with
-  mimalloc as the global allocator the sender-only rate rose from about
-  220k to 260k msgs/s in a profiling run, not enough to change the verdict,
-  so the allocator is left to the application. Fixed on the way:
-  `max_payload` is read from async-nats's atomic instead of a copy of the
-  server's INFO per send, and ids are encoded without the formatter (`pack`
-  3,200 to 2,800 instructions). Then the sending side was rebuilt for
-  streams: the prepared sender (`Bridge::prepare`, over envelope-core's
-  `EnvelopeTemplate`) renders a subject's constant fields once and writes
-  each message's ids (UUIDs encoded on the stack), timestamp and payloads
-  into one buffer allocated at its exact final size, with no `Envelope`
-  built; its bytes are those of `smartsend` (a property test). Sending to a
-  counting subscriber it ran at 360-390k msgs/s against `smartsend`'s
-  225-235k in a profiling run (its rows in \"The small-message gap taken
-  apart\"), and `perf` shows the sender's time is now mostly async-nats
-  and the kernel.
-  With the bridge subscriber decoding, the receiving side is the limit.
-  What remains for 0.8x is there: a parse whose header strings borrow from
-  the message buffer instead of allocating thirteen `String`s, which changes
-  the public `Envelope` type.
-- **Request-reply (p50 <= 1.1x, p99 <= 1.2x).** Raw and bridge requests
-  alternate one by one on the same server, so all see the same machine.
-  Taken apart, the bridge on the client only (to a raw echo service) adds
-  5-10% to the raw p50, on the service only (from a raw client) 8-15%;
-  together 20-30%. The connection layer adds nothing measurable: the
-  bridge connection's own request with pre-built bytes matched raw in a
-  profiling run. The client's codec steps timed inside the round trips take
-  2-8 µs each (2.3 µs in the run below, 7-8 µs in a busier one) against
-  about 1 µs in a tight loop: between requests the thread sleeps about
-  100 µs while nats-server and the other side run on the same 2 cores, so
-  the codec runs with cold caches and a cold allocator. A profiling run
-  timed the service's steps the same way: decoding the request 2-2.5 µs,
-  copying its subject and reply inbox into `Received` 0.6 µs, building and
-  publishing the answer 4.4-5 µs. Timed cold in the same loop, 25
-  malloc/free pairs cost 1.6-2.1 µs and 8 pairs 0.5-0.7 µs, so allocation
-  is about a quarter of a cold codec step and the code's own footprint the
-  rest. Four such steps per round trip (two builds, two reads) plus the
-  copies make the 20-25 µs gap; 1.1x allows about 9 µs. This stop the
-  reply path stopped building a throw-away `SendOptions` per answer. The
-  limit is the codec's footprint when cold; the fix is the one above.
+- **128 B envelopes against raw async-nats (target 0.8x): below the
+  codec's own floor here.** The raw side publishes the same pre-built bytes
+  (a reference-count increment per message) and its subscriber only counts;
+  publisher, subscriber and nats-server share 2 cores, so every instruction
+  added per message on either side lowers the rate. \"The small-message gap
+  taken apart\" measures the floor: raw async-nats with nothing added but
+  envelope-core's codec calls (`Envelope::pack` + `to_json` on the sender,
+  `from_json` on the receiver), no bridge at all. That floor ran at
+  0.45-0.49x raw (median of rounds, two full runs; single rounds 0.31-0.58x),
+  each side alone about 0.6x. The bridge both sides ran at 0.31-0.32x: two
+  thirds of the floor. The rest is the bridge's own layers on each side
+  (sender: `smartsend` 0.44x against the codec alone 0.6x, for the returned
+  `(Envelope, json)` pair, the options and the connection wrapper; receiver:
+  0.53-0.67x against 0.6x, for the `Received` copies and the async unpack).
+  By the wording of the target (the bridge publishing against raw publishing,
+  the same counting subscriber) the prepared sender reaches 0.65-0.75x and
+  `smartsend` 0.44x. So 0.8x with both sides decoding needs a codec several
+  times cheaper, not only a leaner bridge: 0.8x leaves roughly a quarter of
+  the raw path's own per-message CPU (about 3 µs across publisher, server
+  and subscriber) for building and reading an envelope together, where the
+  codec takes about 1.5-2 µs hot. The codec is not slack: `from_json` reads
+  the 128 B envelope in about 1 µs, against 1.7-2.2 µs for `serde_json` into
+  a derived struct of `String`s plus the base64 decode (the codec table),
+  while validating every field and keeping unknown keys. Callgrind, per
+  128 B message: `pack` about 2,800 instructions, `to_json` 3,200,
+  `from_json` 9,500 and about 1,400 to drop each envelope. Done against it
+  over the stops: `max_payload` read from async-nats's atomic instead of a
+  copy of the server's INFO per send; ids encoded without the formatter;
+  the prepared sender (`Bridge::prepare`, over envelope-core's
+  `EnvelopeTemplate`: a subject's constant fields rendered once, each
+  message written into one buffer of its exact size, byte-identical to
+  `smartsend`, a property test); `smartsend` serializing once (the
+  transport plan wrote every envelope a second time to count it; now it
+  runs only when a payload may go by link or the envelope does not fit);
+  subjects copied without the formatter on receive. Tried and not adopted:
+  mimalloc as global allocator (sender about 18% faster in one profiling
+  run, no clear change to request-reply; the allocator is the
+  application's choice); a prepared-sender publish that does not hand the
+  JSON back (saves a shared-buffer promotion per message; no change beyond
+  the noise in five rounds). Not done: an `Envelope` whose header strings
+  are stored inline or borrowed from the message (about ten fewer
+  allocations per parse; changes the public type); by the allocator
+  experiment and the instruction counts it would move the ratio by
+  hundredths, not to 0.8x.
+- **Request-reply (p50 <= 1.1x, p99 <= 1.2x): the p50 target is at the
+  codec's floor here.** Raw and bridge requests alternate one by one on the
+  same server, so all see the same machine. \"The small-message gap taken
+  apart\" adds a raw service that does only the codec work a service must
+  (parse the request, build and serialize the answer; no bridge): it alone
+  cost 11-12% of the raw p50 in the two full runs, the bridge service
+  13-18%, the bridge client (building the request from a template, reading
+  the answer) 7-9%; both together 26-27%. The work is paid cold: between
+  requests the threads sleep about 100 µs while nats-server and the other
+  side run on the same 2 cores, so a codec step that takes about 1 µs in a
+  loop takes 2.4-2.6 µs inside a round trip. A probe that only spins inside
+  the raw echo service showed the cost is the work itself (2 µs of spinning
+  added 2-3 µs to the p50, 6 µs added 6-8), and swapping the allocator for
+  mimalloc did not move the gap beyond the noise. 1.1x of a ~100 µs round
+  trip allows about 10 µs for two cold reads and two cold builds; the codec
+  alone on the service side already spends about that. The bridge's own
+  overhead above that floor is what was cut: the reply no longer serializes
+  twice (about 2,700 instructions a request by callgrind), `Received`
+  copies subjects without the formatter, and `Bridge::request` writes its
+  request from a template with no `Envelope` built. The p99 (1.2x) was met
+  in the previous stop's run (1.18x) and missed in these two (1.21x,
+  1.24x): it moves with the machine's noise around the target.
 - **128 B against the Python peer (>= 10x) and Node (>= 3x).** The peers
   are single-threaded and CPU-bound in their own envelope code (JSON,
   base64, uuid in the interpreter), so their rate falls with load less than

@@ -37,6 +37,50 @@ fn envelope_with(payload: Payload) -> Envelope {
     Envelope::pack("bench.subject", vec![payload], options, &mut ids(), &now)
 }
 
+/// The envelope as a typical Rust peer would read it: `serde_json` into a
+/// derived struct of `String`s, then the payload's base64 decoded (the
+/// ordinary way, for comparison with `Envelope::from_json`).
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct PlainEnvelope {
+    correlation_id: String,
+    msg_id: String,
+    timestamp: String,
+    send_to: String,
+    msg_purpose: String,
+    sender_name: String,
+    sender_id: String,
+    receiver_name: String,
+    receiver_id: String,
+    reply_to: String,
+    reply_to_msg_id: String,
+    broker_url: String,
+    metadata: serde_json::Map<String, serde_json::Value>,
+    payloads: Vec<PlainRecord>,
+}
+
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct PlainRecord {
+    id: String,
+    dataname: String,
+    payload_type: String,
+    transport: String,
+    encoding: String,
+    size: u64,
+    data: String,
+}
+
+fn plain_parse(json: &[u8]) -> (PlainEnvelope, Vec<Vec<u8>>) {
+    let env: PlainEnvelope = serde_json::from_slice(json).unwrap();
+    let bytes = env
+        .payloads
+        .iter()
+        .map(|p| base64_simd::STANDARD.decode_to_vec(p.data.as_bytes()).unwrap())
+        .collect();
+    (env, bytes)
+}
+
 fn large(c: &mut Criterion) {
     // 400 KB of incompressible-looking bytes (a real payload, not zeros).
     let bytes: Vec<u8> =
@@ -107,6 +151,9 @@ fn small(c: &mut Criterion) {
     let json = env.to_json().unwrap();
     group.bench_function("from_json", |b| {
         b.iter(|| black_box(Envelope::from_json(black_box(&json)).unwrap()))
+    });
+    group.bench_function("serde_derive_parse", |b| {
+        b.iter(|| black_box(plain_parse(black_box(&json))))
     });
     group.finish();
 }

@@ -31,6 +31,22 @@ enum Sender {
     /// `PreparedSender::send` (`Bridge::prepare`): the same bytes, written
     /// straight from a template.
     Prepared,
+    /// Raw async-nats publishing an envelope built per message with
+    /// envelope-core alone (`Envelope::pack` + `to_json`, no bridge): the
+    /// codec work any sender of a fresh envelope does.
+    CodecOnly,
+}
+
+/// Who receives in a throughput run.
+#[derive(Clone, Copy, PartialEq)]
+enum Receiver {
+    /// A raw async-nats subscriber counting messages.
+    Count,
+    /// The bridge's subscription, decoding each envelope.
+    Bridge,
+    /// A raw async-nats subscriber running `Envelope::from_json` on each
+    /// message (no bridge): the codec work any decoding receiver does.
+    CodecOnly,
 }
 
 /// Messages per second from first publish to last message received, with
@@ -41,7 +57,7 @@ async fn throughput(
     body: &Bytes,
     n: usize,
     sender: Sender,
-    bridge_rx: bool,
+    receiver: Receiver,
 ) -> f64 {
     // A publisher faster than a decoding subscriber fills the client's
     // per-subscription buffer (65,536 messages by default) and async-nats
@@ -52,11 +68,12 @@ async fn throughput(
     let subject = "bench.throughput";
     let mut bridge_sub = None;
     let mut raw_sub = None;
-    if bridge_rx {
+    if receiver == Receiver::Bridge {
         bridge_sub = Some(rx.subscribe(subject).await.unwrap());
     } else {
         raw_sub = Some(rx.connection().client().subscribe(subject).await.unwrap());
     }
+    let parse = receiver == Receiver::CodecOnly;
     rx.connection().sync().await.unwrap();
     let started = Instant::now();
     let receiver = tokio::spawn(async move {
@@ -73,7 +90,14 @@ async fn throughput(
                 }
             } else {
                 let sub = raw_sub.as_mut().unwrap();
-                matches!(tokio::time::timeout(wait, sub.next()).await, Ok(Some(_)))
+                match tokio::time::timeout(wait, sub.next()).await {
+                    Ok(Some(message)) if parse => {
+                        std::hint::black_box(Envelope::from_json(&message.payload).unwrap());
+                        true
+                    }
+                    Ok(Some(_)) => true,
+                    _ => false,
+                }
             };
             if !ok {
                 break;
@@ -94,6 +118,16 @@ async fn throughput(
             Sender::Prepared => {
                 prepared.send(payloads).await.unwrap();
             }
+            Sender::CodecOnly => {
+                let envelope = Envelope::pack(
+                    subject,
+                    payloads.to_vec(),
+                    SendOptions::default(),
+                    &mut natsbridge::SystemIds,
+                    &natsbridge::SystemClock,
+                );
+                raw.publish(subject, envelope.to_json().unwrap().into()).await.unwrap();
+            }
         }
     }
     raw.flush().await.unwrap();
@@ -103,11 +137,11 @@ async fn throughput(
 }
 
 async fn raw_throughput(server: &NatsServer, body: Bytes, n: usize) -> f64 {
-    throughput(server, &[], &body, n, Sender::Raw, false).await
+    throughput(server, &[], &body, n, Sender::Raw, Receiver::Count).await
 }
 
 async fn bridge_throughput(server: &NatsServer, payloads: Vec<Payload>, n: usize) -> f64 {
-    throughput(server, &payloads, &Bytes::new(), n, Sender::Bridge, true).await
+    throughput(server, &payloads, &Bytes::new(), n, Sender::Bridge, Receiver::Bridge).await
 }
 
 async fn sync(client: &async_nats::Client) {
@@ -397,6 +431,8 @@ fn main() {
     // The 128 B ratio taken apart, each against the same round's raw rate.
     let (mut split_tx, mut split_rx, mut fresh) = (vec![], vec![], vec![]);
     let (mut prep_both, mut prep_tx) = (vec![], vec![]);
+    // The codec work alone, with no bridge: the floor of any envelope peer.
+    let (mut codec_tx, mut codec_rx, mut codec_both) = (vec![], vec![], vec![]);
     let (mut rr_client, mut rr_service, mut rr_pack, mut rr_unpack) =
         (vec![], vec![], vec![], vec![]);
     let mut rr_codec = vec![];
@@ -412,11 +448,19 @@ fn main() {
             br_s.push(b);
             ratio_s.push(b / r);
             let (body, payloads) = (&small_bytes, &small[..]);
-            let tx = throughput(&server, payloads, body, small_n, Sender::Bridge, false).await;
-            let rx = throughput(&server, payloads, body, small_n, Sender::Raw, true).await;
-            let fr = throughput(&server, payloads, body, small_n, Sender::RawFresh, false).await;
-            let pb = throughput(&server, payloads, body, small_n, Sender::Prepared, true).await;
-            let pt = throughput(&server, payloads, body, small_n, Sender::Prepared, false).await;
+            let run =
+                |sender, receiver| throughput(&server, payloads, body, small_n, sender, receiver);
+            let tx = run(Sender::Bridge, Receiver::Count).await;
+            let rx = run(Sender::Raw, Receiver::Bridge).await;
+            let fr = run(Sender::RawFresh, Receiver::Count).await;
+            let pb = run(Sender::Prepared, Receiver::Bridge).await;
+            let pt = run(Sender::Prepared, Receiver::Count).await;
+            let ct = run(Sender::CodecOnly, Receiver::Count).await;
+            let cr = run(Sender::Raw, Receiver::CodecOnly).await;
+            let cb = run(Sender::CodecOnly, Receiver::CodecOnly).await;
+            codec_tx.push(ct / r);
+            codec_rx.push(cr / r);
+            codec_both.push(cb / r);
             prep_both.push(pb / r);
             prep_tx.push(pt / r);
             split_tx.push(tx / r);
@@ -425,13 +469,17 @@ fn main() {
             if only == Some("small") {
                 eprintln!(
                     "128 B: raw {r:.0} msgs/s, bridge {b:.0} ({:.2}x); smartsend to raw {:.2}x, \
-                     raw to bridge {:.2}x, fresh copy {:.2}x, prepared {:.2}x, prepared to raw {:.2}x",
+                     raw to bridge {:.2}x, fresh copy {:.2}x, prepared {:.2}x, prepared to raw \
+                     {:.2}x; codec only: send {:.2}x, receive {:.2}x, both {:.2}x",
                     b / r,
                     tx / r,
                     rx / r,
                     fr / r,
                     pb / r,
-                    pt / r
+                    pt / r,
+                    ct / r,
+                    cr / r,
+                    cb / r
                 );
                 continue;
             }
@@ -572,6 +620,7 @@ fn main() {
     }) / 1e3;
     let (tx, rx, fr) = (stats(split_tx), stats(split_rx), stats(fresh));
     let (pb, pt) = (stats(prep_both), stats(prep_tx));
+    let (ct, cr, cb) = (stats(codec_tx), stats(codec_rx), stats(codec_both));
     let (qc, qs, qk) = (stats(rr_client), stats(rr_service), stats(rr_codec));
     let (cold_pack, cold_unpack) = (median(&mut rr_pack), median(&mut rr_unpack));
     md += &format!(
@@ -579,8 +628,10 @@ fn main() {
          Same rounds as above, each against that round's raw rate or raw p50. Throughput:\n\
          the bridge on one side only, a raw publisher that copies the envelope into a\n\
          fresh buffer per message (one allocation and copy: the least any sender of a fresh\n\
-         envelope pays), and the prepared sender, which writes the same bytes as `smartsend`\n\
-         from a template rendered once per subject. Request-reply: the bridge on one side only, and the client's codec\n\
+         envelope pays), the prepared sender, which writes the same bytes as `smartsend`\n\
+         from a template rendered once per subject, and no bridge at all: raw async-nats\n\
+         with only envelope-core's codec calls added (the floor of any peer that builds or\n\
+         reads envelopes with this codec). Request-reply: the bridge on one side only, and the client's codec\n\
          steps timed inside the round trips against the same steps in a tight loop.\n\n\
          | 128 B throughput | ratio to raw |\n|---|---|\n\
          | natsbridge both sides (the row above) | {:.2}x ({:.2}-{:.2}) |\n\
@@ -588,7 +639,10 @@ fn main() {
          | raw publisher, bridge subscriber decoding | {:.2}x ({:.2}-{:.2}) |\n\
          | raw publisher, a fresh copy of the bytes per message | {:.2}x ({:.2}-{:.2}) |\n\
          | prepared sender (`Bridge::prepare`), bridge subscriber decoding | {:.2}x ({:.2}-{:.2}) |\n\
-         | prepared sender, raw subscriber counting | {:.2}x ({:.2}-{:.2}) |\n\n\
+         | prepared sender, raw subscriber counting | {:.2}x ({:.2}-{:.2}) |\n\
+         | no bridge, codec only: raw publisher packing and serializing each envelope, raw subscriber counting | {:.2}x ({:.2}-{:.2}) |\n\
+         | no bridge, codec only: raw publisher (pre-built bytes), raw subscriber parsing each envelope | {:.2}x ({:.2}-{:.2}) |\n\
+         | no bridge, codec only: both of the above | {:.2}x ({:.2}-{:.2}) |\n\n\
          | request-reply 128 B | p50 to raw p50 |\n|---|---|\n\
          | natsbridge client and service (the row above) | {:.2}x ({:.2}-{:.2}) |\n\
          | natsbridge client, raw echo service | {:.2}x ({:.2}-{:.2}) |\n\
@@ -615,6 +669,15 @@ fn main() {
         pt.median,
         pt.min,
         pt.max,
+        ct.median,
+        ct.min,
+        ct.max,
+        cr.median,
+        cr.min,
+        cr.max,
+        cb.median,
+        cb.min,
+        cb.max,
         q50.median,
         q50.min,
         q50.max,
