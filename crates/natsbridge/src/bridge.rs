@@ -11,8 +11,10 @@ use crate::envelope::bytes::Bytes;
 use crate::envelope::{Envelope, Payload, SendOptions};
 use crate::objectstore::{LinkRouter, ObjectStoreHandler, ObjectStoreOptions};
 use crate::pack::Outgoing;
+use crate::pack::{fetch_links, finish_links, has_links, try_direct, unpack};
+use crate::system::{SystemClock, SystemIds};
 use crate::transport::{Ack, ConnectOptions, Connection, Consumer, Message, Subscriber};
-use crate::{Error, Result, pack::pack, pack::unpack};
+use crate::{Error, Result};
 
 /// Connects to `url` with default options: no file server (every payload
 /// must fit direct), downloads allowed from any `http`/`https` origin.
@@ -298,24 +300,25 @@ impl Bridge {
         payloads: Vec<Payload>,
         options: SendOptions,
     ) -> Result<(Envelope, Bytes)> {
-        let is_publish = options.is_publish;
-        let (options, uploader) = (self.options(options), self.uploader.as_deref());
-        let packed = pack(subject, payloads, options, uploader, self.conn.max_payload()).await?;
-        self.publish_packed(subject, is_publish, packed).await
-    }
-
-    /// Publishes a packed envelope's JSON when asked to; returns both.
-    async fn publish_packed(
-        &self,
-        subject: &str,
-        is_publish: bool,
-        (envelope, json): (Envelope, Bytes),
-    ) -> Result<(Envelope, Bytes)> {
+        let (is_publish, threshold) = (options.is_publish, options.size_threshold);
+        let options = self.options(options);
+        let envelope = Envelope::pack(subject, payloads, options, &mut SystemIds, &SystemClock);
+        let max_payload = self.conn.max_payload();
+        // Built and serialized without awaiting; only an envelope with
+        // links to upload (or that does not fit) takes the async path, boxed
+        // so that its large state is not part of every send's future.
+        let packed = match try_direct(envelope, threshold, self.uploader.is_some(), max_payload)? {
+            Ok(packed) => packed,
+            Err(envelope) => {
+                let uploader = self.uploader.as_deref();
+                Box::pin(finish_links(envelope, threshold, uploader, max_payload)).await?
+            }
+        };
         if is_publish {
             // A reference-counted clone: the envelope is not copied.
-            self.conn.publish(subject, json.clone()).await?;
+            self.conn.publish(subject, packed.1.clone()).await?;
         }
-        Ok((envelope, json))
+        Ok(packed)
     }
 
     /// [`Bridge::smartsend`] for payloads some of which are files (see
@@ -333,7 +336,10 @@ impl Bridge {
         let max_payload = self.conn.max_payload();
         let packed =
             crate::pack::pack_files(subject, payloads, options, uploader, max_payload).await?;
-        self.publish_packed(subject, is_publish, packed).await
+        if is_publish {
+            self.conn.publish(subject, packed.1.clone()).await?;
+        }
+        Ok(packed)
     }
 
     /// The newer seed's name for [`Bridge::smartsend`].
@@ -352,7 +358,13 @@ impl Bridge {
     /// kind `ClaimCheck(UrlRefused)` naming the scheme when there is none),
     /// any other link with the download handler.
     pub async fn smartreceive(&self, message: &Message) -> Result<Envelope> {
-        unpack(&message.payload, self.downloader.as_ref()).await
+        let envelope = Envelope::from_json(&message.payload)?;
+        if !has_links(&envelope) {
+            return Ok(envelope);
+        }
+        // Boxed: the download path's state stays out of every receive's
+        // future, which the common all-direct envelope never awaits.
+        Box::pin(fetch_links(envelope, self.downloader.as_ref())).await
     }
 
     /// The newer seed's name for [`Bridge::smartreceive`].

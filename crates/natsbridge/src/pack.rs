@@ -169,23 +169,47 @@ pub async fn pack_files(
 /// Uploads what must go by link so the envelope fits, serializes it and
 /// checks it against `max_payload` once the real URLs are in.
 async fn finish(
+    envelope: Envelope,
+    size_threshold: usize,
+    uploader: Option<&dyn UploadHandler>,
+    max_payload: usize,
+) -> Result<(Envelope, Bytes)> {
+    match try_direct(envelope, size_threshold, uploader.is_some(), max_payload)? {
+        Ok(packed) => Ok(packed),
+        Err(envelope) => finish_links(envelope, size_threshold, uploader, max_payload).await,
+    }
+}
+
+/// The common case, with no I/O: nothing can go by link (no payload at or
+/// over the threshold, or no upload handler) and the envelope fits, which
+/// one serialization shows. Otherwise the envelope comes back for
+/// [`finish_links`] (the plan would serialize it a second time just to
+/// count its length, so it runs only then).
+pub(crate) fn try_direct(
+    envelope: Envelope,
+    size_threshold: usize,
+    link_available: bool,
+    max_payload: usize,
+) -> Result<std::result::Result<(Envelope, Bytes), Envelope>> {
+    let may_link = |r: &crate::envelope::PayloadRecord| {
+        link_available && r.bytes().is_some_and(|b| b.len() >= size_threshold)
+    };
+    if !envelope.payloads.iter().any(may_link) {
+        let json = envelope.to_json()?;
+        if json.len() <= max_payload {
+            return Ok(Ok((envelope, Bytes::from(json))));
+        }
+    }
+    Ok(Err(envelope))
+}
+
+/// The plan and the uploads, for an envelope [`try_direct`] handed back.
+pub(crate) async fn finish_links(
     mut envelope: Envelope,
     size_threshold: usize,
     uploader: Option<&dyn UploadHandler>,
     max_payload: usize,
 ) -> Result<(Envelope, Bytes)> {
-    // Fast path: nothing can go by link and the envelope fits, which one
-    // serialization shows (the plan would serialize it a second time to
-    // count its length).
-    let may_link = |r: &crate::envelope::PayloadRecord| {
-        uploader.is_some() && r.bytes().is_some_and(|b| b.len() >= size_threshold)
-    };
-    if !envelope.payloads.iter().any(may_link) {
-        let json = envelope.to_json()?;
-        if json.len() <= max_payload {
-            return Ok((envelope, Bytes::from(json)));
-        }
-    }
     let limits = PlanLimits {
         size_threshold,
         max_payload,
@@ -236,7 +260,19 @@ async fn finish(
 /// when present, its `sha256`, and becomes [`Body::Fetched`]. A link record
 /// without a `size` is refused: its length could not be checked.
 pub async fn unpack(message: &[u8], downloader: &dyn DownloadHandler) -> Result<Envelope> {
-    let mut envelope = Envelope::from_json(message)?;
+    fetch_links(Envelope::from_json(message)?, downloader).await
+}
+
+/// Whether `envelope` has link records still to download.
+pub(crate) fn has_links(envelope: &Envelope) -> bool {
+    envelope.payloads.iter().any(|r| matches!(r.body, Body::Link { .. }))
+}
+
+/// Downloads the link records of a parsed envelope (see [`unpack`]).
+pub(crate) async fn fetch_links(
+    mut envelope: Envelope,
+    downloader: &dyn DownloadHandler,
+) -> Result<Envelope> {
     for (index, record) in envelope.payloads.iter_mut().enumerate() {
         let Body::Link { url, size } = &record.body else { continue };
         let Some(size) = *size else {

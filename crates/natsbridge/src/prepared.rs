@@ -90,7 +90,9 @@ pub(crate) async fn build(
         }
     }
     let options = SendOptions { is_publish: false, ..options.clone() };
+    // Boxed: the upload path's large state stays out of every send's future.
+    let uploader = bridge.uploader.as_deref();
     let (_, json) =
-        pack(subject, payloads.to_vec(), options, bridge.uploader.as_deref(), max_payload).await?;
+        Box::pin(pack(subject, payloads.to_vec(), options, uploader, max_payload)).await?;
     Ok(json)
 }
