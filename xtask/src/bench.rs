@@ -384,22 +384,22 @@ run); the figures it talks about are in the sections below.
   added per message on either side lowers the rate. \"The small-message gap
   taken apart\" measures the floor: raw async-nats with nothing added but
   envelope-core's codec calls (`Envelope::pack` + `to_json` on the sender,
-  `from_json` on the receiver), no bridge at all. That floor ran at
-  0.45-0.49x raw (median of rounds, two full runs; single rounds 0.31-0.58x),
-  each side alone about 0.6x. The bridge both sides ran at 0.31-0.32x: two
-  thirds of the floor. The rest is the bridge's own layers on each side
-  (sender: `smartsend` 0.44x against the codec alone 0.6x, for the returned
-  `(Envelope, json)` pair, the options and the connection wrapper; receiver:
-  0.53-0.67x against 0.6x, for the `Received` copies and the async unpack).
-  By the wording of the target (the bridge publishing against raw publishing,
-  the same counting subscriber) the prepared sender reaches 0.65-0.75x and
-  `smartsend` 0.44x. So 0.8x with both sides decoding needs a codec several
-  times cheaper, not only a leaner bridge: 0.8x leaves roughly a quarter of
-  the raw path's own per-message CPU (about 3 µs across publisher, server
-  and subscriber) for building and reading an envelope together, where the
-  codec takes about 1.5-2 µs hot. The codec is not slack: `from_json` reads
-  the 128 B envelope in about 1 µs, against 1.7-2.2 µs for `serde_json` into
-  a derived struct of `String`s plus the base64 decode (the codec table),
+  `from_json` on the receiver), no bridge at all. Over the three full runs of
+  this stop that floor ran at 0.40-0.49x raw (medians of rounds; single
+  rounds 0.27-0.58x), each side alone 0.56-0.62x. The bridge both sides ran
+  at 0.31-0.34x, about three quarters of the floor; the rest is its own
+  layers (sender: `smartsend` 0.44-0.45x against the codec alone, for the
+  returned `(Envelope, json)` pair, the options and the connection wrapper;
+  receiver: 0.53-0.67x, about the codec's). By the wording of the target
+  (the bridge publishing against raw publishing, the same counting
+  subscriber) the prepared sender reaches 0.63-0.75x and `smartsend` 0.44x.
+  So 0.8x with both sides decoding needs a codec several times cheaper, not
+  only a leaner bridge: 0.8x leaves roughly a quarter of the raw path's own
+  per-message CPU (about 3 µs across publisher, server and subscriber) for
+  building and reading an envelope together, where the codec takes about
+  1.5-2 µs hot. The codec is not slack: `from_json` reads the 128 B
+  envelope in about 1 µs, against 1.7-2.2 µs for `serde_json` into a
+  derived struct of `String`s plus the base64 decode (the codec table),
   while validating every field and keeping unknown keys. Callgrind, per
   128 B message: `pack` about 2,800 instructions, `to_json` 3,200,
   `from_json` 9,500 and about 1,400 to drop each envelope. Done against it
@@ -411,38 +411,42 @@ run); the figures it talks about are in the sections below.
   `smartsend`, a property test); `smartsend` serializing once (the
   transport plan wrote every envelope a second time to count it; now it
   runs only when a payload may go by link or the envelope does not fit);
-  subjects copied without the formatter on receive. Tried and not adopted:
-  mimalloc as global allocator (sender about 18% faster in one profiling
-  run, no clear change to request-reply; the allocator is the
-  application's choice); a prepared-sender publish that does not hand the
-  JSON back (saves a shared-buffer promotion per message; no change beyond
-  the noise in five rounds). Not done: an `Envelope` whose header strings
-  are stored inline or borrowed from the message (about ten fewer
-  allocations per parse; changes the public type); by the allocator
-  experiment and the instruction counts it would move the ratio by
-  hundredths, not to 0.8x.
+  `smartsend` and `smartreceive` doing the all-direct case without awaiting
+  a nested future (the upload and download paths are boxed: the pack
+  future alone was 1,288 bytes, moved on every send; callgrind per
+  `smartsend` 9,835 to 8,992 instructions); subjects copied without the
+  formatter on receive. Tried and not adopted: mimalloc as global
+  allocator (sender about 18% faster in one profiling run, no clear change
+  to request-reply; the allocator is the application's choice); a
+  prepared-sender publish that does not hand the JSON back (saves a
+  shared-buffer promotion per message; no change beyond the noise in five
+  rounds). Not done: an `Envelope` whose header strings are stored inline
+  or borrowed from the message (about ten fewer allocations per parse;
+  changes the public type); by the allocator experiment and the
+  instruction counts it would move the ratio by hundredths, not to 0.8x.
 - **Request-reply (p50 <= 1.1x, p99 <= 1.2x): the p50 target is at the
   codec's floor here.** Raw and bridge requests alternate one by one on the
   same server, so all see the same machine. \"The small-message gap taken
   apart\" adds a raw service that does only the codec work a service must
-  (parse the request, build and serialize the answer; no bridge): it alone
-  cost 11-12% of the raw p50 in the two full runs, the bridge service
-  13-18%, the bridge client (building the request from a template, reading
-  the answer) 7-9%; both together 26-27%. The work is paid cold: between
-  requests the threads sleep about 100 µs while nats-server and the other
-  side run on the same 2 cores, so a codec step that takes about 1 µs in a
-  loop takes 2.4-2.6 µs inside a round trip. A probe that only spins inside
-  the raw echo service showed the cost is the work itself (2 µs of spinning
-  added 2-3 µs to the p50, 6 µs added 6-8), and swapping the allocator for
-  mimalloc did not move the gap beyond the noise. 1.1x of a ~100 µs round
-  trip allows about 10 µs for two cold reads and two cold builds; the codec
-  alone on the service side already spends about that. The bridge's own
-  overhead above that floor is what was cut: the reply no longer serializes
-  twice (about 2,700 instructions a request by callgrind), `Received`
-  copies subjects without the formatter, and `Bridge::request` writes its
-  request from a template with no `Envelope` built. The p99 (1.2x) was met
-  in the previous stop's run (1.18x) and missed in these two (1.21x,
-  1.24x): it moves with the machine's noise around the target.
+  (parse the request, build and serialize the answer; no bridge): over the
+  three full runs of this stop it alone cost 9-12% of the raw p50, the
+  bridge service 13-18%, the bridge client (building the request from a
+  template, reading the answer) 7-11%; both together 26-27%. The work is
+  paid cold: between requests the threads sleep about 100 µs while
+  nats-server and the other side run on the same 2 cores, so a codec step
+  that takes about 1 µs in a loop takes 2.4-2.6 µs inside a round trip. A
+  probe that only spins inside the raw echo service showed the cost is the
+  work itself (2 µs of spinning added 2-3 µs to the p50, 6 µs added 6-8),
+  and swapping the allocator for mimalloc did not move the gap beyond the
+  noise. 1.1x of a ~100 µs round trip allows about 10 µs for two cold reads
+  and two cold builds; the codec alone on the service side already spends
+  about that. The bridge's own overhead above that floor is what was cut:
+  the reply no longer serializes twice (about 2,700 instructions a request
+  by callgrind) nor awaits nested futures, `Received` copies subjects
+  without the formatter, and `Bridge::request` writes its request from a
+  template with no `Envelope` built. The p99 (1.2x) was met in the previous
+  stop's run (1.18x) and missed in this stop's three (1.21-1.27x): it moves
+  with the machine's noise around the target.
 - **128 B against the Python peer (>= 10x) and Node (>= 3x).** The peers
   are single-threaded and CPU-bound in their own envelope code (JSON,
   base64, uuid in the interpreter), so their rate falls with load less than
