@@ -181,3 +181,17 @@ fn fetched_payload_is_written_back_as_its_link() {
         Body::Link { url: "http://127.0.0.1:9/f".into(), size: Some(4) }
     );
 }
+
+#[test]
+fn numbers_in_metadata_and_unknown_keys_survive_a_round_trip_exactly() {
+    // Found by the envelope fuzz target: without exact float parsing,
+    // 5.888888888888002e65 came back as ...001e65 after to_json/from_json.
+    let wire = br#"{"msg_id":"m","metadata":{"x":5.888888888888002e65,"y":0.1,"z":-1.7976931348623157e308},"payloads":[],"ext":{"size":5.888888888888002e65,"tiny":5e-324}}"#;
+    let envelope = Envelope::from_json(wire).unwrap();
+    assert_eq!(envelope.metadata["x"], json!(5.888888888888002e65));
+    assert_eq!(envelope.metadata["z"], json!(-1.7976931348623157e308));
+    assert_eq!(envelope.extra["ext"]["size"], json!(5.888888888888002e65));
+    assert_eq!(envelope.extra["ext"]["tiny"], json!(5e-324));
+    let again = Envelope::from_json(&envelope.to_json().unwrap()).unwrap();
+    assert_eq!(again, envelope);
+}
