@@ -304,6 +304,9 @@ impl Bridge {
         let options = self.options(options);
         let envelope = Envelope::pack(subject, payloads, options, &mut SystemIds, &SystemClock);
         let max_payload = self.conn.max_payload();
+        // `pack`'s steps, inlined rather than awaited: even with its link
+        // path boxed, awaiting `pack` cost about 800 instructions a send
+        // (callgrind: 9,777 against 8,992), moving its future.
         // Built and serialized without awaiting; only an envelope with
         // links to upload (or that does not fit) takes the async path, boxed
         // so that its large state is not part of every send's future.
