@@ -140,10 +140,12 @@ impl HttpDownloader {
                 ),
             ));
         }
-        if request.size > self.max_download_size {
+        if let Some(size) = request.size
+            && size > self.max_download_size
+        {
             return Err(Error::new(
                 ErrorKind::TooLarge { limit: self.max_download_size },
-                format!("{} declares {} bytes", redact_url(url.as_str()), request.size),
+                format!("{} declares {size} bytes", redact_url(url.as_str())),
             ));
         }
         let sha = request.sha256.as_deref().map(parse_sha256).transpose()?;
@@ -156,7 +158,7 @@ impl HttpDownloader {
         sink: DownloadSink,
     ) -> Result<Downloaded, Error> {
         let (url, sha) = self.check(request)?;
-        let mut target = Target::new(sink, request.size);
+        let mut target = Target::new(sink, request.size.unwrap_or(0));
         let mut retry = 0;
         loop {
             let result = match target.start().await {
@@ -181,6 +183,18 @@ impl HttpDownloader {
         }
     }
 
+    /// A link with no declared size that sends more than this downloader
+    /// takes.
+    fn too_large(&self, url: &reqwest::Url, at_least: u64) -> Error {
+        Error::new(
+            ErrorKind::TooLarge { limit: self.max_download_size },
+            format!(
+                "{} sends {at_least} bytes or more and declared no size",
+                redact_url(url.as_str())
+            ),
+        )
+    }
+
     async fn try_once(
         &self,
         request: &DownloadRequest,
@@ -188,7 +202,9 @@ impl HttpDownloader {
         sha: Option<&[u8; 32]>,
         target: &mut Target,
     ) -> Result<(), Error> {
-        let size = request.size;
+        // With no declared size, the cap is the most this downloader takes.
+        let (declared, limit) = (request.size, request.size.unwrap_or(self.max_download_size));
+        let size = request.size_text();
         let send = self.client.get(url.clone()).send();
         let mut response = match tokio::time::timeout(self.timeout, send).await {
             Err(_) => {
@@ -207,13 +223,17 @@ impl HttpDownloader {
         if !response.status().is_success() {
             return Err(failure(response, url.as_str()).await);
         }
-        if let Some(announced) = response.content_length()
-            && announced != size
-        {
-            return Err(Error::new(
-                ErrorKind::SizeMismatch { expected: size, actual: announced },
-                format!("{} announces a different length", redact_url(url.as_str())),
-            ));
+        match (response.content_length(), declared) {
+            (Some(announced), Some(expected)) if announced != expected => {
+                return Err(Error::new(
+                    ErrorKind::SizeMismatch { expected, actual: announced },
+                    format!("{} announces a different length", redact_url(url.as_str())),
+                ));
+            }
+            (Some(announced), None) if announced > limit => {
+                return Err(self.too_large(url, announced));
+            }
+            _ => {}
         }
         let mut hasher = sha.map(|_| Sha256::new());
         let mut received = 0u64;
@@ -238,7 +258,7 @@ impl HttpDownloader {
             };
             received += chunk.len() as u64;
             let elapsed = body_started.elapsed();
-            if received < size
+            if received < limit
                 && elapsed > self.read_timeout
                 && u128::from(received) * 1000 < u128::from(self.min_rate) * elapsed.as_millis()
             {
@@ -251,11 +271,14 @@ impl HttpDownloader {
                     ),
                 ));
             }
-            if received > size {
-                return Err(Error::new(
-                    ErrorKind::SizeMismatch { expected: size, actual: received },
-                    format!("{} sent more than declared", redact_url(url.as_str())),
-                ));
+            if received > limit {
+                return Err(match declared {
+                    Some(expected) => Error::new(
+                        ErrorKind::SizeMismatch { expected, actual: received },
+                        format!("{} sent more than declared", redact_url(url.as_str())),
+                    ),
+                    None => self.too_large(url, received),
+                });
             }
             if let Some(h) = hasher.as_mut() {
                 h.update(&chunk);
@@ -265,9 +288,11 @@ impl HttpDownloader {
                 progress(request, received);
             }
         }
-        if received != size {
+        if let Some(expected) = declared
+            && received != expected
+        {
             return Err(Error::new(
-                ErrorKind::SizeMismatch { expected: size, actual: received },
+                ErrorKind::SizeMismatch { expected, actual: received },
                 format!("{} sent less than declared", redact_url(url.as_str())),
             ));
         }

@@ -88,16 +88,32 @@ impl From<PathBuf> for UploadSource {
 pub struct DownloadRequest {
     /// The link: an absolute `http` or `https` URL.
     pub url: String,
-    /// The exact length of the payload in bytes.
-    pub size: u64,
+    /// The exact length of the payload in bytes, when the sender declared
+    /// it. `None` (a link record without `size`: the seeds never define it)
+    /// takes whatever length the store sends, still bounded by the
+    /// downloader's maximum download size.
+    pub size: Option<u64>,
     /// The payload's SHA-256 as 64 hex digits, if the sender gave one.
     pub sha256: Option<String>,
 }
 
 impl DownloadRequest {
-    /// A request for `size` bytes at `url`, with no checksum.
+    /// A request for exactly `size` bytes at `url`, with no checksum.
     pub fn new(url: impl Into<String>, size: u64) -> Self {
-        DownloadRequest { url: url.into(), size, sha256: None }
+        DownloadRequest { url: url.into(), size: Some(size), sha256: None }
+    }
+
+    /// A request for the bytes at `url` whose length was not declared: the
+    /// downloaded length is the size, up to the downloader's maximum
+    /// download size (more is [`ErrorKind::TooLarge`](crate::ErrorKind::TooLarge)).
+    pub fn with_unknown_size(url: impl Into<String>) -> Self {
+        DownloadRequest { url: url.into(), size: None, sha256: None }
+    }
+
+    /// The declared size as text for messages (`"an undeclared number of"`
+    /// bytes when there is none).
+    pub(crate) fn size_text(&self) -> String {
+        self.size.map_or_else(|| "undeclared".into(), |n| n.to_string())
     }
 
     /// Adds the SHA-256 (hex) the bytes must have.
@@ -364,7 +380,7 @@ impl<F> fmt::Debug for DownloadFn<F> {
 /// };
 ///
 /// let cache = download_fn(|req: DownloadRequest, _sink: DownloadSink| async move {
-///     Ok::<_, Error>(Downloaded::Bytes(Bytes::from(vec![0u8; req.size as usize])))
+///     Ok::<_, Error>(Downloaded::Bytes(Bytes::from(vec![0u8; req.size.unwrap_or(0) as usize])))
 /// });
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let bytes = cache.download_bytes(&DownloadRequest::new("https://x/y", 3)).await?;

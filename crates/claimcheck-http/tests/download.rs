@@ -181,6 +181,39 @@ async fn longer_than_declared_is_detected() {
 }
 
 #[tokio::test]
+async fn an_undeclared_size_takes_what_arrives_up_to_the_cap() {
+    let unsized_fetch = |server: &FaultServer, down: &HttpDownloader| {
+        let request = DownloadRequest::with_unknown_size(format!("{}/file/a/b/c.bin", server.url));
+        let down = down.clone();
+        async move { down.download_bytes(&request).await }
+    };
+    let body = payload(300_000);
+    let b = body.clone();
+    let server = FaultServer::start(move |_, _| ok(&b)).await;
+    let got = unsized_fetch(&server, &downloader(0)).await.unwrap();
+    assert!(got == body, "with a Content-Length");
+    let b = body.clone();
+    let server = FaultServer::start(move |_, _| respond_chunked(&b)).await;
+    let got = unsized_fetch(&server, &downloader(0)).await.unwrap();
+    assert!(got == body, "chunked");
+
+    let capped =
+        HttpDownloader::builder().retry(fast_retry(2)).max_download_size(100_000).build().unwrap();
+    // Announced over the cap: refused on the headers, and not retried.
+    let b = body.clone();
+    let server = FaultServer::start(move |_, _| ok(&b)).await;
+    let err = unsized_fetch(&server, &capped).await.failure();
+    assert_eq!(err.kind(), &ErrorKind::TooLarge { limit: 100_000 }, "{err}");
+    assert_eq!(server.hits(), 1);
+    // Chunked past the cap: reading stops there.
+    let b = body.clone();
+    let server = FaultServer::start(move |_, _| respond_chunked(&b)).await;
+    let err = unsized_fetch(&server, &capped).await.failure();
+    assert_eq!(err.kind(), &ErrorKind::TooLarge { limit: 100_000 }, "{err}");
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
 async fn max_download_size_is_enforced_while_streaming() {
     // The declared size fits the limit; the body does not. Never more than
     // the limit is kept.
@@ -415,7 +448,7 @@ async fn handlers_can_be_closures_behind_trait_objects() {
     let fetcher: Arc<dyn DownloadHandler> =
         Arc::new(download_fn(|request: DownloadRequest, sink| async move {
             assert_eq!(sink, DownloadSink::Memory);
-            Ok(Downloaded::Bytes(Bytes::from(vec![9u8; request.size as usize])))
+            Ok(Downloaded::Bytes(Bytes::from(vec![9u8; request.size.unwrap_or(0) as usize])))
         }));
     let got = fetcher.download_bytes(&DownloadRequest::new("mem://x/3", 3)).await.unwrap();
     assert_eq!(&got[..], &[9, 9, 9]);

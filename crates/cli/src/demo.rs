@@ -157,7 +157,8 @@ async fn walkthroughs(nats_url: &str, files_url: &str) -> anyhow::Result<Vec<Wal
     verify(&tables, &received)?;
     let arrived = &received.payloads[0];
     let bytes = arrived.bytes().context("students was not fetched")?.clone();
-    let table = table::table_from_payload(&Payload::new("students", arrived.payload_type, bytes))?;
+    let table =
+        table::table_from_payload(&Payload::new("students", arrived.payload_type.clone(), bytes))?;
     ensure!(table.batches == vec![students], "the Arrow table changed on the way");
     ensure!(received.payloads[1].value()? == PayloadValue::Json(rows), "jsontable changed");
     let name = "3. table exchange";

@@ -523,8 +523,9 @@ async fn reply(args: ReplyArgs) -> anyhow::Result<ExitCode> {
                     .payloads
                     .iter()
                     .filter_map(|r| {
-                        r.bytes()
-                            .map(|b| Payload::new(r.dataname.clone(), r.payload_type, b.clone()))
+                        r.bytes().map(|b| {
+                            Payload::new(r.dataname.clone(), r.payload_type.clone(), b.clone())
+                        })
                     })
                     .collect();
                 tracing::info!(msg_id = %request.envelope.msg_id, "answering");

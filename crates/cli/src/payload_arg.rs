@@ -10,7 +10,7 @@ use natsbridge::{FilePayload, Outgoing, Payload, PayloadType};
 
 /// The payload types the command line accepts, by wire name.
 pub(crate) const TYPES: &str =
-    "text, dictionary, arrowtable, jsontable, image, audio, video, binary";
+    "text, dictionary, arrowtable, table, jsontable, image, audio, video, binary";
 
 /// Parses `TYPE:NAME=VALUE` for sending: an `@PATH` of a type whose bytes
 /// go as they are (binary, image, audio, video) stays a file, which the
@@ -20,7 +20,7 @@ pub(crate) fn parse_outgoing(arg: &str) -> anyhow::Result<Outgoing> {
     if let Some((type_name, rest)) = arg.split_once(':')
         && let Some((name, value)) = rest.split_once('=')
         && let Some(path) = value.strip_prefix('@')
-        && let Some(payload_type) = PayloadType::from_wire(type_name)
+        && let Some(payload_type) = PayloadType::known(type_name)
         && matches!(
             payload_type,
             PayloadType::Binary | PayloadType::Image | PayloadType::Audio | PayloadType::Video
@@ -40,8 +40,7 @@ pub(crate) fn parse(arg: &str) -> anyhow::Result<Payload> {
     let Some((name, value)) = rest.split_once('=') else {
         bail!("payload {arg:?} is not TYPE:NAME=VALUE (missing `=`)");
     };
-    let payload_type = PayloadType::from_wire(type_name)
-        .filter(|t| *t != PayloadType::Table)
+    let payload_type = PayloadType::known(type_name)
         .with_context(|| format!("unknown payload type {type_name:?} (one of {TYPES})"))?;
     let path = value.strip_prefix('@');
     let bytes: Vec<u8> = match path {
@@ -61,10 +60,10 @@ pub(crate) fn parse(arg: &str) -> anyhow::Result<Payload> {
                 bail!("jsontable payload {name:?} must be a JSON array of row objects");
             }
         }
-        PayloadType::ArrowTable => {
+        PayloadType::ArrowTable | PayloadType::Table => {
             let Some(path) = path else {
                 bail!(
-                    "arrowtable payload {name:?} takes @PATH of an Arrow IPC file \
+                    "{payload_type} payload {name:?} takes @PATH of an Arrow IPC file \
                      (stream or file format) or of a .csv"
                 );
             };

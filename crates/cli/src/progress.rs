@@ -40,8 +40,9 @@ impl Progress {
         Progress { bars: MultiProgress::with_draw_target(target), downloads: Arc::default() }
     }
 
-    /// A bar for `len` bytes of `name` going `direction` ("up", "down").
-    fn bar(&self, len: u64, direction: &str, name: &str) -> ProgressBar {
+    /// A bar for `len` bytes of `name` going `direction` ("up", "down");
+    /// a spinner-like bar with no total when the length is not known.
+    fn bar(&self, len: Option<u64>, direction: &str, name: &str) -> ProgressBar {
         // The template is a constant: it parses, and if a future indicatif
         // disagreed the default style would do.
         let style = ProgressStyle::with_template(
@@ -49,7 +50,8 @@ impl Progress {
         )
         .map(|s| s.progress_chars("=> "))
         .unwrap_or_else(|_| ProgressStyle::default_bar());
-        let bar = ProgressBar::new(len)
+        let bar = len
+            .map_or_else(ProgressBar::no_length, ProgressBar::new)
             .with_style(style)
             .with_prefix(direction.to_string())
             .with_message(name.to_string());
@@ -94,7 +96,7 @@ impl UploadHandler for ProgressUploader {
             // The facade hands over bytes or readers; a file is passed on.
             file @ UploadSource::File(_) => return self.inner.upload(name, file),
         };
-        let bar = self.progress.bar(len, "up  ", name);
+        let bar = self.progress.bar(Some(len), "up  ", name);
         let source = UploadSource::reader(Counting::new(reader, bar.clone()), len);
         Box::pin(async move {
             let result = self.inner.upload(name, source).await;
@@ -233,7 +235,7 @@ mod tests {
         assert_eq!(downloader.download_bytes(&request).await.unwrap(), data);
         let seen = seen.lock().unwrap().clone();
         assert!(seen.windows(2).all(|w| w[0].1 < w[1].1), "{seen:?}");
-        assert_eq!(seen.last(), Some(&(data.len() as u64, data.len() as u64)));
+        assert_eq!(seen.last(), Some(&(Some(data.len() as u64), data.len() as u64)));
 
         // The command line's downloader, hidden bars: same bytes, no bar left.
         let progress = Progress {

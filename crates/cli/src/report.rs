@@ -66,7 +66,7 @@ fn save(
         .collect();
     let dir = dir.join(if msg_dir.is_empty() { "unnamed".into() } else { msg_dir });
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut name = upload_file_name(&record.dataname, record.payload_type);
+    let mut name = upload_file_name(&record.dataname, &record.payload_type);
     // A table saved as `sales.csv` would say CSV and hold Arrow IPC.
     if matches!(record.payload_type, PayloadType::ArrowTable | PayloadType::Table)
         && !name.ends_with(".arrow")

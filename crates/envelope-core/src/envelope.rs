@@ -159,7 +159,7 @@ impl PayloadRecord {
     /// decode as the payload type says.
     pub fn value(&self) -> Result<PayloadValue> {
         match self.bytes() {
-            Some(b) => PayloadValue::from_bytes(self.payload_type, b.clone(), &self.dataname),
+            Some(b) => PayloadValue::from_bytes(&self.payload_type, b.clone(), &self.dataname),
             None => Err(Error::malformed(
                 "data",
                 format!("payload {:?} is a link that has not been fetched", self.dataname),

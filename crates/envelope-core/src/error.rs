@@ -21,14 +21,6 @@ pub enum ErrorKind {
         /// Path of the offending field.
         field: String,
     },
-    /// A `payload_type` this peer does not know. The rest of the envelope was
-    /// well formed; the sender may be a newer peer.
-    UnknownPayloadType {
-        /// Path of the field, `payloads[N].payload_type`.
-        field: String,
-        /// The name that was sent.
-        name: String,
-    },
     /// A direct payload's `data` is not valid standard base64.
     Base64 {
         /// Path of the field, `payloads[N].data`.
@@ -110,9 +102,6 @@ impl fmt::Display for Error {
             }
             ErrorKind::Malformed { field } => {
                 write!(f, "malformed envelope: field `{field}`: {}", self.detail)
-            }
-            ErrorKind::UnknownPayloadType { field, name } => {
-                write!(f, "unknown payload type {name:?} in `{field}`")
             }
             ErrorKind::Base64 { field } => {
                 write!(f, "invalid base64 in `{field}`: {}", self.detail)

@@ -13,7 +13,13 @@ use crate::{Error, ErrorKind, Result};
 /// | `Table` | `table` | the older name of `arrowtable`, kept so a reply to an older peer uses its word |
 /// | `JsonTable` | `jsontable` | UTF-8 JSON array of row objects |
 /// | `Image`, `Audio`, `Video`, `Binary` | `image` ... | the raw bytes |
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// | `Other(name)` | any other name | bytes this peer does not interpret |
+///
+/// `Other` keeps envelopes from newer peers readable: a payload type this
+/// peer does not know is carried with its name and bytes (direct or by
+/// link), never a reason to reject the envelope or its other payloads, and
+/// is written back out under the same name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum PayloadType {
     /// `text`: a UTF-8 string.
@@ -34,10 +40,13 @@ pub enum PayloadType {
     Video,
     /// `binary`: raw bytes.
     Binary,
+    /// A type this peer does not know, by its wire name (never one of the
+    /// names above, never empty). Its bytes are carried untouched.
+    Other(String),
 }
 
 impl PayloadType {
-    /// Every payload type, in wire-name order of the spec.
+    /// Every payload type this peer knows, in wire-name order of the spec.
     pub const ALL: [PayloadType; 9] = [
         PayloadType::Text,
         PayloadType::Dictionary,
@@ -50,8 +59,15 @@ impl PayloadType {
         PayloadType::Binary,
     ];
 
-    /// The wire name (`"text"`, `"arrowtable"`, ...).
-    pub const fn as_str(self) -> &'static str {
+    /// The wire name (`"text"`, `"arrowtable"`, ..., or an `Other`'s name).
+    pub fn as_str(&self) -> &str {
+        match self {
+            PayloadType::Other(name) => name,
+            known => known.known_name(),
+        }
+    }
+
+    const fn known_name(&self) -> &'static str {
         match self {
             PayloadType::Text => "text",
             PayloadType::Dictionary => "dictionary",
@@ -62,27 +78,41 @@ impl PayloadType {
             PayloadType::Audio => "audio",
             PayloadType::Video => "video",
             PayloadType::Binary => "binary",
+            PayloadType::Other(_) => "",
         }
     }
 
-    /// The type with this wire name, if it is one. Names are case-sensitive,
-    /// as every peer writes them in lower case.
-    pub fn from_wire(name: &str) -> Option<PayloadType> {
-        PayloadType::ALL.into_iter().find(|t| t.as_str() == name)
+    /// The known type with this wire name, if it is one. Names are
+    /// case-sensitive, as every peer writes them in lower case.
+    pub fn known(name: &str) -> Option<PayloadType> {
+        PayloadType::ALL.into_iter().find(|t| t.known_name() == name)
+    }
+
+    /// The type a received `payload_type` names: a known one, else
+    /// [`PayloadType::Other`] with the name.
+    pub fn from_wire(name: &str) -> PayloadType {
+        PayloadType::known(name).unwrap_or_else(|| PayloadType::Other(name.into()))
+    }
+
+    /// Whether this peer knows the type (it is not [`PayloadType::Other`]).
+    pub const fn is_known(&self) -> bool {
+        !matches!(self, PayloadType::Other(_))
     }
 
     /// Whether the bytes are an Arrow IPC table (`arrowtable` or `table`).
-    pub const fn is_arrow(self) -> bool {
+    pub const fn is_arrow(&self) -> bool {
         matches!(self, PayloadType::ArrowTable | PayloadType::Table)
     }
 
     /// Whether the bytes are UTF-8 JSON (`dictionary` or `jsontable`).
-    pub const fn is_json(self) -> bool {
+    pub const fn is_json(&self) -> bool {
         matches!(self, PayloadType::Dictionary | PayloadType::JsonTable)
     }
 
-    /// Whether the bytes are carried untouched (`image`, `audio`, `video`, `binary`).
-    pub const fn is_raw(self) -> bool {
+    /// Whether the bytes are media or binary carried untouched (`image`,
+    /// `audio`, `video`, `binary`). An [`PayloadType::Other`] payload's
+    /// bytes are also untouched, but it is not one of these.
+    pub const fn is_raw(&self) -> bool {
         matches!(
             self,
             PayloadType::Image | PayloadType::Audio | PayloadType::Video | PayloadType::Binary
@@ -144,7 +174,8 @@ pub enum PayloadValue {
     /// Arrow IPC bytes (`arrowtable`, `table`); `natsbridge-table-arrow`
     /// turns them into record batches.
     Table(Bytes),
-    /// Raw bytes (`image`, `audio`, `video`, `binary`).
+    /// Raw bytes (`image`, `audio`, `video`, `binary`, and the bytes of a
+    /// type this peer does not know).
     Bytes(Bytes),
 }
 
@@ -162,7 +193,7 @@ impl PayloadValue {
 
     /// Reads serialized bytes as `payload_type` says. `dataname` only names
     /// the payload in an error.
-    pub fn from_bytes(payload_type: PayloadType, bytes: Bytes, dataname: &str) -> Result<Self> {
+    pub fn from_bytes(payload_type: &PayloadType, bytes: Bytes, dataname: &str) -> Result<Self> {
         let decode_err =
             |detail: String| Error::new(ErrorKind::Decode { dataname: dataname.into() }, detail);
         match payload_type {
@@ -173,15 +204,17 @@ impl PayloadValue {
             PayloadType::Dictionary | PayloadType::JsonTable => {
                 let value: serde_json::Value = serde_json::from_slice(&bytes)
                     .map_err(|e| decode_err(format!("{payload_type} is not JSON: {e}")))?;
-                if payload_type == PayloadType::JsonTable && !value.is_array() {
+                if *payload_type == PayloadType::JsonTable && !value.is_array() {
                     return Err(decode_err("jsontable is not a JSON array of rows".into()));
                 }
                 Ok(PayloadValue::Json(value))
             }
             PayloadType::ArrowTable | PayloadType::Table => Ok(PayloadValue::Table(bytes)),
-            PayloadType::Image | PayloadType::Audio | PayloadType::Video | PayloadType::Binary => {
-                Ok(PayloadValue::Bytes(bytes))
-            }
+            PayloadType::Image
+            | PayloadType::Audio
+            | PayloadType::Video
+            | PayloadType::Binary
+            | PayloadType::Other(_) => Ok(PayloadValue::Bytes(bytes)),
         }
     }
 }
@@ -240,6 +273,13 @@ impl Payload {
         Payload::new(dataname, PayloadType::ArrowTable, ipc)
     }
 
+    /// A `table` payload from Arrow IPC stream bytes: the first seed's
+    /// (NATSBridge) name for `arrowtable`, for fleets whose peers know only
+    /// that name. Newer peers read both alike.
+    pub fn table(dataname: impl Into<String>, ipc: impl Into<Bytes>) -> Payload {
+        Payload::new(dataname, PayloadType::Table, ipc)
+    }
+
     /// A `binary` payload.
     pub fn binary(dataname: impl Into<String>, bytes: impl Into<Bytes>) -> Payload {
         Payload::new(dataname, PayloadType::Binary, bytes)
@@ -271,6 +311,6 @@ impl Payload {
 
     /// The typed value of the bytes.
     pub fn value(&self) -> Result<PayloadValue> {
-        PayloadValue::from_bytes(self.payload_type, self.bytes.clone(), &self.dataname)
+        PayloadValue::from_bytes(&self.payload_type, self.bytes.clone(), &self.dataname)
     }
 }

@@ -89,15 +89,12 @@ impl<'a> RawRecord<'a> {
         let Some(data) = self.data else {
             return Err(Field::record(index, "data").malformed("missing (a required field)"));
         };
-        let payload_type = PayloadType::from_wire(&type_name).ok_or_else(|| {
-            Error::new(
-                ErrorKind::UnknownPayloadType {
-                    field: Field::record(index, "payload_type").path(),
-                    name: type_name.clone().into_owned(),
-                },
-                "",
-            )
-        })?;
+        // A type this peer does not know is kept by name (forward
+        // compatibility); only an empty name says nothing at all.
+        if type_name.is_empty() {
+            return Err(Field::record(index, "payload_type").malformed("empty payload type"));
+        }
+        let payload_type = PayloadType::from_wire(&type_name);
         let size = match self.size {
             None | Some(SizeValue::Null) => None,
             Some(SizeValue::Int(n)) => Some(n),

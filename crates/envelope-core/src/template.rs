@@ -49,8 +49,8 @@ pub struct EnvelopeTemplate {
 
 /// `{"correlation_id":`, `,"msg_id":` and `,"timestamp":`.
 const HEAD_KEYS: usize = 41;
-/// The timestamp written (`YYYY-MM-DDTHH:MM:SS.ffffffZ`), quoted.
-const TIMESTAMP_JSON: usize = 29;
+/// The timestamp written (`YYYY-MM-DDTHH:MM:SS.fffZ`), quoted.
+const TIMESTAMP_JSON: usize = 26;
 /// A UUID, quoted.
 const UUID_JSON: usize = 38;
 /// Keys, quotes and punctuation of one direct record (with the comma
@@ -154,7 +154,7 @@ impl EnvelopeTemplate {
             ids.write_next_id(out);
             out.raw(b",\"dataname\":");
             write_str(out, &payload.dataname);
-            write_direct_body(out, payload.payload_type, &payload.bytes);
+            write_direct_body(out, &payload.payload_type, &payload.bytes);
             out.raw(b"}");
         }
         out.raw(b"]}");

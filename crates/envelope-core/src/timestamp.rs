@@ -1,10 +1,15 @@
-//! Timestamps: RFC 3339 UTC on send, the forms every runtime emits on receive.
+//! Timestamps: RFC 3339 UTC with milliseconds on send, the forms every
+//! runtime emits on receive.
 
 use crate::prelude::*;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
-/// Formats `t` (converted to UTC) as RFC 3339 with microseconds and `Z`:
-/// `2024-01-15T10:30:00.123456Z`.
+/// Formats `t` (converted to UTC) as RFC 3339 with milliseconds and `Z`:
+/// `2024-01-15T10:30:00.123Z`, what JavaScript's `toISOString` writes.
+///
+/// Milliseconds, not finer: Julia's `Dates` parser takes at most three
+/// fractional digits (more raise `InexactError`), so a finer timestamp
+/// would be unreadable there. The sub-millisecond part is truncated.
 pub fn format_rfc3339(t: OffsetDateTime) -> String {
     let buf = rfc3339_bytes(t);
     // Only ASCII digits and punctuation were written.
@@ -12,11 +17,11 @@ pub fn format_rfc3339(t: OffsetDateTime) -> String {
 }
 
 /// [`format_rfc3339`]'s text, on the stack.
-pub(crate) fn rfc3339_bytes(t: OffsetDateTime) -> [u8; 27] {
+pub(crate) fn rfc3339_bytes(t: OffsetDateTime) -> [u8; 24] {
     let t = t.to_offset(UtcOffset::UTC);
     // Written digit by digit: this runs once per message sent, and
     // `core::fmt` padding costs more than the rest of the envelope header.
-    let mut buf = *b"0000-00-00T00:00:00.000000Z";
+    let mut buf = *b"0000-00-00T00:00:00.000Z";
     let mut put = |at: usize, width: usize, mut v: u32| {
         for k in (at..at + width).rev() {
             buf[k] = b'0' + (v % 10) as u8;
@@ -24,14 +29,14 @@ pub(crate) fn rfc3339_bytes(t: OffsetDateTime) -> [u8; 27] {
         }
     };
     let (year, month, day) = t.to_calendar_date();
-    let (hour, minute, second, micro) = t.to_hms_micro();
+    let (hour, minute, second, milli) = t.to_hms_milli();
     put(0, 4, year.clamp(0, 9999) as u32);
     put(5, 2, u8::from(month).into());
     put(8, 2, day.into());
     put(11, 2, hour.into());
     put(14, 2, minute.into());
     put(17, 2, second.into());
-    put(20, 6, micro);
+    put(20, 3, milli.into());
     buf
 }
 
@@ -165,10 +170,40 @@ mod tests {
     }
 
     #[test]
-    fn formats_utc_with_micros_and_round_trips() {
+    fn formats_utc_with_millis_and_round_trips() {
         let t = parse_timestamp("2024-01-15T12:30:00.5+02:00").unwrap();
         let s = format_rfc3339(t);
-        assert_eq!(s, "2024-01-15T10:30:00.500000Z");
+        assert_eq!(s, "2024-01-15T10:30:00.500Z");
         assert_eq!(parse_timestamp(&s).unwrap(), t);
+    }
+
+    #[test]
+    fn formats_at_most_three_fraction_digits() {
+        // Finer precision is truncated, never rounded up into the next second.
+        let t = parse_timestamp("2024-12-31T23:59:59.999999999Z").unwrap();
+        assert_eq!(format_rfc3339(t), "2024-12-31T23:59:59.999Z");
+        let t = parse_timestamp("2024-01-15T10:30:00.0009Z").unwrap();
+        assert_eq!(format_rfc3339(t), "2024-01-15T10:30:00.000Z");
+        // Julia's rule: yyyy-mm-ddTHH:MM:SS.sss, then the zone letter.
+        let s = format_rfc3339(OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(s.len(), 24);
+        assert_eq!(s.rsplit_once('.').unwrap().1, "000Z");
+    }
+
+    #[test]
+    fn reads_what_julia_python_and_javascript_write() {
+        // Julia's `string(now())` drops trailing zeros of the milliseconds.
+        let j = parse_timestamp("2024-01-15T10:30:00.37").unwrap();
+        assert_eq!(j.millisecond(), 370);
+        assert_eq!(parse_timestamp("2024-01-15T10:30:00").unwrap().millisecond(), 0);
+        // Python's isoformat (microseconds, offset) and JavaScript's toISOString.
+        let p = parse_timestamp("2024-01-15T10:30:00.370000+00:00").unwrap();
+        let js = parse_timestamp("2024-01-15T10:30:00.370Z").unwrap();
+        assert_eq!(p, j);
+        assert_eq!(js, j);
+        for digits in 1..=9 {
+            let s = format!("2024-01-15T10:30:00.{}Z", "1".repeat(digits));
+            assert!(parse_timestamp(&s).is_ok(), "{s}");
+        }
     }
 }

@@ -131,14 +131,16 @@ pub(crate) fn write_record_with<S: Sink>(
     out.raw(b",\"dataname\":");
     write_str(out, &rec.dataname);
     match body {
-        Body::Direct(bytes) => write_direct_body(out, rec.payload_type, bytes),
+        Body::Direct(bytes) => write_direct_body(out, &rec.payload_type, bytes),
         Body::Link { url, .. } | Body::Fetched { url, .. } => {
-            out.raw(b",\"payload_type\":\"");
-            out.raw(rec.payload_type.as_str().as_bytes());
-            out.raw(b"\",\"transport\":\"link\",\"encoding\":\"none\",\"size\":");
-            match body.size() {
-                Some(n) => write_u64(out, n),
-                None => out.raw(b"null"),
+            out.raw(b",\"payload_type\":");
+            write_type(out, &rec.payload_type);
+            out.raw(b",\"transport\":\"link\",\"encoding\":\"none\"");
+            // A link whose size was never declared (the seeds do not define
+            // `size`) goes on without one rather than with a made-up value.
+            if let Some(n) = body.size() {
+                out.raw(b",\"size\":");
+                write_u64(out, n);
             }
             out.raw(b",\"data\":");
             write_str(out, url);
@@ -149,12 +151,25 @@ pub(crate) fn write_record_with<S: Sink>(
     Ok(())
 }
 
+/// A payload type's name as a JSON string: a known name needs no escaping,
+/// an [`PayloadType::Other`] name came from the wire and may.
+fn write_type<S: Sink>(out: &mut S, payload_type: &PayloadType) {
+    match payload_type {
+        PayloadType::Other(name) => write_str(out, name),
+        known => {
+            out.raw(b"\"");
+            out.raw(known.as_str().as_bytes());
+            out.raw(b"\"");
+        }
+    }
+}
+
 /// A direct record's fields after its `dataname`: type, transport,
 /// encoding, size and the base64 data.
-pub(crate) fn write_direct_body<S: Sink>(out: &mut S, payload_type: PayloadType, bytes: &[u8]) {
-    out.raw(b",\"payload_type\":\"");
-    out.raw(payload_type.as_str().as_bytes());
-    out.raw(b"\",\"transport\":\"direct\",\"encoding\":\"base64\",\"size\":");
+pub(crate) fn write_direct_body<S: Sink>(out: &mut S, payload_type: &PayloadType, bytes: &[u8]) {
+    out.raw(b",\"payload_type\":");
+    write_type(out, payload_type);
+    out.raw(b",\"transport\":\"direct\",\"encoding\":\"base64\",\"size\":");
     write_u64(out, bytes.len() as u64);
     out.raw(b",\"data\":\"");
     out.base64(bytes);

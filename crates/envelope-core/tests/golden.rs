@@ -164,7 +164,7 @@ fn sent_envelope_has_exactly_the_spec_keys_in_order() {
     assert_eq!(obj["msg_purpose"], "chat");
     assert_eq!(obj["sender_name"], "msghandler");
     assert_eq!(obj["metadata"], json!({}));
-    assert_eq!(obj["timestamp"], "1970-01-01T00:00:00.000000Z");
+    assert_eq!(obj["timestamp"], "1970-01-01T00:00:00.000Z");
 }
 
 #[test]

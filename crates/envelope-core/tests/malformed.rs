@@ -1,7 +1,7 @@
 //! The malformed-envelope catalogue: each variant gets the right kind and a
 //! message that names the field. Nothing here panics.
 
-use natsbridge_envelope_core::{Envelope, ErrorKind};
+use natsbridge_envelope_core::{Envelope, ErrorKind, PayloadType, PayloadValue};
 use serde_json::{Value, json};
 
 use crate::util::parse_err;
@@ -141,15 +141,31 @@ fn impossible_values_are_named() {
 }
 
 #[test]
-fn unknown_payload_type_names_the_type() {
-    let err = parse_err(&with(|v| v["payloads"][0]["payload_type"] = json!("hologram")));
-    assert_eq!(
-        err.kind(),
-        &ErrorKind::UnknownPayloadType {
-            field: "payloads[0].payload_type".into(),
-            name: "hologram".into()
-        }
-    );
+fn an_unknown_payload_type_is_kept_and_the_others_still_read() {
+    // A newer peer's type: the record is kept by name with its bytes, and
+    // the other payloads of the envelope are delivered as usual.
+    let json = with(|v| {
+        let mut unknown = v["payloads"][0].clone();
+        unknown["payload_type"] = json!("hologram");
+        unknown["dataname"] = json!("h");
+        v["payloads"].as_array_mut().unwrap().insert(0, unknown);
+    });
+    let env = Envelope::from_json(json.as_bytes()).unwrap();
+    assert_eq!(env.payloads.len(), 2);
+    assert_eq!(env.payloads[0].payload_type, PayloadType::Other("hologram".into()));
+    assert!(!env.payloads[0].payload_type.is_known());
+    assert_eq!(env.payloads[0].bytes().unwrap(), env.payloads[1].bytes().unwrap());
+    assert!(matches!(env.payloads[0].value().unwrap(), PayloadValue::Bytes(_)));
+    assert!(env.payloads[1].payload_type.is_known());
+    // Written back under its own name.
+    let again: serde_json::Value = serde_json::from_slice(&env.to_json().unwrap()).unwrap();
+    assert_eq!(again["payloads"][0]["payload_type"], "hologram");
+}
+
+#[test]
+fn an_empty_payload_type_is_malformed() {
+    let err = parse_err(&with(|v| v["payloads"][0]["payload_type"] = json!("")));
+    assert_eq!(err.kind(), &malformed("payloads[0].payload_type"), "{err}");
 }
 
 #[test]

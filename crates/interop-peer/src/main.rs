@@ -166,7 +166,7 @@ fn load_spec(path: &Path) -> anyhow::Result<Vec<Payload>> {
         .map(|(index, item)| {
             let dataname = item["dataname"].as_str().context("dataname")?;
             let type_name = item["type"].as_str().context("type")?;
-            let payload_type = PayloadType::from_wire(type_name)
+            let payload_type = PayloadType::known(type_name)
                 .with_context(|| format!("unknown type {type_name}"))?;
             let bytes: Vec<u8> = if let Some(value) = item.get("value") {
                 match payload_type {
@@ -317,7 +317,9 @@ async fn reply(a: ReplyArgs) -> anyhow::Result<ExitCode> {
                 .payloads
                 .iter()
                 .filter_map(|r| {
-                    r.bytes().map(|b| Payload::new(r.dataname.clone(), r.payload_type, b.clone()))
+                    r.bytes().map(|b| {
+                        Payload::new(r.dataname.clone(), r.payload_type.clone(), b.clone())
+                    })
                 })
                 .collect()
         } else {

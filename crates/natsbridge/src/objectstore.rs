@@ -216,17 +216,29 @@ impl ObjectStoreHandler {
                 ),
             ));
         }
-        if request.size > self.max_download_size {
+        if let Some(size) = request.size
+            && size > self.max_download_size
+        {
             return Err(Error::new(
                 ErrorKind::TooLarge { limit: self.max_download_size },
-                format!("{} declares {} bytes", request.url, request.size),
+                format!("{} declares {size} bytes", request.url),
             ));
         }
         let want = request.sha256.as_deref().map(sha256_from_hex).transpose()?;
         let mut reader = self.store.get(name).await.map_err(|e| from_nats(e, "downloading"))?;
-        check_info(reader.info(), request, want.as_ref())?;
-        let mut target = Target::new(sink, request.size).await?;
-        let hash = read_checked(&mut reader, request, &mut target).await?;
+        // A record without a size: the store's own record of the object's
+        // length is what the bytes are checked against, under the same cap.
+        let stored = reader.info().size;
+        if request.size.is_none() && stored > self.max_download_size {
+            return Err(Error::new(
+                ErrorKind::TooLarge { limit: self.max_download_size },
+                format!("{} holds {stored} bytes and its record declares no size", request.url),
+            ));
+        }
+        let size = request.size.unwrap_or(stored);
+        check_info(reader.info(), request, size, want.as_ref())?;
+        let mut target = Target::new(sink, size).await?;
+        let hash = read_checked(&mut reader, request, size, &mut target).await?;
         verify(request, want.as_ref(), hash)?;
         let downloaded = target.finish().await?;
         if self.one_shot {
@@ -345,11 +357,12 @@ fn object_name(name: &str) -> String {
 fn check_info(
     info: &ObjectInfo,
     request: &DownloadRequest,
+    size: u64,
     want: Option<&[u8; 32]>,
 ) -> Result<(), Error> {
-    if info.size != request.size {
+    if info.size != size {
         return Err(Error::new(
-            ErrorKind::SizeMismatch { expected: request.size, actual: info.size },
+            ErrorKind::SizeMismatch { expected: size, actual: info.size },
             format!("{}: the stored object's size differs from the record's", request.url),
         ));
     }
@@ -414,6 +427,7 @@ impl Target {
 async fn read_checked(
     reader: &mut (impl AsyncRead + Unpin),
     request: &DownloadRequest,
+    size: u64,
     target: &mut Target,
 ) -> Result<[u8; 32], Error> {
     let mut hasher = Sha256::new();
@@ -445,16 +459,16 @@ async fn read_checked(
             break;
         }
         received += n as u64;
-        if received > request.size {
+        if received > size {
             return Err(Error::new(
-                ErrorKind::SizeMismatch { expected: request.size, actual: received },
+                ErrorKind::SizeMismatch { expected: size, actual: received },
                 format!("{}: the stored object holds more than its record's size", request.url),
             ));
         }
     }
-    if received != request.size {
+    if received != size {
         return Err(Error::new(
-            ErrorKind::SizeMismatch { expected: request.size, actual: received },
+            ErrorKind::SizeMismatch { expected: size, actual: received },
             format!("{}: the stored object ended early", request.url),
         ));
     }
@@ -483,10 +497,7 @@ fn read_error(request: &DownloadRequest, received: u64, e: std::io::Error) -> Er
         std::io::ErrorKind::TimedOut => ErrorKind::TimedOut,
         _ => ErrorKind::Connection,
     };
-    Error::new(
-        kind,
-        format!("{}: reading failed after {received} of {} bytes: {e}", request.url, request.size),
-    )
+    Error::new(kind, format!("{}: reading failed after {received} bytes: {e}", request.url))
 }
 
 fn from_nats(e: crate::transport::Error, what: &str) -> Error {

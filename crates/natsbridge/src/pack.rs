@@ -21,7 +21,7 @@ pub const SHA256_KEY: &str = "sha256";
 
 /// The file name a payload is uploaded under: its `dataname` reduced to
 /// characters every file server keeps, with an extension for its type.
-pub fn upload_file_name(dataname: &str, payload_type: PayloadType) -> String {
+pub fn upload_file_name(dataname: &str, payload_type: &PayloadType) -> String {
     let mut name: String = dataname
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
@@ -154,7 +154,7 @@ pub async fn pack_files(
     if let Some(uploader) = uploader {
         for (index, path, len) in streamed {
             let record = &mut envelope.payloads[index];
-            let name = upload_file_name(&record.dataname, record.payload_type);
+            let name = upload_file_name(&record.dataname, &record.payload_type);
             let (url, hash) =
                 uploader.upload_with_sha256(&name, UploadSource::File(path)).await.map_err(
                     |e| Error::from(e).context(format!("uploading payload {:?}", record.dataname)),
@@ -222,7 +222,7 @@ pub(crate) async fn finish_links(
             continue;
         }
         let (Some(uploader), Body::Direct(bytes)) = (uploader, &record.body) else { continue };
-        let name = upload_file_name(&record.dataname, record.payload_type);
+        let name = upload_file_name(&record.dataname, &record.payload_type);
         // The hash is computed as the bytes stream to the server.
         let (url, hash) =
             uploader.upload_with_sha256(&name, UploadSource::Bytes(bytes.clone())).await.map_err(
@@ -258,7 +258,8 @@ pub(crate) async fn finish_links(
 /// Each link record is downloaded with `downloader` (which applies its
 /// retry, size and origin policy), checked against the record's `size` and,
 /// when present, its `sha256`, and becomes [`Body::Fetched`]. A link record
-/// without a `size` is refused: its length could not be checked.
+/// without a `size` (the seeds never define it) takes the downloaded length
+/// as its size, up to the downloader's maximum download size.
 pub async fn unpack(message: &[u8], downloader: &dyn DownloadHandler) -> Result<Envelope> {
     fetch_links(Envelope::from_json(message)?, downloader).await
 }
@@ -275,13 +276,12 @@ pub(crate) async fn fetch_links(
 ) -> Result<Envelope> {
     for (index, record) in envelope.payloads.iter_mut().enumerate() {
         let Body::Link { url, size } = &record.body else { continue };
-        let Some(size) = *size else {
-            return Err(Error::from(crate::envelope::Error::from_kind(
-                EnvelopeErrorKind::Malformed { field: format!("payloads[{index}].size") },
-                "a link payload must declare its size so the download can be checked",
-            )));
+        // The seeds never define `size`: without one, the downloaded length
+        // is the size, bounded by the downloader's maximum download size.
+        let mut request = match *size {
+            Some(size) => DownloadRequest::new(url.clone(), size),
+            None => DownloadRequest::with_unknown_size(url.clone()),
         };
-        let mut request = DownloadRequest::new(url.clone(), size);
         if let Some(hash) = record.extra.get(SHA256_KEY).and_then(|v| v.as_str()) {
             request = request.sha256(hash);
         }
@@ -300,10 +300,10 @@ mod tests {
 
     #[test]
     fn file_names_are_safe_and_typed() {
-        assert_eq!(upload_file_name("large_document", PayloadType::Binary), "large_document.bin");
-        assert_eq!(upload_file_name("../../etc/passwd", PayloadType::Text), "_.._etc_passwd");
-        assert_eq!(upload_file_name("", PayloadType::ArrowTable), "payload.arrow");
-        assert_eq!(upload_file_name("data.arrow", PayloadType::Table), "data.arrow");
-        assert_eq!(upload_file_name("résumé", PayloadType::JsonTable), "r_sum_.json");
+        assert_eq!(upload_file_name("large_document", &PayloadType::Binary), "large_document.bin");
+        assert_eq!(upload_file_name("../../etc/passwd", &PayloadType::Text), "_.._etc_passwd");
+        assert_eq!(upload_file_name("", &PayloadType::ArrowTable), "payload.arrow");
+        assert_eq!(upload_file_name("data.arrow", &PayloadType::Table), "data.arrow");
+        assert_eq!(upload_file_name("résumé", &PayloadType::JsonTable), "r_sum_.json");
     }
 }

@@ -1,7 +1,7 @@
 //! smartpack / smartunpack with a real file server: what goes by link, what
 //! comes back, and what is refused.
 
-use natsbridge::claimcheck::{ErrorKind as ClaimCheckKind, UploadHandler};
+use natsbridge::claimcheck::{ErrorKind as ClaimCheckKind, UploadHandler, UploadHandlerExt};
 use natsbridge::envelope::{DEFAULT_MAX_PAYLOAD, ErrorKind as EnvelopeKind};
 use natsbridge::{
     Body, ErrorKind, FilePayload, Payload, PayloadType, PayloadValue, SHA256_KEY, SendOptions,
@@ -120,13 +120,62 @@ async fn a_link_to_a_host_outside_the_allowlist_is_refused() {
 }
 
 #[tokio::test]
-async fn a_link_without_size_is_refused() {
+async fn a_link_without_size_takes_the_downloaded_length_up_to_the_cap() {
+    // The seeds never define `size`: a seed-written peer may leave it out.
     let store = Store::start().await;
-    let json = serde_json_envelope("http://127.0.0.1:1/x", 10).replace(",\"size\":10", "");
-    let err = smartunpack(json.as_bytes(), &store.downloader()).await.unwrap_err();
+    let data = bytes(700_000, 9);
+    let uploader = store.uploader();
+    let (_, json) = smartpack(
+        "t",
+        vec![Payload::binary("doc", data.clone())],
+        SendOptions::default(),
+        Some(&uploader as &dyn UploadHandler),
+        DEFAULT_MAX_PAYLOAD,
+    )
+    .await
+    .unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let record = v["payloads"][0].as_object_mut().unwrap();
+    assert_eq!(record["transport"], "link");
+    record.remove("size");
+    let url = record["data"].as_str().unwrap().to_string();
+    let received = smartunpack(v.to_string().as_bytes(), &store.downloader()).await.unwrap();
+    assert_eq!(received.payloads[0].bytes().unwrap().as_ref(), data.as_slice());
+    assert_eq!(received.payloads[0].size(), Some(data.len() as u64));
+    // Written back out, the record now carries the length it was checked at.
+    let again: serde_json::Value = serde_json::from_slice(&received.to_json().unwrap()).unwrap();
+    assert_eq!(again["payloads"][0]["size"], data.len());
+
+    // Still bounded: a downloader that takes at most 100 kB refuses it
+    // (the one-shot link was consumed above: upload it again).
+    let link = uploader.upload_bytes("doc.bin", data.clone()).await.unwrap();
+    let capped = natsbridge::claimcheck::HttpDownloader::builder()
+        .allow_origin(store.server.url())
+        .max_download_size(100_000)
+        .build()
+        .unwrap();
+    let json = serde_json_envelope(&link, 0).replace(",\"size\":0", "");
+    let err = smartunpack(json.as_bytes(), &capped).await.unwrap_err();
     assert_eq!(
         err.kind(),
-        &ErrorKind::Envelope(EnvelopeKind::Malformed { field: "payloads[0].size".into() })
+        &ErrorKind::ClaimCheck(ClaimCheckKind::TooLarge { limit: 100_000 }),
+        "{err}"
+    );
+    assert!(url.starts_with(store.server.url()));
+}
+
+#[tokio::test]
+async fn a_direct_record_with_a_wrong_size_is_still_refused() {
+    // "aGVsbG8=" is `hello`, five bytes.
+    let json = r#"{"payloads":[{"dataname":"d","payload_type":"binary","transport":"direct","size":4,"data":"aGVsbG8="}]}"#;
+    let store = Store::start().await;
+    let err = smartunpack(json.as_bytes(), &store.downloader()).await.unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::Envelope(EnvelopeKind::SizeMismatch { declared: 4, actual: 5, .. })
+        ),
+        "{err}"
     );
 }
 

@@ -197,15 +197,11 @@ async fn missing_fields() {
 }
 
 #[tokio::test]
-async fn unknown_payload_type() {
+async fn an_unknown_payload_type_is_kept_not_an_error() {
     let mut v = base();
     v["payloads"][0]["payload_type"] = json!("hologram");
-    let err = unpack_err(v.to_string().as_bytes(), &quick_downloader(None)).await;
-    assert!(matches!(
-        err.kind(),
-        ErrorKind::Envelope(EnvelopeKind::UnknownPayloadType { name, .. }) if name == "hologram"
-    ));
-    assert_eq!(chain(&err), "unknown payload type \"hologram\" in `payloads[0].payload_type`");
+    let env = smartunpack(v.to_string().as_bytes(), &quick_downloader(None)).await.unwrap();
+    assert_eq!(env.payloads[0].payload_type, natsbridge::PayloadType::Other("hologram".into()));
 }
 
 #[tokio::test]

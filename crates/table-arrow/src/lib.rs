@@ -59,6 +59,7 @@ pub use crate::json::{
 };
 pub use crate::payload::{
     arrow_payload, arrow_payload_with, batches_from_payload, json_payload, table_from_payload,
+    table_payload,
 };
 
 pub use arrow_array;

@@ -17,6 +17,12 @@ pub fn arrow_payload(dataname: impl Into<String>, batches: &[RecordBatch]) -> Re
     Ok(Payload::new(dataname, PayloadType::ArrowTable, write_ipc(batches)?))
 }
 
+/// A `table` payload of batches, as Arrow IPC stream bytes: the first
+/// seed's (NATSBridge) name for `arrowtable`, for peers that know only it.
+pub fn table_payload(dataname: impl Into<String>, batches: &[RecordBatch]) -> Result<Payload> {
+    Ok(Payload::new(dataname, PayloadType::Table, write_ipc(batches)?))
+}
+
 /// An `arrowtable` payload with an explicit schema (so it may hold no
 /// batches) and [`WriteOptions`] (compression, or the file format for a
 /// receiver that wants it).
@@ -42,7 +48,7 @@ pub fn json_payload(dataname: impl Into<String>, batches: &[RecordBatch]) -> Res
 /// ([`read_json_rows`]). Any other payload type is
 /// [`ErrorKind::Unsupported`].
 pub fn table_from_payload(payload: &Payload) -> Result<Table> {
-    match payload.payload_type {
+    match &payload.payload_type {
         PayloadType::ArrowTable | PayloadType::Table => read_ipc(&payload.bytes),
         PayloadType::JsonTable => {
             let batch = read_json_rows(&payload.bytes)?;
