@@ -557,3 +557,82 @@ async fn a_full_disk_is_a_clear_error_and_leaves_no_partial_file() {
     assert!(got == payload(100_000));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn request_keys_match_case_insensitively_as_plik_s_go_decoder() {
+    let served = file_server().await;
+    let upload = create_upload(
+        served.url(),
+        serde_json::json!({"OneShot": true, "TTL": 90, "Files": [{"FileName": "a.bin", "filesize": 3}]}),
+    )
+    .await;
+    assert_eq!(upload["oneShot"], true);
+    assert_eq!(upload["ttl"], 90);
+    assert_eq!(upload["files"][0]["fileName"], "a.bin");
+    assert_eq!(upload["files"][0]["fileSize"], 3);
+    // The exact spelling wins over another one.
+    let upload =
+        create_upload(served.url(), serde_json::json!({"ONESHOT": true, "oneShot": false})).await;
+    assert_eq!(upload["oneShot"], false);
+}
+
+#[tokio::test]
+async fn cors_answers_allowed_origins_only() {
+    let page = "http://127.0.0.1:5173";
+    let served = file_server_with(|b| b.cors_origin(page)).await;
+    let preflight = client()
+        .request(reqwest::Method::OPTIONS, format!("{}/upload", served.url()))
+        .header("Origin", page)
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type,x-uploadtoken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    let h = preflight.headers();
+    assert_eq!(h["access-control-allow-origin"], page);
+    assert!(h["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    assert_eq!(h["access-control-allow-headers"], "content-type,x-uploadtoken");
+
+    // The real request: readable by the page.
+    let reply = client()
+        .post(format!("{}/upload", served.url()))
+        .header("Origin", page)
+        .header("Content-Type", "application/json")
+        .body(r#"{"oneShot":true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.headers()["access-control-allow-origin"], page);
+
+    // Another origin gets no CORS headers, and no preflight.
+    let other = client()
+        .post(format!("{}/upload", served.url()))
+        .header("Origin", "http://evil.example")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let preflight = client()
+        .request(reqwest::Method::OPTIONS, format!("{}/upload", served.url()))
+        .header("Origin", "http://evil.example")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 405);
+    assert!(preflight.headers().get("access-control-allow-origin").is_none());
+
+    // By default, none at all (as Plik).
+    let plain = file_server().await;
+    let reply = client()
+        .post(format!("{}/upload", plain.url()))
+        .header("Origin", page)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert!(reply.headers().get("access-control-allow-origin").is_none());
+}

@@ -140,7 +140,9 @@ pub(crate) struct LocalFiles {
 impl LocalFiles {
     pub(crate) async fn start() -> anyhow::Result<LocalFiles> {
         let dir = tempfile::Builder::new().prefix("natsbridge-files-").tempdir()?;
-        let server = FileServer::builder().dir(dir.path()).bind("127.0.0.1:0").await?;
+        // Loopback pages (a browser peer, the inspector) may call it.
+        let server =
+            FileServer::builder().dir(dir.path()).cors_loopback().bind("127.0.0.1:0").await?;
         Ok(LocalFiles { server: Some(server), _dir: dir })
     }
 

@@ -70,10 +70,11 @@ struct JsonArg {
 #[derive(Debug, Args)]
 struct EnvelopeArgs {
     /// Payloads as TYPE:NAME=VALUE; TYPE is one of text, dictionary,
-    /// arrowtable, jsontable, image, audio, video, binary. VALUE is the
-    /// literal (JSON for dictionary and jsontable) or @PATH to read a file.
-    /// arrowtable takes @PATH of Arrow IPC (stream or file) or of a .csv,
-    /// converted to an Arrow IPC stream.
+    /// arrowtable, table, jsontable, image, audio, video, binary. VALUE is
+    /// the literal (JSON for dictionary and jsontable) or @PATH to read a
+    /// file. arrowtable takes @PATH of Arrow IPC (stream or file) or of a
+    /// .csv, converted to an Arrow IPC stream; table is the same under the
+    /// first seed's name, for peers that know only that one.
     #[arg(required = true, value_name = "PAYLOAD")]
     payloads: Vec<String>,
     /// Claim-check file server (Plik API) for payloads that go by link.
@@ -82,7 +83,9 @@ struct EnvelopeArgs {
     /// Payloads of this many bytes or more go by link.
     #[arg(long, value_name = "BYTES", default_value_t = natsbridge::envelope::DEFAULT_SIZE_THRESHOLD)]
     threshold: usize,
-    /// Subject replies should be published to.
+    /// Subject replies should be published to. For `request`: the subject
+    /// it waits on (subscribed before the request is sent); default a
+    /// fresh inbox, named in the envelope's reply_to either way.
     #[arg(long, value_name = "SUBJECT")]
     reply_to: Option<String>,
     /// For a reply: the msg_id of the request it answers.
@@ -238,6 +241,11 @@ struct FileserverArgs {
     /// Print the startup line as one JSON object (`url`, `dir`).
     #[arg(long)]
     json: bool,
+    /// Let web pages from this origin (`http://127.0.0.1:5173`) call the
+    /// server from a browser (CORS); repeatable, `*` for any origin.
+    /// Default: none, as Plik.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -567,8 +575,10 @@ async fn fileserver(args: FileserverArgs) -> anyhow::Result<ExitCode> {
     let interrupted = ctrl_c()?;
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
-    let server = FileServer::builder()
-        .dir(&args.dir)
+    let server = args
+        .cors_origins
+        .iter()
+        .fold(FileServer::builder().dir(&args.dir), |b, origin| b.cors_origin(origin))
         .bind(args.listen.as_str())
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

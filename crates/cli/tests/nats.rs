@@ -238,6 +238,80 @@ async fn request_and_echo_reply() {
     assert_eq!(answer["payloads"][1]["payload_type"], "dictionary");
 }
 
+/// The seed-transcribed Python peer (`interop/seed/python`), started as
+/// its driver: it answers only through the envelope's `reply_to` and copies
+/// nothing, or asks with `reply_to` set and waits on that subject.
+fn seed_python(args: &[&str]) -> std::process::Command {
+    let root = natsbridge_test_support::workspace_root();
+    let mut cmd = std::process::Command::new(root.join(".venv/bin/python"));
+    cmd.arg(root.join("interop/seed/python/peer.py")).args(args);
+    cmd
+}
+
+#[test]
+fn request_is_answered_by_a_seed_written_responder_and_reply_answers_a_seed_requester() {
+    let server = NatsServer::start();
+    let url = server.url();
+    // natsbridge request -> a seed responder (reads only env["reply_to"]).
+    let mut responder = seed_python(&[
+        "reply",
+        "--server",
+        &url,
+        "--subject",
+        "cli.seed",
+        "--fileserver",
+        "http://127.0.0.1:9",
+        "--count",
+        "1",
+        "--timeout",
+        "60",
+        "--echo",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stderr = BufReader::new(responder.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("READY") {
+        line.clear();
+        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "the seed responder exited");
+    }
+    let out = run(&["request", "cli.seed", "text:q=ping", "--server", &url, "--timeout", "30"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(responder.wait().unwrap().success());
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["payloads"][0]["sha256"], natsbridge::sha256_hex(b"ping"));
+    assert_eq!(answer["reply_to_msg_id"], "", "a seed responder copies nothing");
+
+    // A seed requester (sets reply_to, waits there) -> natsbridge reply.
+    let mut replier =
+        start_ready(&["reply", "cli.seed2", "--server", &url, "--echo", "--count", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.json");
+    std::fs::write(&spec, r#"[{"dataname": "q", "type": "text", "value": "pong"}]"#).unwrap();
+    let out = seed_python(&[
+        "request",
+        "--server",
+        &url,
+        "--subject",
+        "cli.seed2",
+        "--fileserver",
+        "http://127.0.0.1:9",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--timeout",
+        "30",
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(replier.child.wait().unwrap().success());
+    let line: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
+    assert_eq!(line["matched"], true);
+    assert_eq!(line["reply_to_msg_id"], line["request_msg_id"]);
+}
+
 #[test]
 fn request_without_responders_fails_clearly() {
     let server = NatsServer::start();

@@ -378,8 +378,10 @@ async fn request(a: RequestArgs) -> anyhow::Result<ExitCode> {
         other => bail!("unknown --mode {other}"),
     };
     let (envelope, subject) = answer;
-    let matched = envelope.reply_to_msg_id == request_msg_id
-        && envelope.correlation_id == request_correlation_id;
+    // What a requester can check when the responder may be seed-written
+    // (those copy nothing): the answer does not name another request. The
+    // runner checks the reply fields per responder.
+    let matched = envelope.reply_to_msg_id.is_empty() || envelope.reply_to_msg_id == request_msg_id;
     let mut line = summary(&envelope, &subject)?;
     line.insert("request_msg_id".into(), request_msg_id.into());
     line.insert("request_correlation_id".into(), request_correlation_id.into());

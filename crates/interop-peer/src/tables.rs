@@ -1,7 +1,9 @@
 //! Arrow tables for the driver contract: a spec's list of row objects to an
 //! `arrowtable` payload, and a received table to the canonical
 //! `{"columns", "rows"}` value whose digest every peer computes
-//! (`interop/README.md`, "Spec files" and "Digests").
+//! (`interop/README.md`, "Spec files" and "Digests"). Cells keep their
+//! column's type: a Float64 cell is a JSON float (`88.0`, canonical `8.8e1`),
+//! an integer column's cell an integer.
 
 use std::fmt;
 use std::sync::Arc;
@@ -222,6 +224,15 @@ mod tests {
             json!({"columns": ["id", "name", "score", "active"],
                    "rows": [[1, "Alice", 95.5, true], [2, null, 88.0, false]]})
         );
+    }
+
+    #[test]
+    fn cells_follow_the_column_type_in_the_canonical_form() {
+        let rows = vec![json!({"id": 1, "score": 88.0}), json!({"id": 2, "score": 95.5})];
+        let ipc = rows_to_ipc(&["id".into(), "score".into()], &rows).unwrap();
+        let mut s = String::new();
+        crate::canonical::canon(&canonical_table(&ipc).unwrap(), &mut s);
+        assert_eq!(s, r#"{"columns":["id","score"],"rows":[[1,8.8e1],[2,9.55e1]]}"#);
     }
 
     #[test]

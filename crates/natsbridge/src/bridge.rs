@@ -8,7 +8,7 @@ use crate::claimcheck::{
     DownloadHandler, HttpDownloader, PlikUploader, RetryConfig, UploadHandler,
 };
 use crate::envelope::bytes::Bytes;
-use crate::envelope::{Envelope, Payload, SendOptions};
+use crate::envelope::{Envelope, IdSource, Payload, SendOptions};
 use crate::objectstore::{LinkRouter, ObjectStoreHandler, ObjectStoreOptions};
 use crate::pack::Outgoing;
 use crate::pack::{fetch_links, finish_links, has_links, try_direct, unpack};
@@ -388,9 +388,22 @@ impl Bridge {
         })
     }
 
-    /// Sends an envelope as a NATS request and waits for the answering
-    /// envelope. Errors: `Nats(NoResponders)` when nobody listens,
-    /// `Nats(TimedOut)` when nobody answers within `timeout`.
+    /// Sends an envelope as a request and waits for the answering envelope,
+    /// in both conventions at once.
+    ///
+    /// The subject the answer is awaited on is named twice: as the NATS
+    /// reply subject (for responders that answer NATS requests, like
+    /// [`Bridge::reply`]) and as the envelope's `reply_to` (for responders
+    /// written from the seeds, which read only `reply_to`). It is a fresh
+    /// inbox, or `options.reply_to` when the caller set one; either way it
+    /// is subscribed before the request is published.
+    ///
+    /// The first envelope arriving there is the answer, except one whose
+    /// `reply_to_msg_id` is set and names another request, which is skipped
+    /// (and logged). `correlation_id` is not checked: the seeds' responders
+    /// send a fresh one. Errors: `Nats(NoResponders)` when nobody listens on
+    /// `subject`, `Nats(TimedOut)` when no answer came within `timeout`, and
+    /// the answer's own decoding error if it does not decode.
     pub async fn request(
         &self,
         subject: &str,
@@ -398,13 +411,30 @@ impl Bridge {
         options: SendOptions,
         timeout: Duration,
     ) -> Result<Envelope> {
+        let mut options = self.options(options);
+        if options.reply_to.is_empty() {
+            options.reply_to = self.conn.new_inbox();
+        }
+        let msg_id = options.msg_id.get_or_insert_with(|| SystemIds.next_id()).clone();
         // Only the bytes of the request are needed: written from a template,
         // with no `Envelope` built (links and oversize take smartsend's path).
-        let options = self.options(options);
         let template = crate::envelope::EnvelopeTemplate::new(subject, &options)?;
         let json = crate::prepared::build(self, subject, &options, &template, &payloads).await?;
-        let answer = self.conn.request(subject, json, timeout).await?;
-        self.smartreceive(&answer).await
+        let mut replies =
+            self.conn.request_with_reply(subject, &options.reply_to, json, timeout).await?;
+        loop {
+            let message = replies.next().await?;
+            let answer = self.smartreceive(&message).await?;
+            if answer.reply_to_msg_id.is_empty() || answer.reply_to_msg_id == msg_id {
+                return Ok(answer);
+            }
+            tracing::warn!(
+                reply_subject = %options.reply_to,
+                answers = %answer.reply_to_msg_id,
+                request = %msg_id,
+                "skipping an answer to another request"
+            );
+        }
     }
 
     /// Publishes the envelope to a JetStream stream and waits for the

@@ -142,6 +142,111 @@ async fn request_reply_over_the_nats_inbox_and_the_seeds_reply_to() {
     assert_ne!(response.msg_id, request.msg_id);
 }
 
+/// A responder as the seeds write one: it reads only the envelope's
+/// `reply_to`, never NATS's reply subject, and answers there with a fresh
+/// envelope that copies neither `correlation_id` nor `msg_id`. It runs on
+/// raw async-nats with serde_json, so nothing of the bridge helps it.
+async fn seed_style_responder(server: &NatsServer, subject: &str) {
+    use futures_util::StreamExt;
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let mut requests = client.subscribe(subject.to_string()).await.unwrap();
+    client.flush().await.unwrap();
+    tokio::spawn(async move {
+        while let Some(message) = requests.next().await {
+            let request: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+            let reply_to = request["reply_to"].as_str().unwrap_or_default().to_string();
+            if reply_to.is_empty() {
+                continue;
+            }
+            let data = serde_json::to_vec(&json!({"sensor_id": "sensor-001", "value": 42.5}));
+            let answer = json!({
+                "correlation_id": "fresh-correlation", "msg_id": "fresh-msg",
+                "timestamp": "2024-01-15T10:30:00.37", "send_to": reply_to,
+                "msg_purpose": "chat", "sender_name": "msghandler", "sender_id": "s",
+                "receiver_name": "", "receiver_id": "", "reply_to": "", "reply_to_msg_id": "",
+                "broker_url": "nats://localhost:4222", "metadata": {},
+                "payloads": [{"id": "p", "dataname": "data", "payload_type": "dictionary",
+                    "transport": "direct", "encoding": "base64",
+                    "data": base64_of(&data.unwrap())}],
+            });
+            client.publish(reply_to, answer.to_string().into()).await.unwrap();
+            client.flush().await.unwrap();
+        }
+    });
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for k in 0..4 {
+            if k <= c.len() {
+                out.push(A[(n >> (18 - 6 * k) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_request_is_answered_by_a_seed_style_responder() {
+    let server = NatsServer::start();
+    seed_style_responder(&server, "device.command").await;
+    let client = bridge(&server, None).await;
+    barrier(&client).await;
+    let command = vec![Payload::dictionary("command", &json!({"action": "read_sensor"})).unwrap()];
+    let answer = client
+        .request("device.command", command.clone(), SendOptions::default(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(answer.correlation_id, "fresh-correlation", "no correlation check");
+    assert_eq!(
+        answer.payloads[0].value().unwrap(),
+        PayloadValue::Json(json!({"sensor_id": "sensor-001", "value": 42.5}))
+    );
+
+    // A subject of the caller's choosing instead of an inbox.
+    let options = SendOptions { reply_to: "device.response.7".into(), ..SendOptions::default() };
+    let answer =
+        client.request("device.command", command, options, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(answer.send_to, "device.response.7");
+}
+
+#[tokio::test]
+async fn an_answer_to_another_request_is_skipped() {
+    let server = NatsServer::start();
+    // A responder that first sends a stale answer (to some other request)
+    // on the request's reply_to, then the real one.
+    let service = bridge(&server, None).await;
+    let mut requests = service.subscribe("svc").await.unwrap();
+    let responder = service.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(request)) = requests.next().await {
+            let reply_to = request.envelope.reply_to.clone();
+            let stale =
+                SendOptions { reply_to_msg_id: "someone-else".into(), ..Default::default() };
+            responder.smartsend(&reply_to, vec![Payload::text("t", "stale")], stale).await.unwrap();
+            responder
+                .reply(&request, vec![Payload::text("t", "mine")], SendOptions::default())
+                .await
+                .unwrap();
+        }
+    });
+    barrier(&service).await;
+    let client = bridge(&server, None).await;
+    let request = vec![Payload::text("q", "?")];
+    let answer = client
+        .request("svc", request, SendOptions::default(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(answer.payloads[0].value().unwrap(), PayloadValue::Text("mine".into()));
+}
+
 #[tokio::test]
 async fn no_responders_and_timeouts_are_distinct_kinds() {
     let server = NatsServer::start();

@@ -526,6 +526,37 @@ impl Connection {
         })
     }
 
+    /// Sends a request whose answers come to `reply`: subscribes to `reply`
+    /// first, then publishes `payload` to `subject` with `reply` as its NATS
+    /// reply subject, and hands back the subscription to read answers from
+    /// until `timeout` has passed.
+    ///
+    /// Unlike [`Connection::request`], the caller chooses the subject the
+    /// answers come to (an inbox from [`Connection::new_inbox`], or a
+    /// subject of its own), so it can also name that subject inside the
+    /// message for responders that do not read NATS's reply subject, and it
+    /// can skip answers that are not its own. The subscription is made on
+    /// this connection before the publish, so the server has it before any
+    /// responder can answer. It ends when the [`Replies`] is dropped.
+    pub async fn request_with_reply(
+        &self,
+        subject: &str,
+        reply: &str,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Replies> {
+        let size = payload.len();
+        self.check_size(size)?;
+        let subscriber = self.subscribe(reply).await?;
+        self.publish_with_reply(subject, reply, payload).await?;
+        Ok(Replies {
+            subscriber,
+            deadline: tokio::time::Instant::now() + timeout,
+            timeout,
+            subject: subject.to_string(),
+        })
+    }
+
     /// A fresh inbox subject for replies.
     pub fn new_inbox(&self) -> String {
         self.client.new_inbox()
@@ -551,6 +582,37 @@ impl Connection {
     /// A JetStream context on this connection.
     pub fn jetstream(&self) -> crate::JetStream {
         crate::JetStream::new(async_nats::jetstream::new(self.client.clone()))
+    }
+}
+
+/// The answers to a request sent with [`Connection::request_with_reply`].
+#[derive(Debug)]
+pub struct Replies {
+    subscriber: Subscriber,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    subject: String,
+}
+
+impl Replies {
+    /// The next answer. [`ErrorKind::TimedOut`] once the request's timeout
+    /// has passed; [`ErrorKind::NoResponders`] when the server says nobody
+    /// subscribes to the request's subject (its 503 status on the reply
+    /// subject); [`ErrorKind::Closed`] when the connection ended.
+    ///
+    /// Cancel safe: a message is taken from the subscription only when it
+    /// is returned.
+    pub async fn next(&mut self) -> Result<Message> {
+        use futures_util::StreamExt;
+        let what = || format!("request on {} (timeout {:?})", self.subject, self.timeout);
+        match tokio::time::timeout_at(self.deadline, self.subscriber.next()).await {
+            Err(_) => Err(Error::new(ErrorKind::TimedOut, what())),
+            Ok(None) => Err(Error::new(ErrorKind::Closed, what())),
+            Ok(Some(m)) if m.status == Some(async_nats::StatusCode::NO_RESPONDERS) => {
+                Err(Error::new(ErrorKind::NoResponders, what()))
+            }
+            Ok(Some(m)) => Ok(m),
+        }
     }
 }
 

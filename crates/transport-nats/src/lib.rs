@@ -33,7 +33,7 @@ mod jetstream;
 mod objectstore;
 
 pub use crate::connection::{
-    ConnectOptions, Connection, Event, ReconnectPolicy, connect, redact_url,
+    ConnectOptions, Connection, Event, ReconnectPolicy, Replies, connect, redact_url,
 };
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::jetstream::{Ack, Consumer, JetStream, StreamMessage};

@@ -1,5 +1,6 @@
 //! The local file server: the Plik subset of SPEC.md plus a plain PUT/GET area.
 
+mod cors;
 mod routes;
 mod store;
 
@@ -87,6 +88,7 @@ pub struct FileServerBuilder {
     default_ttl: Duration,
     max_ttl: Option<Duration>,
     md5: bool,
+    cors: cors::Cors,
 }
 
 impl FileServer {
@@ -99,6 +101,7 @@ impl FileServer {
             default_ttl: Duration::from_secs(24 * 3600),
             max_ttl: None,
             md5: true,
+            cors: cors::Cors::default(),
         }
     }
 
@@ -155,6 +158,30 @@ impl FileServerBuilder {
         self
     }
 
+    /// Lets web pages served from `origin` (`https://app.example`, scheme,
+    /// host and port as the browser sends them) call the server: it
+    /// answers CORS preflights and adds `Access-Control-Allow-Origin` to
+    /// their responses. `*` allows every origin. Plik answers no CORS, so a
+    /// browser peer needs a proxy in front of it; this server needs none.
+    /// Default: no origin (same-origin pages and non-browser clients only).
+    pub fn cors_origin(mut self, origin: impl Into<String>) -> Self {
+        let origin = origin.into();
+        if origin == "*" {
+            self.cors.any = true;
+        } else {
+            self.cors.origins.push(origin.trim_end_matches('/').to_string());
+        }
+        self
+    }
+
+    /// Lets pages served from any loopback origin (`http://127.0.0.1:*`,
+    /// `http://localhost:*`, `http://[::1]:*`, and `https`) call the server:
+    /// what a local development setup needs.
+    pub fn cors_loopback(mut self) -> Self {
+        self.cors.loopback = true;
+        self
+    }
+
     /// The largest file accepted, in bytes. Default 10 GiB.
     pub fn max_file_size(mut self, bytes: u64) -> Self {
         self.max_file_size = bytes;
@@ -205,6 +232,7 @@ impl FileServerBuilder {
                     max_ttl: self.max_ttl,
                     md5: self.md5,
                 },
+                self.cors,
             )
             .await?,
         );

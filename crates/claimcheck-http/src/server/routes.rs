@@ -29,6 +29,21 @@ pub(super) type Body = UnsyncBoxBody<Bytes, io::Error>;
 const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
 pub(super) async fn route(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
+    let origin = state.cors.allowed_origin(request.headers());
+    if request.method() == Method::OPTIONS {
+        return match origin {
+            Some(origin) => state.cors.preflight(origin, request.headers()),
+            None => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        };
+    }
+    let mut response = route_api(state, request).await;
+    if let Some(origin) = origin {
+        super::cors::Cors::decorate(origin, &mut response);
+    }
+    response
+}
+
+async fn route_api(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(&path).split('/').collect();
     let method = request.method().clone();
@@ -148,6 +163,14 @@ fn file_object(id: &str, meta: &FileMeta) -> Value {
     })
 }
 
+/// A key of a JSON request object, matched as Plik's Go decoder
+/// (`encoding/json`) matches struct fields: the exact name, else any
+/// spelling that differs only in case (`{"OneShot": true}` works on Plik).
+fn field<'a>(object: &'a Value, name: &str) -> Option<&'a Value> {
+    let map = object.as_object()?;
+    map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+}
+
 async fn create_upload(state: &State, request: Request<Incoming>) -> Response<Body> {
     let body = match Limited::new(request.into_body(), 1 << 20).collect().await {
         Ok(b) => b.to_bytes(),
@@ -167,8 +190,8 @@ async fn create_upload(state: &State, request: Request<Incoming>) -> Response<Bo
         }
     };
     let config = state.config;
-    let one_shot = params.get("oneShot").and_then(Value::as_bool).unwrap_or(false);
-    let ttl = params.get("ttl").and_then(Value::as_i64).unwrap_or(0);
+    let one_shot = field(&params, "oneShot").and_then(Value::as_bool).unwrap_or(false);
+    let ttl = field(&params, "ttl").and_then(Value::as_i64).unwrap_or(0);
     let (ttl_secs, expires) = match ttl {
         0 => (config.default_ttl.as_secs_f64().ceil() as i64, state.expiry(config.default_ttl)),
         t if t < 0 => {
@@ -194,14 +217,14 @@ async fn create_upload(state: &State, request: Request<Incoming>) -> Response<Bo
     };
 
     // Declared files: Plik takes an array; its older versions a map.
-    let declared: Vec<&Value> = match params.get("files") {
+    let declared: Vec<&Value> = match field(&params, "files") {
         Some(Value::Array(a)) => a.iter().collect(),
         Some(Value::Object(m)) => m.values().collect(),
         _ => Vec::new(),
     };
     let mut files = std::collections::HashMap::new();
     for f in declared {
-        let name = f.get("fileName").and_then(Value::as_str).unwrap_or("");
+        let name = field(f, "fileName").and_then(Value::as_str).unwrap_or("");
         if name.is_empty() {
             return text(StatusCode::BAD_REQUEST, "missing file name");
         }
@@ -211,7 +234,7 @@ async fn create_upload(state: &State, request: Request<Incoming>) -> Response<Bo
                 "file name is too long, maximum length is 1024 characters",
             );
         }
-        let size = f.get("fileSize").and_then(Value::as_u64).unwrap_or(0);
+        let size = field(f, "fileSize").and_then(Value::as_u64).unwrap_or(0);
         if size > config.max_file_size {
             return text(
                 StatusCode::BAD_REQUEST,

@@ -65,6 +65,8 @@ impl Upload {
 #[derive(Debug)]
 pub(super) struct State {
     pub(super) config: Config,
+    /// Which browser origins may call the server.
+    pub(super) cors: super::cors::Cors,
     root: PathBuf,
     pub(super) uploads: Mutex<HashMap<String, Upload>>,
     /// PUT keys and when they expire.
@@ -72,7 +74,11 @@ pub(super) struct State {
 }
 
 impl State {
-    pub(super) async fn open(root: PathBuf, config: Config) -> Result<State, Error> {
+    pub(super) async fn open(
+        root: PathBuf,
+        config: Config,
+        cors: super::cors::Cors,
+    ) -> Result<State, Error> {
         for sub in ["plik", "put"] {
             let dir = root.join(sub);
             tokio::fs::create_dir_all(&dir)
@@ -81,6 +87,7 @@ impl State {
         }
         Ok(State {
             config,
+            cors,
             root,
             uploads: Mutex::new(HashMap::new()),
             puts: Mutex::new(HashMap::new()),
