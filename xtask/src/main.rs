@@ -107,7 +107,13 @@ fn setup() -> Result {
         fs::write(&marker, wanted).map_err(|e| e.to_string())?;
     }
     // The Node and browser peers' packages (lock files are committed).
-    for dir in ["interop/node", "interop/browser", "interop/tables"] {
+    for dir in [
+        "interop/node",
+        "interop/browser",
+        "interop/tables",
+        "interop/seed/node",
+        "interop/micropython",
+    ] {
         if !root.join(dir).join("node_modules").is_dir() {
             run(Command::new("npm")
                 .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
