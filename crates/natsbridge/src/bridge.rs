@@ -412,16 +412,17 @@ impl Bridge {
         timeout: Duration,
     ) -> Result<Envelope> {
         let mut options = self.options(options);
-        if options.reply_to.is_empty() {
-            options.reply_to = self.conn.new_inbox();
-        }
+        // Subscribed before anything is sent: the caller's subject on its
+        // own, or a subject on the connection's shared reply subscription.
+        let chosen = (!options.reply_to.is_empty()).then_some(options.reply_to.as_str());
+        let mut replies = self.conn.replies(chosen).await?;
+        options.reply_to = replies.subject().to_string();
         let msg_id = options.msg_id.get_or_insert_with(|| SystemIds.next_id()).clone();
         // Only the bytes of the request are needed: written from a template,
         // with no `Envelope` built (links and oversize take smartsend's path).
         let template = crate::envelope::EnvelopeTemplate::new(subject, &options)?;
         let json = crate::prepared::build(self, subject, &options, &template, &payloads).await?;
-        let mut replies =
-            self.conn.request_with_reply(subject, &options.reply_to, json, timeout).await?;
+        self.conn.send_request(&mut replies, subject, json, timeout).await?;
         loop {
             let message = replies.next().await?;
             let answer = self.smartreceive(&message).await?;

@@ -1,6 +1,7 @@
 //! Connecting, publishing, subscribing and requesting.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::{
@@ -9,6 +10,7 @@ use async_nats::{
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
+use crate::replies::{Replies, ReplyMux};
 use crate::{Error, ErrorKind, Result};
 
 /// How to wait between reconnect attempts: capped exponential backoff with
@@ -334,7 +336,7 @@ impl ConnectOptions {
             };
             Error::with_source(kind, format!("server {servers}"), e)
         })?;
-        Ok(Connection { client, events: events_tx })
+        Ok(Connection { client, events: events_tx, mux: Arc::default() })
     }
 }
 
@@ -394,6 +396,7 @@ pub async fn connect(url: impl Into<String>) -> Result<Connection> {
 pub struct Connection {
     client: async_nats::Client,
     events: broadcast::Sender<Event>,
+    mux: Arc<ReplyMux>,
 }
 
 fn publish_error(e: async_nats::PublishError, size: usize, limit: usize) -> Error {
@@ -526,35 +529,36 @@ impl Connection {
         })
     }
 
-    /// Sends a request whose answers come to `reply`: subscribes to `reply`
-    /// first, then publishes `payload` to `subject` with `reply` as its NATS
-    /// reply subject, and hands back the subscription to read answers from
-    /// until `timeout` has passed.
+    /// Where the answers to a request will come: a subject on this
+    /// connection's shared reply subscription (`reply` `None`; one
+    /// wildcard subscription serves every request, as NATS's own request
+    /// does), or `reply`, a subject of the caller's, subscribed on its own.
+    /// Either way the subscription exists before this returns, so a request
+    /// sent next with [`Connection::send_request`] cannot miss its answer.
     ///
-    /// Unlike [`Connection::request`], the caller chooses the subject the
-    /// answers come to (an inbox from [`Connection::new_inbox`], or a
-    /// subject of its own), so it can also name that subject inside the
-    /// message for responders that do not read NATS's reply subject, and it
-    /// can skip answers that are not its own. The subscription is made on
-    /// this connection before the publish, so the server has it before any
-    /// responder can answer. It ends when the [`Replies`] is dropped.
-    pub async fn request_with_reply(
+    /// Unlike [`Connection::request`], the caller knows the reply subject
+    /// before sending, so it can also name it inside the message for
+    /// responders that do not read NATS's reply subject, and it can read
+    /// several answers and skip those that are not its own.
+    pub async fn replies(&self, reply: Option<&str>) -> Result<Replies> {
+        match reply {
+            Some(subject) => Ok(Replies::own(subject, self.subscribe(subject).await?)),
+            None => self.mux.register(&self.client).await,
+        }
+    }
+
+    /// Publishes `payload` to `subject` with `replies`' subject as its NATS
+    /// reply subject, and starts `replies`' `timeout`.
+    pub async fn send_request(
         &self,
+        replies: &mut Replies,
         subject: &str,
-        reply: &str,
         payload: Bytes,
         timeout: Duration,
-    ) -> Result<Replies> {
-        let size = payload.len();
-        self.check_size(size)?;
-        let subscriber = self.subscribe(reply).await?;
-        self.publish_with_reply(subject, reply, payload).await?;
-        Ok(Replies {
-            subscriber,
-            deadline: tokio::time::Instant::now() + timeout,
-            timeout,
-            subject: subject.to_string(),
-        })
+    ) -> Result<()> {
+        self.publish_with_reply(subject, replies.subject(), payload).await?;
+        replies.start(subject, timeout);
+        Ok(())
     }
 
     /// A fresh inbox subject for replies.
@@ -582,37 +586,6 @@ impl Connection {
     /// A JetStream context on this connection.
     pub fn jetstream(&self) -> crate::JetStream {
         crate::JetStream::new(async_nats::jetstream::new(self.client.clone()))
-    }
-}
-
-/// The answers to a request sent with [`Connection::request_with_reply`].
-#[derive(Debug)]
-pub struct Replies {
-    subscriber: Subscriber,
-    deadline: tokio::time::Instant,
-    timeout: Duration,
-    subject: String,
-}
-
-impl Replies {
-    /// The next answer. [`ErrorKind::TimedOut`] once the request's timeout
-    /// has passed; [`ErrorKind::NoResponders`] when the server says nobody
-    /// subscribes to the request's subject (its 503 status on the reply
-    /// subject); [`ErrorKind::Closed`] when the connection ended.
-    ///
-    /// Cancel safe: a message is taken from the subscription only when it
-    /// is returned.
-    pub async fn next(&mut self) -> Result<Message> {
-        use futures_util::StreamExt;
-        let what = || format!("request on {} (timeout {:?})", self.subject, self.timeout);
-        match tokio::time::timeout_at(self.deadline, self.subscriber.next()).await {
-            Err(_) => Err(Error::new(ErrorKind::TimedOut, what())),
-            Ok(None) => Err(Error::new(ErrorKind::Closed, what())),
-            Ok(Some(m)) if m.status == Some(async_nats::StatusCode::NO_RESPONDERS) => {
-                Err(Error::new(ErrorKind::NoResponders, what()))
-            }
-            Ok(Some(m)) => Ok(m),
-        }
     }
 }
 

@@ -31,11 +31,13 @@ mod connection;
 mod error;
 mod jetstream;
 mod objectstore;
+mod replies;
 
 pub use crate::connection::{
-    ConnectOptions, Connection, Event, ReconnectPolicy, Replies, connect, redact_url,
+    ConnectOptions, Connection, Event, ReconnectPolicy, connect, redact_url,
 };
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::jetstream::{Ack, Consumer, JetStream, StreamMessage};
 pub use crate::objectstore::{ObjectInfo, ObjectReader, ObjectStore, ObjectStoreConfig};
+pub use crate::replies::Replies;
 pub use async_nats::{HeaderMap, Message, Subscriber};

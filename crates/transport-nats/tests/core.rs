@@ -176,3 +176,62 @@ async fn a_slow_consumer_is_bounded_and_reported_and_the_connection_goes_on() {
     let msg = tokio::time::timeout(Duration::from_secs(5), fresh.next()).await.unwrap().unwrap();
     assert_eq!(msg.payload, "still here");
 }
+
+#[tokio::test]
+async fn replies_known_before_sending_route_each_answer_to_its_request() {
+    let server = NatsServer::start();
+    let service = connect(server.url()).await.unwrap();
+    let mut requests = service.subscribe("echo").await.unwrap();
+    barrier(&service).await;
+    // Answers on the reply subject *named in the body* (as a seed-style
+    // responder does), twice: the first a stray, the second the echo.
+    let responder = service.clone();
+    tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            let to = String::from_utf8(request.payload.to_vec()).unwrap();
+            responder.publish(&to, "stray".into()).await.unwrap();
+            responder.publish(&to, to.clone().into()).await.unwrap();
+        }
+    });
+    let client = connect(server.url()).await.unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..20 {
+        let mut replies = client.replies(None).await.unwrap();
+        let body = replies.subject().to_string();
+        client
+            .send_request(&mut replies, "echo", body.into(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        pending.push(replies);
+    }
+    let subjects: std::collections::HashSet<String> =
+        pending.iter().map(|r| r.subject().to_string()).collect();
+    assert_eq!(subjects.len(), 20, "every request has its own subject");
+    for mut replies in pending {
+        assert_eq!(replies.next().await.unwrap().payload.as_ref(), b"stray");
+        let answer = replies.next().await.unwrap();
+        assert_eq!(answer.payload.as_ref(), replies.subject().as_bytes());
+        assert_eq!(answer.subject.as_str(), replies.subject());
+    }
+
+    // A subject of the caller's own.
+    let mut replies = client.replies(Some("my.answers")).await.unwrap();
+    client
+        .send_request(&mut replies, "echo", "my.answers".into(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(replies.next().await.unwrap().payload.as_ref(), b"stray");
+
+    // Nobody listening, and nobody answering.
+    let mut replies = client.replies(None).await.unwrap();
+    client.send_request(&mut replies, "nobody", "x".into(), Duration::from_secs(5)).await.unwrap();
+    assert_eq!(replies.next().await.unwrap_err().kind(), &ErrorKind::NoResponders);
+    let _silent = service.subscribe("silent").await.unwrap();
+    barrier(&service).await;
+    let mut replies = client.replies(None).await.unwrap();
+    client
+        .send_request(&mut replies, "silent", "x".into(), Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert_eq!(replies.next().await.unwrap_err().kind(), &ErrorKind::TimedOut);
+}
