@@ -171,3 +171,32 @@ fn fileserver_json_prints_its_url_and_stops_on_ctrl_c() {
     assert!(TcpStream::connect(addr).is_ok(), "nothing listens at {url}");
     assert!(interrupt(&mut child));
 }
+
+#[test]
+fn table_is_sent_under_the_first_seed_s_name_and_unknown_types_are_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("students.csv");
+    std::fs::write(&csv, "id,name,score\n1,Alice,95\n2,Bob,88\n").unwrap();
+    let out = run(&["send", "s", &format!("table:students=@{}", csv.display()), "--no-publish"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(envelope["payloads"][0]["payload_type"], "table");
+
+    // A newer peer's type next to it: shown with its name, bytes kept.
+    let mut unknown = envelope["payloads"][0].clone();
+    unknown["payload_type"] = "hologram".into();
+    unknown["dataname"] = "h".into();
+    envelope["payloads"].as_array_mut().unwrap().push(unknown);
+    let out_dir = dir.path().join("out");
+    let report = run_with_stdin(
+        &["unpack", "-", "--out", out_dir.to_str().unwrap()],
+        envelope.to_string().as_bytes(),
+    );
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    let line: Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(line["payloads"][0]["payload_type"], "table");
+    assert_eq!(line["payloads"][1]["payload_type"], "hologram");
+    assert_eq!(line["payloads"][1]["sha256"], line["payloads"][0]["sha256"]);
+    let saved = std::fs::read(line["payloads"][1]["path"].as_str().unwrap()).unwrap();
+    assert_eq!(natsbridge::sha256_hex(&saved), line["payloads"][1]["sha256"].as_str().unwrap());
+}
