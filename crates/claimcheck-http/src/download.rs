@@ -1,24 +1,17 @@
 //! Downloads with backoff, size and checksum checks, and URL safety.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use sha2::{Digest, Sha256};
+use natsbridge_claimcheck::{
+    BoxFuture, DownloadHandler, DownloadRequest, DownloadSink, Downloaded, RetryConfig,
+    VerifiedSink,
+};
 
 use crate::client::build_client;
-use crate::error::{Error, ErrorKind, redact_url};
-use crate::fileio::FileWriter;
-use crate::handler::{BoxFuture, DownloadHandler, DownloadRequest, DownloadSink, Downloaded};
+use crate::error::{Error, ErrorKind, from_reqwest, redact_url};
 use crate::plik::failure;
-use crate::retry::RetryConfig;
-
-/// Memory reserved up front for a download to memory, at most: the declared
-/// size is the sender's word, and a lie must not cost a large allocation
-/// before a single byte has arrived.
-const PREALLOCATE_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Downloads links over HTTP(S) with backoff, exactly as SPEC.md says, and
 /// checks what arrives.
@@ -110,7 +103,7 @@ impl HttpDownloader {
     }
 
     /// Refuses what must not be fetched, before any request.
-    fn check(&self, request: &DownloadRequest) -> Result<(reqwest::Url, Option<[u8; 32]>), Error> {
+    fn check(&self, request: &DownloadRequest) -> Result<reqwest::Url, Error> {
         let url = reqwest::Url::parse(&request.url).map_err(|_| {
             Error::new(
                 ErrorKind::UrlRefused,
@@ -140,16 +133,7 @@ impl HttpDownloader {
                 ),
             ));
         }
-        if let Some(size) = request.size
-            && size > self.max_download_size
-        {
-            return Err(Error::new(
-                ErrorKind::TooLarge { limit: self.max_download_size },
-                format!("{} declares {size} bytes", redact_url(url.as_str())),
-            ));
-        }
-        let sha = request.sha256.as_deref().map(parse_sha256).transpose()?;
-        Ok((url, sha))
+        Ok(url)
     }
 
     async fn download_inner(
@@ -157,12 +141,12 @@ impl HttpDownloader {
         request: &DownloadRequest,
         sink: DownloadSink,
     ) -> Result<Downloaded, Error> {
-        let (url, sha) = self.check(request)?;
-        let mut target = Target::new(sink, request.size.unwrap_or(0));
+        let url = self.check(request)?;
+        let mut target = VerifiedSink::new(request, sink, self.max_download_size)?;
         let mut retry = 0;
         loop {
             let result = match target.start().await {
-                Ok(()) => self.try_once(request, &url, sha.as_ref(), &mut target).await,
+                Ok(()) => self.try_once(request, &url, &mut target).await,
                 Err(e) => Err(e),
             };
             match result {
@@ -183,28 +167,14 @@ impl HttpDownloader {
         }
     }
 
-    /// A link with no declared size that sends more than this downloader
-    /// takes.
-    fn too_large(&self, url: &reqwest::Url, at_least: u64) -> Error {
-        Error::new(
-            ErrorKind::TooLarge { limit: self.max_download_size },
-            format!(
-                "{} sends {at_least} bytes or more and declared no size",
-                redact_url(url.as_str())
-            ),
-        )
-    }
-
     async fn try_once(
         &self,
         request: &DownloadRequest,
         url: &reqwest::Url,
-        sha: Option<&[u8; 32]>,
-        target: &mut Target,
+        target: &mut VerifiedSink,
     ) -> Result<(), Error> {
-        // With no declared size, the cap is the most this downloader takes.
-        let (declared, limit) = (request.size, request.size.unwrap_or(self.max_download_size));
-        let size = request.size_text();
+        let size =
+            target.declared().map_or_else(|| "an undeclared number of".into(), |n| n.to_string());
         let send = self.client.get(url.clone()).send();
         let mut response = match tokio::time::timeout(self.timeout, send).await {
             Err(_) => {
@@ -217,28 +187,18 @@ impl HttpDownloader {
                     ),
                 ));
             }
-            Ok(Err(e)) => return Err(Error::from_reqwest(e, url.as_str())),
+            Ok(Err(e)) => return Err(from_reqwest(e, url.as_str())),
             Ok(Ok(r)) => r,
         };
         if !response.status().is_success() {
             return Err(failure(response, url.as_str()).await);
         }
-        match (response.content_length(), declared) {
-            (Some(announced), Some(expected)) if announced != expected => {
-                return Err(Error::new(
-                    ErrorKind::SizeMismatch { expected, actual: announced },
-                    format!("{} announces a different length", redact_url(url.as_str())),
-                ));
-            }
-            (Some(announced), None) if announced > limit => {
-                return Err(self.too_large(url, announced));
-            }
-            _ => {}
+        if let Some(announced) = response.content_length() {
+            target.check_announced(announced)?;
         }
-        let mut hasher = sha.map(|_| Sha256::new());
-        let mut received = 0u64;
         let body_started = tokio::time::Instant::now();
         loop {
+            let received = target.received();
             let chunk = match tokio::time::timeout(self.read_timeout, response.chunk()).await {
                 Err(_) => {
                     return Err(Error::new(
@@ -250,15 +210,15 @@ impl HttpDownloader {
                     ));
                 }
                 Ok(Err(e)) => {
-                    return Err(Error::from_reqwest(e, url.as_str())
+                    return Err(from_reqwest(e, url.as_str())
                         .context(format!("body cut after {received} of {size} bytes")));
                 }
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(chunk))) => chunk,
             };
-            received += chunk.len() as u64;
+            let received = received + chunk.len() as u64;
             let elapsed = body_started.elapsed();
-            if received < limit
+            if received < target.limit()
                 && elapsed > self.read_timeout
                 && u128::from(received) * 1000 < u128::from(self.min_rate) * elapsed.as_millis()
             {
@@ -271,46 +231,14 @@ impl HttpDownloader {
                     ),
                 ));
             }
-            if received > limit {
-                return Err(match declared {
-                    Some(expected) => Error::new(
-                        ErrorKind::SizeMismatch { expected, actual: received },
-                        format!("{} sent more than declared", redact_url(url.as_str())),
-                    ),
-                    None => self.too_large(url, received),
-                });
-            }
-            if let Some(h) = hasher.as_mut() {
-                h.update(&chunk);
-            }
             target.write(chunk).await?;
             if let Some(progress) = &self.progress {
                 progress(request, received);
             }
         }
-        if let Some(expected) = declared
-            && received != expected
-        {
-            return Err(Error::new(
-                ErrorKind::SizeMismatch { expected, actual: received },
-                format!("{} sent less than declared", redact_url(url.as_str())),
-            ));
-        }
-        if let (Some(h), Some(want)) = (hasher, sha) {
-            let got: [u8; 32] = h.finalize().into();
-            if &got != want {
-                return Err(Error::new(
-                    ErrorKind::Integrity,
-                    format!(
-                        "{}: expected SHA-256 {}, got {}",
-                        redact_url(url.as_str()),
-                        hex(want),
-                        hex(&got)
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        // Checked per try, so a try whose bytes fail is retried like any
+        // other failure that is (none of these kinds are).
+        target.verify()
     }
 }
 
@@ -445,172 +373,5 @@ impl fmt::Debug for HttpDownloaderBuilder {
             .field("retry", &self.retry)
             .field("max_download_size", &self.max_download_size)
             .finish_non_exhaustive()
-    }
-}
-
-/// Where the bytes of the current try go.
-enum Target {
-    Memory(BytesMut),
-    File { dest: PathBuf, temp: PartFile, writer: Option<FileWriter> },
-}
-
-impl Target {
-    fn new(sink: DownloadSink, size: u64) -> Target {
-        match sink {
-            DownloadSink::Memory => {
-                Target::Memory(BytesMut::with_capacity(size.min(PREALLOCATE_LIMIT) as usize))
-            }
-            DownloadSink::File(dest) => {
-                let temp = PartFile::beside(&dest);
-                Target::File { dest, temp, writer: None }
-            }
-        }
-    }
-
-    /// Starts a try from zero.
-    async fn start(&mut self) -> Result<(), Error> {
-        match self {
-            Target::Memory(buf) => buf.clear(),
-            Target::File { temp, writer, .. } => {
-                // The previous try's writer must let go of the file before
-                // it is truncated for this one.
-                if let Some(previous) = writer.take() {
-                    previous.abandon().await;
-                }
-                let file = FileWriter::create(temp.path())
-                    .await
-                    .map_err(|e| Error::io(format!("creating {}", temp.path().display()), e))?;
-                *writer = Some(file);
-            }
-        }
-        Ok(())
-    }
-
-    async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
-        match self {
-            Target::Memory(buf) => buf.extend_from_slice(&chunk),
-            Target::File { temp, writer, .. } => {
-                if let Some(w) = writer.as_mut() {
-                    w.write_bytes(chunk)
-                        .await
-                        .map_err(|e| Error::io(format!("writing {}", temp.path().display()), e))?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn finish(self) -> Result<Downloaded, Error> {
-        match self {
-            Target::Memory(buf) => Ok(Downloaded::Bytes(buf.freeze())),
-            Target::File { dest, temp, writer } => {
-                if let Some(w) = writer {
-                    w.finish()
-                        .await
-                        .map_err(|e| Error::io(format!("writing {}", temp.path().display()), e))?;
-                }
-                tokio::fs::rename(temp.path(), &dest)
-                    .await
-                    .map_err(|e| Error::io(format!("renaming into {}", dest.display()), e))?;
-                temp.keep();
-                Ok(Downloaded::File(dest))
-            }
-        }
-    }
-}
-
-/// A temporary file beside a download's destination, `dir/.name.<random>.part`
-/// (one file system, so the final rename is atomic), removed when dropped
-/// unless kept: a failed, cancelled or panicked download leaves nothing
-/// behind. Download handlers of other stores use it too.
-#[derive(Debug)]
-pub struct PartFile(PathBuf);
-
-impl PartFile {
-    /// The part file for `dest` (not created yet).
-    pub fn beside(dest: &Path) -> PartFile {
-        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        PartFile(dest.with_file_name(format!(".{name}.{}.part", uuid::Uuid::new_v4().simple())))
-    }
-
-    /// Its path.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// Keeps the file (call after renaming it into place).
-    pub fn keep(self) {
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for PartFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// The 32 bytes of a SHA-256 written as 64 hex digits (the `sha256` key of a
-/// payload record); anything else is an [`ErrorKind::InvalidInput`] error.
-pub fn sha256_from_hex(hex_digest: &str) -> Result<[u8; 32], Error> {
-    parse_sha256(hex_digest)
-}
-
-fn parse_sha256(hex_digest: &str) -> Result<[u8; 32], Error> {
-    let s = hex_digest.trim().as_bytes();
-    let bad = || {
-        Error::new(
-            ErrorKind::InvalidInput,
-            format!(
-                "a SHA-256 is 64 hex digits, not {:?}",
-                hex_digest.chars().take(80).collect::<String>()
-            ),
-        )
-    };
-    if s.len() != 64 {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16).ok_or_else(bad)?;
-        let lo = (pair[1] as char).to_digit(16).ok_or_else(bad)?;
-        out[i] = (hi * 16 + lo) as u8;
-    }
-    Ok(out)
-}
-
-/// Lowercase hex, the form the sender puts in the payload record.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sha256_hex_round_trip() {
-        let digest: [u8; 32] = Sha256::digest(b"abc").into();
-        let h = hex(&digest);
-        assert_eq!(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert_eq!(parse_sha256(&h).unwrap(), digest);
-        assert_eq!(parse_sha256(&h.to_uppercase()).unwrap(), digest);
-        assert_eq!(parse_sha256("abc").unwrap_err().kind(), &ErrorKind::InvalidInput);
-        assert_eq!(parse_sha256(&"g".repeat(64)).unwrap_err().kind(), &ErrorKind::InvalidInput);
-    }
-
-    #[test]
-    fn temp_file_sits_beside_the_target() {
-        let t = PartFile::beside(Path::new("/data/out/x.bin")).path().to_path_buf();
-        assert_eq!(t.parent(), Some(Path::new("/data/out")));
-        assert!(t.file_name().unwrap().to_str().unwrap().starts_with(".x.bin."));
-        let t = PartFile::beside(Path::new("x.bin")).path().to_path_buf();
-        assert_eq!(t.parent(), Some(Path::new("")));
     }
 }

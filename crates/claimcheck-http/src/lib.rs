@@ -64,32 +64,26 @@ mod body;
 mod client;
 mod download;
 mod error;
-mod fileio;
-mod handler;
-mod hashing;
 mod plik;
 mod put;
-mod retry;
 #[cfg(feature = "s3")]
 mod s3;
 mod server;
 
 pub use crate::{
     client::{USER_AGENT, client_builder},
-    download::{
-        HttpDownloader, HttpDownloaderBuilder, PartFile, hex as hex_lower, sha256_from_hex,
-    },
-    error::{Error, ErrorKind},
-    handler::{
-        BoxFuture, DownloadFn, DownloadHandler, DownloadHandlerExt, DownloadRequest, DownloadSink,
-        Downloaded, UploadFn, UploadHandler, UploadHandlerExt, UploadSource, download_fn,
-        upload_fn,
-    },
-    hashing::sha256_hex,
+    download::{HttpDownloader, HttpDownloaderBuilder},
     plik::{PlikUploader, PlikUploaderBuilder, fuzz_plik_replies},
     put::{HttpPutUploader, HttpPutUploaderBuilder},
-    retry::RetryConfig,
     server::{FileServer, FileServerBuilder},
+};
+
+/// The claim-check role these stores implement (`natsbridge-claimcheck`),
+/// re-exported so one import serves.
+pub use natsbridge_claimcheck::{
+    BoxFuture, DownloadFn, DownloadHandler, DownloadHandlerExt, DownloadRequest, DownloadSink,
+    Downloaded, Error, ErrorKind, LinkRouter, RetryConfig, UploadFn, UploadHandler,
+    UploadHandlerExt, UploadSource, VerifiedSink, download_fn, sha256_hex, upload_fn,
 };
 
 #[cfg(feature = "s3")]

@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use crate::body::{SourceBody, take_failure};
 use crate::client::{build_client, error_text};
-use crate::error::{Error, ErrorKind, redact_url};
-use crate::handler::{BoxFuture, UploadHandler, UploadSource};
+use crate::error::{Error, ErrorKind, from_reqwest, redact_url};
+use natsbridge_claimcheck::{BoxFuture, UploadHandler, UploadSource};
 
 /// How long the calls that carry no payload (creating the upload) may take.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -102,7 +102,7 @@ impl PlikUploader {
         if let Some(token) = &self.plik_token {
             request = request.header("X-PlikToken", sensitive(token)?);
         }
-        let response = request.send().await.map_err(|e| Error::from_reqwest(e, url.as_str()))?;
+        let response = request.send().await.map_err(|e| from_reqwest(e, url.as_str()))?;
         let reply = read_reply(response, url.as_str(), "creating the upload").await?;
         parse_upload(&reply).map_err(|why| {
             Error::new(
@@ -140,9 +140,7 @@ impl PlikUploader {
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
-                return Err(
-                    take_failure(&failure).unwrap_or_else(|| Error::from_reqwest(e, url.as_str()))
-                );
+                return Err(take_failure(&failure).unwrap_or_else(|| from_reqwest(e, url.as_str())));
             }
         };
         let reply = read_reply(response, url.as_str(), "uploading the file").await?;
@@ -365,7 +363,7 @@ async fn read_reply(
     }
     let mut reply = Vec::new();
     while let Some(chunk) =
-        response.chunk().await.map_err(|e| Error::from_reqwest(e, url).context(what))?
+        response.chunk().await.map_err(|e| from_reqwest(e, url).context(what))?
     {
         reply.extend_from_slice(&chunk);
         if reply.len() > REPLY_LIMIT {

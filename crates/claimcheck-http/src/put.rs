@@ -6,9 +6,9 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use crate::body::{SourceBody, take_failure};
 use crate::client::build_client;
-use crate::error::{Error, ErrorKind, redact_url};
-use crate::handler::{BoxFuture, UploadHandler, UploadSource};
+use crate::error::{Error, ErrorKind, from_reqwest, redact_url};
 use crate::plik::failure;
+use natsbridge_claimcheck::{BoxFuture, UploadHandler, UploadSource};
 
 /// Characters escaped when a file name becomes one URL path segment.
 const SEGMENT: &AsciiSet = &CONTROLS
@@ -89,9 +89,7 @@ impl HttpPutUploader {
         let response = match response {
             Ok(r) => r,
             Err(e) => {
-                return Err(
-                    take_failure(&fail).unwrap_or_else(|| Error::from_reqwest(e, url.as_str()))
-                );
+                return Err(take_failure(&fail).unwrap_or_else(|| from_reqwest(e, url.as_str())));
             }
         };
         if !response.status().is_success() {

@@ -14,7 +14,7 @@ use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use crate::body::{SourceBody, take_failure};
 use crate::client::build_client;
 use crate::error::{Error, ErrorKind, redact_url};
-use crate::handler::{BoxFuture, UploadHandler, UploadSource};
+use natsbridge_claimcheck::{BoxFuture, UploadHandler, UploadSource};
 
 /// Payloads up to this size go up in one PUT; larger ones as a multipart
 /// upload of parts this size.

@@ -7,9 +7,10 @@ use std::time::Duration;
 use crate::claimcheck::{
     DownloadHandler, HttpDownloader, PlikUploader, RetryConfig, UploadHandler,
 };
+use crate::claimcheck::{LinkRouter, download_fn};
 use crate::envelope::bytes::Bytes;
 use crate::envelope::{Envelope, IdSource, Payload, SendOptions};
-use crate::objectstore::{LinkRouter, ObjectStoreHandler, ObjectStoreOptions};
+use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
 use crate::pack::Outgoing;
 use crate::pack::{fetch_links, finish_links, has_links, try_direct, unpack};
 use crate::system::{SystemClock, SystemIds};
@@ -147,7 +148,23 @@ impl BridgeBuilder {
             }
             object_store = Some(handler);
         }
-        let downloader = Arc::new(LinkRouter { object_store, http: downloader });
+        // `nats-os://` links to the object store; without one, a clear
+        // refusal rather than the HTTP downloader's "not http(s)".
+        let object_links: Arc<dyn DownloadHandler> = match object_store {
+            Some(store) => store,
+            None => Arc::new(download_fn(|_, _| async {
+                Err(crate::claimcheck::Error::new(
+                    crate::claimcheck::ErrorKind::UrlRefused,
+                    format!(
+                        "a {OBJECT_STORE_SCHEME}:// link (JetStream object store, Rust peers \
+                         only) arrived, but this bridge has no object store configured \
+                         (BridgeBuilder::object_store)"
+                    ),
+                ))
+            })),
+        };
+        let downloader =
+            Arc::new(LinkRouter::new(downloader).route(OBJECT_STORE_SCHEME, object_links));
         // The URL goes into every envelope's `broker_url`: never with the
         // credentials it may carry.
         let broker_url = crate::transport::redact_url(&self.url);

@@ -8,8 +8,11 @@
 //!
 //! - [`envelope`] (`natsbridge-envelope-core`): the envelope, payload types,
 //!   codec and transport plan;
-//! - [`claimcheck`] (`natsbridge-claimcheck-http`): uploads, downloads and
-//!   the local Plik-compatible file server;
+//! - [`claimcheck`] (`natsbridge-claimcheck-http`, on the role's traits in
+//!   `natsbridge-claimcheck`): uploads, downloads and the local
+//!   Plik-compatible file server;
+//! - [`objectstore`] (`natsbridge-claimcheck-objectstore`): the JetStream
+//!   object store as a claim-check store (`nats-os://` links, Rust peers only);
 //! - [`transport`] (`natsbridge-transport-nats`): NATS connections;
 //! - [`table`] (`natsbridge-table-arrow`, feature `tables`, on by default):
 //!   `arrowtable` (Arrow IPC) and `jsontable` payloads to and from Arrow
@@ -44,12 +47,12 @@
 
 mod bridge;
 mod error;
-mod objectstore;
 mod pack;
 mod prepared;
 mod system;
 
 pub use natsbridge_claimcheck_http as claimcheck;
+pub use natsbridge_claimcheck_objectstore as objectstore;
 pub use natsbridge_envelope_core as envelope;
 #[cfg(feature = "tables")]
 pub use natsbridge_table_arrow as table;

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::store::{
     FileMeta, State, Status, Upload, random_id, remove_dir, same_secret, valid_id, valid_put_key,
 };
-use crate::fileio::{FileWriter, read_stream};
+use natsbridge_claimcheck::fileio::{FileWriter, read_stream};
 
 pub(super) type Body = UnsyncBoxBody<Bytes, io::Error>;
 
@@ -439,7 +439,7 @@ async fn add_file(
             }
         }
         writer.finish().await.map_err(Refusal::Disk)?;
-        Ok((size, md5.map(|h| crate::download::hex(&h.finalize())).unwrap_or_default()))
+        Ok((size, md5.map(|h| natsbridge_claimcheck::hex_lower(&h.finalize())).unwrap_or_default()))
     }
     .await;
 

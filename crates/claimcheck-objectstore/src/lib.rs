@@ -3,37 +3,35 @@
 //! server at all.
 //!
 //! The link is `nats-os://<bucket>/<object-name>` (see `docs/spec.md`).
-//! Only this peer reads it, so it is sent only when the sender opts in
-//! ([`BridgeBuilder::object_store`](crate::BridgeBuilder::object_store)).
+//! Only Rust peers read it, so the natsbridge facade sends it only when the
+//! sender opts in (`BridgeBuilder::object_store`).
+//!
+//! [`ObjectStoreHandler`] implements the claim-check role
+//! (`natsbridge-claimcheck`) over a bucket opened through
+//! `natsbridge-transport-nats`: uploads stream into the bucket, downloads
+//! go through the role's [`VerifiedSink`] (size, SHA-256, part file) and
+//! are retried with its [`RetryConfig`] where a retry can help.
+#![deny(missing_docs)]
 
 use std::fmt;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-
-use crate::claimcheck::{
+use bytes::BytesMut;
+use natsbridge_claimcheck::{
     BoxFuture, DownloadHandler, DownloadRequest, DownloadSink, Downloaded, Error, ErrorKind,
-    PartFile, UploadHandler, UploadSource, hex_lower, sha256_from_hex,
+    RetryConfig, UploadHandler, UploadSource, VerifiedSink, hex_lower, sha256_from_hex,
 };
-use crate::envelope::bytes::BytesMut;
-use crate::transport::{
-    ErrorKind as NatsKind, JetStream, ObjectInfo, ObjectStore, ObjectStoreConfig,
-};
+use natsbridge_transport_nats::{ErrorKind as NatsKind, JetStream, ObjectStore, ObjectStoreConfig};
+use tokio::io::{AsyncReadExt, BufReader};
 
 /// The URL scheme of object store links: `nats-os://<bucket>/<object-name>`.
 pub const OBJECT_STORE_SCHEME: &str = "nats-os";
 
-/// Memory reserved up front for a download to memory, at most (the record's
-/// size is the sender's word).
-const PREALLOCATE_LIMIT: u64 = 64 * 1024 * 1024;
-/// One read from the object when writing to a file.
-const FILE_CHUNK: usize = 256 * 1024;
+/// One read from the object.
+const CHUNK: usize = 256 * 1024;
 
-/// How a [`Bridge`](crate::Bridge) uses a JetStream object store for link
-/// payloads; see [`BridgeBuilder::object_store_options`](crate::BridgeBuilder::object_store_options).
+/// How a bridge uses a JetStream object store for link payloads (the
+/// facade's `BridgeBuilder::object_store_options`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectStoreOptions {
     /// The bucket: ASCII letters, digits, `-` and `_`. Created if missing.
@@ -54,6 +52,9 @@ pub struct ObjectStoreOptions {
     /// The largest object downloaded, in bytes, checked against the record's
     /// size before any read. Default 1 GiB, as for HTTP downloads.
     pub max_download_size: u64,
+    /// How failed downloads are retried (a connection lost or a timeout
+    /// mid-read). Default [`RetryConfig::default`], as for HTTP downloads.
+    pub retry: RetryConfig,
 }
 
 impl Default for ObjectStoreOptions {
@@ -64,6 +65,7 @@ impl Default for ObjectStoreOptions {
             one_shot: false,
             max_age: Some(Duration::from_secs(24 * 60 * 60)),
             max_download_size: 1 << 30,
+            retry: RetryConfig::default(),
         }
     }
 }
@@ -82,14 +84,15 @@ impl Default for ObjectStoreOptions {
 ///   again on the bytes read), and the record's `sha256`, when given, must
 ///   match both the digest the store recorded and the bytes read
 ///   ([`ErrorKind::Integrity`]). A missing or deleted object is
-///   [`ErrorKind::NotFound`]. Nothing is retried.
+///   [`ErrorKind::NotFound`]. A lost connection or a timeout is retried with
+///   the handler's [`RetryConfig`]; nothing else is.
 ///
 /// ```no_run
-/// use natsbridge::claimcheck::{DownloadHandlerExt, DownloadRequest, UploadHandlerExt};
-/// use natsbridge::{ObjectStoreHandler, ObjectStoreOptions};
+/// use natsbridge_claimcheck::{DownloadHandlerExt, DownloadRequest, UploadHandlerExt};
+/// use natsbridge_claimcheck_objectstore::{ObjectStoreHandler, ObjectStoreOptions};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let conn = natsbridge::transport::connect("nats://127.0.0.1:4222").await?;
+/// let conn = natsbridge_transport_nats::connect("nats://127.0.0.1:4222").await?;
 /// let options = ObjectStoreOptions { bucket: "payloads".into(), ..Default::default() };
 /// let store = ObjectStoreHandler::open(&conn.jetstream(), &options).await?;
 /// let link = store.upload_file("big.bin", "/tmp/big.bin").await?;
@@ -103,6 +106,7 @@ pub struct ObjectStoreHandler {
     store: ObjectStore,
     one_shot: bool,
     max_download_size: u64,
+    retry: RetryConfig,
 }
 
 impl fmt::Debug for ObjectStoreHandler {
@@ -111,22 +115,28 @@ impl fmt::Debug for ObjectStoreHandler {
             .field("bucket", &self.store.bucket())
             .field("one_shot", &self.one_shot)
             .field("max_download_size", &self.max_download_size)
+            .field("retry", &self.retry)
             .finish()
     }
 }
 
 impl ObjectStoreHandler {
     /// A handler over an open bucket: objects kept after download, 1 GiB
-    /// download limit.
+    /// download limit, the default retries.
     pub fn new(store: ObjectStore) -> Self {
-        ObjectStoreHandler { store, one_shot: false, max_download_size: 1 << 30 }
+        ObjectStoreHandler {
+            store,
+            one_shot: false,
+            max_download_size: 1 << 30,
+            retry: RetryConfig::default(),
+        }
     }
 
     /// Opens (or creates) `options.bucket` and applies `options`.
     pub async fn open(
         jetstream: &JetStream,
         options: &ObjectStoreOptions,
-    ) -> Result<Self, crate::transport::Error> {
+    ) -> Result<Self, natsbridge_transport_nats::Error> {
         let config = ObjectStoreConfig {
             max_age: options.max_age,
             ..ObjectStoreConfig::new(options.bucket.clone())
@@ -134,7 +144,15 @@ impl ObjectStoreHandler {
         let store = jetstream.object_store_with(config).await?;
         Ok(ObjectStoreHandler::new(store)
             .one_shot(options.one_shot)
-            .max_download_size(options.max_download_size))
+            .max_download_size(options.max_download_size)
+            .retry(options.retry))
+    }
+
+    /// How failed downloads are retried.
+    #[must_use]
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// Deletes each object once it has been downloaded and verified.
@@ -177,7 +195,7 @@ impl ObjectStoreHandler {
                     .await
                     .map_err(|e| io_error(format!("reading metadata of {}", path.display()), e))?
                     .len();
-                let mut reader = tokio::io::BufReader::with_capacity(FILE_CHUNK, file).take(len);
+                let mut reader = BufReader::with_capacity(CHUNK, file).take(len);
                 (self.store.put(&object, &mut reader).await, len)
             }
             UploadSource::Reader { reader, len } => {
@@ -216,30 +234,24 @@ impl ObjectStoreHandler {
                 ),
             ));
         }
-        if let Some(size) = request.size
-            && size > self.max_download_size
-        {
-            return Err(Error::new(
-                ErrorKind::TooLarge { limit: self.max_download_size },
-                format!("{} declares {size} bytes", request.url),
-            ));
+        let mut target = VerifiedSink::new(request, sink, self.max_download_size)?;
+        let mut retry = 0;
+        loop {
+            let result = match target.start().await {
+                Ok(()) => self.try_once(name, request, &mut target).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => break,
+                Err(e) if e.is_retryable() && retry < self.retry.max_retries => {
+                    tracing::debug!(object = name, retry, error = %e, "download failed, retrying");
+                    tokio::time::sleep(self.retry.delay(retry)).await;
+                    retry += 1;
+                }
+                Err(e) if retry > 0 => return Err(e.context(format!("after {} tries", retry + 1))),
+                Err(e) => return Err(e),
+            }
         }
-        let want = request.sha256.as_deref().map(sha256_from_hex).transpose()?;
-        let mut reader = self.store.get(name).await.map_err(|e| from_nats(e, "downloading"))?;
-        // A record without a size: the store's own record of the object's
-        // length is what the bytes are checked against, under the same cap.
-        let stored = reader.info().size;
-        if request.size.is_none() && stored > self.max_download_size {
-            return Err(Error::new(
-                ErrorKind::TooLarge { limit: self.max_download_size },
-                format!("{} holds {stored} bytes and its record declares no size", request.url),
-            ));
-        }
-        let size = request.size.unwrap_or(stored);
-        check_info(reader.info(), request, size, want.as_ref())?;
-        let mut target = Target::new(sink, size).await?;
-        let hash = read_checked(&mut reader, request, size, &mut target).await?;
-        verify(request, want.as_ref(), hash)?;
         let downloaded = target.finish().await?;
         if self.one_shot {
             // The payload is safe in hand; a failed delete only leaves an
@@ -249,6 +261,43 @@ impl ObjectStoreHandler {
             }
         }
         Ok(downloaded)
+    }
+
+    /// One read of the object into `target`: the stored size and digest
+    /// checked against the record's before any byte, then the bytes.
+    async fn try_once(
+        &self,
+        name: &str,
+        request: &DownloadRequest,
+        target: &mut VerifiedSink,
+    ) -> Result<(), Error> {
+        let mut reader = self.store.get(name).await.map_err(|e| from_nats(e, "downloading"))?;
+        let info = reader.info();
+        target.check_announced(info.size)?;
+        if let (Some(want), Some(stored)) = (request.sha256.as_deref(), info.sha256.as_ref())
+            && sha256_from_hex(want)? != *stored
+        {
+            return Err(Error::new(
+                ErrorKind::Integrity,
+                format!(
+                    "{}: expected SHA-256 {want}, the store recorded {}",
+                    request.url,
+                    hex_lower(stored)
+                ),
+            ));
+        }
+        loop {
+            let mut buf = BytesMut::with_capacity(CHUNK);
+            let n = reader
+                .read_buf(&mut buf)
+                .await
+                .map_err(|e| read_error(request, target.received(), e))?;
+            if n == 0 {
+                break;
+            }
+            target.write(buf.freeze()).await?;
+        }
+        target.verify()
     }
 }
 
@@ -272,43 +321,9 @@ impl DownloadHandler for ObjectStoreHandler {
     }
 }
 
-/// The bridge's download handler: `nats-os://` links to the object store
-/// (when one is configured), everything else to the HTTP downloader, which
-/// keeps its own rules (only `http`/`https`, origin allowlist, size cap).
-#[derive(Clone)]
-pub(crate) struct LinkRouter {
-    pub(crate) object_store: Option<Arc<ObjectStoreHandler>>,
-    pub(crate) http: Arc<dyn DownloadHandler>,
-}
-
-impl DownloadHandler for LinkRouter {
-    fn download<'a>(
-        &'a self,
-        request: &'a DownloadRequest,
-        sink: DownloadSink,
-    ) -> BoxFuture<'a, Result<Downloaded, Error>> {
-        if !is_object_store_link(&request.url) {
-            return self.http.download(request, sink);
-        }
-        match &self.object_store {
-            Some(store) => store.download(request, sink),
-            None => Box::pin(async move {
-                Err(Error::new(
-                    ErrorKind::UrlRefused,
-                    format!(
-                        "a {OBJECT_STORE_SCHEME}:// link (JetStream object store, Rust peers \
-                         only) arrived, but this bridge has no object store configured \
-                         (BridgeBuilder::object_store)"
-                    ),
-                ))
-            }),
-        }
-    }
-}
-
 /// Whether `url` has the object store scheme (compared case-insensitively,
 /// as URL schemes are).
-pub(crate) fn is_object_store_link(url: &str) -> bool {
+pub fn is_object_store_link(url: &str) -> bool {
     url.split_once(':').is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case(OBJECT_STORE_SCHEME))
 }
 
@@ -352,144 +367,6 @@ fn object_name(name: &str) -> String {
     format!("{}-{safe}", uuid::Uuid::new_v4().simple())
 }
 
-/// The checks that need no bytes: the stored size and digest against the
-/// record's.
-fn check_info(
-    info: &ObjectInfo,
-    request: &DownloadRequest,
-    size: u64,
-    want: Option<&[u8; 32]>,
-) -> Result<(), Error> {
-    if info.size != size {
-        return Err(Error::new(
-            ErrorKind::SizeMismatch { expected: size, actual: info.size },
-            format!("{}: the stored object's size differs from the record's", request.url),
-        ));
-    }
-    if let (Some(want), Some(stored)) = (want, info.sha256.as_ref())
-        && want != stored
-    {
-        return Err(Error::new(
-            ErrorKind::Integrity,
-            format!(
-                "{}: expected SHA-256 {}, the store recorded {}",
-                request.url,
-                hex_lower(want),
-                hex_lower(stored)
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Where the bytes go.
-enum Target {
-    Memory(BytesMut),
-    File { dest: PathBuf, temp: PartFile, file: tokio::fs::File, scratch: BytesMut },
-}
-
-impl Target {
-    async fn new(sink: DownloadSink, size: u64) -> Result<Target, Error> {
-        Ok(match sink {
-            DownloadSink::Memory => {
-                Target::Memory(BytesMut::with_capacity(size.min(PREALLOCATE_LIMIT) as usize))
-            }
-            DownloadSink::File(dest) => {
-                let temp = PartFile::beside(&dest);
-                let file = tokio::fs::File::create(temp.path())
-                    .await
-                    .map_err(|e| io_error(format!("creating {}", temp.path().display()), e))?;
-                Target::File { dest, temp, file, scratch: BytesMut::with_capacity(FILE_CHUNK) }
-            }
-        })
-    }
-
-    async fn finish(self) -> Result<Downloaded, Error> {
-        match self {
-            Target::Memory(buf) => Ok(Downloaded::Bytes(buf.freeze())),
-            Target::File { dest, temp, mut file, .. } => {
-                file.flush()
-                    .await
-                    .map_err(|e| io_error(format!("writing {}", temp.path().display()), e))?;
-                drop(file);
-                tokio::fs::rename(temp.path(), &dest)
-                    .await
-                    .map_err(|e| io_error(format!("renaming into {}", dest.display()), e))?;
-                temp.keep();
-                Ok(Downloaded::File(dest))
-            }
-        }
-    }
-}
-
-/// Reads the whole object into `target`, failing as soon as it runs past
-/// the record's size. Returns the SHA-256 of the bytes read.
-async fn read_checked(
-    reader: &mut (impl AsyncRead + Unpin),
-    request: &DownloadRequest,
-    size: u64,
-    target: &mut Target,
-) -> Result<[u8; 32], Error> {
-    let mut hasher = Sha256::new();
-    let mut received = 0u64;
-    loop {
-        // Memory: straight into the result. File: through one scratch buffer.
-        let n = match target {
-            Target::Memory(buf) => {
-                if buf.len() == buf.capacity() {
-                    buf.reserve(FILE_CHUNK);
-                }
-                let start = buf.len();
-                let n = reader.read_buf(buf).await.map_err(|e| read_error(request, received, e))?;
-                hasher.update(&buf[start..]);
-                n
-            }
-            Target::File { temp, file, scratch, .. } => {
-                scratch.clear();
-                let n =
-                    reader.read_buf(scratch).await.map_err(|e| read_error(request, received, e))?;
-                hasher.update(&scratch[..]);
-                file.write_all(scratch)
-                    .await
-                    .map_err(|e| io_error(format!("writing {}", temp.path().display()), e))?;
-                n
-            }
-        };
-        if n == 0 {
-            break;
-        }
-        received += n as u64;
-        if received > size {
-            return Err(Error::new(
-                ErrorKind::SizeMismatch { expected: size, actual: received },
-                format!("{}: the stored object holds more than its record's size", request.url),
-            ));
-        }
-    }
-    if received != size {
-        return Err(Error::new(
-            ErrorKind::SizeMismatch { expected: size, actual: received },
-            format!("{}: the stored object ended early", request.url),
-        ));
-    }
-    Ok(hasher.finalize().into())
-}
-
-fn verify(request: &DownloadRequest, want: Option<&[u8; 32]>, got: [u8; 32]) -> Result<(), Error> {
-    match want {
-        Some(want) if *want != got => Err(Error::new(
-            ErrorKind::Integrity,
-            format!(
-                "{}: expected SHA-256 {}, got {}",
-                request.url,
-                hex_lower(want),
-                hex_lower(&got)
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
 fn read_error(request: &DownloadRequest, received: u64, e: std::io::Error) -> Error {
     let kind = match e.kind() {
         // The store's own digest check on the last chunk.
@@ -500,7 +377,7 @@ fn read_error(request: &DownloadRequest, received: u64, e: std::io::Error) -> Er
     Error::new(kind, format!("{}: reading failed after {received} bytes: {e}", request.url))
 }
 
-fn from_nats(e: crate::transport::Error, what: &str) -> Error {
+fn from_nats(e: natsbridge_transport_nats::Error, what: &str) -> Error {
     let kind = match e.kind() {
         NatsKind::NotFound => ErrorKind::NotFound,
         NatsKind::TimedOut => ErrorKind::TimedOut,

@@ -110,12 +110,6 @@ impl DownloadRequest {
         DownloadRequest { url: url.into(), size: None, sha256: None }
     }
 
-    /// The declared size as text for messages (`"an undeclared number of"`
-    /// bytes when there is none).
-    pub(crate) fn size_text(&self) -> String {
-        self.size.map_or_else(|| "undeclared".into(), |n| n.to_string())
-    }
-
     /// Adds the SHA-256 (hex) the bytes must have.
     #[must_use]
     pub fn sha256(mut self, hex: impl Into<String>) -> Self {
@@ -158,9 +152,12 @@ impl Downloaded {
 /// The upload side of the claim check: store a payload, return the link a
 /// peer downloads it from.
 ///
-/// Implemented by [`PlikUploader`](crate::PlikUploader) and
-/// [`HttpPutUploader`](crate::HttpPutUploader); plug in your own store with
-/// [`upload_fn`] or by implementing this trait. The convenience methods are on
+/// Implemented in `natsbridge-claimcheck-http` by `PlikUploader`,
+/// `HttpPutUploader` and `S3Uploader`, and in
+/// `natsbridge-claimcheck-objectstore` by `ObjectStoreHandler`; plug in your
+/// own store with [`upload_fn`] or by implementing this trait. The link may be
+/// any URL a matching [`DownloadHandler`] understands: `http(s)` for the HTTP
+/// stores (and every other peer), `nats-os` for the object store. The convenience methods are on
 /// [`UploadHandlerExt`].
 pub trait UploadHandler: Send + Sync {
     /// Uploads `source` under the file name `name` and returns the link: an
@@ -175,8 +172,11 @@ pub trait UploadHandler: Send + Sync {
 /// The download side of the claim check: fetch a link into memory or a file,
 /// checking its size and checksum.
 ///
-/// Implemented by [`HttpDownloader`](crate::HttpDownloader); plug in your own
-/// with [`download_fn`] or by implementing this trait. The convenience
+/// Implemented by `HttpDownloader` (`natsbridge-claimcheck-http`) and
+/// `ObjectStoreHandler` (`natsbridge-claimcheck-objectstore`), both writing
+/// through a [`VerifiedSink`](crate::VerifiedSink); [`LinkRouter`](crate::LinkRouter)
+/// picks one per link by scheme. Plug in your own with [`download_fn`] or by
+/// implementing this trait. The convenience
 /// methods are on [`DownloadHandlerExt`].
 pub trait DownloadHandler: Send + Sync {
     /// Downloads `request.url` into `sink`.
@@ -213,7 +213,7 @@ pub trait UploadHandlerExt: UploadHandler {
     /// source (it fails with [`ErrorKind::InvalidInput`] otherwise).
     ///
     /// ```
-    /// use natsbridge_claimcheck_http::{upload_fn, sha256_hex, Error, UploadHandlerExt, UploadSource};
+    /// use natsbridge_claimcheck::{upload_fn, sha256_hex, Error, UploadHandlerExt, UploadSource};
     /// use tokio::io::AsyncReadExt;
     ///
     /// let store = upload_fn(|name: String, source: UploadSource| async move {
@@ -321,7 +321,7 @@ impl<F> fmt::Debug for UploadFn<F> {
 /// the source and returning the link.
 ///
 /// ```
-/// use natsbridge_claimcheck_http::{upload_fn, Error, UploadHandlerExt, UploadSource};
+/// use natsbridge_claimcheck::{upload_fn, Error, UploadHandlerExt, UploadSource};
 ///
 /// let store = upload_fn(|name: String, source: UploadSource| async move {
 ///     // Put the bytes wherever you like; return a URL peers can GET.
@@ -368,14 +368,13 @@ impl<F> fmt::Debug for DownloadFn<F> {
 /// Makes a [`DownloadHandler`] from an async closure taking the request and
 /// the sink.
 ///
-/// The closure is responsible for the checks [`HttpDownloader`] makes (size,
-/// checksum, URL policy); it can delegate to one.
-///
-/// [`HttpDownloader`]: crate::HttpDownloader
+/// The closure is responsible for the checks a store's downloader makes
+/// (size, checksum, URL policy: a [`VerifiedSink`](crate::VerifiedSink) does
+/// the first two); it can delegate to another handler.
 ///
 /// ```
 /// use bytes::Bytes;
-/// use natsbridge_claimcheck_http::{
+/// use natsbridge_claimcheck::{
 ///     download_fn, DownloadHandlerExt, DownloadRequest, DownloadSink, Downloaded, Error,
 /// };
 ///

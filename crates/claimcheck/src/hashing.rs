@@ -8,9 +8,9 @@ use std::task::{Context, Poll};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::download::hex;
 use crate::error::{Error, ErrorKind};
 use crate::handler::{UploadHandler, UploadSource};
+use crate::sink::hex_lower as hex;
 
 /// The hex SHA-256 of bytes in memory: the form a payload record carries.
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -16,15 +16,15 @@ use futures_util::Stream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Size of one read, and of the pieces handed to a writer.
-pub(crate) const CHUNK: usize = 256 * 1024;
+/// Size of one read, and of the pieces handed to the file thread.
+pub const CHUNK: usize = 256 * 1024;
 /// Pieces in flight between the file thread and the async side.
 const IN_FLIGHT: usize = 16;
 
 /// Streams `len` bytes of `file` from its current position. Ends early only
 /// with an error; a file shorter than `len` ends the stream short and the
 /// caller's length check notices.
-pub(crate) fn read_stream(mut file: File, len: u64) -> impl Stream<Item = io::Result<Bytes>> {
+pub fn read_stream(mut file: File, len: u64) -> impl Stream<Item = io::Result<Bytes>> {
     let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
         let mut left = len;
@@ -53,7 +53,7 @@ pub(crate) fn read_stream(mut file: File, len: u64) -> impl Stream<Item = io::Re
 
 /// Writes a file on a blocking thread. Small pieces are gathered into
 /// `CHUNK`-sized writes on the async side first.
-pub(crate) struct FileWriter {
+pub struct FileWriter {
     tx: Option<mpsc::Sender<Bytes>>,
     task: Option<JoinHandle<io::Result<()>>>,
     pending: BytesMut,
@@ -61,7 +61,7 @@ pub(crate) struct FileWriter {
 
 impl FileWriter {
     /// Creates (or truncates) `path`.
-    pub(crate) async fn create(path: &Path) -> io::Result<FileWriter> {
+    pub async fn create(path: &Path) -> io::Result<FileWriter> {
         let path = path.to_owned();
         let file = tokio::task::spawn_blocking(move || File::create(path))
             .await
@@ -69,7 +69,8 @@ impl FileWriter {
         Ok(FileWriter::new(file))
     }
 
-    pub(crate) fn new(mut file: File) -> FileWriter {
+    /// Takes over an open file.
+    pub fn new(mut file: File) -> FileWriter {
         let (tx, mut rx) = mpsc::channel::<Bytes>(IN_FLIGHT);
         let task = tokio::task::spawn_blocking(move || {
             while let Some(piece) = rx.blocking_recv() {
@@ -80,7 +81,8 @@ impl FileWriter {
         FileWriter { tx: Some(tx), task: Some(task), pending: BytesMut::new() }
     }
 
-    pub(crate) async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Writes a copy of `bytes`.
+    pub async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         if self.pending.is_empty() && bytes.len() >= CHUNK {
             return self.send(Bytes::copy_from_slice(bytes)).await;
         }
@@ -96,7 +98,7 @@ impl FileWriter {
     }
 
     /// Writes `bytes` without copying when nothing is pending.
-    pub(crate) async fn write_bytes(&mut self, bytes: Bytes) -> io::Result<()> {
+    pub async fn write_bytes(&mut self, bytes: Bytes) -> io::Result<()> {
         if self.pending.is_empty() && bytes.len() >= CHUNK / 4 {
             return self.send(bytes).await;
         }
@@ -126,13 +128,13 @@ impl FileWriter {
 
     /// Drops what is pending and waits until the thread has let go of the
     /// file (so that the path can be reused safely).
-    pub(crate) async fn abandon(mut self) {
+    pub async fn abandon(mut self) {
         self.pending.clear();
         let _ = self.join().await;
     }
 
     /// Writes what is pending, waits for the thread, and reports its result.
-    pub(crate) async fn finish(mut self) -> io::Result<()> {
+    pub async fn finish(mut self) -> io::Result<()> {
         if !self.pending.is_empty() {
             let piece = self.pending.split().freeze();
             self.send(piece).await?;

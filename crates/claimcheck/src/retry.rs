@@ -18,7 +18,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use natsbridge_claimcheck_http::RetryConfig;
+/// use natsbridge_claimcheck::RetryConfig;
 ///
 /// let patient = RetryConfig { max_retries: 10, ..RetryConfig::default() };
 /// assert!(patient.delay(0) <= Duration::from_millis(100));
