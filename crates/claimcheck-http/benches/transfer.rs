@@ -21,8 +21,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use natsbridge_claimcheck_http::{
-    DownloadHandlerExt, DownloadRequest, FileServer, HttpDownloader, PlikUploader, UploadHandlerExt,
+    DownloadHandlerExt, DownloadRequest, HttpDownloader, PlikUploader, UploadHandlerExt,
 };
+use natsbridge_fileserver::FileServer;
 use natsbridge_test_support::stats::{Stats, stats};
 
 fn main() {

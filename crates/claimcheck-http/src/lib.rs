@@ -1,9 +1,8 @@
-//! Claim-check handlers for natsbridge: moving large payloads through an
-//! HTTP file server so that only their URL travels over NATS.
+//! Claim-check stores over HTTP for natsbridge: moving large payloads
+//! through an HTTP file server so that only their URL travels over NATS.
 //!
-//! The crate has two roles, each a small trait that other stores can
-//! implement (or satisfy with a closure, through [`upload_fn`] and
-//! [`download_fn`]):
+//! The role's two traits live in `natsbridge-claimcheck` (re-exported here);
+//! this crate implements them over HTTP:
 //!
 //! - [`UploadHandler`]: store bytes, a file or a reader of known length
 //!   ([`UploadSource`]) and return the link. Implemented by [`PlikUploader`]
@@ -20,8 +19,8 @@
 //! while any handler uploads it, for the record's checksum key;
 //! [`DownloadRequest::sha256`] has the downloader verify it.
 //!
-//! [`FileServer`] is a small Plik-compatible server (plus a plain PUT/GET
-//! area) for tests and local setups. Every fallible call returns the crate's
+//! The Plik-compatible server for tests and local setups is the
+//! `natsbridge-fileserver` crate. Every fallible call returns the role's
 //! [`Error`], whose [`ErrorKind`] says what happened and whether a retry can
 //! help. Errors and `Debug` output never show upload tokens, header values or
 //! the query string of a URL (where presigned URLs keep their signature).
@@ -30,14 +29,15 @@
 //! and returns presigned GET links (any peer downloads them with a plain GET).
 //!
 //! The crate knows nothing of NATS or of the envelope; the `natsbridge`
-//! facade puts the link and size in the payload record. JetStream object
-//! stores are not here.
+//! facade puts the link and size in the payload record. The JetStream object
+//! store is `natsbridge-claimcheck-objectstore`.
 //!
 //! ```
 //! use natsbridge_claimcheck_http::{
-//!     DownloadHandlerExt, DownloadRequest, ErrorKind, FileServer, HttpDownloader,
-//!     PlikUploader, UploadHandlerExt,
+//!     DownloadHandlerExt, DownloadRequest, ErrorKind, HttpDownloader, PlikUploader,
+//!     UploadHandlerExt,
 //! };
+//! use natsbridge_fileserver::FileServer;
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! let dir = std::env::temp_dir().join(format!("natsbridge-crate-doc-{}", std::process::id()));
@@ -68,14 +68,12 @@ mod plik;
 mod put;
 #[cfg(feature = "s3")]
 mod s3;
-mod server;
 
 pub use crate::{
     client::{USER_AGENT, client_builder},
     download::{HttpDownloader, HttpDownloaderBuilder},
     plik::{PlikUploader, PlikUploaderBuilder, fuzz_plik_replies},
     put::{HttpPutUploader, HttpPutUploaderBuilder},
-    server::{FileServer, FileServerBuilder},
 };
 
 /// The claim-check role these stores implement (`natsbridge-claimcheck`),

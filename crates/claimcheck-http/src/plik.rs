@@ -17,7 +17,7 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 const REPLY_LIMIT: usize = 64 * 1024;
 
 /// Uploads to a [Plik](https://github.com/root-gg/plik) server (or the
-/// crate's own [`FileServer`](crate::FileServer)), exactly as SPEC.md says:
+/// `natsbridge-fileserver`), exactly as SPEC.md says:
 ///
 /// 1. `POST {fileserver}/upload` with `{"oneShot": true, "ttl": ...}` gives an
 ///    upload `id` and an `uploadToken`;

@@ -34,7 +34,7 @@ const SEGMENT: &AsciiSet = &CONTROLS
 /// payloads with the same name do not overwrite each other) and `{name}` (the
 /// file name, percent-encoded as one path segment). Any server that stores a
 /// PUT body and serves it back works: nginx with WebDAV, a bucket with public
-/// read, the crate's own [`FileServer`](crate::FileServer) under `/put/`.
+/// read, `natsbridge-fileserver` under `/put/`.
 ///
 /// The template's query string, if any, is sent with the PUT but kept out of
 /// errors and `Debug`. Extra headers (an `Authorization`, say) are marked

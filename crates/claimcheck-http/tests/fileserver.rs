@@ -467,7 +467,7 @@ async fn shutdown_stops_the_server() {
     assert!(refused, "the server still accepts connections after its handle was dropped");
 
     let dir = tempfile::tempdir().unwrap();
-    let err = natsbridge_claimcheck_http::FileServer::builder().bind("127.0.0.1:0").await.failure();
+    let err = natsbridge_fileserver::FileServer::builder().bind("127.0.0.1:0").await.failure();
     assert_eq!(err.kind(), &ErrorKind::InvalidInput);
     drop(dir);
 }
@@ -537,8 +537,7 @@ impl Drop for SmallDisk {
 #[tokio::test]
 async fn a_full_disk_is_a_clear_error_and_leaves_no_partial_file() {
     let disk = SmallDisk::mount("1m");
-    let server =
-        natsbridge_claimcheck_http::FileServer::builder().dir(disk.path()).bind("127.0.0.1:0");
+    let server = natsbridge_fileserver::FileServer::builder().dir(disk.path()).bind("127.0.0.1:0");
     let server = server.await.unwrap();
     let plik = PlikUploader::new(server.url()).unwrap();
     let err = plik.upload_bytes("big.bin", payload(3_000_000)).await.failure();

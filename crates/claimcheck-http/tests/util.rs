@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use natsbridge_claimcheck_http::{FileServer, FileServerBuilder, HttpDownloader, RetryConfig};
+use natsbridge_claimcheck_http::{HttpDownloader, RetryConfig};
+use natsbridge_fileserver::{FileServer, FileServerBuilder};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

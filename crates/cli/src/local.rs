@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use natsbridge::claimcheck::FileServer;
+use natsbridge_fileserver::FileServer;
 use tempfile::TempDir;
 
 /// Where a nats-server binary is looked for, in order: `NATS_SERVER_BIN`,

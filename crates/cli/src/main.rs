@@ -12,9 +12,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
-use natsbridge::claimcheck::{FileServer, HttpDownloader, PlikUploader};
+use natsbridge::claimcheck::{HttpDownloader, PlikUploader};
 use natsbridge::envelope::DEFAULT_MAX_PAYLOAD;
 use natsbridge::{Bridge, Payload, SendOptions, smartpack_files, smartunpack};
+use natsbridge_fileserver::FileServer;
 
 use crate::progress::Progress;
 

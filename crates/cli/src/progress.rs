@@ -212,8 +212,9 @@ mod tests {
     #[tokio::test]
     async fn a_download_reports_its_progress_and_arrives_whole() {
         use natsbridge::claimcheck::{
-            DownloadHandlerExt, FileServer, HttpDownloader, PlikUploader, UploadHandlerExt,
+            DownloadHandlerExt, HttpDownloader, PlikUploader, UploadHandlerExt,
         };
+        use natsbridge_fileserver::FileServer;
         let dir = tempfile::tempdir().unwrap();
         let server = FileServer::builder().dir(dir.path()).bind("127.0.0.1:0").await.unwrap();
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStderr, ChildStdout, Stdio};
 use std::sync::Arc;
 
-use natsbridge::claimcheck::FileServer;
+use natsbridge_fileserver::FileServer;
 use natsbridge_test_support::NatsServer;
 use serde_json::Value;
 

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use natsbridge::claimcheck::FileServer;
 use natsbridge::{Bridge, Payload, SendOptions};
+use natsbridge_fileserver::FileServer;
 use natsbridge_test_support::NatsServer;
 
 /// The payloads of message `seq`: always a 128 B text; every 2nd a

@@ -1,6 +1,7 @@
 //! Helpers shared by the facade's tests.
 
-use natsbridge::claimcheck::{FileServer, HttpDownloader, PlikUploader};
+use natsbridge::claimcheck::{HttpDownloader, PlikUploader};
+use natsbridge_fileserver::FileServer;
 
 /// A Plik-compatible file server on a free loopback port, storing in a
 /// temporary directory removed on drop.

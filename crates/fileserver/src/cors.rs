@@ -8,10 +8,10 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 
 /// The origins allowed to call the server from a browser. None by default.
 #[derive(Clone, Debug, Default)]
-pub(super) struct Cors {
-    pub(super) any: bool,
-    pub(super) loopback: bool,
-    pub(super) origins: Vec<String>,
+pub(crate) struct Cors {
+    pub(crate) any: bool,
+    pub(crate) loopback: bool,
+    pub(crate) origins: Vec<String>,
 }
 
 /// The methods the server's routes answer.
@@ -23,7 +23,7 @@ const MAX_AGE: &str = "600";
 
 impl Cors {
     /// Whether a page served from `origin` may call the server.
-    pub(super) fn allows(&self, origin: &str) -> bool {
+    pub(crate) fn allows(&self, origin: &str) -> bool {
         if self.any {
             return true;
         }
@@ -34,14 +34,14 @@ impl Cors {
     }
 
     /// The `Origin` of a request, if it has one this server allows.
-    pub(super) fn allowed_origin(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+    pub(crate) fn allowed_origin(&self, headers: &HeaderMap) -> Option<HeaderValue> {
         let origin = headers.get(header::ORIGIN)?;
         self.allows(origin.to_str().ok()?).then(|| origin.clone())
     }
 
     /// The answer to a preflight `OPTIONS` request from `origin` (already
     /// allowed): the methods and headers the page may use.
-    pub(super) fn preflight<B: Default>(
+    pub(crate) fn preflight<B: Default>(
         &self,
         origin: HeaderValue,
         request: &HeaderMap,
@@ -62,7 +62,7 @@ impl Cors {
     }
 
     /// Adds the headers that let a page from `origin` read a response.
-    pub(super) fn decorate<B>(origin: HeaderValue, response: &mut Response<B>) {
+    pub(crate) fn decorate<B>(origin: HeaderValue, response: &mut Response<B>) {
         let h = response.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.insert(

@@ -16,19 +16,19 @@ use hyper::body::{Frame, Incoming};
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
 
-use super::store::{
+use crate::store::{
     FileMeta, State, Status, Upload, random_id, remove_dir, same_secret, valid_id, valid_put_key,
 };
 use natsbridge_claimcheck::fileio::{FileWriter, read_stream};
 
-pub(super) type Body = UnsyncBoxBody<Bytes, io::Error>;
+pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
 
 /// How much of a refused upload is read (and thrown away) before answering,
 /// so the client, still sending, gets the error text rather than a reset
 /// connection. Past this the connection is simply closed.
 const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
-pub(super) async fn route(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn route(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
     let origin = state.cors.allowed_origin(request.headers());
     if request.method() == Method::OPTIONS {
         return match origin {
@@ -38,7 +38,7 @@ pub(super) async fn route(state: Arc<State>, request: Request<Incoming>) -> Resp
     }
     let mut response = route_api(state, request).await;
     if let Some(origin) = origin {
-        super::cors::Cors::decorate(origin, &mut response);
+        crate::cors::Cors::decorate(origin, &mut response);
     }
     response
 }

@@ -6,19 +6,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::error::Error;
+use natsbridge_claimcheck::Error;
 
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Config {
-    pub(super) max_file_size: u64,
-    pub(super) default_ttl: Duration,
-    pub(super) max_ttl: Option<Duration>,
-    pub(super) md5: bool,
+pub(crate) struct Config {
+    pub(crate) max_file_size: u64,
+    pub(crate) default_ttl: Duration,
+    pub(crate) max_ttl: Option<Duration>,
+    pub(crate) md5: bool,
 }
 
 /// A file's life, with Plik's names for its states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Status {
+pub(crate) enum Status {
     Missing,
     Uploading,
     Uploaded,
@@ -30,7 +30,7 @@ pub(super) enum Status {
 }
 
 impl Status {
-    pub(super) fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Missing => "missing",
             Status::Uploading => "uploading",
@@ -41,43 +41,43 @@ impl Status {
 }
 
 #[derive(Clone, Debug)]
-pub(super) struct FileMeta {
-    pub(super) name: String,
-    pub(super) status: Status,
-    pub(super) size: u64,
-    pub(super) md5: String,
+pub(crate) struct FileMeta {
+    pub(crate) name: String,
+    pub(crate) status: Status,
+    pub(crate) size: u64,
+    pub(crate) md5: String,
 }
 
 #[derive(Debug)]
-pub(super) struct Upload {
-    pub(super) token: String,
-    pub(super) one_shot: bool,
-    pub(super) expires: Option<Instant>,
-    pub(super) files: HashMap<String, FileMeta>,
+pub(crate) struct Upload {
+    pub(crate) token: String,
+    pub(crate) one_shot: bool,
+    pub(crate) expires: Option<Instant>,
+    pub(crate) files: HashMap<String, FileMeta>,
 }
 
 impl Upload {
-    pub(super) fn expired(&self, now: Instant) -> bool {
+    pub(crate) fn expired(&self, now: Instant) -> bool {
         self.expires.is_some_and(|e| e <= now)
     }
 }
 
 #[derive(Debug)]
-pub(super) struct State {
-    pub(super) config: Config,
+pub(crate) struct State {
+    pub(crate) config: Config,
     /// Which browser origins may call the server.
-    pub(super) cors: super::cors::Cors,
+    pub(crate) cors: crate::cors::Cors,
     root: PathBuf,
-    pub(super) uploads: Mutex<HashMap<String, Upload>>,
+    pub(crate) uploads: Mutex<HashMap<String, Upload>>,
     /// PUT keys and when they expire.
-    pub(super) puts: Mutex<HashMap<String, Option<Instant>>>,
+    pub(crate) puts: Mutex<HashMap<String, Option<Instant>>>,
 }
 
 impl State {
-    pub(super) async fn open(
+    pub(crate) async fn open(
         root: PathBuf,
         config: Config,
-        cors: super::cors::Cors,
+        cors: crate::cors::Cors,
     ) -> Result<State, Error> {
         for sub in ["plik", "put"] {
             let dir = root.join(sub);
@@ -95,17 +95,17 @@ impl State {
     }
 
     /// Only ever called with ids that passed [`valid_id`].
-    pub(super) fn upload_dir(&self, upload_id: &str) -> PathBuf {
+    pub(crate) fn upload_dir(&self, upload_id: &str) -> PathBuf {
         self.root.join("plik").join(upload_id)
     }
 
     /// Only ever called with ids that passed [`valid_id`].
-    pub(super) fn file_path(&self, upload_id: &str, file_id: &str) -> PathBuf {
+    pub(crate) fn file_path(&self, upload_id: &str, file_id: &str) -> PathBuf {
         self.upload_dir(upload_id).join(file_id)
     }
 
     /// Only ever called with keys that passed [`valid_put_key`].
-    pub(super) fn put_path(&self, key: &str) -> PathBuf {
+    pub(crate) fn put_path(&self, key: &str) -> PathBuf {
         let mut p = self.root.join("put");
         for segment in key.split('/') {
             p.push(segment);
@@ -113,16 +113,16 @@ impl State {
         p
     }
 
-    pub(super) fn put_temp_path(&self) -> PathBuf {
+    pub(crate) fn put_temp_path(&self) -> PathBuf {
         self.root.join("put").join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()))
     }
 
-    pub(super) fn expiry(&self, ttl: Duration) -> Option<Instant> {
+    pub(crate) fn expiry(&self, ttl: Duration) -> Option<Instant> {
         Instant::now().checked_add(ttl)
     }
 
     /// Removes expired uploads and PUT files from memory and disk.
-    pub(super) async fn sweep(&self) {
+    pub(crate) async fn sweep(&self) {
         let now = Instant::now();
         let expired_uploads: Vec<String> = {
             let mut uploads = self.uploads.lock().unwrap();
@@ -154,7 +154,7 @@ impl State {
     }
 }
 
-pub(super) async fn remove_dir(dir: &Path) {
+pub(crate) async fn remove_dir(dir: &Path) {
     if let Err(e) = tokio::fs::remove_dir_all(dir).await
         && e.kind() != std::io::ErrorKind::NotFound
     {
@@ -164,12 +164,12 @@ pub(super) async fn remove_dir(dir: &Path) {
 
 /// Plik's ids: 16 ASCII letters and digits. Anything else is not an id of
 /// ours, and never reaches a path.
-pub(super) fn valid_id(id: &str) -> bool {
+pub(crate) fn valid_id(id: &str) -> bool {
     id.len() == 16 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// A fresh id of `len` letters and digits.
-pub(super) fn random_id(len: usize) -> String {
+pub(crate) fn random_id(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut out = String::with_capacity(len);
     while out.len() < len {
@@ -186,7 +186,7 @@ pub(super) fn random_id(len: usize) -> String {
 /// A PUT key: 1 to 16 segments of printable ASCII, none empty, `.` or `..`,
 /// no backslash; the raw (still percent-encoded) path is used, so `%2e%2e`
 /// stays a harmless literal name.
-pub(super) fn valid_put_key(key: &str) -> bool {
+pub(crate) fn valid_put_key(key: &str) -> bool {
     let segments: Vec<&str> = key.split('/').collect();
     !key.is_empty()
         && key.len() <= 1024
@@ -202,7 +202,7 @@ pub(super) fn valid_put_key(key: &str) -> bool {
 }
 
 /// Compares secrets without stopping at the first difference.
-pub(super) fn same_secret(a: &str, b: &str) -> bool {
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

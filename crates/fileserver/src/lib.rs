@@ -1,4 +1,15 @@
-//! The local file server: the Plik subset of SPEC.md plus a plain PUT/GET area.
+//! A Plik-compatible file server for natsbridge: the subset of Plik's API
+//! the wire contract uses, plus a plain PUT/GET area, for tests, local
+//! setups and `natsbridge fileserver`.
+//!
+//! [`FileServer`] is its one type. It is a crate of its own so that a
+//! library user who never runs a file server does not compile one (the
+//! `natsbridge` facade does not depend on it); it shares only the
+//! claim-check role's error type and file I/O (`natsbridge-claimcheck`).
+#![deny(missing_docs)]
+
+/// The claim-check role's error, which the server's calls return.
+pub use natsbridge_claimcheck::{Error, ErrorKind};
 
 mod cors;
 mod routes;
@@ -18,7 +29,6 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::error::{Error, ErrorKind};
 use store::{Config, State};
 
 /// How long a shutdown waits for requests in flight before cutting them.
@@ -42,7 +52,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 ///   consume it. Before the upload completes the answer is Plik's 404
 ///   `file ... is not available : missing` (or `: uploading`).
 /// - `PUT`, `GET` and `HEAD /put/{key...}`: a plain store for
-///   [`HttpPutUploader`](crate::HttpPutUploader); the PUT URL is the GET link.
+///   `natsbridge_claimcheck_http::HttpPutUploader`; the PUT URL is the GET link.
 ///
 /// Errors are Plik's: plain-text bodies, the same status codes and texts
 /// (`file too big (limit is set to ...)` with 400 for an upload over the
@@ -56,9 +66,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 ///
 /// ```
 /// use natsbridge_claimcheck_http::{
-///     DownloadHandlerExt, DownloadRequest, FileServer, HttpDownloader, PlikUploader,
-///     UploadHandlerExt,
+///     DownloadHandlerExt, DownloadRequest, HttpDownloader, PlikUploader, UploadHandlerExt,
 /// };
+/// use natsbridge_fileserver::FileServer;
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let dir = std::env::temp_dir().join(format!("natsbridge-doc-{}", std::process::id()));
@@ -70,7 +80,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 ///
 /// server.shutdown().await;
 /// # std::fs::remove_dir_all(&dir).ok();
-/// # Ok::<(), natsbridge_claimcheck_http::Error>(()) }).unwrap();
+/// # Ok::<(), natsbridge_fileserver::Error>(()) }).unwrap();
 /// ```
 pub struct FileServer {
     addr: SocketAddr,
