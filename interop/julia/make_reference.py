@@ -149,6 +149,17 @@ def payload_bytes(entry: dict) -> bytes:
 
 # ----------------------------------------------------------------------------- envelopes
 
+# Milliseconds of each file's Dates.now() (one per kind, in sorted kind order): every form
+# string(::DateTime) writes, none / one / two / three digits, and leading zeros kept.
+MILLIS = (0, 500, 370, 96, 123, 5, 40, 999, 0, 250, 7, 680, 100, 1, 548)
+
+
+def julia_datetime_string(seconds: str, ms: int) -> str:
+    """string(::DateTime), as Dates.now() gives it: local time, no zone designator; the milliseconds
+    with their trailing zeros dropped (.37 not .370, .5), and no fraction at all when they are 0."""
+    return seconds + ("." + f"{ms:03d}".rstrip("0") if ms else "")
+
+
 
 def fixed_uuid(kind: str, what: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"natsbridge-interop-julia/{kind}/{what}"))
@@ -203,9 +214,7 @@ def main():
         with open(os.path.join(CASES, f"{kind}.json"), encoding="utf-8") as f:
             entries = json.load(f)
         older = kind in OLDER_KINDS  # the older seed's type name, sender_name and 1 MB threshold
-        # Dates.now(): local time, no zone; milliseconds printed only when non-zero
-        ms = (n * 137) % 1000
-        ts = f"2024-01-15T10:30:{n:02d}" + (f".{ms:03d}" if ms else "")
+        ts = julia_datetime_string(f"2024-01-15T10:30:{n:02d}", MILLIS[n % len(MILLIS)])
         text, replay = envelope(kind, entries, older, ts)
         with open(os.path.join(OUT, f"{kind}.json"), "w", encoding="utf-8", newline="") as f:
             f.write(text)  # JSON3.write output, no trailing newline

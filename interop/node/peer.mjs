@@ -4,11 +4,12 @@
 //   node peer.mjs listen  --server URL --subject S --count N --timeout SECS
 //   node peer.mjs reply   --server URL --subject S --fileserver URL --count N --timeout SECS --echo
 //   node peer.mjs request --server URL --subject S --fileserver URL --spec FILE --timeout SECS [--mode inbox|reply-to]
+//     (--mode inbox: a NATS request whose inbox is also named in the envelope's reply_to)
 import { readFileSync } from 'node:fs';
 import { createHash, randomUUID } from 'node:crypto';
 import { dirname, isAbsolute, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { connect } from 'nats';
+import { connect, createInbox } from 'nats';
 import * as mh from './msghandler.mjs';
 import { digestInput, xorshiftBytes, BINARY_KINDS } from './canonical.mjs';
 
@@ -125,10 +126,13 @@ const commands = {
     try {
       let env, msg;
       if ((a.mode ?? 'inbox') === 'inbox') {
+        // A NATS request whose inbox is also named in reply_to (SPEC.md "Request and reply"),
+        // so responders that read only env.reply_to (the seeds') answer there too.
+        const inbox = createInbox();
         let json;
-        [env, json] = await mh.smartsend(a.subject, data, { ...packOpts(a), is_publish: false, nats_connection: nc });
+        [env, json] = await mh.smartsend(a.subject, data, { ...packOpts(a), reply_to: inbox, is_publish: false, nats_connection: nc });
         try {
-          msg = await nc.request(a.subject, new TextEncoder().encode(json), { timeout: timeoutMs });
+          msg = await nc.request(a.subject, new TextEncoder().encode(json), { timeout: timeoutMs, noMux: true, reply: inbox });
         } catch (e) { emit({ error: `request: ${e.message}`, request_msg_id: env.msg_id }); return 2; }
       } else {
         const replySubject = a['reply-to'] || `interop.reply.${randomUUID().replace(/-/g, '')}`;

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tableToIPC } from 'apache-arrow';
 import * as mh from './msghandler.mjs';
-import { canonNumber, canonJSON, xorshiftBytes } from './canonical.mjs';
+import { canonNumber, canonJSON, digestInput, parseTypedJSON, xorshiftBytes } from './canonical.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PY = process.env.PYTHON || join(here, '..', '..', '.venv', 'bin', 'python');
@@ -25,6 +25,18 @@ test('canonical numbers match the Python definition', () => {
   for (const [v, want] of cases) assert.equal(canonNumber(v), want, String(v));
   assert.equal(canonJSON({ b: [1, 2.5, null, true], a: 'é\n/', 'ä': {} }), '{"a":"é\\n/","b":[1,2.5e0,null,true],"ä":{}}');
   assert.equal(Buffer.from(xorshiftBytes(8, 11)).toString('hex'), '6b612d000bba0a2c');
+});
+
+test('number models: js cannot tell 88 from 88.0, typed can; Arrow cells follow the column type', () => {
+  for (const [v, typed, js] of [[88, '8.8e1', '88'], [1, '1e0', '1'], [88n, '88', '88'], [-0, '0e0', '0'], [100, '1e2', '100'], [1e20, '1e20', '1e20']]) {
+    assert.deepEqual([canonNumber(v, 'typed'), canonNumber(v, 'js')], [typed, js], String(v));
+  }
+  const text = '{"a": 88, "b": 88.0, "c": [1.0, 2, 1e20, 100000000000000000000], "d\\u00e9": "x\\"y"}';
+  assert.equal(canonJSON(parseTypedJSON(text), 'typed'), '{"a":88,"b":8.8e1,"c":[1e0,2,1e20,1e20],"dé":"x\\"y"}');
+  assert.equal(canonJSON(JSON.parse(text)), '{"a":88,"b":88,"c":[1,2,1e20,1e20],"dé":"x\\"y"}');
+  const rows = [{ id: 1n, score: 88 }, { id: 2n, score: 95.5 }];
+  Object.defineProperty(rows, 'columns', { value: ['id', 'score'], enumerable: false });
+  assert.equal(new TextDecoder().decode(digestInput('arrowtable', rows)), '{"columns":["id","score"],"rows":[[1,8.8e1],[2,9.55e1]]}');
 });
 
 test('envelope shape and defaults', async () => {

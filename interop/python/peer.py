@@ -5,6 +5,8 @@
   peer.py listen  --server URL --subject S --count N --timeout SECS
   peer.py reply   --server URL --subject S --fileserver URL --count N --timeout SECS --echo
   peer.py request --server URL --subject S --fileserver URL --spec FILE --timeout SECS [--mode inbox|reply-to]
+
+request --mode inbox publishes with a NATS reply inbox and names that inbox in reply_to as well.
 """
 
 from __future__ import annotations
@@ -198,11 +200,18 @@ async def cmd_request(a) -> int:
     nc = await nats.connect(a.server)
     try:
         if a.mode == "inbox":
+            # A NATS request whose inbox is also named in reply_to (SPEC.md "Request and reply"),
+            # so responders that read only env["reply_to"] (the seeds') answer there too.
+            inbox = nc.new_inbox()
+            sub = await nc.subscribe(inbox, max_msgs=1)
+            await nc.flush()
+            a.reply_to = inbox
             env, s = await msghandler.smartsend(a.subject, data, is_publish=False, nats_connection=nc, **pack_kwargs(a))
+            await nc.publish(a.subject, s.encode("utf-8"), reply=inbox)
             try:
-                msg = await nc.request(a.subject, s.encode("utf-8"), timeout=a.timeout)
+                msg = await sub.next_msg(timeout=a.timeout)
             except Exception as e:
-                emit({"error": f"request: {type(e).__name__}: {e}", "request_msg_id": env["msg_id"]})
+                emit({"error": f"request: no answer on {inbox}: {type(e).__name__}: {e}", "request_msg_id": env["msg_id"]})
                 return 2
         else:
             reply_subject = a.reply_to or f"interop.reply.{uuid.uuid4().hex}"

@@ -19,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import msghandler  # noqa: E402
-from canonical import canon_json, canon_number, table_digest_from_rows, value_digest, xorshift_bytes  # noqa: E402
+from canonical import canon_json, canon_number, sha256_hex, table_digest_from_rows, value_digest, xorshift_bytes  # noqa: E402
 
 
 class Stub:
@@ -48,10 +48,20 @@ def get(url, ua="plik_client/test", method="GET"):
 
 class TestCanonical(unittest.TestCase):
     def test_numbers(self):
-        cases = {1: "1", 1.0: "1", -0.0: "0", 95.5: "9.55e1", 1e20: "1e20", 10**20: "1e20", -0.001: "-1e-3",
+        cases = {1: "1", -0.0: "0e0", 95.5: "9.55e1", 1e20: "1e20", 10**20: "1e20", -0.001: "-1e-3",
                  1.5e-7: "1.5e-7", 2**53: "9007199254740992", 2**60: "1.152921504606847e18"}
         for v, want in cases.items():
             self.assertEqual(canon_number(v), want, v)
+
+    def test_number_models(self):
+        # typed: a float keeps the float form even when integral; js: JSON.parse's view, 88.0 is 88
+        for v, typed, js in [(88.0, "8.8e1", "88"), (1.0, "1e0", "1"), (88, "88", "88"), (-0.0, "0e0", "0"), (0, "0", "0"),
+                             (100.0, "1e2", "100"), (1e20, "1e20", "1e20"), (2.0**60, "1.152921504606847e18", "1.152921504606847e18")]:
+            self.assertEqual((canon_number(v), canon_number(v, "js")), (typed, js), v)
+        v = json.loads('{"a": 88, "b": 88.0, "c": [1.0, 2]}')
+        self.assertEqual(canon_json(v), '{"a":88,"b":8.8e1,"c":[1e0,2]}')
+        self.assertEqual(canon_json(v, "js"), '{"a":88,"b":88,"c":[1,2]}')
+        self.assertNotEqual(value_digest("dictionary", v), value_digest("dictionary", v, "js"))
 
     def test_json(self):
         self.assertEqual(canon_json({"b": [1, 2.5, None, True], "a": "é\n/", "ä": {}}), '{"a":"é\\n/","b":[1,2.5e0,null,true],"ä":{}}')
@@ -61,6 +71,15 @@ class TestCanonical(unittest.TestCase):
 
         rows = [{"id": 1, "name": "A", "score": 1.5}, {"id": 2, "name": None, "score": 2.0}]
         self.assertEqual(value_digest("arrowtable", pd.DataFrame(rows)), table_digest_from_rows(rows))
+
+    def test_table_cells_follow_the_column_type(self):
+        import pandas as pd
+        import pyarrow as pa
+
+        rows = [{"id": 1, "score": 88}, {"id": 2, "score": 95.5}]  # 88 sits in a Float64 column
+        t = pa.table({"id": pa.array([1, 2], pa.int64()), "score": pa.array([88.0, 95.5], pa.float64())})
+        want = sha256_hex(b'{"columns":["id","score"],"rows":[[1,8.8e1],[2,9.55e1]]}')
+        self.assertEqual((table_digest_from_rows(rows), value_digest("arrowtable", t), value_digest("arrowtable", t.to_pandas())), (want,) * 3)
 
     def test_generator(self):
         self.assertEqual(xorshift_bytes(8, 11).hex(), "6b612d000bba0a2c")

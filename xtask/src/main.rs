@@ -152,11 +152,12 @@ fn ci() -> Result {
     Ok(())
 }
 
-/// Builds the Rust interop driver and runs the matrix (interop/README.md)
-/// with it as a peer, writing `docs/interop.md`.
+/// Builds the Rust interop driver and the CLI, and runs the matrix
+/// (interop/README.md) with the driver as a peer, once against the Plik test
+/// double and once against `natsbridge fileserver`, writing `docs/interop.md`.
 fn interop() -> Result {
     setup()?;
-    run(cargo().args(["build", "-p", "natsbridge-interop-peer"]))?;
+    run(cargo().args(["build", "-p", "natsbridge-interop-peer", "-p", "natsbridge-cli"]))?;
     let target = env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root().join("target"));
     let target = if target.is_absolute() { target } else { root().join(target) };
     let driver = target.join("debug/natsbridge-interop-peer");
@@ -165,6 +166,8 @@ fn interop() -> Result {
         .arg("interop/run_peers.py")
         .arg("--peer")
         .arg(format!("rust={}", driver.display()))
+        .arg("--rust-fileserver")
+        .arg(target.join("debug/natsbridge"))
         .arg("--markdown")
         .arg(target.join("interop.md")))?;
     let matrix = fs::read_to_string(target.join("interop.md")).map_err(|e| e.to_string())?;
@@ -176,11 +179,21 @@ const INTEROP_HEADER: &str = "# Interop matrix
 
 Written by `cargo xtask interop` (part of `cargo xtask ci`); do not edit by
 hand. The Rust peer (`crates/interop-peer`, on the natsbridge facade) against
-the Python, Node and browser peers and the Julia reference envelopes of
-`interop/`, over a real nats-server and a Plik test double. Each cell
-compares the receiver's decoded value with the sent one by digest
-(`interop/README.md`, \"Digests\"); request-reply runs both the NATS inbox
-and the seeds' `reply_to` convention between every pair.
+the other peers of `interop/` over a real nats-server: this project's Python,
+Node and browser peers, the peers transcribed from the seeds as they are
+written (`seed-python`, `seed-python-gen1` for the first seed, `seed-node`,
+and `micropython` in the real MicroPython runtime), the Julia reference
+envelopes and the crafted lenient/error envelopes. Everything runs twice,
+once per file server: the Plik test double and the Rust `natsbridge
+fileserver`. Each cell compares the receiver's decoded value with the sent
+one by digest (`interop/README.md`, \"Digests\": 88 and 88.0 differ where
+both ends can tell), the payload type, the transport the sender's threshold
+implies, the sender's timestamp under Julia's `DateTime` rule and, for
+`text`, the reply fields. Request-reply runs every requester against every
+responder, in each mode the requester has (NATS inbox also named in
+`reply_to`, and the seeds' `reply_to` subject); this project's responders
+must answer with `reply_to_msg_id` and the same `correlation_id`, the seed
+responders with neither (they copy nothing).
 ";
 
 /// Builds the envelope crate and a `#![no_std]` user of it without default

@@ -1,7 +1,7 @@
 // The browser side of the driver: window.peer.{send, listen, reply, request}, called by driver.mjs
 // through playwright. Lines go out through window.emitLine / window.emitReady (exposed by the driver).
 import * as mh from './msghandler_csr.js';
-import { connect } from 'nats.ws';
+import { connect, createInbox } from 'nats.ws';
 import { digestInput, toHex } from '../../node/canonical.mjs';
 
 async function sha256(u8) {
@@ -97,10 +97,13 @@ window.peer = {
     try {
       let env, msg;
       if (a.mode === 'inbox') {
+        // A NATS request whose inbox is also named in reply_to (SPEC.md "Request and reply"),
+        // so responders that read only env.reply_to (the seeds') answer there too.
+        const inbox = createInbox();
         let json;
-        [env, json] = await mh.smartsend(a.subject, data, { ...packOpts(a), is_publish: false, nats_connection: nc });
+        [env, json] = await mh.smartsend(a.subject, data, { ...packOpts(a), reply_to: inbox, is_publish: false, nats_connection: nc });
         try {
-          msg = await nc.request(a.subject, new TextEncoder().encode(json), { timeout: a.timeout * 1000 });
+          msg = await nc.request(a.subject, new TextEncoder().encode(json), { timeout: a.timeout * 1000, noMux: true, reply: inbox });
         } catch (e) { await emit({ error: `request: ${e.message}`, request_msg_id: env.msg_id }); return 2; }
       } else {
         const replySubject = a.reply_to || `interop.reply.${crypto.randomUUID().replace(/-/g, '')}`;
