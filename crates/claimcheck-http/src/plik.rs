@@ -10,6 +10,7 @@ use crate::body::{SourceBody, take_failure};
 use crate::client::{build_client, error_text};
 use crate::error::{Error, ErrorKind, from_reqwest, redact_url};
 use natsbridge_claimcheck::{BoxFuture, UploadHandler, UploadSource};
+use natsbridge_claimcheck::{RetryConfig, retry_upload};
 
 /// How long the calls that carry no payload (creating the upload) may take.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,6 +44,7 @@ const REPLY_LIMIT: usize = 64 * 1024;
 /// ```
 #[derive(Clone)]
 pub struct PlikUploader {
+    retry: RetryConfig,
     client: reqwest::Client,
     base: reqwest::Url,
     one_shot: bool,
@@ -53,6 +55,7 @@ pub struct PlikUploader {
 /// Builds a [`PlikUploader`]; see [`PlikUploader::builder`].
 #[must_use]
 pub struct PlikUploaderBuilder {
+    retry: RetryConfig,
     fileserver: String,
     one_shot: bool,
     ttl: Option<Duration>,
@@ -71,6 +74,7 @@ impl PlikUploader {
     /// A builder for an uploader to the Plik server at `fileserver`.
     pub fn builder(fileserver: impl Into<String>) -> PlikUploaderBuilder {
         PlikUploaderBuilder {
+            retry: RetryConfig::default(),
             fileserver: fileserver.into(),
             one_shot: true,
             ttl: None,
@@ -160,7 +164,7 @@ impl UploadHandler for PlikUploader {
         name: &'a str,
         source: UploadSource,
     ) -> BoxFuture<'a, Result<String, Error>> {
-        Box::pin(self.upload_inner(name, source))
+        Box::pin(retry_upload(&self.retry, source, move |source| self.upload_inner(name, source)))
     }
 }
 
@@ -204,6 +208,15 @@ impl PlikUploaderBuilder {
         self
     }
 
+    /// How an upload that failed in a way a retry can fix (a lost
+    /// connection, a timeout, 5xx, 429) is retried: the whole upload again,
+    /// for bytes and files (a reader is sent once). Default
+    /// [`RetryConfig::default`] (5 retries, 100 ms doubling to 5 s, jitter).
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
     /// Checks the settings and builds the uploader.
     pub fn build(self) -> Result<PlikUploader, Error> {
         let base = reqwest::Url::parse(&self.fileserver).map_err(|e| {
@@ -223,6 +236,7 @@ impl PlikUploaderBuilder {
             None => build_client()?,
         };
         Ok(PlikUploader {
+            retry: self.retry,
             client,
             base,
             one_shot: self.one_shot,

@@ -9,6 +9,7 @@ use crate::client::build_client;
 use crate::error::{Error, ErrorKind, from_reqwest, redact_url};
 use crate::plik::failure;
 use natsbridge_claimcheck::{BoxFuture, UploadHandler, UploadSource};
+use natsbridge_claimcheck::{RetryConfig, retry_upload};
 
 /// Characters escaped when a file name becomes one URL path segment.
 const SEGMENT: &AsciiSet = &CONTROLS
@@ -50,6 +51,7 @@ const SEGMENT: &AsciiSet = &CONTROLS
 /// ```
 #[derive(Clone)]
 pub struct HttpPutUploader {
+    retry: RetryConfig,
     client: reqwest::Client,
     template: String,
     headers: http::HeaderMap,
@@ -58,6 +60,7 @@ pub struct HttpPutUploader {
 /// Builds an [`HttpPutUploader`]; see [`HttpPutUploader::builder`].
 #[must_use]
 pub struct HttpPutUploaderBuilder {
+    retry: RetryConfig,
     template: String,
     headers: Vec<(String, String)>,
     client: Option<reqwest::Client>,
@@ -67,7 +70,12 @@ impl HttpPutUploader {
     /// An uploader for the URL template `template`, for example
     /// `https://files.example/incoming/{uuid}/{name}`.
     pub fn builder(template: impl Into<String>) -> HttpPutUploaderBuilder {
-        HttpPutUploaderBuilder { template: template.into(), headers: Vec::new(), client: None }
+        HttpPutUploaderBuilder {
+            template: template.into(),
+            headers: Vec::new(),
+            client: None,
+            retry: RetryConfig::default(),
+        }
     }
 
     fn url_for(&self, name: &str) -> Result<reqwest::Url, Error> {
@@ -129,7 +137,7 @@ impl UploadHandler for HttpPutUploader {
         name: &'a str,
         source: UploadSource,
     ) -> BoxFuture<'a, Result<String, Error>> {
-        Box::pin(self.upload_inner(name, source))
+        Box::pin(retry_upload(&self.retry, source, move |source| self.upload_inner(name, source)))
     }
 }
 
@@ -174,7 +182,7 @@ impl HttpPutUploaderBuilder {
             Some(c) => c,
             None => build_client()?,
         };
-        Ok(HttpPutUploader { client, template: self.template, headers })
+        Ok(HttpPutUploader { client, template: self.template, headers, retry: self.retry })
     }
 }
 

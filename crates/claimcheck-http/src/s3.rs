@@ -15,6 +15,7 @@ use crate::body::{SourceBody, take_failure};
 use crate::client::build_client;
 use crate::error::{Error, ErrorKind, redact_url};
 use natsbridge_claimcheck::{BoxFuture, UploadHandler, UploadSource};
+use natsbridge_claimcheck::{RetryConfig, retry_upload};
 
 /// Payloads up to this size go up in one PUT; larger ones as a multipart
 /// upload of parts this size.
@@ -51,6 +52,7 @@ const PARALLEL: usize = 2;
 #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
 #[derive(Clone)]
 pub struct S3Uploader {
+    retry: RetryConfig,
     store: Arc<AmazonS3>,
     bucket: String,
     prefix: String,
@@ -61,6 +63,7 @@ pub struct S3Uploader {
 #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
 #[must_use]
 pub struct S3UploaderBuilder {
+    retry: RetryConfig,
     inner: AmazonS3Builder,
     bucket: String,
     prefix: String,
@@ -75,6 +78,7 @@ impl S3Uploader {
     pub fn builder(bucket: impl Into<String>) -> S3UploaderBuilder {
         let bucket = bucket.into();
         S3UploaderBuilder {
+            retry: RetryConfig::default(),
             inner: AmazonS3Builder::from_env().with_bucket_name(&bucket),
             bucket,
             prefix: "natsbridge/".into(),
@@ -148,7 +152,7 @@ impl UploadHandler for S3Uploader {
         name: &'a str,
         source: UploadSource,
     ) -> BoxFuture<'a, Result<String, Error>> {
-        Box::pin(self.upload_inner(name, source))
+        Box::pin(retry_upload(&self.retry, source, move |source| self.upload_inner(name, source)))
     }
 }
 
@@ -201,6 +205,15 @@ impl S3UploaderBuilder {
         self
     }
 
+    /// How an upload that failed in a way a retry can fix (a lost
+    /// connection, a timeout, 5xx, 429) is retried: the whole upload again,
+    /// for bytes and files (a reader is sent once). Default
+    /// [`RetryConfig::default`] (5 retries, 100 ms doubling to 5 s, jitter).
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
     /// Checks the settings and builds the uploader.
     pub fn build(self) -> Result<S3Uploader, Error> {
         let client = match self.client {
@@ -217,6 +230,7 @@ impl S3UploaderBuilder {
             prefix.push('/');
         }
         Ok(S3Uploader {
+            retry: self.retry,
             store: Arc::new(store),
             bucket: self.bucket,
             prefix,

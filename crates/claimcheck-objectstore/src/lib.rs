@@ -19,7 +19,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use natsbridge_claimcheck::{
     BoxFuture, DownloadHandler, DownloadRequest, DownloadSink, Downloaded, Error, ErrorKind,
-    RetryConfig, UploadHandler, UploadSource, VerifiedSink, hex_lower, sha256_from_hex,
+    RetryConfig, UploadHandler, UploadSource, VerifiedSink, hex_lower, retry_upload,
+    sha256_from_hex,
 };
 use natsbridge_transport_nats::{ErrorKind as NatsKind, JetStream, ObjectStore, ObjectStoreConfig};
 use tokio::io::{AsyncReadExt, BufReader};
@@ -52,8 +53,9 @@ pub struct ObjectStoreOptions {
     /// The largest object downloaded, in bytes, checked against the record's
     /// size before any read. Default 1 GiB, as for HTTP downloads.
     pub max_download_size: u64,
-    /// How failed downloads are retried (a connection lost or a timeout
-    /// mid-read). Default [`RetryConfig::default`], as for HTTP downloads.
+    /// How failed transfers are retried (a connection lost or a timeout
+    /// mid-read; an upload of bytes or a file is sent again whole). Default
+    /// [`RetryConfig::default`], as for HTTP.
     pub retry: RetryConfig,
 }
 
@@ -148,7 +150,7 @@ impl ObjectStoreHandler {
             .retry(options.retry))
     }
 
-    /// How failed downloads are retried.
+    /// How failed transfers are retried.
     #[must_use]
     pub fn retry(mut self, retry: RetryConfig) -> Self {
         self.retry = retry;
@@ -307,7 +309,7 @@ impl UploadHandler for ObjectStoreHandler {
         name: &'a str,
         source: UploadSource,
     ) -> BoxFuture<'a, Result<String, Error>> {
-        Box::pin(self.upload_inner(name, source))
+        Box::pin(retry_upload(&self.retry, source, move |source| self.upload_inner(name, source)))
     }
 }
 

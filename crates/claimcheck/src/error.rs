@@ -79,7 +79,8 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// Whether the downloader tries again after an error of this kind.
+    /// Whether a transfer (download, or upload of bytes or a file) is tried
+    /// again after an error of this kind.
     ///
     /// True for [`Connection`](ErrorKind::Connection),
     /// [`TimedOut`](ErrorKind::TimedOut), [`NotReady`](ErrorKind::NotReady)

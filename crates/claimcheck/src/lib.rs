@@ -65,7 +65,7 @@ pub use crate::{
         upload_fn,
     },
     hashing::sha256_hex,
-    retry::RetryConfig,
+    retry::{RetryConfig, retry_upload},
     router::LinkRouter,
     sink::{PartFile, VerifiedSink, hex_lower, sha256_from_hex},
 };

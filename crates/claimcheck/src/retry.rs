@@ -4,7 +4,11 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-/// How a download is retried. The defaults are the seeds': 5 retries, 100 ms
+use crate::error::Error;
+use crate::handler::UploadSource;
+
+/// How a transfer (a download, or an upload whose source can be sent again)
+/// is retried. The defaults are the seeds': 5 retries, 100 ms
 /// base delay, 5,000 ms maximum delay, with jitter.
 ///
 /// The first try is made at once. Before retry `n` (`n` counted from 0, so
@@ -96,6 +100,47 @@ mod tests {
                 let d = c.delay(n);
                 assert!(d >= full / 2 && d <= full, "{d:?} vs {full:?}");
             }
+        }
+    }
+}
+
+/// Runs `attempt` on `source`, and again with the backoff of `retry` after
+/// an error a retry can fix ([`ErrorKind::is_retryable`](crate::ErrorKind::is_retryable)):
+/// how every store retries uploads.
+///
+/// Only a source that can be sent again is retried: bytes (shared, not
+/// copied) and a file (read again from the start). A reader is consumed by
+/// its first try, so its error is final.
+pub async fn retry_upload<F, Fut>(
+    retry: &RetryConfig,
+    source: UploadSource,
+    mut attempt: F,
+) -> Result<String, Error>
+where
+    F: FnMut(UploadSource) -> Fut,
+    Fut: std::future::Future<Output = Result<String, Error>>,
+{
+    let replay = |s: &UploadSource| match s {
+        UploadSource::Bytes(b) => Some(UploadSource::Bytes(b.clone())),
+        UploadSource::File(p) => Some(UploadSource::File(p.clone())),
+        UploadSource::Reader { .. } => None,
+    };
+    let mut next = Some(source);
+    let mut tries = 0u32;
+    loop {
+        let Some(source) = next.take() else {
+            unreachable!("a source is set before every try");
+        };
+        let again = replay(&source);
+        match attempt(source).await {
+            Ok(link) => return Ok(link),
+            Err(e) if e.is_retryable() && tries < retry.max_retries && again.is_some() => {
+                tokio::time::sleep(retry.delay(tries)).await;
+                tries += 1;
+                next = again;
+            }
+            Err(e) if tries > 0 => return Err(e.context(format!("after {} tries", tries + 1))),
+            Err(e) => return Err(e),
         }
     }
 }
