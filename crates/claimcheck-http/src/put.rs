@@ -164,6 +164,15 @@ impl HttpPutUploaderBuilder {
         self
     }
 
+    /// How an upload that failed in a way a retry can fix (a lost
+    /// connection, a timeout, 5xx, 429) is retried: the whole PUT again, for
+    /// bytes and files (a reader is sent once). Default
+    /// [`RetryConfig::default`] (5 retries, 100 ms doubling to 5 s, jitter).
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
     /// Checks the template and headers and builds the uploader.
     pub fn build(self) -> Result<HttpPutUploader, Error> {
         expand(&self.template, "check", "00000000-0000-4000-8000-000000000000")?;

@@ -4,6 +4,7 @@
 
 mod util;
 
+mod conformance;
 mod download;
 mod fileserver;
 mod plik_quirks;

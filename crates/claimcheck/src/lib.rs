@@ -49,6 +49,8 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
 pub mod fileio;
 mod handler;

@@ -1,0 +1,354 @@
+//! The checks every claim-check store must pass, exported so that any
+//! store, in this workspace or not, runs the same suite (crate feature
+//! `conformance`; the object_store crate's `integration` module is the
+//! model).
+//!
+//! A store's test builds a [`Store`] (its uploader, its downloader, whether
+//! links are one-shot, and a link to an object it never had) and calls the
+//! checks; [`transient_faults`] and [`permanent_faults`] also need the store
+//! reached through a [`FaultProxy`], a TCP proxy that injects failures
+//! before they reach the store. The checks panic with a message naming the
+//! case when the store misbehaves, as test assertions do.
+//!
+//! ```no_run
+//! # async fn run(store: natsbridge_claimcheck::conformance::Store) {
+//! use natsbridge_claimcheck::conformance;
+//! conformance::round_trips(&store).await;
+//! conformance::one_shot(&store).await;
+//! conformance::missing_object(&store).await;
+//! conformance::tampered(&store).await;
+//! # }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::{
+    DownloadHandler, DownloadHandlerExt, DownloadRequest, ErrorKind, UploadHandler,
+    UploadHandlerExt, UploadSource, hex_lower,
+};
+
+/// A store under test.
+pub struct Store {
+    /// Its upload side.
+    pub uploader: Arc<dyn UploadHandler>,
+    /// Its download side (with a retry policy short enough for tests).
+    pub downloader: Arc<dyn DownloadHandler>,
+    /// Whether a link can be downloaded once only (Plik one-shot).
+    pub one_shot: bool,
+    /// A link of this store's form to an object it never stored.
+    pub missing_link: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("one_shot", &self.one_shot).finish_non_exhaustive()
+    }
+}
+
+/// Deterministic bytes that do not compress to nothing.
+pub fn payload(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex_lower(&Sha256::digest(bytes))
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "natsbridge-conformance-{}-{}-{name}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ))
+}
+
+/// Uploads `data` the way `how` says (bytes, file, reader), returning the link.
+async fn upload(store: &Store, name: &str, data: &[u8], how: usize) -> String {
+    let result = match how % 3 {
+        0 => store.uploader.upload_bytes(name, data.to_vec()).await,
+        1 => {
+            let path = temp_path(name);
+            std::fs::write(&path, data).expect("writing the upload's source file");
+            let link = store.uploader.upload_file(name, path.clone()).await;
+            let _ = std::fs::remove_file(&path);
+            link
+        }
+        _ => {
+            let reader = Box::pin(std::io::Cursor::new(data.to_vec()));
+            let source = UploadSource::Reader { reader, len: data.len() as u64 };
+            store.uploader.upload(name, source).await
+        }
+    };
+    result.unwrap_or_else(|e| panic!("uploading {} bytes ({name}): {e}", data.len()))
+}
+
+/// Round trips from 0 B to 24 MiB, uploaded from bytes, a file and a
+/// reader, downloaded into memory (with the SHA-256 checked) and into a
+/// file; and, for a store that is not one-shot, a second download of the
+/// same link.
+pub async fn round_trips(store: &Store) {
+    for (i, len) in [0usize, 1, 1_000, 1 << 20, 24 << 20].into_iter().enumerate() {
+        let data = payload(len, i as u32 + 1);
+        for how in 0..3 {
+            let name = format!("rt-{len}-{how}.bin");
+            let link = upload(store, &name, &data, how).await;
+            let request = DownloadRequest::new(&link, len as u64).sha256(sha256(&data));
+            if how == 2 {
+                let dest = temp_path(&name);
+                store
+                    .downloader
+                    .download_to_file(&request, &dest)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name} into a file: {e}"));
+                let got = std::fs::read(&dest).expect("reading the downloaded file");
+                let _ = std::fs::remove_file(&dest);
+                assert!(got == data, "{name}: the file holds other bytes");
+            } else {
+                let got = store
+                    .downloader
+                    .download_bytes(&request)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name} into memory: {e}"));
+                assert!(got == data, "{name}: other bytes came back");
+            }
+            if !store.one_shot && how == 0 {
+                let again = store.downloader.download_bytes(&request).await;
+                assert!(again.is_ok_and(|b| b == data), "{name}: a second download failed");
+            }
+        }
+    }
+}
+
+/// A one-shot store serves a link once (then [`ErrorKind::Gone`] or
+/// [`ErrorKind::NotFound`], not retried into a long wait); any other store
+/// serves it again.
+pub async fn one_shot(store: &Store) {
+    let data = payload(10_000, 7);
+    let link = upload(store, "once.bin", &data, 0).await;
+    let request = DownloadRequest::new(&link, data.len() as u64);
+    let first = store.downloader.download_bytes(&request).await;
+    assert!(first.is_ok_and(|b| b == data), "the first download failed");
+    let second = store.downloader.download_bytes(&request).await;
+    if store.one_shot {
+        let err = second.expect_err("a one-shot link was served twice");
+        assert!(
+            matches!(err.kind(), ErrorKind::Gone | ErrorKind::NotFound),
+            "a consumed one-shot link: {err}"
+        );
+    } else {
+        assert!(second.is_ok_and(|b| b == data), "a kept link was not served again");
+    }
+}
+
+/// A link to an object the store never had is [`ErrorKind::NotFound`] (or
+/// [`ErrorKind::Gone`]), and is not retried into success.
+pub async fn missing_object(store: &Store) {
+    let request = DownloadRequest::new(&store.missing_link, 10);
+    let err = store.downloader.download_bytes(&request).await.expect_err("a missing object");
+    assert!(matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Gone), "a missing object: {err}");
+}
+
+/// Bytes that are not what the record says: another SHA-256 is
+/// [`ErrorKind::Integrity`], another size is [`ErrorKind::SizeMismatch`],
+/// and neither is retried into success.
+pub async fn tampered(store: &Store) {
+    let data = payload(50_000, 9);
+    let link = upload(store, "t1.bin", &data, 0).await;
+    let request = DownloadRequest::new(&link, data.len() as u64).sha256(sha256(b"other bytes"));
+    let err = store.downloader.download_bytes(&request).await.expect_err("a wrong SHA-256");
+    assert_eq!(err.kind(), &ErrorKind::Integrity, "a wrong SHA-256: {err}");
+    for declared in [data.len() as u64 + 1, data.len() as u64 - 1] {
+        let link = upload(store, "t2.bin", &data, 0).await;
+        let request = DownloadRequest::new(&link, declared);
+        let err = store.downloader.download_bytes(&request).await.expect_err("a wrong size");
+        assert!(
+            matches!(err.kind(), ErrorKind::SizeMismatch { expected, .. } if *expected == declared),
+            "declared {declared} for {} bytes: {err}",
+            data.len()
+        );
+    }
+}
+
+/// A downloader capped at `cap` bytes refuses a link declared larger
+/// before fetching it, and one that declares no size once more than `cap`
+/// bytes arrive ([`ErrorKind::TooLarge`] both).
+pub async fn oversize(store: &Store, capped: &dyn DownloadHandler, cap: u64) {
+    let data = payload(cap as usize + 1, 11);
+    let link = upload(store, "big.bin", &data, 0).await;
+    let declared = DownloadRequest::new(&link, data.len() as u64);
+    let err = capped.download_bytes(&declared).await.expect_err("over the cap");
+    assert!(matches!(err.kind(), ErrorKind::TooLarge { .. }), "declared over the cap: {err}");
+    let undeclared = DownloadRequest::with_unknown_size(&link);
+    let err = capped.download_bytes(&undeclared).await.expect_err("over the cap, undeclared");
+    assert!(matches!(err.kind(), ErrorKind::TooLarge { .. }), "undeclared, over the cap: {err}");
+}
+
+/// Transient failures between the client and the store are retried with
+/// the configured backoff and the transfer succeeds: an HTTP 503 and a
+/// connection reset, on upload and on download. `store` must reach its
+/// server through `proxy` (its links too), with at least two retries.
+pub async fn transient_faults(store: &Store, proxy: &FaultProxy) {
+    let data = payload(200_000, 13);
+    for fault in [Fault::Status(503), Fault::Reset] {
+        proxy.arm(fault, 2);
+        let link = upload(store, "fault.bin", &data, 0).await;
+        assert_eq!(proxy.injected(), 2, "{fault:?} on upload: every fault was met, then retried");
+        proxy.arm(fault, 2);
+        let request = DownloadRequest::new(&link, data.len() as u64).sha256(sha256(&data));
+        let got = store
+            .downloader
+            .download_bytes(&request)
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?} on download was not retried: {e}"));
+        assert!(got == data, "{fault:?}: other bytes after the retries");
+        assert_eq!(proxy.injected(), 2, "{fault:?} on download");
+    }
+    proxy.arm(Fault::Status(503), 0);
+}
+
+/// A permanent failure (HTTP 403 on upload, 404 on download) fails at once,
+/// with its kind, after one try. `store` reaches its server through `proxy`.
+pub async fn permanent_faults(store: &Store, proxy: &FaultProxy) {
+    let data = payload(1_000, 17);
+    proxy.arm(Fault::Status(403), usize::MAX);
+    let err = store.uploader.upload_bytes("p.bin", data.clone()).await.expect_err("403");
+    assert_eq!(err.kind(), &ErrorKind::Http { status: 403 }, "403 on upload: {err}");
+    assert_eq!(proxy.injected(), 1, "a 403 upload was retried");
+    proxy.arm(Fault::Status(503), 0);
+    let link = upload(store, "p.bin", &data, 0).await;
+    proxy.arm(Fault::Status(404), usize::MAX);
+    let err = store
+        .downloader
+        .download_bytes(&DownloadRequest::new(&link, data.len() as u64))
+        .await
+        .expect_err("404");
+    assert!(matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Http { .. }), "{err}");
+    assert!(!err.is_retryable(), "404 on download: {err}");
+    assert_eq!(proxy.injected(), 1, "a 404 download was retried");
+    proxy.arm(Fault::Status(503), 0);
+}
+
+/// A failure [`FaultProxy`] injects into a connection, instead of
+/// forwarding it to the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Answers the request with this HTTP status (a plain-text body) and
+    /// closes the connection.
+    Status(u16),
+    /// Reads the request, then closes the connection without an answer.
+    Reset,
+}
+
+#[derive(Debug, Default)]
+struct ProxyState {
+    fault: std::sync::Mutex<Option<Fault>>,
+    remaining: AtomicUsize,
+    injected: AtomicUsize,
+}
+
+/// A TCP proxy on a free loopback port in front of a store's HTTP server:
+/// forwards every connection unchanged, except that the next `n`
+/// connections after [`FaultProxy::arm`] get the armed [`Fault`] instead.
+/// Stops when dropped.
+#[derive(Debug)]
+pub struct FaultProxy {
+    addr: SocketAddr,
+    state: Arc<ProxyState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// A proxy to `upstream`, injecting nothing until armed.
+    pub async fn start(upstream: SocketAddr) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding the fault proxy");
+        let addr = listener.local_addr().expect("the proxy's address");
+        let state = Arc::new(ProxyState::default());
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let fault = match shared.remaining.load(Ordering::SeqCst) {
+                    0 => None,
+                    _ => {
+                        shared.remaining.fetch_sub(1, Ordering::SeqCst);
+                        shared.injected.fetch_add(1, Ordering::SeqCst);
+                        *shared.fault.lock().unwrap_or_else(|p| p.into_inner())
+                    }
+                };
+                tokio::spawn(serve(client, upstream, fault));
+            }
+        });
+        FaultProxy { addr, state, task }
+    }
+
+    /// The proxy's address, to build the store's URLs on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The next `n` connections get `fault`; resets the count of injected
+    /// faults.
+    pub fn arm(&self, fault: Fault, n: usize) {
+        *self.state.fault.lock().unwrap_or_else(|p| p.into_inner()) = Some(fault);
+        self.state.injected.store(0, Ordering::SeqCst);
+        self.state.remaining.store(n, Ordering::SeqCst);
+    }
+
+    /// Faults injected since the last [`FaultProxy::arm`].
+    pub fn injected(&self) -> usize {
+        self.state.injected.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(mut client: TcpStream, upstream: SocketAddr, fault: Option<Fault>) {
+    let Some(fault) = fault else {
+        if let Ok(mut server) = TcpStream::connect(upstream).await {
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+        }
+        return;
+    };
+    // Read the request head, so the client has sent before it fails.
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 1 << 20 {
+        match client.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    if let Fault::Status(status) = fault {
+        let body = format!("injected {status}\n");
+        let reply = format!(
+            "HTTP/1.1 {status} Injected\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = client.write_all(reply.as_bytes()).await;
+        let _ = client.flush().await;
+    }
+    // Reset: dropped without an answer.
+}
