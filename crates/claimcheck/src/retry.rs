@@ -78,32 +78,6 @@ impl RetryConfig {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn delays_double_and_cap() {
-        let c = RetryConfig { jitter: false, ..RetryConfig::default() };
-        let ms: Vec<u128> = (0..8).map(|n| c.delay(n).as_millis()).collect();
-        assert_eq!(ms, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
-        assert_eq!(c.delay(40), Duration::from_millis(5000));
-        assert_eq!(c.delay(u32::MAX), Duration::from_millis(5000));
-    }
-
-    #[test]
-    fn jitter_stays_within_half_and_full() {
-        let c = RetryConfig::default();
-        for n in 0..10 {
-            let full = RetryConfig { jitter: false, ..c }.delay(n);
-            for _ in 0..50 {
-                let d = c.delay(n);
-                assert!(d >= full / 2 && d <= full, "{d:?} vs {full:?}");
-            }
-        }
-    }
-}
-
 /// Runs `attempt` on `source`, and again with the backoff of `retry` after
 /// an error a retry can fix ([`ErrorKind::is_retryable`](crate::ErrorKind::is_retryable)):
 /// how every store retries uploads.
@@ -141,6 +115,32 @@ where
             }
             Err(e) if tries > 0 => return Err(e.context(format!("after {} tries", tries + 1))),
             Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_and_cap() {
+        let c = RetryConfig { jitter: false, ..RetryConfig::default() };
+        let ms: Vec<u128> = (0..8).map(|n| c.delay(n).as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        assert_eq!(c.delay(40), Duration::from_millis(5000));
+        assert_eq!(c.delay(u32::MAX), Duration::from_millis(5000));
+    }
+
+    #[test]
+    fn jitter_stays_within_half_and_full() {
+        let c = RetryConfig::default();
+        for n in 0..10 {
+            let full = RetryConfig { jitter: false, ..c }.delay(n);
+            for _ in 0..50 {
+                let d = c.delay(n);
+                assert!(d >= full / 2 && d <= full, "{d:?} vs {full:?}");
+            }
         }
     }
 }
