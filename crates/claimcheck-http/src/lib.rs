@@ -81,7 +81,8 @@ pub use crate::{
 pub use natsbridge_claimcheck::{
     BoxFuture, DownloadFn, DownloadHandler, DownloadHandlerExt, DownloadRequest, DownloadSink,
     Downloaded, Error, ErrorKind, LinkRouter, RetryConfig, UploadFn, UploadHandler,
-    UploadHandlerExt, UploadSource, VerifiedSink, download_fn, sha256_hex, upload_fn,
+    UploadHandlerExt, UploadSource, VerifiedSink, download_fn, retry_upload, safe_file_name,
+    sha256_hex, upload_fn,
 };
 
 #[cfg(feature = "s3")]

@@ -260,15 +260,9 @@ impl HttpConnector for Connector {
 }
 
 /// An object key segment: no slashes, nothing object_store's path parser
-/// rejects.
+/// rejects ([`safe_file_name`](natsbridge_claimcheck::safe_file_name)).
 fn object_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-+=@ ".contains(c) { c } else { '_' })
-        .take(255)
-        .collect();
-    let cleaned = cleaned.trim().trim_start_matches('.').to_owned();
-    if cleaned.is_empty() { "payload".into() } else { cleaned }
+    natsbridge_claimcheck::safe_file_name(name)
 }
 
 fn store_error(err: object_store::Error, what: &str, bucket: &str, key: &str) -> Error {

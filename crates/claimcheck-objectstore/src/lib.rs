@@ -20,7 +20,7 @@ use bytes::BytesMut;
 use natsbridge_claimcheck::{
     BoxFuture, DownloadHandler, DownloadRequest, DownloadSink, Downloaded, Error, ErrorKind,
     RetryConfig, UploadHandler, UploadSource, VerifiedSink, hex_lower, retry_upload,
-    sha256_from_hex,
+    safe_file_name, sha256_from_hex,
 };
 use natsbridge_transport_nats::{ErrorKind as NatsKind, JetStream, ObjectStore, ObjectStoreConfig};
 use tokio::io::{AsyncReadExt, BufReader};
@@ -359,14 +359,9 @@ fn parse_link(url: &str) -> Result<(&str, &str), Error> {
     Ok((bucket, name))
 }
 
-/// `<uuid>-<name>`, with every character outside `A-Z a-z 0-9 - . _`
-/// replaced by `_`.
+/// `<uuid>-<name>`, the name made safe ([`safe_file_name`]).
 fn object_name(name: &str) -> String {
-    let safe: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') { c } else { '_' })
-        .collect();
-    format!("{}-{safe}", uuid::Uuid::new_v4().simple())
+    format!("{}-{}", uuid::Uuid::new_v4().simple(), safe_file_name(name))
 }
 
 fn read_error(request: &DownloadRequest, received: u64, e: std::io::Error) -> Error {

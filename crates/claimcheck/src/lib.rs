@@ -55,6 +55,7 @@ mod error;
 pub mod fileio;
 mod handler;
 mod hashing;
+mod names;
 mod retry;
 mod router;
 mod sink;
@@ -67,6 +68,7 @@ pub use crate::{
         upload_fn,
     },
     hashing::sha256_hex,
+    names::safe_file_name,
     retry::{RetryConfig, retry_upload},
     router::LinkRouter,
     sink::{PartFile, VerifiedSink, hex_lower, sha256_from_hex},

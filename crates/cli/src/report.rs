@@ -59,12 +59,7 @@ fn save(
     bytes: &[u8],
 ) -> anyhow::Result<PathBuf> {
     // One directory per message, named by its id made safe for a path.
-    let msg_dir: String = envelope
-        .msg_id
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-        .collect();
-    let dir = dir.join(if msg_dir.is_empty() { "unnamed".into() } else { msg_dir });
+    let dir = dir.join(natsbridge::claimcheck::safe_file_name(&envelope.msg_id));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut name = upload_file_name(&record.dataname, &record.payload_type);
     // A table saved as `sales.csv` would say CSV and hold Arrow IPC.

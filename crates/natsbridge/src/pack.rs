@@ -1,4 +1,4 @@
-//! smartpack / smartunpack without NATS: envelope plus claim-check.
+//! Packing and unpacking without NATS: envelope plus claim-check.
 
 use std::path::PathBuf;
 
@@ -22,16 +22,7 @@ pub const SHA256_KEY: &str = "sha256";
 /// The file name a payload is uploaded under: its `dataname` reduced to
 /// characters every file server keeps, with an extension for its type.
 pub fn upload_file_name(dataname: &str, payload_type: &PayloadType) -> String {
-    let mut name: String = dataname
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
-        .collect();
-    let name_trimmed = name.trim_matches('.');
-    if name_trimmed.is_empty() {
-        name = "payload".into();
-    } else {
-        name = name_trimmed.into();
-    }
+    let mut name = crate::claimcheck::safe_file_name(dataname);
     if !name.contains('.') {
         name.push_str(match payload_type {
             PayloadType::Text => ".txt",
@@ -44,7 +35,14 @@ pub fn upload_file_name(dataname: &str, payload_type: &PayloadType) -> String {
 }
 
 /// Builds the envelope for `payloads`, uploads what must go by link, and
-/// serializes it: the seeds' `smartpack` with `is_publish = false`.
+/// serializes it, **publishing nothing**: the seeds' `smartpack` with
+/// `is_publish = false`, for a caller without a NATS connection (to write
+/// the envelope to a file, or send it some other way).
+///
+/// It is not named `smartpack`: in the seeds that name publishes by
+/// default, through the connection it is given, and so does
+/// [`Bridge::smartpack`](crate::Bridge::smartpack). This function has no
+/// connection, so it ignores `options.is_publish`.
 ///
 /// Payloads of `options.size_threshold` bytes or more, and the largest ones
 /// while the envelope would exceed `max_payload`, are uploaded with
@@ -91,6 +89,7 @@ impl FilePayload {
 
 /// One payload to send: bytes in memory or a file.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum Outgoing {
     /// Bytes in memory.
     Bytes(Payload),
@@ -110,7 +109,9 @@ impl From<FilePayload> for Outgoing {
     }
 }
 
-/// [`pack`] for payloads some of which are files. A file of
+/// [`pack`] for payloads some of which are files; like it, it publishes
+/// nothing ([`Bridge::smartsend_files`](crate::Bridge::smartsend_files)
+/// publishes). A file of
 /// `options.size_threshold` bytes or more is uploaded as it is read from
 /// disk, its SHA-256 computed on the way (when an upload handler is
 /// given); any other file is read into memory and treated as [`pack`]
