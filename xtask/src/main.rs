@@ -194,6 +194,16 @@ responder, in each mode the requester has (NATS inbox also named in
 `reply_to`, and the seeds' `reply_to` subject); this project's responders
 must answer with `reply_to_msg_id` and the same `correlation_id`, the seed
 responders with neither (they copy nothing).
+
+The Julia `DateTime` rule is a hard check (a red `ts` cell) for every peer
+that follows SPEC.md: `rust`, `python`, `node`, `browser` and the Julia
+files. For the seed-transcribed peers its verdict is recorded in the table
+\"Julia's DateTime reads the sender's timestamps\" instead: what they put on
+the wire is a fact about a fleet built from the seeds. A failure between two
+seed-transcribed peers that an explicit entry of `SEED_KNOWN`
+(`interop/run_peers.py`) explains is shown as `known ✗`, with its reason
+under the tables, and not counted red; no entry may name the Rust peer or
+this project's peers, and any other failure is red.
 ";
 
 /// Builds the envelope crate and a `#![no_std]` user of it without default
