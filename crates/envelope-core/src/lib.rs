@@ -52,6 +52,7 @@ extern crate alloc;
 
 mod envelope;
 mod error;
+mod lex;
 mod payload;
 mod plan;
 mod read;

@@ -1,0 +1,390 @@
+//! The JSON lexer under the envelope reader ([`crate::read`]): a cursor
+//! over the input that finds strings (borrowing them when they hold no
+//! escapes; the closing quote of long ones by SIMD search), delimits values
+//! it does not interpret, and reports syntax errors with their offset. It
+//! knows nothing of the envelope's keys.
+
+use crate::prelude::*;
+use crate::{Error, ErrorKind, Result};
+
+/// The first `"` or `\\` in `b`. Header strings are short (ids are 36
+/// bytes), so the first 64 bytes are checked eight at a time inline; longer
+/// strings (payload data) go to memchr's SIMD search, whose set-up only pays
+/// off there.
+#[inline]
+pub(crate) fn find_quote_or_backslash(b: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i < 64 {
+        let Some(word) = b.get(i..i + 8) else {
+            // Fewer than eight bytes left: a short loop beats memchr's set-up.
+            return b[i..].iter().position(|&c| c == b'"' || c == b'\\').map(|k| i + k);
+        };
+        let x = read_u64(word);
+        let q = x ^ (LO * u64::from(b'"'));
+        let s = x ^ (LO * u64::from(b'\\'));
+        // A zero byte in `q` or `s` marks a match; the lowest flag is exact.
+        let mask = (q.wrapping_sub(LO) & !q | s.wrapping_sub(LO) & !s) & HI;
+        if mask != 0 {
+            return Some(i + (mask.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    memchr::memchr2(b'"', b'\\', &b[i..]).map(|k| i + k)
+}
+
+/// The first eight bytes of `b` (which holds at least eight) as a word.
+#[inline(always)]
+fn read_u64(b: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(bytes)
+}
+
+/// `a == b` for slices of one length, inline for the lengths of keys
+/// (up to 16 bytes: two overlapping words) instead of a `memcmp` call.
+#[inline(always)]
+pub(crate) fn eq_short(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if (8..=16).contains(&n) {
+        return read_u64(a) == read_u64(b) && read_u64(&a[n - 8..]) == read_u64(&b[n - 8..]);
+    }
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    a == b
+}
+
+/// What [`Reader::scan_string`] found.
+pub(crate) struct StringScan {
+    start: usize,
+    end: usize,
+    escaped: bool,
+}
+
+/// A cursor over JSON text: the lexer the envelope reader is built on.
+pub(crate) struct Reader<'a> {
+    pub(crate) b: &'a [u8],
+    pub(crate) i: usize,
+}
+
+pub(crate) fn describe(first: Option<u8>) -> &'static str {
+    match first {
+        Some(b'"') => "a string",
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        Some(b'-' | b'0'..=b'9') => "a number",
+        Some(_) => "an invalid character",
+        None => "nothing",
+    }
+}
+
+fn hex4(b: &[u8]) -> Option<u32> {
+    if b.len() < 4 {
+        return None;
+    }
+    let mut v = 0u32;
+    for &c in &b[..4] {
+        v = v * 16 + (c as char).to_digit(16)?;
+    }
+    Some(v)
+}
+
+/// Resolves JSON escapes.
+pub(crate) fn unescape(raw: &[u8]) -> Result<String, &'static str> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let c = raw[i];
+        if c != b'\\' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let esc = *raw.get(i + 1).ok_or("unterminated escape")?;
+        i += 2;
+        let simple = match esc {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => 0,
+            _ => return Err("invalid escape"),
+        };
+        if esc != b'u' {
+            out.push(simple);
+            continue;
+        }
+        let hi = hex4(&raw[i..]).ok_or("invalid \\u escape")?;
+        i += 4;
+        let code = if (0xD800..0xDC00).contains(&hi) {
+            if raw.get(i) != Some(&b'\\') || raw.get(i + 1) != Some(&b'u') {
+                return Err("lone surrogate in \\u escape");
+            }
+            let lo = hex4(&raw[i + 2..]).ok_or("invalid \\u escape")?;
+            if !(0xDC00..0xE000).contains(&lo) {
+                return Err("lone surrogate in \\u escape");
+            }
+            i += 6;
+            0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+        } else {
+            hi
+        };
+        let ch = char::from_u32(code).ok_or("lone surrogate in \\u escape")?;
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+    }
+    String::from_utf8(out).map_err(|_| "string is not UTF-8")
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(b: &'a [u8]) -> Self {
+        Reader { b, i: 0 }
+    }
+
+    pub(crate) fn syntax(&self, detail: impl Into<String>) -> Error {
+        Error::new(ErrorKind::NotJson { offset: self.i }, detail)
+    }
+
+    #[inline]
+    pub(crate) fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    pub(crate) fn eat(&mut self, c: u8) -> Result<()> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(self.syntax(format!("expected `{}`", c as char)))
+        }
+    }
+
+    /// Scans a string starting at its opening quote. Returns the content's
+    /// range and whether it holds escapes.
+    pub(crate) fn raw_string(&mut self) -> Result<(usize, usize, bool)> {
+        let scan = self.scan_string()?;
+        Ok((scan.start, scan.end, scan.escaped))
+    }
+
+    /// Scans a string from its opening quote to its closing one.
+    ///
+    /// Raw control characters inside strings are tolerated (JSON forbids
+    /// them, Python's `json.loads(strict=False)` and others accept them;
+    /// nothing is lost by reading them), so the scan only looks for `"` and
+    /// `\`, with memchr's SIMD search.
+    #[inline]
+    pub(crate) fn scan_string(&mut self) -> Result<StringScan> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let mut escaped = false;
+        let mut i = start;
+        loop {
+            let Some(k) = find_quote_or_backslash(&self.b[i..]) else {
+                self.i = start - 1;
+                return Err(self.syntax("unterminated string"));
+            };
+            let at = i + k;
+            if self.b[at] == b'"' {
+                self.i = at + 1;
+                return Ok(StringScan { start, end: at, escaped });
+            }
+            escaped = true;
+            i = at + 2;
+            if i > self.b.len() {
+                self.i = start - 1;
+                return Err(self.syntax("unterminated string"));
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn string(&mut self) -> Result<Cow<'a, str>> {
+        let at = self.i;
+        let scan = self.scan_string()?;
+        let raw = &self.b[scan.start..scan.end];
+        let fail = |detail: &str| Error::new(ErrorKind::NotJson { offset: at }, detail);
+        if !scan.escaped {
+            if raw.is_ascii() {
+                // SAFETY: every byte is below 0x80, and ASCII is valid UTF-8.
+                #[allow(unsafe_code)]
+                return Ok(Cow::Borrowed(unsafe { core::str::from_utf8_unchecked(raw) }));
+            }
+            return core::str::from_utf8(raw)
+                .map(Cow::Borrowed)
+                .map_err(|_| fail("string is not UTF-8"));
+        }
+        unescape(raw).map(Cow::Owned).map_err(fail)
+    }
+
+    /// Delimits any JSON value, returning its bytes (validated later by
+    /// `serde_json` or by the caller).
+    pub(crate) fn skip_value(&mut self) -> Result<&'a [u8]> {
+        let start = self.i;
+        match self.peek() {
+            Some(b'"') => {
+                self.raw_string()?;
+            }
+            Some(b'{' | b'[') => {
+                let mut depth = 0usize;
+                loop {
+                    match self.peek() {
+                        Some(b'"') => {
+                            self.raw_string()?;
+                            continue;
+                        }
+                        Some(b'{' | b'[') => depth += 1,
+                        Some(b'}' | b']') => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.i += 1;
+                                break;
+                            }
+                        }
+                        Some(_) => {}
+                        None => return Err(self.syntax("unterminated object or array")),
+                    }
+                    self.i += 1;
+                }
+            }
+            Some(_) => {
+                while let Some(c) = self.peek() {
+                    if matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+                        break;
+                    }
+                    self.i += 1;
+                }
+                if self.i == start {
+                    return Err(self.syntax("expected a value"));
+                }
+            }
+            None => return Err(self.syntax("expected a value")),
+        }
+        Ok(&self.b[start..self.i])
+    }
+
+    pub(crate) fn json_value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+        let at = self.i;
+        let raw = self.skip_value()?;
+        serde_json::from_slice(raw)
+            .map_err(|e| Error::new(ErrorKind::NotJson { offset: at }, e.to_string()))
+    }
+
+    pub(crate) fn literal(&mut self, lit: &[u8]) -> Result<()> {
+        if self.b[self.i..].starts_with(lit) {
+            self.i += lit.len();
+            Ok(())
+        } else {
+            Err(self.syntax("invalid literal"))
+        }
+    }
+
+    /// Sequence helper: after a member, `,` continues and `close` ends.
+    pub(crate) fn next_member(&mut self, close: u8) -> Result<bool> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.i += 1;
+                self.ws();
+                Ok(true)
+            }
+            Some(c) if c == close => {
+                self.i += 1;
+                Ok(false)
+            }
+            _ => Err(self.syntax(format!("expected `,` or `{}`", close as char))),
+        }
+    }
+
+    /// A member's key, as bytes: known keys are matched without UTF-8
+    /// validation; an unknown one becomes a `String` only when kept.
+    pub(crate) fn key(&mut self) -> Result<Cow<'a, [u8]>> {
+        let at = self.i;
+        let scan = self.scan_string()?;
+        let raw = &self.b[scan.start..scan.end];
+        let key = if scan.escaped {
+            self.i = at;
+            match self.string()? {
+                Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+                Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+            }
+        } else {
+            Cow::Borrowed(raw)
+        };
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        Ok(key)
+    }
+
+    pub(crate) fn owned_key(&self, key: Cow<'a, [u8]>) -> Result<String> {
+        String::from_utf8(key.into_owned()).map_err(|_| self.syntax("key is not UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescape_handles_every_escape() {
+        assert_eq!(unescape(br#"a\"b\\c\/d\b\f\n\r\t"#).unwrap(), "a\"b\\c/d\u{8}\u{c}\n\r\t");
+        assert_eq!(unescape(br"\u00e9\ud83d\ude00").unwrap(), "é😀");
+        assert!(unescape(br"\ud83d").is_err());
+        assert!(unescape(br"\x").is_err());
+        assert!(unescape(br"\u12").is_err());
+    }
+
+    #[test]
+    fn quote_search_agrees_with_a_byte_loop() {
+        // Past 64 bytes the search hands over to memchr: cover both sides.
+        for len in 0..140 {
+            for at in 0..len {
+                for special in [b'"', b'\\'] {
+                    let mut b = vec![b'a'; len];
+                    b[at] = special;
+                    if at + 1 < len {
+                        b[at + 1] = b'"';
+                    }
+                    assert_eq!(find_quote_or_backslash(&b), Some(at), "len {len} at {at}");
+                }
+            }
+            assert_eq!(find_quote_or_backslash(&vec![0xffu8; len]), None);
+        }
+    }
+
+    #[test]
+    fn short_equality_agrees_with_slice_equality() {
+        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for n in 0..40 {
+            let a = &base[..n];
+            assert!(eq_short(a, a), "len {n}");
+            for flip in 0..n {
+                let mut b = a.to_vec();
+                b[flip] ^= 0x20;
+                assert!(!eq_short(a, &b), "len {n} differing at {flip}");
+            }
+            if n > 0 {
+                assert!(!eq_short(a, &base[..n - 1]), "lengths {n} and {}", n - 1);
+            }
+        }
+    }
+}
