@@ -238,13 +238,13 @@ async fn request_and_echo_reply() {
     assert_eq!(answer["payloads"][1]["payload_type"], "dictionary");
 }
 
-/// The seed-transcribed Python peer (`interop/seed/python`), started as
+/// The seed-transcribed Python peer (`tests/interop/seed/python`), started as
 /// its driver: it answers only through the envelope's `reply_to` and copies
 /// nothing, or asks with `reply_to` set and waits on that subject.
 fn seed_python(args: &[&str]) -> std::process::Command {
     let root = natsbridge_test_support::workspace_root();
     let mut cmd = std::process::Command::new(root.join(".venv/bin/python"));
-    cmd.arg(root.join("interop/seed/python/peer.py")).args(args);
+    cmd.arg(root.join("tests/interop/seed/python/peer.py")).args(args);
     cmd
 }
 

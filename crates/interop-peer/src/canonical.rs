@@ -1,4 +1,4 @@
-//! Canonical JSON and value digests, as `interop/README.md` ("Digests")
+//! Canonical JSON and value digests, as `tests/interop/README.md` ("Digests")
 //! defines them, so that every peer's decoded values can be compared.
 //!
 //! This peer uses the "typed" number model: serde_json (with the

@@ -1,4 +1,4 @@
-//! The Rust peer in the interop matrix: `interop/README.md`'s driver
+//! The Rust peer in the interop matrix: `tests/interop/README.md`'s driver
 //! contract (`send`, `listen`, `reply`, `request`) on the natsbridge facade.
 
 use std::io::Write;
@@ -154,7 +154,7 @@ fn generated(n: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// Reads a spec file (`interop/README.md`, "Spec files") into payloads.
+/// Reads a spec file (`tests/interop/README.md`, "Spec files") into payloads.
 fn load_spec(path: &Path) -> anyhow::Result<Vec<Payload>> {
     let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let items: Vec<Value> = serde_json::from_slice(&text)?;

@@ -1,7 +1,7 @@
 //! Arrow tables for the driver contract: a spec's list of row objects to an
 //! `arrowtable` payload, and a received table to the canonical
 //! `{"columns", "rows"}` value whose digest every peer computes
-//! (`interop/README.md`, "Spec files" and "Digests"). Cells keep their
+//! (`tests/interop/README.md`, "Spec files" and "Digests"). Cells keep their
 //! column's type: a Float64 cell is a JSON float (`88.0`, canonical `8.8e1`),
 //! an integer column's cell an integer.
 
@@ -152,7 +152,7 @@ fn float(f: f64) -> Value {
     }
 }
 
-/// One column's cells as JSON values (see `interop/README.md`, "Table cells").
+/// One column's cells as JSON values (see `tests/interop/README.md`, "Table cells").
 fn cells(array: &ArrayRef) -> anyhow::Result<Vec<Value>> {
     macro_rules! primitive {
         ($t:ty, $f:expr) => {{

@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo bench -p natsbridge-table-arrow --bench tables [-- --quick]`.
 //! Rounds alternate: this process encodes and decodes the table several
-//! times, then `interop/tables/arrow_peer.py bench` does the same with
+//! times, then `tests/interop/tables/arrow_peer.py bench` does the same with
 //! pyarrow; each round gives a ratio (pyarrow's median time over ours).
 //! Prints a markdown section, also written to `$NATSBRIDGE_BENCH_OUT` (and
 //! ratio lines to `$NATSBRIDGE_BENCH_RATIOS`) when set, as `cargo xtask
@@ -49,7 +49,7 @@ static GLOBAL: Counting = Counting;
 
 const ROWS: usize = 1_000_000;
 
-/// The same data as `bench()` in interop/tables/arrow_peer.py.
+/// The same data as `bench()` in tests/interop/tables/arrow_peer.py.
 fn table(rows: usize) -> RecordBatch {
     RecordBatch::try_from_iter([
         ("id", Arc::new(Int64Array::from_iter_values(0..rows as i64)) as ArrayRef),
@@ -73,7 +73,7 @@ fn decode_allocations(rows: usize) -> usize {
 fn pyarrow(rows: usize, iterations: usize) -> (f64, f64, f64, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("interop/tables/arrow_peer.py"))
+        .arg(root.join("tests/interop/tables/arrow_peer.py"))
         .args(["bench", &rows.to_string(), &iterations.to_string()])
         .output()
         .expect("the venv's python (run `cargo xtask setup`)");

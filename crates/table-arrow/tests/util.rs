@@ -22,7 +22,7 @@ fn col<T>(f: impl Fn(usize) -> T) -> Vec<Option<T>> {
     (0..N).map(|i| nth(i, f(i))).collect()
 }
 
-/// `reference_table()` of `interop/tables/arrow_peer.py`, without its
+/// `reference_table()` of `tests/interop/tables/arrow_peer.py`, without its
 /// pandas metadata.
 pub(crate) fn reference_batch() -> RecordBatch {
     let mut list = ListBuilder::new(Int64Builder::new());
@@ -92,7 +92,7 @@ pub(crate) fn reference_batch() -> RecordBatch {
     .unwrap()
 }
 
-/// `reference()` of `interop/tables/arrow_peer.mjs`.
+/// `reference()` of `tests/interop/tables/arrow_peer.mjs`.
 pub(crate) fn node_reference_batch() -> RecordBatch {
     let dict: DictionaryArray<Int32Type> = col(|i| ["red", "green"][i % 2]).into_iter().collect();
     RecordBatch::try_from_iter([
@@ -136,20 +136,20 @@ pub(crate) fn python() -> Command {
     let python = root().join(".venv/bin/python");
     assert!(python.exists(), "{} is missing: {SETUP}", python.display());
     let mut cmd = Command::new(python);
-    cmd.arg(root().join("interop/tables/arrow_peer.py"));
+    cmd.arg(root().join("tests/interop/tables/arrow_peer.py"));
     cmd
 }
 
-/// Node with the apache-arrow package of `interop/tables`.
+/// Node with the apache-arrow package of `tests/interop/tables`.
 pub(crate) fn node() -> Command {
-    let modules = root().join("interop/tables/node_modules/apache-arrow");
+    let modules = root().join("tests/interop/tables/node_modules/apache-arrow");
     assert!(
         modules.is_dir(),
-        "{} is missing: {SETUP} (npm ci --prefix interop/tables)",
+        "{} is missing: {SETUP} (npm ci --prefix tests/interop/tables)",
         modules.display()
     );
     let mut cmd = Command::new("node");
-    cmd.arg(root().join("interop/tables/arrow_peer.mjs"));
+    cmd.arg(root().join("tests/interop/tables/arrow_peer.mjs"));
     cmd
 }
 
