@@ -9,6 +9,8 @@
 //! - `cargo xtask interop`: the live matrix against the Python, Node and
 //!   browser peers and the Julia reference envelopes; writes
 //!   `docs/interop.md`.
+//! - `cargo xtask examples`: runs the facade's examples against a local
+//!   nats-server (JetStream) and `natsbridge fileserver` it starts.
 //! - `cargo xtask bench [--quick]`: runs the benchmarks and writes
 //!   `docs/BENCHMARKS.md`.
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]`: runs each cargo-fuzz
@@ -34,11 +36,12 @@ fn main() -> ExitCode {
         Some("nostd") => nostd(),
         Some("bench") => bench::bench(args.iter().any(|a| a == "--quick")),
         Some("interop") => interop(),
+        Some("examples") => examples(),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("soak") => soak(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup | ci | nostd | interop | bench [--quick] | fuzz [--seconds N] | soak [--seconds N]>"
+                "usage: cargo xtask <setup | ci | nostd | interop | examples | bench [--quick] | fuzz [--seconds N] | soak [--seconds N]>"
             );
             return ExitCode::from(2);
         }
@@ -92,7 +95,7 @@ fn setup() -> Result {
         run(Command::new(system_python).args(["-m", "venv"]).arg(&venv))?;
     }
     let marker = venv.join(".natsbridge-setup");
-    let requirements = root.join("interop/python/requirements.txt");
+    let requirements = root.join("tests/interop/python/requirements.txt");
     let wanted = format!(
         "{}\n{}",
         PYTHON_PACKAGES.join("\n"),
@@ -108,11 +111,11 @@ fn setup() -> Result {
     }
     // The Node and browser peers' packages (lock files are committed).
     for dir in [
-        "interop/node",
-        "interop/browser",
-        "interop/tables",
-        "interop/seed/node",
-        "interop/micropython",
+        "tests/interop/node",
+        "tests/interop/browser",
+        "tests/interop/tables",
+        "tests/interop/seed/node",
+        "tests/interop/micropython",
     ] {
         if !root.join(dir).join("node_modules").is_dir() {
             run(Command::new("npm")
@@ -147,23 +150,174 @@ fn ci() -> Result {
     nostd()?;
     run(cargo().args(["test", "--workspace", "--all-targets"]).args(features))?;
     run(cargo().args(["test", "--workspace", "--doc"]).args(features))?;
+    examples()?;
     fuzz::fuzz(&[])?;
     interop()?;
     Ok(())
 }
 
+/// Runs every program in `crates/natsbridge/examples` against real local
+/// servers started here: nats-server with JetStream and `natsbridge
+/// fileserver`, each on a free loopback port with its data in a temporary
+/// directory, handed to the examples as `NATS_URL` and
+/// `NATSBRIDGE_FILESERVER`. Each example must exit 0 within a minute.
+/// Both servers are stopped by PID when done, whatever the outcome.
+fn examples() -> Result {
+    use std::io::{BufRead, BufReader};
+    use std::net::{TcpListener, TcpStream};
+    use std::process::{Child, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// The servers, killed (by PID) and reaped on drop; their directory
+    /// removed.
+    struct Servers {
+        children: Vec<Child>,
+        dir: PathBuf,
+    }
+    impl Drop for Servers {
+        fn drop(&mut self) {
+            for child in &mut self.children {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    setup()?;
+    let root = root();
+    let target = env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root.join("target"));
+    let target = if target.is_absolute() { target } else { root.join(target) };
+    run(cargo().args(["build", "-p", "natsbridge-cli"]))?;
+    run(cargo().args(["build", "-p", "natsbridge", "--examples"]))?;
+    let mut names: Vec<String> = fs::read_dir(root.join("crates/natsbridge/examples"))
+        .map_err(|e| format!("crates/natsbridge/examples: {e}"))?
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".rs").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+
+    let dir = env::temp_dir().join(format!("natsbridge-examples-{}", std::process::id()));
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut servers = Servers { children: Vec::new(), dir: dir.clone() };
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free port: {e}"))?
+        .port();
+    let nats_log = fs::File::create(dir.join("nats-server.log")).map_err(|e| e.to_string())?;
+    let nats = Command::new(root.join(".venv/bin/nats-server"))
+        .args(["-js", "-sd"])
+        .arg(dir.join("jetstream"))
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(nats_log)
+        .spawn()
+        .map_err(|e| format!("cannot start nats-server: {e}"))?;
+    servers.children.push(nats);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            let log = fs::read_to_string(dir.join("nats-server.log")).unwrap_or_default();
+            return Err(format!("nats-server did not listen on port {port}:\n{log}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let mut fileserver = Command::new(target.join("debug/natsbridge"))
+        .args(["fileserver", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(dir.join("files"))
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start natsbridge fileserver: {e}"))?;
+    let stdout = fileserver.stdout.take().ok_or("natsbridge fileserver has no stdout")?;
+    servers.children.push(fileserver);
+    // Its first line: {"dir":"...","url":"http://127.0.0.1:PORT"}. The pipe
+    // stays open until the end, so that it never writes to a closed one.
+    let mut fileserver_out = BufReader::new(stdout);
+    let mut line = String::new();
+    fileserver_out.read_line(&mut line).map_err(|e| e.to_string())?;
+    let fileserver_url = line
+        .split_once("\"url\":\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(url, _)| url.to_string())
+        .ok_or_else(|| format!("natsbridge fileserver printed no url: {line:?}"))?;
+    let nats_url = format!("nats://127.0.0.1:{port}");
+    eprintln!("examples: nats-server at {nats_url}, file server at {fileserver_url}");
+
+    let mut failed = Vec::new();
+    for name in &names {
+        let mut cmd = cargo();
+        cmd.args(["run", "--quiet", "-p", "natsbridge", "--example", name])
+            .env("NATS_URL", &nats_url)
+            .env("NATSBRIDGE_FILESERVER", &fileserver_url);
+        eprintln!("$ {cmd:?}");
+        let started = Instant::now();
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+        let status = loop {
+            match child.try_wait().map_err(|e| e.to_string())? {
+                Some(status) => break Some(status),
+                None if started.elapsed() > Duration::from_secs(60) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                None => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        match status {
+            Some(status) if status.success() => {
+                eprintln!("examples: {name} passed in {:.1?}", started.elapsed());
+            }
+            Some(status) => failed.push(format!("{name} ({status})")),
+            None => failed.push(format!("{name} (killed after 60 s)")),
+        }
+    }
+    drop(servers);
+    if failed.is_empty() {
+        eprintln!("examples: all {} passed", names.len());
+        Ok(())
+    } else {
+        Err(format!("examples failed: {}", failed.join(", ")))
+    }
+}
+
 /// Builds the Rust interop driver and the CLI, and runs the matrix
-/// (interop/README.md) with the driver as a peer, once against the Plik test
+/// (tests/interop/README.md) with the driver as a peer, once against the Plik test
 /// double and once against `natsbridge fileserver`, writing `docs/interop.md`.
 fn interop() -> Result {
     setup()?;
+    // The peers' own offline unit tests first: a peer that is wrong about
+    // itself would make every cell it takes part in meaningless.
+    let python = root().join(".venv/bin/python");
+    for dir in ["tests/interop/python", "tests/interop/seed/python"] {
+        run(Command::new(&python).current_dir(root()).args([
+            "-m",
+            "unittest",
+            "discover",
+            "-q",
+            "-s",
+            dir,
+            "-p",
+            "test_*.py",
+        ]))?;
+    }
+    run(Command::new("node").current_dir(root()).args([
+        "--test",
+        "tests/interop/node/",
+        "tests/interop/seed/node/",
+        "tests/interop/micropython/",
+    ]))?;
     run(cargo().args(["build", "-p", "natsbridge-interop-peer", "-p", "natsbridge-cli"]))?;
     let target = env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root().join("target"));
     let target = if target.is_absolute() { target } else { root().join(target) };
     let driver = target.join("debug/natsbridge-interop-peer");
     run(Command::new(root().join(".venv/bin/python"))
         .current_dir(root())
-        .arg("interop/run_peers.py")
+        .arg("tests/interop/run_peers.py")
         .arg("--peer")
         .arg(format!("rust={}", driver.display()))
         .arg("--rust-fileserver")
@@ -179,14 +333,14 @@ const INTEROP_HEADER: &str = "# Interop matrix
 
 Written by `cargo xtask interop` (part of `cargo xtask ci`); do not edit by
 hand. The Rust peer (`crates/interop-peer`, on the natsbridge facade) against
-the other peers of `interop/` over a real nats-server: this project's Python,
+the other peers of `tests/interop/` over a real nats-server: this project's Python,
 Node and browser peers, the peers transcribed from the seeds as they are
 written (`seed-python`, `seed-python-gen1` for the first seed, `seed-node`,
 and `micropython` in the real MicroPython runtime), the Julia reference
 envelopes and the crafted lenient/error envelopes. Everything runs twice,
 once per file server: the Plik test double and the Rust `natsbridge
 fileserver`. Each cell compares the receiver's decoded value with the sent
-one by digest (`interop/README.md`, \"Digests\": 88 and 88.0 differ where
+one by digest (`tests/interop/README.md`, \"Digests\": 88 and 88.0 differ where
 both ends can tell), the payload type, the transport the sender's threshold
 implies, the sender's timestamp under Julia's `DateTime` rule and, for
 `text`, the reply fields. Request-reply runs every requester against every
@@ -201,7 +355,7 @@ files. For the seed-transcribed peers its verdict is recorded in the table
 \"Julia's DateTime reads the sender's timestamps\" instead: what they put on
 the wire is a fact about a fleet built from the seeds. A failure between two
 seed-transcribed peers that an explicit entry of `SEED_KNOWN`
-(`interop/run_peers.py`) explains is shown as `known ✗`, with its reason
+(`tests/interop/run_peers.py`) explains is shown as `known ✗`, with its reason
 under the tables, and not counted red; no entry may name the Rust peer or
 this project's peers, and any other failure is red.
 ";

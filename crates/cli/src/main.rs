@@ -14,7 +14,7 @@ use serde_json::json;
 
 use natsbridge::claimcheck::{HttpDownloader, PlikUploader};
 use natsbridge::envelope::DEFAULT_MAX_PAYLOAD;
-use natsbridge::{Bridge, Payload, SendOptions, smartpack_files, smartunpack};
+use natsbridge::{Bridge, Payload, SendOptions, pack_files, smartunpack};
 use natsbridge_fileserver::FileServer;
 
 use crate::progress::Progress;
@@ -377,7 +377,7 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         // Nothing is published, so there is no server to ask for its
         // max_payload: NATS's default applies.
         let uploader = args.envelope.uploader(&Progress::stderr())?;
-        smartpack_files(&args.subject, payloads, options, uploader.as_deref(), DEFAULT_MAX_PAYLOAD)
+        pack_files(&args.subject, payloads, options, uploader.as_deref(), DEFAULT_MAX_PAYLOAD)
             .await?
     } else {
         let bridge = connect(&args.server, args.envelope.fileserver.as_deref(), &[]).await?;

@@ -68,8 +68,12 @@ pub struct PayloadRecord {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Where a payload's bytes are.
+/// Where a payload's bytes are. Non-exhaustive: a receiver may come to
+/// keep fetched bytes elsewhere than in memory (match with a `_` arm, or
+/// use [`PayloadRecord::bytes`], [`PayloadRecord::url`] and
+/// [`PayloadRecord::transport`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Body {
     /// The bytes themselves: sent base64 inside the envelope (transport
     /// `direct`), or already received and decoded.

@@ -241,15 +241,10 @@ async fn rtt_run(server: &NatsServer, body: Bytes, payload: Payload, n: usize) -
                     // Bridge::request's steps, timed one by one.
                     let options = SendOptions { is_publish: false, ..SendOptions::default() };
                     let max = client.connection().max_payload();
-                    let (_, json) = natsbridge::smartpack(
-                        "bench.rr.raw",
-                        vec![payload.clone()],
-                        options,
-                        None,
-                        max,
-                    )
-                    .await
-                    .unwrap();
+                    let (_, json) =
+                        natsbridge::pack("bench.rr.raw", vec![payload.clone()], options, None, max)
+                            .await
+                            .unwrap();
                     let packed = t.elapsed();
                     let answer =
                         client.connection().request("bench.rr.raw", json, timeout).await.unwrap();
@@ -296,8 +291,8 @@ fn workspace() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// One run of a peer's bench script (interop/python/bench.py,
-/// interop/node/bench.mjs): its own smartpack and smartunpack over the same
+/// One run of a peer's bench script (tests/interop/python/bench.py,
+/// tests/interop/node/bench.mjs): its own smartpack and smartunpack over the same
 /// nats-server. Returns messages per second.
 fn peer(lang: &str, server: &NatsServer, size: usize, n: usize) -> f64 {
     let root = workspace();
@@ -305,12 +300,12 @@ fn peer(lang: &str, server: &NatsServer, size: usize, n: usize) -> f64 {
     let mut cmd = match lang {
         "python" => {
             let mut c = Command::new(root.join(".venv/bin/python"));
-            c.arg(root.join("interop/python/bench.py"));
+            c.arg(root.join("tests/interop/python/bench.py"));
             c
         }
         _ => {
             let mut c = Command::new("node");
-            c.arg("bench.mjs").current_dir(root.join("interop/node"));
+            c.arg("bench.mjs").current_dir(root.join("tests/interop/node"));
             c
         }
     };
@@ -710,8 +705,8 @@ fn main() {
              The peers' own `smartpack` (building the envelope, then one publish per message:\n\
              their `smartsend` flushes after each publish, a round trip that would measure the\n\
              flush) and `smartunpack` on every message received, with nats-py and nats.js on the\n\
-             same nats-server, in the same rounds as the rows above (`interop/python/bench.py`,\n\
-             `interop/node/bench.mjs`; {py_small} / {node_small} small and {peer_big} large\n\
+             same nats-server, in the same rounds as the rows above (`tests/interop/python/bench.py`,\n\
+             `tests/interop/node/bench.mjs`; {py_small} / {node_small} small and {peer_big} large\n\
              messages per round). The ratio is natsbridge's rate over the peer's, round by round.\n\n\
              | what | peer | natsbridge vs peer | target |\n|---|---|---|---|\n"
         );

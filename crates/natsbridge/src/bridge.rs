@@ -4,17 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::claimcheck::{
-    DownloadHandler, HttpDownloader, PlikUploader, RetryConfig, UploadHandler,
-};
+use crate::claimcheck::{DownloadHandler, HttpDownloader, PlikUploader, UploadHandler};
 use crate::claimcheck::{LinkRouter, download_fn};
 use crate::envelope::bytes::Bytes;
 use crate::envelope::{Envelope, IdSource, Payload, SendOptions};
 use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
 use crate::pack::Outgoing;
-use crate::pack::{fetch_links, finish_links, has_links, try_direct, unpack};
+use crate::pack::{fetch_links, finish_links, has_links, try_direct};
+use crate::subscription::{EnvelopeConsumer, Received, Subscription};
 use crate::system::{SystemClock, SystemIds};
-use crate::transport::{Ack, ConnectOptions, Connection, Consumer, Message, Subscriber};
+use crate::transport::{Ack, ConnectOptions, Connection, Message};
 use crate::{Error, Result};
 
 /// Connects to `url` with default options: no file server (every payload
@@ -177,7 +176,7 @@ impl BridgeBuilder {
 pub struct Bridge {
     pub(crate) conn: Connection,
     pub(crate) uploader: Option<Arc<dyn UploadHandler>>,
-    downloader: Arc<dyn DownloadHandler>,
+    pub(crate) downloader: Arc<dyn DownloadHandler>,
     broker_url: String,
 }
 
@@ -187,98 +186,6 @@ impl std::fmt::Debug for Bridge {
             .field("broker_url", &self.broker_url)
             .field("uploader", &self.uploader.is_some())
             .finish()
-    }
-}
-
-/// An envelope received on a subscription, with its links fetched.
-#[derive(Clone, Debug)]
-pub struct Received {
-    /// The envelope, direct payloads decoded, link payloads fetched.
-    pub envelope: Envelope,
-    /// The subject it arrived on.
-    pub subject: String,
-    /// NATS's reply inbox, when it came as a NATS request.
-    pub reply: Option<String>,
-}
-
-/// A message that could not be turned into an envelope. Its bytes are kept
-/// so nothing is lost.
-#[derive(Debug)]
-pub struct Rejected {
-    /// Why.
-    pub error: Error,
-    /// The subject it arrived on.
-    pub subject: String,
-    /// The message body exactly as it arrived.
-    pub payload: Bytes,
-}
-
-/// A subscription yielding envelopes; a message that fails to decode
-/// yields a [`Rejected`] and the subscription goes on.
-#[derive(Debug)]
-pub struct Subscription {
-    subscriber: Subscriber,
-    bridge: Bridge,
-}
-
-impl Subscription {
-    /// The next message, or `None` when the subscription ends.
-    pub async fn next(&mut self) -> Option<Result<Received, Rejected>> {
-        use futures_util::StreamExt;
-        let message = self.subscriber.next().await?;
-        Some(match self.bridge.smartreceive(&message).await {
-            // `as_str().into()`: a `Subject`'s `to_string` goes through the
-            // formatter, several times the cost of the copy.
-            Ok(envelope) => Ok(Received {
-                envelope,
-                subject: message.subject.as_str().into(),
-                reply: message.reply.as_ref().map(|r| r.as_str().into()),
-            }),
-            Err(error) => Err(Rejected {
-                error,
-                subject: message.subject.as_str().into(),
-                payload: message.payload,
-            }),
-        })
-    }
-}
-
-/// Envelopes from a JetStream durable pull consumer: a message is acked
-/// once its envelope decoded (links fetched and verified), and naked
-/// otherwise, to be redelivered after a delay that grows with its delivery
-/// count (`nak_delay`: base 100 ms, doubling, capped at 5 s), so a
-/// file server that is down for a while does not lose the message.
-#[derive(Debug)]
-pub struct EnvelopeConsumer {
-    consumer: Consumer,
-    bridge: Bridge,
-    /// The redelivery delays for naked messages.
-    pub nak_delay: RetryConfig,
-}
-
-impl EnvelopeConsumer {
-    /// Fetches up to `max` messages, waiting at most `expires`.
-    pub async fn fetch(
-        &self,
-        max: usize,
-        expires: Duration,
-    ) -> Result<Vec<Result<Received, Rejected>>> {
-        let mut out = Vec::new();
-        for message in self.consumer.fetch(max, expires).await? {
-            let subject = message.subject().to_string();
-            match unpack(message.payload(), self.bridge.downloader.as_ref()).await {
-                Ok(envelope) => {
-                    message.ack().await?;
-                    out.push(Ok(Received { envelope, subject, reply: None }));
-                }
-                Err(error) => {
-                    let attempt = u32::try_from(message.delivered().max(1) - 1).unwrap_or(u32::MAX);
-                    message.nak(self.nak_delay.delay(attempt)).await?;
-                    out.push(Err(Rejected { error, subject, payload: message.payload().clone() }));
-                }
-            }
-        }
-        Ok(out)
     }
 }
 
@@ -300,6 +207,42 @@ impl Bridge {
         &self.conn
     }
 
+    /// Flushes the connection: returns once everything this bridge (and
+    /// every clone of it) published before the call, envelopes and replies
+    /// alike, has been written to the server's socket. Publishing only
+    /// queues a message in the client's buffer: a program that exits, or
+    /// drops the last clone of its bridge, right after publishing may lose
+    /// what is still queued. Flush before that, and wherever "sent" must
+    /// mean "handed to the server".
+    ///
+    /// It is no proof that the server has processed what was written, nor
+    /// that any subscriber has it: NATS core sends no acknowledgement. In
+    /// particular, a subscription just made on this connection may not yet
+    /// be registered on the server when a message published next on another
+    /// connection arrives, and a flush does not change that. For a real
+    /// round trip, [`Connection::sync`] (on [`Bridge::connection`]) returns
+    /// once the server has processed everything this connection sent
+    /// before, subscriptions included; for delivery that is acknowledged,
+    /// use JetStream ([`Bridge::jetstream_send`] waits for the stream's
+    /// ack).
+    ///
+    /// ```no_run
+    /// # async fn run(bridge: natsbridge::Bridge) -> natsbridge::Result<()> {
+    /// use natsbridge::{Payload, SendOptions};
+    ///
+    /// let mut subscription = bridge.subscribe("chat.room1").await?;
+    /// // The server has registered the subscription: other peers' next
+    /// // messages reach it.
+    /// bridge.connection().sync().await?;
+    /// bridge.smartsend("chat.room1", vec![Payload::text("t", "bye")], SendOptions::default()).await?;
+    /// // Written to the server before the program goes on (or exits).
+    /// bridge.flush().await?;
+    /// # let _ = subscription.next().await; Ok(()) }
+    /// ```
+    pub async fn flush(&self) -> Result<()> {
+        Ok(self.conn.flush().await?)
+    }
+
     pub(crate) fn options(&self, mut options: SendOptions) -> SendOptions {
         if options.broker_url == crate::envelope::DEFAULT_BROKER_URL {
             options.broker_url = self.broker_url.clone();
@@ -310,7 +253,11 @@ impl Bridge {
     /// Builds the envelope (uploading what must go by link, so it fits the
     /// server's current `max_payload`) and publishes it to `subject` unless
     /// `options.is_publish` is `false`. Returns the envelope and its JSON,
-    /// exactly as published.
+    /// exactly as published. [`Bridge::smartpack`] is the same call under
+    /// the newer seed's name.
+    ///
+    /// Publishing queues the message in the client's buffer; see
+    /// [`Bridge::flush`] for when it has been written to the server.
     pub async fn smartsend(
         &self,
         subject: &str,
@@ -342,7 +289,7 @@ impl Bridge {
     }
 
     /// [`Bridge::smartsend`] for payloads some of which are files (see
-    /// [`crate::smartpack_files`]): a file at or over the size threshold is
+    /// [`crate::pack_files`]): a file at or over the size threshold is
     /// uploaded as it is read, so a file of any size is sent without being
     /// held in memory.
     pub async fn smartsend_files(
@@ -362,7 +309,14 @@ impl Bridge {
         Ok(packed)
     }
 
-    /// The newer seed's name for [`Bridge::smartsend`].
+    /// The newer seed's name for [`Bridge::smartsend`], meaning what it
+    /// means there: builds the envelope (uploading what must go by link)
+    /// and **publishes it** to `subject`, unless `options.is_publish` is
+    /// `false` (the seed's `is_publish=true` default is
+    /// [`SendOptions::default`]'s too). Returns the envelope and its JSON.
+    ///
+    /// To build an envelope without a connection, use the free
+    /// [`natsbridge::pack`](fn@crate::pack), which never publishes.
     pub async fn smartpack(
         &self,
         subject: &str,
@@ -392,17 +346,16 @@ impl Bridge {
         self.smartreceive(message).await
     }
 
-    /// Subscribes to `subject`, yielding decoded envelopes.
+    /// Subscribes to `subject`, yielding decoded envelopes (see
+    /// [`Subscription`], a [`Stream`](futures_util::Stream)).
     pub async fn subscribe(&self, subject: &str) -> Result<Subscription> {
-        Ok(Subscription { subscriber: self.conn.subscribe(subject).await?, bridge: self.clone() })
+        Ok(Subscription::new(self.conn.subscribe(subject).await?, self.clone()))
     }
 
     /// Subscribes as a member of queue group `group`.
     pub async fn queue_subscribe(&self, subject: &str, group: &str) -> Result<Subscription> {
-        Ok(Subscription {
-            subscriber: self.conn.queue_subscribe(subject, group).await?,
-            bridge: self.clone(),
-        })
+        let subscriber = self.conn.queue_subscribe(subject, group).await?;
+        Ok(Subscription::new(subscriber, self.clone()))
     }
 
     /// Sends an envelope as a request and waits for the answering envelope,
@@ -470,14 +423,16 @@ impl Bridge {
         Ok((envelope, ack))
     }
 
-    /// A durable pull consumer `durable` on `stream` that yields envelopes.
+    /// A durable pull consumer `durable` on `stream` (created if missing,
+    /// with explicit acks) that yields envelopes, in batches or as a
+    /// [`Stream`](futures_util::Stream) (see [`EnvelopeConsumer`]).
     pub async fn jetstream_consumer(
         &self,
         stream: &str,
         durable: &str,
     ) -> Result<EnvelopeConsumer> {
         let consumer = self.conn.jetstream().pull_consumer(stream, durable).await?;
-        Ok(EnvelopeConsumer { consumer, bridge: self.clone(), nak_delay: RetryConfig::default() })
+        Ok(EnvelopeConsumer::new(consumer, self.clone()))
     }
 
     /// Answers `request` with `payloads`: on NATS's reply inbox when it came

@@ -19,20 +19,32 @@
 //!   record batches.
 //!
 //! [`connect`] / [`Bridge::builder`] give a [`Bridge`]: `smartsend`,
-//! `smartreceive`, subscriptions, request-reply, with link payloads going
-//! through the configured file server, or, between Rust peers only and when
-//! the sender opts in with [`BridgeBuilder::object_store`], through a
-//! JetStream object store ([`ObjectStoreHandler`], `nats-os://` links).
+//! `smartreceive`, subscriptions and JetStream consumers (both
+//! [`Stream`](futures_util::Stream)s of decoded envelopes, cancel safe),
+//! request-reply, [`Bridge::flush`], with link payloads going through the
+//! configured file server, or, between Rust peers only and when the sender
+//! opts in with [`BridgeBuilder::object_store`], through a JetStream object
+//! store ([`ObjectStoreHandler`], `nats-os://` links). The README's quick
+//! start shows a bridge end to end; `examples/` has runnable programs.
 //!
-//! The cross-language names exist for users coming from other peers:
-//! [`smartpack`] builds an envelope (uploading what must go by link) and
-//! [`smartunpack`] reads one (downloading what came by link).
+//! The cross-language names exist for users coming from other peers and
+//! mean what they mean there: [`Bridge::smartsend`] and
+//! [`Bridge::smartpack`] build an envelope and publish it (unless
+//! `is_publish` is `false`); [`Bridge::smartreceive`],
+//! [`Bridge::smartunpack`] and the free [`smartunpack`] read one
+//! (downloading what came by link). Without a connection, the free
+//! [`pack`](fn@pack) builds an envelope (uploading what must go by link)
+//! and publishes nothing, which is why it is not called `smartpack`.
+//!
+//! It does not run servers: the Plik-compatible file server is the
+//! `natsbridge-fileserver` crate (and `natsbridge fileserver` on the
+//! command line).
 //!
 //! ```
 //! use natsbridge::{Payload, SendOptions, claimcheck::HttpDownloader};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! let (envelope, json) = natsbridge::smartpack(
+//! let (envelope, json) = natsbridge::pack(
 //!     "chat.room1",
 //!     vec![Payload::text("message_text", "Hello!")],
 //!     SendOptions::default(),
@@ -49,7 +61,14 @@ mod bridge;
 mod error;
 mod pack;
 mod prepared;
+mod subscription;
 mod system;
+
+// The README's Rust snippets, compiled (and run, where they need no
+// server) by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
 
 pub use natsbridge_claimcheck_http as claimcheck;
 pub use natsbridge_claimcheck_objectstore as objectstore;
@@ -58,9 +77,7 @@ pub use natsbridge_envelope_core as envelope;
 pub use natsbridge_table_arrow as table;
 pub use natsbridge_transport_nats as transport;
 
-pub use crate::bridge::{
-    Bridge, BridgeBuilder, EnvelopeConsumer, Received, Rejected, Subscription, connect,
-};
+pub use crate::bridge::{Bridge, BridgeBuilder, connect};
 pub use crate::claimcheck::sha256_hex;
 pub use crate::envelope::{
     Body, Envelope, Payload, PayloadRecord, PayloadType, PayloadValue, SendOptions, Transport,
@@ -68,8 +85,8 @@ pub use crate::envelope::{
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
 pub use crate::pack::{
-    FilePayload, Outgoing, SHA256_KEY, pack as smartpack, pack_files as smartpack_files,
-    unpack as smartunpack, upload_file_name,
+    FilePayload, Outgoing, SHA256_KEY, pack, pack_files, unpack as smartunpack, upload_file_name,
 };
 pub use crate::prepared::PreparedSender;
+pub use crate::subscription::{EnvelopeConsumer, Received, Rejected, Subscription};
 pub use crate::system::{SystemClock, SystemIds};

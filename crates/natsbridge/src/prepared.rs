@@ -69,7 +69,7 @@ impl PreparedSender {
     }
 }
 
-/// The JSON of one envelope from `template`, or from `smartpack`'s full
+/// The JSON of one envelope from `template`, or from `pack`'s full
 /// path when a payload must go by link or the envelope would exceed the
 /// server's `max_payload` (which then uploads, or fails naming the
 /// payload). Publishes nothing.

@@ -1,11 +1,11 @@
-//! smartpack / smartunpack with a real file server: what goes by link, what
+//! pack / smartunpack with a real file server: what goes by link, what
 //! comes back, and what is refused.
 
 use natsbridge::claimcheck::{ErrorKind as ClaimCheckKind, UploadHandler, UploadHandlerExt};
 use natsbridge::envelope::{DEFAULT_MAX_PAYLOAD, ErrorKind as EnvelopeKind};
 use natsbridge::{
     Body, ErrorKind, FilePayload, Payload, PayloadType, PayloadValue, SHA256_KEY, SendOptions,
-    Transport, sha256_hex, smartpack, smartpack_files, smartunpack,
+    Transport, pack, pack_files, sha256_hex, smartunpack,
 };
 
 use crate::util::{Store, bytes};
@@ -21,7 +21,7 @@ async fn the_seeds_mixed_chat_message_round_trips() {
         Payload::binary("large_document", document.clone()),
     ];
     let uploader = store.uploader();
-    let (sent, json) = smartpack(
+    let (sent, json) = pack(
         "/chat/room1",
         payloads,
         SendOptions::default(),
@@ -50,7 +50,7 @@ async fn payloads_under_the_threshold_that_overflow_max_payload_move_to_link() {
     let store = Store::start().await;
     let uploader = store.uploader();
     let (a, b) = (bytes(450_000, 3), bytes(400_000, 4));
-    let (sent, json) = smartpack(
+    let (sent, json) = pack(
         "t",
         vec![Payload::binary("a", a.clone()), Payload::binary("b", b.clone())],
         SendOptions::default(),
@@ -69,7 +69,7 @@ async fn payloads_under_the_threshold_that_overflow_max_payload_move_to_link() {
 
 #[tokio::test]
 async fn without_a_file_server_an_oversize_envelope_fails_before_publishing() {
-    let err = smartpack(
+    let err = pack(
         "t",
         vec![Payload::binary("huge", bytes(900_000, 5))],
         SendOptions::default(),
@@ -92,7 +92,7 @@ async fn without_a_file_server_an_oversize_envelope_fails_before_publishing() {
 async fn a_tampered_link_payload_is_an_integrity_error() {
     let store = Store::start().await;
     let uploader = store.uploader();
-    let (mut sent, _) = smartpack(
+    let (mut sent, _) = pack(
         "t",
         vec![Payload::binary("doc", bytes(600_000, 6))],
         SendOptions::default(),
@@ -125,7 +125,7 @@ async fn a_link_without_size_takes_the_downloaded_length_up_to_the_cap() {
     let store = Store::start().await;
     let data = bytes(700_000, 9);
     let uploader = store.uploader();
-    let (_, json) = smartpack(
+    let (_, json) = pack(
         "t",
         vec![Payload::binary("doc", data.clone())],
         SendOptions::default(),
@@ -202,7 +202,7 @@ async fn file_payloads_stream_by_link_and_keep_their_order() {
     let uploader = store.uploader();
     let uploader = Some(&uploader as &dyn UploadHandler);
     let (sent, json) =
-        smartpack_files("files", items, options, uploader, DEFAULT_MAX_PAYLOAD).await.unwrap();
+        pack_files("files", items, options, uploader, DEFAULT_MAX_PAYLOAD).await.unwrap();
     let transports: Vec<_> = sent.payloads.iter().map(|p| p.transport()).collect();
     assert_eq!(transports, [Transport::Link, Transport::Direct, Transport::Direct]);
     let names: Vec<_> = sent.payloads.iter().map(|p| p.dataname.as_str()).collect();
@@ -225,7 +225,7 @@ async fn file_payloads_without_a_file_server_go_direct_or_are_refused() {
     let item =
         |name: &str| vec![FilePayload::new("f", PayloadType::Binary, dir.path().join(name)).into()];
     let (sent, json) =
-        smartpack_files("files", item("small.bin"), SendOptions::default(), None, 1 << 20)
+        pack_files("files", item("small.bin"), SendOptions::default(), None, 1 << 20)
             .await
             .unwrap();
     assert_eq!(sent.payloads[0].transport(), Transport::Direct);
@@ -233,7 +233,7 @@ async fn file_payloads_without_a_file_server_go_direct_or_are_refused() {
     assert_eq!(back.payloads[0].bytes().unwrap().as_ref(), small.as_slice());
 
     // Too large to go direct, and no file server: refused, naming it.
-    let err = smartpack_files("files", item("small.bin"), SendOptions::default(), None, 4096)
+    let err = pack_files("files", item("small.bin"), SendOptions::default(), None, 4096)
         .await
         .unwrap_err();
     match err.kind() {
@@ -244,7 +244,7 @@ async fn file_payloads_without_a_file_server_go_direct_or_are_refused() {
     }
 
     // A file that is not there: an I/O error naming the payload and path.
-    let err = smartpack_files("files", item("missing.bin"), SendOptions::default(), None, 1 << 20)
+    let err = pack_files("files", item("missing.bin"), SendOptions::default(), None, 1 << 20)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::Io), "{err}");

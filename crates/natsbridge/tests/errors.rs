@@ -16,7 +16,7 @@ use natsbridge::claimcheck::{
     UploadHandlerExt,
 };
 use natsbridge::envelope::{DEFAULT_MAX_PAYLOAD, ErrorKind as EnvelopeKind};
-use natsbridge::{Bridge, ErrorKind, Payload, SendOptions, smartpack, smartunpack};
+use natsbridge::{Bridge, ErrorKind, Payload, SendOptions, pack, smartunpack};
 use natsbridge_test_support::NatsServer;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -411,7 +411,7 @@ async fn a_checksum_mismatch() {
 async fn corrupt_arrow() {
     // envelope-core does not read Arrow: the message unpacks, and the table
     // conversion is where corrupt bytes are caught.
-    let (_, json) = smartpack(
+    let (_, json) = pack(
         "t",
         vec![Payload::arrow_table("table", b"ARROW1\0\0garbage".to_vec())],
         SendOptions::default(),
@@ -430,7 +430,7 @@ async fn corrupt_arrow() {
 async fn oversize_envelope() {
     // Sending: without a file server, an envelope over max_payload fails
     // before anything is published, naming the largest payload.
-    let err = smartpack(
+    let err = pack(
         "t",
         vec![Payload::binary("huge", bytes(4000, 2))],
         SendOptions::default(),

@@ -5,4 +5,5 @@ mod errors;
 mod nats;
 mod objectstore;
 mod secrets;
+mod streams;
 mod util;

@@ -18,6 +18,7 @@ fn js_error(what: impl Into<String>, e: impl std::error::Error + Send + Sync + '
 
 /// What the server acknowledged for a published message.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Ack {
     /// The stream that stored it.
     pub stream: String,
@@ -109,8 +110,9 @@ impl JetStream {
     }
 }
 
-/// A durable pull consumer.
-#[derive(Debug)]
+/// A durable pull consumer. Cheap to clone; clones pull from the same
+/// consumer on the server.
+#[derive(Clone, Debug)]
 pub struct Consumer {
     consumer: PullConsumer,
 }
@@ -133,6 +135,60 @@ impl Consumer {
             out.push(StreamMessage { message });
         }
         Ok(out)
+    }
+
+    /// Messages as they arrive, for as long as the returned stream is
+    /// polled: pull requests for up to `batch` messages each are kept open
+    /// (the next one is sent when half of the last is used), with idle
+    /// heartbeats, so at most about `batch` messages are delivered to this
+    /// client ahead of the caller. A message delivered but not yet acked
+    /// when the stream is dropped is redelivered once the consumer's ack
+    /// wait (30 s by default) passes.
+    ///
+    /// Errors of the pull itself (a missed heartbeat, the consumer deleted)
+    /// come as items of kind [`ErrorKind::JetStream`]; the stream ends after
+    /// one it cannot recover from.
+    pub async fn messages(&self, batch: usize) -> Result<Messages> {
+        let stream = self
+            .consumer
+            .stream()
+            .max_messages_per_batch(batch.max(1))
+            .heartbeat(Duration::from_secs(15))
+            .messages()
+            .await
+            .map_err(|e| js_error("starting to pull messages", e))?;
+        Ok(Messages { stream })
+    }
+}
+
+/// Messages from a pull consumer as they arrive: a
+/// [`Stream`](futures_util::Stream) of [`StreamMessage`]s; see
+/// [`Consumer::messages`]. Cancel safe: a `next()` dropped before it
+/// completes loses no message.
+pub struct Messages {
+    stream: pull::Stream,
+}
+
+impl std::fmt::Debug for Messages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Messages").finish_non_exhaustive()
+    }
+}
+
+impl futures_util::Stream for Messages {
+    type Item = Result<StreamMessage>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.stream.poll_next_unpin(cx).map(|item| {
+            item.map(|message| {
+                message
+                    .map(|message| StreamMessage { message })
+                    .map_err(|e| js_error("pulling messages", e))
+            })
+        })
     }
 }
 

@@ -37,7 +37,7 @@ pub use crate::connection::{
     ConnectOptions, Connection, Event, ReconnectPolicy, connect, redact_url,
 };
 pub use crate::error::{Error, ErrorKind, Result};
-pub use crate::jetstream::{Ack, Consumer, JetStream, StreamMessage};
+pub use crate::jetstream::{Ack, Consumer, JetStream, Messages, StreamMessage};
 pub use crate::objectstore::{ObjectInfo, ObjectReader, ObjectStore, ObjectStoreConfig};
 pub use crate::replies::Replies;
 pub use async_nats::{HeaderMap, Message, Subscriber};

@@ -36,6 +36,7 @@ impl ObjectStoreConfig {
 
 /// What the server knows about a stored object.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ObjectInfo {
     /// The bucket holding it.
     pub bucket: String,

@@ -76,3 +76,36 @@ async fn a_server_restart_mid_stream_loses_and_duplicates_nothing() {
     assert_eq!(seen.len(), N, "none lost");
     assert_eq!(total, N, "none duplicated");
 }
+
+#[tokio::test]
+async fn messages_streams_as_they_arrive_and_acked_ones_stay_acked() {
+    use futures_util::StreamExt;
+
+    let server = NatsServer::builder().jetstream().start();
+    let conn = connect(server.url()).await.unwrap();
+    let js = conn.jetstream();
+    js.ensure_stream("TASKS", &["tasks.>"]).await.unwrap();
+    js.publish("tasks.a", "before".into(), None).await.unwrap();
+    let consumer = js.pull_consumer("TASKS", "runner").await.unwrap();
+    let mut messages = consumer.messages(2).await.unwrap();
+    let first = messages.next().await.unwrap().unwrap();
+    assert_eq!((first.subject(), first.payload().as_ref()), ("tasks.a", &b"before"[..]));
+    first.ack().await.unwrap();
+    // Published after the stream started: it arrives without another call.
+    for i in 0..5 {
+        js.publish("tasks.b", format!("after-{i}").into(), None).await.unwrap();
+    }
+    for i in 0..5 {
+        let m = tokio::time::timeout(Duration::from_secs(5), messages.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.payload().as_ref(), format!("after-{i}").as_bytes());
+        m.ack().await.unwrap();
+    }
+    drop(messages);
+    conn.flush().await.unwrap();
+    let none = consumer.fetch(10, Duration::from_millis(300)).await.unwrap();
+    assert!(none.is_empty(), "acked messages are not redelivered");
+}

@@ -1,0 +1,403 @@
+//! Receiving: core NATS subscriptions and JetStream durable consumers,
+//! both as [`Stream`]s of decoded envelopes.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+
+use crate::claimcheck::{BoxFuture, DownloadHandler, RetryConfig};
+use crate::envelope::Envelope;
+use crate::envelope::bytes::Bytes;
+use crate::pack::{fetch_links, has_links, unpack};
+use crate::transport::{Consumer, Message, Messages, StreamMessage, Subscriber};
+use crate::{Bridge, Error, Result};
+
+/// An envelope received on a subscription or from a JetStream consumer,
+/// with its links fetched.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Received {
+    /// The envelope, direct payloads decoded, link payloads fetched.
+    pub envelope: Envelope,
+    /// The subject it arrived on.
+    pub subject: String,
+    /// NATS's reply inbox, when it came as a NATS request (always `None`
+    /// from a JetStream consumer).
+    pub reply: Option<String>,
+}
+
+/// A message that could not be turned into an envelope. Its bytes are kept
+/// so nothing is lost.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Rejected {
+    /// Why.
+    pub error: Error,
+    /// The subject it arrived on (empty for an error of a JetStream
+    /// consumer's pull itself, which concerns no one message).
+    pub subject: String,
+    /// The message body exactly as it arrived (empty for an error of a
+    /// JetStream consumer's pull itself).
+    pub payload: Bytes,
+}
+
+/// A boxed future kept in a struct across polls. It sits in a `Mutex`
+/// only so that the struct stays `Sync` (the futures of download handlers
+/// are `Send` but not `Sync`): it is only reached through `&mut`, with
+/// `get_mut`, which takes no lock.
+struct Slot<T>(Mutex<T>);
+
+impl<T> Slot<T> {
+    fn new(value: T) -> Self {
+        Slot(Mutex::new(value))
+    }
+
+    fn get(&mut self) -> &mut T {
+        // Never locked, so never poisoned; `into_inner` only satisfies the
+        // type.
+        self.0.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A subscription yielding envelopes: a [`Stream`] of
+/// `Result<Received, Rejected>`, also readable with the inherent
+/// [`Subscription::next`] (no trait import needed). A message that fails
+/// to decode yields a [`Rejected`] and the subscription goes on; the
+/// stream ends when the subscription does (unsubscribed, or the
+/// connection closed for good).
+///
+/// Messages are decoded one at a time, in order. An envelope with only
+/// direct payloads is decoded within the poll that takes it from the
+/// subscription; one with links has its downloads (checked against size
+/// and `sha256`) run as a future held in the subscription until they
+/// finish.
+///
+/// # Cancel safety
+///
+/// [`Subscription::next`] (and `StreamExt::next`) are cancel safe: a
+/// `next()` future dropped before it completes, in a `select!` or under a
+/// timeout, loses no message. Messages not yet taken stay queued in the
+/// subscription, and a message whose link downloads are in progress stays
+/// in the subscription with its downloads: the next call continues them
+/// where they were (they are not restarted) and yields that message first.
+/// While nobody polls, nothing advances: a download left unpolled long
+/// enough for the file server to drop the connection fails (and is
+/// retried by the download handler as its retry settings allow).
+///
+/// Dropping the `Subscription` itself unsubscribes: what it held is lost,
+/// the message being downloaded and those queued behind it, as with any
+/// core NATS subscriber (at most once delivery; use
+/// [`Bridge::jetstream_consumer`](crate::Bridge::jetstream_consumer) where
+/// nothing may be lost).
+///
+/// ```no_run
+/// # async fn run(bridge: natsbridge::Bridge) -> natsbridge::Result<()> {
+/// use futures_util::StreamExt;
+///
+/// let subscription = bridge.subscribe("chat.>").await?;
+/// // Any Stream adapter works; here, the first 10 messages that decode.
+/// let decoded = subscription.filter_map(|item| async move { item.ok() }).take(10);
+/// let mut decoded = std::pin::pin!(decoded);
+/// while let Some(received) = decoded.next().await {
+///     println!("{} on {}", received.envelope.msg_id, received.subject);
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Subscription {
+    subscriber: Subscriber,
+    /// The bridge subscribed on, kept alive with the subscription; its
+    /// downloader fetches links.
+    bridge: Bridge,
+    /// The message whose links are being downloaded, if any.
+    in_flight: Slot<Option<BoxFuture<'static, Result<Received, Rejected>>>>,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("subscriber", &self.subscriber)
+            .field("bridge", &self.bridge)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    pub(crate) fn new(subscriber: Subscriber, bridge: Bridge) -> Self {
+        Subscription { subscriber, bridge, in_flight: Slot::new(None) }
+    }
+
+    /// The next message, or `None` when the subscription ends. Cancel
+    /// safe (see [`Subscription`]).
+    pub async fn next(&mut self) -> Option<Result<Received, Rejected>> {
+        StreamExt::next(self).await
+    }
+}
+
+/// The decoded message, or, when it has links to download, the future
+/// that downloads them.
+fn receive(
+    message: Message,
+    downloader: &Arc<dyn DownloadHandler>,
+) -> std::result::Result<Result<Received, Rejected>, BoxFuture<'static, Result<Received, Rejected>>>
+{
+    // `as_str().into()`: a `Subject`'s `to_string` goes through the
+    // formatter, several times the cost of the copy.
+    let subject: String = message.subject.as_str().into();
+    let reject =
+        |error: Error, payload: Bytes, subject: String| Rejected { error, subject, payload };
+    let envelope = match Envelope::from_json(&message.payload) {
+        Ok(envelope) => envelope,
+        Err(e) => return Ok(Err(reject(Error::from(e), message.payload, subject))),
+    };
+    let reply = message.reply.as_ref().map(|r| r.as_str().into());
+    if !has_links(&envelope) {
+        return Ok(Ok(Received { envelope, subject, reply }));
+    }
+    let downloader = downloader.clone();
+    Err(Box::pin(async move {
+        match fetch_links(envelope, downloader.as_ref()).await {
+            Ok(envelope) => Ok(Received { envelope, subject, reply }),
+            Err(error) => Err(reject(error, message.payload, subject)),
+        }
+    }))
+}
+
+impl Stream for Subscription {
+    type Item = Result<Received, Rejected>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let in_flight = this.in_flight.get();
+        if in_flight.is_none() {
+            let Some(message) = ready!(this.subscriber.poll_next_unpin(cx)) else {
+                return Poll::Ready(None);
+            };
+            match receive(message, &this.bridge.downloader) {
+                Ok(item) => return Poll::Ready(Some(item)),
+                Err(downloading) => *in_flight = Some(downloading),
+            }
+        }
+        let downloading = in_flight.as_mut().expect("set above");
+        let item = ready!(downloading.as_mut().poll(cx));
+        *in_flight = None;
+        Poll::Ready(Some(item))
+    }
+}
+
+/// Envelopes from a JetStream durable pull consumer: a message is acked
+/// once its envelope decoded (links fetched and verified), and naked
+/// otherwise, to be redelivered after a delay that grows with its delivery
+/// count ([`nak_delay`](Self::nak_delay)), so a file server that is down
+/// for a while does not lose the message.
+///
+/// Read it in batches with [`fetch`](Self::fetch), or as a [`Stream`] of
+/// `Result<Received, Rejected>` (also through the inherent
+/// [`next`](Self::next)), which keeps pull requests of up to
+/// [`pull_batch`](Self::pull_batch) messages open from its first poll on.
+/// Use one or the other on one `EnvelopeConsumer`: once it is polled as a
+/// stream, a `fetch` competes with the open pull requests for the same
+/// messages (neither loses any; each gets some).
+///
+/// As a stream, an item is yielded after its message was acked (`Ok`) or
+/// naked (`Err`). A [`Rejected`] with an empty subject and payload is an
+/// error of the pull itself (a missed heartbeat, the consumer deleted);
+/// the stream ends after one it cannot recover from, and after failing to
+/// start pulling. A message that decoded but whose ack could not be sent
+/// comes as a `Rejected` with the ack's error: the server redelivers it
+/// once the consumer's ack wait passes.
+///
+/// # Cancel safety
+///
+/// [`EnvelopeConsumer::next`] (and `StreamExt::next`) are cancel safe: a
+/// `next()` future dropped before it completes loses nothing. A message
+/// being decoded (its links downloading) or being acked stays in the
+/// consumer, and the next call continues with it where it was.
+///
+/// Dropping the `EnvelopeConsumer` loses nothing either: the messages it
+/// had pulled and not yet acked (the one in progress, and up to about
+/// `pull_batch` delivered ahead) are redelivered by the server once the
+/// consumer's ack wait (30 s by default) passes.
+///
+/// ```no_run
+/// # async fn run(bridge: natsbridge::Bridge) -> natsbridge::Result<()> {
+/// bridge.connection().jetstream().ensure_stream("JOBS", &["jobs.>"]).await?;
+/// let mut worker = bridge.jetstream_consumer("JOBS", "worker").await?;
+/// while let Some(item) = worker.next().await {
+///     match item {
+///         Ok(job) => println!("done: {}", job.envelope.msg_id),
+///         Err(rejected) => eprintln!("will come again: {}", rejected.error),
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+pub struct EnvelopeConsumer {
+    consumer: Consumer,
+    bridge: Bridge,
+    /// The redelivery delays for naked messages: base 100 ms, doubling,
+    /// capped at 5 s, with jitter (`max_retries` is not used: JetStream
+    /// redelivers up to the consumer's own `max_deliver`).
+    pub nak_delay: RetryConfig,
+    /// As a stream, how many messages each pull request asks for: at most
+    /// about this many are delivered to this client ahead of the one being
+    /// decoded. Read at the first poll. Default 64.
+    pub pull_batch: usize,
+    state: Slot<Pulling>,
+}
+
+/// Where an [`EnvelopeConsumer`] read as a stream is.
+#[derive(Default)]
+struct Pulling {
+    /// Starting the pull (`None` once started or when not yet polled).
+    opening: Option<BoxFuture<'static, Result<Messages>>>,
+    /// The pull, once started.
+    messages: Option<Messages>,
+    /// The message being decoded and acked (or naked).
+    in_flight: Option<BoxFuture<'static, Result<Received, Rejected>>>,
+    /// Ended: the pull failed to start or ended.
+    done: bool,
+}
+
+impl fmt::Debug for EnvelopeConsumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnvelopeConsumer")
+            .field("consumer", &self.consumer)
+            .field("nak_delay", &self.nak_delay)
+            .field("pull_batch", &self.pull_batch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnvelopeConsumer {
+    pub(crate) fn new(consumer: Consumer, bridge: Bridge) -> Self {
+        EnvelopeConsumer {
+            consumer,
+            bridge,
+            nak_delay: RetryConfig::default(),
+            pull_batch: 64,
+            state: Slot::new(Pulling::default()),
+        }
+    }
+
+    /// Fetches up to `max` messages, waiting at most `expires`, decoding
+    /// each and acking (or naking) it before returning. Fails on the first
+    /// ack or nak that cannot be sent, the messages before it having been
+    /// settled.
+    pub async fn fetch(
+        &self,
+        max: usize,
+        expires: Duration,
+    ) -> Result<Vec<Result<Received, Rejected>>> {
+        let mut out = Vec::new();
+        for message in self.consumer.fetch(max, expires).await? {
+            let (item, settled) =
+                settle(&message, self.bridge.downloader.as_ref(), self.nak_delay).await;
+            settled?;
+            out.push(item);
+        }
+        Ok(out)
+    }
+
+    /// The next message, acked or naked, or `None` when the stream ends.
+    /// Cancel safe (see [`EnvelopeConsumer`]).
+    pub async fn next(&mut self) -> Option<Result<Received, Rejected>> {
+        StreamExt::next(self).await
+    }
+}
+
+/// Decodes a stream message and acks it, or naks it for redelivery after
+/// `nak_delay`'s delay for its delivery count. Returns the message's
+/// outcome and whether the ack or nak was sent.
+async fn settle(
+    message: &StreamMessage,
+    downloader: &dyn DownloadHandler,
+    nak_delay: RetryConfig,
+) -> (Result<Received, Rejected>, Result<()>) {
+    let subject = message.subject().to_string();
+    match unpack(message.payload(), downloader).await {
+        Ok(envelope) => {
+            let acked = message.ack().await.map_err(Error::from);
+            (Ok(Received { envelope, subject, reply: None }), acked)
+        }
+        Err(error) => {
+            let attempt = u32::try_from(message.delivered().max(1) - 1).unwrap_or(u32::MAX);
+            let naked = message.nak(nak_delay.delay(attempt)).await.map_err(Error::from);
+            (Err(Rejected { error, subject, payload: message.payload().clone() }), naked)
+        }
+    }
+}
+
+/// A [`Rejected`] for an error of the consumer's pull, not of a message.
+fn pull_error(error: Error) -> Rejected {
+    Rejected { error, subject: String::new(), payload: Bytes::new() }
+}
+
+impl Stream for EnvelopeConsumer {
+    type Item = Result<Received, Rejected>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let state = this.state.get();
+        loop {
+            if let Some(in_flight) = state.in_flight.as_mut() {
+                let item = ready!(in_flight.as_mut().poll(cx));
+                state.in_flight = None;
+                return Poll::Ready(Some(item));
+            }
+            if state.done {
+                return Poll::Ready(None);
+            }
+            if let Some(messages) = state.messages.as_mut() {
+                let message = match ready!(messages.poll_next_unpin(cx)) {
+                    Some(Ok(message)) => message,
+                    Some(Err(e)) => return Poll::Ready(Some(Err(pull_error(Error::from(e))))),
+                    None => {
+                        state.done = true;
+                        return Poll::Ready(None);
+                    }
+                };
+                let (downloader, nak_delay) = (this.bridge.downloader.clone(), this.nak_delay);
+                state.in_flight = Some(Box::pin(async move {
+                    let (item, settled) = settle(&message, downloader.as_ref(), nak_delay).await;
+                    match (item, settled) {
+                        (item, Ok(())) => item,
+                        (Ok(received), Err(error)) => Err(Rejected {
+                            error: error.context(format!(
+                                "acknowledging a message on {} (it will be redelivered)",
+                                received.subject
+                            )),
+                            subject: received.subject,
+                            payload: message.payload().clone(),
+                        }),
+                        (Err(rejected), Err(error)) => {
+                            tracing::warn!(
+                                subject = %rejected.subject,
+                                error = %error,
+                                "could not nak a message that failed to decode; \
+                                 it is redelivered after the ack wait"
+                            );
+                            Err(rejected)
+                        }
+                    }
+                }));
+                continue;
+            }
+            let opening = state.opening.get_or_insert_with(|| {
+                let (consumer, batch) = (this.consumer.clone(), this.pull_batch);
+                Box::pin(async move { Ok(consumer.messages(batch).await?) })
+            });
+            let opened = ready!(opening.as_mut().poll(cx));
+            state.opening = None;
+            match opened {
+                Ok(messages) => state.messages = Some(messages),
+                Err(e) => {
+                    state.done = true;
+                    return Poll::Ready(Some(Err(pull_error(e))));
+                }
+            }
+        }
+    }
+}

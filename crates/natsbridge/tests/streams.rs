@@ -1,0 +1,201 @@
+//! Subscriptions and JetStream consumers as `Stream`s, their cancel
+//! safety (a `next()` dropped mid-download loses nothing and does not
+//! restart the download), and `Bridge::flush`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use natsbridge::claimcheck::{
+    DownloadRequest, DownloadSink, Downloaded, Error as ClaimCheckError, RetryConfig, download_fn,
+};
+use natsbridge::envelope::bytes::Bytes;
+use natsbridge::transport::ErrorKind as NatsKind;
+use natsbridge::{
+    Bridge, EnvelopeConsumer, Payload, PayloadValue, Received, Rejected, SendOptions, Subscription,
+};
+use natsbridge_test_support::NatsServer;
+use serde_json::json;
+
+/// Waits until the server has registered `bridge`'s subscriptions.
+async fn barrier(bridge: &Bridge) {
+    let err = bridge.connection().request("barrier.none", "".into(), Duration::from_secs(5)).await;
+    assert_eq!(err.unwrap_err().kind(), &NatsKind::NoResponders);
+}
+
+/// An envelope with one link payload of `size` bytes at a URL nobody
+/// serves (the receivers below download through a stand-in handler).
+fn link_envelope(size: u64) -> Bytes {
+    json!({
+        "correlation_id": "c", "msg_id": "m-link", "timestamp": "2024-01-15T10:30:00Z",
+        "send_to": "s", "msg_purpose": "chat", "sender_name": "n", "sender_id": "i",
+        "metadata": {},
+        "payloads": [{"id": "l", "dataname": "document", "payload_type": "binary",
+                      "transport": "link", "encoding": "none", "size": size,
+                      "data": "http://127.0.0.1:9/document.bin"}]
+    })
+    .to_string()
+    .into()
+}
+
+/// A bridge whose downloads take `delay` each and return `size` bytes of 7;
+/// the counter counts the downloads started.
+async fn slow_bridge(server: &NatsServer, delay: Duration) -> (Bridge, Arc<AtomicUsize>) {
+    let started = Arc::new(AtomicUsize::new(0));
+    let counter = started.clone();
+    let handler = download_fn(move |request: DownloadRequest, _sink: DownloadSink| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            tokio::time::sleep(delay).await;
+            let bytes = vec![7u8; request.size.unwrap_or(0) as usize];
+            Ok::<_, ClaimCheckError>(Downloaded::Bytes(bytes.into()))
+        }
+    });
+    let bridge =
+        Bridge::builder(&server.url()).download_handler(Arc::new(handler)).connect().await.unwrap();
+    (bridge, started)
+}
+
+fn text(received: &Received) -> String {
+    match received.envelope.payloads[0].value().unwrap() {
+        PayloadValue::Text(t) => t,
+        other => panic!("not text: {other:?}"),
+    }
+}
+
+#[test]
+fn receivers_are_send_and_sync() {
+    fn send_sync<T: Send + Sync + Unpin>() {}
+    send_sync::<Subscription>();
+    send_sync::<EnvelopeConsumer>();
+    send_sync::<Rejected>();
+}
+
+#[tokio::test]
+async fn a_subscription_is_a_stream_of_envelopes_and_flush_sends() {
+    let server = NatsServer::start();
+    let bridge = natsbridge::connect(&server.url()).await.unwrap();
+    let mut sub = bridge.subscribe("chat.stream").await.unwrap();
+    barrier(&bridge).await;
+    let sender = natsbridge::connect(&server.url()).await.unwrap();
+    for i in 0..2 {
+        let payloads = vec![Payload::text("t", format!("m{i}"))];
+        sender.smartsend("chat.stream", payloads, SendOptions::default()).await.unwrap();
+    }
+    sender.connection().publish("chat.stream", "{broken".into()).await.unwrap();
+    sender
+        .smartsend("chat.stream", vec![Payload::text("t", "m2")], SendOptions::default())
+        .await
+        .unwrap();
+    sender.flush().await.unwrap();
+
+    // A Stream adapter over `&mut Subscription`; the subscription goes on
+    // after it.
+    let items: Vec<_> = (&mut sub).take(3).collect().await;
+    assert_eq!(text(items[0].as_ref().unwrap()), "m0");
+    assert_eq!(text(items[1].as_ref().unwrap()), "m1");
+    let rejected = items[2].as_ref().unwrap_err();
+    assert_eq!(
+        (rejected.subject.as_str(), rejected.payload.as_ref()),
+        ("chat.stream", &b"{broken"[..])
+    );
+    assert_eq!(text(&sub.next().await.unwrap().unwrap()), "m2");
+}
+
+#[tokio::test]
+async fn a_dropped_next_keeps_the_message_and_its_download_goes_on() {
+    let server = NatsServer::start();
+    let (receiver, started) = slow_bridge(&server, Duration::from_millis(600)).await;
+    let mut sub = receiver.subscribe("docs").await.unwrap();
+    barrier(&receiver).await;
+    let sender = natsbridge::connect(&server.url()).await.unwrap();
+    sender.connection().publish("docs", link_envelope(1000)).await.unwrap();
+    sender
+        .smartsend("docs", vec![Payload::text("t", "after")], SendOptions::default())
+        .await
+        .unwrap();
+    sender.flush().await.unwrap();
+
+    // Cancelled while the link is downloading.
+    let cancelled = tokio::time::timeout(Duration::from_millis(150), sub.next()).await;
+    assert!(cancelled.is_err(), "the download takes longer than the timeout");
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+
+    // The next call yields that message first, its download continued
+    // rather than started again.
+    let at = std::time::Instant::now();
+    let first = sub.next().await.unwrap().unwrap();
+    assert_eq!(first.envelope.msg_id, "m-link");
+    assert_eq!(first.envelope.payloads[0].bytes().unwrap().as_ref(), &[7u8; 1000][..]);
+    assert_eq!(started.load(Ordering::SeqCst), 1, "the download was not restarted");
+    assert!(
+        at.elapsed() < Duration::from_millis(590),
+        "continued, not restarted: {:?}",
+        at.elapsed()
+    );
+    assert_eq!(text(&sub.next().await.unwrap().unwrap()), "after");
+}
+
+#[tokio::test]
+async fn an_envelope_consumer_is_a_stream_that_acks_and_naks() {
+    let server = NatsServer::builder().jetstream().start();
+    let bridge = natsbridge::connect(&server.url()).await.unwrap();
+    let js = bridge.connection().jetstream();
+    js.ensure_stream("WORK", &["work.>"]).await.unwrap();
+    for i in 0..3 {
+        let payloads = vec![Payload::text("t", format!("job{i}"))];
+        bridge.jetstream_send("work.in", payloads, SendOptions::default()).await.unwrap();
+    }
+    js.publish("work.in", "{broken".into(), None).await.unwrap();
+
+    let mut consumer = bridge.jetstream_consumer("WORK", "worker").await.unwrap();
+    consumer.nak_delay =
+        RetryConfig { base_delay: Duration::from_millis(10), jitter: false, ..Default::default() };
+    consumer.pull_batch = 2;
+    let mut texts = Vec::new();
+    for _ in 0..3 {
+        texts.push(text(&consumer.next().await.unwrap().unwrap()));
+    }
+    assert_eq!(texts, ["job0", "job1", "job2"]);
+    let rejected = consumer.next().await.unwrap().unwrap_err();
+    assert_eq!(
+        (rejected.subject.as_str(), rejected.payload.as_ref()),
+        ("work.in", &b"{broken"[..])
+    );
+    // Naked: it comes again (and again, naked each time), and nothing else
+    // does: the others were acked.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(700);
+    let mut redelivered = 0;
+    while let Ok(item) = tokio::time::timeout_at(deadline, consumer.next()).await {
+        assert_eq!(item.unwrap().unwrap_err().payload.as_ref(), b"{broken");
+        redelivered += 1;
+    }
+    assert!(redelivered >= 1, "the naked message is redelivered");
+}
+
+#[tokio::test]
+async fn an_envelope_consumer_next_is_cancel_safe() {
+    let server = NatsServer::builder().jetstream().start();
+    let (bridge, started) = slow_bridge(&server, Duration::from_millis(600)).await;
+    let js = bridge.connection().jetstream();
+    js.ensure_stream("DOCS", &["docs.>"]).await.unwrap();
+    js.publish("docs.in", link_envelope(10), None).await.unwrap();
+    let payloads = vec![Payload::text("t", "after")];
+    bridge.jetstream_send("docs.in", payloads, SendOptions::default()).await.unwrap();
+
+    let mut consumer = bridge.jetstream_consumer("DOCS", "worker").await.unwrap();
+    // Long enough to start pulling and start the download, not to finish.
+    let cancelled = tokio::time::timeout(Duration::from_millis(300), consumer.next()).await;
+    assert!(cancelled.is_err());
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    let first = consumer.next().await.unwrap().unwrap();
+    assert_eq!(first.envelope.msg_id, "m-link");
+    assert_eq!(started.load(Ordering::SeqCst), 1, "the download was not restarted");
+    assert_eq!(text(&consumer.next().await.unwrap().unwrap()), "after");
+    drop(consumer);
+
+    // Both were acked: a second consumer on the same durable finds nothing.
+    let again = bridge.jetstream_consumer("DOCS", "worker").await.unwrap();
+    assert!(again.fetch(10, Duration::from_millis(300)).await.unwrap().is_empty());
+}
