@@ -11,7 +11,7 @@ transcribed peer's timestamps under Julia's rule are recorded in a table, and th
 failures SEED_KNOWN lists are shown "known ✗"; neither counts red). Everything it
 starts it stops, by PID. Only 127.0.0.1. See README.md ("The matrix").
 
-    .venv/bin/python interop/run_peers.py [--only-senders python,node] [--only-receivers ...]
+    .venv/bin/python tests/interop/run_peers.py [--only-senders python,node] [--only-receivers ...]
         [--kinds text,dictionary] [--peer NAME=COMMAND] [--fileserver URL] [--rust-fileserver CMD]
         [--only-fileservers plik-stub,natsbridge] [--json FILE] [--markdown FILE] [--no-browser]
 
@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(HERE, "python"))
 from canonical import sha256_hex, table_digest_from_rows, value_digest, xorshift_bytes  # noqa: E402
 
@@ -122,9 +122,9 @@ SEED_KNOWN = [
 # Why, once per detail substring (shown under the list).
 SEED_KNOWN_WHY = {
     MPY_OFFSET: "the seeds' Python peer sends the stock `datetime.now(timezone.utc).isoformat()` (six fraction digits and "
-                "`+00:00`; `interop/seed/python/msghandler_seed.py`), and the MicroPython peer checks a received timestamp by "
+                "`+00:00`; `tests/interop/seed/python/msghandler_seed.py`), and the MicroPython peer checks a received timestamp by "
                 "hand against the seeds' example form `YYYY-MM-DDTHH:MM:SS[.fff][Z]`, as a device setting its clock would "
-                "(`interop/micropython/msghandler_mpy.py`, `parse_timestamp`). Both are the seeds' behaviour and are kept: a "
+                "(`tests/interop/micropython/msghandler_mpy.py`, `parse_timestamp`). Both are the seeds' behaviour and are kept: a "
                 "MicroPython device built from the seeds cannot read a seed-written Python service's timestamps.",
 }
 for _k in SEED_KNOWN:
@@ -409,7 +409,7 @@ def build_peers(extra: list[str], skips: list[str] = ()) -> list[Peer]:
 def ensure_js_deps():
     for d in ("node", "browser", os.path.join("seed", "node"), "micropython"):
         if os.path.exists(os.path.join(HERE, d, "package.json")) and not os.path.isdir(os.path.join(HERE, d, "node_modules")):
-            log(f"npm install in interop/{d}")
+            log(f"npm install in tests/interop/{d}")
             subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=os.path.join(HERE, d), check=True, stdout=subprocess.DEVNULL)
     subprocess.run([NODE, os.path.join(HERE, "browser", "build.mjs")], check=True, stdout=subprocess.DEVNULL)
 
@@ -748,7 +748,7 @@ def one_request(fs, env, req: Peer, resp: Peer, mode: str, subject: str, rr_spec
 # ----------------------------------------------------------------------------- main
 
 
-FS_LABEL = {"plik-stub": "the Plik test double (`interop/python/plik_stub.py`)", "natsbridge": "the Rust `natsbridge fileserver`",
+FS_LABEL = {"plik-stub": "the Plik test double (`tests/interop/python/plik_stub.py`)", "natsbridge": "the Rust `natsbridge fileserver`",
             "external": "the file server given with `--fileserver`"}
 
 
@@ -977,7 +977,7 @@ def render(results, senders, receivers, kinds, peers_seed: dict | None = None) -
     if any(c.get("ts_from") for c in everything):
         out += ["## Julia's DateTime reads the sender's timestamps", "",
                 "Every timestamp a receiver (or a requester, for a responder's answer) saw, under Julia's `DateTime` rule "
-                "(`YYYY-MM-DDTHH:MM:SS`, 1 to 3 fraction digits, an optional `Z`; see interop/README.md, \"What a cell checks\"). "
+                "(`YYYY-MM-DDTHH:MM:SS`, 1 to 3 fraction digits, an optional `Z`; see tests/interop/README.md, \"What a cell checks\"). "
                 "For this project's peers, the Rust peer and the Julia files it is a hard check: a timestamp Julia cannot read "
                 "makes the cell red (`ts`). For the seed-transcribed peers the verdict is recorded here and not counted: "
                 "it is a fact about a fleet built from the seeds, not about the peer under test.", ""]
@@ -1025,7 +1025,7 @@ def render(results, senders, receivers, kinds, peers_seed: dict | None = None) -
     known = [c for c in everything if not c["ok"] and "known" in c]
     out += ["## Known seed behaviour (known ✗, not counted red)", "",
             "Failures between two seed-transcribed peers (or a seed peer and the Julia files) that the seeds' documented behaviour "
-            "explains. Each is one explicit entry (`SEED_KNOWN` in `interop/run_peers.py`: direction, cells or request-reply, the "
+            "explains. Each is one explicit entry (`SEED_KNOWN` in `tests/interop/run_peers.py`: direction, cells or request-reply, the "
             "failure's code and a substring its text must contain); any other failure, between the same peers too, is red, and no "
             "entry may name the Rust peer or this project's Python, Node or browser peers.", ""]
     for f_, t_, w_, codes_, sub_, why_ in SEED_KNOWN:

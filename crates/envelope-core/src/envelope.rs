@@ -158,8 +158,9 @@ impl PayloadRecord {
 
     /// The typed value of a direct (or fetched) payload.
     ///
-    /// Fails with [`ErrorKind::Malformed`] on a link record whose bytes have
-    /// not been fetched, and [`ErrorKind::Decode`] when the bytes do not
+    /// Fails with [`ErrorKind::Malformed`](crate::ErrorKind::Malformed) on a
+    /// link record whose bytes have not been fetched, and
+    /// [`ErrorKind::Decode`](crate::ErrorKind::Decode) when the bytes do not
     /// decode as the payload type says.
     pub fn value(&self) -> Result<PayloadValue> {
         match self.bytes() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Command-line driver of the browser peer (contract: interop/README.md). Serves this folder on a
+// Command-line driver of the browser peer (contract: tests/interop/README.md). Serves this folder on a
 // loopback port, opens peer.html in headless Chromium (Debian's /usr/bin/chromium through
 // playwright-core) and runs the command inside the page. --server must be a ws:// URL.
 //

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the crafted envelopes (interop/crafted/*.json) that test receive leniency and errors.
+"""Writes the crafted envelopes (tests/interop/crafted/*.json) that test receive leniency and errors.
 
 Each is published byte for byte (by julia/replay.py, which also swaps the token http://FILESERVER for
 the live file server) to every receiver. expect.json says what each receiver must report: the same

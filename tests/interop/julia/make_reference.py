@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes interop/julia/reference/*.json: envelopes byte-for-byte as the Julia peer of the seeds
+"""Writes tests/interop/julia/reference/*.json: envelopes byte-for-byte as the Julia peer of the seeds
 (NATSBridge.jl / msghandler.jl, JSON3 + Arrow.jl + Dates) would emit them. Julia cannot be
 installed here, so this script imitates it; see README.md for what is imitated and how.
 

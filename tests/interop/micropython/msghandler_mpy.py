@@ -1,7 +1,7 @@
 # msghandler_mpy - the MicroPython peer of the msghandler / NATSBridge bridge, transcribed from
 # the seeds' MicroPython sections (shared/seeds/004 "msghandler", 000 "NATSBridge") for natsbridge's
 # interop matrix. It runs inside the real MicroPython runtime (the npm WebAssembly port, driven by
-# interop/micropython/peer.mjs) and uses only what MicroPython ships: json, binascii, time, random
+# tests/interop/micropython/peer.mjs) and uses only what MicroPython ships: json, binascii, time, random
 # (hashlib is not needed). No uuid, no os.urandom, no datetime, no asyncio: the API is synchronous.
 #
 #   env, env_json_str = smartpack(subject, data, broker_url="nats://localhost:4222", size_threshold=100000)

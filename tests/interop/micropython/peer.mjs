@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Command-line driver of the MicroPython peer (contract: interop/README.md and the seed-peer
+// Command-line driver of the MicroPython peer (contract: tests/interop/README.md and the seed-peer
 // contract). The envelopes are built and read by msghandler_mpy.py inside the real MicroPython
 // runtime (WebAssembly, npm @micropython/micropython-webassembly-pyscript); Node only carries the
 // NATS socket (`nats`), the HTTP GET of link payloads (runtime.mjs), the spec files and the digests.

@@ -1,5 +1,5 @@
 // Offline checks of the MicroPython peer, run in the real MicroPython runtime (no NATS server):
-//   node --test interop/micropython/
+//   node --test tests/interop/micropython/
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

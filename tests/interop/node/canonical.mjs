@@ -1,6 +1,6 @@
-// Canonical value digests for the interop matrix (interop/README.md, "Digests").
+// Canonical value digests for the interop matrix (tests/interop/README.md, "Digests").
 // Pure JavaScript, shared by the Node driver and the browser page; the caller supplies sha256.
-// Keep in step with interop/python/canonical.py. A JS peer's dictionary/jsontable digests use the
+// Keep in step with tests/interop/python/canonical.py. A JS peer's dictionary/jsontable digests use the
 // 'js' number model (JSON.parse cannot tell 88 from 88.0); Arrow cells use 'typed'.
 
 export const BINARY_KINDS = ['image', 'audio', 'video', 'binary'];

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Command-line driver of the Node peer (contract: interop/README.md).
+// Command-line driver of the Node peer (contract: tests/interop/README.md).
 //   node peer.mjs send    --server URL --subject S --fileserver URL --spec FILE
 //   node peer.mjs listen  --server URL --subject S --count N --timeout SECS
 //   node peer.mjs reply   --server URL --subject S --fileserver URL --count N --timeout SECS --echo

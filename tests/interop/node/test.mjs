@@ -1,4 +1,4 @@
-// Unit checks of the Node peer (no NATS server needed): node --test interop/node/
+// Unit checks of the Node peer (no NATS server needed): node --test tests/interop/node/
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -10,7 +10,7 @@ import * as mh from './msghandler.mjs';
 import { canonNumber, canonJSON, digestInput, parseTypedJSON, xorshiftBytes } from './canonical.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const PY = process.env.PYTHON || join(here, '..', '..', '.venv', 'bin', 'python');
+const PY = process.env.PYTHON || join(here, '..', '..', '..', '.venv', 'bin', 'python');
 
 async function withStub(fn) {
   const p = spawn(PY, [join(here, '..', 'python', 'plik_stub.py'), '--port', '0']);

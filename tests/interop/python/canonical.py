@@ -1,8 +1,8 @@
-"""Canonical value digests for the interop matrix (see interop/README.md, "Digests").
+"""Canonical value digests for the interop matrix (see tests/interop/README.md, "Digests").
 
 Every peer driver (Python, Node, browser, and the Rust CLI) computes the same
 `value_digest` from the value it decoded, so two peers agree exactly when they
-decoded the same value. This file is the Python definition; interop/node/canonical.mjs
+decoded the same value. This file is the Python definition; tests/interop/node/canonical.mjs
 is the JavaScript one. Keep them in step with the README.
 
 Numbers have two models: "typed" (an int is digits, a float always the float form, so 88 and

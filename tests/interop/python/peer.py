@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Command-line driver of the Python peer (the contract every interop driver follows: interop/README.md).
+"""Command-line driver of the Python peer (the contract every interop driver follows: tests/interop/README.md).
 
   peer.py send    --server URL --subject S --fileserver URL --spec FILE [options]
   peer.py listen  --server URL --subject S --count N --timeout SECS

@@ -1,6 +1,6 @@
 """Unit checks of the Python peer and the Plik test double (no NATS server needed).
 
-    .venv/bin/python -m unittest discover -s interop/python -p 'test_*.py'
+    .venv/bin/python -m unittest discover -s tests/interop/python -p 'test_*.py'
 """
 
 import asyncio

@@ -1,6 +1,6 @@
 // msghandler_seed.mjs - the Node.js msghandler peer (`src/msghandler_ssr.js`) transcribed from the
 // newer seed's JavaScript (Node.js) API text (shared/seeds/004_*.txt), for natsbridge's interop
-// matrix. It is NOT interop/node/msghandler.mjs: that one was written next to the Rust peer and
+// matrix. It is NOT tests/interop/node/msghandler.mjs: that one was written next to the Rust peer and
 // follows shared/SPEC.md; this one does what the seed text says and nothing more, keeping the
 // seed's behaviour where it is odd, so the matrix shows how a peer in the field built from the
 // seed treats us. No code is copied from anywhere.

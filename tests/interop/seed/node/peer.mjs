@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Command-line driver of the seed-transcribed Node peer (msghandler_seed.mjs), following the
-// driver contract of interop/README.md as narrowed for seed peers:
+// driver contract of tests/interop/README.md as narrowed for seed peers:
 //   node peer.mjs send    --server URL --subject S [--subject S2 ...] --fileserver URL --spec FILE
 //                         [--reply-to S] [--correlation-id ID] [--msg-purpose P] [--sender-name N]
 //                         [--receiver-name N] [--size-threshold BYTES]

@@ -1,5 +1,5 @@
 // Unit checks of the seed-transcribed Node peer, offline (no NATS server, no file server; fetch is
-// replaced by a fake where the file-server handlers are tested):  node --test interop/seed/node/
+// replaced by a fake where the file-server handlers are tested):  node --test tests/interop/seed/node/
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Driver of the seed-transcribed Python peer (contract: interop/README.md, helper-notes contract).
+"""Driver of the seed-transcribed Python peer (contract: tests/interop/README.md, helper-notes contract).
 
   peer.py [--generation 1|2] send    --server URL --subject S [--subject S2 ...] --fileserver URL --spec FILE [options]
   peer.py [--generation 1|2] listen  --server URL --subject S --count N --timeout SECS
@@ -37,8 +37,8 @@ import uuid
 from datetime import datetime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))  # interop/python/canonical.py
-sys.path.insert(0, HERE)  # first: interop/python has a peer.py of its own
+sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))  # tests/interop/python/canonical.py
+sys.path.insert(0, HERE)  # first: tests/interop/python has a peer.py of its own
 
 import nats  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Offline checks of the seed-transcribed Python peer's pure parts (no NATS, no file server).
 
-    .venv/bin/python -m unittest discover -s interop/seed/python -p 'test_*.py'
+    .venv/bin/python -m unittest discover -s tests/interop/seed/python -p 'test_*.py'
 """
 
 import asyncio
@@ -16,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import msghandler_seed as mh  # noqa: E402
-import peer  # noqa: E402  (puts interop/python on sys.path for canonical)
+import peer  # noqa: E402  (puts tests/interop/python on sys.path for canonical)
 from canonical import table_digest_from_rows, value_digest  # noqa: E402
 
 CASES = os.path.join(HERE, "..", "..", "cases")
