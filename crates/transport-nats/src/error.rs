@@ -101,20 +101,23 @@ impl Error {
     }
 }
 
+// The cause is not part of `Display`: it is `source()`, so a chain printer
+// (`anyhow`'s `{:#}`, the facade's error) shows it once.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.kind)?;
         if !self.detail.is_empty() {
             write!(f, ": {}", self.detail)?;
         }
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
-        }
         Ok(())
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
