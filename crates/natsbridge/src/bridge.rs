@@ -116,15 +116,16 @@ impl BridgeBuilder {
         if let Some(options) = self.object_store.as_ref().filter(|o| o.send)
             && (self.uploader.is_some() || self.fileserver.is_some())
         {
-            return Err(Error::from(crate::claimcheck::Error::new(
-                crate::claimcheck::ErrorKind::InvalidInput,
+            return Err(Error::new(
+                crate::ErrorKind::Config,
                 format!(
                     "link payloads can go to the object store bucket {} or to a file server, \
                      not both (use ObjectStoreOptions {{ send: false, .. }} to only read \
                      nats-os links)",
                     options.bucket
                 ),
-            )));
+                None,
+            ));
         }
         let uploader = match (self.uploader, &self.fileserver) {
             (Some(u), _) => Some(u),

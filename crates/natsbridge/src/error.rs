@@ -21,6 +21,15 @@ pub enum ErrorKind {
     /// NATS failed (connect, auth, publish, request timed out, no
     /// responders).
     Nats(transport::ErrorKind),
+    /// The bridge's configuration contradicts itself (decided by
+    /// [`BridgeBuilder::connect`](crate::BridgeBuilder::connect) before it
+    /// connects: an object store and a file server both for sending). Not
+    /// retried.
+    Config,
+    /// A local file named as a payload ([`FilePayload`](crate::FilePayload))
+    /// could not be read; the message names the payload and the path and
+    /// the cause is the I/O error. Not retried.
+    Io,
 }
 
 /// The error of every fallible call of the facade.
@@ -32,6 +41,15 @@ pub struct Error {
 }
 
 impl Error {
+    /// An error the facade itself decides, with its message and cause.
+    pub(crate) fn new(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error { kind, context: message.into(), source }
+    }
+
     /// Which layer failed and how.
     pub fn kind(&self) -> &ErrorKind {
         &self.kind

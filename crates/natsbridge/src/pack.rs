@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use crate::claimcheck::{
-    DownloadHandler, DownloadHandlerExt, DownloadRequest, Error as ClaimCheckError,
-    ErrorKind as ClaimCheckKind, UploadHandler, UploadHandlerExt, UploadSource,
+    DownloadHandler, DownloadHandlerExt, DownloadRequest, UploadHandler, UploadHandlerExt,
+    UploadSource,
 };
 use crate::envelope::bytes::Bytes;
 use crate::envelope::{
@@ -140,8 +140,7 @@ pub async fn pack_files(
         };
         let reading =
             || format!("reading payload {:?} from {}", file.dataname, file.path.display());
-        let io =
-            |e| Error::from(ClaimCheckError::with_source(ClaimCheckKind::Io, e)).context(reading());
+        let io = |e: std::io::Error| Error::new(crate::ErrorKind::Io, reading(), Some(Box::new(e)));
         let len = tokio::fs::metadata(&file.path).await.map_err(io)?.len();
         let bytes = if uploader.is_some() && len >= threshold as u64 {
             streamed.push((index, file.path, len));

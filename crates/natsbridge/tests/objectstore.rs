@@ -284,7 +284,7 @@ async fn objectstore_links_are_sent_only_when_the_sender_opts_in() {
         .connect()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::InvalidInput), "{err}");
+    assert_eq!(err.kind(), &ErrorKind::Config, "{err}");
     assert!(chain(&err).contains("not both"), "{}", chain(&err));
 }
 
