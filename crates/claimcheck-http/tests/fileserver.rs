@@ -166,7 +166,10 @@ async fn uploads_expire_after_their_ttl() {
     let link = plik.upload_bytes("short-lived.bin", payload(5000)).await.unwrap();
     let put = HttpPutUploader::builder(served.server.put_template()).build().unwrap();
     let put_link = put.upload_bytes("short-lived.bin", payload(5000)).await.unwrap();
-    assert_eq!(files_under(served.dir.path()).len(), 2);
+    // The two files, and the Plik upload's record beside its file.
+    let stored = files_under(served.dir.path());
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    assert_eq!(stored.iter().filter(|f| f.ends_with("upload.json")).count(), 1, "{stored:?}");
 
     // The sweeper removes expired files from disk...
     eventually(|| files_under(served.dir.path()).is_empty()).await;
@@ -634,4 +637,145 @@ async fn cors_answers_allowed_origins_only() {
         .await
         .unwrap();
     assert!(reply.headers().get("access-control-allow-origin").is_none());
+}
+
+/// Uploads `bytes` as `name` through the Plik API with these options; the link.
+async fn plik_upload(
+    base: &str,
+    one_shot: bool,
+    ttl: Duration,
+    name: &str,
+    bytes: &[u8],
+) -> String {
+    PlikUploader::builder(base)
+        .one_shot(one_shot)
+        .ttl(ttl)
+        .build()
+        .unwrap()
+        .upload_bytes(name, bytes.to_vec())
+        .await
+        .unwrap()
+}
+
+/// The upload directory a link's file lives in.
+fn upload_dir_of(root: &std::path::Path, link: &str) -> std::path::PathBuf {
+    let id = link.split("/file/").nth(1).unwrap().split('/').next().unwrap();
+    root.join("plik").join(id)
+}
+
+#[tokio::test]
+async fn a_restarted_server_still_serves_expires_and_consumes() {
+    use natsbridge_fileserver::FileServer;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let first = FileServer::builder().dir(&root).bind("127.0.0.1:0").await.unwrap();
+    let base = first.url().to_owned();
+    let started = std::time::Instant::now();
+    let hour = Duration::from_secs(3600);
+    let kept = plik_upload(&base, false, hour, "kept.bin", &payload(3000)).await;
+    let once = plik_upload(&base, true, hour, "once.bin", &payload(2000)).await;
+    let gone = plik_upload(&base, false, Duration::from_secs(1), "gone.bin", &payload(1000)).await;
+    let later = plik_upload(&base, false, Duration::from_secs(5), "later.bin", &payload(500)).await;
+    let put = HttpPutUploader::builder(first.put_template()).build().unwrap();
+    let put_link = put.upload_bytes("put.bin", payload(700)).await.unwrap();
+    let old_put = put.upload_bytes("old.bin", payload(70)).await.unwrap();
+    // An upload created with nothing in it yet: not kept.
+    let empty = create_upload(&base, serde_json::json!({})).await;
+    // An upload created with a declared file still to come.
+    let declared = create_upload(
+        &base,
+        serde_json::json!({"files": [{"fileName": "late.bin", "fileSize": 3}]}),
+    )
+    .await;
+    // Directories no record explains: one without a record, one with a
+    // corrupt record. Both are removed at start.
+    for (id, record) in [("AAAAAAAAAAAAAAAA", None), ("BBBBBBBBBBBBBBBB", Some("{not json"))] {
+        let d = root.join("plik").join(id);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("CCCCCCCCCCCCCCCC"), b"orphan").unwrap();
+        if let Some(r) = record {
+            std::fs::write(d.join("upload.json"), r).unwrap();
+        }
+    }
+    first.shutdown().await;
+    // A PUT file written two days ago has outlived the default TTL (24 h).
+    let old_path = root.join("put").join(old_put.split("/put/").nth(1).unwrap());
+    let two_days = std::time::SystemTime::now() - Duration::from_secs(48 * 3600);
+    std::fs::File::options().write(true).open(&old_path).unwrap().set_modified(two_days).unwrap();
+
+    // Restart on the same directory, once the 1-second upload has expired.
+    tokio::time::sleep(Duration::from_millis(1500).saturating_sub(started.elapsed())).await;
+    let second = FileServer::builder().dir(&root).bind("127.0.0.1:0").await.unwrap();
+    let moved = |link: &str| link.replacen(&base, second.url(), 1);
+    let down = downloader(0);
+    let get = |link: String, size: u64| {
+        let down = down.clone();
+        async move { down.download_bytes(&DownloadRequest::new(&link, size)).await }
+    };
+
+    // The kept file is served, as often as asked.
+    for _ in 0..2 {
+        assert!(get(moved(&kept), 3000).await.unwrap() == payload(3000));
+    }
+    // The PUT file too.
+    assert!(get(moved(&put_link), 700).await.unwrap() == payload(700));
+    // The old PUT file expired, and was removed at start.
+    assert!(!old_path.exists());
+    let err = get(moved(&old_put), 70).await.failure();
+    assert_eq!(err.kind(), &ErrorKind::NotFound, "{err}");
+    // The upload that held nothing was forgotten.
+    let (id, token) = (empty["id"].as_str().unwrap(), empty["uploadToken"].as_str().unwrap());
+    let reply = client()
+        .post(format!("{}/file/{id}", second.url()))
+        .header("X-UploadToken", token)
+        .header("Content-Type", "multipart/form-data; boundary=b")
+        .body(multipart("b", "x.bin", b"abc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 404);
+    assert_eq!(reply.text().await.unwrap(), format!("upload {id} not found\n"));
+    // The one-shot file is served once, then gone, from disk too.
+    assert!(get(moved(&once), 2000).await.unwrap() == payload(2000));
+    let r = client().get(moved(&once)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("is not available : removed"));
+    eventually(|| !upload_dir_of(&root, &once).exists()).await;
+    // The expired upload is gone, and its bytes were removed at start.
+    let err = get(moved(&gone), 1000).await.failure();
+    assert!(matches!(err.kind(), ErrorKind::Gone | ErrorKind::NotFound), "{err}");
+    assert!(!upload_dir_of(&root, &gone).exists());
+    // So are the directories without a usable record.
+    assert!(!root.join("plik/AAAAAAAAAAAAAAAA").exists());
+    assert!(!root.join("plik/BBBBBBBBBBBBBBBB").exists());
+    // The declared file can still be uploaded to the restarted server.
+    let (id, token) = (declared["id"].as_str().unwrap(), declared["uploadToken"].as_str().unwrap());
+    let fid = declared["files"][0]["id"].as_str().unwrap();
+    let reply = client()
+        .post(format!("{}/file/{id}/{fid}/late.bin", second.url()))
+        .header("X-UploadToken", token)
+        .header("Content-Type", "multipart/form-data; boundary=b")
+        .body(multipart("b", "late.bin", b"abc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let late = format!("{}/file/{id}/{fid}/late.bin", second.url());
+    assert_eq!(&get(late, 3).await.unwrap()[..], b"abc");
+
+    // Expiry still runs after the restart: the 5-second upload is served
+    // now, then removed by the restarted server's sweeper.
+    assert!(started.elapsed() < Duration::from_secs(5), "the test ran too slowly");
+    assert!(get(moved(&later), 500).await.unwrap() == payload(500));
+    let deadline = started + Duration::from_secs(15);
+    while upload_dir_of(&root, &later).exists() {
+        assert!(std::time::Instant::now() < deadline, "the expired upload was never removed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let err = get(moved(&later), 500).await.failure();
+    assert!(matches!(err.kind(), ErrorKind::Gone | ErrorKind::NotFound), "{err}");
+    // What is left on disk: the kept file, the late one, their records, the PUT file.
+    let left = files_under(&root);
+    assert_eq!(left.len(), 5, "{left:?}");
+    second.shutdown().await;
 }

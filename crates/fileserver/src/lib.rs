@@ -12,6 +12,7 @@
 pub use natsbridge_claimcheck::{Error, ErrorKind};
 
 mod cors;
+mod record;
 mod routes;
 mod store;
 
@@ -61,8 +62,19 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// are checked before any path is built: nothing outside the storage
 /// directory can be read or written.
 ///
-/// Upload metadata is kept in memory: a restarted server forgets the files
-/// of the previous run (they stay on disk, unserved).
+/// Upload records are kept on disk beside their files
+/// (`{dir}/plik/{uploadId}/upload.json`, written atomically), so a server
+/// restarted on the same directory still serves, expires and
+/// one-shot-deletes what the previous run stored; PUT files expire the
+/// default TTL after they were written (their modification time). At start
+/// an upload directory with a missing or unreadable record is logged and
+/// removed. An upload that holds nothing yet (created, no file declared or
+/// posted) or no longer (every file consumed) has no record: a restart
+/// forgets it.
+///
+/// Lifecycle events are logged at info level through `tracing` (start,
+/// upload created, file uploaded, downloaded, one-shot file consumed,
+/// expired); request details at debug.
 ///
 /// ```
 /// use natsbridge_claimcheck_http::{
@@ -116,13 +128,13 @@ impl FileServer {
     }
 
     /// The base URL, `http://ip:port`, to give to
-    /// [`PlikUploader`](crate::PlikUploader). A server bound to an unspecified
+    /// `natsbridge_claimcheck_http::PlikUploader`. A server bound to an unspecified
     /// address (`0.0.0.0`) is named by the loopback address here.
     pub fn url(&self) -> &str {
         &self.url
     }
 
-    /// The URL template for [`HttpPutUploader`](crate::HttpPutUploader):
+    /// The URL template for `natsbridge_claimcheck_http::HttpPutUploader`:
     /// `{url}/put/{uuid}/{name}`.
     pub fn put_template(&self) -> String {
         format!("{}/put/{{uuid}}/{{name}}", self.url)
@@ -233,6 +245,7 @@ impl FileServerBuilder {
         let dir = self.dir.ok_or_else(|| {
             Error::new(ErrorKind::InvalidInput, "the file server needs a storage directory")
         })?;
+        let dir_shown = dir.display().to_string();
         let state = Arc::new(
             State::open(
                 dir,
@@ -254,6 +267,14 @@ impl FileServerBuilder {
                 SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
             });
         }
+        tracing::info!(
+            address = %addr,
+            dir = %dir_shown,
+            uploads = state.upload_count(),
+            max_file_size = self.max_file_size,
+            default_ttl_secs = self.default_ttl.as_secs(),
+            "file server: started"
+        );
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(serve(listener, state, stopped));
         Ok(FileServer { addr, url: format!("http://{shown}"), stop: Some(stop), task: Some(task) })
@@ -305,4 +326,45 @@ async fn serve(listener: TcpListener, state: Arc<State>, mut stopped: oneshot::R
     drop(listener);
     sweeper.abort();
     let _ = tokio::time::timeout(GRACE, graceful.shutdown()).await;
+    tracing::info!("file server: stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natsbridge_claimcheck_http::{
+        DownloadHandlerExt, DownloadRequest, HttpDownloader, PlikUploader, UploadHandlerExt,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A handler that panics while holding the uploads lock (a route only
+    /// unit tests have) gets a 500, and every request after it is served as
+    /// before: the poisoned lock is recovered.
+    #[tokio::test]
+    async fn a_panicking_handler_does_not_break_later_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = FileServer::builder().dir(dir.path()).bind("127.0.0.1:0").await.unwrap();
+        let plik = PlikUploader::new(server.url()).unwrap();
+        let down = HttpDownloader::new().unwrap();
+        let before = plik.upload_bytes("before.bin", &b"before"[..]).await.unwrap();
+
+        for _ in 0..2 {
+            let mut tcp = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
+            tcp.write_all(
+                b"POST /test-panic HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            let mut answer = String::new();
+            tcp.read_to_string(&mut answer).await.unwrap();
+            assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
+        }
+
+        let got = down.download_bytes(&DownloadRequest::new(&before, 6)).await.unwrap();
+        assert_eq!(&got[..], b"before");
+        let after = plik.upload_bytes("after.bin", &b"after"[..]).await.unwrap();
+        let got = down.download_bytes(&DownloadRequest::new(&after, 5)).await.unwrap();
+        assert_eq!(&got[..], b"after");
+        server.shutdown().await;
+    }
 }

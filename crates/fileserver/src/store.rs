@@ -3,10 +3,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use natsbridge_claimcheck::Error;
+
+use crate::record;
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Config {
@@ -46,13 +48,21 @@ pub(crate) struct FileMeta {
     pub(crate) status: Status,
     pub(crate) size: u64,
     pub(crate) md5: String,
+    /// Declared when the upload was created (it goes back to `Missing` if
+    /// its upload fails), rather than added by a POST (it disappears).
+    pub(crate) declared: bool,
 }
 
 #[derive(Debug)]
 pub(crate) struct Upload {
     pub(crate) token: String,
     pub(crate) one_shot: bool,
+    /// The TTL the upload was given, in seconds (-1: infinite).
+    pub(crate) ttl: i64,
+    /// When it expires, for the checks (monotonic)...
     pub(crate) expires: Option<Instant>,
+    /// ...and the same moment on the wall clock, for its record on disk.
+    pub(crate) expires_at: Option<SystemTime>,
     pub(crate) files: HashMap<String, FileMeta>,
 }
 
@@ -60,6 +70,28 @@ impl Upload {
     pub(crate) fn expired(&self, now: Instant) -> bool {
         self.expires.is_some_and(|e| e <= now)
     }
+
+    /// Whether the upload holds anything a restart must keep: a file that
+    /// is stored or still awaited. An upload with neither (nothing posted
+    /// yet, or every file consumed) has no record on disk.
+    pub(crate) fn worth_keeping(&self) -> bool {
+        self.files.values().any(|f| match f.status {
+            Status::Uploaded | Status::Downloading => true,
+            Status::Missing | Status::Uploading => f.declared,
+            Status::Removed => false,
+        })
+    }
+}
+
+/// Locks a mutex of the state whether or not a panic poisoned it.
+///
+/// No code holding these locks awaits or can leave the maps half-updated
+/// (each critical section is a lookup, an insert, a remove or a field
+/// write), so the data behind a poisoned lock is as consistent as behind a
+/// healthy one: recovering it keeps one panicking request from failing
+/// every later one.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[derive(Debug)]
@@ -68,12 +100,16 @@ pub(crate) struct State {
     /// Which browser origins may call the server.
     pub(crate) cors: crate::cors::Cors,
     root: PathBuf,
-    pub(crate) uploads: Mutex<HashMap<String, Upload>>,
+    uploads: Mutex<HashMap<String, Upload>>,
     /// PUT keys and when they expire.
-    pub(crate) puts: Mutex<HashMap<String, Option<Instant>>>,
+    puts: Mutex<HashMap<String, Option<Instant>>>,
+    /// Serializes writes and removals of upload records, so the last write
+    /// of a record is always the newest state.
+    records: tokio::sync::Mutex<()>,
 }
 
 impl State {
+    /// Opens the storage directory and loads what a previous run stored.
     pub(crate) async fn open(
         root: PathBuf,
         config: Config,
@@ -85,13 +121,39 @@ impl State {
                 .await
                 .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
+        let (uploads, puts) = tokio::task::spawn_blocking({
+            let root = root.clone();
+            move || {
+                let uploads = record::load_uploads(&root.join("plik"));
+                let puts = record::load_puts(&root.join("put"), config.default_ttl);
+                (uploads, puts)
+            }
+        })
+        .await
+        .map_err(|e| Error::io("loading the stored uploads", std::io::Error::other(e)))?;
         Ok(State {
             config,
             cors,
             root,
-            uploads: Mutex::new(HashMap::new()),
-            puts: Mutex::new(HashMap::new()),
+            uploads: Mutex::new(uploads),
+            puts: Mutex::new(puts),
+            records: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The uploads, locked (see [`lock`]).
+    pub(crate) fn uploads(&self) -> MutexGuard<'_, HashMap<String, Upload>> {
+        lock(&self.uploads)
+    }
+
+    /// How many uploads are known.
+    pub(crate) fn upload_count(&self) -> usize {
+        self.uploads().len()
+    }
+
+    /// The PUT keys, locked (see [`lock`]).
+    pub(crate) fn puts(&self) -> MutexGuard<'_, HashMap<String, Option<Instant>>> {
+        lock(&self.puts)
     }
 
     /// Only ever called with ids that passed [`valid_id`].
@@ -121,11 +183,50 @@ impl State {
         Instant::now().checked_add(ttl)
     }
 
+    /// Writes the record of `upload_id` as it is now (or removes it, when
+    /// the upload holds nothing worth keeping). An upload no longer known
+    /// (expired) is left to whoever removed it.
+    pub(crate) async fn persist(&self, upload_id: &str) -> std::io::Result<()> {
+        let _serial = self.records.lock().await;
+        let snapshot = {
+            let uploads = self.uploads();
+            match uploads.get(upload_id) {
+                None => return Ok(()),
+                Some(u) => u.worth_keeping().then(|| record::to_json(upload_id, u)),
+            }
+        };
+        let dir = self.upload_dir(upload_id);
+        match snapshot {
+            Some(json) => record::write(&dir, &json).await,
+            None => {
+                record::remove(&dir).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes an upload's directory (files and record), after it has left
+    /// the map; in step with record writes, so none recreates it.
+    pub(crate) async fn remove_upload_dir(&self, upload_id: &str) {
+        let _serial = self.records.lock().await;
+        remove_dir(&self.upload_dir(upload_id)).await;
+    }
+
+    /// Forgets an expired upload and removes it from disk.
+    pub(crate) fn expire_later(self: &std::sync::Arc<Self>, upload_id: &str) {
+        if self.uploads().remove(upload_id).is_some() {
+            tracing::info!(upload = %upload_id, "file server: upload expired");
+        }
+        let state = self.clone();
+        let upload_id = upload_id.to_owned();
+        tokio::spawn(async move { state.remove_upload_dir(&upload_id).await });
+    }
+
     /// Removes expired uploads and PUT files from memory and disk.
     pub(crate) async fn sweep(&self) {
         let now = Instant::now();
         let expired_uploads: Vec<String> = {
-            let mut uploads = self.uploads.lock().unwrap();
+            let mut uploads = self.uploads();
             let ids: Vec<String> =
                 uploads.iter().filter(|(_, u)| u.expired(now)).map(|(id, _)| id.clone()).collect();
             for id in &ids {
@@ -134,10 +235,11 @@ impl State {
             ids
         };
         for id in expired_uploads {
-            remove_dir(&self.upload_dir(&id)).await;
+            tracing::info!(upload = %id, "file server: upload expired");
+            self.remove_upload_dir(&id).await;
         }
         let expired_puts: Vec<String> = {
-            let mut puts = self.puts.lock().unwrap();
+            let mut puts = self.puts();
             let keys: Vec<String> = puts
                 .iter()
                 .filter(|(_, e)| e.is_some_and(|e| e <= now))
@@ -149,6 +251,7 @@ impl State {
             keys
         };
         for key in expired_puts {
+            tracing::info!(key = %key, "file server: PUT file expired");
             let _ = tokio::fs::remove_file(self.put_path(&key)).await;
         }
     }
@@ -209,6 +312,21 @@ pub(crate) fn same_secret(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_poisoned_lock_is_recovered() {
+        let m = std::sync::Arc::new(Mutex::new(1));
+        let poisoner = m.clone();
+        let panicked = std::thread::spawn(move || {
+            let mut g = poisoner.lock().unwrap();
+            *g = 2;
+            panic!("poisoning the lock");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert!(m.is_poisoned());
+        assert_eq!(*lock(&m), 2);
+    }
 
     #[test]
     fn ids_and_keys_are_checked() {

@@ -1,0 +1,289 @@
+//! Upload records on disk, so a restarted server (same directory) still
+//! serves, expires and one-shot-deletes what a previous run stored.
+//!
+//! Each upload worth keeping has `plik/{uploadId}/upload.json` beside its
+//! files: its token, one-shot flag, TTL, expiry (wall clock, Unix
+//! milliseconds) and files (id, name, size, MD5, status). It is written
+//! whole to a temporary file and renamed into place, so a crash leaves
+//! either the old record or the new one, never half of one. PUT files need
+//! no record: their expiry is their modification time plus the default TTL.
+//!
+//! At start the records are loaded. A directory whose record is missing or
+//! unreadable is logged and **removed** (nothing could ever serve or expire
+//! its files otherwise), as are expired uploads, part files of uploads cut
+//! by the stop, and files a record does not list as stored; a stored file
+//! whose bytes are gone or the wrong size is marked `removed`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::store::{FileMeta, Status, Upload, valid_id, valid_put_key};
+
+/// The record's file name in an upload's directory (file ids are 16
+/// letters and digits, so it never names a file).
+pub(crate) const RECORD: &str = "upload.json";
+const VERSION: u64 = 1;
+
+/// The record of an upload.
+pub(crate) fn to_json(upload_id: &str, u: &Upload) -> Vec<u8> {
+    let files: Vec<Value> = u
+        .files
+        .iter()
+        .filter_map(|(id, f)| {
+            let status = match f.status {
+                Status::Missing | Status::Uploading if f.declared => "missing",
+                // Added by a POST still running: not stored yet.
+                Status::Missing | Status::Uploading => return None,
+                Status::Uploaded | Status::Downloading => "uploaded",
+                Status::Removed => "removed",
+            };
+            Some(json!({
+                "id": id,
+                "fileName": f.name,
+                "fileSize": f.size,
+                "fileMd5": f.md5,
+                "status": status,
+                "declared": f.declared,
+            }))
+        })
+        .collect();
+    let expires_at = u
+        .expires_at
+        .map(|t| u64::try_from(t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()));
+    json!({
+        "version": VERSION,
+        "id": upload_id,
+        "uploadToken": u.token,
+        "oneShot": u.one_shot,
+        "ttl": u.ttl,
+        "expiresAt": expires_at.map(|ms| ms.unwrap_or(u64::MAX)),
+        "files": files,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Writes a record atomically: a temporary file renamed over the old one.
+pub(crate) async fn write(dir: &Path, json: &[u8]) -> std::io::Result<()> {
+    tokio::fs::create_dir_all(dir).await?;
+    let temp = dir.join(format!("{RECORD}.tmp-{}", uuid::Uuid::new_v4().simple()));
+    if let Err(e) = tokio::fs::write(&temp, json).await {
+        let _ = tokio::fs::remove_file(&temp).await;
+        return Err(e);
+    }
+    if let Err(e) = tokio::fs::rename(&temp, dir.join(RECORD)).await {
+        let _ = tokio::fs::remove_file(&temp).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Removes a record, and its directory if nothing else is left in it.
+pub(crate) async fn remove(dir: &Path) {
+    match tokio::fs::remove_file(dir.join(RECORD)).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "file server: could not remove an upload record");
+        }
+    }
+    // Fails, as it should, while a file is still there.
+    let _ = tokio::fs::remove_dir(dir).await;
+}
+
+/// Loads the uploads under `plik` (blocking: run once, at start).
+pub(crate) fn load_uploads(plik: &Path) -> HashMap<String, Upload> {
+    let mut out = HashMap::new();
+    let Ok(entries) = std::fs::read_dir(plik) else {
+        return out;
+    };
+    let now = SystemTime::now();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some(id) = name.to_str().filter(|id| valid_id(id)) else {
+            tracing::warn!(path = %path.display(), "file server: ignoring an entry that is no upload of ours");
+            continue;
+        };
+        if !path.is_dir() {
+            tracing::warn!(path = %path.display(), "file server: ignoring an entry that is no upload of ours");
+            continue;
+        }
+        let mut upload = match read(&path.join(RECORD), id, now) {
+            Ok(u) => u,
+            Err(why) => {
+                tracing::warn!(upload = %id, why = %why, "file server: upload has no usable record; removing its files");
+                remove_dir_now(&path);
+                continue;
+            }
+        };
+        if upload.expired(Instant::now()) {
+            tracing::info!(upload = %id, "file server: upload expired");
+            remove_dir_now(&path);
+            continue;
+        }
+        let changed = tidy(&path, id, &mut upload);
+        if !upload.worth_keeping() {
+            remove_dir_now(&path);
+            continue;
+        }
+        if changed {
+            let temp = path.join(format!("{RECORD}.tmp-{}", uuid::Uuid::new_v4().simple()));
+            let written = std::fs::write(&temp, to_json(id, &upload))
+                .and_then(|()| std::fs::rename(&temp, path.join(RECORD)));
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&temp);
+                tracing::warn!(upload = %id, error = %e, "file server: could not rewrite an upload record");
+            }
+        }
+        out.insert(id.to_owned(), upload);
+    }
+    out
+}
+
+/// An upload from its record, or why it cannot be read.
+fn read(path: &Path, id: &str, now: SystemTime) -> Result<Upload, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("reading {RECORD}: {e}"))?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{RECORD}: {e}"))?;
+    let bad = |what: &str| format!("{RECORD}: bad or missing {what}");
+    if v.get("version").and_then(Value::as_u64) != Some(VERSION) {
+        return Err(bad("version"));
+    }
+    if v.get("id").and_then(Value::as_str) != Some(id) {
+        return Err(bad("id"));
+    }
+    let token = v.get("uploadToken").and_then(Value::as_str).filter(|t| !t.is_empty());
+    let token = token.ok_or_else(|| bad("uploadToken"))?.to_owned();
+    let one_shot = v.get("oneShot").and_then(Value::as_bool).ok_or_else(|| bad("oneShot"))?;
+    let ttl = v.get("ttl").and_then(Value::as_i64).ok_or_else(|| bad("ttl"))?;
+    let expires_at = match v.get("expiresAt") {
+        Some(Value::Null) => None,
+        Some(ms) => {
+            let ms = ms.as_u64().ok_or_else(|| bad("expiresAt"))?;
+            Some(
+                UNIX_EPOCH
+                    .checked_add(Duration::from_millis(ms))
+                    .ok_or_else(|| bad("expiresAt"))?,
+            )
+        }
+        None => return Err(bad("expiresAt")),
+    };
+    let expires = expires_at.map(|at| match at.duration_since(now) {
+        Ok(left) => Instant::now().checked_add(left).unwrap_or_else(far_future),
+        Err(_) => Instant::now(),
+    });
+    let mut files = HashMap::new();
+    for f in v.get("files").and_then(Value::as_array).ok_or_else(|| bad("files"))? {
+        let fid = f.get("id").and_then(Value::as_str).filter(|i| valid_id(i));
+        let fid = fid.ok_or_else(|| bad("file id"))?;
+        let name = f.get("fileName").and_then(Value::as_str);
+        let name =
+            name.filter(|n| !n.is_empty() && n.len() <= 1024).ok_or_else(|| bad("fileName"))?;
+        let size = f.get("fileSize").and_then(Value::as_u64).ok_or_else(|| bad("fileSize"))?;
+        let md5 = f.get("fileMd5").and_then(Value::as_str).ok_or_else(|| bad("fileMd5"))?;
+        let status = match f.get("status").and_then(Value::as_str) {
+            Some("missing") => Status::Missing,
+            Some("uploaded") => Status::Uploaded,
+            Some("removed") => Status::Removed,
+            _ => return Err(bad("status")),
+        };
+        let declared = f.get("declared").and_then(Value::as_bool).unwrap_or(false);
+        let meta = FileMeta { name: name.to_owned(), status, size, md5: md5.to_owned(), declared };
+        files.insert(fid.to_owned(), meta);
+    }
+    Ok(Upload { token, one_shot, ttl, expires, expires_at, files })
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
+/// Checks an upload's stored files against its record: a stored file whose
+/// bytes are gone or the wrong size becomes `removed`; files the record does
+/// not list as stored (parts cut by the stop, consumed leftovers) are
+/// deleted. Whether the record changed.
+fn tidy(dir: &Path, id: &str, upload: &mut Upload) -> bool {
+    let mut changed = false;
+    for (fid, f) in &mut upload.files {
+        if f.status != Status::Uploaded {
+            continue;
+        }
+        let on_disk =
+            std::fs::metadata(dir.join(fid)).ok().filter(|m| m.is_file()).map(|m| m.len());
+        if on_disk != Some(f.size) {
+            tracing::warn!(upload = %id, file = %fid, "file server: a stored file is gone or damaged; marking it removed");
+            f.status = Status::Removed;
+            changed = true;
+        }
+    }
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let listed = upload.files.get(name.as_ref()).is_some_and(|f| f.status == Status::Uploaded);
+        if name == RECORD || listed {
+            continue;
+        }
+        let path = entry.path();
+        tracing::debug!(path = %path.display(), "file server: removing a file no record lists");
+        if path.is_dir() {
+            remove_dir_now(&path);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    changed
+}
+
+fn remove_dir_now(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "file server: could not remove");
+    }
+}
+
+/// Loads the PUT keys under `put` (blocking: run once, at start). A PUT
+/// file expires `ttl` after it was written (its modification time); an
+/// expired one and temporary files of cut PUTs are removed, anything that
+/// is no valid key is left alone.
+pub(crate) fn load_puts(put: &Path, ttl: Duration) -> HashMap<String, Option<Instant>> {
+    let mut out = HashMap::new();
+    let now = SystemTime::now();
+    let mut stack: Vec<(PathBuf, String)> = vec![(put.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let key = if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push((path, key));
+                continue;
+            }
+            if prefix.is_empty() && name.starts_with(".tmp-") {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            if !valid_put_key(&key) {
+                tracing::warn!(path = %path.display(), "file server: ignoring a file that is no PUT key");
+                continue;
+            }
+            let written = meta.modified().unwrap_or(now);
+            let left = (written + ttl).duration_since(now).ok();
+            match left {
+                Some(left) if !left.is_zero() => {
+                    out.insert(key, Instant::now().checked_add(left));
+                }
+                _ => {
+                    tracing::info!(key = %key, "file server: PUT file expired");
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+    }
+    out
+}

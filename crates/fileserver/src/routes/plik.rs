@@ -1,0 +1,321 @@
+//! Plik's upload routes: `POST /upload` and `GET`/`HEAD
+//! /file/{uploadId}/{fileId}/{fileName}` (`POST /file/...` is in
+//! [`add_file`](super::add_file)).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+
+use super::reply::{
+    Body, OnComplete, Refused, disk_error, empty_body, file_body, human_bytes, internal_error,
+    json_reply, refuse, shown, text,
+};
+use crate::store::{FileMeta, State, Status, Upload, random_id, valid_id};
+
+/// The answer refusing a request for an upload that does not exist or has
+/// expired, if so. An expired upload is removed on the spot.
+pub(super) fn refuse_upload(state: &Arc<State>, upload_id: &str) -> Option<Response<Body>> {
+    let not_found =
+        || text(StatusCode::NOT_FOUND, format!("upload {} not found", shown(upload_id)));
+    if !valid_id(upload_id) {
+        return Some(not_found());
+    }
+    let expired = match state.uploads().get(upload_id) {
+        None => return Some(not_found()),
+        Some(u) => u.expired(Instant::now()),
+    };
+    if expired {
+        state.expire_later(upload_id);
+        return Some(text(StatusCode::NOT_FOUND, format!("upload {upload_id} has expired")));
+    }
+    None
+}
+
+pub(super) fn file_object(id: &str, meta: &FileMeta) -> Value {
+    json!({
+        "id": id,
+        "fileName": meta.name,
+        "fileSize": meta.size,
+        "fileMd5": meta.md5,
+        "fileType": "application/octet-stream",
+        "status": meta.status.as_str(),
+        "reference": "",
+    })
+}
+
+/// A key of a JSON request object, matched as Plik's Go decoder
+/// (`encoding/json`) matches struct fields: the exact name, else any
+/// spelling that differs only in case (`{"OneShot": true}` works on Plik).
+fn field<'a>(object: &'a Value, name: &str) -> Option<&'a Value> {
+    let map = object.as_object()?;
+    map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+}
+
+/// The TTL an upload asks for, as Plik answers it (seconds, -1: infinite),
+/// and when it expires; or the refusal.
+fn ttl_of(
+    state: &State,
+    params: &Value,
+) -> Result<(i64, Option<Instant>, Option<SystemTime>), Refused> {
+    let config = state.config;
+    let ttl = field(params, "ttl").and_then(Value::as_i64).unwrap_or(0);
+    let (secs, lasts) = match ttl {
+        0 => (config.default_ttl.as_secs_f64().ceil() as i64, Some(config.default_ttl)),
+        t if t < 0 => {
+            if let Some(max) = config.max_ttl {
+                return refuse(text(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot set infinite TTL (maximum allowed is : {})", max.as_secs()),
+                ));
+            }
+            (-1, None)
+        }
+        t => {
+            if let Some(max) = config.max_ttl
+                && t as u64 > max.as_secs()
+            {
+                return refuse(text(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid TTL. (maximum allowed is : {})", max.as_secs()),
+                ));
+            }
+            (t, Some(Duration::from_secs(t as u64)))
+        }
+    };
+    let expires = lasts.and_then(|d| state.expiry(d));
+    let expires_at = lasts.and_then(|d| SystemTime::now().checked_add(d));
+    Ok((secs, expires, expires_at))
+}
+
+/// The files an upload declares at creation, each `missing`.
+fn declared_files(state: &State, params: &Value) -> Result<HashMap<String, FileMeta>, Refused> {
+    let max = state.config.max_file_size;
+    // Plik takes an array; its older versions a map.
+    let declared: Vec<&Value> = match field(params, "files") {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(Value::Object(m)) => m.values().collect(),
+        _ => Vec::new(),
+    };
+    let mut files = HashMap::new();
+    for f in declared {
+        let name = field(f, "fileName").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty() {
+            return refuse(text(StatusCode::BAD_REQUEST, "missing file name"));
+        }
+        if name.len() > 1024 {
+            return refuse(text(
+                StatusCode::BAD_REQUEST,
+                "file name is too long, maximum length is 1024 characters",
+            ));
+        }
+        let size = field(f, "fileSize").and_then(Value::as_u64).unwrap_or(0);
+        if size > max {
+            return refuse(text(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "file is too big ({}), maximum file size is {}",
+                    human_bytes(size),
+                    human_bytes(max)
+                ),
+            ));
+        }
+        let meta = FileMeta {
+            name: name.to_owned(),
+            status: Status::Missing,
+            size,
+            md5: String::new(),
+            declared: true,
+        };
+        files.insert(random_id(16), meta);
+    }
+    Ok(files)
+}
+
+/// `POST /upload`.
+pub(super) async fn create_upload(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let body = match Limited::new(request.into_body(), 1 << 20).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return text(StatusCode::BAD_REQUEST, "unable to read request body"),
+    };
+    let params: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) | Err(_) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "unable to deserialize request body : not a JSON upload object",
+                );
+            }
+        }
+    };
+    let one_shot = field(&params, "oneShot").and_then(Value::as_bool).unwrap_or(false);
+    let (ttl, expires, expires_at) = match ttl_of(state, &params) {
+        Ok(t) => t,
+        Err(refused) => return *refused,
+    };
+    let files = match declared_files(state, &params) {
+        Ok(f) => f,
+        Err(refused) => return *refused,
+    };
+
+    let id = random_id(16);
+    let token = random_id(32);
+    let files_json: Vec<Value> = files.iter().map(|(fid, m)| file_object(fid, m)).collect();
+    let upload = Upload { token: token.clone(), one_shot, ttl, expires, expires_at, files };
+    let keep = upload.worth_keeping();
+    state.uploads().insert(id.clone(), upload);
+    // Only an upload that declares files has something to keep yet.
+    if keep && let Err(e) = state.persist(&id).await {
+        state.uploads().remove(&id);
+        state.remove_upload_dir(&id).await;
+        return disk_error("writing an upload record", &e);
+    }
+    tracing::info!(upload = %id, one_shot, ttl, declared = files_json.len(), "file server: upload created");
+    json_reply(&json!({
+        "id": id,
+        "uploadToken": token,
+        "oneShot": one_shot,
+        "ttl": ttl,
+        "files": files_json,
+    }))
+}
+
+/// `GET` and `HEAD /file/{uploadId}/{fileId}/{fileName}`.
+pub(super) async fn get_file(
+    state: &Arc<State>,
+    method: &Method,
+    upload_id: &str,
+    file_id: &str,
+    raw_name: &str,
+) -> Response<Body> {
+    if let Some(r) = refuse_upload(state, upload_id) {
+        return r;
+    }
+    let name = percent_encoding::percent_decode_str(raw_name).decode_utf8_lossy();
+    let get = method == Method::GET;
+    let (meta, one_shot) = {
+        let mut uploads = state.uploads();
+        let Some(upload) = uploads.get_mut(upload_id) else {
+            return text(StatusCode::NOT_FOUND, format!("upload {upload_id} not found"));
+        };
+        let one_shot = upload.one_shot;
+        let Some(file) = upload.files.get_mut(file_id).filter(|_| valid_id(file_id)) else {
+            return text(StatusCode::NOT_FOUND, format!("file {} not found", shown(file_id)));
+        };
+        if file.name != name {
+            return text(StatusCode::BAD_REQUEST, "invalid file name");
+        }
+        if file.status != Status::Uploaded {
+            return text(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "file {} ({file_id}) is not available : {}",
+                    shown(&file.name),
+                    file.status.as_str()
+                ),
+            );
+        }
+        if get && one_shot {
+            file.status = Status::Downloading;
+        }
+        (file.clone(), one_shot)
+    };
+    let sent = get.then(|| Sent {
+        state: state.clone(),
+        upload_id: upload_id.to_owned(),
+        file_id: file_id.to_owned(),
+        consume: one_shot,
+        completed: false,
+    });
+
+    let path = state.file_path(upload_id, file_id);
+    let body = if get {
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => {
+                let done = sent.map(|mut s| Box::new(move || s.complete()) as OnComplete);
+                file_body(file, meta.size, done).await
+            }
+            // `sent` is dropped here, which puts a one-shot file back.
+            Err(e) => return internal_error("opening a stored file", &e),
+        }
+    } else {
+        empty_body()
+    };
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));
+    let disposition: String =
+        meta.name.chars().map(|c| if c == '"' || c.is_control() { '_' } else { c }).collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("filename=\"{disposition}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if one_shot {
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+        );
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        h.insert(header::EXPIRES, HeaderValue::from_static("0"));
+    }
+    response
+}
+
+/// A GET's file being sent: logged once every byte is out, and, for a
+/// one-shot file, consumed then; a one-shot file is put back if the GET
+/// ends early.
+struct Sent {
+    state: Arc<State>,
+    upload_id: String,
+    file_id: String,
+    consume: bool,
+    completed: bool,
+}
+
+impl Sent {
+    fn complete(&mut self) {
+        self.completed = true;
+        let (upload, file) = (&self.upload_id, &self.file_id);
+        tracing::info!(upload = %upload, file = %file, "file server: file downloaded");
+        if !self.consume {
+            return;
+        }
+        if let Some(f) = self.state.uploads().get_mut(upload).and_then(|u| u.files.get_mut(file)) {
+            f.status = Status::Removed;
+        }
+        tracing::info!(upload = %upload, file = %file, "file server: one-shot file consumed");
+        let state = self.state.clone();
+        let (upload, file) = (upload.clone(), file.clone());
+        tokio::spawn(async move {
+            let _ = tokio::fs::remove_file(state.file_path(&upload, &file)).await;
+            if let Err(e) = state.persist(&upload).await {
+                tracing::warn!(upload = %upload, error = %e, "file server: could not write an upload record");
+            }
+        });
+    }
+}
+
+impl Drop for Sent {
+    fn drop(&mut self) {
+        if self.completed || !self.consume {
+            return;
+        }
+        let mut uploads = self.state.uploads();
+        if let Some(f) =
+            uploads.get_mut(&self.upload_id).and_then(|u| u.files.get_mut(&self.file_id))
+            && f.status == Status::Downloading
+        {
+            f.status = Status::Uploaded;
+        }
+    }
+}

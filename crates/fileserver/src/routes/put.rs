@@ -1,0 +1,141 @@
+//! The plain PUT area: `PUT`, `GET` and `HEAD /put/{key...}`, for
+//! `natsbridge_claimcheck_http::HttpPutUploader`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use natsbridge_claimcheck::fileio::FileWriter;
+
+use super::reply::{Body, DRAIN_LIMIT, Refusal, disk_error, empty_body, file_body, text, too_big};
+use crate::store::{State, valid_put_key};
+
+/// `PUT /put/{key...}`: stores the body under the key, replacing what was
+/// there; it expires after the default TTL.
+pub(super) async fn put(state: &State, request: Request<Incoming>, key: &str) -> Response<Body> {
+    if !valid_put_key(key) {
+        return text(StatusCode::BAD_REQUEST, "invalid key");
+    }
+    let max = state.config.max_file_size;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max.saturating_add(DRAIN_LIMIT)) {
+        return too_big(StatusCode::PAYLOAD_TOO_LARGE, max);
+    }
+    let temp = TempFile(state.put_temp_path());
+    let mut body = request.into_body();
+    let copied: Result<u64, Refusal> = async {
+        let mut writer = FileWriter::create(&temp.0).await.map_err(Refusal::Disk)?;
+        let mut size = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| Refusal::Body(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                size += data.len() as u64;
+                if size > max {
+                    return Err(Refusal::TooBig);
+                }
+                writer.write_bytes(data).await.map_err(Refusal::Disk)?;
+            }
+        }
+        writer.finish().await.map_err(Refusal::Disk)?;
+        Ok(size)
+    }
+    .await;
+    let size = match copied {
+        Ok(size) => size,
+        Err(Refusal::TooBig) => {
+            let mut drained = 0u64;
+            while drained < DRAIN_LIMIT {
+                match body.frame().await {
+                    Some(Ok(f)) => drained += f.data_ref().map_or(0, |d| d.len() as u64),
+                    _ => break,
+                }
+            }
+            return too_big(StatusCode::PAYLOAD_TOO_LARGE, max);
+        }
+        Err(Refusal::Body(e)) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("unable to read data from request body : {e}"),
+            );
+        }
+        Err(Refusal::Disk(e)) => return disk_error("writing a PUT", &e),
+    };
+    let path = state.put_path(key);
+    if let Some(parent) = path.parent()
+        && let Err(e) = tokio::fs::create_dir_all(parent).await
+    {
+        tracing::debug!(error = %e, "file server: PUT key conflicts");
+        return text(StatusCode::CONFLICT, "key conflicts with an existing key");
+    }
+    if let Err(e) = tokio::fs::rename(&temp.0, &path).await {
+        tracing::debug!(error = %e, "file server: PUT key conflicts");
+        return text(StatusCode::CONFLICT, "key conflicts with an existing key");
+    }
+    std::mem::forget(temp);
+    let expires = state.expiry(state.config.default_ttl);
+    state.puts().insert(key.to_owned(), expires);
+    tracing::info!(key = %key, size, "file server: PUT file stored");
+    text(StatusCode::CREATED, "created")
+}
+
+/// `GET` and `HEAD /put/{key...}`.
+pub(super) async fn get(state: &State, method: &Method, key: &str) -> Response<Body> {
+    let not_found = || text(StatusCode::NOT_FOUND, "not found");
+    if !valid_put_key(key) {
+        return not_found();
+    }
+    let expired = {
+        let mut puts = state.puts();
+        match puts.get(key) {
+            None => return not_found(),
+            Some(e) if e.is_some_and(|e| e <= Instant::now()) => {
+                puts.remove(key);
+                true
+            }
+            Some(_) => false,
+        }
+    };
+    let path = state.put_path(key);
+    if expired {
+        tracing::info!(key = %key, "file server: PUT file expired");
+        let _ = tokio::fs::remove_file(&path).await;
+        return not_found();
+    }
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(_) => return not_found(),
+    };
+    let size = match file.metadata().await {
+        Ok(m) if m.is_file() => m.len(),
+        _ => return not_found(),
+    };
+    let body = if method == Method::HEAD {
+        empty_body()
+    } else {
+        let key = key.to_owned();
+        let logged = Box::new(move || {
+            tracing::info!(key = %key, "file server: PUT file downloaded");
+        });
+        file_body(file, size, Some(logged)).await
+    };
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    response
+}
+
+/// A temporary file removed when dropped unless forgotten.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -1,0 +1,184 @@
+//! What every route shares: Plik's plain-text errors, JSON replies, size
+//! texts, and file bodies streamed from disk.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::Frame;
+use natsbridge_claimcheck::fileio::read_stream;
+use serde_json::Value;
+
+pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
+
+/// How much of a refused upload is read (and thrown away) before answering,
+/// so the client, still sending, gets the error text rather than a reset
+/// connection. Past this the connection is simply closed.
+pub(super) const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Why an upload's bytes did not reach the disk.
+pub(super) enum Refusal {
+    TooBig,
+    Body(String),
+    Disk(io::Error),
+}
+
+/// A request refused by one of a handler's steps: the answer to send
+/// (boxed: a response is large and a refusal the rare path).
+pub(super) type Refused = Box<Response<Body>>;
+
+/// Refuses with `answer`.
+pub(super) fn refuse<T>(answer: Response<Body>) -> Result<T, Refused> {
+    Err(Box::new(answer))
+}
+
+/// A plain-text error, as Go's `http.Error` writes it.
+pub(super) fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+    let mut body = message.into();
+    body.push('\n');
+    let mut response =
+        Response::new(Full::new(Bytes::from(body)).map_err(|e| match e {}).boxed_unsync());
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    response
+}
+
+pub(super) fn json_reply(value: &Value) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(value.to_string())).map_err(|e| match e {}).boxed_unsync(),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+pub(super) fn internal_error(what: &str, error: &dyn std::fmt::Display) -> Response<Body> {
+    tracing::warn!(error = %error, "file server: {what}");
+    text(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+}
+
+/// A failed write of an upload: a full disk (or a file-size or quota limit)
+/// is `507 Insufficient Storage` with a text that says so, anything else a
+/// plain internal error. The partial file is removed by the caller's guard.
+pub(super) fn disk_error(what: &str, error: &io::Error) -> Response<Body> {
+    use std::io::ErrorKind as Io;
+    if matches!(error.kind(), Io::StorageFull | Io::QuotaExceeded | Io::FileTooLarge) {
+        tracing::warn!(error = %error, "file server: {what}: out of space");
+        return text(StatusCode::INSUFFICIENT_STORAGE, "the file server is out of disk space");
+    }
+    internal_error(what, error)
+}
+
+/// Plik's answer to a file over the maximum size.
+pub(super) fn too_big(status: StatusCode, max: u64) -> Response<Body> {
+    text(status, format!("file too big (limit is set to {})", human_bytes(max)))
+}
+
+/// Caller-controlled text echoed in an error: short and printable.
+pub(super) fn shown(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
+/// go-humanize's `Bytes`, which Plik's size errors use.
+pub(super) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    if n < 10 {
+        return format!("{n} B");
+    }
+    let e = ((n as f64).log10() / 3.0).floor() as usize;
+    let e = e.min(UNITS.len() - 1);
+    let v = n as f64 / 1000f64.powi(e as i32);
+    if e == 0 {
+        format!("{n} B")
+    } else if v < 10.0 {
+        format!("{v:.1} {}", UNITS[e])
+    } else {
+        format!("{v:.0} {}", UNITS[e])
+    }
+}
+
+pub(super) fn empty_body() -> Body {
+    Empty::new().map_err(|e| match e {}).boxed_unsync()
+}
+
+/// Called once every byte of a file body has been handed to the connection.
+/// Dropped uncalled when the body is dropped early.
+pub(super) type OnComplete = Box<dyn FnOnce() + Send>;
+
+/// A file streamed from disk, `size` bytes, in `CHUNK` pieces.
+struct FileStream<S> {
+    inner: S,
+    remaining: u64,
+    on_complete: Option<OnComplete>,
+}
+
+impl<S> FileStream<S> {
+    fn complete(&mut self) {
+        if let Some(done) = self.on_complete.take() {
+            done();
+        }
+    }
+}
+
+impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for FileStream<S> {
+    type Item = io::Result<Frame<Bytes>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
+                if self.remaining == 0 {
+                    self.complete();
+                }
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) if self.remaining > 0 => Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "stored file is shorter than recorded",
+            )))),
+            Poll::Ready(None) => {
+                // An empty file completes without a single chunk.
+                self.complete();
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// The body of a stored file of `size` bytes.
+pub(super) async fn file_body(
+    file: tokio::fs::File,
+    size: u64,
+    on_complete: Option<OnComplete>,
+) -> Body {
+    let stream = FileStream {
+        inner: read_stream(file.into_std().await, size),
+        remaining: size,
+        on_complete,
+    };
+    StreamBody::new(stream).boxed_unsync()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn sizes_read_like_plik() {
+        assert_eq!(human_bytes(5), "5 B");
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1_000_000), "1.0 MB");
+        assert_eq!(human_bytes(10 << 30), "11 GB");
+        assert_eq!(human_bytes(1_500), "1.5 kB");
+    }
+}
