@@ -4,7 +4,6 @@
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -14,6 +13,7 @@ use natsbridge::Payload;
 mod connect;
 mod demo;
 mod dev;
+mod exit;
 mod fileserver;
 mod listen;
 mod local;
@@ -34,6 +34,8 @@ struct Cli {
     /// replaces the filter.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    #[command(flatten)]
+    nats: connect::NatsArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -78,11 +80,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(cli.command, &cli.nats)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("natsbridge: {}", one_line(&e));
-            ExitCode::FAILURE
+            exit::code(&e)
         }
     }
 }
@@ -133,18 +135,24 @@ pub(crate) fn redact_url(url: &str) -> String {
 
 /// An error and its causes on one line.
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ").replace('\n', " ")
+    // A marker such as `exit::BadInput` prints as nothing and is left out.
+    e.chain()
+        .map(|c| c.to_string())
+        .filter(|c| !c.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ")
 }
 
-async fn run(command: Command) -> anyhow::Result<ExitCode> {
+async fn run(command: Command, nats: &connect::NatsArgs) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Send(args) => send::run(*args).await,
+        Command::Send(args) => send::run(*args, nats).await,
         Command::Unpack(args) => unpack::run(args).await,
         Command::Fileserver(args) => fileserver::run(args).await,
         Command::Dev(args) => dev::run(args.json).await,
-        Command::Listen(args) => listen::run(args).await,
-        Command::Request(args) => request::run(*args).await,
-        Command::Reply(args) => reply::run(args).await,
+        Command::Listen(args) => listen::run(args, nats).await,
+        Command::Request(args) => request::run(*args, nats).await,
+        Command::Reply(args) => reply::run(args, nats).await,
         Command::Demo(args) => demo::run(args.json).await,
     }
 }
@@ -179,12 +187,7 @@ pub(crate) fn print_json(json: &[u8]) -> anyhow::Result<()> {
 }
 
 pub(crate) fn parse_payloads(args: &[String]) -> anyhow::Result<Vec<Payload>> {
-    args.iter().map(|p| payload_arg::parse(p)).collect()
-}
-
-pub(crate) fn seconds(secs: f64) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(secs)
-        .map_err(|e| anyhow::anyhow!("bad number of seconds {secs}: {e}"))
+    args.iter().map(|p| payload_arg::parse(p).context(exit::BadInput)).collect()
 }
 
 #[cfg(test)]

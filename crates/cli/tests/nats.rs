@@ -209,7 +209,8 @@ async fn listen_times_out_with_a_non_zero_exit() {
     let server = NatsServer::start();
     let out =
         run(&["listen", "cli.none", "--server", &server.url(), "--count", "1", "--timeout", "0.5"]);
-    assert!(!out.status.success());
+    // The timeout exit code (docs/cli.md).
+    assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("timed out"));
 }
 
@@ -316,7 +317,8 @@ fn request_is_answered_by_a_seed_written_responder_and_reply_answers_a_seed_requ
 fn request_without_responders_fails_clearly() {
     let server = NatsServer::start();
     let out = run(&["request", "cli.nobody", "text:q=x", "--server", &server.url()]);
-    assert_eq!(out.status.code(), Some(1));
+    // The no-responders exit code (docs/cli.md).
+    assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no responders"));
 }
 

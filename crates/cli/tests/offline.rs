@@ -71,7 +71,8 @@ fn unpack_rejects_bad_envelopes_on_one_line_without_panicking() {
     for (input, expected) in cases {
         let out = run_with_stdin(&["unpack", "-"], input);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{input:?}: {stderr}");
+        // Bad input's exit code (docs/cli.md).
+        assert_eq!(out.status.code(), Some(6), "{input:?}: {stderr}");
         assert!(out.stdout.is_empty(), "{input:?}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
         assert!(stderr.contains(expected), "{input:?}: {stderr}");
@@ -89,7 +90,8 @@ fn bad_payload_arguments_are_explained() {
     ] {
         let out = run(&["send", "s", arg, "--no-publish"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{arg}: {stderr}");
+        // Bad input's exit code (docs/cli.md).
+        assert_eq!(out.status.code(), Some(6), "{arg}: {stderr}");
         assert!(stderr.contains(expected), "{arg}: {stderr}");
     }
 }
@@ -151,7 +153,8 @@ fn bad_arrowtable_files_are_refused_before_sending() {
     ] {
         let out = run(&["send", "s", &arg, "--no-publish"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{arg}: {stderr}");
+        // Bad input's exit code (docs/cli.md).
+        assert_eq!(out.status.code(), Some(6), "{arg}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
         assert!(stderr.contains(expected), "{arg}: {stderr}");
         assert!(out.stdout.is_empty());

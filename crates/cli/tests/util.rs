@@ -5,10 +5,29 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Output, Stdio};
 
 /// The `natsbridge` binary Cargo built for these tests.
-/// `RUST_LOG` is removed so that logging is what the arguments ask for.
+/// `RUST_LOG` is removed so that logging is what the arguments ask for, and
+/// so are natscli's variables; `XDG_CONFIG_HOME` names a directory with no
+/// natscli context, so that a context selected on the machine running the
+/// tests is not used.
 pub(crate) fn natsbridge() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_natsbridge"));
     command.env_remove("RUST_LOG");
+    for name in [
+        "NATS_URL",
+        "NATS_USER",
+        "NATS_PASSWORD",
+        "NATS_CREDS",
+        "NATS_NKEY",
+        "NATS_CERT",
+        "NATS_KEY",
+        "NATS_CA",
+        "NATS_TIMEOUT",
+        "NATS_CONTEXT",
+        "NATSBRIDGE_FILESERVER",
+    ] {
+        command.env_remove(name);
+    }
+    command.env("XDG_CONFIG_HOME", concat!(env!("CARGO_TARGET_TMPDIR"), "/no-natscli-config"));
     command
 }
 

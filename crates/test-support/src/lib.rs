@@ -82,6 +82,9 @@ pub struct Tls {
     pub key: PathBuf,
     /// When set, client certificates signed by this CA are required.
     pub client_ca: Option<PathBuf>,
+    /// TLS before the server's INFO (`handshake_first`, natscli's
+    /// `--tlsfirst`): clients that wait for INFO first cannot connect.
+    pub handshake_first: bool,
 }
 
 impl NatsServerBuilder {
@@ -180,6 +183,9 @@ impl NatsServerBuilder {
             c += &format!("tls {{ cert_file: {:?}, key_file: {:?}", tls.cert, tls.key);
             if let Some(ca) = &tls.client_ca {
                 c += &format!(", ca_file: {ca:?}, verify: true");
+            }
+            if tls.handshake_first {
+                c += ", handshake_first: true";
             }
             c += " }\n";
         }
@@ -369,6 +375,7 @@ impl TestCertificates {
             cert: self.dir.path().join("server.pem"),
             key: self.dir.path().join("server-key.pem"),
             client_ca: None,
+            handshake_first: false,
         }
     }
 

@@ -112,6 +112,7 @@ pub struct ConnectOptions {
     root_certificates: Option<PathBuf>,
     client_certificate: Option<(PathBuf, PathBuf)>,
     require_tls: bool,
+    tls_first: bool,
     reconnect: ReconnectPolicy,
     request_timeout: Option<Duration>,
     connection_timeout: Option<Duration>,
@@ -131,6 +132,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("root_certificates", &self.root_certificates)
             .field("client_certificate", &self.client_certificate)
             .field("require_tls", &self.require_tls)
+            .field("tls_first", &self.tls_first)
             .field("reconnect", &self.reconnect)
             .finish()
     }
@@ -193,6 +195,13 @@ impl ConnectOptions {
     /// Refuse to talk to the server without TLS.
     pub fn require_tls(mut self, required: bool) -> Self {
         self.require_tls = required;
+        self
+    }
+
+    /// Start TLS before the server's INFO (natscli's `--tlsfirst`; the server
+    /// must be configured with `handshake_first`). Implies TLS is required.
+    pub fn tls_first(mut self, tls_first: bool) -> Self {
+        self.tls_first = tls_first;
         self
     }
 
@@ -269,10 +278,13 @@ impl ConnectOptions {
         if let Some(capacity) = self.subscription_capacity {
             options = options.subscription_capacity(capacity);
         }
+        if self.tls_first {
+            options = options.tls_first();
+        }
         let policy = self.reconnect;
         let tx = events_tx.clone();
         options = options
-            .require_tls(self.require_tls)
+            .require_tls(self.require_tls || self.tls_first)
             .max_reconnects(policy.max_reconnects)
             .reconnect_delay_callback(move |attempt| policy.delay(attempt))
             .request_timeout(Some(self.request_timeout.unwrap_or(Duration::from_secs(10))))

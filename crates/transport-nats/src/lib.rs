@@ -2,7 +2,8 @@
 //!
 //! The connection layer of the bridge, on async-nats and tokio: connecting
 //! ([`ConnectOptions`]: several servers, token, user/password, nkey and
-//! `.creds` authentication, TLS, WebSocket URLs, a [`ReconnectPolicy`] with
+//! `.creds` authentication, TLS, WebSocket URLs, natscli's contexts
+//! ([`ConnectOptions::from_context`], [`NatsContext`]), a [`ReconnectPolicy`] with
 //! capped exponential backoff and jitter), publishing with a `max_payload`
 //! check before anything is sent, subscriptions and queue groups,
 //! request-reply with distinct timeout and no-responders errors, connection
@@ -28,6 +29,7 @@
 #![deny(missing_docs)]
 
 mod connection;
+mod context;
 mod error;
 mod jetstream;
 mod objectstore;
@@ -36,6 +38,7 @@ mod replies;
 pub use crate::connection::{
     ConnectOptions, Connection, Event, ReconnectPolicy, connect, redact_url,
 };
+pub use crate::context::{DEFAULT_URL, NatsContext};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::jetstream::{Ack, Consumer, JetStream, Messages, StreamMessage};
 pub use crate::objectstore::{ObjectInfo, ObjectReader, ObjectStore, ObjectStoreConfig};

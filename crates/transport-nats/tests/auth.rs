@@ -3,7 +3,7 @@
 
 use futures_util::StreamExt;
 use natsbridge_test_support::NatsServer;
-use natsbridge_transport_nats::{ConnectOptions, ErrorKind};
+use natsbridge_transport_nats::{ConnectOptions, ErrorKind, NatsContext};
 
 #[tokio::test]
 async fn token_auth_accepts_the_right_token_and_names_a_wrong_one() {
@@ -136,4 +136,34 @@ async fn assert_tls_refused(options: ConnectOptions) {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Tls, "{err}");
+}
+
+#[tokio::test]
+async fn a_natscli_context_connects_with_its_credentials() {
+    let server = NatsServer::builder().user_password("carol", "ctx-pa55-value").start();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("nats").join("context");
+    std::fs::create_dir_all(&dir).unwrap();
+    let context = |password: &str| {
+        format!(
+            r#"{{"description":"","url":"{}","user":"carol","password":"{password}","token":"",
+                "creds":"","nkey":"","cert":"","key":"","ca":"","nsc":"","jetstream_domain":""}}"#,
+            server.url()
+        )
+    };
+    std::fs::write(dir.join("good.json"), context("ctx-pa55-value")).unwrap();
+    std::fs::write(dir.join("bad.json"), context("not-the-ctx-pa55")).unwrap();
+    std::fs::write(root.path().join("nats").join("context.txt"), "good").unwrap();
+
+    // Named, and selected (`nats context select good`) when no name is given.
+    for name in [Some("good"), None] {
+        let loaded = NatsContext::load_from(root.path(), name).unwrap().unwrap();
+        assert_eq!(loaded.name.as_deref(), Some("good"));
+        loaded.connect_options().unwrap().connect().await.unwrap();
+    }
+    let bad = NatsContext::load_from(root.path(), Some("bad")).unwrap().unwrap();
+    assert!(!format!("{bad:?}").contains("not-the-ctx-pa55"));
+    let err = bad.connect_options().unwrap().connect().await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Auth, "{err}");
+    assert!(!format!("{err} {err:?}").contains("not-the-ctx-pa55"));
 }

@@ -1,0 +1,268 @@
+//! The one connection setup every subcommand that talks to NATS shares:
+//! natscli's flags, variables and contexts.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use natsbridge::claimcheck::{HttpDownloader, PlikUploader};
+use natsbridge::transport::{ConnectOptions, NatsContext};
+use natsbridge::{Bridge, ErrorKind};
+
+use crate::exit::BadInput;
+use crate::progress::Progress;
+use crate::redact_url;
+
+/// How long `request` waits, and how long connecting may take, when
+/// neither `--timeout` nor `NATS_TIMEOUT` says (natscli's default).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The connection options, named as natscli names them. Global: they may
+/// come before or after the subcommand. Every variable's value is hidden
+/// in `--help`, as some hold secrets.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Connection (natscli's flags and variables)")]
+pub(crate) struct NatsArgs {
+    /// NATS server URL, or several separated by commas. Default: the
+    /// context's, else nats://localhost:4222.
+    #[arg(
+        short = 's',
+        long,
+        env = "NATS_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    server: Option<String>,
+    /// User name; alone (without --password) it is a token, as in natscli.
+    #[arg(long, env = "NATS_USER", global = true, value_name = "USER", hide_env_values = true)]
+    user: Option<String>,
+    /// Password.
+    #[arg(
+        long,
+        env = "NATS_PASSWORD",
+        global = true,
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    password: Option<String>,
+    /// User credentials file (JWT and nkey seed), as `nsc` writes it.
+    #[arg(long, env = "NATS_CREDS", global = true, value_name = "FILE", hide_env_values = true)]
+    creds: Option<PathBuf>,
+    /// File holding a user nkey seed (`SU...`).
+    #[arg(long, env = "NATS_NKEY", global = true, value_name = "FILE", hide_env_values = true)]
+    nkey: Option<PathBuf>,
+    /// TLS client certificate (PEM), with --tlskey.
+    #[arg(long, env = "NATS_CERT", global = true, value_name = "FILE", hide_env_values = true)]
+    tlscert: Option<PathBuf>,
+    /// TLS client certificate's private key (PEM).
+    #[arg(long, env = "NATS_KEY", global = true, value_name = "FILE", hide_env_values = true)]
+    tlskey: Option<PathBuf>,
+    /// CA certificates to trust for the server's TLS (PEM).
+    #[arg(long, env = "NATS_CA", global = true, value_name = "FILE", hide_env_values = true)]
+    tlsca: Option<PathBuf>,
+    /// Start TLS before the server's INFO (servers with handshake_first).
+    #[arg(long, global = true)]
+    tlsfirst: bool,
+    /// natscli context to read (its JSON file under
+    /// $XDG_CONFIG_HOME/nats/context/, else ~/.config/nats/context/).
+    /// Default: the context `nats context select` chose, if any. Flags and
+    /// variables win over the context's fields.
+    #[arg(long, env = "NATS_CONTEXT", global = true, value_name = "NAME", hide_env_values = true)]
+    context: Option<String>,
+    /// How long to wait to connect and for a request's answer ($NATS_TIMEOUT;
+    /// default 5s): 5s, 500ms, 1m or seconds (2.5). For `listen`, the flag
+    /// also ends listening with the timeout exit code.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_timeout)]
+    timeout: Option<Duration>,
+}
+
+impl NatsArgs {
+    /// `--timeout` as given on the command line (not `NATS_TIMEOUT`):
+    /// `listen`'s deadline.
+    pub(crate) fn timeout_flag(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// `--timeout`, else `NATS_TIMEOUT`, else 5 seconds.
+    pub(crate) fn timeout(&self) -> anyhow::Result<Duration> {
+        if let Some(timeout) = self.timeout {
+            return Ok(timeout);
+        }
+        match std::env::var("NATS_TIMEOUT") {
+            Ok(text) if !text.trim().is_empty() => parse_timeout(&text)
+                .map_err(|e| anyhow::anyhow!("NATS_TIMEOUT: {e}").context(BadInput)),
+            _ => Ok(DEFAULT_TIMEOUT),
+        }
+    }
+
+    /// The context, if any, with the flags and variables laid over it
+    /// field by field.
+    fn context(&self) -> anyhow::Result<NatsContext> {
+        let mut context = NatsContext::load(self.context.as_deref())
+            .map_err(|e| anyhow::Error::new(e).context(BadInput))?
+            .unwrap_or_default();
+        if context.name.is_some() {
+            tracing::info!(context = context.name.as_deref(), "using the natscli context");
+        }
+        let overlay = |field: &mut Option<String>, flag: &Option<String>| {
+            if let Some(value) = flag {
+                *field = Some(value.clone());
+            }
+        };
+        overlay(&mut context.url, &self.server);
+        overlay(&mut context.user, &self.user);
+        overlay(&mut context.password, &self.password);
+        let overlay = |field: &mut Option<PathBuf>, flag: &Option<PathBuf>| {
+            if let Some(value) = flag {
+                *field = Some(value.clone());
+            }
+        };
+        overlay(&mut context.creds, &self.creds);
+        overlay(&mut context.nkey, &self.nkey);
+        overlay(&mut context.cert, &self.tlscert);
+        overlay(&mut context.key, &self.tlskey);
+        overlay(&mut context.ca, &self.tlsca);
+        context.tls_first |= self.tlsfirst;
+        Ok(context)
+    }
+
+    /// The servers, comma-separated, without connecting or checking the
+    /// other options (for `send --no-publish`'s `broker_url`).
+    pub(crate) fn url(&self) -> anyhow::Result<String> {
+        Ok(self.context()?.servers().join(","))
+    }
+
+    /// Where and how to connect.
+    pub(crate) fn target(&self) -> anyhow::Result<Target> {
+        let context = self.context()?;
+        let timeout = self.timeout()?;
+        let options = context
+            .connect_options()
+            .map_err(|e| anyhow::Error::new(e).context(BadInput))?
+            .connection_timeout(timeout)
+            .request_timeout(timeout);
+        Ok(Target { url: context.servers().join(","), options })
+    }
+}
+
+/// A server (or several, comma-separated) and the options to connect with.
+pub(crate) struct Target {
+    /// The servers as given; shown and sent on only through [`redact_url`].
+    pub(crate) url: String,
+    options: ConnectOptions,
+}
+
+impl Target {
+    /// `url` with default options (for the servers `demo` starts).
+    pub(crate) fn url(url: &str) -> Target {
+        Target { url: url.to_owned(), options: ConnectOptions::new(url) }
+    }
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    parse_duration(text).ok_or_else(|| {
+        format!("{text:?} is not a duration (5s, 500ms, 1m30s, or a number of seconds)")
+    })
+}
+
+/// A natscli duration: `5s`, `500ms`, `1m30s`, `2h`, or a bare number of
+/// seconds (`2.5`).
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).ok();
+    }
+    if text.is_empty() {
+        return None;
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += Duration::try_from_secs_f64(number * scale).ok()?;
+        rest = &rest[unit_end..];
+    }
+    Some(total)
+}
+
+/// Where link payloads go and may come from.
+#[derive(Debug, Args)]
+pub(crate) struct LinkArgs {
+    /// File server for link payloads (uploads; downloads are allowed from
+    /// any http/https origin unless --allow-origin is given).
+    #[arg(long, env = "NATSBRIDGE_FILESERVER", value_name = "URL")]
+    pub(crate) fileserver: Option<String>,
+    /// Only download link payloads from these origins (repeatable).
+    #[arg(long, value_name = "URL")]
+    pub(crate) allow_origin: Vec<String>,
+}
+
+/// A bridge to `target`: link payloads are uploaded to `fileserver` if
+/// given, and downloaded only from `allow_origin` if any; both with
+/// progress bars on a terminal.
+pub(crate) async fn connect(
+    target: Target,
+    fileserver: Option<&str>,
+    allow_origin: &[String],
+) -> anyhow::Result<Bridge> {
+    let progress = Progress::stderr();
+    let mut downloader = HttpDownloader::builder();
+    for origin in allow_origin {
+        downloader = downloader.allow_origin(origin);
+    }
+    let shown = redact_url(&target.url);
+    let mut builder = Bridge::builder(&target.url)
+        .connect_options(target.options)
+        .download_handler(progress.downloader(downloader)?);
+    if let Some(url) = fileserver {
+        let plik =
+            PlikUploader::new(url).with_context(|| format!("file server {}", redact_url(url)))?;
+        builder = builder.upload_handler(progress.uploader(Arc::new(plik)));
+    }
+    tracing::info!(server = %shown, "connecting to NATS");
+    let bridge = builder.connect().await.map_err(|e| {
+        let context = match e.kind() {
+            ErrorKind::Nats(natsbridge::transport::ErrorKind::Auth) => {
+                format!("authorization refused connecting to {shown}")
+            }
+            _ => format!("connecting to {shown}"),
+        };
+        anyhow::Error::new(e).context(context)
+    })?;
+    tracing::debug!("connected");
+    Ok(bridge)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_natscli_writes_them() {
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2.5"), Some(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_duration("-1"), None);
+        assert_eq!(parse_duration("5x"), None);
+    }
+}

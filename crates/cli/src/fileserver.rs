@@ -1,0 +1,55 @@
+//! `natsbridge fileserver`: serve the Plik-compatible file store.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::json;
+
+use natsbridge_fileserver::FileServer;
+
+use crate::{ctrl_c, print_json};
+
+#[derive(Debug, Args)]
+pub(crate) struct FileserverArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    listen: String,
+    /// Directory to store uploads in.
+    #[arg(long, default_value = "natsbridge-files", value_name = "DIR")]
+    dir: PathBuf,
+    /// Print the startup line as one JSON object (`url`, `dir`).
+    #[arg(long)]
+    json: bool,
+    /// Let web pages from this origin (`http://127.0.0.1:5173`) call the
+    /// server from a browser (CORS); repeatable, `*` for any origin.
+    /// Default: none, as Plik.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
+}
+
+pub(crate) async fn run(args: FileserverArgs) -> anyhow::Result<ExitCode> {
+    let interrupted = ctrl_c()?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let server = args
+        .cors_origins
+        .iter()
+        .fold(FileServer::builder().dir(&args.dir), |b, origin| b.cors_origin(origin))
+        .bind(args.listen.as_str())
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    if args.json {
+        let line = json!({"url": server.url(), "dir": args.dir.display().to_string()});
+        print_json(line.to_string().as_bytes())?;
+    } else {
+        println!("file server (Plik API) at {} storing in {}", server.url(), args.dir.display());
+        std::io::stdout().flush()?;
+    }
+    interrupted.await;
+    tracing::info!("stopping the file server");
+    server.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,43 @@
+//! `natsbridge unpack`: read an envelope from a file or stdin and report it.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use natsbridge::claimcheck::HttpDownloader;
+use natsbridge::smartunpack;
+
+use crate::exit::BadInput;
+use crate::progress::Progress;
+use crate::report;
+
+#[derive(Debug, Args)]
+pub(crate) struct UnpackArgs {
+    /// The envelope file, or `-` for standard input.
+    file: String,
+    /// Save each payload's bytes under this directory.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+pub(crate) async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
+    let mut message = Vec::new();
+    if args.file == "-" {
+        std::io::stdin()
+            .read_to_end(&mut message)
+            .context("reading standard input")
+            .context(BadInput)?;
+    } else {
+        message = std::fs::read(&args.file)
+            .with_context(|| format!("reading {}", args.file))
+            .context(BadInput)?;
+    }
+    let downloader = Progress::stderr().downloader(HttpDownloader::builder())?;
+    let envelope = smartunpack(&message, &downloader).await?;
+    tracing::info!(msg_id = %envelope.msg_id, payloads = envelope.payloads.len(), "unpacked");
+    println!("{}", report::line(&envelope, args.out.as_deref())?);
+    Ok(ExitCode::SUCCESS)
+}
