@@ -163,7 +163,7 @@ impl Target {
     }
 }
 
-fn parse_timeout(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_timeout(text: &str) -> Result<Duration, String> {
     parse_duration(text).ok_or_else(|| {
         format!("{text:?} is not a duration (5s, 500ms, 1m30s, or a number of seconds)")
     })

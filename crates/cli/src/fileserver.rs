@@ -28,16 +28,38 @@ pub(crate) struct FileserverArgs {
     /// Default: none, as Plik.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     cors_origins: Vec<String>,
+    /// The largest file accepted, in bytes (larger uploads get Plik's 400
+    /// `file too big`). Default 10 GiB.
+    #[arg(long, value_name = "BYTES")]
+    max_file_size: Option<u64>,
+    /// How long an upload lives when it asks for no TTL (natscli-style
+    /// duration: `24h`, `90m`, `30s`, or seconds). Default 24h.
+    #[arg(long, value_name = "DURATION", value_parser = crate::connect::parse_timeout)]
+    default_ttl: Option<std::time::Duration>,
+    /// The longest TTL an upload may ask for (longer, or infinite, is
+    /// refused as Plik does). Default: no limit.
+    #[arg(long, value_name = "DURATION", value_parser = crate::connect::parse_timeout)]
+    max_ttl: Option<std::time::Duration>,
 }
 
 pub(crate) async fn run(args: FileserverArgs) -> anyhow::Result<ExitCode> {
     let interrupted = ctrl_c()?;
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
-    let server = args
-        .cors_origins
-        .iter()
-        .fold(FileServer::builder().dir(&args.dir), |b, origin| b.cors_origin(origin))
+    let mut builder = FileServer::builder().dir(&args.dir);
+    for origin in &args.cors_origins {
+        builder = builder.cors_origin(origin);
+    }
+    if let Some(bytes) = args.max_file_size {
+        builder = builder.max_file_size(bytes);
+    }
+    if let Some(ttl) = args.default_ttl {
+        builder = builder.default_ttl(ttl);
+    }
+    if let Some(ttl) = args.max_ttl {
+        builder = builder.max_ttl(ttl);
+    }
+    let server = builder
         .bind(args.listen.as_str())
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

@@ -157,17 +157,22 @@ async fn run(command: Command, nats: &connect::NatsArgs) -> anyhow::Result<ExitC
     }
 }
 
-/// Listens for Ctrl-C from now on and returns the wait for it. Listening
-/// before the ready line is printed means a Ctrl-C sent right after it is
-/// not missed (its default action would end the process without stopping
-/// the servers it started).
+/// Listens for Ctrl-C (SIGINT) and SIGTERM from now on and returns the wait
+/// for either: a service manager's stop is as graceful as a Ctrl-C.
+/// Listening before the ready line is printed means a signal sent right
+/// after it is not missed (its default action would end the process without
+/// stopping the servers it started).
 pub(crate) fn ctrl_c() -> anyhow::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+        let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
         Ok(async move {
-            interrupt.recv().await;
+            tokio::select! {
+                _ = interrupt.recv() => tracing::info!("interrupted (SIGINT)"),
+                _ = terminate.recv() => tracing::info!("terminated (SIGTERM)"),
+            }
         })
     }
     #[cfg(not(unix))]

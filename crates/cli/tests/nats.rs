@@ -13,7 +13,7 @@ use serde_json::Value;
 use natsbridge::table::RecordBatch;
 use natsbridge::table::arrow_array::Int64Array;
 
-use crate::util::{interrupt, natsbridge, run, start_json};
+use crate::util::{interrupt, natsbridge, run, start_json, terminate};
 
 /// A running `natsbridge` and its output.
 struct Running {
@@ -395,6 +395,49 @@ fn dev_json_prints_working_urls_and_stops_on_ctrl_c() {
     let envelope: Value = serde_json::from_slice(&sent.stdout).unwrap();
     assert_eq!(envelope["payloads"][0]["transport"], "link");
     assert!(interrupt(&mut child));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_file_server_runs_as_a_service_limits_sigterm_and_restart() {
+    use natsbridge::claimcheck::{PlikUploader, UploadHandlerExt};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("files");
+    let start = || {
+        let args = ["fileserver", "--listen", "127.0.0.1:0", "--json", "--max-file-size", "1000"];
+        let (child, started) = start_json(
+            args.iter().map(std::ffi::OsStr::new).chain(["--dir".as_ref(), store.as_os_str()]),
+        );
+        (child, started["url"].as_str().unwrap().to_string())
+    };
+    let (mut server, url) = start();
+    let uploader = PlikUploader::builder(&url).one_shot(false).build().unwrap();
+    let link = uploader.upload_bytes("kept.bin", vec![7u8; 500]).await.unwrap();
+    let too_big = uploader.upload_bytes("big.bin", vec![7u8; 2000]).await;
+    assert!(too_big.is_err(), "--max-file-size 1000 accepted 2000 bytes");
+    assert!(terminate(&mut server), "SIGTERM is not a clean stop");
+
+    // Restarted on the same directory (on another port): still served.
+    let (mut again, new_url) = start();
+    let path = link.strip_prefix(&url).unwrap();
+    let got = reqwest_get(&format!("{new_url}{path}")).await;
+    assert_eq!(got, vec![7u8; 500]);
+    assert!(interrupt(&mut again));
+}
+
+async fn reqwest_get(url: &str) -> Vec<u8> {
+    use natsbridge::claimcheck::{DownloadHandlerExt, DownloadRequest, HttpDownloader};
+    let down = HttpDownloader::new().unwrap();
+    down.download_bytes(&DownloadRequest::with_unknown_size(url)).await.unwrap().to_vec()
+}
+
+#[test]
+fn dev_stops_its_nats_server_on_sigterm() {
+    let (mut child, started) = start_json(["dev", "--json"]);
+    let nats_url = started["nats_url"].as_str().unwrap();
+    let addr = nats_url.trim_start_matches("nats://").to_string();
+    assert!(std::net::TcpStream::connect(&addr).is_ok(), "nothing listens at {addr}");
+    assert!(terminate(&mut child), "SIGTERM is not a clean stop");
+    assert!(std::net::TcpStream::connect(&addr).is_err(), "dev left its nats-server running");
 }
 
 #[test]

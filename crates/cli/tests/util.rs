@@ -39,6 +39,13 @@ pub(crate) fn interrupt(child: &mut Child) -> bool {
     child.wait().unwrap().success()
 }
 
+/// Sends SIGTERM (a service manager's stop) and waits; true if it exited 0.
+pub(crate) fn terminate(child: &mut Child) -> bool {
+    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success(), "kill -TERM failed");
+    child.wait().unwrap().success()
+}
+
 /// Runs `natsbridge ARGS` with `stdin` piped in.
 pub(crate) fn run_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = natsbridge()
