@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use natsbridge::claimcheck::{HttpDownloader, PlikUploader};
+use natsbridge::claimcheck::{
+    HttpDownloader, HttpPutUploader, PlikUploader, S3Uploader, UploadHandler,
+};
 use natsbridge::transport::{ConnectOptions, NatsContext};
 use natsbridge::{Bridge, ErrorKind};
 
@@ -213,12 +215,78 @@ pub(crate) struct LinkArgs {
     pub(crate) allow_origin: Vec<String>,
 }
 
+/// Where link payloads are uploaded: at most one store is used, the first
+/// set of the JetStream object store, S3, an HTTP PUT template and a Plik
+/// file server (so an exported `NATSBRIDGE_FILESERVER` does not stand in
+/// the way of `--s3-bucket`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Store {
+    /// Plik (`--fileserver`, `NATSBRIDGE_FILESERVER`).
+    pub(crate) fileserver: Option<String>,
+    /// HTTP PUT to a URL template with `{uuid}` and `{name}`.
+    pub(crate) put_url: Option<String>,
+    /// S3: the bucket; endpoint, region and credentials from the standard
+    /// AWS variables.
+    pub(crate) s3_bucket: Option<String>,
+    /// The JetStream object store bucket on the NATS server.
+    pub(crate) object_store: Option<String>,
+}
+
+impl Store {
+    /// A Plik file server, or none.
+    pub(crate) fn plik(fileserver: Option<&str>) -> Store {
+        Store { fileserver: fileserver.map(String::from), ..Store::default() }
+    }
+
+    /// The uploader for an HTTP store (Plik, PUT, S3), if one is set and no
+    /// object store is.
+    pub(crate) fn uploader(&self) -> anyhow::Result<Option<Arc<dyn UploadHandler>>> {
+        if self.object_store.is_some() {
+            return Ok(None);
+        }
+        if let Some(bucket) = &self.s3_bucket {
+            let mut builder = S3Uploader::builder(bucket);
+            // object_store reads the AWS_* variables itself; an http://
+            // endpoint (MinIO, moto) also needs plain HTTP allowed.
+            if let Ok(endpoint) =
+                std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT"))
+            {
+                builder = builder.endpoint(endpoint);
+            }
+            let s3 = builder.build().with_context(|| format!("S3 bucket {bucket}"))?;
+            return Ok(Some(Arc::new(s3)));
+        }
+        if let Some(template) = &self.put_url {
+            let put = HttpPutUploader::builder(template.as_str())
+                .build()
+                .with_context(|| format!("PUT URL {}", redact_url(template)))?;
+            return Ok(Some(Arc::new(put)));
+        }
+        if let Some(url) = &self.fileserver {
+            let plik = PlikUploader::new(url.as_str())
+                .with_context(|| format!("file server {}", redact_url(url)))?;
+            return Ok(Some(Arc::new(plik)));
+        }
+        Ok(None)
+    }
+}
+
 /// A bridge to `target`: link payloads are uploaded to `fileserver` if
 /// given, and downloaded only from `allow_origin` if any; both with
 /// progress bars on a terminal.
 pub(crate) async fn connect(
     target: Target,
     fileserver: Option<&str>,
+    allow_origin: &[String],
+) -> anyhow::Result<Bridge> {
+    connect_to_store(target, &Store::plik(fileserver), allow_origin).await
+}
+
+/// [`connect`] with link payloads going to `store`; `nats-os://` links
+/// from the store's object store bucket (when it is one) are read too.
+pub(crate) async fn connect_to_store(
+    target: Target,
+    store: &Store,
     allow_origin: &[String],
 ) -> anyhow::Result<Bridge> {
     let progress = Progress::stderr();
@@ -230,10 +298,11 @@ pub(crate) async fn connect(
     let mut builder = Bridge::builder(&target.url)
         .connect_options(target.options)
         .download_handler(progress.downloader(downloader)?);
-    if let Some(url) = fileserver {
-        let plik =
-            PlikUploader::new(url).with_context(|| format!("file server {}", redact_url(url)))?;
-        builder = builder.upload_handler(progress.uploader(Arc::new(plik)));
+    if let Some(uploader) = store.uploader().context(BadInput)? {
+        builder = builder.upload_handler(progress.uploader(uploader));
+    }
+    if let Some(bucket) = &store.object_store {
+        builder = builder.object_store(bucket);
     }
     tracing::info!(server = %shown, "connecting to NATS");
     let bridge = builder.connect().await.map_err(|e| {

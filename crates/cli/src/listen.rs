@@ -1,4 +1,4 @@
-//! `natsbridge listen`: subscribe and print one line per envelope.
+//! `natsbridge listen`: subscribe and show each envelope that arrives.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::connect::{LinkArgs, NatsArgs, connect};
 use crate::exit;
-use crate::report;
+use crate::{report, show};
 
 #[derive(Debug, Args)]
 pub(crate) struct ListenArgs {
@@ -25,6 +25,10 @@ pub(crate) struct ListenArgs {
     /// Join this queue group (each message goes to one member).
     #[arg(long, value_name = "GROUP")]
     queue: Option<String>,
+    /// Print one JSON line per message (a summary of each payload) instead
+    /// of the payloads decoded for a person.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<ExitCode> {
@@ -38,6 +42,7 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
     eprintln!("natsbridge: listening on {}", args.subject);
     let deadline = nats.timeout_flag().map(|d| tokio::time::Instant::now() + d);
     let mut received = 0usize;
+    let mut all_decoded = true;
     while args.count.is_none_or(|n| received < n) {
         let next = match deadline {
             Some(at) => match tokio::time::timeout_at(at, sub.next()).await {
@@ -51,10 +56,11 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
         };
         let Some(item) = next else { break };
         received += 1;
-        let line = match item {
+        match item {
             Ok(msg) => {
                 tracing::info!(subject = %msg.subject, msg_id = %msg.envelope.msg_id, "received");
-                report::line(&msg.envelope, args.out.as_deref())?
+                all_decoded &=
+                    show::print(&msg.envelope, &msg.subject, args.out.as_deref(), args.json)?;
             }
             Err(rejected) => {
                 tracing::info!(subject = %rejected.subject, error = %rejected.error, "rejected");
@@ -63,12 +69,21 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
                     std::fs::create_dir_all(&failed)?;
                     std::fs::write(failed.join(format!("{received}.msg")), &rejected.payload)?;
                 }
-                report::error_line(&rejected.error)
+                let line = if args.json {
+                    report::error_line(&rejected.error)
+                } else {
+                    show::rejected(&rejected.subject, &rejected.error)
+                };
+                let mut stdout = std::io::stdout().lock();
+                writeln!(stdout, "{line}")?;
+                stdout.flush()?;
             }
-        };
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{line}")?;
-        stdout.flush()?;
+        }
+    }
+    if !all_decoded {
+        // Every message was shown; some payloads were not what their type
+        // says (each named on stderr).
+        return Ok(ExitCode::from(exit::BAD_INPUT));
     }
     Ok(ExitCode::SUCCESS)
 }

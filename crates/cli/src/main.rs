@@ -6,10 +6,11 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use natsbridge::Payload;
 
+mod completions;
 mod connect;
 mod demo;
 mod dev;
@@ -17,12 +18,14 @@ mod exit;
 mod fileserver;
 mod listen;
 mod local;
+mod man;
 mod payload_arg;
 mod progress;
 mod reply;
 mod report;
 mod request;
 mod send;
+mod show;
 mod unpack;
 
 /// The Rust peer of the natsbridge / msghandler message bridge over NATS.
@@ -44,23 +47,32 @@ struct Cli {
 enum Command {
     /// Build an envelope from payloads and publish it (or only print it).
     Send(Box<send::SendArgs>),
-    /// Subscribe and print one JSON line per envelope received.
+    /// Subscribe and show each envelope received (`--json`: one JSON line
+    /// each).
     Listen(listen::ListenArgs),
-    /// Send a request envelope (NATS request inbox) and print the reply's line.
+    /// Send a request envelope (its inbox named as NATS reply subject and in
+    /// reply_to) and show the answer.
     Request(Box<request::RequestArgs>),
-    /// Answer requests on a subject.
+    /// Answer requests on a subject: with fixed payloads, their own
+    /// payloads (--echo) or a command's output (--command); replicas share
+    /// requests through a queue group.
     Reply(reply::ReplyArgs),
     /// Run the seeds' walkthroughs end to end on a local nats-server and
     /// file server, and report what went which way.
     Demo(JsonArg),
     /// Read an envelope from a file (or `-` for stdin), fetch its link
-    /// payloads, and print its one-line report.
+    /// payloads, and show it (`--json`: its one-line report).
     Unpack(unpack::UnpackArgs),
     /// Serve the Plik-compatible file store (the local claim-check default).
     Fileserver(fileserver::FileserverArgs),
     /// Start a nats-server (JetStream and WebSocket on) and the file server
     /// on free loopback ports, print their URLs, stop both on Ctrl-C.
     Dev(JsonArg),
+    /// Print the shell completion script for bash, zsh, fish, elvish or
+    /// powershell.
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff) generated from these definitions.
+    Man(man::ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +84,12 @@ struct JsonArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Generated from the definitions above; no runtime, no connection.
+    match &cli.command {
+        Command::Completions(args) => return completions::run(args, Cli::command()),
+        Command::Man(args) => return man::run(args, Cli::command()),
+        _ => {}
+    }
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -154,6 +172,7 @@ async fn run(command: Command, nats: &connect::NatsArgs) -> anyhow::Result<ExitC
         Command::Request(args) => request::run(*args, nats).await,
         Command::Reply(args) => reply::run(args, nats).await,
         Command::Demo(args) => demo::run(args.json).await,
+        Command::Completions(_) | Command::Man(_) => unreachable!("handled before the runtime"),
     }
 }
 
@@ -189,6 +208,20 @@ pub(crate) fn print_json(json: &[u8]) -> anyhow::Result<()> {
     stdout.write_all(b"\n")?;
     stdout.flush()?;
     Ok(())
+}
+
+/// Writes generated text (a completion script, the manual page) to stdout;
+/// a closed pipe (`| head`) is not an error worth a message.
+pub(crate) fn write_stdout(text: &[u8]) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("natsbridge: writing to stdout: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 pub(crate) fn parse_payloads(args: &[String]) -> anyhow::Result<Vec<Payload>> {

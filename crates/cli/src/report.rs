@@ -1,4 +1,5 @@
-//! The one-line JSON report printed for each received envelope.
+//! The one-line JSON report printed for each received envelope (`--json`;
+//! `show` prints the text form).
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,28 @@ use serde_json::{Map, Value, json};
 /// payload: `dataname`, `payload_type`, `transport`, `size`, `sha256` of the
 /// bytes as received, and `path` where `out` saved them (or null).
 pub(crate) fn line(envelope: &Envelope, out: Option<&Path>) -> anyhow::Result<String> {
+    Ok(line_with_paths(envelope, &save_all(envelope, out)?))
+}
+
+/// Saves each payload whose bytes are here under `out` (if given); the
+/// paths, one per payload (None where nothing was saved).
+pub(crate) fn save_all(
+    envelope: &Envelope,
+    out: Option<&Path>,
+) -> anyhow::Result<Vec<Option<PathBuf>>> {
+    envelope
+        .payloads
+        .iter()
+        .enumerate()
+        .map(|(index, record)| match (out, record.bytes()) {
+            (Some(dir), Some(bytes)) => save(dir, envelope, index, record, bytes).map(Some),
+            _ => Ok(None),
+        })
+        .collect()
+}
+
+/// [`line`] for payloads already saved at `paths` (from [`save_all`]).
+pub(crate) fn line_with_paths(envelope: &Envelope, paths: &[Option<PathBuf>]) -> String {
     let mut obj = Map::new();
     for (key, value) in [
         ("correlation_id", &envelope.correlation_id),
@@ -33,22 +56,18 @@ pub(crate) fn line(envelope: &Envelope, out: Option<&Path>) -> anyhow::Result<St
     }
     let mut payloads = Vec::with_capacity(envelope.payloads.len());
     for (index, record) in envelope.payloads.iter().enumerate() {
-        let bytes = record.bytes();
-        let path = match (out, bytes) {
-            (Some(dir), Some(bytes)) => Some(save(dir, envelope, index, record, bytes)?),
-            _ => None,
-        };
+        let path = paths.get(index).and_then(Option::as_ref);
         payloads.push(json!({
             "dataname": record.dataname,
             "payload_type": record.payload_type.as_str(),
             "transport": record.transport().as_str(),
             "size": record.size(),
-            "sha256": bytes.map(|b| sha256_hex(b)),
+            "sha256": record.bytes().map(|b| sha256_hex(b)),
             "path": path.map(|p| p.display().to_string()),
         }));
     }
     obj.insert("payloads".into(), Value::Array(payloads));
-    Ok(Value::Object(obj).to_string())
+    Value::Object(obj).to_string()
 }
 
 fn save(

@@ -1,12 +1,13 @@
-//! `natsbridge request`: send a request envelope and print the answer's line.
+//! `natsbridge request`: send a request envelope and show the answer.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 
 use crate::connect::{NatsArgs, connect};
 use crate::send::EnvelopeArgs;
-use crate::{parse_payloads, report};
+use crate::{exit, parse_payloads, show};
 
 #[derive(Debug, Args)]
 pub(crate) struct RequestArgs {
@@ -14,6 +15,13 @@ pub(crate) struct RequestArgs {
     subject: String,
     #[command(flatten)]
     envelope: EnvelopeArgs,
+    /// Save the answer's payloads under DIR/<msg_id>/.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print the answer as one JSON line (a summary of each payload)
+    /// instead of its payloads decoded for a person.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) async fn run(args: RequestArgs, nats: &NatsArgs) -> anyhow::Result<ExitCode> {
@@ -25,6 +33,9 @@ pub(crate) async fn run(args: RequestArgs, nats: &NatsArgs) -> anyhow::Result<Ex
     tracing::info!(subject = %args.subject, "sending the request");
     let answer = bridge.request(&args.subject, payloads, options, timeout).await?;
     tracing::info!(msg_id = %answer.msg_id, "reply received");
-    println!("{}", report::line(&answer, None)?);
-    Ok(ExitCode::SUCCESS)
+    if show::print(&answer, &answer.send_to, args.out.as_deref(), args.json)? {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::from(exit::BAD_INPUT))
+    }
 }

@@ -1,16 +1,14 @@
 //! `natsbridge send`: build an envelope and publish it (or only print it).
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 
-use natsbridge::claimcheck::PlikUploader;
 use natsbridge::envelope::DEFAULT_MAX_PAYLOAD;
 use natsbridge::{SendOptions, pack_files};
 
-use crate::connect::{NatsArgs, connect};
+use crate::connect::{NatsArgs, Store, connect_to_store};
 use crate::exit::BadInput;
 use crate::progress::Progress;
 use crate::{payload_arg, print_json, redact_url};
@@ -30,6 +28,20 @@ pub(crate) struct EnvelopeArgs {
     /// Claim-check file server (Plik API) for payloads that go by link.
     #[arg(long, env = "NATSBRIDGE_FILESERVER", value_name = "URL")]
     pub(crate) fileserver: Option<String>,
+    /// Upload link payloads with one HTTP PUT each to this URL template
+    /// (`{uuid}` and `{name}` are filled in); the URL is the link.
+    #[arg(long, env = "NATSBRIDGE_PUT_URL", value_name = "TEMPLATE")]
+    pub(crate) put_url: Option<String>,
+    /// Upload link payloads to this S3 bucket (presigned GET links); the
+    /// endpoint, region and credentials come from the standard AWS
+    /// variables (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, ...).
+    #[arg(long, env = "NATSBRIDGE_S3_BUCKET", value_name = "BUCKET")]
+    pub(crate) s3_bucket: Option<String>,
+    /// Store link payloads in this JetStream object store bucket on the
+    /// NATS server (`nats-os://` links: Rust peers only).
+    #[arg(long, env = "NATSBRIDGE_OBJECT_STORE", value_name = "BUCKET")]
+    pub(crate) object_store: Option<String>,
     /// Payloads of this many bytes or more go by link.
     #[arg(long, value_name = "BYTES", default_value_t = natsbridge::envelope::DEFAULT_SIZE_THRESHOLD)]
     threshold: usize,
@@ -74,18 +86,15 @@ impl EnvelopeArgs {
         }
     }
 
-    fn uploader(
-        &self,
-        progress: &Progress,
-    ) -> anyhow::Result<Option<Arc<dyn natsbridge::claimcheck::UploadHandler>>> {
-        self.fileserver
-            .as_deref()
-            .map(|url| {
-                let plik = PlikUploader::new(url)
-                    .with_context(|| format!("file server {}", redact_url(url)))?;
-                Ok(progress.uploader(Arc::new(plik)))
-            })
-            .transpose()
+    /// Where link payloads go (see [`Store`] for which wins when several
+    /// are set).
+    pub(crate) fn store(&self) -> Store {
+        Store {
+            fileserver: self.fileserver.clone(),
+            put_url: self.put_url.clone(),
+            s3_bucket: self.s3_bucket.clone(),
+            object_store: self.object_store.clone(),
+        }
     }
 }
 
@@ -96,8 +105,13 @@ pub(crate) struct SendArgs {
     #[command(flatten)]
     envelope: EnvelopeArgs,
     /// Build and print the envelope without publishing it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "jetstream")]
     no_publish: bool,
+    /// Publish to JetStream and wait for the stream's ack (a stream must
+    /// cover the subject); the envelope's msg_id is the Nats-Msg-Id, so a
+    /// retried publish is stored once. Prints the envelope, then the ack.
+    #[arg(long)]
+    jetstream: bool,
 }
 
 pub(crate) async fn run(args: SendArgs, nats: &NatsArgs) -> anyhow::Result<ExitCode> {
@@ -107,17 +121,31 @@ pub(crate) async fn run(args: SendArgs, nats: &NatsArgs) -> anyhow::Result<ExitC
         .iter()
         .map(|p| payload_arg::parse_outgoing(p).context(BadInput))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let store = args.envelope.store();
     let (envelope, json) = if args.no_publish {
         let options = args.envelope.options(&nats.url()?);
+        if store.object_store.is_some() {
+            anyhow::bail!("--no-publish cannot use the object store (it lives on the NATS server)");
+        }
         // Nothing is published, so there is no server to ask for its
         // max_payload: NATS's default applies.
-        let uploader = args.envelope.uploader(&Progress::stderr())?;
+        let uploader = store.uploader().context(BadInput)?;
+        let uploader = uploader.map(|u| Progress::stderr().uploader(u));
         pack_files(&args.subject, payloads, options, uploader.as_deref(), DEFAULT_MAX_PAYLOAD)
             .await?
     } else {
         let target = nats.target()?;
         let options = args.envelope.options(&target.url);
-        let bridge = connect(target, args.envelope.fileserver.as_deref(), &[]).await?;
+        let bridge = connect_to_store(target, &store, &[]).await?;
+        if args.jetstream {
+            let payloads = payload_arg_files_to_payloads(payloads)?;
+            let (envelope, ack) = bridge.jetstream_send(&args.subject, payloads, options).await?;
+            let json = envelope.to_json()?;
+            print_json(&json)?;
+            let ack = serde_json::json!({"stream": ack.stream, "sequence": ack.sequence, "duplicate": ack.duplicate});
+            print_json(ack.to_string().as_bytes())?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let sent = bridge.smartsend_files(&args.subject, payloads, options).await?;
         bridge.connection().flush().await?;
         tracing::info!(subject = %args.subject, msg_id = %sent.0.msg_id, "published");
@@ -132,4 +160,26 @@ pub(crate) async fn run(args: SendArgs, nats: &NatsArgs) -> anyhow::Result<ExitC
     );
     print_json(&json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The payloads of `send --jetstream`, read into memory (a JetStream message
+/// is published whole; files at or over the threshold still go by link).
+fn payload_arg_files_to_payloads(
+    items: Vec<natsbridge::Outgoing>,
+) -> anyhow::Result<Vec<natsbridge::Payload>> {
+    items
+        .into_iter()
+        .map(|item| match item {
+            natsbridge::Outgoing::Bytes(payload) => Ok(payload),
+            natsbridge::Outgoing::File(file) => {
+                let bytes = std::fs::read(&file.path)
+                    .with_context(|| {
+                        format!("reading payload {:?} from {}", file.dataname, file.path.display())
+                    })
+                    .context(BadInput)?;
+                Ok(natsbridge::Payload::new(file.dataname, file.payload_type, bytes))
+            }
+            _ => anyhow::bail!("a payload kind this command does not know"),
+        })
+        .collect()
 }

@@ -1,4 +1,4 @@
-//! `natsbridge unpack`: read an envelope from a file or stdin and report it.
+//! `natsbridge unpack`: read an envelope from a file or stdin and show it.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -10,9 +10,9 @@ use clap::Args;
 use natsbridge::claimcheck::HttpDownloader;
 use natsbridge::smartunpack;
 
-use crate::exit::BadInput;
+use crate::exit::{self, BadInput};
 use crate::progress::Progress;
-use crate::report;
+use crate::show;
 
 #[derive(Debug, Args)]
 pub(crate) struct UnpackArgs {
@@ -21,6 +21,10 @@ pub(crate) struct UnpackArgs {
     /// Save each payload's bytes under this directory.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Print one JSON line (a summary of each payload) instead of the
+    /// payloads decoded for a person.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
@@ -38,6 +42,9 @@ pub(crate) async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
     let downloader = Progress::stderr().downloader(HttpDownloader::builder())?;
     let envelope = smartunpack(&message, &downloader).await?;
     tracing::info!(msg_id = %envelope.msg_id, payloads = envelope.payloads.len(), "unpacked");
-    println!("{}", report::line(&envelope, args.out.as_deref())?);
-    Ok(ExitCode::SUCCESS)
+    if show::print(&envelope, &envelope.send_to, args.out.as_deref(), args.json)? {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::from(exit::BAD_INPUT))
+    }
 }

@@ -82,6 +82,7 @@ async fn every_payload_type_direct_and_link_from_one_process_to_another() {
     let url = server.url();
     let mut listener = start_ready(&[
         "listen",
+        "--json",
         "cli.all",
         "--server",
         &url,
@@ -175,6 +176,7 @@ async fn listen_reports_an_undecodable_message_and_goes_on() {
     let url = server.url();
     let mut listener = start_ready(&[
         "listen",
+        "--json",
         "cli.bad",
         "--server",
         &url,
@@ -222,6 +224,7 @@ async fn request_and_echo_reply() {
         start_ready(&["reply", "cli.echo", "--server", &url, "--echo", "--count", "1"]);
     let out = run(&[
         "request",
+        "--json",
         "cli.echo",
         "text:q=ping",
         r#"dictionary:d={"n":1}"#,
@@ -278,7 +281,8 @@ fn request_is_answered_by_a_seed_written_responder_and_reply_answers_a_seed_requ
         line.clear();
         assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "the seed responder exited");
     }
-    let out = run(&["request", "cli.seed", "text:q=ping", "--server", &url, "--timeout", "30"]);
+    let out =
+        run(&["request", "--json", "cli.seed", "text:q=ping", "--server", &url, "--timeout", "30"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(responder.wait().unwrap().success());
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap();

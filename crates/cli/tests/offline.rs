@@ -33,7 +33,8 @@ fn send_no_publish_prints_the_envelope_and_unpack_reads_it_back() {
     assert_eq!(envelope["payloads"][1]["size"], 8);
 
     let out_dir = dir.path().join("out");
-    let report = run_with_stdin(&["unpack", "-", "--out", out_dir.to_str().unwrap()], &out.stdout);
+    let report =
+        run_with_stdin(&["unpack", "-", "--json", "--out", out_dir.to_str().unwrap()], &out.stdout);
     assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
     let line: Value = serde_json::from_slice(&report.stdout).unwrap();
     assert!(line.get("payloads").is_some());
@@ -125,7 +126,8 @@ fn arrowtable_from_csv_travels_as_arrow_ipc_and_is_saved_as_arrow() {
     assert_eq!(envelope["payloads"][0]["payload_type"], "arrowtable");
 
     let out_dir = dir.path().join("out");
-    let report = run_with_stdin(&["unpack", "-", "--out", out_dir.to_str().unwrap()], &out.stdout);
+    let report =
+        run_with_stdin(&["unpack", "-", "--json", "--out", out_dir.to_str().unwrap()], &out.stdout);
     assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
     let line: Value = serde_json::from_slice(&report.stdout).unwrap();
     let payload = &line["payloads"][0];
@@ -192,7 +194,7 @@ fn table_is_sent_under_the_first_seed_s_name_and_unknown_types_are_shown() {
     envelope["payloads"].as_array_mut().unwrap().push(unknown);
     let out_dir = dir.path().join("out");
     let report = run_with_stdin(
-        &["unpack", "-", "--out", out_dir.to_str().unwrap()],
+        &["unpack", "-", "--json", "--out", out_dir.to_str().unwrap()],
         envelope.to_string().as_bytes(),
     );
     assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));

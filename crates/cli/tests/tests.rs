@@ -1,6 +1,10 @@
 //! End-to-end tests of the `natsbridge` binary.
 
 mod connection;
+mod install;
 mod nats;
 mod offline;
+mod reply;
+mod show;
+mod stores;
 mod util;

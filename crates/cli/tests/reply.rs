@@ -1,0 +1,290 @@
+//! `natsbridge reply` as a service, against a real nats-server: fixed
+//! answers, `--command`, queue groups shared by replicas, and requesters
+//! of both conventions (NATS reply inbox, envelope `reply_to`).
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ChildStdout, Stdio};
+use std::time::{Duration, Instant};
+
+use natsbridge_test_support::NatsServer;
+use serde_json::Value;
+
+use crate::util::{natsbridge, run, terminate};
+
+/// A running `natsbridge reply` and its stdout (one line per answer).
+struct Replier {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Replier {
+    /// Starts `natsbridge reply ARGS` and waits until it is subscribed.
+    fn start(args: &[&str]) -> Replier {
+        let mut child = natsbridge()
+            .arg("reply")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        assert!(line.contains("answering on"), "{line}");
+        // The rest of stderr (a command's failures) is drained so that it
+        // never blocks the replier.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Replier { child, stdout }
+    }
+
+    /// The next answer's line.
+    fn answer(&mut self) -> Value {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+
+    /// Stops it (SIGTERM) and returns every answer line it printed.
+    fn stop(mut self) -> Vec<Value> {
+        assert!(terminate(&mut self.child), "SIGTERM stops it with exit 0");
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
+        rest.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}
+
+/// `natsbridge request SUBJECT PAYLOADS` against `url`; panics unless it
+/// got an answer.
+fn request(url: &str, subject: &str, payloads: &[&str]) {
+    let mut args = vec!["request", subject, "--server", url, "--timeout", "20"];
+    args.extend(payloads);
+    let out = run(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn sha(bytes: &[u8]) -> String {
+    natsbridge::sha256_hex(bytes)
+}
+
+#[test]
+fn static_answer_to_a_nats_request_and_to_a_seed_style_requester() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let mut replier = Replier::start(&[
+        "svc.static",
+        "text:greeting=hello",
+        r#"dictionary:config={"a":1}"#,
+        "--server",
+        &url,
+        "--count",
+        "2",
+    ]);
+    // A NATS request (inbox as the reply subject, and in reply_to).
+    request(&url, "svc.static", &["text:q=anything"]);
+    let answer = replier.answer();
+    let payloads = answer["payloads"].as_array().unwrap();
+    assert_eq!(payloads.len(), 2);
+    assert_eq!(payloads[0]["dataname"], "greeting");
+    assert_eq!(payloads[0]["sha256"], sha(b"hello"));
+    assert_eq!(payloads[1]["payload_type"], "dictionary");
+    assert_eq!(payloads[1]["sha256"], sha(br#"{"a":1}"#));
+
+    // A seed-style requester: no NATS reply subject, only the envelope's
+    // reply_to, listened on.
+    let mut listener = natsbridge()
+        .args(["listen", "svc.inbox", "--json", "--count", "1", "--server", &url])
+        .args(["--timeout", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(listener.stderr.take().unwrap()).read_line(&mut ready).unwrap();
+    assert!(ready.contains("listening on"), "{ready}");
+    let sent =
+        run(&["send", "svc.static", "text:q=x", "--reply-to", "svc.inbox", "--server", &url]);
+    assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
+    let request: Value = serde_json::from_slice(&sent.stdout).unwrap();
+    let out = listener.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let received: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(received["reply_to_msg_id"], request["msg_id"]);
+    assert_eq!(received["payloads"][0]["sha256"], sha(b"hello"));
+    assert_eq!(replier.answer()["reply_to_msg_id"], request["msg_id"]);
+    assert!(replier.child.wait().unwrap().success(), "--count 2 ends it");
+}
+
+#[test]
+fn bad_static_payloads_are_bad_input_before_connecting() {
+    // Nothing listens on port 9: the payload is refused first.
+    let out = run(&["reply", "svc.x", "dictionary:d={nope", "--server", "nats://127.0.0.1:9"]);
+    assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["reply", "svc.x", "--echo", "text:a=b"]);
+    assert_eq!(out.status.code(), Some(2), "one way of answering");
+}
+
+/// The request's text payload upper-cased by a shell pipeline: the path
+/// from the JSON line on stdin, `cat`, `tr`.
+const UPPER: &str = r#"sed -n 's/.*"path":"\([^"]*\)".*/\1/p' | xargs cat | tr a-z A-Z"#;
+
+#[test]
+fn command_transforms_the_request() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let mut replier =
+        Replier::start(&["svc.upper", "--command", UPPER, "--server", &url, "--count", "1"]);
+    request(&url, "svc.upper", &["text:q=hello, world"]);
+    let answer = replier.answer();
+    assert_eq!(answer["payloads"][0]["dataname"], "output");
+    assert_eq!(answer["payloads"][0]["payload_type"], "text");
+    assert_eq!(answer["payloads"][0]["sha256"], sha(b"HELLO, WORLD"));
+    assert!(replier.child.wait().unwrap().success());
+}
+
+#[test]
+fn command_answers_json_payloads_and_errors() {
+    let server = NatsServer::start();
+    let url = server.url();
+    // The command sees the request's line: it answers with the request's
+    // first dataname and payload count, as payloads of its own.
+    let script = r#"python3 -c '
+import json, sys
+line = json.loads(sys.stdin.readline())
+print(json.dumps({"payloads": [
+    {"dataname": "name", "type": "text", "value": line["payloads"][0]["dataname"]},
+    {"dataname": "stats", "type": "dictionary", "value": {"n": len(line["payloads"])}},
+]}))
+'"#;
+    let mut replier =
+        Replier::start(&["svc.json", "--command", script, "--server", &url, "--count", "1"]);
+    request(&url, "svc.json", &["text:first=a", "binary:second=b"]);
+    let answer = replier.answer();
+    let payloads = answer["payloads"].as_array().unwrap();
+    assert_eq!(payloads[0]["dataname"], "name");
+    assert_eq!(payloads[0]["sha256"], sha(b"first"));
+    assert_eq!(payloads[1]["payload_type"], "dictionary");
+    assert_eq!(payloads[1]["sha256"], sha(br#"{"n":2}"#));
+    assert!(replier.child.wait().unwrap().success());
+
+    // A failing command and one that runs too long answer an `error` text.
+    let mut failing = Replier::start(&[
+        "svc.fail",
+        "--command",
+        "cat >/dev/null; exit 3",
+        "--server",
+        &url,
+        "--count",
+        "1",
+    ]);
+    request(&url, "svc.fail", &["text:q=x"]);
+    let answer = failing.answer();
+    assert_eq!(answer["payloads"][0]["dataname"], "error");
+    assert_eq!(answer["payloads"][0]["sha256"], sha(b"the command exited with status 3"));
+    assert!(failing.child.wait().unwrap().success());
+
+    let mut slow = Replier::start(&[
+        "svc.slow",
+        "--command",
+        "sleep 30; echo late",
+        "--command-timeout",
+        "500ms",
+        "--server",
+        &url,
+        "--count",
+        "1",
+    ]);
+    let started = Instant::now();
+    request(&url, "svc.slow", &["text:q=x"]);
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let answer = slow.answer();
+    assert_eq!(answer["payloads"][0]["dataname"], "error");
+    assert_eq!(answer["payloads"][0]["sha256"], sha(b"the command timed out after 500ms"));
+    assert!(slow.child.wait().unwrap().success());
+}
+
+#[test]
+fn replicas_share_requests_in_the_default_queue_group() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let replicas: Vec<Replier> =
+        (0..2).map(|_| Replier::start(&["svc.shared", "--echo", "--server", &url])).collect();
+    const N: usize = 20;
+    for i in 0..N {
+        request(&url, "svc.shared", &[&format!("text:q=request {i}")]);
+    }
+    let answers: Vec<Vec<Value>> = replicas.into_iter().map(Replier::stop).collect();
+    let counts: Vec<usize> = answers.iter().map(Vec::len).collect();
+    // Every request was answered (each `request` succeeded), and exactly
+    // once: N answers in all, each to a different request.
+    assert_eq!(counts.iter().sum::<usize>(), N, "{counts:?}");
+    let mut answered: Vec<&str> =
+        answers.iter().flatten().map(|a| a["reply_to_msg_id"].as_str().unwrap()).collect();
+    answered.sort_unstable();
+    answered.dedup();
+    assert_eq!(answered.len(), N);
+    // Shared: with 20 requests both replicas get some (random choice).
+    assert!(counts.iter().all(|&n| n > 0), "{counts:?}");
+}
+
+#[test]
+fn without_a_queue_group_every_replica_answers() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let mut replicas: Vec<Replier> = (0..2)
+        .map(|_| {
+            Replier::start(&["svc.all", "--echo", "--no-queue", "--server", &url, "--count", "1"])
+        })
+        .collect();
+    request(&url, "svc.all", &["text:q=x"]);
+    for replica in &mut replicas {
+        assert_eq!(replica.answer()["payloads"][0]["sha256"], sha(b"x"));
+        assert!(replica.child.wait().unwrap().success());
+    }
+}
+
+/// Stopping `reply` (SIGTERM) while a command runs kills what the command
+/// started too (its process group). Linux: reads /proc.
+#[cfg(target_os = "linux")]
+#[test]
+fn stopping_reply_stops_a_running_command() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    // A grandchild of `reply`: the shell's `sleep`, its pid recorded.
+    let command = format!("sleep 60 & echo $! > {}; wait", pidfile.display());
+    let replier = Replier::start(&["svc.long", "--command", &command, "--server", &url]);
+    let mut requester = natsbridge()
+        .args(["request", "svc.long", "text:q=x", "--server", &url, "--timeout", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let pid = loop {
+        if let Ok(pid) = std::fs::read_to_string(&pidfile)
+            && !pid.trim().is_empty()
+        {
+            break pid.trim().to_owned();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the command never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Running: its /proc state is not Z (a zombie, killed and waiting for
+    // init to reap it); gone: no /proc entry.
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            !stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
+    };
+    assert!(running());
+    assert_eq!(replier.stop(), Vec::<Value>::new(), "nothing was answered");
+    let stopped = Instant::now();
+    while running() {
+        assert!(stopped.elapsed() < Duration::from_secs(5), "the command's sleep still runs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    requester.kill().unwrap();
+    requester.wait().unwrap();
+}

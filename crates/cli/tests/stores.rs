@@ -1,0 +1,136 @@
+//! Every store and JetStream from the command line: link payloads by HTTP
+//! PUT (the file server's PUT area), to S3 (moto), to the JetStream object
+//! store, and `send --jetstream` acknowledged by a stream.
+
+use std::time::Duration;
+
+use natsbridge::claimcheck::{DownloadHandlerExt, DownloadRequest, HttpDownloader};
+use natsbridge::{Bridge, ObjectStoreOptions};
+use natsbridge_fileserver::FileServer;
+use natsbridge_test_support::NatsServer;
+use serde_json::Value;
+
+use crate::util::natsbridge;
+
+/// A file of `n` bytes that do not compress to nothing.
+fn big_file(dir: &std::path::Path, n: usize) -> (std::path::PathBuf, Vec<u8>) {
+    let bytes: Vec<u8> =
+        (0..n as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let path = dir.join("big.bin");
+    std::fs::write(&path, &bytes).unwrap();
+    (path, bytes)
+}
+
+fn send(args: &[&str], env: &[(&str, &str)]) -> Value {
+    let mut cmd = natsbridge();
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let first = out.stdout.split(|b| *b == b'\n').next().unwrap();
+    serde_json::from_slice(first).unwrap()
+}
+
+async fn fetch(link: &str, size: usize) -> Vec<u8> {
+    let down = HttpDownloader::new().unwrap();
+    down.download_bytes(&DownloadRequest::new(link, size as u64)).await.unwrap().to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn link_payloads_by_http_put() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = FileServer::builder().dir(dir.path().join("s")).bind("127.0.0.1:0").await.unwrap();
+    let (path, bytes) = big_file(dir.path(), 600_000);
+    let template = files.put_template();
+    let envelope = send(
+        &[
+            "send",
+            "t",
+            &format!("binary:doc=@{}", path.display()),
+            "--no-publish",
+            "--put-url",
+            &template,
+        ],
+        &[("NATSBRIDGE_FILESERVER", "http://127.0.0.1:9")],
+    );
+    let record = &envelope["payloads"][0];
+    assert_eq!(record["transport"], "link");
+    let link = record["data"].as_str().unwrap();
+    assert!(link.starts_with(&format!("{}/put/", files.url())), "{link}");
+    assert!(fetch(link, bytes.len()).await == bytes);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn link_payloads_to_s3_from_the_aws_variables() {
+    let moto = natsbridge_test_support::Moto::start("natsbridge-cli");
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = big_file(dir.path(), 700_000);
+    let envelope = send(
+        &["send", "t", &format!("binary:doc=@{}", path.display()), "--no-publish"],
+        &[
+            ("NATSBRIDGE_S3_BUCKET", "natsbridge-cli"),
+            ("AWS_ENDPOINT_URL", &moto.url()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ],
+    );
+    let link = envelope["payloads"][0]["data"].as_str().unwrap();
+    assert!(link.starts_with(&format!("{}/natsbridge-cli/", moto.url())), "{link}");
+    assert!(link.contains("X-Amz-Signature="), "a presigned link: {link}");
+    assert!(fetch(link, bytes.len()).await == bytes);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn link_payloads_to_the_jetstream_object_store() {
+    let server = NatsServer::builder().jetstream().start();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = big_file(dir.path(), 800_000);
+    // A reader that knows the bucket subscribes first.
+    let options = ObjectStoreOptions { bucket: "cli".into(), send: false, ..Default::default() };
+    let reader =
+        Bridge::builder(&server.url()).object_store_options(options).connect().await.unwrap();
+    let mut sub = reader.subscribe("os.t").await.unwrap();
+    reader.connection().sync().await.unwrap();
+    let envelope = send(
+        &["send", "os.t", &format!("binary:doc=@{}", path.display()), "--object-store", "cli"],
+        &[("NATS_URL", &server.url())],
+    );
+    let link = envelope["payloads"][0]["data"].as_str().unwrap();
+    assert!(link.starts_with("nats-os://cli/"), "{link}");
+    let got = tokio::time::timeout(Duration::from_secs(20), sub.next()).await.unwrap();
+    let got = got.unwrap().unwrap();
+    assert!(got.envelope.payloads[0].bytes().unwrap().as_ref() == bytes.as_slice());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_jetstream_is_acknowledged_by_the_stream() {
+    let server = NatsServer::builder().jetstream().start();
+    let conn = natsbridge::transport::connect(server.url()).await.unwrap();
+    conn.jetstream().ensure_stream("ORDERS", &["orders.>"]).await.unwrap();
+    let out = natsbridge()
+        .args(["send", "orders.new", "text:item=book", "--jetstream"])
+        .env("NATS_URL", server.url())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = out
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["send_to"], "orders.new");
+    assert_eq!(lines[1]["stream"], "ORDERS");
+    assert_eq!(lines[1]["sequence"], 1);
+    assert_eq!(lines[1]["duplicate"], false);
+    // No stream covers the subject: an error, not a silent publish.
+    let out = natsbridge()
+        .args(["send", "nowhere.new", "text:item=book", "--jetstream", "--timeout", "3s"])
+        .env("NATS_URL", server.url())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
