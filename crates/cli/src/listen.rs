@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use futures_util::{Stream, StreamExt};
+use natsbridge::{Received, Rejected};
 
 use crate::connect::{LinkArgs, NatsArgs, connect};
 use crate::exit;
@@ -23,8 +25,19 @@ pub(crate) struct ListenArgs {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Join this queue group (each message goes to one member).
-    #[arg(long, value_name = "GROUP")]
+    #[arg(long, value_name = "GROUP", conflicts_with = "stream")]
     queue: Option<String>,
+    /// Consume from this JetStream stream instead of subscribing (with
+    /// --durable): each message is acked once it decoded (links fetched and
+    /// verified) and nak'ed otherwise, to be redelivered with a growing
+    /// delay. SUBJECT then filters nothing: the durable consumer's own
+    /// filter applies.
+    #[arg(long, value_name = "STREAM", requires = "durable")]
+    stream: Option<String>,
+    /// The durable pull consumer on --stream (created if missing, so a
+    /// restarted listener goes on where it stopped).
+    #[arg(long, value_name = "NAME", requires = "stream")]
+    durable: Option<String>,
     /// Print one JSON line per message (a summary of each payload) instead
     /// of the payloads decoded for a person.
     #[arg(long)]
@@ -34,12 +47,23 @@ pub(crate) struct ListenArgs {
 pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<ExitCode> {
     let bridge =
         connect(nats.target()?, args.links.fileserver.as_deref(), &args.links.allow_origin).await?;
-    let mut sub = match &args.queue {
-        Some(group) => bridge.queue_subscribe(&args.subject, group).await?,
-        None => bridge.subscribe(&args.subject).await?,
-    };
+    // A core subscription or a JetStream durable consumer: the same stream
+    // of decoded envelopes (the consumer acks what decoded).
+    let mut sub: std::pin::Pin<Box<dyn Stream<Item = Result<Received, Rejected>> + Send>> =
+        match (&args.stream, &args.durable, &args.queue) {
+            (Some(stream), Some(durable), _) => {
+                Box::pin(bridge.jetstream_consumer(stream, durable).await?)
+            }
+            (_, _, Some(group)) => Box::pin(bridge.queue_subscribe(&args.subject, group).await?),
+            _ => Box::pin(bridge.subscribe(&args.subject).await?),
+        };
     bridge.connection().sync().await?;
-    eprintln!("natsbridge: listening on {}", args.subject);
+    match (&args.stream, &args.durable) {
+        (Some(stream), Some(durable)) => {
+            eprintln!("natsbridge: listening on stream {stream} (durable {durable})")
+        }
+        _ => eprintln!("natsbridge: listening on {}", args.subject),
+    }
     let deadline = nats.timeout_flag().map(|d| tokio::time::Instant::now() + d);
     let mut received = 0usize;
     let mut all_decoded = true;

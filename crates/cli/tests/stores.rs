@@ -134,3 +134,36 @@ async fn send_jetstream_is_acknowledged_by_the_stream() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_consumes_a_durable_and_acks_what_decoded() {
+    let server = NatsServer::builder().jetstream().start();
+    let conn = natsbridge::transport::connect(server.url()).await.unwrap();
+    conn.jetstream().ensure_stream("JOBS", &["jobs.>"]).await.unwrap();
+    for n in ["one", "two"] {
+        send(
+            &["send", "jobs.new", &format!("text:job={n}"), "--jetstream"],
+            &[("NATS_URL", &server.url())],
+        );
+    }
+    let listen = |count: &str| {
+        natsbridge()
+            .args(["listen", "jobs.>", "--stream", "JOBS", "--durable", "worker", "--json"])
+            .args(["--count", count, "--timeout", "5s"])
+            .env("NATS_URL", server.url())
+            .output()
+            .unwrap()
+    };
+    let out = listen("2");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = out
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    // Both were acked: the durable consumer has nothing left for a restart.
+    let again = listen("1");
+    assert_eq!(again.status.code(), Some(3), "{}", String::from_utf8_lossy(&again.stderr));
+}
