@@ -37,6 +37,11 @@ struct Cli {
     /// replaces the filter.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// How log lines are written: `text` for a person, `json` (one object
+    /// per line: timestamp, level, target, message and fields) for a log
+    /// collector. Logs go to stderr, and only with -v.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(flatten)]
     nats: connect::NatsArgs,
     #[command(subcommand)]
@@ -90,7 +95,7 @@ fn main() -> ExitCode {
         Command::Man(args) => return man::run(args, Cli::command()),
         _ => {}
     }
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -110,7 +115,14 @@ fn main() -> ExitCode {
 /// Sends `tracing` logs to stderr at the level `-v` asks for. Other crates
 /// (the NATS client, hyper) stay at `warn`: their debug logs may show
 /// server addresses with credentials.
-fn init_logging(verbose: u8) {
+/// The form of log lines (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(verbose: u8, format: LogFormat) {
     let filter = match verbose {
         0 => return,
         1 => "warn,natsbridge=info",
@@ -119,11 +131,11 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 /// `url` without what must not be printed or sent on: user name and

@@ -205,3 +205,21 @@ fn table_is_sent_under_the_first_seed_s_name_and_unknown_types_are_shown() {
     let saved = std::fs::read(line["payloads"][1]["path"].as_str().unwrap()).unwrap();
     assert_eq!(natsbridge::sha256_hex(&saved), line["payloads"][1]["sha256"].as_str().unwrap());
 }
+
+#[test]
+fn log_format_json_writes_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::util::natsbridge()
+        .args(["-v", "--log-format", "json", "send", "t", "text:m=hi", "--no-publish"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.is_empty()).collect();
+    assert!(!lines.is_empty(), "no log lines with -v");
+    for line in lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+}
