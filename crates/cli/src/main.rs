@@ -138,30 +138,9 @@ fn init_logging(verbose: u8, format: LogFormat) {
     }
 }
 
-/// `url` without what must not be printed or sent on: user name and
-/// password (or token) and the query (a presigned signature). Each of a
-/// comma-separated list of servers is redacted.
-pub(crate) fn redact_url(url: &str) -> String {
-    url.split(',')
-        .map(|one| {
-            let (one, query) = match one.find(['?', '#']) {
-                Some(at) => (&one[..at], "?<redacted>"),
-                None => (one, ""),
-            };
-            let (scheme, rest) = match one.find("://") {
-                Some(at) => one.split_at(at + 3),
-                None => ("", one),
-            };
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            let rest = match rest[..authority_end].rfind('@') {
-                Some(at) => &rest[at + 1..],
-                None => rest,
-            };
-            format!("{scheme}{rest}{query}")
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
+/// `url` without what must not be printed or sent on: the transport's one
+/// redaction (user info gone, queries `?<redacted>`, each of a list).
+pub(crate) use natsbridge::transport::redact_url;
 
 /// An error and its causes on one line.
 fn one_line(e: &anyhow::Error) -> String {
@@ -238,23 +217,4 @@ pub(crate) fn write_stdout(text: &[u8]) -> ExitCode {
 
 pub(crate) fn parse_payloads(args: &[String]) -> anyhow::Result<Vec<Payload>> {
     args.iter().map(|p| payload_arg::parse(p).context(exit::BadInput)).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn redact_url_drops_credentials_and_queries() {
-        for (url, expected) in [
-            ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
-            ("nats://alice:s3cret@127.0.0.1:4222", "nats://127.0.0.1:4222"),
-            ("nats://t0ken@host:4222,nats://u:p@other:4222", "nats://host:4222,nats://other:4222"),
-            ("https://files/x.bin?X-Amz-Signature=abc", "https://files/x.bin?<redacted>"),
-            ("http://u:p@files:8080/file/a/b/c@d", "http://files:8080/file/a/b/c@d"),
-            ("localhost:4222", "localhost:4222"),
-        ] {
-            assert_eq!(redact_url(url), expected);
-        }
-    }
 }

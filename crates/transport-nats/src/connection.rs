@@ -359,11 +359,31 @@ fn shown_server(url: &str) -> String {
 }
 
 /// A server URL fit to show or to send on: without the user info (where a
-/// user, password or token may be written) and without a query string or
-/// fragment. `nats://alice:s3cret@host:4222` is `nats://host:4222`.
+/// user, password or token may be written), and with a query string or
+/// fragment replaced by `?<redacted>` (where a presigned link keeps its
+/// signature). Each of a comma-separated list of servers is redacted.
+/// `nats://alice:s3cret@host:4222` is `nats://host:4222`. The command line
+/// uses this one function for every URL it prints.
 pub fn redact_url(url: &str) -> String {
-    let url = split_user_info(url).0;
-    url[..url.find(['?', '#']).unwrap_or(url.len())].to_owned()
+    url.split(',')
+        .map(|one| {
+            let (one, query) = match one.find(['?', '#']) {
+                Some(at) => (&one[..at], "?<redacted>"),
+                None => (one, ""),
+            };
+            let (scheme, rest) = match one.find("://") {
+                Some(at) => one.split_at(at + 3),
+                None => ("", one),
+            };
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let rest = match rest[..authority_end].rfind('@') {
+                Some(at) => &rest[at + 1..],
+                None => rest,
+            };
+            format!("{scheme}{rest}{query}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `nats://user:pass@host` as `nats://host` and `(user, Some(pass))`;
@@ -603,13 +623,27 @@ impl Connection {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn redact_url_drops_credentials_and_queries() {
+        for (url, expected) in [
+            ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+            ("nats://alice:s3cret@127.0.0.1:4222", "nats://127.0.0.1:4222"),
+            ("nats://t0ken@host:4222,nats://u:p@other:4222", "nats://host:4222,nats://other:4222"),
+            ("https://files/x.bin?X-Amz-Signature=abc", "https://files/x.bin?<redacted>"),
+            ("http://u:p@files:8080/file/a/b/c@d", "http://files:8080/file/a/b/c@d"),
+            ("localhost:4222", "localhost:4222"),
+        ] {
+            assert_eq!(super::redact_url(url), expected);
+        }
+    }
+
     use super::shown_server;
 
     #[test]
     fn server_urls_are_shown_without_credentials() {
         assert_eq!(shown_server("nats://alice:pw@127.0.0.1:4222"), "nats://127.0.0.1:4222");
         assert_eq!(shown_server("tls://s3cr3t@host"), "tls://host");
-        assert_eq!(shown_server("ws://u:p@h:8080/nats?token=t"), "ws://h:8080/nats");
+        assert_eq!(shown_server("ws://u:p@h:8080/nats?token=t"), "ws://h:8080/nats?<redacted>");
         assert_eq!(shown_server("u:p@h:4222"), "h:4222");
         assert_eq!(shown_server("nats://localhost:4222"), "nats://localhost:4222");
     }
