@@ -99,22 +99,22 @@ where
         UploadSource::File(p) => Some(UploadSource::File(p.clone())),
         UploadSource::Reader { .. } => None,
     };
-    let mut next = Some(source);
+    let mut source = source;
     let mut tries = 0u32;
     loop {
-        let Some(source) = next.take() else {
-            unreachable!("a source is set before every try");
-        };
         let again = replay(&source);
-        match attempt(source).await {
+        let error = match attempt(source).await {
             Ok(link) => return Ok(link),
-            Err(e) if e.is_retryable() && tries < retry.max_retries && again.is_some() => {
+            Err(e) => e,
+        };
+        match again {
+            Some(next) if error.is_retryable() && tries < retry.max_retries => {
                 tokio::time::sleep(retry.delay(tries)).await;
                 tries += 1;
-                next = again;
+                source = next;
             }
-            Err(e) if tries > 0 => return Err(e.context(format!("after {} tries", tries + 1))),
-            Err(e) => return Err(e),
+            _ if tries > 0 => return Err(error.context(format!("after {} tries", tries + 1))),
+            _ => return Err(error),
         }
     }
 }
