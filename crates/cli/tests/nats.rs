@@ -2,8 +2,8 @@
 //! process, listen in another, for every payload type, direct and link;
 //! request and reply; the demo.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStderr, ChildStdout, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 
 use natsbridge_fileserver::FileServer;
@@ -13,36 +13,7 @@ use serde_json::Value;
 use natsbridge::table::RecordBatch;
 use natsbridge::table::arrow_array::Int64Array;
 
-use crate::util::{interrupt, natsbridge, run, start_json, terminate};
-
-/// A running `natsbridge` and its output.
-struct Running {
-    child: Child,
-    stdout: BufReader<ChildStdout>,
-    stderr: BufReader<ChildStderr>,
-}
-
-impl Running {
-    /// What it wrote on stderr after its ready line, once it has exited.
-    fn rest_of_stderr(mut self) -> String {
-        let mut rest = String::new();
-        self.stderr.read_to_string(&mut rest).unwrap();
-        rest
-    }
-}
-
-/// Starts `natsbridge ARGS` and waits for its "listening"/"answering" line
-/// on stderr, which it prints once the server has its subscription.
-fn start_ready(args: &[&str]) -> Running {
-    let mut child =
-        natsbridge().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert!(line.contains("listening on") || line.contains("answering on"), "{line}");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    Running { child, stdout, stderr }
-}
+use crate::util::{interrupt, natsbridge, run, start_json, start_ready, terminate};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_payload_type_direct_and_link_from_one_process_to_another() {

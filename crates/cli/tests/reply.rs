@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use natsbridge_test_support::NatsServer;
 use serde_json::Value;
 
-use crate::util::{natsbridge, run, terminate};
+use crate::util::{Running, natsbridge, run, start_ready, terminate};
 
 /// A running `natsbridge reply` and its stdout (one line per answer).
 struct Replier {
@@ -20,21 +20,11 @@ struct Replier {
 impl Replier {
     /// Starts `natsbridge reply ARGS` and waits until it is subscribed.
     fn start(args: &[&str]) -> Replier {
-        let mut child = natsbridge()
-            .arg("reply")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        assert!(line.contains("answering on"), "{line}");
+        let args: Vec<&str> = std::iter::once("reply").chain(args.iter().copied()).collect();
+        let Running { child, stdout, mut stderr } = start_ready(&args);
         // The rest of stderr (a command's failures) is drained so that it
         // never blocks the replier.
         std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        let stdout = BufReader::new(child.stdout.take().unwrap());
         Replier { child, stdout }
     }
 

@@ -12,7 +12,7 @@ use natsbridge::table::arrow_array::{ArrayRef, Int64Array, StringArray};
 use natsbridge_test_support::NatsServer;
 use serde_json::Value;
 
-use crate::util::{natsbridge, run, run_with_stdin};
+use crate::util::{natsbridge, run, run_with_stdin, start_ready};
 
 /// An Arrow IPC table of 12 rows (`id`, `name`) written to `dir/t.arrow`.
 fn arrow_file(dir: &Path) -> std::path::PathBuf {
@@ -236,16 +236,8 @@ fn listen_shows_the_readme_chat_walkthrough_and_request_shows_the_answer() {
 async fn listen_names_a_payload_that_is_not_its_type_and_exits_bad_input() {
     let server = NatsServer::start();
     let url = server.url();
-    let mut listener = natsbridge()
-        .args(["listen", "cli.badbytes", "--count", "3", "--timeout", "30", "-s", &url])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(listener.stderr.take().unwrap());
-    let mut ready = String::new();
-    stderr.read_line(&mut ready).unwrap();
-    assert!(ready.contains("listening on"), "{ready}");
+    let mut listener =
+        start_ready(&["listen", "cli.badbytes", "--count", "3", "--timeout", "30", "-s", &url]);
     let mut bad = envelope(&["text:greeting=Hello!", "binary:settings={not json"]);
     retype(&mut bad, 1, "dictionary");
     let raw = natsbridge::transport::connect(url.clone()).await.unwrap();
@@ -256,11 +248,13 @@ async fn listen_names_a_payload_that_is_not_its_type_and_exits_bad_input() {
     // Listening goes on after it.
     let sent = run(&["send", "cli.badbytes", "text:next=still here", "-s", &url]);
     assert!(sent.status.success(), "{}", text(&sent.stderr));
-    let out = listener.wait_with_output().unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(6), "{stdout}\n{rest}");
+    // Read to the end (it exits after three messages), then reap it.
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut listener.stdout, &mut out).unwrap();
+    let status = listener.child.wait().unwrap();
+    let rest = listener.rest_of_stderr();
+    let stdout = text(&out);
+    assert_eq!(status.code(), Some(6), "{stdout}\n{rest}");
     assert!(rest.contains("payload \"settings\" (dictionary)"), "{rest}");
     assert!(rest.contains("not JSON"), "{rest}");
     assert!(stdout.contains("    Hello!\n"), "{stdout}");

@@ -1,8 +1,8 @@
 //! Running the built binary.
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Output, Stdio};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStderr, ChildStdout, Command, Output, Stdio};
 
 /// The `natsbridge` binary Cargo built for these tests.
 /// `RUST_LOG` is removed so that logging is what the arguments ask for, and
@@ -77,4 +77,33 @@ where
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let started = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
     (child, started)
+}
+
+/// A running `natsbridge` and its output.
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    pub(crate) stdout: BufReader<ChildStdout>,
+    pub(crate) stderr: BufReader<ChildStderr>,
+}
+
+impl Running {
+    /// What it wrote on stderr after its ready line, once it has exited.
+    pub(crate) fn rest_of_stderr(mut self) -> String {
+        let mut rest = String::new();
+        self.stderr.read_to_string(&mut rest).unwrap();
+        rest
+    }
+}
+
+/// Starts `natsbridge ARGS` and waits for its "listening"/"answering" line
+/// on stderr, which it prints once the server has its subscription.
+pub(crate) fn start_ready(args: &[&str]) -> Running {
+    let mut child =
+        natsbridge().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("listening on") || line.contains("answering on"), "{line}");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    Running { child, stdout, stderr }
 }
