@@ -62,8 +62,16 @@ fn root() -> PathBuf {
 fn cargo() -> Command {
     let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root());
+    if CI.load(std::sync::atomic::Ordering::Relaxed) {
+        // A clean clone builds everything once: the incremental cache would
+        // only take disk (several GB across the test binaries).
+        cmd.env("CARGO_INCREMENTAL", "0");
+    }
     cmd
 }
+
+/// Set by `ci`: every cargo it starts builds without the incremental cache.
+static CI: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn run(cmd: &mut Command) -> Result {
     eprintln!("$ {cmd:?}");
@@ -138,6 +146,7 @@ fn setup() -> Result {
 }
 
 fn ci() -> Result {
+    CI.store(true, std::sync::atomic::Ordering::Relaxed);
     setup()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     // One feature set for every step, so tests build once: the optional
