@@ -281,11 +281,15 @@ impl<'a> Reader<'a> {
         Ok(&self.b[start..self.i])
     }
 
-    pub(crate) fn json_value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+    /// Delimits a JSON value and validates it as `serde_json` would parse
+    /// it into a `Value` (the same errors), without building it: its text.
+    pub(crate) fn json_text(&mut self) -> Result<&'a str> {
         let at = self.i;
         let raw = self.skip_value()?;
-        serde_json::from_slice(raw)
-            .map_err(|e| Error::new(ErrorKind::NotJson { offset: at }, e.to_string()))
+        let fail = |detail: String| Error::new(ErrorKind::NotJson { offset: at }, detail);
+        serde_json::from_slice::<Valid>(raw).map_err(|e| fail(e.to_string()))?;
+        // Valid JSON text is UTF-8 (serde_json checked every string).
+        core::str::from_utf8(raw).map_err(|_| fail("string is not UTF-8".into()))
     }
 
     pub(crate) fn literal(&mut self, lit: &[u8]) -> Result<()> {
@@ -335,8 +339,67 @@ impl<'a> Reader<'a> {
         Ok(key)
     }
 
-    pub(crate) fn owned_key(&self, key: Cow<'a, [u8]>) -> Result<String> {
-        String::from_utf8(key.into_owned()).map_err(|_| self.syntax("key is not UTF-8"))
+    /// A key kept as a string (borrowed when it held no escape).
+    pub(crate) fn str_key(&self, key: Cow<'a, [u8]>) -> Result<Cow<'a, str>> {
+        match key {
+            Cow::Borrowed(b) => core::str::from_utf8(b).map(Cow::Borrowed),
+            Cow::Owned(b) => String::from_utf8(b).map(Cow::Owned).map_err(|e| e.utf8_error()),
+        }
+        .map_err(|_| self.syntax("key is not UTF-8"))
+    }
+}
+
+/// Any JSON value, checked by `serde_json` exactly as it reads one into a
+/// `serde_json::Value` (syntax, UTF-8, escapes, number range, nesting
+/// depth), with nothing built: only strings with escapes touch
+/// `serde_json`'s scratch buffer.
+struct Valid;
+
+impl<'de> serde::Deserialize<'de> for Valid {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> core::result::Result<Valid, D::Error> {
+        d.deserialize_any(Valid)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Valid {
+    type Value = Valid;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> core::result::Result<Valid, E> {
+        Ok(Valid)
+    }
+    fn visit_i64<E>(self, _: i64) -> core::result::Result<Valid, E> {
+        Ok(Valid)
+    }
+    fn visit_u64<E>(self, _: u64) -> core::result::Result<Valid, E> {
+        Ok(Valid)
+    }
+    fn visit_f64<E>(self, _: f64) -> core::result::Result<Valid, E> {
+        Ok(Valid)
+    }
+    fn visit_str<E>(self, _: &str) -> core::result::Result<Valid, E> {
+        Ok(Valid)
+    }
+    fn visit_unit<E>(self) -> core::result::Result<Valid, E> {
+        Ok(Valid)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> core::result::Result<Valid, A::Error> {
+        while seq.next_element::<Valid>()?.is_some() {}
+        Ok(Valid)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> core::result::Result<Valid, A::Error> {
+        while map.next_key::<Valid>()?.is_some() {
+            map.next_value::<Valid>()?;
+        }
+        Ok(Valid)
     }
 }
 

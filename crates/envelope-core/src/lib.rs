@@ -11,6 +11,9 @@
 //! - [`Envelope::to_json`] and [`Envelope::from_json`]: the codec, built to
 //!   run at memory speed (base64 is SIMD-encoded straight into the output
 //!   buffer; on receive it is decoded straight out of the input).
+//! - [`EnvelopeView`]: the same parse without copying: header strings
+//!   borrowed from the input, payloads left base64 until asked for. A
+//!   receiver that reads one field or one payload pays for that.
 //! - [`plan_transports`]: which payloads go direct and which by link so the
 //!   envelope fits the server's `max_payload`.
 //! - [`EnvelopeTemplate`]: the fields a stream of messages to one subject
@@ -60,6 +63,7 @@ mod scan;
 mod serde_impl;
 mod template;
 mod timestamp;
+mod view;
 mod write;
 
 /// The one place that chooses between `core`, `alloc` and `std` types.
@@ -84,6 +88,7 @@ pub use crate::plan::{
 };
 pub use crate::template::EnvelopeTemplate;
 pub use crate::timestamp::{format_rfc3339, parse_timestamp};
+pub use crate::view::{EnvelopeView, PayloadView};
 
 /// Re-exported so callers name the same `Bytes` and JSON types as this crate.
 pub use bytes;

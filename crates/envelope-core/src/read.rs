@@ -8,10 +8,10 @@
 //! free (`metadata`, unknown keys) are delimited by the lexer and handed to
 //! `serde_json`. Every field is validated here, with errors naming it.
 
-use crate::envelope::{Body, Envelope, PayloadRecord};
+use crate::envelope::Envelope;
 use crate::lex::{Reader, describe, eq_short};
-use crate::payload::PayloadType;
 use crate::prelude::*;
+use crate::view::{BodyView, EnvelopeView, PayloadView, RawMember};
 use crate::{Error, ErrorKind, Result};
 
 /// Where a field sits, formatted only when an error needs it.
@@ -49,15 +49,6 @@ pub(crate) enum DataText<'a> {
     Text(Cow<'a, str>),
 }
 
-impl DataText<'_> {
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            DataText::Raw(b) => b,
-            DataText::Text(s) => s.as_bytes(),
-        }
-    }
-}
-
 /// A `size` as found on the wire.
 pub(crate) enum SizeValue {
     Null,
@@ -76,16 +67,22 @@ pub(crate) struct RawRecord<'a> {
     pub(crate) encoding: Option<Cow<'a, str>>,
     pub(crate) size: Option<SizeValue>,
     pub(crate) data: Option<DataText<'a>>,
-    pub(crate) extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl<'a> RawRecord<'a> {
-    pub(crate) fn finish(self, index: usize) -> Result<PayloadRecord> {
+    /// Validates the record. A direct payload's base64 is decoded when
+    /// `decode` (the owned path) and only checked otherwise (the view).
+    pub(crate) fn finish(
+        self,
+        index: usize,
+        decode: bool,
+        extra: Vec<RawMember<'a>>,
+    ) -> Result<PayloadView<'a>> {
         let required = |v: Option<Cow<'a, str>>, name: &'static str| match v {
             Some(s) => Ok(s),
             None => Err(Field::record(index, name).malformed("missing (a required field)")),
         };
-        let dataname = required(self.dataname, "dataname")?.into_owned();
+        let dataname = required(self.dataname, "dataname")?;
         let type_name = required(self.payload_type, "payload_type")?;
         let transport = required(self.transport, "transport")?;
         let Some(data) = self.data else {
@@ -96,7 +93,6 @@ impl<'a> RawRecord<'a> {
         if type_name.is_empty() {
             return Err(Field::record(index, "payload_type").malformed("empty payload type"));
         }
-        let payload_type = PayloadType::from_wire(&type_name);
         let size = match self.size {
             None | Some(SizeValue::Null) => None,
             Some(SizeValue::Int(n)) => Some(n),
@@ -112,20 +108,30 @@ impl<'a> RawRecord<'a> {
                         "a direct payload must be `base64`, found {encoding:?}"
                     )));
                 }
-                let bytes = decode_base64(data.as_bytes(), index)?;
+                let base64 = match data {
+                    DataText::Raw(b) => Cow::Borrowed(b),
+                    DataText::Text(Cow::Borrowed(s)) => Cow::Borrowed(s.as_bytes()),
+                    DataText::Text(Cow::Owned(s)) => Cow::Owned(s.into_bytes()),
+                };
+                let (len, decoded) = if decode {
+                    let bytes = decode_base64(&base64, index)?;
+                    (bytes.len(), Some(bytes))
+                } else {
+                    (checked_base64_len(&base64, index)?, None)
+                };
                 if let Some(declared) = size
-                    && declared != bytes.len() as u64
+                    && declared != len as u64
                 {
                     return Err(Error::new(
                         ErrorKind::SizeMismatch {
                             field: Field::record(index, "size").path(),
                             declared,
-                            actual: bytes.len() as u64,
+                            actual: len as u64,
                         },
                         "",
                     ));
                 }
-                Body::Direct(bytes)
+                BodyView::Direct { base64, len, decoded }
             }
             "link" => {
                 if !matches!(encoding, "" | "none") {
@@ -133,9 +139,9 @@ impl<'a> RawRecord<'a> {
                         .malformed(format!("a link payload must be `none`, found {encoding:?}")));
                 }
                 let url = match data {
-                    DataText::Text(s) => s.into_owned(),
+                    DataText::Text(s) => s,
                     DataText::Raw(b) => match core::str::from_utf8(b) {
-                        Ok(s) => s.into(),
+                        Ok(s) => Cow::Borrowed(s),
                         Err(_) => {
                             return Err(Field::record(index, "data").malformed("URL is not UTF-8"));
                         }
@@ -144,21 +150,27 @@ impl<'a> RawRecord<'a> {
                 if url.is_empty() {
                     return Err(Field::record(index, "data").malformed("empty link URL"));
                 }
-                Body::Link { url, size }
+                BodyView::Link { url, size }
             }
             other => {
                 return Err(Field::record(index, "transport")
                     .malformed(format!("expected `direct` or `link`, found {other:?}")));
             }
         };
-        Ok(PayloadRecord {
-            id: self.id.map(Cow::into_owned).unwrap_or_default(),
-            dataname,
-            payload_type,
-            body,
-            extra: self.extra,
-        })
+        Ok(PayloadView { index, id: self.id.unwrap_or_default(), dataname, type_name, body, extra })
     }
+}
+
+/// The decoded length of base64 text, checked as [`decode_base64`] would
+/// decode it (the same error when it would fail) without decoding it.
+pub(crate) fn checked_base64_len(src: &[u8], index: usize) -> Result<usize> {
+    if base64_simd::STANDARD.check(src).is_ok()
+        && let Ok(len) = base64_simd::STANDARD.decoded_length(src)
+    {
+        return Ok(len);
+    }
+    // Line breaks or missing padding: rare enough to decode to count.
+    decode_base64(src, index).map(|b| b.len())
 }
 
 /// Decodes standard base64; line breaks and other ASCII whitespace (added by
@@ -255,8 +267,11 @@ impl Envelope {
     /// `metadata` reads as `{}`, `table` is accepted for `arrowtable`, and
     /// base64 may carry line breaks. Link payloads are left as links for a
     /// download handler. The error names the field and what was wrong.
+    ///
+    /// This is [`EnvelopeView::parse`] with the payloads decoded as they
+    /// are read, turned into owned values: one parser, one set of errors.
     pub fn from_json(bytes: &[u8]) -> Result<Envelope> {
-        Reader::new(bytes).envelope()
+        Reader::new(bytes).envelope(true)?.into_envelope()
     }
 }
 
@@ -274,18 +289,19 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn object_field(&mut self, field: Field) -> Result<serde_json::Map<String, serde_json::Value>> {
+    /// An object's JSON text, validated; `None` for `{}` and `null`.
+    fn object_field(&mut self, field: Field) -> Result<Option<&'a str>> {
         match self.peek() {
             // `{}` (what every peer sends when there is no metadata) needs
             // no trip through serde_json.
             Some(b'{') if self.b.get(self.i + 1) == Some(&b'}') => {
                 self.i += 2;
-                Ok(serde_json::Map::new())
+                Ok(None)
             }
-            Some(b'{') => self.json_value(),
+            Some(b'{') => self.json_text().map(Some),
             Some(b'n') => {
                 self.literal(b"null")?;
-                Ok(serde_json::Map::new())
+                Ok(None)
             }
             other => Err(field.malformed(format!("expected an object, found {}", describe(other)))),
         }
@@ -347,7 +363,7 @@ impl<'a> Reader<'a> {
         Ok(keys.iter().position(|k| eq_short(k.as_bytes(), &key)).ok_or(key))
     }
 
-    fn record(&mut self, index: usize) -> Result<PayloadRecord> {
+    fn record(&mut self, index: usize, decode: bool) -> Result<PayloadView<'a>> {
         if self.peek() != Some(b'{') {
             return Err(Field::record(index, "")
                 .malformed(format!("expected an object, found {}", describe(self.peek()))));
@@ -355,6 +371,7 @@ impl<'a> Reader<'a> {
         self.i += 1;
         self.ws();
         let mut raw = RawRecord::default();
+        let mut extra = Vec::new();
         if self.peek() == Some(b'}') {
             self.i += 1;
         } else {
@@ -374,9 +391,8 @@ impl<'a> Reader<'a> {
                     Ok(5) => raw.size = Some(self.size_field()?),
                     Ok(_) => raw.data = Some(self.data_field(index)?),
                     Err(key) => {
-                        let key = self.owned_key(key)?;
-                        let value = self.json_value()?;
-                        raw.extra.insert(key, value);
+                        let key = self.str_key(key)?;
+                        extra.push((key, self.json_text()?));
                     }
                 }
                 if !self.next_member(b'}')? {
@@ -384,7 +400,7 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        raw.finish(index)
+        raw.finish(index, decode, extra)
     }
 
     fn data_field(&mut self, index: usize) -> Result<DataText<'a>> {
@@ -403,7 +419,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn payloads(&mut self) -> Result<Vec<PayloadRecord>> {
+    fn payloads(&mut self, decode: bool) -> Result<Vec<PayloadView<'a>>> {
         if self.peek() != Some(b'[') {
             return Err(Field::top("payloads")
                 .malformed(format!("expected an array, found {}", describe(self.peek()))));
@@ -416,21 +432,25 @@ impl<'a> Reader<'a> {
             return Ok(out);
         }
         loop {
-            out.push(self.record(out.len())?);
+            out.push(self.record(out.len(), decode)?);
             if !self.next_member(b']')? {
                 return Ok(out);
             }
         }
     }
 
-    pub(crate) fn envelope(mut self) -> Result<Envelope> {
+    /// Reads the whole input as one envelope. `decode`: decode direct
+    /// payloads (the owned path) rather than only check them.
+    pub(crate) fn envelope(mut self, decode: bool) -> Result<EnvelopeView<'a>> {
         self.ws();
         if self.peek() != Some(b'{') {
             return Err(self.syntax(format!("expected an object, found {}", describe(self.peek()))));
         }
         self.i += 1;
         self.ws();
-        let mut env = Envelope::default();
+        let mut header: [Cow<'a, str>; HEADER_STRINGS] = Default::default();
+        let mut metadata = None;
+        let mut extra = Vec::new();
         let mut payloads = None;
         if self.peek() == Some(b'}') {
             self.i += 1;
@@ -441,21 +461,19 @@ impl<'a> Reader<'a> {
                 match key {
                     Ok(k) if k < HEADER_STRINGS => {
                         expected = k + 1;
-                        *header_field(&mut env, k) =
-                            self.str_field(Field::top(TOP_KEYS[k]))?.into_owned();
+                        header[k] = self.str_field(Field::top(TOP_KEYS[k]))?;
                     }
                     Ok(HEADER_STRINGS) => {
                         expected = HEADER_STRINGS + 1;
-                        env.metadata = self.object_field(Field::top("metadata"))?;
+                        metadata = self.object_field(Field::top("metadata"))?;
                     }
                     Ok(_) => {
                         expected = TOP_KEYS.len();
-                        payloads = Some(self.payloads()?);
+                        payloads = Some(self.payloads(decode)?);
                     }
                     Err(key) => {
-                        let key = self.owned_key(key)?;
-                        let value = self.json_value()?;
-                        env.extra.insert(key, value);
+                        let key = self.str_key(key)?;
+                        extra.push((key, self.json_text()?));
                     }
                 }
                 if !self.next_member(b'}')? {
@@ -467,9 +485,9 @@ impl<'a> Reader<'a> {
         if self.i != self.b.len() {
             return Err(self.syntax("trailing characters after the envelope"));
         }
-        env.payloads = payloads
+        let payloads = payloads
             .ok_or_else(|| Field::top("payloads").malformed("missing (a required field)"))?;
-        Ok(env)
+        Ok(EnvelopeView { header, metadata, payloads, extra })
     }
 }
 

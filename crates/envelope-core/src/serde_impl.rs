@@ -54,6 +54,7 @@ fn record_from_value(index: usize, v: Value) -> Result<PayloadRecord> {
             .malformed(format!("expected an object, found {}", describe(&v))));
     };
     let mut raw = RawRecord::default();
+    let mut extra = Map::new();
     for (key, value) in map {
         let f = |name| Field::record(index, name);
         let text = |value, name| str_value(value, f(name)).map(|s| Some(Cow::Owned(s)));
@@ -72,11 +73,13 @@ fn record_from_value(index: usize, v: Value) -> Result<PayloadRecord> {
                 }
             },
             _ => {
-                raw.extra.insert(key, value);
+                extra.insert(key, value);
             }
         }
     }
-    raw.finish(index)
+    let mut record = raw.finish(index, true, Vec::new())?.into_record()?;
+    record.extra = extra;
+    Ok(record)
 }
 
 impl Envelope {

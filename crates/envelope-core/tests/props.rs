@@ -70,7 +70,7 @@ fn record() -> impl Strategy<Value = PayloadRecord> {
 }
 
 prop_compose! {
-    fn envelope()(
+    pub(crate) fn envelope()(
         strings in prop::collection::vec(".{0,30}", 12),
         metadata in json_map(),
         payloads in prop::collection::vec(record(), 0..5),
@@ -88,7 +88,7 @@ prop_compose! {
 
 /// JSON numbers go through f64 in both directions, so compare values as
 /// serde_json reads them back.
-fn normalized(env: &Envelope) -> Envelope {
+pub(crate) fn normalized(env: &Envelope) -> Envelope {
     let mut env = env.clone();
     let norm = |m: &mut Map<String, Value>| {
         *m = serde_json::from_slice(&serde_json::to_vec(m).unwrap()).unwrap();

@@ -5,3 +5,4 @@ mod golden;
 mod malformed;
 mod props;
 mod util;
+mod view;

@@ -1,6 +1,6 @@
 //! Helpers shared by the test modules.
 
-use natsbridge_envelope_core::{Envelope, Error, ErrorKind, Payload, SendOptions};
+use natsbridge_envelope_core::{Envelope, EnvelopeView, Error, ErrorKind, Payload, SendOptions};
 
 /// Reads a committed fixture.
 pub(crate) fn fixture(name: &str) -> Vec<u8> {
@@ -27,10 +27,13 @@ pub(crate) fn pack(payloads: Vec<Payload>) -> Envelope {
     Envelope::pack("test.subject", payloads, SendOptions::default(), &mut seq_ids(), &epoch)
 }
 
-/// Parses through both paths (the fast reader and serde) and checks they
-/// agree on the error kind; returns the fast path's error.
+/// Parses through every path (the fast reader, the borrowed view and
+/// serde) and checks they agree: the view on the whole error, serde on its
+/// kind; returns the fast path's error.
 pub(crate) fn parse_err(json: &str) -> Error {
     let fast = Envelope::from_json(json.as_bytes()).expect_err("fast path accepted bad input");
+    let view = EnvelopeView::parse(json.as_bytes()).expect_err("the view accepted bad input");
+    assert_eq!(view, fast, "the view and the owned parse disagree on {json}");
     if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(json) {
         let slow = Envelope::from_json_object(map).expect_err("serde path accepted bad input");
         assert_eq!(slow.kind(), fast.kind(), "paths disagree on {json}");
