@@ -8,7 +8,8 @@ use crate::prelude::*;
 use crate::{Error, ErrorKind, Result};
 
 /// The first `"` or `\\` in `b`. Header strings are short (ids are 36
-/// bytes), so the first 64 bytes are checked eight at a time inline; longer
+/// bytes), so the first 64 bytes are checked inline, sixteen bytes at a time
+/// with SSE2 (eight without, and near the end of the input); longer
 /// strings (payload data) go to memchr's SIMD search, whose set-up only pays
 /// off there.
 #[inline]
@@ -16,6 +17,15 @@ pub(crate) fn find_quote_or_backslash(b: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let mut i = 0;
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    while i < 64 {
+        let Some(chunk) = b.get(i..i + 16) else { break };
+        let (special, _) = stops16(chunk);
+        if special != 0 {
+            return Some(i + special.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
     while i < 64 {
         let Some(word) = b.get(i..i + 8) else {
             // Fewer than eight bytes left: a short loop beats memchr's set-up.
@@ -32,6 +42,74 @@ pub(crate) fn find_quote_or_backslash(b: &[u8]) -> Option<usize> {
         i += 8;
     }
     memchr::memchr2(b'"', b'\\', &b[i..]).map(|k| i + k)
+}
+
+/// The length of the string content at the start of `b` when it is plain
+/// ASCII (no escape, no byte above 0x7f) closed by a `"`; `None` for any
+/// other string, which takes the general path. One pass: sixteen bytes at
+/// a time with SSE2 (every x86-64 has it), eight at a time elsewhere and
+/// near the end of the input.
+#[inline(always)]
+pub(crate) fn plain_ascii_len(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    while let Some(chunk) = b.get(i..i + 16) {
+        let (special, high) = stops16(chunk);
+        let stop = special | high;
+        if stop != 0 {
+            let at = i + stop.trailing_zeros() as usize;
+            return (chunk[at - i] == b'"').then_some(at);
+        }
+        i += 16;
+    }
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while let Some(word) = b.get(i..i + 8) {
+        let x = read_u64(word);
+        let q = x ^ (LO * u64::from(b'"'));
+        let s = x ^ (LO * u64::from(b'\\'));
+        // Quote, backslash (zero bytes of `q`, `s`; a borrow can only flag
+        // bytes above a real match) or a high bit: the lowest flag is exact.
+        let stop = (q.wrapping_sub(LO) & !q | s.wrapping_sub(LO) & !s | x) & HI;
+        if stop != 0 {
+            let at = i + (stop.trailing_zeros() / 8) as usize;
+            return (b[at] == b'"').then_some(at);
+        }
+        i += 8;
+    }
+    for (k, &c) in b[i..].iter().enumerate() {
+        if c == b'"' {
+            return Some(i + k);
+        }
+        if c == b'\\' || c >= 0x80 {
+            return None;
+        }
+    }
+    None
+}
+
+/// One bit per byte of the 16-byte `chunk` that is a quote or a backslash,
+/// and one per byte above 0x7f.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn stops16(chunk: &[u8]) -> (u32, u32) {
+    use core::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    debug_assert!(chunk.len() >= 16);
+    // SAFETY: the build enables SSE2 (the `cfg` above: every x86-64 has
+    // it), which is all these intrinsics need; the load reads the first 16
+    // bytes of `chunk`, which has at least 16 (its one caller slices it so),
+    // and an unaligned load has no alignment requirement.
+    #[allow(unsafe_code)]
+    unsafe {
+        let x = _mm_loadu_si128(chunk.as_ptr().cast());
+        let special = _mm_or_si128(
+            _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8)),
+            _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8)),
+        );
+        (_mm_movemask_epi8(special) as u32, _mm_movemask_epi8(x) as u32)
+    }
 }
 
 /// The first eight bytes of `b` (which holds at least eight) as a word.
@@ -52,6 +130,11 @@ pub(crate) fn eq_short(a: &[u8], b: &[u8]) -> bool {
     }
     if (8..=16).contains(&n) {
         return read_u64(a) == read_u64(b) && read_u64(&a[n - 8..]) == read_u64(&b[n - 8..]);
+    }
+    if (17..=24).contains(&n) {
+        return read_u64(a) == read_u64(b)
+            && read_u64(&a[8..]) == read_u64(&b[8..])
+            && read_u64(&a[n - 8..]) == read_u64(&b[n - 8..]);
     }
     if n < 8 {
         return a.iter().zip(b).all(|(x, y)| x == y);
@@ -216,8 +299,26 @@ impl<'a> Reader<'a> {
         }
     }
 
-    #[inline]
+    /// A string starting at its opening quote, borrowed unless escaped.
+    #[inline(always)]
     pub(crate) fn string(&mut self) -> Result<Cow<'a, str>> {
+        let start = self.i + 1;
+        if let Some(rest) = self.b.get(start..)
+            && let Some(len) = plain_ascii_len(rest)
+        {
+            self.i = start + len + 1;
+            let raw = &rest[..len];
+            // SAFETY: `plain_ascii_len` checked every byte is below 0x80,
+            // and ASCII is valid UTF-8.
+            #[allow(unsafe_code)]
+            return Ok(Cow::Borrowed(unsafe { core::str::from_utf8_unchecked(raw) }));
+        }
+        self.string_general()
+    }
+
+    /// [`Reader::string`] for escapes, non-ASCII text and errors.
+    #[inline(never)]
+    fn string_general(&mut self) -> Result<Cow<'a, str>> {
         let at = self.i;
         let scan = self.scan_string()?;
         let raw = &self.b[scan.start..scan.end];
@@ -316,6 +417,23 @@ impl<'a> Reader<'a> {
             }
             _ => Err(self.syntax(format!("expected `,` or `{}`", close as char))),
         }
+    }
+
+    /// The `:` after a key and the whitespace around it (none, or one
+    /// space after, are what peers write: checked first).
+    #[inline(always)]
+    pub(crate) fn colon(&mut self) -> Result<()> {
+        if self.peek() == Some(b':') {
+            self.i += 1;
+        } else {
+            self.ws();
+            self.eat(b':')?;
+        }
+        if self.peek() == Some(b' ') {
+            self.i += 1;
+        }
+        self.ws();
+        Ok(())
     }
 
     /// A member's key, as bytes: known keys are matched without UTF-8
@@ -431,6 +549,30 @@ mod tests {
                 }
             }
             assert_eq!(find_quote_or_backslash(&vec![0xffu8; len]), None);
+        }
+    }
+
+    #[test]
+    fn plain_ascii_scan_agrees_with_a_byte_loop() {
+        // Both the 16-byte and the 8-byte steps and the tail, every stop.
+        let reference =
+            |b: &[u8]| match b.iter().position(|&c| c == b'"' || c == b'\\' || c >= 0x80) {
+                Some(at) if b[at] == b'"' => Some(at),
+                _ => None,
+            };
+        for len in 0..70 {
+            for at in 0..len {
+                for special in [b'"', b'\\', 0x80, 0xff, 0xc3] {
+                    let mut b = vec![b'a'; len];
+                    b[at] = special;
+                    assert_eq!(
+                        plain_ascii_len(&b),
+                        reference(&b),
+                        "len {len} at {at} {special:#x}"
+                    );
+                }
+            }
+            assert_eq!(plain_ascii_len(&vec![b'a'; len]), None, "unterminated, len {len}");
         }
     }
 

@@ -55,6 +55,7 @@ extern crate alloc;
 
 mod envelope;
 mod error;
+mod fast;
 mod lex;
 mod payload;
 mod plan;

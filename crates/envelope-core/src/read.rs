@@ -72,6 +72,7 @@ pub(crate) struct RawRecord<'a> {
 impl<'a> RawRecord<'a> {
     /// Validates the record. A direct payload's base64 is decoded when
     /// `decode` (the owned path) and only checked otherwise (the view).
+    #[inline(always)]
     pub(crate) fn finish(
         self,
         index: usize,
@@ -219,6 +220,35 @@ pub(crate) const TOP_KEYS: [&str; 14] = [
     "payloads",
 ];
 
+/// [`TOP_KEYS`] as written, quotes included, for one comparison each.
+pub(crate) const QUOTED_TOP_KEYS: [&str; 14] = [
+    "\"correlation_id\"",
+    "\"msg_id\"",
+    "\"timestamp\"",
+    "\"send_to\"",
+    "\"msg_purpose\"",
+    "\"sender_name\"",
+    "\"sender_id\"",
+    "\"receiver_name\"",
+    "\"receiver_id\"",
+    "\"reply_to\"",
+    "\"reply_to_msg_id\"",
+    "\"broker_url\"",
+    "\"metadata\"",
+    "\"payloads\"",
+];
+
+/// [`RECORD_KEYS`] as written, quotes included.
+pub(crate) const QUOTED_RECORD_KEYS: [&str; 7] = [
+    "\"id\"",
+    "\"dataname\"",
+    "\"payload_type\"",
+    "\"transport\"",
+    "\"encoding\"",
+    "\"size\"",
+    "\"data\"",
+];
+
 /// How many of [`TOP_KEYS`] are header strings.
 pub(crate) const HEADER_STRINGS: usize = 12;
 
@@ -335,32 +365,48 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| Error::new(ErrorKind::NotJson { offset: at }, "invalid number"))
     }
 
-    /// A member's key, as its index in `keys` when it is one of them. The key
-    /// the spec's order puts next (`keys[expected]`) is checked first with
-    /// one comparison, which is what every peer writes; any order is read.
-    #[inline]
+    /// Whether the next member's key is `expected` (the key the spec's
+    /// order puts next, written with its quotes: what every peer writes),
+    /// consuming it and the `:` when it is. One comparison of at most three
+    /// words; anything else is left to [`Reader::member_key`].
+    #[inline(always)]
+    fn expected_key(&mut self, quoted: &[u8]) -> Result<bool> {
+        let n = quoted.len();
+        match self.b.get(self.i..self.i + n) {
+            Some(key) if eq_short(key, quoted) => {
+                self.i += n;
+                self.colon()?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// A member's key in any order: its index in `keys` when it is one of
+    /// them, else the key itself.
+    #[inline(never)]
+    fn member_key(
+        &mut self,
+        keys: &[&'static str],
+    ) -> Result<core::result::Result<usize, Cow<'a, [u8]>>> {
+        let key = self.key()?;
+        Ok(keys.iter().position(|k| eq_short(k.as_bytes(), &key)).ok_or(key))
+    }
+
+    /// The next member's key: `expected` when it is next, else any.
+    #[inline(always)]
     fn known_key(
         &mut self,
         keys: &[&'static str],
+        quoted: &[&'static str],
         expected: usize,
     ) -> Result<core::result::Result<usize, Cow<'a, [u8]>>> {
-        if let Some(want) = keys.get(expected) {
-            let rest = &self.b[self.i..];
-            let n = want.len();
-            if rest.len() > n + 1
-                && rest[0] == b'"'
-                && rest[n + 1] == b'"'
-                && eq_short(&rest[1..n + 1], want.as_bytes())
-            {
-                self.i += n + 2;
-                self.ws();
-                self.eat(b':')?;
-                self.ws();
-                return Ok(Ok(expected));
-            }
+        if let Some(want) = quoted.get(expected)
+            && self.expected_key(want.as_bytes())?
+        {
+            return Ok(Ok(expected));
         }
-        let key = self.key()?;
-        Ok(keys.iter().position(|k| eq_short(k.as_bytes(), &key)).ok_or(key))
+        self.member_key(keys)
     }
 
     fn record(&mut self, index: usize, decode: bool) -> Result<PayloadView<'a>> {
@@ -377,7 +423,7 @@ impl<'a> Reader<'a> {
         } else {
             let mut expected = 0;
             loop {
-                let key = self.known_key(&RECORD_KEYS, expected)?;
+                let key = self.known_key(&RECORD_KEYS, &QUOTED_RECORD_KEYS, expected)?;
                 if let Ok(k) = key {
                     expected = k + 1;
                 }
@@ -441,7 +487,18 @@ impl<'a> Reader<'a> {
 
     /// Reads the whole input as one envelope. `decode`: decode direct
     /// payloads (the owned path) rather than only check them.
-    pub(crate) fn envelope(mut self, decode: bool) -> Result<EnvelopeView<'a>> {
+    pub(crate) fn envelope(self, decode: bool) -> Result<EnvelopeView<'a>> {
+        let mut view = EnvelopeView::EMPTY;
+        if crate::fast::fill(&mut view, self.b, decode).is_some() {
+            return Ok(view);
+        }
+        drop(view);
+        self.envelope_general(decode)
+    }
+
+    /// [`Reader::envelope`] without the fast path: any shape, every error.
+    #[inline(never)]
+    pub(crate) fn envelope_general(mut self, decode: bool) -> Result<EnvelopeView<'a>> {
         self.ws();
         if self.peek() != Some(b'{') {
             return Err(self.syntax(format!("expected an object, found {}", describe(self.peek()))));
@@ -457,7 +514,7 @@ impl<'a> Reader<'a> {
         } else {
             let mut expected = 0;
             loop {
-                let key = self.known_key(&TOP_KEYS, expected)?;
+                let key = self.known_key(&TOP_KEYS, &QUOTED_TOP_KEYS, expected)?;
                 match key {
                     Ok(k) if k < HEADER_STRINGS => {
                         expected = k + 1;

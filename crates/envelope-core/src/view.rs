@@ -71,6 +71,14 @@ pub(crate) enum BodyView<'a> {
 }
 
 impl<'a> EnvelopeView<'a> {
+    /// No header, no payloads: what the reader fills in.
+    pub(crate) const EMPTY: EnvelopeView<'a> = EnvelopeView {
+        header: [const { Cow::Borrowed("") }; HEADER_STRINGS],
+        metadata: None,
+        payloads: Vec::new(),
+        extra: Vec::new(),
+    };
+
     /// Reads an envelope from its wire JSON without copying it.
     ///
     /// Validates everything [`Envelope::from_json`] validates, with the same
