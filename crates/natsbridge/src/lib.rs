@@ -80,7 +80,8 @@ pub use natsbridge_transport_nats as transport;
 pub use crate::bridge::{Bridge, BridgeBuilder, connect};
 pub use crate::claimcheck::sha256_hex;
 pub use crate::envelope::{
-    Body, Envelope, Payload, PayloadRecord, PayloadType, PayloadValue, SendOptions, Transport,
+    Body, Envelope, EnvelopeView, Payload, PayloadRecord, PayloadType, PayloadValue, PayloadView,
+    SendOptions, Transport,
 };
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
@@ -88,5 +89,7 @@ pub use crate::pack::{
     FilePayload, Outgoing, SHA256_KEY, pack, pack_files, unpack as smartunpack, upload_file_name,
 };
 pub use crate::prepared::PreparedSender;
-pub use crate::subscription::{EnvelopeConsumer, Received, Rejected, Subscription};
+pub use crate::subscription::{
+    EnvelopeConsumer, Incoming, LazySubscription, Received, Rejected, Subscription,
+};
 pub use crate::system::{SystemClock, SystemIds};

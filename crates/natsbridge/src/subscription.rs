@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::{Stream, StreamExt};
 
 use crate::claimcheck::{BoxFuture, DownloadHandler, RetryConfig};
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, EnvelopeView};
 use crate::envelope::bytes::Bytes;
 use crate::pack::{fetch_links, has_links, unpack};
 use crate::transport::{Consumer, Message, Messages, StreamMessage, Subscriber};
@@ -185,6 +185,111 @@ impl Stream for Subscription {
         let item = ready!(downloading.as_mut().poll(cx));
         *in_flight = None;
         Poll::Ready(Some(item))
+    }
+}
+
+/// A message as it arrived on a [`LazySubscription`], not yet decoded:
+/// reading it costs only what the reader asks for.
+///
+/// [`Incoming::view`] reads the envelope in place ([`EnvelopeView`]:
+/// header strings borrowed from the message, payloads left base64 until
+/// one is decoded, links not fetched); [`Incoming::decode`] does what a
+/// [`Subscription`] does (every payload decoded, links fetched).
+///
+/// ```no_run
+/// # async fn run(bridge: natsbridge::Bridge) -> natsbridge::Result<()> {
+/// let mut sub = bridge.subscribe_lazy("sensors.>").await?;
+/// let mut text = Vec::new();
+/// while let Some(incoming) = sub.next().await {
+///     let view = incoming.view()?; // validated, nothing copied
+///     if let Some(reading) = view.payload("reading") {
+///         text.clear();
+///         reading.decode_into(&mut text)?; // only this payload is decoded
+///         println!("{} from {}", String::from_utf8_lossy(&text), view.sender_name());
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Incoming {
+    message: Message,
+}
+
+impl Incoming {
+    /// The subject it arrived on.
+    pub fn subject(&self) -> &str {
+        self.message.subject.as_str()
+    }
+
+    /// NATS's reply inbox, when it came as a NATS request.
+    pub fn reply(&self) -> Option<&str> {
+        self.message.reply.as_ref().map(|r| r.as_str())
+    }
+
+    /// The message body exactly as it arrived.
+    pub fn payload(&self) -> &Bytes {
+        &self.message.payload
+    }
+
+    /// The envelope read in place, validated as [`Subscription`] validates
+    /// it (the same errors), without copying anything.
+    pub fn view(&self) -> Result<EnvelopeView<'_>> {
+        Ok(EnvelopeView::parse(&self.message.payload)?)
+    }
+
+    /// Decodes the whole envelope as a [`Subscription`] would: every direct
+    /// payload decoded, every link fetched through `bridge`'s download
+    /// handler and checked.
+    pub async fn decode(self, bridge: &Bridge) -> Result<Received, Rejected> {
+        match receive(self.message, &bridge.downloader) {
+            Ok(item) => item,
+            Err(downloading) => downloading.await,
+        }
+    }
+
+    /// The NATS message itself.
+    pub fn into_message(self) -> Message {
+        self.message
+    }
+}
+
+/// A subscription yielding messages undecoded, as [`Incoming`]: a
+/// [`Stream`], also readable with the inherent [`LazySubscription::next`].
+/// Nothing is parsed until [`Incoming::view`] or [`Incoming::decode`] is
+/// called, so a receiver that reads one field or one small payload pays
+/// for that (see `docs/BENCHMARKS.md`, instruction counts).
+///
+/// # Cancel safety
+///
+/// [`LazySubscription::next`] is cancel safe: a dropped `next()` loses no
+/// message. Dropping the subscription unsubscribes (at most once delivery,
+/// as with any core NATS subscriber).
+#[derive(Debug)]
+pub struct LazySubscription {
+    subscriber: Subscriber,
+}
+
+impl LazySubscription {
+    /// The next message, or `None` when the subscription ends.
+    pub async fn next(&mut self) -> Option<Incoming> {
+        StreamExt::next(self).await
+    }
+}
+
+impl Stream for LazySubscription {
+    type Item = Incoming;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
+        self.get_mut().subscriber.poll_next_unpin(cx).map(|m| m.map(|message| Incoming { message }))
+    }
+}
+
+impl Bridge {
+    /// Subscribes to `subject` (wildcards allowed) and yields each message
+    /// undecoded ([`Incoming`]), for receivers that read part of each
+    /// envelope; [`Bridge::subscribe`] decodes everything.
+    pub async fn subscribe_lazy(&self, subject: &str) -> Result<LazySubscription> {
+        Ok(LazySubscription { subscriber: self.conn.subscribe(subject).await? })
     }
 }
 

@@ -68,6 +68,8 @@ fn text(received: &Received) -> String {
 fn receivers_are_send_and_sync() {
     fn send_sync<T: Send + Sync + Unpin>() {}
     send_sync::<Subscription>();
+    send_sync::<natsbridge::LazySubscription>();
+    send_sync::<natsbridge::Incoming>();
     send_sync::<EnvelopeConsumer>();
     send_sync::<Rejected>();
 }
@@ -198,4 +200,52 @@ async fn an_envelope_consumer_next_is_cancel_safe() {
     // Both were acked: a second consumer on the same durable finds nothing.
     let again = bridge.jetstream_consumer("DOCS", "worker").await.unwrap();
     assert!(again.fetch(10, Duration::from_millis(300)).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_lazy_subscription_hands_messages_undecoded_and_reads_only_what_is_asked() {
+    let server = NatsServer::start();
+    let (bridge, downloads) = slow_bridge(&server, Duration::ZERO).await;
+    let mut lazy = bridge.subscribe_lazy("lazy.>").await.unwrap();
+    barrier(&bridge).await;
+
+    let payloads = vec![Payload::text("reading", "21.5 C"), Payload::binary("blob", vec![9u8; 300])];
+    bridge.smartsend("lazy.a", payloads, SendOptions::default()).await.unwrap();
+    bridge.connection().publish("lazy.bad", Bytes::from_static(b"{\"payloads\": 7}")).await.unwrap();
+    bridge.connection().publish("lazy.link", link_envelope(5)).await.unwrap();
+    bridge.flush().await.unwrap();
+
+    let first = lazy.next().await.unwrap();
+    assert_eq!(first.subject(), "lazy.a");
+    let view = first.view().unwrap();
+    assert_eq!(view.send_to(), "lazy.a");
+    let reading = view.payload("reading").unwrap();
+    let mut buf = Vec::new();
+    reading.decode_into(&mut buf).unwrap();
+    assert_eq!(buf, b"21.5 C");
+    // Header strings are borrowed from the message body.
+    let body = first.payload().as_ptr_range();
+    assert!(body.contains(&view.msg_id().as_ptr()));
+    // The full decode reads what a Subscription reads.
+    let msg_id = view.msg_id().to_string();
+    let received = first.clone().decode(&bridge).await.unwrap();
+    assert_eq!(received.envelope.msg_id, msg_id);
+    assert_eq!(received.envelope.payloads[1].bytes().unwrap().as_ref(), &[9u8; 300][..]);
+
+    // A bad message: the view names the error, as decode does; nothing is lost.
+    let bad = lazy.next().await.unwrap();
+    let err = bad.view().unwrap_err();
+    assert!(err.to_string().contains("payloads"), "{err}");
+    assert_eq!(bad.payload().as_ref(), b"{\"payloads\": 7}");
+    let rejected = bad.decode(&bridge).await.unwrap_err();
+    assert_eq!(rejected.error.to_string(), err.to_string());
+
+    // A link is not fetched by the view; decode fetches it.
+    let link = lazy.next().await.unwrap();
+    let view = link.view().unwrap();
+    assert_eq!(view.payloads()[0].url(), Some("http://127.0.0.1:9/document.bin"));
+    assert_eq!(downloads.load(Ordering::SeqCst), 0, "viewing fetched nothing");
+    let received = link.decode(&bridge).await.unwrap();
+    assert_eq!(received.envelope.payloads[0].bytes().unwrap().as_ref(), &[7u8; 5][..]);
+    assert_eq!(downloads.load(Ordering::SeqCst), 1);
 }
