@@ -16,6 +16,7 @@ mod demo;
 mod dev;
 mod exit;
 mod fileserver;
+mod inspect;
 mod listen;
 mod local;
 mod man;
@@ -68,11 +69,16 @@ enum Command {
     /// Read an envelope from a file (or `-` for stdin), fetch its link
     /// payloads, and show it (`--json`: its one-line report).
     Unpack(unpack::UnpackArgs),
+    /// Serve a web page on loopback showing the envelopes on SUBJECTs
+    /// (default every subject) as they arrive, decoded, with their
+    /// conversations; it can send too. Links are fetched only when asked.
+    Inspect(Box<inspect::InspectArgs>),
     /// Serve the Plik-compatible file store (the local claim-check default).
     Fileserver(fileserver::FileserverArgs),
     /// Start a nats-server (JetStream and WebSocket on) and the file server
-    /// on free loopback ports, print their URLs, stop both on Ctrl-C.
-    Dev(JsonArg),
+    /// on free loopback ports, and the inspector page watching every
+    /// subject; print their URLs, stop all on Ctrl-C.
+    Dev(dev::DevArgs),
     /// Print the shell completion script for bash, zsh, fish, elvish or
     /// powershell.
     Completions(completions::CompletionsArgs),
@@ -143,7 +149,7 @@ fn init_logging(verbose: u8, format: LogFormat) {
 pub(crate) use natsbridge::transport::redact_url;
 
 /// An error and its causes on one line.
-fn one_line(e: &anyhow::Error) -> String {
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
     // A marker such as `exit::BadInput` prints as nothing and is left out.
     e.chain()
         .map(|c| c.to_string())
@@ -158,7 +164,8 @@ async fn run(command: Command, nats: &connect::NatsArgs) -> anyhow::Result<ExitC
         Command::Send(args) => send::run(*args, nats).await,
         Command::Unpack(args) => unpack::run(args).await,
         Command::Fileserver(args) => fileserver::run(args).await,
-        Command::Dev(args) => dev::run(args.json).await,
+        Command::Dev(args) => dev::run(args).await,
+        Command::Inspect(args) => inspect::run(*args, nats).await,
         Command::Listen(args) => listen::run(args, nats).await,
         Command::Request(args) => request::run(*args, nats).await,
         Command::Reply(args) => reply::run(args, nats).await,

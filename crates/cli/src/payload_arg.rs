@@ -19,7 +19,20 @@ pub(crate) const TYPES: &str =
 pub(crate) fn parse_outgoing(arg: &str) -> anyhow::Result<Outgoing> {
     if let Some((type_name, rest)) = arg.split_once(':')
         && let Some((name, value)) = rest.split_once('=')
-        && let Some(path) = value.strip_prefix('@')
+    {
+        return outgoing_from_parts(type_name, name, value);
+    }
+    parse(arg).map(Outgoing::from)
+}
+
+/// [`parse_outgoing`] for an argument already split into its TYPE, NAME
+/// and VALUE (the inspector page's send form, where a name may hold `=`).
+pub(crate) fn outgoing_from_parts(
+    type_name: &str,
+    name: &str,
+    value: &str,
+) -> anyhow::Result<Outgoing> {
+    if let Some(path) = value.strip_prefix('@')
         && let Some(payload_type) = PayloadType::known(type_name)
         && matches!(
             payload_type,
@@ -29,7 +42,7 @@ pub(crate) fn parse_outgoing(arg: &str) -> anyhow::Result<Outgoing> {
         std::fs::metadata(path).with_context(|| format!("reading payload {name:?} from {path}"))?;
         return Ok(FilePayload::new(name, payload_type, path).into());
     }
-    parse(arg).map(Outgoing::from)
+    from_parts(type_name, name, value).map(Outgoing::from)
 }
 
 /// Parses `TYPE:NAME=VALUE`, reading `@PATH` values from a file.
@@ -40,6 +53,11 @@ pub(crate) fn parse(arg: &str) -> anyhow::Result<Payload> {
     let Some((name, value)) = rest.split_once('=') else {
         bail!("payload {arg:?} is not TYPE:NAME=VALUE (missing `=`)");
     };
+    from_parts(type_name, name, value)
+}
+
+/// [`parse`] for an argument already split into its parts.
+fn from_parts(type_name: &str, name: &str, value: &str) -> anyhow::Result<Payload> {
     let payload_type = PayloadType::known(type_name)
         .with_context(|| format!("unknown payload type {type_name:?} (one of {TYPES})"))?;
     let path = value.strip_prefix('@');

@@ -171,17 +171,7 @@ fn table_text(table: &natsbridge::table::Table) -> String {
     if rows == 0 || fields.is_empty() {
         return out;
     }
-    let mut first = Vec::new();
-    let mut left = TABLE_ROWS;
-    for batch in &table.batches {
-        if left == 0 {
-            break;
-        }
-        let take = left.min(batch.num_rows());
-        first.push(batch.slice(0, take));
-        left -= take;
-    }
-    match first_rows(&first) {
+    match first_rows(&first_batches(table, TABLE_ROWS)) {
         Ok(cells) => {
             let names: Vec<String> = fields.iter().map(|f| clean(f.name())).collect();
             out.push('\n');
@@ -198,12 +188,28 @@ fn table_text(table: &natsbridge::table::Table) -> String {
     out
 }
 
+/// The first `rows` rows of `table`, as slices of its batches.
+pub(crate) fn first_batches(table: &natsbridge::table::Table, rows: usize) -> Vec<RecordBatch> {
+    let mut first = Vec::new();
+    let mut left = rows;
+    for batch in &table.batches {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(batch.num_rows());
+        first.push(batch.slice(0, take));
+        left -= take;
+    }
+    first
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// The cells of `batches`' rows, column by column in schema order.
-fn first_rows(batches: &[RecordBatch]) -> natsbridge::table::Result<Vec<Vec<String>>> {
+/// The cells of `batches`' rows, column by column in schema order (each
+/// cut and escaped as [`cell`] does).
+pub(crate) fn first_rows(batches: &[RecordBatch]) -> natsbridge::table::Result<Vec<Vec<String>>> {
     let Some(schema) = batches.first().map(RecordBatch::schema) else {
         return Ok(Vec::new());
     };

@@ -4,13 +4,14 @@
 use crate::util::run;
 
 /// Every subcommand, as `--help` lists them.
-const SUBCOMMANDS: [&str; 10] = [
+const SUBCOMMANDS: [&str; 11] = [
     "send",
     "listen",
     "request",
     "reply",
     "demo",
     "unpack",
+    "inspect",
     "fileserver",
     "dev",
     "completions",

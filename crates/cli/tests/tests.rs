@@ -1,6 +1,7 @@
 //! End-to-end tests of the `natsbridge` binary.
 
 mod connection;
+mod inspect;
 mod install;
 mod nats;
 mod offline;

@@ -1,0 +1,318 @@
+//! `natsbridge inspect`: a web page on loopback that shows the envelopes
+//! arriving on the watched subjects as they come, newest first, each
+//! decoded for a person, conversations paired, failures listed, and that
+//! sends messages too. `natsbridge dev` serves the same page.
+//!
+//! Links are never fetched on arrival: a one-shot link read by the
+//! inspector would be gone for the service it was meant for. The page
+//! fetches one (through the download path `listen` uses: origin allowlist,
+//! size cap, size and SHA-256 checked) only when a person asks.
+
+mod history;
+mod outgoing;
+mod preview;
+mod server;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use clap::Args;
+use futures_util::StreamExt;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use natsbridge::Bridge;
+use natsbridge::claimcheck::{DownloadHandler, HttpDownloader};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::connect::{LinkArgs, NatsArgs, Store, connect_to_store};
+use crate::exit::BadInput;
+use crate::{ctrl_c, print_json, redact_url};
+
+/// Where and how the page is served, and how much it keeps (`inspect`
+/// and `dev`).
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Inspector page")]
+pub(crate) struct PageArgs {
+    /// Address to serve the inspector page on (port 0: a free one). Only a
+    /// loopback address unless --allow-remote.
+    #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub(crate) listen: String,
+    /// Serve the page beyond this machine (anyone who reaches it can read
+    /// the traffic, fetch links and send messages).
+    #[arg(long)]
+    pub(crate) allow_remote: bool,
+    /// Keep at most this many messages (the oldest go first).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub(crate) history: usize,
+    /// Keep at most this many bytes of messages (bodies, decoded payloads
+    /// and fetched links together; the oldest go first).
+    #[arg(long, value_name = "BYTES", default_value_t = 256 << 20)]
+    pub(crate) history_bytes: usize,
+    /// The largest link payload the page may fetch.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub(crate) max_link_size: u64,
+    /// The largest file the page may send.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
+    pub(crate) max_upload: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InspectArgs {
+    /// Subjects to watch (wildcards allowed). Default `>`: every subject
+    /// except the server's own (`$JS.API...`, `$SYS...`).
+    #[arg(value_name = "SUBJECT")]
+    subjects: Vec<String>,
+    #[command(flatten)]
+    page: PageArgs,
+    #[command(flatten)]
+    links: LinkArgs,
+    /// Payloads sent from the page of this many bytes or more go by link
+    /// (to --fileserver).
+    #[arg(long, value_name = "BYTES", default_value_t = natsbridge::envelope::DEFAULT_SIZE_THRESHOLD)]
+    threshold: usize,
+    /// Print the page's address as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A running inspector: its page and its subscriptions, stopped when
+/// dropped.
+#[derive(Debug)]
+pub(crate) struct Inspector {
+    /// `http://127.0.0.1:PORT/`.
+    pub(crate) url: String,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Inspector {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// What the inspector needs besides its page settings.
+#[derive(Debug)]
+pub(crate) struct Watch<'a> {
+    pub(crate) bridge: Bridge,
+    pub(crate) subjects: Vec<String>,
+    /// Shown on the page (credentials removed).
+    pub(crate) nats_url: &'a str,
+    pub(crate) fileserver: Option<&'a str>,
+    pub(crate) allow_origin: &'a [String],
+    pub(crate) threshold: usize,
+}
+
+pub(crate) async fn run(args: InspectArgs, nats: &NatsArgs) -> anyhow::Result<ExitCode> {
+    args.page.check()?;
+    let interrupted = ctrl_c()?;
+    let target = nats.target()?;
+    let nats_url = target.url.clone();
+    let store = Store::plik(args.links.fileserver.as_deref());
+    let bridge = connect_to_store(target, &store, &args.links.allow_origin).await?;
+    let subjects = if args.subjects.is_empty() { vec![">".to_string()] } else { args.subjects };
+    let inspector = start(
+        Watch {
+            bridge,
+            subjects: subjects.clone(),
+            nats_url: &nats_url,
+            fileserver: args.links.fileserver.as_deref(),
+            allow_origin: &args.links.allow_origin,
+            threshold: args.threshold,
+        },
+        &args.page,
+    )
+    .await?;
+    eprintln!("natsbridge: listening on {}", subjects.join(" "));
+    if args.json {
+        let line = json!({"url": inspector.url, "subjects": subjects});
+        print_json(line.to_string().as_bytes())?;
+    } else {
+        println!("inspector at {}", inspector.url);
+        std::io::stdout().flush()?;
+    }
+    interrupted.await;
+    drop(inspector);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Subscribes to the subjects, then serves the page; returns once both
+/// are ready (the server has the subscriptions, the socket listens).
+impl PageArgs {
+    /// The address to serve on, if the settings can be used: a loopback
+    /// address unless `--allow-remote`, limits of at least 1. Checked
+    /// before connecting, so that bad input is said first.
+    pub(crate) fn check(&self) -> anyhow::Result<SocketAddr> {
+        let addr: SocketAddr = self
+            .listen
+            .parse()
+            .with_context(|| format!("--listen {:?} is not an address (IP:PORT)", self.listen))
+            .context(BadInput)?;
+        if !addr.ip().is_loopback() && !self.allow_remote {
+            return Err(anyhow::anyhow!(
+                "--listen {addr} is not a loopback address: the page shows every message and \
+                 can send and fetch links; add --allow-remote to serve it beyond this machine"
+            )
+            .context(BadInput));
+        }
+        if self.history == 0 || self.history_bytes == 0 {
+            return Err(anyhow::anyhow!("--history and --history-bytes must be at least 1")
+                .context(BadInput));
+        }
+        Ok(addr)
+    }
+}
+
+pub(crate) async fn start(watch: Watch<'_>, page: &PageArgs) -> anyhow::Result<Inspector> {
+    let addr = page.check()?;
+    // listen's download path (its allowlist), capped for a page that
+    // keeps what it fetches in memory.
+    let mut downloader = HttpDownloader::builder()
+        .max_download_size(page.max_link_size.min(page.history_bytes as u64));
+    for origin in watch.allow_origin {
+        downloader = downloader.allow_origin(origin);
+    }
+    let downloader: Arc<dyn DownloadHandler> = Arc::new(downloader.build()?);
+
+    for subject in &watch.subjects {
+        check_subject(subject)?;
+    }
+    let mut subscribers = Vec::new();
+    for subject in &watch.subjects {
+        let subscriber = watch
+            .bridge
+            .connection()
+            .subscribe(subject)
+            .await
+            .with_context(|| format!("subscribing to {subject:?}"))?;
+        subscribers.push((subject.clone(), subscriber));
+    }
+    crate::connect::sync(watch.bridge.connection()).await?;
+
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("serving the inspector page on {addr}"))?;
+    let local_addr = listener.local_addr()?;
+    let url = format!("http://{local_addr}/");
+    let limits = history::Limits { messages: page.history, bytes: page.history_bytes };
+    let (events, _) = broadcast::channel(1024);
+    let state = Arc::new(server::State {
+        history: Mutex::new(history::History::new(limits)),
+        events,
+        bridge: watch.bridge.clone(),
+        downloader,
+        fetching: Mutex::new(HashSet::new()),
+        info: json!({
+            "subjects": watch.subjects,
+            "nats": redact_url(watch.nats_url),
+            "fileserver": watch.fileserver.map(redact_url),
+            "allow_origin": watch.allow_origin,
+            "threshold": watch.threshold,
+            "limits": {"messages": limits.messages, "bytes": limits.bytes,
+                       "max_link_size": page.max_link_size.min(page.history_bytes as u64)},
+        }),
+        send: outgoing::Settings {
+            threshold: watch.threshold,
+            broker_url: redact_url(watch.nats_url),
+        },
+        files: tempfile::Builder::new().prefix("natsbridge-inspect-").tempdir()?,
+        next_file: AtomicU64::new(1),
+        max_upload: page.max_upload,
+        allow_remote: page.allow_remote,
+        local_addr,
+    });
+
+    let mut tasks = Vec::new();
+    for (subject, mut subscriber) in subscribers {
+        let state = state.clone();
+        // The server's own traffic (JetStream's API, system events) is not
+        // envelopes: watched only when asked for by name.
+        let skip_system = subject == ">";
+        tasks.push(tokio::spawn(async move {
+            while let Some(message) = subscriber.next().await {
+                let subject = message.subject.to_string();
+                // An empty message on an inbox is a client's round trip to
+                // the server (see `connect::sync`), never an envelope.
+                let probe = message.payload.is_empty() && subject.starts_with("_INBOX.");
+                if probe || (skip_system && subject.starts_with('$')) {
+                    continue;
+                }
+                state.arrived(subject, message.payload);
+            }
+        }));
+    }
+    tasks.push(tokio::spawn(serve(listener, state)));
+    tracing::info!(url = %url, "inspector page served");
+    Ok(Inspector { url, tasks })
+}
+
+/// A subject to subscribe to must have tokens separated by dots, none
+/// empty or holding white space, and `>` only as the last one. Checked here
+/// because the client reports a bad one as a closed connection.
+fn check_subject(subject: &str) -> anyhow::Result<()> {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    let bad = tokens.iter().enumerate().any(|(i, token)| {
+        token.is_empty()
+            || token.chars().any(char::is_whitespace)
+            || (token.contains('>') && (*token != ">" || i + 1 != tokens.len()))
+            || (token.contains('*') && *token != "*")
+    });
+    if bad {
+        return Err(anyhow::anyhow!(
+            "{subject:?} is not a subject to watch (tokens separated by dots, `*` for one \
+             token, `>` for the rest)"
+        )
+        .context(BadInput));
+    }
+    Ok(())
+}
+
+/// Accepts connections until the task is aborted.
+async fn serve(listener: TcpListener, state: Arc<server::State>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a connection to the inspector page");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(server::handle(state, req).await) }
+            });
+            if let Err(e) =
+                http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
+            {
+                tracing::debug!(%peer, error = %e, "inspector connection ended");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_subject;
+
+    #[test]
+    fn subjects_to_watch() {
+        for good in [">", "a", "a.*.c", "a.>", "_INBOX.>", "$JS.API.>"] {
+            assert!(check_subject(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a b", "a..b", ".a", "a.", ">.a", "a.b>", "a*"] {
+            assert!(check_subject(bad).is_err(), "{bad}");
+        }
+    }
+}

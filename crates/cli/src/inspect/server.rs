@@ -1,0 +1,526 @@
+//! The inspector's HTTP side (hyper, HTTP/1, as the file server): the page,
+//! its live updates as server-sent events, and a small JSON API.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /` (`/app.js`, `/style.css`) | the page, embedded in the binary |
+//! | `GET /api/info` | what is watched, the limits, where links go |
+//! | `GET /api/events` | server-sent events: `reset`, then `added` for each kept message (oldest first), then `added`, `updated`, `evicted` as they happen |
+//! | `GET /api/messages` | `{"messages": [...]}`, the kept messages' summaries, oldest first |
+//! | `GET /api/messages/{seq}/raw` | the message body exactly as it arrived |
+//! | `GET /api/messages/{seq}/payloads/{i}` | a payload's bytes (`?download` as an attachment); a link only once fetched |
+//! | `POST /api/messages/{seq}/payloads/{i}/fetch` | fetches a link payload (the only way one is fetched) |
+//! | `POST /api/files?name=NAME` | stores a file for a send (raw body) |
+//! | `POST /api/send` | builds and publishes an envelope |
+//!
+//! Requests must name this server in `Host` (a DNS rebinding page cannot
+//! reach it) unless `--allow-remote`; a `POST` must come with a JSON or
+//! octet-stream body and, when the browser says where it comes from, from
+//! this page's own origin, so that no other site can make it send.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use natsbridge::claimcheck::DownloadHandler;
+use natsbridge::envelope::bytes::Bytes;
+use natsbridge::{Bridge, Envelope};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{broadcast, mpsc};
+
+use super::history::{Changes, History, Missing, PayloadView};
+use super::outgoing;
+use super::preview;
+use crate::report;
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+const INDEX_HTML: &str = include_str!("../../assets/inspector/index.html");
+const APP_JS: &str = include_str!("../../assets/inspector/app.js");
+const STYLE_CSS: &str = include_str!("../../assets/inspector/style.css");
+
+/// The page's own policy: its scripts and styles only, payloads from this
+/// server (images, audio, video by URL), nothing framed.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; media-src 'self'; connect-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+/// Payload bytes and raw bodies come from other peers: never run as a
+/// document of this origin (an SVG image keeps its inline styles).
+const PAYLOAD_POLICY: &str =
+    "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'";
+
+/// The most a send's JSON may hold (files go through `/api/files`).
+const MAX_SEND_JSON: usize = 4 << 20;
+
+/// What every request handler shares.
+pub(crate) struct State {
+    pub(crate) history: Mutex<History>,
+    pub(crate) events: broadcast::Sender<Arc<str>>,
+    pub(crate) bridge: Bridge,
+    pub(crate) downloader: Arc<dyn DownloadHandler>,
+    /// Links being fetched now, so that a second click cannot consume a
+    /// one-shot link the first is downloading.
+    pub(crate) fetching: Mutex<HashSet<(u64, usize)>>,
+    pub(crate) info: Value,
+    pub(crate) send: outgoing::Settings,
+    pub(crate) files: tempfile::TempDir,
+    pub(crate) next_file: AtomicU64,
+    pub(crate) max_upload: u64,
+    pub(crate) allow_remote: bool,
+    pub(crate) local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").field("local_addr", &self.local_addr).finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl State {
+    /// Keeps a message that arrived and tells the pages.
+    pub(crate) fn arrived(&self, subject: String, raw: Bytes) {
+        let received_ms = now_ms();
+        let decoded = Envelope::from_json(&raw).map_err(natsbridge::Error::from).map(|envelope| {
+            let views = envelope.payloads.iter().map(PayloadView::of).collect();
+            (envelope, views)
+        });
+        let mut history = self.history.lock().unwrap();
+        let changes = history.add(subject, received_ms, raw, decoded);
+        // Sent under the lock, so that a page subscribing sees each change
+        // exactly once: in its snapshot or as an event.
+        self.publish(changes);
+    }
+
+    fn publish(&self, changes: Changes) {
+        for summary in changes.updated {
+            let _ = self.events.send(sse("updated", &summary));
+        }
+        if let Some(summary) = changes.added {
+            let _ = self.events.send(sse("added", &summary));
+        }
+        for seq in changes.evicted {
+            let _ = self.events.send(sse("evicted", &json!({"seq": seq})));
+        }
+    }
+}
+
+/// One server-sent event.
+fn sse(event: &str, data: &Value) -> Arc<str> {
+    format!("event: {event}\ndata: {data}\n\n").into()
+}
+
+/// Answers one request.
+pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    if !host_allowed(&state, &req) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "inspector.host",
+            "this server answers only to its own address (a loopback name); see --allow-remote",
+        );
+    }
+    if req.method() == Method::POST
+        && let Some(refusal) = post_refusal(&state, &req)
+    {
+        return error(StatusCode::FORBIDDEN, "inspector.origin", refusal);
+    }
+    let path = req.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let method = req.method().clone();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, [""] | ["index.html"]) => page(INDEX_HTML, "text/html; charset=utf-8"),
+        (&Method::GET, ["app.js"]) => page(APP_JS, "text/javascript; charset=utf-8"),
+        (&Method::GET, ["style.css"]) => page(STYLE_CSS, "text/css; charset=utf-8"),
+        (&Method::GET, ["api", "info"]) => {
+            let mut info = state.info.clone();
+            let (messages, bytes) = state.history.lock().unwrap().usage();
+            info["kept"] = json!({"messages": messages, "bytes": bytes});
+            json_response(StatusCode::OK, &info)
+        }
+        (&Method::GET, ["api", "events"]) => events(&state),
+        (&Method::GET, ["api", "messages"]) => {
+            let summaries = state.history.lock().unwrap().summaries();
+            json_response(StatusCode::OK, &json!({"messages": summaries}))
+        }
+        (&Method::GET, ["api", "messages", seq, "raw"]) => match seq.parse() {
+            Ok(seq) => raw(&state, seq),
+            Err(_) => not_found(),
+        },
+        (&Method::GET, ["api", "messages", seq, "payloads", index]) => {
+            match (seq.parse(), index.parse()) {
+                (Ok(seq), Ok(index)) => {
+                    let download = req.uri().query().is_some_and(|q| {
+                        q.split('&').any(|p| p == "download" || p.starts_with("download="))
+                    });
+                    payload_bytes(&state, seq, index, download)
+                }
+                _ => not_found(),
+            }
+        }
+        (&Method::POST, ["api", "messages", seq, "payloads", index, "fetch"]) => {
+            match (seq.parse(), index.parse()) {
+                (Ok(seq), Ok(index)) => fetch(&state, seq, index).await,
+                _ => not_found(),
+            }
+        }
+        (&Method::POST, ["api", "files"]) => {
+            let name = query_value(req.uri().query(), "name").unwrap_or_else(|| "file".into());
+            upload(&state, &name, req.into_body()).await
+        }
+        (&Method::POST, ["api", "send"]) => {
+            let body = match Limited::new(req.into_body(), MAX_SEND_JSON).collect().await {
+                Ok(body) => body.to_bytes(),
+                Err(e) => {
+                    return error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "inspector.request",
+                        format!("reading the request: {e}"),
+                    );
+                }
+            };
+            match outgoing::send(&state, &body).await {
+                Ok(sent) => json_response(StatusCode::OK, &sent),
+                Err((status, kind, message)) => error(status, kind, message),
+            }
+        }
+        (_, ["api", ..]) => {
+            error(StatusCode::NOT_FOUND, "inspector.not_found", format!("no {method} {path}"))
+        }
+        _ => not_found(),
+    }
+}
+
+/// Whether the `Host` header names this server (a loopback name and its
+/// port), or anything goes (`--allow-remote`).
+fn host_allowed(state: &State, req: &Request<Incoming>) -> bool {
+    if state.allow_remote {
+        return true;
+    }
+    let Some(host) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let port = state.local_addr.port();
+    [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")]
+        .iter()
+        .any(|allowed| allowed.eq_ignore_ascii_case(host))
+}
+
+/// Why a POST is refused, if it is: a body type a plain HTML form can send
+/// (a cross-site form needs no permission to send those), or an `Origin`
+/// other than this page's.
+fn post_refusal(state: &State, req: &Request<Incoming>) -> Option<String> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if !(content_type.starts_with("application/json")
+        || content_type.starts_with("application/octet-stream"))
+    {
+        return Some("a POST must carry application/json or application/octet-stream".into());
+    }
+    if state.allow_remote {
+        return None;
+    }
+    let origin = req.headers().get(header::ORIGIN)?.to_str().unwrap_or("");
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    if origin.eq_ignore_ascii_case(&format!("http://{host}")) {
+        None
+    } else {
+        Some(format!("requests from {origin} are not accepted: only this page may send"))
+    }
+}
+
+fn query_value(query: Option<&str>, key: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+/// `%XX` and `+` decoded; invalid sequences kept as they are.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'+', _) => out.push(b' '),
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 2;
+            }
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+fn page(text: &'static str, content_type: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(Bytes::from_static(text.as_bytes())));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_POLICY));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut response = Response::new(full(value.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `{"error": {"kind", "message"}}` with `status`.
+fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response<Body> {
+    json_response(status, &json!({"error": {"kind": kind, "message": message.into()}}))
+}
+
+fn not_found() -> Response<Body> {
+    let mut response = Response::new(full("not found"));
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+}
+
+fn missing(what: Missing, seq: u64, index: Option<usize>) -> Response<Body> {
+    match (what, index) {
+        (Missing::Message, _) => error(
+            StatusCode::NOT_FOUND,
+            "inspector.gone",
+            format!("message {seq} is not kept (no longer, or never was)"),
+        ),
+        (Missing::Payload, i) => error(
+            StatusCode::NOT_FOUND,
+            "inspector.no_payload",
+            format!("message {seq} has no payload {}", i.unwrap_or_default()),
+        ),
+    }
+}
+
+/// Bytes a peer sent, served so that they cannot act as this origin's page.
+fn untrusted(bytes: Bytes, content_type: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(bytes));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAYLOAD_POLICY));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn raw(state: &State, seq: u64) -> Response<Body> {
+    let history = state.history.lock().unwrap();
+    match history.get(seq) {
+        Some(entry) => untrusted(entry.raw.clone(), "text/plain; charset=utf-8"),
+        None => missing(Missing::Message, seq, None),
+    }
+}
+
+fn payload_bytes(state: &State, seq: u64, index: usize, download: bool) -> Response<Body> {
+    let history = state.history.lock().unwrap();
+    let record = match history.record(seq, index) {
+        Ok(record) => record,
+        Err(m) => return missing(m, seq, Some(index)),
+    };
+    let Some(bytes) = record.bytes() else {
+        return error(
+            StatusCode::CONFLICT,
+            "inspector.not_fetched",
+            "a link payload not fetched yet: the inspector fetches a link only when asked \
+             (POST .../fetch, the page's fetch button)",
+        );
+    };
+    let mut response = untrusted(bytes.clone(), preview::media_type(&record.payload_type, bytes));
+    if download {
+        let name = natsbridge::upload_file_name(&record.dataname, &record.payload_type);
+        if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+            response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+        }
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    }
+    response
+}
+
+/// Fetches link payload `index` of message `seq` through the facade's
+/// receive path (the download handler's allowlist, size cap and retries;
+/// the record's size and `sha256` checked), keeps the bytes, and answers
+/// with the message's new summary.
+async fn fetch(state: &State, seq: u64, index: usize) -> Response<Body> {
+    let single = {
+        let history = state.history.lock().unwrap();
+        match history.record(seq, index) {
+            Ok(record) if record.bytes().is_some() => {
+                let summary = history.get(seq).map(|e| e.summary()).unwrap_or_default();
+                return json_response(StatusCode::OK, &summary);
+            }
+            Ok(_) => {}
+            Err(m) => return missing(m, seq, Some(index)),
+        }
+        match history.single_payload(seq, index) {
+            Ok(envelope) => envelope,
+            Err(m) => return missing(m, seq, Some(index)),
+        }
+    };
+    if !state.fetching.lock().unwrap().insert((seq, index)) {
+        return error(
+            StatusCode::CONFLICT,
+            "inspector.busy",
+            "this link is being fetched already (a one-shot link can be read once)",
+        );
+    }
+    tracing::info!(seq, index, "fetching a link payload the page asked for");
+    let result = match single.to_json() {
+        Ok(json) => natsbridge::smartunpack(&json, state.downloader.as_ref()).await,
+        Err(e) => Err(natsbridge::Error::from(e)),
+    };
+    state.fetching.lock().unwrap().remove(&(seq, index));
+    let result = match result {
+        Ok(envelope) => match envelope.payloads.into_iter().next() {
+            Some(record) => {
+                let view = PayloadView::of(&record);
+                Ok((record, view))
+            }
+            None => Err(json!({"kind": "inspector.fetch", "message": "the payload went missing"})),
+        },
+        Err(e) => Err(json!({"kind": report::kind_name(e.kind()), "message": e.to_string()})),
+    };
+    let failed = result.is_err();
+    let mut history = state.history.lock().unwrap();
+    match history.fetched(seq, index, result) {
+        Ok(changes) => {
+            let summary = changes.updated.first().cloned().unwrap_or_default();
+            state.publish(changes);
+            let status = if failed { StatusCode::BAD_GATEWAY } else { StatusCode::OK };
+            json_response(status, &summary)
+        }
+        Err(m) => missing(m, seq, Some(index)),
+    }
+}
+
+/// Stores a file the page is about to send, returning its id; at most
+/// `max_upload` bytes.
+async fn upload(state: &State, name: &str, mut body: Incoming) -> Response<Body> {
+    let id = state.next_file.fetch_add(1, Ordering::Relaxed);
+    let dir = state.files.path().join(id.to_string());
+    // The name keeps its extension (a .csv table is converted) but cannot
+    // leave the directory.
+    let safe: String = name
+        .chars()
+        .map(|c| if c.is_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .collect();
+    let safe = match safe.trim_start_matches('.') {
+        "" => "file".to_string(),
+        s => s.to_string(),
+    };
+    let path = dir.join(&safe);
+    let write = async {
+        tokio::fs::create_dir_all(&dir).await?;
+        let mut file = tokio::fs::File::create(&path).await?;
+        let mut written = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(std::io::Error::other)?;
+            if let Ok(data) = frame.into_data() {
+                written += data.len() as u64;
+                if written > state.max_upload {
+                    return Err(std::io::Error::other(format!(
+                        "the file is larger than {} bytes (--max-upload)",
+                        state.max_upload
+                    )));
+                }
+                file.write_all(&data).await?;
+            }
+        }
+        file.flush().await?;
+        Ok::<u64, std::io::Error>(written)
+    };
+    match write.await {
+        Ok(size) => json_response(
+            StatusCode::OK,
+            &json!({"file": format!("{id}/{safe}"), "name": name, "size": size}),
+        ),
+        Err(e) => {
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "inspector.upload",
+                format!("storing {name:?}: {e}"),
+            )
+        }
+    }
+}
+
+/// The live updates: `reset`, every kept message, then changes as they
+/// happen, with a comment every 15 seconds so that idle proxies and
+/// browsers keep the stream open. A page that falls too far behind is
+/// disconnected; its EventSource reconnects and starts again from `reset`.
+fn events(state: &State) -> Response<Body> {
+    let (snapshot, mut live) = {
+        let history = state.history.lock().unwrap();
+        (history.summaries(), state.events.subscribe())
+    };
+    let (tx, rx) = mpsc::channel::<Arc<str>>(64);
+    tokio::spawn(async move {
+        let mut first = String::from("retry: 1000\nevent: reset\ndata: {}\n\n");
+        for summary in &snapshot {
+            first.push_str(&sse("added", summary));
+        }
+        if tx.send(first.into()).await.is_err() {
+            return;
+        }
+        let mut keepalive = tokio::time::interval(Duration::from_secs(15));
+        keepalive.tick().await;
+        loop {
+            let next = tokio::select! {
+                event = live.recv() => match event {
+                    Ok(event) => event,
+                    // Behind or closed: end; the page reconnects.
+                    Err(_) => return,
+                },
+                _ = keepalive.tick() => ": keepalive\n\n".into(),
+                () = tx.closed() => return,
+            };
+            if tx.send(next).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let event = rx.recv().await?;
+        Some((Ok::<_, Infallible>(Frame::data(Bytes::from(event.as_bytes().to_vec()))), rx))
+    });
+    let mut response = Response::new(StreamBody::new(stream).boxed_unsync());
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
