@@ -1,6 +1,10 @@
-//! The one error type of the crate, and the redaction of URLs placed in it.
+//! The one error type of the crate.
 
 use std::fmt;
+
+/// URLs placed in errors are shown through the one redaction of
+/// `natsbridge-common`.
+pub(crate) use natsbridge_common::redact_url;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -217,45 +221,9 @@ impl std::error::Error for Error {
     }
 }
 
-/// The URL as it may appear in an error or a log: no user info, no query
-/// string, no fragment (a query becomes `?<redacted>`: presigned URLs keep
-/// their signature there). Text that is not `scheme://...` is cut at the
-/// first `?` or `#` and to 200 characters.
-pub fn redact_url(url: &str) -> String {
-    let end = url.find(['?', '#']).unwrap_or(url.len());
-    let (base, cut) = (&url[..end], end < url.len());
-    let had_query = url[end..].starts_with('?');
-    let mut shown = match base.split_once("://") {
-        Some((scheme, rest)) if !scheme.is_empty() => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-            format!("{scheme}://{host}{path}")
-        }
-        _ => base.chars().take(200).collect(),
-    };
-    if had_query || (cut && !base.contains("://")) {
-        shown.push_str("?<redacted>");
-    }
-    shown
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redaction_drops_query_fragment_and_password() {
-        let r = redact_url("https://user:pw@s3.local/b/k?X-Amz-Signature=SECRET#frag");
-        assert_eq!(r, "https://s3.local/b/k?<redacted>");
-        assert_eq!(redact_url("not a url?token=SECRET"), "not a url?<redacted>");
-        assert_eq!(redact_url("http://h/a/b"), "http://h/a/b");
-        assert_eq!(
-            redact_url("http://u:p@files:8080/file/a/b/c@d"),
-            "http://files:8080/file/a/b/c@d"
-        );
-        assert_eq!(redact_url("https://h/x#frag"), "https://h/x");
-        assert_eq!(redact_url("nats-os://bucket/obj"), "nats-os://bucket/obj");
-    }
 
     #[test]
     fn retry_classification() {

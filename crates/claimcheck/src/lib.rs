@@ -9,7 +9,8 @@
 //!   declared size if any, the SHA-256 if any) into memory or a file
 //!   ([`DownloadSink`]).
 //! - [`Error`] and [`ErrorKind`], whose [`ErrorKind::is_retryable`] says what
-//!   a retry can fix, and [`RetryConfig`], the backoff with jitter.
+//!   a retry can fix, and [`RetryConfig`], the retries and their
+//!   [`Backoff`] with jitter.
 //! - [`VerifiedSink`], which every downloader writes through: the size cap,
 //!   the running SHA-256, the part file renamed into place only once the
 //!   bytes are checked.
@@ -19,8 +20,10 @@
 //! (`natsbridge-claimcheck-http`: Plik, HTTP PUT, S3 presigned links, and
 //! the HTTP downloader), or `nats-os://bucket/object`
 //! (`natsbridge-claimcheck-objectstore`: the JetStream object store, Rust
-//! peers only). The crate depends on no other natsbridge crate and knows
-//! nothing of NATS, HTTP or the envelope.
+//! peers only). The crate depends on no other natsbridge crate but the
+//! dependency-free `natsbridge-common` (the [`Backoff`] formula and
+//! [`redact_url`], shared with the NATS transport), and knows nothing of
+//! NATS, HTTP or the envelope.
 //!
 //! Any store, in this workspace or not, can be written against it; a
 //! closure is enough for a small one ([`upload_fn`], [`download_fn`]):
@@ -61,7 +64,7 @@ mod router;
 mod sink;
 
 pub use crate::{
-    error::{Error, ErrorKind, redact_url},
+    error::{Error, ErrorKind},
     handler::{
         BoxFuture, DownloadFn, DownloadHandler, DownloadHandlerExt, DownloadRequest, DownloadSink,
         Downloaded, UploadFn, UploadHandler, UploadHandlerExt, UploadSource, download_fn,
@@ -73,3 +76,7 @@ pub use crate::{
     router::LinkRouter,
     sink::{PartFile, VerifiedSink, hex_lower, sha256_from_hex},
 };
+/// Shared with the transport through `natsbridge-common`, the one crate of
+/// ours this one depends on: [`RetryConfig`]'s backoff formula, and the URL
+/// redaction of every error and log line.
+pub use natsbridge_common::{Backoff, redact_url};

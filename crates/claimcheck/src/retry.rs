@@ -1,8 +1,8 @@
-//! The download backoff of SPEC.md.
+//! The transfer retries of SPEC.md, on the one backoff formula.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
+
+use natsbridge_common::Backoff;
 
 use crate::error::Error;
 use crate::handler::UploadSource;
@@ -15,8 +15,9 @@ use crate::handler::UploadSource;
 /// there are at most `max_retries + 1` tries) the downloader waits
 /// `min(base_delay * 2^n, max_delay)`; with `jitter` it waits a uniformly
 /// random time between half of that and all of it, so peers that failed
-/// together do not come back together. What is retried is listed on
-/// [`ErrorKind`](crate::ErrorKind).
+/// together do not come back together. That is the formula of
+/// [`Backoff`], shared with the NATS reconnects ([`RetryConfig::backoff`]).
+/// What is retried is listed on [`ErrorKind`](crate::ErrorKind).
 ///
 /// MicroPython peers use `max_retries: 3`, `max_delay: 1000 ms`.
 ///
@@ -45,12 +46,9 @@ pub struct RetryConfig {
 
 impl Default for RetryConfig {
     fn default() -> Self {
-        RetryConfig {
-            max_retries: 5,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(5000),
-            jitter: true,
-        }
+        // The transfers' delays are the common backoff's defaults.
+        let Backoff { base_delay, max_delay, jitter } = Backoff::default();
+        RetryConfig { max_retries: 5, base_delay, max_delay, jitter }
     }
 }
 
@@ -60,21 +58,15 @@ impl RetryConfig {
         RetryConfig { max_retries: 0, ..RetryConfig::default() }
     }
 
-    /// The wait before retry `n` (counted from 0).
+    /// The backoff these settings describe.
+    pub fn backoff(&self) -> Backoff {
+        Backoff { base_delay: self.base_delay, max_delay: self.max_delay, jitter: self.jitter }
+    }
+
+    /// The wait before retry `n` (counted from 0), with a fresh random
+    /// jitter: [`Backoff::delay_jittered`].
     pub fn delay(&self, n: u32) -> Duration {
-        let factor = 1u32.checked_shl(n).unwrap_or(u32::MAX);
-        let full = self.base_delay.saturating_mul(factor).min(self.max_delay);
-        if !self.jitter || full.is_zero() {
-            return full;
-        }
-        // A fresh random key per call is plenty for jitter, and spares a
-        // dependency on a random number crate.
-        let mut hasher = RandomState::new().build_hasher();
-        hasher.write_u32(n);
-        let r = hasher.finish();
-        let half = full / 2;
-        let span = (full - half).as_nanos() as u64;
-        half + Duration::from_nanos(if span == 0 { 0 } else { r % (span + 1) })
+        self.backoff().delay_jittered(n)
     }
 }
 
@@ -124,22 +116,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delays_double_and_cap() {
+    fn delays_are_the_common_backoffs() {
         let c = RetryConfig { jitter: false, ..RetryConfig::default() };
+        let b = c.backoff();
+        assert_eq!(
+            b,
+            Backoff {
+                base_delay: Duration::from_millis(100),
+                max_delay: Duration::from_millis(5000),
+                jitter: false,
+            }
+        );
+        for n in (0..40).chain([u32::MAX]) {
+            assert_eq!(c.delay(n), b.delay(n, 0));
+        }
         let ms: Vec<u128> = (0..8).map(|n| c.delay(n).as_millis()).collect();
         assert_eq!(ms, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
-        assert_eq!(c.delay(40), Duration::from_millis(5000));
-        assert_eq!(c.delay(u32::MAX), Duration::from_millis(5000));
     }
 
     #[test]
-    fn jitter_stays_within_half_and_full() {
+    fn jitter_stays_within_the_common_range() {
         let c = RetryConfig::default();
+        assert!(c.backoff().jitter);
         for n in 0..10 {
+            let low = c.backoff().delay(n, 0);
             let full = RetryConfig { jitter: false, ..c }.delay(n);
-            for _ in 0..50 {
+            assert_eq!(low, full / 2);
+            for _ in 0..20 {
                 let d = c.delay(n);
-                assert!(d >= full / 2 && d <= full, "{d:?} vs {full:?}");
+                assert!(d >= low && d <= full, "{d:?} vs {full:?}");
             }
         }
     }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use futures_util::{Stream, StreamExt};
 
 use crate::claimcheck::{BoxFuture, DownloadHandler, RetryConfig};
-use crate::envelope::{Envelope, EnvelopeView};
 use crate::envelope::bytes::Bytes;
+use crate::envelope::{Envelope, EnvelopeView};
 use crate::pack::{fetch_links, has_links, unpack};
 use crate::transport::{Consumer, Message, Messages, StreamMessage, Subscriber};
 use crate::{Bridge, Error, Result};

@@ -8,13 +8,15 @@ use async_nats::{
     ConnectErrorKind, HeaderMap, Message, PublishErrorKind, RequestErrorKind, Subscriber,
 };
 use bytes::Bytes;
+use natsbridge_common::{Backoff, redact_url};
 use tokio::sync::broadcast;
 
 use crate::replies::{Replies, ReplyMux};
 use crate::{Error, ErrorKind, Result};
 
 /// How to wait between reconnect attempts: capped exponential backoff with
-/// jitter. Plain data; tune the fields.
+/// jitter, the formula of [`Backoff`] (shared with the claim-check
+/// transfers). Plain data; tune the fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReconnectPolicy {
     /// Give up after this many consecutive failed attempts; `None` never
@@ -41,23 +43,19 @@ impl Default for ReconnectPolicy {
 }
 
 impl ReconnectPolicy {
-    /// The delay before reconnect attempt `attempt` (1-based).
+    /// The backoff these settings describe.
+    pub fn backoff(&self) -> Backoff {
+        Backoff { base_delay: self.base_delay, max_delay: self.max_delay, jitter: self.jitter }
+    }
+
+    /// The delay before reconnect attempt `attempt` (1-based): none before
+    /// the first, then the [`Backoff`]'s delay before retry `attempt - 2`
+    /// (`base_delay` before the second), with a fresh random jitter.
     pub fn delay(&self, attempt: usize) -> Duration {
-        if attempt <= 1 {
-            return Duration::ZERO;
+        match attempt.checked_sub(2) {
+            None => Duration::ZERO,
+            Some(retry) => self.backoff().delay_jittered(u32::try_from(retry).unwrap_or(u32::MAX)),
         }
-        let exp = u32::try_from(attempt - 2).unwrap_or(u32::MAX).min(20);
-        let delay = self.base_delay.saturating_mul(1 << exp).min(self.max_delay);
-        if !self.jitter {
-            return delay;
-        }
-        // Cheap per-call randomness (no RNG dependency): the clock's
-        // nanoseconds, spread over the upper half of the delay.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let half = delay / 2;
-        half + half.mul_f64(f64::from(nanos % 1000) / 1000.0)
     }
 }
 
@@ -358,34 +356,6 @@ fn shown_server(url: &str) -> String {
     redact_url(url)
 }
 
-/// A server URL fit to show or to send on: without the user info (where a
-/// user, password or token may be written), and with a query string or
-/// fragment replaced by `?<redacted>` (where a presigned link keeps its
-/// signature). Each of a comma-separated list of servers is redacted.
-/// `nats://alice:s3cret@host:4222` is `nats://host:4222`. The command line
-/// uses this one function for every URL it prints.
-pub fn redact_url(url: &str) -> String {
-    url.split(',')
-        .map(|one| {
-            let (one, query) = match one.find(['?', '#']) {
-                Some(at) => (&one[..at], "?<redacted>"),
-                None => (one, ""),
-            };
-            let (scheme, rest) = match one.find("://") {
-                Some(at) => one.split_at(at + 3),
-                None => ("", one),
-            };
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            let rest = match rest[..authority_end].rfind('@') {
-                Some(at) => &rest[at + 1..],
-                None => rest,
-            };
-            format!("{scheme}{rest}{query}")
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// `nats://user:pass@host` as `nats://host` and `(user, Some(pass))`;
 /// `nats://token@host` as `nats://host` and `(token, None)`.
 #[allow(clippy::type_complexity)]
@@ -623,17 +593,46 @@ impl Connection {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use natsbridge_common::Backoff;
+
+    use super::ReconnectPolicy;
+
     #[test]
-    fn redact_url_drops_credentials_and_queries() {
-        for (url, expected) in [
-            ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
-            ("nats://alice:s3cret@127.0.0.1:4222", "nats://127.0.0.1:4222"),
-            ("nats://t0ken@host:4222,nats://u:p@other:4222", "nats://host:4222,nats://other:4222"),
-            ("https://files/x.bin?X-Amz-Signature=abc", "https://files/x.bin?<redacted>"),
-            ("http://u:p@files:8080/file/a/b/c@d", "http://files:8080/file/a/b/c@d"),
-            ("localhost:4222", "localhost:4222"),
-        ] {
-            assert_eq!(super::redact_url(url), expected);
+    fn reconnect_delays_are_the_common_backoffs() {
+        let policy = ReconnectPolicy { jitter: false, ..ReconnectPolicy::default() };
+        let backoff = policy.backoff();
+        assert_eq!(
+            backoff,
+            Backoff {
+                base_delay: Duration::from_millis(50),
+                max_delay: Duration::from_secs(4),
+                jitter: false,
+            }
+        );
+        assert_eq!(policy.delay(0), Duration::ZERO);
+        assert_eq!(policy.delay(1), Duration::ZERO);
+        for attempt in 2..50 {
+            assert_eq!(policy.delay(attempt), backoff.delay(attempt as u32 - 2, 0));
+        }
+        assert_eq!(policy.delay(usize::MAX), backoff.delay(u32::MAX, 0));
+        let ms: Vec<u128> = (1..10).map(|a| policy.delay(a).as_millis()).collect();
+        assert_eq!(ms, [0, 50, 100, 200, 400, 800, 1600, 3200, 4000]);
+    }
+
+    #[test]
+    fn reconnect_jitter_stays_within_the_common_range() {
+        let policy = ReconnectPolicy::default();
+        for attempt in 2..12 {
+            let n = attempt as u32 - 2;
+            let low = policy.backoff().delay(n, 0);
+            let full = ReconnectPolicy { jitter: false, ..policy }.delay(attempt);
+            assert_eq!(low, full / 2);
+            for _ in 0..20 {
+                let d = policy.delay(attempt);
+                assert!(d >= low && d <= full, "{d:?} vs {full:?}");
+            }
         }
     }
 

@@ -4,9 +4,10 @@
 //! ([`ConnectOptions`]: several servers, token, user/password, nkey and
 //! `.creds` authentication, TLS, WebSocket URLs, natscli's contexts
 //! ([`ConnectOptions::from_context`], [`NatsContext`]), a [`ReconnectPolicy`] with
-//! capped exponential backoff and jitter), publishing with a `max_payload`
-//! check before anything is sent, subscriptions and queue groups,
-//! request-reply with distinct timeout and no-responders errors, connection
+//! capped exponential backoff and jitter, the one [`Backoff`] of natsbridge),
+//! publishing with a `max_payload` check before anything is sent,
+//! subscriptions and queue groups, request-reply with distinct timeout and
+//! no-responders errors, connection
 //! [`Event`]s (slow consumers included), [`JetStream`] publish-with-ack
 //! and durable pull consumers, and JetStream [`ObjectStore`] buckets
 //! (streamed put and get, delete, digests).
@@ -35,12 +36,14 @@ mod jetstream;
 mod objectstore;
 mod replies;
 
-pub use crate::connection::{
-    ConnectOptions, Connection, Event, ReconnectPolicy, connect, redact_url,
-};
+pub use crate::connection::{ConnectOptions, Connection, Event, ReconnectPolicy, connect};
 pub use crate::context::{DEFAULT_URL, NatsContext};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::jetstream::{Ack, Consumer, JetStream, Messages, StreamMessage};
 pub use crate::objectstore::{ObjectInfo, ObjectReader, ObjectStore, ObjectStoreConfig};
 pub use crate::replies::Replies;
 pub use async_nats::{HeaderMap, Message, Subscriber};
+/// The reconnect delays' formula ([`ReconnectPolicy::backoff`]) and the URL
+/// redaction of every error and `Debug` here, shared with the claim-check
+/// stores through `natsbridge-common`.
+pub use natsbridge_common::{Backoff, redact_url};
