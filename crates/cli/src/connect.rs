@@ -318,28 +318,6 @@ pub(crate) async fn connect_to_store(
     Ok(bridge)
 }
 
-/// Returns once the server has processed everything `connection` sent
-/// before, its subscriptions included, so that what another connection
-/// publishes next reaches them: an empty message to a fresh inbox, received
-/// back. `Connection::sync` waits for the server's "no responders" answer
-/// to a request on a fresh inbox instead, which never comes while any
-/// client watches every subject (`natsbridge inspect`, `nats sub '>'`):
-/// that watcher is interest in the inbox. (`inspect` does not show these
-/// empty inbox messages.)
-pub(crate) async fn sync(connection: &natsbridge::transport::Connection) -> anyhow::Result<()> {
-    use futures_util::StreamExt;
-    let inbox = connection.new_inbox();
-    let mut echo = connection.subscribe(&inbox).await?;
-    connection.publish(&inbox, natsbridge::envelope::bytes::Bytes::new()).await?;
-    connection.flush().await?;
-    tokio::time::timeout(Duration::from_secs(10), echo.next())
-        .await
-        .ok()
-        .flatten()
-        .context("the NATS server did not echo a message within 10 s")?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

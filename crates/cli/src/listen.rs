@@ -57,7 +57,7 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
             (_, _, Some(group)) => Box::pin(bridge.queue_subscribe(&args.subject, group).await?),
             _ => Box::pin(bridge.subscribe(&args.subject).await?),
         };
-    crate::connect::sync(bridge.connection()).await?;
+    bridge.connection().sync().await?;
     match (&args.stream, &args.durable) {
         (Some(stream), Some(durable)) => {
             eprintln!("natsbridge: listening on stream {stream} (durable {durable})")

@@ -82,7 +82,7 @@ pub(crate) async fn run(args: ReplyArgs, nats: &NatsArgs) -> anyhow::Result<Exit
     } else {
         bridge.queue_subscribe(&args.subject, &args.queue).await?
     };
-    crate::connect::sync(bridge.connection()).await?;
+    bridge.connection().sync().await?;
     if args.no_queue {
         eprintln!("natsbridge: answering on {}", args.subject);
     } else {

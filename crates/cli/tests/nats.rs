@@ -289,6 +289,16 @@ fn request_is_answered_by_a_seed_written_responder_and_reply_answers_a_seed_requ
 }
 
 #[test]
+fn listening_on_a_subject_nats_refuses_is_a_usage_error() {
+    let server = NatsServer::start();
+    let out = run(&["listen", "a b", "--server", &server.url(), "--count", "1"]);
+    // The usage exit code (docs/cli.md), naming the subject.
+    assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid subject") && stderr.contains("\"a b\""), "{stderr}");
+}
+
+#[test]
 fn request_without_responders_fails_clearly() {
     let server = NatsServer::start();
     let out = run(&["request", "cli.nobody", "text:q=x", "--server", &server.url()]);

@@ -480,31 +480,43 @@ impl Connection {
     /// Returns once the server has processed everything this connection
     /// sent before, subscriptions included, so that a message another
     /// connection publishes next reaches them. (`flush` only empties the
-    /// client's socket buffer.) Implemented as a request to a fresh inbox
-    /// nobody listens on: the server's "no responders" answer comes after
-    /// everything sent before it.
+    /// client's socket buffer.) A round trip: a message published to a
+    /// fresh inbox this connection has just subscribed to comes back only
+    /// after the server processed everything sent before it. (A request
+    /// answered by "no responders" would do the same, but never completes
+    /// while any client watches `>`: that client counts as a responder.)
     pub async fn sync(&self) -> Result<()> {
-        let subject = self.new_inbox();
-        match self.request(&subject, Bytes::new(), Duration::from_secs(10)).await {
-            Err(e) if e.kind() == &ErrorKind::NoResponders => Ok(()),
-            Err(e) => Err(e),
-            Ok(_) => Err(Error::new(ErrorKind::Closed, "unexpected answer on a fresh inbox")),
+        let inbox = self.new_inbox();
+        let mut echo = self.subscribe(&inbox).await?;
+        self.client
+            .publish(inbox.clone(), Bytes::new())
+            .await
+            .map_err(|e| Error::with_source(ErrorKind::Closed, "syncing with the server", e))?;
+        self.flush().await?;
+        let timeout = Duration::from_secs(10);
+        match tokio::time::timeout(timeout, futures_util::StreamExt::next(&mut echo)).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(Error::new(ErrorKind::Closed, "the connection closed while syncing")),
+            Err(_) => Err(Error::new(
+                ErrorKind::TimedOut,
+                format!("syncing with the server (no echo within {timeout:?})"),
+            )),
         }
     }
 
     /// Subscribes to `subject` (wildcards allowed).
+    /// [`ErrorKind::InvalidSubject`] when NATS would refuse the subject.
     pub async fn subscribe(&self, subject: &str) -> Result<Subscriber> {
-        self.client.subscribe(subject.to_string()).await.map_err(|e| {
-            Error::with_source(ErrorKind::Closed, format!("subscribing to {subject}"), e)
-        })
+        self.client.subscribe(subject.to_string()).await.map_err(|e| subscribe_error(subject, e))
     }
 
     /// Subscribes as a member of queue group `group`: each message goes to
     /// one member.
     pub async fn queue_subscribe(&self, subject: &str, group: &str) -> Result<Subscriber> {
-        self.client.queue_subscribe(subject.to_string(), group.to_string()).await.map_err(|e| {
-            Error::with_source(ErrorKind::Closed, format!("subscribing to {subject}"), e)
-        })
+        self.client
+            .queue_subscribe(subject.to_string(), group.to_string())
+            .await
+            .map_err(|e| subscribe_error(subject, e))
     }
 
     /// Sends a request on NATS's own reply inbox and waits for one answer.
@@ -589,6 +601,23 @@ impl Connection {
     pub fn jetstream(&self) -> crate::JetStream {
         crate::JetStream::new(async_nats::jetstream::new(self.client.clone()))
     }
+}
+
+/// A subscription's error by its cause: a subject (or queue group) NATS
+/// refuses is the caller's to fix, anything else is the connection's.
+fn subscribe_error(subject: &str, e: async_nats::client::SubscribeError) -> Error {
+    use async_nats::client::SubscribeErrorKind;
+    let (kind, detail) = match e.kind() {
+        SubscribeErrorKind::InvalidSubject => {
+            (ErrorKind::InvalidSubject, format!("cannot subscribe to {subject:?}"))
+        }
+        SubscribeErrorKind::InvalidQueueName => (
+            ErrorKind::InvalidSubject,
+            format!("cannot subscribe to {subject:?}: the queue group name is invalid"),
+        ),
+        _ => (ErrorKind::Closed, format!("subscribing to {subject}")),
+    };
+    Error::with_source(kind, detail, e)
 }
 
 #[cfg(test)]

@@ -235,3 +235,37 @@ async fn replies_known_before_sending_route_each_answer_to_its_request() {
         .unwrap();
     assert_eq!(replies.next().await.unwrap_err().kind(), &ErrorKind::TimedOut);
 }
+
+#[tokio::test]
+async fn sync_completes_while_another_client_watches_everything() {
+    // A client subscribed to `>` answers nothing but counts as a listener
+    // on every inbox: a sync that waited for "no responders" never ended.
+    let server = NatsServer::start();
+    let watcher = connect(server.url()).await.unwrap();
+    let _everything = watcher.subscribe(">").await.unwrap();
+    watcher.flush().await.unwrap();
+    let conn = connect(server.url()).await.unwrap();
+    let mut sub = conn.subscribe("after.sync").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), conn.sync()).await.expect("sync ended").unwrap();
+    // And it did its job: the subscription is registered.
+    let publisher = connect(server.url()).await.unwrap();
+    publisher.publish("after.sync", "x".into()).await.unwrap();
+    publisher.flush().await.unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), sub.next()).await.unwrap().unwrap();
+    assert_eq!(msg.payload.as_ref(), b"x");
+}
+
+#[tokio::test]
+async fn a_subject_nats_refuses_is_an_invalid_subject_error() {
+    let server = NatsServer::start();
+    let conn = connect(server.url()).await.unwrap();
+    for subject in ["a b", "a..b", ""] {
+        let err = conn.subscribe(subject).await.unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidSubject, "{subject:?}: {err}");
+        assert!(err.to_string().contains(&format!("{subject:?}")), "{err}");
+    }
+    let err = conn.queue_subscribe("ok", "bad group").await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidSubject, "{err}");
+    // The connection is still usable.
+    conn.subscribe("fine").await.unwrap();
+}

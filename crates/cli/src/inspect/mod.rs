@@ -196,7 +196,7 @@ pub(crate) async fn start(watch: Watch<'_>, page: &PageArgs) -> anyhow::Result<I
             .with_context(|| format!("subscribing to {subject:?}"))?;
         subscribers.push((subject.clone(), subscriber));
     }
-    crate::connect::sync(watch.bridge.connection()).await?;
+    watch.bridge.connection().sync().await?;
 
     let listener = TcpListener::bind(addr)
         .await
@@ -241,7 +241,7 @@ pub(crate) async fn start(watch: Watch<'_>, page: &PageArgs) -> anyhow::Result<I
             while let Some(message) = subscriber.next().await {
                 let subject = message.subject.to_string();
                 // An empty message on an inbox is a client's round trip to
-                // the server (see `connect::sync`), never an envelope.
+                // the server (see `Connection::sync`), never an envelope.
                 let probe = message.payload.is_empty() && subject.starts_with("_INBOX.");
                 if probe || (skip_system && subject.starts_with('$')) {
                     continue;
