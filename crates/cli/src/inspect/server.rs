@@ -433,15 +433,8 @@ async fn upload(state: &State, name: &str, mut body: Incoming) -> Response<Body>
     let id = state.next_file.fetch_add(1, Ordering::Relaxed);
     let dir = state.files.path().join(id.to_string());
     // The name keeps its extension (a .csv table is converted) but cannot
-    // leave the directory.
-    let safe: String = name
-        .chars()
-        .map(|c| if c.is_alphanumeric() || "._-".contains(c) { c } else { '_' })
-        .collect();
-    let safe = match safe.trim_start_matches('.') {
-        "" => "file".to_string(),
-        s => s.to_string(),
-    };
+    // leave the directory: the one sanitizer every store uses.
+    let safe = natsbridge::claimcheck::safe_file_name(name);
     let path = dir.join(&safe);
     let write = async {
         tokio::fs::create_dir_all(&dir).await?;
