@@ -209,9 +209,14 @@ async fn a_lazy_subscription_hands_messages_undecoded_and_reads_only_what_is_ask
     let mut lazy = bridge.subscribe_lazy("lazy.>").await.unwrap();
     barrier(&bridge).await;
 
-    let payloads = vec![Payload::text("reading", "21.5 C"), Payload::binary("blob", vec![9u8; 300])];
+    let payloads =
+        vec![Payload::text("reading", "21.5 C"), Payload::binary("blob", vec![9u8; 300])];
     bridge.smartsend("lazy.a", payloads, SendOptions::default()).await.unwrap();
-    bridge.connection().publish("lazy.bad", Bytes::from_static(b"{\"payloads\": 7}")).await.unwrap();
+    bridge
+        .connection()
+        .publish("lazy.bad", Bytes::from_static(b"{\"payloads\": 7}"))
+        .await
+        .unwrap();
     bridge.connection().publish("lazy.link", link_envelope(5)).await.unwrap();
     bridge.flush().await.unwrap();
 
