@@ -157,3 +157,16 @@ fn a_bad_payload_after_a_good_one_is_named_by_its_index() {
     assert_eq!(err, Envelope::from_json(json).unwrap_err());
     assert!(err.to_string().contains("payloads[1].size"), "{err}");
 }
+
+#[test]
+fn decode_into_appends_base64_with_line_breaks_and_leaves_the_buffer_alone_on_a_link() {
+    let json = br#"{"payloads":[
+        {"dataname":"mime","payload_type":"binary","transport":"direct","size":11,"data":"aGVsbG8g\nd29y\r\nbGQ="},
+        {"dataname":"l","payload_type":"binary","transport":"link","data":"http://h/x"}]}"#;
+    let view = EnvelopeView::parse(json).unwrap();
+    let mut buf = b">".to_vec();
+    view.payloads()[0].decode_into(&mut buf).unwrap();
+    assert_eq!(buf, b">hello world");
+    assert!(view.payloads()[1].decode_into(&mut buf).is_err());
+    assert_eq!(buf, b">hello world", "a failed decode leaves the buffer as it was");
+}
