@@ -1,13 +1,19 @@
-//! `cargo xtask bench [--quick]`: the benchmark matrix of issue 8.
+//! `cargo xtask bench [--quick] [--only STEP]`: the benchmark matrix of
+//! issue 8.
 //!
 //! Runs every comparison in one go, each against its baseline measured in
-//! the same run: the envelope codec (criterion, against a plain copy), NATS
-//! (against raw async-nats and the Python and Node peers, with the payload
-//! size and count curves), the claim-check link transfer (against curl) and
-//! Arrow tables (against pyarrow). Each bench binary writes its own
-//! markdown section and its ratio lines (`$NATSBRIDGE_BENCH_OUT`,
-//! `$NATSBRIDGE_BENCH_RATIOS`); this module joins them into
-//! `docs/BENCHMARKS.md` with a summary table and draws `docs/bench.svg`.
+//! the same run: the envelope codec (criterion, against a plain copy), the
+//! instruction budgets per message (callgrind, issue 18), NATS (against raw
+//! async-nats and the Python and Node peers, with the payload size and count
+//! curves), the claim-check link transfer (against curl) and Arrow tables
+//! (against pyarrow). Each bench binary writes its own markdown section and
+//! its ratio lines (`$NATSBRIDGE_BENCH_OUT`, `$NATSBRIDGE_BENCH_RATIOS`);
+//! this module joins them into `docs/BENCHMARKS.md` with a summary table and
+//! draws `docs/bench.svg`.
+//!
+//! `--only STEP` runs one step and splices its section and its summary rows
+//! into the existing `docs/BENCHMARKS.md` (the plot and the rest are left as
+//! the last full run wrote them).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -202,7 +208,92 @@ fn codec(quick: bool) -> Result<Section> {
     Ok((md, ratios))
 }
 
-pub(crate) fn bench(quick: bool) -> Result {
+/// The steps of the matrix, in the order of `docs/BENCHMARKS.md`.
+const STEPS: [(&str, Step); 5] = [
+    ("codec", codec),
+    ("instructions", |quick| bench_binary("natsbridge", "instructions", quick)),
+    ("nats", |quick| bench_binary("natsbridge", "nats", quick)),
+    ("transfer", |quick| bench_binary("natsbridge-claimcheck-http", "transfer", quick)),
+    ("tables", |quick| bench_binary("natsbridge-table-arrow", "tables", quick)),
+];
+
+/// `cargo xtask bench [--quick] [--only STEP]`.
+pub(crate) fn bench(args: &[String]) -> Result {
+    let quick = args.iter().any(|a| a == "--quick");
+    match args.iter().position(|a| a == "--only") {
+        Some(i) => only(args.get(i + 1).ok_or("--only needs a step")?, quick),
+        None => matrix(quick),
+    }
+}
+
+/// One step alone: its section and summary rows replaced in the existing
+/// `docs/BENCHMARKS.md`.
+fn only(name: &str, quick: bool) -> Result {
+    let names: Vec<&str> = STEPS.iter().map(|(n, _)| *n).collect();
+    let Some((_, step)) = STEPS.iter().find(|(n, _)| *n == name) else {
+        return Err(format!("no bench step {name:?} (one of {})", names.join(", ")));
+    };
+    let (mut md, ratios) = step(quick).map_err(|e| format!("{name}: {e}"))?;
+    if name == "nats" {
+        md.push_str(NATS_FOOTER);
+    }
+    let path = root().join("docs/BENCHMARKS.md");
+    let doc = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let doc = splice_rows(&splice_section(&doc, &md), &ratios);
+    fs::write(&path, doc).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("bench: replaced the {name} section and its summary rows in {}", path.display());
+    Ok(())
+}
+
+/// `doc` with `section` in place of the one that starts with the same
+/// heading line (up to the next `## ` heading), or added at the end.
+fn splice_section(doc: &str, section: &str) -> String {
+    let heading = section.lines().next().unwrap_or_default();
+    let start = doc.find(&format!("\n{heading}\n")).map(|i| i + 1);
+    let Some(start) = start else {
+        return format!("{}\n\n{}", doc.trim_end(), section);
+    };
+    let end = doc[start + heading.len()..]
+        .find("\n## ")
+        .map_or(doc.len(), |i| start + heading.len() + i + 1);
+    let tail = &doc[end..];
+    let gap = if tail.is_empty() { "" } else { "\n" };
+    format!("{}{}{gap}{tail}", &doc[..start], section.trim_end_matches('\n').to_owned() + "\n")
+}
+
+/// `doc` with the summary table's rows for `ratios` replaced, or added at
+/// the table's end.
+fn splice_rows(doc: &str, ratios: &[Ratio]) -> String {
+    let mut lines: Vec<String> = doc.lines().map(String::from).collect();
+    let header = lines.iter().position(|l| l.starts_with("| comparison |"));
+    for r in ratios {
+        let row = summary_row(r);
+        let prefix = format!("| {} |", r.label);
+        if let Some(line) = lines.iter_mut().find(|l| l.starts_with(&prefix)) {
+            *line = row;
+        } else if let Some(h) = header {
+            let end =
+                lines[h..].iter().position(|l| !l.starts_with('|')).map_or(lines.len(), |i| h + i);
+            lines.insert(end, row);
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
+fn summary_row(r: &Ratio) -> String {
+    format!(
+        "| {} | {} ({}-{}) | {} {} | {} |",
+        r.label,
+        number(r.median),
+        number(r.min),
+        number(r.max),
+        r.direction(),
+        number(r.target),
+        if r.met() { "met" } else { "**missed**" }
+    )
+}
+
+fn matrix(quick: bool) -> Result {
     let started = Instant::now();
     // Build every bench first, so the timings below are the runs alone;
     // one package at a time, as they run (features unify differently when
@@ -213,13 +304,7 @@ pub(crate) fn bench(quick: bool) -> Result {
     let built = started.elapsed();
     let mut sections = Vec::new();
     let mut ratios = Vec::new();
-    let steps: [(&str, Step); 4] = [
-        ("codec", codec),
-        ("nats", |quick| bench_binary("natsbridge", "nats", quick)),
-        ("transfer", |quick| bench_binary("natsbridge-claimcheck-http", "transfer", quick)),
-        ("tables", |quick| bench_binary("natsbridge-table-arrow", "tables", quick)),
-    ];
-    for (name, step) in steps {
+    for (name, step) in STEPS {
         let t = Instant::now();
         let (md, r) = step(quick).map_err(|e| format!("{name}: {e}"))?;
         eprintln!("bench: {name} took {:.0} s", t.elapsed().as_secs_f64());
@@ -241,17 +326,7 @@ pub(crate) fn bench(quick: bool) -> Result {
         built.as_secs_f64(),
     );
     for r in &ratios {
-        let _ = writeln!(
-            md,
-            "| {} | {} ({}-{}) | {} {} | {} |",
-            r.label,
-            number(r.median),
-            number(r.min),
-            number(r.max),
-            r.direction(),
-            number(r.target),
-            if r.met() { "met" } else { "**missed**" }
-        );
+        let _ = writeln!(md, "{}", summary_row(r));
     }
     md.push_str(
         "\n![Each comparison's margin over its target, log scale](bench.svg)\n\n\
@@ -279,8 +354,9 @@ pub(crate) fn bench(quick: bool) -> Result {
 }
 
 /// The bench targets, by package.
-const BENCHES: [(&str, &str); 4] = [
+const BENCHES: [(&str, &str); 5] = [
     ("natsbridge-envelope-core", "codec"),
+    ("natsbridge", "instructions"),
     ("natsbridge", "nats"),
     ("natsbridge-claimcheck-http", "transfer"),
     ("natsbridge-table-arrow", "tables"),

