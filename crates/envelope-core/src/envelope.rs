@@ -2,7 +2,7 @@
 
 use crate::payload::{Payload, PayloadType, PayloadValue, Transport};
 use crate::prelude::*;
-use crate::timestamp::format_rfc3339;
+use crate::timestamp::rfc3339_from_unix_millis;
 use crate::{Error, Result};
 
 /// The default `msg_purpose`.
@@ -183,7 +183,8 @@ pub trait IdSource {
     fn next_id(&mut self) -> String;
 
     /// Appends a fresh id to `out` as one JSON string (quoted, escaped),
-    /// for [`crate::EnvelopeTemplate`]. The default writes
+    /// for [`crate::EnvelopeTemplate`] and [`Envelope::write_packed`],
+    /// which write ids straight into the JSON. The default writes
     /// [`IdSource::next_id`]; a source can override it to skip the
     /// allocation, and must then append exactly one valid JSON string.
     fn write_next_id(&mut self, out: &mut Vec<u8>) {
@@ -222,12 +223,31 @@ pub fn uuid_v4_from_random(mut bytes: [u8; 16]) -> String {
 pub trait Clock {
     /// Now, in UTC.
     fn now_utc(&self) -> time::OffsetDateTime;
+
+    /// Now, in milliseconds since the Unix epoch (negative before it):
+    /// all of the time an envelope's `timestamp` shows, and what every
+    /// envelope this crate builds reads. The default takes it from
+    /// [`Clock::now_utc`]; a clock that keeps time as a count (as the
+    /// system's does) can return it directly and spare the calendar
+    /// conversion, once per message sent. It must be the same instant as
+    /// `now_utc`, truncated to the millisecond.
+    fn now_unix_millis(&self) -> i64 {
+        // Within `time`'s range (years -9999 to 9999) this fits an i64.
+        self.now_utc().unix_timestamp_nanos().div_euclid(1_000_000) as i64
+    }
 }
 
 impl<F: Fn() -> time::OffsetDateTime> Clock for F {
     fn now_utc(&self) -> time::OffsetDateTime {
         self()
     }
+}
+
+/// `timestamp` for a message stamped now by `clock`.
+pub(crate) fn timestamp_string(clock: &dyn Clock) -> String {
+    let stamp = rfc3339_from_unix_millis(clock.now_unix_millis());
+    // Only ASCII digits and punctuation were written.
+    core::str::from_utf8(&stamp).map(String::from).unwrap_or_default()
 }
 
 /// Every field of the seeds' `smartsend`/`smartpack` that shapes the
@@ -289,7 +309,9 @@ impl Envelope {
     /// `ids` where `options` gives none, and `timestamp` from `clock`.
     ///
     /// Which payloads must travel by link is decided afterwards by
-    /// [`crate::plan_transports`].
+    /// [`crate::plan_transports`]. To serialize it as well,
+    /// [`Envelope::pack_json`] does both in one pass; for the bytes alone,
+    /// [`Envelope::write_packed`] builds no envelope at all.
     pub fn pack(
         subject: &str,
         payloads: Vec<Payload>,
@@ -306,7 +328,7 @@ impl Envelope {
         Envelope {
             correlation_id,
             msg_id,
-            timestamp: format_rfc3339(clock.now_utc()),
+            timestamp: timestamp_string(clock),
             send_to: subject.into(),
             msg_purpose: options.msg_purpose,
             sender_name: options.sender_name,

@@ -12,7 +12,7 @@ const HI: u64 = 0x8080_8080_8080_8080;
 /// Borrows can set spurious bits *above* a real one, never below it, so
 /// the lowest set bit always marks a genuinely special byte.
 #[inline]
-const fn special_mask(x: u64) -> u64 {
+pub(crate) const fn special_mask(x: u64) -> u64 {
     const fn zero_bytes(v: u64) -> u64 {
         v.wrapping_sub(LO) & !v & HI
     }

@@ -1,18 +1,24 @@
-//! Prepared envelopes: the fields a stream of messages shares, written once.
+//! Envelopes written straight to their wire bytes.
 //!
 //! A service that publishes many envelopes to one subject with the same
 //! options rebuilds, for each, a dozen header strings that never change.
 //! An [`EnvelopeTemplate`] renders them to JSON once; each message then
 //! writes only what is new (its ids, timestamp and payload records) into
-//! one buffer, with no [`Envelope`](crate::Envelope) built and no string
-//! allocated. The bytes are exactly what [`Envelope::pack`](crate::Envelope::pack)
-//! followed by [`Envelope::to_json`](crate::Envelope::to_json) would give
-//! for the same ids and clock.
+//! one buffer, with no [`Envelope`] built and no string allocated. The
+//! bytes are exactly what [`Envelope::pack`] followed by
+//! [`Envelope::to_json`] would give for the same ids and clock.
+//!
+//! A one-off message has no template to reuse: [`Envelope::write_packed`]
+//! writes it from the borrowed subject, options and payloads in one pass,
+//! ids and timestamp straight into the buffer, and [`Envelope::pack_json`]
+//! does the same while also handing back the owned envelope (what
+//! `smartsend` returns).
 
 use crate::Result;
-use crate::envelope::{Clock, IdSource, SendOptions};
+use crate::envelope::{Clock, Envelope, IdSource, PayloadRecord, SendOptions};
 use crate::payload::Payload;
 use crate::prelude::*;
+use crate::timestamp::rfc3339_from_unix_millis;
 use crate::write::{Sink, base64_len, write_direct_body, write_map, write_str};
 
 /// The part of an envelope that is the same for every message of a stream
@@ -49,6 +55,11 @@ pub struct EnvelopeTemplate {
 
 /// `{"correlation_id":`, `,"msg_id":` and `,"timestamp":`.
 const HEAD_KEYS: usize = 41;
+/// The keys of the middle part (`,"send_to":` to `,"sender_id":`).
+const MIDDLE_KEYS: usize = 54;
+/// The keys of the tail (`,"receiver_name":` to `,"payloads":[`), with
+/// the `]}` that closes the envelope.
+const TAIL_KEYS: usize = 104;
 /// The timestamp written (`YYYY-MM-DDTHH:MM:SS.fffZ`), quoted.
 const TIMESTAMP_JSON: usize = 26;
 /// A UUID, quoted.
@@ -67,33 +78,129 @@ fn digits(mut n: usize) -> usize {
     d
 }
 
+/// The JSON length of `payloads` as direct records with UUID ids, when no
+/// name needs escaping.
+fn records_len(payloads: &[Payload]) -> usize {
+    let mut n = 0;
+    for p in payloads {
+        n += RECORD_KEYS + UUID_JSON + p.dataname.len() + p.payload_type.as_str().len();
+        n += digits(p.bytes.len()) + base64_len(p.bytes.len());
+    }
+    // The first record has no comma before it.
+    n - usize::from(!payloads.is_empty())
+}
+
+/// The JSON length of an id: the given one quoted, or a UUID.
+fn id_len(given: Option<&str>) -> usize {
+    given.map_or(UUID_JSON, |s| s.len() + 2)
+}
+
+/// Writes the given id, or a fresh one from `ids`.
+fn write_id(out: &mut Vec<u8>, given: Option<&str>, ids: &mut dyn IdSource) {
+    match given {
+        Some(id) => write_str(out, id),
+        None => ids.write_next_id(out),
+    }
+}
+
+/// `,"send_to":...` to `,"sender_id":` (the sender id itself comes next).
+fn write_middle(out: &mut Vec<u8>, subject: &str, options: &SendOptions) {
+    out.raw(b",\"send_to\":");
+    write_str(out, subject);
+    out.raw(b",\"msg_purpose\":");
+    write_str(out, &options.msg_purpose);
+    out.raw(b",\"sender_name\":");
+    write_str(out, &options.sender_name);
+    out.raw(b",\"sender_id\":");
+}
+
+/// `,"receiver_name":...` to `,"payloads":[`.
+fn write_tail(out: &mut Vec<u8>, options: &SendOptions) -> Result<()> {
+    let fields: [(&[u8], &str); 5] = [
+        (b",\"receiver_name\":", &options.receiver_name),
+        (b",\"receiver_id\":", &options.receiver_id),
+        (b",\"reply_to\":", &options.reply_to),
+        (b",\"reply_to_msg_id\":", &options.reply_to_msg_id),
+        (b",\"broker_url\":", &options.broker_url),
+    ];
+    for (key, value) in fields {
+        out.raw(key);
+        write_str(out, value);
+    }
+    out.raw(b",\"metadata\":");
+    write_map(out, &options.metadata)?;
+    out.raw(b",\"payloads\":[");
+    Ok(())
+}
+
+/// `{"correlation_id":...,"msg_id":...,"timestamp":"..."`.
+fn write_head(
+    out: &mut Vec<u8>,
+    correlation_id: Option<&str>,
+    msg_id: Option<&str>,
+    timestamp: &[u8; 24],
+    ids: &mut dyn IdSource,
+) {
+    out.raw(b"{\"correlation_id\":");
+    write_id(out, correlation_id, ids);
+    out.raw(b",\"msg_id\":");
+    write_id(out, msg_id, ids);
+    out.raw(b",\"timestamp\":\"");
+    out.raw(timestamp);
+    out.raw(b"\"");
+}
+
+/// One direct record, with the comma before it unless it is the first.
+fn write_record(
+    out: &mut Vec<u8>,
+    first: bool,
+    id: Option<&str>,
+    payload: &Payload,
+    ids: &mut dyn IdSource,
+) {
+    out.raw(if first { b"{\"id\":" } else { b",{\"id\":" });
+    write_id(out, id, ids);
+    out.raw(b",\"dataname\":");
+    write_str(out, &payload.dataname);
+    write_direct_body(out, &payload.payload_type, &payload.bytes);
+    out.raw(b"}");
+}
+
+/// The JSON length of a one-off envelope when its fresh ids are UUIDs, no
+/// string needs escaping and the metadata is empty: exact for almost every
+/// message, and a longer one only costs the buffer a reallocation.
+fn packed_len_hint(
+    subject: &str,
+    options: &SendOptions,
+    payloads: &[Payload],
+    [correlation_id, msg_id, sender_id]: [Option<&str>; 3],
+) -> usize {
+    let strings = [
+        subject,
+        &options.msg_purpose,
+        &options.sender_name,
+        &options.receiver_name,
+        &options.receiver_id,
+        &options.reply_to,
+        &options.reply_to_msg_id,
+        &options.broker_url,
+    ];
+    let mut n = HEAD_KEYS + TIMESTAMP_JSON + MIDDLE_KEYS + TAIL_KEYS;
+    n += id_len(correlation_id) + id_len(msg_id) + id_len(sender_id);
+    n += strings.iter().map(|s| s.len() + 2).sum::<usize>();
+    // `{}`, or a guess for a small object.
+    n += if options.metadata.is_empty() { 2 } else { 64 };
+    n + records_len(payloads)
+}
+
 impl EnvelopeTemplate {
     /// Renders the constant fields of envelopes sent to `subject` with
     /// `options`. Fails only if `options.metadata` cannot be serialized.
     pub fn new(subject: &str, options: &SendOptions) -> Result<EnvelopeTemplate> {
         let mut middle = Vec::new();
-        middle.raw(b",\"send_to\":");
-        write_str(&mut middle, subject);
-        middle.raw(b",\"msg_purpose\":");
-        write_str(&mut middle, &options.msg_purpose);
-        middle.raw(b",\"sender_name\":");
-        write_str(&mut middle, &options.sender_name);
-        middle.raw(b",\"sender_id\":");
+        write_middle(&mut middle, subject, options);
         let mut tail = Vec::new();
-        let fields: [(&[u8], &str); 5] = [
-            (b",\"receiver_name\":", &options.receiver_name),
-            (b",\"receiver_id\":", &options.receiver_id),
-            (b",\"reply_to\":", &options.reply_to),
-            (b",\"reply_to_msg_id\":", &options.reply_to_msg_id),
-            (b",\"broker_url\":", &options.broker_url),
-        ];
-        for (key, value) in fields {
-            tail.raw(key);
-            write_str(&mut tail, value);
-        }
-        tail.raw(b",\"metadata\":");
-        write_map(&mut tail, &options.metadata)?;
-        tail.raw(b",\"payloads\":[");
+        write_tail(&mut tail, options)?;
         Ok(EnvelopeTemplate {
             correlation_id: options.correlation_id.clone(),
             msg_id: options.msg_id.clone(),
@@ -108,16 +215,11 @@ impl EnvelopeTemplate {
     /// buffer is allocated once, at its final size), and a longer one only
     /// costs the buffer a reallocation.
     pub fn capacity_hint(&self, payloads: &[Payload]) -> usize {
-        let id = |fixed: &Option<String>| fixed.as_ref().map_or(UUID_JSON, |s| s.len() + 2);
+        let id = |fixed: &Option<String>| id_len(fixed.as_deref());
         let mut n = HEAD_KEYS + id(&self.correlation_id) + id(&self.msg_id) + TIMESTAMP_JSON;
         n += self.middle.len() + id(&self.sender_id) + self.tail.len() + 2;
-        for p in payloads {
-            n += RECORD_KEYS + UUID_JSON + p.dataname.len() + p.payload_type.as_str().len();
-            n += digits(p.bytes.len()) + base64_len(p.bytes.len());
-        }
-        // The first record has no comma before it. Exact, the buffer becomes
-        // `Bytes` without another allocation.
-        n - usize::from(!payloads.is_empty())
+        // Exact, so the buffer becomes `Bytes` without another allocation.
+        n + records_len(payloads)
     }
 
     /// Appends one envelope carrying `payloads` (every one direct) to
@@ -135,27 +237,13 @@ impl EnvelopeTemplate {
         clock: &dyn Clock,
     ) {
         out.reserve(self.capacity_hint(payloads));
-        let mut id_or_new = |out: &mut Vec<u8>, fixed: &Option<String>| match fixed {
-            Some(id) => write_str(out, id),
-            None => ids.write_next_id(out),
-        };
-        out.raw(b"{\"correlation_id\":");
-        id_or_new(out, &self.correlation_id);
-        out.raw(b",\"msg_id\":");
-        id_or_new(out, &self.msg_id);
-        out.raw(b",\"timestamp\":\"");
-        out.raw(&crate::timestamp::rfc3339_bytes(clock.now_utc()));
-        out.raw(b"\"");
+        let stamp = rfc3339_from_unix_millis(clock.now_unix_millis());
+        write_head(out, self.correlation_id.as_deref(), self.msg_id.as_deref(), &stamp, ids);
         out.raw(&self.middle);
-        id_or_new(out, &self.sender_id);
+        write_id(out, self.sender_id.as_deref(), ids);
         out.raw(&self.tail);
         for (i, payload) in payloads.iter().enumerate() {
-            out.raw(if i == 0 { b"{\"id\":" } else { b",{\"id\":" });
-            ids.write_next_id(out);
-            out.raw(b",\"dataname\":");
-            write_str(out, &payload.dataname);
-            write_direct_body(out, &payload.payload_type, &payload.bytes);
-            out.raw(b"}");
+            write_record(out, i == 0, None, payload, ids);
         }
         out.raw(b"]}");
     }
@@ -170,6 +258,113 @@ impl EnvelopeTemplate {
         let mut out = Vec::new();
         self.write(&mut out, payloads, ids, clock);
         out
+    }
+}
+
+impl Envelope {
+    /// Appends to `out` exactly what [`Envelope::pack`] followed by
+    /// [`Envelope::to_json`] would give for the same ids and clock, written
+    /// from the borrowed parts: each fresh id goes straight into the buffer
+    /// ([`IdSource::write_next_id`]), and so does the timestamp; no
+    /// `Envelope` is built and nothing is allocated but the buffer's growth
+    /// (reserved once).
+    ///
+    /// Every payload is written inline, as `pack` does: which must go by
+    /// link is the caller's decision ([`crate::plan_transports`]). Fails
+    /// only if `options.metadata` cannot be serialized.
+    ///
+    /// ```
+    /// use natsbridge_envelope_core::{Envelope, Payload, SendOptions};
+    ///
+    /// let mut n = 0u32;
+    /// let mut ids = || { n += 1; format!("id-{n}") };
+    /// let now = || time::OffsetDateTime::UNIX_EPOCH;
+    /// let payloads = [Payload::text("t", "21.5")];
+    /// let mut json = Vec::new();
+    /// Envelope::write_packed(&mut json, "sensors.t1", &payloads, &SendOptions::default(), &mut ids, &now)?;
+    /// let envelope = Envelope::from_json(&json)?;
+    /// assert_eq!((envelope.msg_id.as_str(), envelope.payloads[0].id.as_str()), ("id-2", "id-4"));
+    /// assert_eq!(envelope.timestamp, "1970-01-01T00:00:00.000Z");
+    /// # Ok::<(), natsbridge_envelope_core::Error>(())
+    /// ```
+    pub fn write_packed(
+        out: &mut Vec<u8>,
+        subject: &str,
+        payloads: &[Payload],
+        options: &SendOptions,
+        ids: &mut dyn IdSource,
+        clock: &dyn Clock,
+    ) -> Result<()> {
+        let given =
+            [&options.correlation_id, &options.msg_id, &options.sender_id].map(|id| id.as_deref());
+        out.reserve(packed_len_hint(subject, options, payloads, given));
+        let [correlation_id, msg_id, sender_id] = given;
+        let stamp = rfc3339_from_unix_millis(clock.now_unix_millis());
+        write_head(out, correlation_id, msg_id, &stamp, ids);
+        write_middle(out, subject, options);
+        write_id(out, sender_id, ids);
+        write_tail(out, options)?;
+        for (i, payload) in payloads.iter().enumerate() {
+            write_record(out, i == 0, None, payload, ids);
+        }
+        out.raw(b"]}");
+        Ok(())
+    }
+
+    /// [`Envelope::pack`] and its [`Envelope::to_json`] in one pass: the
+    /// same envelope and the same bytes, for the same ids and clock, with
+    /// the JSON written from the parts as they are taken (no second walk
+    /// over the envelope, no length pass).
+    ///
+    /// The strings the envelope owns are allocated once each (the ids and
+    /// the timestamp; the options' strings and the payloads are moved in).
+    /// When only the bytes are needed, [`Envelope::write_packed`] allocates
+    /// none. Fails only if `options.metadata` cannot be serialized.
+    pub fn pack_json(
+        subject: &str,
+        payloads: Vec<Payload>,
+        mut options: SendOptions,
+        ids: &mut dyn IdSource,
+        clock: &dyn Clock,
+    ) -> Result<(Envelope, Vec<u8>)> {
+        // The ids in `pack`'s order: the header's, then one per payload.
+        let mut id_or_new = |given: Option<String>| given.unwrap_or_else(|| ids.next_id());
+        let correlation_id = id_or_new(options.correlation_id.take());
+        let msg_id = id_or_new(options.msg_id.take());
+        let sender_id = id_or_new(options.sender_id.take());
+        let given = [Some(&*correlation_id), Some(&*msg_id), Some(&*sender_id)];
+        let mut out = Vec::with_capacity(packed_len_hint(subject, &options, &payloads, given));
+        let stamp = rfc3339_from_unix_millis(clock.now_unix_millis());
+        write_head(&mut out, Some(&correlation_id), Some(&msg_id), &stamp, ids);
+        write_middle(&mut out, subject, &options);
+        write_str(&mut out, &sender_id);
+        write_tail(&mut out, &options)?;
+        let mut records = Vec::with_capacity(payloads.len());
+        for (i, payload) in payloads.into_iter().enumerate() {
+            let id = ids.next_id();
+            write_record(&mut out, i == 0, Some(&id), &payload, ids);
+            records.push(PayloadRecord::direct(id, payload));
+        }
+        out.raw(b"]}");
+        let envelope = Envelope {
+            correlation_id,
+            msg_id,
+            // Only ASCII digits and punctuation.
+            timestamp: core::str::from_utf8(&stamp).map(String::from).unwrap_or_default(),
+            send_to: subject.into(),
+            msg_purpose: options.msg_purpose,
+            sender_name: options.sender_name,
+            sender_id,
+            receiver_name: options.receiver_name,
+            receiver_id: options.receiver_id,
+            reply_to: options.reply_to,
+            reply_to_msg_id: options.reply_to_msg_id,
+            broker_url: options.broker_url,
+            metadata: options.metadata,
+            payloads: records,
+            extra: serde_json::Map::new(),
+        };
+        Ok((envelope, out))
     }
 }
 
@@ -193,5 +388,28 @@ mod tests {
         assert_eq!(template.capacity_hint(&[]), empty.len(), "{}", String::from_utf8_lossy(&empty));
         assert!(hint >= json.len(), "hint {hint} < {}", json.len());
         assert_eq!(hint, json.len());
+    }
+
+    #[test]
+    fn the_one_off_hint_is_exact_for_a_message_with_uuids() {
+        let mut n = 0u64;
+        let mut ids = || {
+            n += 1;
+            format!("00000000-0000-4000-8000-{n:012}")
+        };
+        let now = || time::OffsetDateTime::UNIX_EPOCH;
+        let options = SendOptions { reply_to: "inbox.1".into(), ..SendOptions::default() };
+        for payloads in [vec![], vec![Payload::text("message", "x".repeat(128))]] {
+            let mut out = Vec::new();
+            Envelope::write_packed(&mut out, "sensors.t1", &payloads, &options, &mut ids, &now)
+                .unwrap();
+            let given = [None; 3];
+            let hint = packed_len_hint("sensors.t1", &options, &payloads, given);
+            assert_eq!(hint, out.len(), "{}", String::from_utf8_lossy(&out));
+            let (_, json) =
+                Envelope::pack_json("sensors.t1", payloads, options.clone(), &mut ids, &now)
+                    .unwrap();
+            assert_eq!(json.capacity(), json.len());
+        }
     }
 }

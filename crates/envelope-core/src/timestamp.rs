@@ -19,24 +19,65 @@ pub fn format_rfc3339(t: OffsetDateTime) -> String {
 /// [`format_rfc3339`]'s text, on the stack.
 pub(crate) fn rfc3339_bytes(t: OffsetDateTime) -> [u8; 24] {
     let t = t.to_offset(UtcOffset::UTC);
-    // Written digit by digit: this runs once per message sent, and
-    // `core::fmt` padding costs more than the rest of the envelope header.
-    let mut buf = *b"0000-00-00T00:00:00.000Z";
-    let mut put = |at: usize, width: usize, mut v: u32| {
-        for k in (at..at + width).rev() {
-            buf[k] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
     let (year, month, day) = t.to_calendar_date();
     let (hour, minute, second, milli) = t.to_hms_milli();
-    put(0, 4, year.clamp(0, 9999) as u32);
-    put(5, 2, u8::from(month).into());
-    put(8, 2, day.into());
-    put(11, 2, hour.into());
-    put(14, 2, minute.into());
-    put(17, 2, second.into());
-    put(20, 3, milli.into());
+    let time = ((u32::from(hour) * 60 + u32::from(minute)) * 60 + u32::from(second)) * 1000;
+    rfc3339_fields(year.into(), u8::from(month).into(), day.into(), time + u32::from(milli))
+}
+
+/// [`format_rfc3339`]'s text for the instant `millis` milliseconds after
+/// the Unix epoch (before it when negative), on the stack: the calendar
+/// computed straight from the count (what a message's timestamp needs from
+/// the system clock), without building an `OffsetDateTime`.
+pub(crate) fn rfc3339_from_unix_millis(millis: i64) -> [u8; 24] {
+    const DAY: i64 = 86_400_000;
+    let (days, time) = (millis.div_euclid(DAY), millis.rem_euclid(DAY) as u32);
+    // Howard Hinnant's `civil_from_days`: the proleptic Gregorian date of
+    // day `days` of the Unix epoch, in 400-year eras from 0000-03-01.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    rfc3339_fields(year, month, day, time)
+}
+
+/// Two decimal digits of each number below 100, for writing a field at a
+/// time instead of a digit at a time.
+const PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// `YYYY-MM-DDTHH:MM:SS.fffZ` from the date and the milliseconds of the
+/// day. A year outside 0-9999 is clamped (RFC 3339 has four digits).
+fn rfc3339_fields(year: i64, month: u32, day: u32, millis_of_day: u32) -> [u8; 24] {
+    // Written two digits at a time from a table: this runs once per message
+    // sent, and `core::fmt` padding costs more than the rest of the
+    // envelope header.
+    let mut buf = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, v: u32| {
+        let v = (v % 100) as usize;
+        buf[at..at + 2].copy_from_slice(&PAIRS[2 * v..2 * v + 2]);
+    };
+    let year = year.clamp(0, 9999) as u32;
+    let seconds = millis_of_day / 1000;
+    let milli = millis_of_day % 1000;
+    put(0, year / 100);
+    put(2, year);
+    put(5, month);
+    put(8, day);
+    put(11, seconds / 3600);
+    put(14, seconds / 60 % 60);
+    put(17, seconds % 60);
+    put(21, milli);
+    buf[20] = b'0' + (milli / 100) as u8;
     buf
 }
 
@@ -188,6 +229,46 @@ mod tests {
         let s = format_rfc3339(OffsetDateTime::UNIX_EPOCH);
         assert_eq!(s.len(), 24);
         assert_eq!(s.rsplit_once('.').unwrap().1, "000Z");
+    }
+
+    #[test]
+    fn formats_every_field_digit_for_digit() {
+        for s in [
+            "0001-01-01T00:00:00.000Z",
+            "0999-09-09T09:09:09.009Z",
+            "2024-02-29T23:59:59.999Z",
+            "1970-01-01T00:00:00.010Z",
+            "9999-12-31T12:34:56.789Z",
+            "2000-10-20T10:20:30.100Z",
+        ] {
+            assert_eq!(format_rfc3339(parse_timestamp(s).unwrap()), s);
+        }
+    }
+
+    #[test]
+    fn the_count_and_the_calendar_write_the_same_text() {
+        // Every day of a few 400-year eras either side of the epoch, at a
+        // time of day that moves with it, and the ends of time's range.
+        let mut millis = -62_135_596_800_000i64; // 0001-01-01
+        while millis < 253_402_300_800_000 {
+            let t =
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).unwrap();
+            assert_eq!(
+                rfc3339_from_unix_millis(millis),
+                rfc3339_bytes(t),
+                "{millis}: {}",
+                format_rfc3339(t)
+            );
+            millis += 86_400_000 * 3 + 3_723_457;
+        }
+        for t in [OffsetDateTime::UNIX_EPOCH, time::PrimitiveDateTime::MIN.assume_utc()] {
+            let millis = (t.unix_timestamp_nanos().div_euclid(1_000_000)) as i64;
+            assert_eq!(rfc3339_from_unix_millis(millis), rfc3339_bytes(t));
+        }
+        let max = time::PrimitiveDateTime::MAX.assume_utc();
+        let millis = (max.unix_timestamp_nanos().div_euclid(1_000_000)) as i64;
+        assert_eq!(rfc3339_from_unix_millis(millis), rfc3339_bytes(max));
+        assert_eq!(&rfc3339_from_unix_millis(-1), b"1969-12-31T23:59:59.999Z");
     }
 
     #[test]

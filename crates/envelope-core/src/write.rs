@@ -13,6 +13,13 @@ use crate::{Error, ErrorKind, Result};
 pub(crate) trait Sink {
     fn raw(&mut self, bytes: &[u8]);
     fn base64(&mut self, data: &[u8]);
+    /// `bytes` between double quotes (they need no escaping).
+    #[inline]
+    fn quoted(&mut self, bytes: &[u8]) {
+        self.raw(b"\"");
+        self.raw(bytes);
+        self.raw(b"\"");
+    }
 }
 
 /// Counts the bytes that would be written.
@@ -38,6 +45,14 @@ impl Sink for Vec<u8> {
     fn base64(&mut self, data: &[u8]) {
         base64_simd::STANDARD.encode_append(data, self);
     }
+    #[inline]
+    fn quoted(&mut self, bytes: &[u8]) {
+        // One capacity check for the three pieces.
+        self.reserve(bytes.len() + 2);
+        self.push(b'"');
+        self.extend_from_slice(bytes);
+        self.push(b'"');
+    }
 }
 
 /// Length of standard padded base64 for `n` bytes.
@@ -45,8 +60,57 @@ pub(crate) const fn base64_len(n: usize) -> usize {
     n.div_ceil(3) * 4
 }
 
+/// Whether `b` holds a byte JSON must escape (`"`, `\\`, a control
+/// character), eight bytes at a time. The bytes past the last whole word
+/// are read as one more word ending at the end of `b` (overlapping the one
+/// before), and a string under eight bytes as two overlapping halves, so a
+/// header string (an id, a name, a subject) costs a few words and no loop
+/// over single bytes.
+#[inline]
+fn has_special(b: &[u8]) -> bool {
+    // A high bit in each byte of `x` that is special (with possibly
+    // spurious bits above a real one, which a yes-or-no answer ignores).
+    let special = crate::scan::special_mask;
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let half = |at: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&b[at..at + 4]);
+        u64::from(u32::from_le_bytes(w))
+    };
+    let n = b.len();
+    if n >= 8 {
+        let mut found = special(word(n - 8));
+        let mut at = 0;
+        while at + 8 < n {
+            found |= special(word(at));
+            at += 8;
+        }
+        found != 0
+    } else if n >= 4 {
+        special(half(0) | half(n - 4) << 32) != 0
+    } else {
+        b.iter().any(|&c| crate::scan::is_special(c))
+    }
+}
+
 pub(crate) fn write_str<S: Sink>(out: &mut S, s: &str) {
     let b = s.as_bytes();
+    // Most optional header fields are empty.
+    if b.is_empty() {
+        out.raw(b"\"\"");
+    } else if !has_special(b) {
+        out.quoted(b);
+    } else {
+        write_escaped(out, b);
+    }
+}
+
+#[cold]
+fn write_escaped<S: Sink>(out: &mut S, b: &[u8]) {
     out.raw(b"\"");
     let mut start = 0;
     while let Some(k) = crate::scan::first_special(&b[start..]) {
@@ -286,6 +350,23 @@ mod tests {
         for s in ["", "\t\r\u{8}\u{c}", "日本語 \u{1f}", "\\\\\""] {
             let back: String = serde_json::from_str(&escaped(s)).unwrap();
             assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn the_escape_check_agrees_with_a_byte_loop_at_every_length() {
+        for n in 0..40 {
+            for background in [b'a', 0x80, 0xff, b'"' + 1, b'\\' + 1, 0x20, 0x7f] {
+                let mut b = vec![background; n];
+                assert!(!has_special(&b), "{n} {background:#x}");
+                for at in 0..n {
+                    for special in [b'"', b'\\', 0x00, 0x1f, 0x0a] {
+                        b[at] = special;
+                        assert!(has_special(&b), "{n} {background:#x} {special:#x} at {at}");
+                    }
+                    b[at] = background;
+                }
+            }
         }
     }
 

@@ -288,4 +288,32 @@ proptest! {
         prop_assert_eq!(&out[6..], &expected[..]);
         prop_assert!(template.capacity_hint(&payloads) > 0);
     }
+
+    #[test]
+    fn a_one_off_envelope_is_what_pack_and_to_json_write(
+        subject in ".{0,30}",
+        options in send_options(),
+        broker_url in ".{0,30}",
+        payloads in prop::collection::vec(payload(), 0..5),
+        seed in any::<u64>(),
+        micros in 0i64..4_000_000_000_000_000,
+    ) {
+        let now = move || {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).unwrap()
+        };
+        let options = SendOptions { broker_url, ..options };
+        let packed =
+            Envelope::pack(&subject, payloads.clone(), options.clone(), &mut id_source(seed), &now);
+        let expected = packed.to_json().unwrap();
+        // Borrowed parts, ids and timestamp straight into the buffer, appended.
+        let mut out = b"prefix".to_vec();
+        Envelope::write_packed(&mut out, &subject, &payloads, &options, &mut id_source(seed), &now)
+            .unwrap();
+        prop_assert_eq!(String::from_utf8_lossy(&out[6..]), String::from_utf8_lossy(&expected));
+        // The owned envelope and its JSON in one pass: both the same.
+        let (envelope, json) =
+            Envelope::pack_json(&subject, payloads, options, &mut id_source(seed), &now).unwrap();
+        prop_assert_eq!(&json, &expected);
+        prop_assert_eq!(envelope, packed);
+    }
 }

@@ -10,7 +10,7 @@ use crate::envelope::bytes::Bytes;
 use crate::envelope::{Envelope, IdSource, Payload, SendOptions};
 use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
 use crate::pack::Outgoing;
-use crate::pack::{fetch_links, finish_links, has_links, try_direct};
+use crate::pack::{fetch_links, finish_links, has_links};
 use crate::subscription::{EnvelopeConsumer, Received, Subscription};
 use crate::system::{SystemClock, SystemIds};
 use crate::transport::{Ack, ConnectOptions, Connection, Message};
@@ -245,10 +245,19 @@ impl Bridge {
     }
 
     pub(crate) fn options(&self, mut options: SendOptions) -> SendOptions {
+        self.fill_broker_url(&mut options);
+        options
+    }
+
+    /// Writes this bridge's URL as `broker_url` when the options left the
+    /// default, in place (`SendOptions` is large: moving it in and out
+    /// costs a send more than the check).
+    fn fill_broker_url(&self, options: &mut SendOptions) {
         if options.broker_url == crate::envelope::DEFAULT_BROKER_URL {
+            // A fresh string, not `clone_from`: the default's buffer is
+            // usually too short for the URL, and growing it costs more.
             options.broker_url = self.broker_url.clone();
         }
-        options
     }
 
     /// Builds the envelope (uploading what must go by link, so it fits the
@@ -263,30 +272,40 @@ impl Bridge {
         &self,
         subject: &str,
         payloads: Vec<Payload>,
-        options: SendOptions,
+        mut options: SendOptions,
     ) -> Result<(Envelope, Bytes)> {
         let (is_publish, threshold) = (options.is_publish, options.size_threshold);
-        let options = self.options(options);
-        let envelope = Envelope::pack(subject, payloads, options, &mut SystemIds, &SystemClock);
+        self.fill_broker_url(&mut options);
         let max_payload = self.conn.max_payload();
+        let uploader = self.uploader.as_deref();
         // `pack`'s steps, inlined rather than awaited: even with its link
         // path boxed, awaiting `pack` cost about 800 instructions a send
-        // (callgrind: 9,777 against 8,992), moving its future.
-        // Built and serialized without awaiting; only an envelope with
+        // (callgrind: 9,777 against 8,992), moving its future. The common
+        // case (nothing can go by link, and the envelope fits) is built and
+        // serialized in one pass, ids and timestamp written straight into
+        // the JSON, without awaiting (and without `pack`'s
+        // `try_pack_direct`, whose nested result moves the large envelope
+        // twice more: about 300 instructions a send). Only an envelope with
         // links to upload (or that does not fit) takes the async path, boxed
         // so that its large state is not part of every send's future.
-        let packed = match try_direct(envelope, threshold, self.uploader.is_some(), max_payload)? {
-            Ok(packed) => packed,
-            Err(envelope) => {
-                let uploader = self.uploader.as_deref();
+        let may_link = uploader.is_some() && payloads.iter().any(|p| p.bytes.len() >= threshold);
+        let (envelope, json) = if may_link {
+            let envelope = Envelope::pack(subject, payloads, options, &mut SystemIds, &SystemClock);
+            Box::pin(finish_links(envelope, threshold, uploader, max_payload)).await?
+        } else {
+            let (envelope, json) =
+                Envelope::pack_json(subject, payloads, options, &mut SystemIds, &SystemClock)?;
+            if json.len() <= max_payload {
+                (envelope, Bytes::from(json))
+            } else {
                 Box::pin(finish_links(envelope, threshold, uploader, max_payload)).await?
             }
         };
         if is_publish {
-            // A reference-counted clone: the envelope is not copied.
-            self.conn.publish(subject, packed.1.clone()).await?;
+            // A reference-counted clone: the JSON is not copied.
+            self.conn.publish(subject, json.clone()).await?;
         }
-        Ok(packed)
+        Ok((envelope, json))
     }
 
     /// [`Bridge::smartsend`] for payloads some of which are files (see
@@ -389,10 +408,14 @@ impl Bridge {
         let mut replies = self.conn.replies(chosen).await?;
         options.reply_to = replies.subject().to_string();
         let msg_id = options.msg_id.get_or_insert_with(|| SystemIds.next_id()).clone();
-        // Only the bytes of the request are needed: written from a template,
-        // with no `Envelope` built (links and oversize take smartsend's path).
-        let template = crate::envelope::EnvelopeTemplate::new(subject, &options)?;
-        let json = crate::prepared::build(self, subject, &options, &template, &payloads).await?;
+        // Only the bytes of the request are needed: written straight from
+        // the parts, with no `Envelope` built (links and oversize take
+        // smartsend's path).
+        let write = |out: &mut Vec<u8>| {
+            let (ids, clock) = (&mut SystemIds, &SystemClock);
+            Ok(Envelope::write_packed(out, subject, &payloads, &options, ids, clock)?)
+        };
+        let json = crate::prepared::build(self, subject, &options, &payloads, write).await?;
         self.conn.send_request(&mut replies, subject, json, timeout).await?;
         loop {
             let message = replies.next().await?;

@@ -58,8 +58,10 @@ pub async fn pack(
     max_payload: usize,
 ) -> Result<(Envelope, Bytes)> {
     let threshold = options.size_threshold;
-    let envelope = Envelope::pack(subject, payloads, options, &mut SystemIds, &SystemClock);
-    finish(envelope, threshold, uploader, max_payload).await
+    match try_pack_direct(subject, payloads, options, uploader.is_some(), max_payload)? {
+        Ok(packed) => Ok(packed),
+        Err(envelope) => finish_links(envelope, threshold, uploader, max_payload).await,
+    }
 }
 
 /// A payload whose bytes are in a file, read only as they are uploaded
@@ -199,6 +201,31 @@ pub(crate) fn try_direct(
         if json.len() <= max_payload {
             return Ok(Ok((envelope, Bytes::from(json))));
         }
+    }
+    Ok(Err(envelope))
+}
+
+/// [`Envelope::pack`] then [`try_direct`], for payloads in memory: the
+/// common case (nothing can go by link, the envelope fits) is built and
+/// serialized in one pass ([`Envelope::pack_json`]: ids and timestamp
+/// written straight into the output, no second walk over the envelope).
+/// Otherwise the envelope comes back, exactly as `pack` builds it, for
+/// [`finish_links`].
+pub(crate) fn try_pack_direct(
+    subject: &str,
+    payloads: Vec<Payload>,
+    options: SendOptions,
+    link_available: bool,
+    max_payload: usize,
+) -> Result<std::result::Result<(Envelope, Bytes), Envelope>> {
+    let threshold = options.size_threshold;
+    if link_available && payloads.iter().any(|p| p.bytes.len() >= threshold) {
+        return Ok(Err(Envelope::pack(subject, payloads, options, &mut SystemIds, &SystemClock)));
+    }
+    let (envelope, json) =
+        Envelope::pack_json(subject, payloads, options, &mut SystemIds, &SystemClock)?;
+    if json.len() <= max_payload {
+        return Ok(Ok((envelope, Bytes::from(json))));
     }
     Ok(Err(envelope))
 }

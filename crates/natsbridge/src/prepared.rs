@@ -60,8 +60,11 @@ impl PreparedSender {
     /// options say `is_publish = false`). Returns its JSON exactly as
     /// published.
     pub async fn send(&self, payloads: &[Payload]) -> Result<Bytes> {
-        let json =
-            build(&self.bridge, &self.subject, &self.options, &self.template, payloads).await?;
+        let write = |out: &mut Vec<u8>| {
+            self.template.write(out, payloads, &mut SystemIds, &SystemClock);
+            Ok(())
+        };
+        let json = build(&self.bridge, &self.subject, &self.options, payloads, write).await?;
         if self.options.is_publish {
             self.bridge.conn.publish(&self.subject, json.clone()).await?;
         }
@@ -69,22 +72,23 @@ impl PreparedSender {
     }
 }
 
-/// The JSON of one envelope from `template`, or from `pack`'s full
-/// path when a payload must go by link or the envelope would exceed the
-/// server's `max_payload` (which then uploads, or fails naming the
-/// payload). Publishes nothing.
+/// The JSON of one envelope as `write` writes it (from a template, or
+/// [`Envelope::write_packed`](crate::Envelope::write_packed)), or from
+/// `pack`'s full path when a payload must go by link or the envelope would
+/// exceed the server's `max_payload` (which then uploads, or fails naming
+/// the payload). Publishes nothing.
 pub(crate) async fn build(
     bridge: &Bridge,
     subject: &str,
     options: &SendOptions,
-    template: &EnvelopeTemplate,
     payloads: &[Payload],
+    write: impl FnOnce(&mut Vec<u8>) -> Result<()>,
 ) -> Result<Bytes> {
     let max_payload = bridge.conn.max_payload();
     let may_link = bridge.uploader.is_some();
     if !(may_link && payloads.iter().any(|p| p.bytes.len() >= options.size_threshold)) {
         let mut json = Vec::new();
-        template.write(&mut json, payloads, &mut SystemIds, &SystemClock);
+        write(&mut json)?;
         if json.len() <= max_payload {
             return Ok(Bytes::from(json));
         }
