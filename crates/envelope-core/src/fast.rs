@@ -92,7 +92,8 @@ impl<'a> Cursor<'a> {
             if !c.is_ascii_digit() {
                 break;
             }
-            n = n * 10 + u64::from(c - b'0');
+            // Wrapping: more than 19 digits is declined below anyway.
+            n = n.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
             self.i += 1;
         }
         let digits = self.i - start;
@@ -234,6 +235,7 @@ mod tests {
             COMPACT.replace(r#""size":5"#, r#""size":5.0"#),
             COMPACT.replace(r#""size":5"#, r#""size":05"#),
             COMPACT.replace(r#""size":5"#, r#""size":null"#),
+            COMPACT.replace(r#""size":5"#, r#""size":123456789012345678901234567890"#),
             COMPACT.replace(r#""payloads":["#, r#""x_extra":1,"payloads":["#),
             COMPACT.replace(r#","data":"aGVsbG8=""#, r#","data":"aGVsbG8=","sha256":"00""#),
             COMPACT.replace(r#"":"#, "\" :"),  // space before `:`
