@@ -453,76 +453,72 @@ const LIMITS: &str = "
 Kept as text by `cargo xtask bench` (from profiles, not re-measured by each
 run); the figures it talks about are in the sections below.
 
-- **128 B envelopes against raw async-nats (target 0.8x): below the
-  codec's own floor here.** The raw side publishes the same pre-built bytes
-  (a reference-count increment per message) and its subscriber only counts;
-  publisher, subscriber and nats-server share 2 cores, so every instruction
-  added per message on either side lowers the rate. \"The small-message gap
-  taken apart\" measures the floor: raw async-nats with nothing added but
-  envelope-core's codec calls (`Envelope::pack` + `to_json` on the sender,
-  `from_json` on the receiver), no bridge at all. Over the three full runs of
-  this stop that floor ran at 0.40-0.49x raw (medians of rounds; single
-  rounds 0.27-0.58x), each side alone 0.56-0.62x. The bridge both sides ran
-  at 0.31-0.34x, about three quarters of the floor; the rest is its own
-  layers (sender: `smartsend` 0.44-0.45x against the codec alone, for the
-  returned `(Envelope, json)` pair, the options and the connection wrapper;
-  receiver: 0.53-0.67x, about the codec's). By the wording of the target
-  (the bridge publishing against raw publishing, the same counting
-  subscriber) the prepared sender reaches 0.63-0.75x and `smartsend` 0.44x.
-  So 0.8x with both sides decoding needs a codec several times cheaper, not
-  only a leaner bridge: 0.8x leaves roughly a quarter of the raw path's own
-  per-message CPU (about 3 µs across publisher, server and subscriber) for
-  building and reading an envelope together, where the codec takes about
-  1.5-2 µs hot. The codec is not slack: `from_json` reads the 128 B
-  envelope in about 1 µs, against 1.7-2.2 µs for `serde_json` into a
-  derived struct of `String`s plus the base64 decode (the codec table),
-  while validating every field and keeping unknown keys. Callgrind, per
-  128 B message: `pack` about 2,800 instructions, `to_json` 3,200,
-  `from_json` 9,500 and about 1,400 to drop each envelope. Done against it
-  over the stops: `max_payload` read from async-nats's atomic instead of a
-  copy of the server's INFO per send; ids encoded without the formatter;
-  the prepared sender (`Bridge::prepare`, over envelope-core's
-  `EnvelopeTemplate`: a subject's constant fields rendered once, each
-  message written into one buffer of its exact size, byte-identical to
-  `smartsend`, a property test); `smartsend` serializing once (the
-  transport plan wrote every envelope a second time to count it; now it
-  runs only when a payload may go by link or the envelope does not fit);
-  `smartsend` and `smartreceive` doing the all-direct case without awaiting
-  a nested future (the upload and download paths are boxed: the pack
-  future alone was 1,288 bytes, moved on every send; callgrind per
-  `smartsend` 9,835 to 8,992 instructions); subjects copied without the
-  formatter on receive. Tried and not adopted: mimalloc as global
-  allocator (sender about 18% faster in one profiling run, no clear change
-  to request-reply; the allocator is the application's choice); a
-  prepared-sender publish that does not hand the JSON back (saves a
-  shared-buffer promotion per message; no change beyond the noise in five
-  rounds). Not done: an `Envelope` whose header strings are stored inline
-  or borrowed from the message (about ten fewer allocations per parse;
-  changes the public type); by the allocator experiment and the
-  instruction counts it would move the ratio by hundredths, not to 0.8x.
-- **Request-reply (p50 <= 1.1x, p99 <= 1.2x): the p50 target is at the
-  codec's floor here.** Raw and bridge requests alternate one by one on the
-  same server, so all see the same machine. \"The small-message gap taken
-  apart\" adds a raw service that does only the codec work a service must
-  (parse the request, build and serialize the answer; no bridge): over the
-  three full runs of this stop it alone cost 9-12% of the raw p50, the
-  bridge service 13-18%, the bridge client (building the request from a
-  template, reading the answer) 7-11%; both together 26-27%. The work is
-  paid cold: between requests the threads sleep about 100 µs while
-  nats-server and the other side run on the same 2 cores, so a codec step
-  that takes about 1 µs in a loop takes 2.4-2.6 µs inside a round trip. A
-  probe that only spins inside the raw echo service showed the cost is the
-  work itself (2 µs of spinning added 2-3 µs to the p50, 6 µs added 6-8),
-  and swapping the allocator for mimalloc did not move the gap beyond the
-  noise. 1.1x of a ~100 µs round trip allows about 10 µs for two cold reads
-  and two cold builds; the codec alone on the service side already spends
-  about that. The bridge's own overhead above that floor is what was cut:
-  the reply no longer serializes twice (about 2,700 instructions a request
-  by callgrind) nor awaits nested futures, `Received` copies subjects
-  without the formatter, and `Bridge::request` writes its request from a
-  template with no `Envelope` built. The p99 (1.2x) was met in the previous
-  stop's run (1.18x) and missed in this stop's three (1.21-1.27x): it moves
-  with the machine's noise around the target.
+- **Instruction budgets (issue 18): parse and build met, `smartsend` and
+  receive missed by what async-nats and the owned return cost.** Met:
+  `EnvelopeView::parse` and drop 2,949 instructions per 128 B envelope
+  (<= 3,000; `from_json` took 11,007 before the view, 6,382 now, its
+  dozen `String`s being most of that), `Envelope::write_packed` 3,276
+  (<= 3,500; `pack` + `to_json` 7,150 before, 6,312 now). Missed, by
+  callgrind per message: `smartsend` 11,484 (12,524 before; <= 5,000).
+  async-nats alone costs about 3,400 of every publish (a bare
+  `Connection::publish` of ready bytes counts 3,201: its connection task
+  writes the `PUB` line through `core::fmt`, about 830, and queues the
+  message through a channel, about 760, after validating the subject, about
+  380). `smartsend` must return the owned `(Envelope, Bytes)` the seeds'
+  `smartsend` returns: `pack_json` builds it and the JSON in one pass (4,805,
+  of which the four ids as `String`s 1,222), and the caller's drop of that
+  envelope is 1,356; malloc and free make about 2,900 of the total. Without
+  the owned envelope the same message is 3,276 to write plus the publish
+  (the prepared sender: about 6,100 by the helper's probe), still above
+  5,000 because of async-nats's share. Receive through `subscribe_lazy`:
+  6,527 (15,138 before through `subscribe`, 10,555 now; <= 5,000). Before
+  any code of ours runs, async-nats's connection task reads the `MSG` line
+  and hands the message over: 2,394 (a substring finder built for every
+  message, ping timers reset on every read), plus the channel receive about
+  300 and dropping the `Message` about 210. The view's parse is 2,667 and
+  decoding the 128 B payload into the caller's buffer 372. Reaching 5,000
+  would need a cheaper `MSG` path in async-nats or a parse under 1,500
+  instructions; the parse already reads the shape every peer writes in one
+  straight pass (fast path, 16 bytes at a time), so what is left is roughly
+  a hundred instructions per key and value, validated.
+- **128 B envelopes against raw async-nats (issue 8: 0.8x; issue 18: 0.5x
+  and 0.95x of the codec-only floor).** This run: both sides 0.51x (0.31-0.34x
+  in the three runs before issue 18), so issue 18's 0.5x is met, on a
+  machine where single rounds move between 0.48 and 0.62. The raw side
+  publishes the same pre-built bytes (a reference-count increment) and
+  counts; publisher, subscriber and nats-server share 2 cores, so every
+  instruction added per message on either side lowers the rate. The floor
+  (\"The small-message gap taken apart\": raw async-nats with only
+  envelope-core's calls added, no bridge) ran at 0.60x; the bridge reaches
+  0.86x of it (0.95x is missed). The gap is on the sending side: the
+  receiving bridge reads at 0.78x raw against the codec-only receiver's
+  0.83x (the same view and decode; the rest is the subscription), while
+  `smartsend` alone publishes at 0.53x against 0.71x for the codec-only
+  sender (`pack` + `to_json` and a raw publish). That is the owned
+  `(Envelope, Bytes)` `smartsend` returns (above: about 2,000 instructions
+  more per message than the codec-only sender's path); the prepared sender,
+  which returns no envelope, publishes at 0.76x. 0.8x both sides would
+  leave a quarter of the raw path's own per-message CPU for building and
+  reading an envelope together; by the counts above the codec alone needs
+  about two thirds of it. Done over the stops: the envelope read in place
+  (`EnvelopeView`, a fast path for the peers' shape, `subscribe_lazy`),
+  written in one pass with ids and timestamp straight into the buffer
+  (`write_packed`, `pack_json`), `max_payload` read from an atomic, ids
+  encoded with word arithmetic, one serialization per send, no nested
+  futures on the all-direct path. Tried and not adopted: mimalloc as the
+  global allocator (the allocator is the application's choice).
+- **Request-reply (issue 8: p50 <= 1.1x, p99 <= 1.2x; issue 18: p50 <=
+  1.15x).** This run: p50 1.13x (1.27x before issue 18), p99 1.12x, so
+  issue 18's p50 and the p99 are met and issue 8's p50 is missed by
+  hundredths. Raw and bridge requests alternate one by one on the same
+  server. A raw service doing only the codec work a service must (parse
+  the request, build and serialize the answer) costs 1.05x by itself; the
+  bridge service 1.07x, the bridge client 1.06x. The work is paid cold:
+  between requests the threads sleep about 100 µs while nats-server and
+  the other side run on the same 2 cores, so a codec step of about 0.5 µs
+  in a loop takes several times that inside a round trip (the client codec
+  table). 1.1x of a ~100 µs round trip allows about 10 µs for two cold
+  reads and two cold builds plus both sides' bridge layers.
 - **128 B against the Python peer (>= 10x) and Node (>= 3x).** The peers
   are single-threaded and CPU-bound in their own envelope code (JSON,
   base64, uuid in the interpreter), so their rate falls with load less than
@@ -572,8 +568,9 @@ Everything here runs on 2 cores shared by the publisher, the subscriber and
 nats-server. The raw side's per-message work is a channel send and a
 counter; nats-server's own parsing and routing is the real cost, about 1 µs
 per message. The bridge adds, per 128-byte message, a fresh envelope (four
-UUID v4 ids, a timestamp, the JSON) on the sender and a full parse and
-decode on the receiver (the codec table above, and the `codec share` column
+UUID v4 ids, a timestamp, the JSON) on the sender and a parse in place and
+the payload's decode on the receiver (the codec table above, the instruction
+counts, and the `codec share` column
 of the curves), on the same two cores. For 400 KB payloads the codec runs
 at memory speed and the ratio is bounded by base64's extra third on the
 wire.
@@ -588,14 +585,13 @@ const CODEC_FOOTER: &str = "
   fresh buffer.
 - 128 B: build is `to_json` (base64 + JSON, as for 400 KB); `pack` (ids,
   timestamp, fields) is listed apart, as it is not codec work. No payload
-  work is left at this size; the cost is the envelope's fixed part:
-  about 16 short strings, each allocated as a `String` on parse, four ids
-  and a timestamp formatted on pack, and the key-by-key walk of the JSON.
-  Callgrind counts about 11,800 instructions for `from_json` of this
-  envelope. Keys are matched against the spec's order with one comparison
-  each; strings are scanned 8 bytes at a time (memchr past 32 bytes) and
-  escaped with an 8-bytes-at-a-time check. What is left is mostly
-  allocation (malloc/free are about a fifth of the instructions); an
-  envelope type that borrows its strings from the message buffer would
-  remove it, at the price of a lifetime on `Envelope`.
+  work is left at this size; the cost is the envelope's fixed part: about
+  16 short strings, four ids and a timestamp formatted on pack, and the
+  key-by-key walk of the JSON. Parse here is the owned `from_json`, each
+  string allocated as a `String` (6,382 instructions by callgrind with the
+  drop, 11,007 before issue 18); the borrowed `EnvelopeView` reads the same
+  envelope in 2,949 (the instruction counts below). Both read the shape
+  every peer writes through one straight fast path (keys compared with
+  their quotes in a few words, strings found and checked for ASCII 16
+  bytes at a time); anything else goes to the general reader.
 ";
