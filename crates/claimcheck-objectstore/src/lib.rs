@@ -79,14 +79,18 @@ impl Default for ObjectStoreOptions {
 ///   reduced to URL-safe characters) so concurrent sends never collide, and
 ///   its bytes are streamed into the bucket chunk by chunk: a file or a
 ///   reader is never held in memory whole. The link is
-///   `nats-os://<bucket>/<object-name>`.
+///   `nats-os://<bucket>/<object-name>`. Bytes or a file whose put loses
+///   its connection or times out waiting for an ack are sent again whole,
+///   with the handler's [`RetryConfig`]; a bucket that is gone is
+///   [`ErrorKind::NotFound`], not retried.
 /// - **Download**: only links into this handler's bucket are read (others
 ///   are [`ErrorKind::UrlRefused`]). The object's size must equal the
 ///   record's ([`ErrorKind::SizeMismatch`], checked before reading and
 ///   again on the bytes read), and the record's `sha256`, when given, must
 ///   match both the digest the store recorded and the bytes read
 ///   ([`ErrorKind::Integrity`]). A missing or deleted object is
-///   [`ErrorKind::NotFound`]. A lost connection or a timeout is retried with
+///   [`ErrorKind::NotFound`], and so is an object in a bucket that is
+///   gone. A lost connection or a timeout is retried with
 ///   the handler's [`RetryConfig`]; nothing else is.
 ///
 /// ```no_run
@@ -381,9 +385,40 @@ fn from_nats(e: natsbridge_transport_nats::Error, what: &str) -> Error {
         NatsKind::Connect | NatsKind::Closed => ErrorKind::Connection,
         NatsKind::InvalidConfig => ErrorKind::InvalidInput,
         NatsKind::Io => ErrorKind::Io,
+        NatsKind::JetStream => jetstream_kind(&e),
         _ => ErrorKind::Other,
     };
-    Error::new(kind, format!("{what} through the object store: {e}"))
+    // The cause is kept as the source; `Display` reads as before.
+    Error::new(kind, format!("{what} through the object store")).source(e)
+}
+
+/// A failed JetStream call by its cause. The transport gives one kind for
+/// every JetStream failure and says which in its message chain (async-nats's
+/// own kinds are folded into text on the way), so the chain is read: an ack
+/// or API request that timed out (a connection lost mid-put loses the
+/// chunk in flight and its ack never comes) can succeed on retry; a bucket
+/// that is not there (no stream for the chunk or metadata subjects, nobody
+/// answering its direct gets) will not.
+fn jetstream_kind(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
+    let mut text = String::new();
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        text.push_str(&err.to_string().to_ascii_lowercase());
+        text.push('\n');
+        cause = err.source();
+    }
+    if text.contains("timed out") {
+        ErrorKind::TimedOut
+    } else if text.contains("broken pipe") {
+        ErrorKind::Connection
+    } else if text.contains("no stream found")
+        || text.contains("stream not found")
+        || text.contains("no responders")
+    {
+        ErrorKind::NotFound
+    } else {
+        ErrorKind::Other
+    }
 }
 
 fn io_error(what: String, e: std::io::Error) -> Error {

@@ -5,9 +5,11 @@
 //!
 //! A store's test builds a [`Store`] (its uploader, its downloader, whether
 //! links are one-shot, and a link to an object it never had) and calls the
-//! checks; [`transient_faults`] and [`permanent_faults`] also need the store
-//! reached through a [`FaultProxy`], a TCP proxy that injects failures
-//! before they reach the store. The checks panic with a message naming the
+//! checks; [`transient_faults`] and [`permanent_faults`] also need a
+//! [`FaultInjector`] that puts real failures between the store's client and
+//! its server: [`FaultProxy`], a TCP proxy that injects HTTP failures
+//! before they reach an HTTP store, or one of the store's own for another
+//! protocol. The checks panic with a message naming the
 //! case when the store misbehaves, as test assertions do.
 //!
 //! ```no_run
@@ -30,7 +32,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::{
-    DownloadHandler, DownloadHandlerExt, DownloadRequest, ErrorKind, UploadHandler,
+    BoxFuture, DownloadHandler, DownloadHandlerExt, DownloadRequest, ErrorKind, UploadHandler,
     UploadHandlerExt, UploadSource, hex_lower,
 };
 
@@ -199,16 +201,20 @@ pub async fn oversize(store: &Store, capped: &dyn DownloadHandler, cap: u64) {
 }
 
 /// Transient failures between the client and the store are retried with
-/// the configured backoff and the transfer succeeds: an HTTP 503 and a
-/// connection reset, on upload and on download. `store` must reach its
-/// server through `proxy` (its links too), with at least two retries.
-pub async fn transient_faults(store: &Store, proxy: &FaultProxy) {
+/// the configured backoff and the transfer succeeds: each of the
+/// injector's [`FaultInjector::transient_faults`] (for HTTP an HTTP 503
+/// and a connection reset; for NATS a connection cut mid-transfer), met by
+/// two tries in a row, on upload and on download. `store` must reach its
+/// server through `faults` (its links too), with at least two retries.
+pub async fn transient_faults(store: &Store, faults: &dyn FaultInjector) {
     let data = payload(200_000, 13);
-    for fault in [Fault::Status(503), Fault::Reset] {
-        proxy.arm(fault, 2);
+    let kinds = faults.transient_faults();
+    assert!(!kinds.is_empty(), "the fault injector names no transient fault");
+    for fault in kinds {
+        faults.arm(Transfer::Upload, fault, 2).await;
         let link = upload(store, "fault.bin", &data, 0).await;
-        assert_eq!(proxy.injected(), 2, "{fault:?} on upload: every fault was met, then retried");
-        proxy.arm(fault, 2);
+        assert_eq!(faults.injected(), 2, "{fault:?} on upload: every fault was met, then retried");
+        faults.arm(Transfer::Download, fault, 2).await;
         let request = DownloadRequest::new(&link, data.len() as u64).sha256(sha256(&data));
         let got = store
             .downloader
@@ -216,42 +222,100 @@ pub async fn transient_faults(store: &Store, proxy: &FaultProxy) {
             .await
             .unwrap_or_else(|e| panic!("{fault:?} on download was not retried: {e}"));
         assert!(got == data, "{fault:?}: other bytes after the retries");
-        assert_eq!(proxy.injected(), 2, "{fault:?} on download");
+        assert_eq!(faults.injected(), 2, "{fault:?} on download");
     }
-    proxy.arm(Fault::Status(503), 0);
+    faults.disarm().await;
 }
 
-/// A permanent failure (HTTP 403 on upload, 404 on download) fails at once,
-/// with its kind, after one try. `store` reaches its server through `proxy`.
-pub async fn permanent_faults(store: &Store, proxy: &FaultProxy) {
+/// A permanent failure (the injector's
+/// [`FaultInjector::permanent_fault`]: for HTTP a 403 on upload and a 404
+/// on download; for NATS the bucket removed) fails at once, with its kind,
+/// after one try. `store` reaches its server through `faults`.
+pub async fn permanent_faults(store: &Store, faults: &dyn FaultInjector) {
     let data = payload(1_000, 17);
-    proxy.arm(Fault::Status(403), usize::MAX);
-    let err = store.uploader.upload_bytes("p.bin", data.clone()).await.expect_err("403");
-    assert_eq!(err.kind(), &ErrorKind::Http { status: 403 }, "403 on upload: {err}");
-    assert_eq!(proxy.injected(), 1, "a 403 upload was retried");
-    proxy.arm(Fault::Status(503), 0);
+    let fault = faults.permanent_fault(Transfer::Upload);
+    faults.arm(Transfer::Upload, fault, usize::MAX).await;
+    let err = store.uploader.upload_bytes("p.bin", data.clone()).await.expect_err("refused");
+    assert!(refused_as(fault, err.kind()), "{fault:?} on upload: {err}");
+    assert!(!err.is_retryable(), "{fault:?} on upload: {err}");
+    assert_eq!(faults.injected(), 1, "a refused upload ({fault:?}) was retried");
+    faults.disarm().await;
     let link = upload(store, "p.bin", &data, 0).await;
-    proxy.arm(Fault::Status(404), usize::MAX);
+    let fault = faults.permanent_fault(Transfer::Download);
+    faults.arm(Transfer::Download, fault, usize::MAX).await;
     let err = store
         .downloader
         .download_bytes(&DownloadRequest::new(&link, data.len() as u64))
         .await
-        .expect_err("404");
-    assert!(matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Http { .. }), "{err}");
-    assert!(!err.is_retryable(), "404 on download: {err}");
-    assert_eq!(proxy.injected(), 1, "a 404 download was retried");
-    proxy.arm(Fault::Status(503), 0);
+        .expect_err("refused");
+    assert!(refused_as(fault, err.kind()), "{fault:?} on download: {err}");
+    assert!(!err.is_retryable(), "{fault:?} on download: {err}");
+    assert_eq!(faults.injected(), 1, "a refused download ({fault:?}) was retried");
+    faults.disarm().await;
+}
+
+/// Whether a permanent `fault` was reported as the kind it stands for.
+fn refused_as(fault: Fault, kind: &ErrorKind) -> bool {
+    match fault {
+        Fault::Status(404) | Fault::Removed => {
+            matches!(kind, ErrorKind::NotFound | ErrorKind::Http { status: 404 })
+        }
+        Fault::Status(status) => *kind == ErrorKind::Http { status },
+        Fault::Reset => false,
+    }
+}
+
+/// Which half of a transfer a fault is armed for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transfer {
+    /// The store's uploader.
+    Upload,
+    /// The store's downloader.
+    Download,
+}
+
+/// Puts real failures between a store's client and its server, for
+/// [`transient_faults`] and [`permanent_faults`]: one implementation per
+/// protocol. [`FaultProxy`] does it for HTTP stores; a store speaking
+/// another protocol brings its own (the JetStream object store's tests put
+/// a NATS-aware proxy in front of nats-server).
+pub trait FaultInjector: Send + Sync {
+    /// The transient faults the store must survive, each run on upload
+    /// and on download by [`transient_faults`].
+    fn transient_faults(&self) -> Vec<Fault>;
+
+    /// The permanent fault of `transfer`, run by [`permanent_faults`]: it
+    /// must be refused at once, with the kind it stands for.
+    fn permanent_fault(&self, transfer: Transfer) -> Fault;
+
+    /// Arms `fault` for the next `n` tries of `transfer` (`usize::MAX`:
+    /// every try), and resets the count of injected faults.
+    fn arm(&self, transfer: Transfer, fault: Fault, n: usize) -> BoxFuture<'_, ()>;
+
+    /// Injects nothing more, and undoes a permanent fault.
+    fn disarm(&self) -> BoxFuture<'_, ()>;
+
+    /// Faults injected since the last [`FaultInjector::arm`]: one per try
+    /// that met the fault.
+    fn injected(&self) -> usize;
 }
 
 /// A failure [`FaultProxy`] injects into a connection, instead of
 /// forwarding it to the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Fault {
     /// Answers the request with this HTTP status (a plain-text body) and
     /// closes the connection.
     Status(u16),
-    /// Reads the request, then closes the connection without an answer.
+    /// Reads the request, then closes the connection without an answer
+    /// (for NATS: reads the message that starts a try, or carries a piece
+    /// of it, and cuts the connection; the client reconnects).
     Reset,
+    /// What the store writes to and reads from (an object store bucket)
+    /// is removed: every try finds nothing. [`FaultProxy`] answers it as
+    /// HTTP 404.
+    Removed,
 }
 
 #[derive(Debug, Default)]
@@ -319,6 +383,34 @@ impl FaultProxy {
     }
 }
 
+impl FaultInjector for FaultProxy {
+    fn transient_faults(&self) -> Vec<Fault> {
+        vec![Fault::Status(503), Fault::Reset]
+    }
+
+    fn permanent_fault(&self, transfer: Transfer) -> Fault {
+        match transfer {
+            Transfer::Upload => Fault::Status(403),
+            Transfer::Download => Fault::Status(404),
+        }
+    }
+
+    /// Every connection is one try, whichever the transfer.
+    fn arm(&self, _transfer: Transfer, fault: Fault, n: usize) -> BoxFuture<'_, ()> {
+        FaultProxy::arm(self, fault, n);
+        Box::pin(std::future::ready(()))
+    }
+
+    fn disarm(&self) -> BoxFuture<'_, ()> {
+        FaultProxy::arm(self, Fault::Reset, 0);
+        Box::pin(std::future::ready(()))
+    }
+
+    fn injected(&self) -> usize {
+        FaultProxy::injected(self)
+    }
+}
+
 impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.task.abort();
@@ -341,7 +433,12 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, fault: Option<Fault>
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
     }
-    if let Fault::Status(status) = fault {
+    let status = match fault {
+        Fault::Status(status) => Some(status),
+        Fault::Removed => Some(404),
+        Fault::Reset => None,
+    };
+    if let Some(status) = status {
         let body = format!("injected {status}\n");
         let reply = format!(
             "HTTP/1.1 {status} Injected\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
