@@ -315,20 +315,41 @@ impl Envelope {
     pub fn pack(
         subject: &str,
         payloads: Vec<Payload>,
-        options: SendOptions,
+        mut options: SendOptions,
         ids: &mut dyn IdSource,
         clock: &dyn Clock,
     ) -> Envelope {
         let mut id_or_new = |given: Option<String>| given.unwrap_or_else(|| ids.next_id());
-        let correlation_id = id_or_new(options.correlation_id);
-        let msg_id = id_or_new(options.msg_id);
-        let sender_id = id_or_new(options.sender_id);
+        let correlation_id = id_or_new(options.correlation_id.take());
+        let msg_id = id_or_new(options.msg_id.take());
+        let sender_id = id_or_new(options.sender_id.take());
         let payloads =
             payloads.into_iter().map(|p| PayloadRecord::direct(ids.next_id(), p)).collect();
+        let timestamp = timestamp_string(clock);
+        Envelope::assemble(
+            subject,
+            options,
+            [correlation_id, msg_id, sender_id],
+            timestamp,
+            payloads,
+        )
+    }
+
+    /// A sent envelope from its parts: the options' fields moved in, the ids
+    /// (`correlation_id`, `msg_id`, `sender_id`) and timestamp already
+    /// chosen. What [`Envelope::pack`] and [`Envelope::pack_json`] build.
+    #[inline]
+    pub(crate) fn assemble(
+        subject: &str,
+        options: SendOptions,
+        [correlation_id, msg_id, sender_id]: [String; 3],
+        timestamp: String,
+        payloads: Vec<PayloadRecord>,
+    ) -> Envelope {
         Envelope {
             correlation_id,
             msg_id,
-            timestamp: timestamp_string(clock),
+            timestamp,
             send_to: subject.into(),
             msg_purpose: options.msg_purpose,
             sender_name: options.sender_name,

@@ -346,24 +346,10 @@ impl Envelope {
             records.push(PayloadRecord::direct(id, payload));
         }
         out.raw(b"]}");
-        let envelope = Envelope {
-            correlation_id,
-            msg_id,
-            // Only ASCII digits and punctuation.
-            timestamp: core::str::from_utf8(&stamp).map(String::from).unwrap_or_default(),
-            send_to: subject.into(),
-            msg_purpose: options.msg_purpose,
-            sender_name: options.sender_name,
-            sender_id,
-            receiver_name: options.receiver_name,
-            receiver_id: options.receiver_id,
-            reply_to: options.reply_to,
-            reply_to_msg_id: options.reply_to_msg_id,
-            broker_url: options.broker_url,
-            metadata: options.metadata,
-            payloads: records,
-            extra: serde_json::Map::new(),
-        };
+        // Only ASCII digits and punctuation.
+        let timestamp = core::str::from_utf8(&stamp).map(String::from).unwrap_or_default();
+        let ids = [correlation_id, msg_id, sender_id];
+        let envelope = Envelope::assemble(subject, options, ids, timestamp, records);
         Ok((envelope, out))
     }
 }
