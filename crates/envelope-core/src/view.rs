@@ -304,7 +304,7 @@ impl<'a> PayloadView<'a> {
 
     /// Appends a direct payload's bytes to `out` (decoding its base64
     /// straight into `out`'s spare capacity). Fails with
-    /// [`ErrorKind::Malformed`] on a link record, whose bytes must be
+    /// [`ErrorKind::Malformed`](crate::ErrorKind::Malformed) on a link record, whose bytes must be
     /// downloaded.
     pub fn decode_into(&self, out: &mut Vec<u8>) -> Result<()> {
         match &self.body {
