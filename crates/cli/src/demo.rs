@@ -173,7 +173,8 @@ async fn walkthroughs(nats_url: &str, files_url: &str) -> anyhow::Result<Vec<Wal
     barrier(&alice).await?;
     let command = vec![Payload::dictionary("command", &json!({"action": "read_sensor"}))?];
     let options = SendOptions { reply_to: "demo.device.response".into(), ..SendOptions::default() };
-    let (request, _) = alice.smartsend("demo.device.command", command, options).await?;
+    let (request, _) =
+        alice.smartsend("demo.device.command", command, options).await?.into_parts()?;
     let incoming = next(&mut commands).await?;
     let reading = json!({"sensor_id": "sensor-001", "value": 42.5});
     bob.reply(&incoming, vec![Payload::dictionary("data", &reading)?], SendOptions::default())

@@ -128,7 +128,7 @@ async fn serve(
                 bridge.connection().flush().await?;
                 match answer {
                     Some(answer) => {
-                        println!("{}", report::line(&answer, None)?);
+                        println!("{}", report::line(&answer.envelope()?, None)?);
                         answered += 1;
                     }
                     None => tracing::info!(

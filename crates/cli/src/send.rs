@@ -139,14 +139,13 @@ pub(crate) async fn run(args: SendArgs, nats: &NatsArgs) -> anyhow::Result<ExitC
         let bridge = connect_to_store(target, &store, &[]).await?;
         if args.jetstream {
             let payloads = payload_arg_files_to_payloads(payloads)?;
-            let (envelope, ack) = bridge.jetstream_send(&args.subject, payloads, options).await?;
-            let json = envelope.to_json()?;
-            print_json(&json)?;
+            let (sent, ack) = bridge.jetstream_send(&args.subject, payloads, options).await?;
+            print_json(sent.json())?;
             let ack = serde_json::json!({"stream": ack.stream, "sequence": ack.sequence, "duplicate": ack.duplicate});
             print_json(ack.to_string().as_bytes())?;
             return Ok(ExitCode::SUCCESS);
         }
-        let sent = bridge.smartsend_files(&args.subject, payloads, options).await?;
+        let sent = bridge.smartsend_files(&args.subject, payloads, options).await?.into_parts()?;
         bridge.connection().flush().await?;
         tracing::info!(subject = %args.subject, msg_id = %sent.0.msg_id, "published");
         sent

@@ -172,7 +172,12 @@ async fn bridge(server: &NatsServer) -> natsbridge::Bridge {
 
 async fn send_text(bridge: &natsbridge::Bridge, subject: &str, text: &str) -> natsbridge::Envelope {
     let payloads = vec![Payload::text("t", text)];
-    let (envelope, _) = bridge.smartsend(subject, payloads, SendOptions::default()).await.unwrap();
+    let (envelope, _) = bridge
+        .smartsend(subject, payloads, SendOptions::default())
+        .await
+        .unwrap()
+        .into_parts()
+        .unwrap();
     bridge.flush().await.unwrap();
     envelope
 }
@@ -276,6 +281,8 @@ async fn the_event_stream_replays_the_history_then_goes_live() {
             SendOptions { reply_to: "live.replies".into(), ..SendOptions::default() },
         )
         .await
+        .unwrap()
+        .into_parts()
         .unwrap();
     bridge.flush().await.unwrap();
     assert_eq!(events.next().1["envelope"]["msg_id"], request.msg_id);
@@ -283,7 +290,8 @@ async fn the_event_stream_replays_the_history_then_goes_live() {
         .smartsend("live.replies", vec![Payload::text("a", "!")], request.reply_options())
         .await
         .unwrap()
-        .0;
+        .envelope()
+        .unwrap();
     bridge.flush().await.unwrap();
     let (name, updated) = events.next();
     assert_eq!(name, "updated");

@@ -115,13 +115,14 @@ fn write_middle(out: &mut Vec<u8>, subject: &str, options: &SendOptions) {
 }
 
 /// `,"receiver_name":...` to `,"payloads":[`.
-fn write_tail(out: &mut Vec<u8>, options: &SendOptions) -> Result<()> {
+/// `broker_url` is written in place of `options.broker_url`.
+fn write_tail(out: &mut Vec<u8>, options: &SendOptions, broker_url: &str) -> Result<()> {
     let fields: [(&[u8], &str); 5] = [
         (b",\"receiver_name\":", &options.receiver_name),
         (b",\"receiver_id\":", &options.receiver_id),
         (b",\"reply_to\":", &options.reply_to),
         (b",\"reply_to_msg_id\":", &options.reply_to_msg_id),
-        (b",\"broker_url\":", &options.broker_url),
+        (b",\"broker_url\":", broker_url),
     ];
     for (key, value) in fields {
         out.raw(key);
@@ -172,6 +173,7 @@ fn write_record(
 fn packed_len_hint(
     subject: &str,
     options: &SendOptions,
+    broker_url: &str,
     payloads: &[Payload],
     [correlation_id, msg_id, sender_id]: [Option<&str>; 3],
 ) -> usize {
@@ -183,7 +185,7 @@ fn packed_len_hint(
         &options.receiver_id,
         &options.reply_to,
         &options.reply_to_msg_id,
-        &options.broker_url,
+        broker_url,
     ];
     let mut n = HEAD_KEYS + TIMESTAMP_JSON + MIDDLE_KEYS + TAIL_KEYS;
     n += id_len(correlation_id) + id_len(msg_id) + id_len(sender_id);
@@ -200,7 +202,7 @@ impl EnvelopeTemplate {
         let mut middle = Vec::new();
         write_middle(&mut middle, subject, options);
         let mut tail = Vec::new();
-        write_tail(&mut tail, options)?;
+        write_tail(&mut tail, options, &options.broker_url)?;
         Ok(EnvelopeTemplate {
             correlation_id: options.correlation_id.clone(),
             msg_id: options.msg_id.clone(),
@@ -295,15 +297,43 @@ impl Envelope {
         ids: &mut dyn IdSource,
         clock: &dyn Clock,
     ) -> Result<()> {
+        Envelope::write_packed_as(out, subject, payloads, options, &options.broker_url, ids, clock)
+    }
+
+    /// [`Envelope::write_packed`] with `broker_url` written in place of
+    /// `options.broker_url`: for a connection that names itself in every
+    /// envelope without copying its URL into each message's options (the
+    /// facade's `smartsend` does, when the options leave the default).
+    ///
+    /// ```
+    /// use natsbridge_envelope_core::{Envelope, Payload, SendOptions};
+    ///
+    /// let mut ids = || "id".to_string();
+    /// let now = || time::OffsetDateTime::UNIX_EPOCH;
+    /// let (payloads, options) = ([Payload::text("t", "hi")], SendOptions::default());
+    /// let mut json = Vec::new();
+    /// Envelope::write_packed_as(&mut json, "s", &payloads, &options, "nats://10.0.0.1:4222", &mut ids, &now)?;
+    /// assert_eq!(Envelope::from_json(&json)?.broker_url, "nats://10.0.0.1:4222");
+    /// # Ok::<(), natsbridge_envelope_core::Error>(())
+    /// ```
+    pub fn write_packed_as(
+        out: &mut Vec<u8>,
+        subject: &str,
+        payloads: &[Payload],
+        options: &SendOptions,
+        broker_url: &str,
+        ids: &mut dyn IdSource,
+        clock: &dyn Clock,
+    ) -> Result<()> {
         let given =
             [&options.correlation_id, &options.msg_id, &options.sender_id].map(|id| id.as_deref());
-        out.reserve(packed_len_hint(subject, options, payloads, given));
+        out.reserve(packed_len_hint(subject, options, broker_url, payloads, given));
         let [correlation_id, msg_id, sender_id] = given;
         let stamp = rfc3339_from_unix_millis(clock.now_unix_millis());
         write_head(out, correlation_id, msg_id, &stamp, ids);
         write_middle(out, subject, options);
         write_id(out, sender_id, ids);
-        write_tail(out, options)?;
+        write_tail(out, options, broker_url)?;
         for (i, payload) in payloads.iter().enumerate() {
             write_record(out, i == 0, None, payload, ids);
         }
@@ -333,12 +363,13 @@ impl Envelope {
         let msg_id = id_or_new(options.msg_id.take());
         let sender_id = id_or_new(options.sender_id.take());
         let given = [Some(&*correlation_id), Some(&*msg_id), Some(&*sender_id)];
-        let mut out = Vec::with_capacity(packed_len_hint(subject, &options, &payloads, given));
+        let hint = packed_len_hint(subject, &options, &options.broker_url, &payloads, given);
+        let mut out = Vec::with_capacity(hint);
         let stamp = rfc3339_from_unix_millis(clock.now_unix_millis());
         write_head(&mut out, Some(&correlation_id), Some(&msg_id), &stamp, ids);
         write_middle(&mut out, subject, &options);
         write_str(&mut out, &sender_id);
-        write_tail(&mut out, &options)?;
+        write_tail(&mut out, &options, &options.broker_url)?;
         let mut records = Vec::with_capacity(payloads.len());
         for (i, payload) in payloads.into_iter().enumerate() {
             let id = ids.next_id();
@@ -390,7 +421,8 @@ mod tests {
             Envelope::write_packed(&mut out, "sensors.t1", &payloads, &options, &mut ids, &now)
                 .unwrap();
             let given = [None; 3];
-            let hint = packed_len_hint("sensors.t1", &options, &payloads, given);
+            let hint =
+                packed_len_hint("sensors.t1", &options, &options.broker_url, &payloads, given);
             assert_eq!(hint, out.len(), "{}", String::from_utf8_lossy(&out));
             let (_, json) =
                 Envelope::pack_json("sensors.t1", payloads, options.clone(), &mut ids, &now)

@@ -247,7 +247,7 @@ async fn send(a: SendArgs) -> anyhow::Result<ExitCode> {
             size_threshold: a.size_threshold.unwrap_or(DEFAULT_SIZE_THRESHOLD),
             ..SendOptions::default()
         };
-        let (_, json) = bridge.smartsend(subject, payloads.clone(), options).await?;
+        let (_, json) = bridge.smartsend(subject, payloads.clone(), options).await?.into_parts()?;
         println_flush(std::str::from_utf8(&json)?);
     }
     bridge.connection().flush().await?;
@@ -329,7 +329,11 @@ async fn reply(a: ReplyArgs) -> anyhow::Result<ExitCode> {
         let answer = bridge.reply(&request, payloads, SendOptions::default()).await?;
         let mut line = summary(&request.envelope, &request.subject)?;
         line.insert("answered_to".into(), answered_to.into());
-        line.insert("answer_msg_id".into(), answer.map(|e| e.msg_id).unwrap_or_default().into());
+        let answer_msg_id = match &answer {
+            Some(sent) => sent.view()?.msg_id().to_string(),
+            None => String::new(),
+        };
+        line.insert("answer_msg_id".into(), answer_msg_id.into());
         println_flush(&Value::Object(line).to_string());
     }
     bridge.connection().flush().await?;
@@ -368,7 +372,7 @@ async fn request(a: RequestArgs) -> anyhow::Result<ExitCode> {
             let mut sub = bridge.subscribe(&reply_subject).await?;
             bridge.connection().sync().await?;
             let options = SendOptions { reply_to: reply_subject.clone(), ..Default::default() };
-            let (sent, _) = bridge.smartsend(&a.subject, payloads, options).await?;
+            let (sent, _) = bridge.smartsend(&a.subject, payloads, options).await?.into_parts()?;
             let Ok(next) = tokio::time::timeout(timeout, sub.next()).await else {
                 return Ok(ExitCode::from(2));
             };

@@ -55,8 +55,8 @@ async fn run() -> Result<(), Box<dyn Error>> {
         arrow_payload("small_table", std::slice::from_ref(&small))?,
         arrow_payload("large_table", std::slice::from_ref(&large))?,
     ];
-    let (sent, json) = sender.smartsend("tables.people", payloads, SendOptions::default()).await?;
-    println!("sent {} ({} bytes on the wire)", sent.msg_id, json.len());
+    let sent = sender.smartsend("tables.people", payloads, SendOptions::default()).await?;
+    println!("sent {} ({} bytes on the wire)", sent.view()?.msg_id(), sent.json().len());
 
     let received = tables.next().await.ok_or("subscription ended")?.map_err(|r| r.error)?;
     for (record, expected) in received.envelope.payloads.iter().zip([&small, &large]) {

@@ -57,7 +57,8 @@ async fn run() -> Result<(), Box<dyn Error>> {
             ],
             options,
         )
-        .await?;
+        .await?
+        .into_parts()?;
     println!("sent {} to chat.room1: {} bytes on the wire", sent.msg_id, json.len());
 
     let received = room.next().await.ok_or("subscription ended")?.map_err(|r| r.error)?;

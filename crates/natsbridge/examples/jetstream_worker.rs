@@ -55,11 +55,12 @@ async fn run() -> Result<(), Box<dyn Error>> {
             payloads.push(Payload::binary("attachment", vec![n as u8; 2_000_000]));
         }
         let options = SendOptions { metadata: metadata.clone(), ..SendOptions::default() };
-        let (envelope, ack) =
-            bridge.jetstream_send("example.jobs.resize", payloads, options).await?;
+        let (sent, ack) = bridge.jetstream_send("example.jobs.resize", payloads, options).await?;
         println!(
             "queued job {n}: msg {} stored as {}#{}",
-            envelope.msg_id, ack.stream, ack.sequence
+            sent.view()?.msg_id(),
+            ack.stream,
+            ack.sequence
         );
     }
 

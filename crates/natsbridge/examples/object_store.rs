@@ -52,7 +52,8 @@ async fn run() -> Result<(), Box<dyn Error>> {
         (0..5_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect();
     let payloads =
         vec![Payload::text("title", "daily report"), Payload::binary("report", report.clone())];
-    let (sent, _) = rust_peer.smartsend("reports.daily", payloads, SendOptions::default()).await?;
+    let sent = rust_peer.smartsend("reports.daily", payloads, SendOptions::default()).await?;
+    let sent = sent.envelope()?;
     println!(
         "sent {} with the report as {}",
         sent.msg_id,
@@ -66,8 +67,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
             Payload::text("title", "weekly report"),
             Payload::binary("report", report.clone()),
         ];
-        let (sent, _) =
-            http_peer.smartsend("reports.daily", payloads, SendOptions::default()).await?;
+        let sent = http_peer
+            .smartsend("reports.daily", payloads, SendOptions::default())
+            .await?
+            .envelope()?;
         // Written to the server before `http_peer` (its connection) is
         // dropped at the end of this block: a publish only queues it.
         http_peer.flush().await?;

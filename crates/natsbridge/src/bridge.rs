@@ -1,16 +1,17 @@
 //! The bridge: a NATS connection with the claim-check handlers, speaking
 //! envelopes.
 
+use std::borrow::Borrow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::claimcheck::{DownloadHandler, HttpDownloader, PlikUploader, UploadHandler};
 use crate::claimcheck::{LinkRouter, download_fn};
-use crate::envelope::bytes::Bytes;
 use crate::envelope::{Envelope, IdSource, Payload, SendOptions};
 use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
 use crate::pack::Outgoing;
-use crate::pack::{fetch_links, finish_links, has_links};
+use crate::pack::{fetch_links, has_links};
+use crate::sent::Sent;
 use crate::subscription::{EnvelopeConsumer, Received, Subscription};
 use crate::system::{SystemClock, SystemIds};
 use crate::transport::{Ack, ConnectOptions, Connection, Message};
@@ -252,7 +253,7 @@ impl Bridge {
     /// Writes this bridge's URL as `broker_url` when the options left the
     /// default, in place (`SendOptions` is large: moving it in and out
     /// costs a send more than the check).
-    fn fill_broker_url(&self, options: &mut SendOptions) {
+    pub(crate) fn fill_broker_url(&self, options: &mut SendOptions) {
         if options.broker_url == crate::envelope::DEFAULT_BROKER_URL {
             // A fresh string, not `clone_from`: the default's buffer is
             // usually too short for the URL, and growing it costs more.
@@ -260,52 +261,53 @@ impl Bridge {
         }
     }
 
+    /// The `broker_url` an envelope sent with `options` names: this
+    /// bridge's URL when the options leave the default, without copying it
+    /// into them.
+    fn broker_url<'a>(&'a self, options: &'a SendOptions) -> &'a str {
+        if options.broker_url == crate::envelope::DEFAULT_BROKER_URL {
+            &self.broker_url
+        } else {
+            &options.broker_url
+        }
+    }
+
     /// Builds the envelope (uploading what must go by link, so it fits the
     /// server's current `max_payload`) and publishes it to `subject` unless
-    /// `options.is_publish` is `false`. Returns the envelope and its JSON,
-    /// exactly as published. [`Bridge::smartpack`] is the same call under
-    /// the newer seed's name.
+    /// `options.is_publish` is `false`. Returns what was sent: its JSON,
+    /// exactly as published, with the envelope read back on demand (see
+    /// [`Sent`]; [`Sent::into_parts`] is the seeds' `(env, env_json_str)`).
+    /// [`Bridge::smartpack`] is the same call under the newer seed's name.
+    ///
+    /// The payloads and options can be handed in or lent (`Vec<Payload>`,
+    /// `&[Payload]`, an array; `SendOptions` or `&SendOptions`): a sender of
+    /// many messages with the same options lends them and pays nothing per
+    /// message to build or drop them. The common case (nothing can go by
+    /// link, the envelope fits) is written in one pass
+    /// ([`Envelope::write_packed_as`]: ids, timestamp and payloads straight
+    /// into the output buffer); no owned envelope is built unless a
+    /// payload must be uploaded.
     ///
     /// Publishing queues the message in the client's buffer; see
     /// [`Bridge::flush`] for when it has been written to the server.
     pub async fn smartsend(
         &self,
         subject: &str,
-        payloads: Vec<Payload>,
-        mut options: SendOptions,
-    ) -> Result<(Envelope, Bytes)> {
-        let (is_publish, threshold) = (options.is_publish, options.size_threshold);
-        self.fill_broker_url(&mut options);
-        let max_payload = self.conn.max_payload();
-        let uploader = self.uploader.as_deref();
-        // `pack`'s steps, inlined rather than awaited: even with its link
-        // path boxed, awaiting `pack` cost about 800 instructions a send
-        // (callgrind: 9,777 against 8,992), moving its future. The common
-        // case (nothing can go by link, and the envelope fits) is built and
-        // serialized in one pass, ids and timestamp written straight into
-        // the JSON, without awaiting (and without `pack`'s
-        // `try_pack_direct`, whose nested result moves the large envelope
-        // twice more: about 300 instructions a send). Only an envelope with
-        // links to upload (or that does not fit) takes the async path, boxed
-        // so that its large state is not part of every send's future.
-        let may_link = uploader.is_some() && payloads.iter().any(|p| p.bytes.len() >= threshold);
-        let (envelope, json) = if may_link {
-            let envelope = Envelope::pack(subject, payloads, options, &mut SystemIds, &SystemClock);
-            Box::pin(finish_links(envelope, threshold, uploader, max_payload)).await?
-        } else {
-            let (envelope, json) =
-                Envelope::pack_json(subject, payloads, options, &mut SystemIds, &SystemClock)?;
-            if json.len() <= max_payload {
-                (envelope, Bytes::from(json))
-            } else {
-                Box::pin(finish_links(envelope, threshold, uploader, max_payload)).await?
-            }
+        payloads: impl AsRef<[Payload]>,
+        options: impl Borrow<SendOptions>,
+    ) -> Result<Sent> {
+        let (payloads, options) = (payloads.as_ref(), options.borrow());
+        let broker_url = self.broker_url(options);
+        let write = |out: &mut Vec<u8>| {
+            let (ids, clock) = (&mut SystemIds, &SystemClock);
+            Ok(Envelope::write_packed_as(out, subject, payloads, options, broker_url, ids, clock)?)
         };
-        if is_publish {
+        let json = crate::prepared::build(self, subject, options, payloads, write).await?;
+        if options.is_publish {
             // A reference-counted clone: the JSON is not copied.
             self.conn.publish(subject, json.clone()).await?;
         }
-        Ok((envelope, json))
+        Ok(Sent::new(json))
     }
 
     /// [`Bridge::smartsend`] for payloads some of which are files (see
@@ -317,32 +319,33 @@ impl Bridge {
         subject: &str,
         payloads: Vec<Outgoing>,
         options: SendOptions,
-    ) -> Result<(Envelope, Bytes)> {
+    ) -> Result<Sent> {
         let is_publish = options.is_publish;
         let (options, uploader) = (self.options(options), self.uploader.as_deref());
         let max_payload = self.conn.max_payload();
-        let packed =
+        let (_, json) =
             crate::pack::pack_files(subject, payloads, options, uploader, max_payload).await?;
         if is_publish {
-            self.conn.publish(subject, packed.1.clone()).await?;
+            self.conn.publish(subject, json.clone()).await?;
         }
-        Ok(packed)
+        Ok(Sent::new(json))
     }
 
     /// The newer seed's name for [`Bridge::smartsend`], meaning what it
     /// means there: builds the envelope (uploading what must go by link)
     /// and **publishes it** to `subject`, unless `options.is_publish` is
     /// `false` (the seed's `is_publish=true` default is
-    /// [`SendOptions::default`]'s too). Returns the envelope and its JSON.
+    /// [`SendOptions::default`]'s too). Returns what was sent ([`Sent`]:
+    /// the JSON, and the envelope on demand).
     ///
     /// To build an envelope without a connection, use the free
     /// [`natsbridge::pack`](fn@crate::pack), which never publishes.
     pub async fn smartpack(
         &self,
         subject: &str,
-        payloads: Vec<Payload>,
-        options: SendOptions,
-    ) -> Result<(Envelope, Bytes)> {
+        payloads: impl AsRef<[Payload]>,
+        options: impl Borrow<SendOptions>,
+    ) -> Result<Sent> {
         self.smartsend(subject, payloads, options).await
     }
 
@@ -440,11 +443,13 @@ impl Bridge {
         subject: &str,
         payloads: Vec<Payload>,
         options: SendOptions,
-    ) -> Result<(Envelope, Ack)> {
-        let options = SendOptions { is_publish: false, ..options };
-        let (envelope, json) = self.smartsend(subject, payloads, options).await?;
-        let ack = self.conn.jetstream().publish(subject, json, Some(&envelope.msg_id)).await?;
-        Ok((envelope, ack))
+    ) -> Result<(Sent, Ack)> {
+        let mut options = SendOptions { is_publish: false, ..options };
+        let msg_id = options.msg_id.get_or_insert_with(|| SystemIds.next_id()).clone();
+        let sent = self.smartsend(subject, payloads, options).await?;
+        let ack =
+            self.conn.jetstream().publish(subject, sent.json().clone(), Some(&msg_id)).await?;
+        Ok((sent, ack))
     }
 
     /// A durable pull consumer `durable` on `stream` (created if missing,
@@ -462,14 +467,14 @@ impl Bridge {
     /// Answers `request` with `payloads`: on NATS's reply inbox when it came
     /// as a NATS request, else on its `reply_to` subject (the seeds'
     /// convention). The answer carries the request's `correlation_id` and
-    /// `reply_to_msg_id` = its `msg_id`. Returns `None` when the request
-    /// asked for no reply.
+    /// `reply_to_msg_id` = its `msg_id`. Returns what was sent, or `None`
+    /// when the request asked for no reply.
     pub async fn reply(
         &self,
         request: &Received,
         payloads: Vec<Payload>,
         options: SendOptions,
-    ) -> Result<Option<Envelope>> {
+    ) -> Result<Option<Sent>> {
         let subject = match (&request.reply, request.envelope.reply_to.as_str()) {
             (Some(inbox), _) => inbox.clone(),
             (None, "") => return Ok(None),
@@ -485,7 +490,6 @@ impl Bridge {
             receiver_id: request.sender_id.clone(),
             ..options
         };
-        let (envelope, _) = self.smartsend(&subject, payloads, options).await?;
-        Ok(Some(envelope))
+        Ok(Some(self.smartsend(&subject, payloads, options).await?))
     }
 }

@@ -61,6 +61,7 @@ mod bridge;
 mod error;
 mod pack;
 mod prepared;
+mod sent;
 mod subscription;
 mod system;
 
@@ -89,6 +90,7 @@ pub use crate::pack::{
     FilePayload, Outgoing, SHA256_KEY, pack, pack_files, unpack as smartunpack, upload_file_name,
 };
 pub use crate::prepared::PreparedSender;
+pub use crate::sent::Sent;
 pub use crate::subscription::{
     EnvelopeConsumer, Incoming, LazySubscription, Received, Rejected, Subscription,
 };

@@ -93,7 +93,10 @@ pub(crate) async fn build(
             return Ok(Bytes::from(json));
         }
     }
-    let options = SendOptions { is_publish: false, ..options.clone() };
+    let mut options = SendOptions { is_publish: false, ..options.clone() };
+    // The bridge's URL, where the write above was handed it beside the
+    // options (`smartsend`); a no-op for options that name one.
+    bridge.fill_broker_url(&mut options);
     // Boxed: the upload path's large state stays out of every send's future.
     let uploader = bridge.uploader.as_deref();
     let (_, json) =

@@ -47,6 +47,8 @@ async fn mixed_chat_message_crosses_nats_with_a_link() {
             SendOptions::default(),
         )
         .await
+        .unwrap()
+        .into_parts()
         .unwrap();
     assert_eq!(sent.broker_url, server.url(), "broker_url is the server used");
     let got = sub.next().await.unwrap().unwrap();
@@ -65,6 +67,8 @@ async fn credentials_in_the_server_url_never_reach_the_envelope() {
     let (sent, json) = bridge
         .smartsend("t", vec![Payload::text("m", "hi")], SendOptions::default())
         .await
+        .unwrap()
+        .into_parts()
         .unwrap();
     assert_eq!(sent.broker_url, format!("nats://127.0.0.1:{}", server.port()));
     let text = String::from_utf8_lossy(&json);
@@ -81,6 +85,8 @@ async fn a_small_max_payload_moves_payloads_to_link_or_fails_before_publishing()
     let (sent, json) = with_store
         .smartsend("t", vec![Payload::binary("p", payload.clone())], SendOptions::default())
         .await
+        .unwrap()
+        .into_parts()
         .unwrap();
     assert_eq!(sent.payloads[0].transport(), Transport::Link);
     assert!(json.len() <= 16 * 1024);
@@ -132,7 +138,8 @@ async fn request_reply_over_the_nats_inbox_and_the_seeds_reply_to() {
     let mut responses = client.subscribe("device.response").await.unwrap();
     barrier(&client).await;
     let options = SendOptions { reply_to: "device.response".into(), ..SendOptions::default() };
-    let (request, _) = client.smartsend("device.command", command(), options).await.unwrap();
+    let (request, _) =
+        client.smartsend("device.command", command(), options).await.unwrap().into_parts().unwrap();
     let response = responses.next().await.unwrap().unwrap().envelope;
     assert_eq!(response.reply_to_msg_id, request.msg_id);
     assert_eq!(response.correlation_id, request.correlation_id);
@@ -297,6 +304,38 @@ async fn an_undecodable_message_is_rejected_with_its_bytes_and_the_stream_goes_o
     assert_eq!(next.envelope.payloads[0].value().unwrap(), PayloadValue::Text("after".into()));
 }
 
+/// One set of payloads and options lent to many sends (as a stream of
+/// messages keeps them): each message still gets fresh ids, the bridge's
+/// URL as `broker_url` while the options leave the default, and the
+/// options' own when they name one.
+#[tokio::test]
+async fn lent_payloads_and_options_give_each_message_fresh_ids() {
+    let server = NatsServer::start();
+    let b = bridge(&server, None).await;
+    let mut sub = b.subscribe("lent").await.unwrap();
+    barrier(&b).await;
+    let payloads = [Payload::text("t", "same")];
+    let options = SendOptions::default();
+    let first = b.smartsend("lent", &payloads, &options).await.unwrap().envelope().unwrap();
+    let second = b.smartsend("lent", &payloads[..], &options).await.unwrap().envelope().unwrap();
+    let named =
+        SendOptions { broker_url: "nats://elsewhere:4222".into(), ..SendOptions::default() };
+    let third = b.smartsend("lent", payloads.to_vec(), named).await.unwrap().envelope().unwrap();
+    for sent in [&first, &second, &third] {
+        let got = sub.next().await.unwrap().unwrap().envelope;
+        assert_eq!(&got, sent, "received as sent");
+    }
+    assert_ne!(first.msg_id, second.msg_id);
+    assert_ne!(first.correlation_id, second.correlation_id);
+    assert_ne!(first.payloads[0].id, second.payloads[0].id);
+    assert_eq!(
+        (first.broker_url.as_str(), second.broker_url.as_str()),
+        (server.url().as_str(), server.url().as_str())
+    );
+    assert_eq!(third.broker_url, "nats://elsewhere:4222");
+    assert_eq!(options, SendOptions::default(), "the lent options are not changed");
+}
+
 #[tokio::test]
 async fn is_publish_false_builds_without_publishing() {
     let server = NatsServer::start();
@@ -304,8 +343,10 @@ async fn is_publish_false_builds_without_publishing() {
     let mut sub = b.subscribe("quiet").await.unwrap();
     barrier(&b).await;
     let options = SendOptions { is_publish: false, ..SendOptions::default() };
-    let (env, json) = b.smartpack("quiet", vec![Payload::text("t", "x")], options).await.unwrap();
-    assert_eq!(natsbridge::envelope::Envelope::from_json(&json).unwrap(), env);
+    let sent = b.smartpack("quiet", vec![Payload::text("t", "x")], options).await.unwrap();
+    // Built all the same: the JSON that would have gone out.
+    let env = sent.envelope().unwrap();
+    assert_eq!(env.payloads[0].value().unwrap(), PayloadValue::Text("x".into()));
     b.smartsend("quiet", vec![Payload::text("t", "published")], SendOptions::default())
         .await
         .unwrap();
@@ -328,7 +369,7 @@ async fn jetstream_acks_decoded_envelopes_and_naks_the_rest_for_redelivery() {
             .await
             .unwrap();
         assert!(!ack.duplicate);
-        assert!(!env.msg_id.is_empty());
+        assert!(!env.view().unwrap().msg_id().is_empty());
     }
     b.connection().jetstream().publish("chat.room", "{broken".into(), None).await.unwrap();
 

@@ -89,8 +89,12 @@ async fn objectstore_round_trips_every_size_through_smartsend_and_subscribe() {
         || originals.iter().zip(sizes).map(|(b, n)| Payload::binary(format!("p{n}"), b.clone()));
 
     // The default threshold: only what reaches 500,000 bytes goes by link.
-    let (sent, json) =
-        sender.smartsend("os.sizes", payloads().collect(), SendOptions::default()).await.unwrap();
+    let (sent, json) = sender
+        .smartsend("os.sizes", payloads().collect::<Vec<_>>(), SendOptions::default())
+        .await
+        .unwrap()
+        .into_parts()
+        .unwrap();
     let transports: Vec<_> = sent.payloads.iter().map(|p| p.transport()).collect();
     use Transport::{Direct, Link};
     assert_eq!(transports, [Direct, Direct, Direct, Link, Link]);
@@ -107,7 +111,12 @@ async fn objectstore_round_trips_every_size_through_smartsend_and_subscribe() {
 
     // Threshold 0: every payload, the empty one included, goes by link.
     let options = SendOptions { size_threshold: 0, ..SendOptions::default() };
-    let (sent, _) = sender.smartsend("os.sizes", payloads().collect(), options).await.unwrap();
+    let (sent, _) = sender
+        .smartsend("os.sizes", payloads().collect::<Vec<_>>(), options)
+        .await
+        .unwrap()
+        .into_parts()
+        .unwrap();
     assert!(sent.payloads.iter().all(|p| p.transport() == Link));
     let got = sub.next().await.unwrap().unwrap();
     for (record, original) in got.envelope.payloads.iter().zip(&originals) {
@@ -246,6 +255,8 @@ async fn objectstore_links_are_sent_only_when_the_sender_opts_in() {
                     SendOptions { is_publish: false, ..SendOptions::default() },
                 )
                 .await
+                .unwrap()
+                .into_parts()
                 .unwrap();
             String::from_utf8(json.to_vec()).unwrap()
         }
@@ -371,6 +382,7 @@ async fn objectstore_links_through_a_jetstream_stream_reach_every_consumer() {
         )
         .await
         .unwrap();
+    let sent = sent.envelope().unwrap();
     assert!(sent.payloads[0].url().unwrap().starts_with("nats-os://claims/"));
     // Objects are kept by default, so two durable consumers both read it.
     for durable in ["first", "second"] {

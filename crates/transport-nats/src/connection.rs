@@ -1,7 +1,7 @@
 //! Connecting, publishing, subscribing and requesting.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::{
@@ -346,7 +346,12 @@ impl ConnectOptions {
             };
             Error::with_source(kind, format!("server {servers}"), e)
         })?;
-        Ok(Connection { client, events: events_tx, mux: Arc::default() })
+        Ok(Connection {
+            client,
+            events: events_tx,
+            mux: Arc::default(),
+            last_subject: Arc::default(),
+        })
     }
 }
 
@@ -399,6 +404,9 @@ pub struct Connection {
     client: async_nats::Client,
     events: broadcast::Sender<Event>,
     mux: Arc<ReplyMux>,
+    /// The subject of the latest publish, as async-nats takes it (see
+    /// [`Connection::subject`]).
+    last_subject: Arc<Mutex<Option<async_nats::Subject>>>,
 }
 
 fn publish_error(e: async_nats::PublishError, size: usize, limit: usize) -> Error {
@@ -429,6 +437,22 @@ impl Connection {
         Ok(())
     }
 
+    /// `subject` as async-nats takes it: a reference-counted copy of the
+    /// previous publish's when it is the same subject, as it is for a
+    /// stream of messages. A fresh one costs two allocations and two copies
+    /// (ours, then async-nats's own `to_subject` of a `String`); the kept
+    /// one a compare and a reference count. Never waits: when another
+    /// publish holds the cache, the subject is made fresh.
+    fn subject(&self, subject: &str) -> async_nats::Subject {
+        let Ok(mut last) = self.last_subject.try_lock() else {
+            return async_nats::Subject::from(subject);
+        };
+        match &*last {
+            Some(kept) if kept.as_str() == subject => kept.clone(),
+            _ => last.insert(async_nats::Subject::from(subject)).clone(),
+        }
+    }
+
     /// Publishes `payload` to `subject`. A payload over `max_payload` is
     /// refused before sending ([`ErrorKind::PayloadTooLarge`]); the
     /// connection stays up.
@@ -436,7 +460,7 @@ impl Connection {
         let size = payload.len();
         self.check_size(size)?;
         self.client
-            .publish(subject.to_string(), payload)
+            .publish(self.subject(subject), payload)
             .await
             .map_err(|e| publish_error(e, size, self.max_payload()))
     }

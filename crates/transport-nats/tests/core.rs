@@ -269,3 +269,60 @@ async fn a_subject_nats_refuses_is_an_invalid_subject_error() {
     // The connection is still usable.
     conn.subscribe("fine").await.unwrap();
 }
+
+/// The connection keeps the latest publish's subject for the next one:
+/// runs of one subject, alternations and a subject that extends the kept
+/// one each reach their own subject, in order.
+#[tokio::test]
+async fn publishes_to_changing_subjects_each_reach_their_subject() {
+    let server = NatsServer::start();
+    let conn = connect(server.url()).await.unwrap();
+    let mut sub = conn.subscribe("kept.>").await.unwrap();
+    barrier(&conn).await;
+    let subjects = ["kept.a", "kept.a", "kept.b", "kept.a", "kept.ab", "kept.b", "kept.b"];
+    for (i, subject) in subjects.iter().enumerate() {
+        conn.publish(subject, i.to_string().into()).await.unwrap();
+    }
+    for (i, subject) in subjects.iter().enumerate() {
+        let msg = sub.next().await.unwrap();
+        assert_eq!(
+            (msg.subject.as_str(), msg.payload.as_ref()),
+            (*subject, i.to_string().as_bytes())
+        );
+    }
+}
+
+/// Clones of one connection publishing to their own subjects at once, on
+/// two threads: whether a publish finds the kept subject, replaces it or
+/// finds it busy, every message arrives on the subject it was sent to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_to_different_subjects_never_mix_them_up() {
+    let server = NatsServer::start();
+    let conn = connect(server.url()).await.unwrap();
+    let mut sub = conn.subscribe("mixed.>").await.unwrap();
+    barrier(&conn).await;
+    let (tasks, each) = (4, 200);
+    let senders: Vec<_> = (0..tasks)
+        .map(|t| {
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                for i in 0..each {
+                    let subject = format!("mixed.t{t}");
+                    conn.publish(&subject, format!("t{t}-{i}").into()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let mut per_task = vec![0; tasks];
+    for _ in 0..tasks * each {
+        let msg = tokio::time::timeout(Duration::from_secs(10), sub.next()).await.unwrap().unwrap();
+        let payload = std::str::from_utf8(&msg.payload).unwrap();
+        let task = msg.subject.as_str().strip_prefix("mixed.").unwrap();
+        assert!(payload.starts_with(&format!("{task}-")), "{payload} arrived on {}", msg.subject);
+        per_task[task[1..].parse::<usize>().unwrap()] += 1;
+    }
+    assert_eq!(per_task, vec![each; tasks]);
+}

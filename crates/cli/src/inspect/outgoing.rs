@@ -108,7 +108,10 @@ pub(crate) async fn send(state: &State, body: &[u8]) -> Result<Value, Refusal> {
     };
     let sent = state.bridge.smartsend_files(&subject, outgoing, options).await;
     let sent = match sent {
-        Ok((envelope, _)) => state.bridge.flush().await.map(|()| envelope),
+        Ok(sent) => match state.bridge.flush().await {
+            Ok(()) => sent.envelope(),
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     for path in used_files {
