@@ -23,6 +23,8 @@
 //! work; dropping what the call returns is counted, as every caller pays it.
 
 use std::hint::black_box;
+
+use futures_util::StreamExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -134,10 +136,24 @@ const SCENARIOS: &[Scenario] = &[
         network: true,
     },
     Scenario {
+        name: "codec_only_send",
+        what: "no bridge: `Envelope::write_packed` from the same lent inputs and a raw async-nats publish (the codec-only floor's sender in the `nats` bench)",
+        budget: None,
+        run: codec_only_send,
+        network: true,
+    },
+    Scenario {
         name: "receive_lazy",
         what: "receive through `Bridge::subscribe_lazy` and read the text (`Incoming::view`, `decode_into` a buffer)",
         budget: Some(5_000),
         run: receive_lazy,
+        network: true,
+    },
+    Scenario {
+        name: "codec_only_receive",
+        what: "no bridge: a raw async-nats subscription, `EnvelopeView::parse` and the text decoded into a buffer (the codec-only floor's receiver in the `nats` bench)",
+        budget: None,
+        run: codec_only_receive,
         network: true,
     },
     Scenario {
@@ -326,6 +342,81 @@ fn measure_smartsend_owned(
     inputs: Vec<(Vec<Payload>, SendOptions)>,
 ) {
     runtime.block_on(send_all(bridge, inputs));
+}
+
+// --- codec_only_send -----------------------------------------------------
+
+fn codec_only_send(n: usize) {
+    let server = NatsServer::start();
+    let runtime = current_thread();
+    let client = runtime.block_on(async_nats::connect(server.url())).unwrap();
+    let (payloads, options) = (payloads(), SendOptions::default());
+    runtime.block_on(write_and_publish(&client, &payloads, &options, WARM_UP));
+    measure_codec_only_send(&runtime, &client, &payloads, &options, n);
+}
+
+async fn write_and_publish(
+    client: &async_nats::Client,
+    payloads: &[Payload],
+    options: &SendOptions,
+    n: usize,
+) {
+    for _ in 0..n {
+        let mut json = Vec::new();
+        let (ids, clock) = (&mut SystemIds, &SystemClock);
+        Envelope::write_packed(&mut json, SUBJECT, payloads, options, ids, clock).unwrap();
+        client.publish(SUBJECT, json.into()).await.unwrap();
+    }
+    client.flush().await.unwrap();
+}
+
+#[inline(never)]
+fn measure_codec_only_send(
+    runtime: &Runtime,
+    client: &async_nats::Client,
+    payloads: &[Payload],
+    options: &SendOptions,
+    n: usize,
+) {
+    runtime.block_on(write_and_publish(client, payloads, options, n));
+}
+
+// --- codec_only_receive --------------------------------------------------
+
+fn codec_only_receive(n: usize) {
+    let server = NatsServer::start();
+    let runtime = current_thread();
+    let client = runtime.block_on(async_nats::connect(server.url())).unwrap();
+    let mut subscriber = runtime.block_on(client.subscribe(SUBJECT)).unwrap();
+    runtime.block_on(client.flush()).unwrap();
+    // A round trip: the server has the subscription before anyone publishes.
+    runtime.block_on(async { client.request(client.new_inbox(), "".into()).await.ok() });
+    let mut text = Vec::with_capacity(256);
+    publish_from_child(&server.url(), WARM_UP);
+    runtime.block_on(parse_raw(&mut subscriber, &mut text, WARM_UP));
+    publish_from_child(&server.url(), n);
+    measure_codec_only_receive(&runtime, &mut subscriber, &mut text, n);
+}
+
+async fn parse_raw(subscriber: &mut async_nats::Subscriber, text: &mut Vec<u8>, n: usize) {
+    for _ in 0..n {
+        let message = subscriber.next().await.unwrap();
+        let view = EnvelopeView::parse(&message.payload).unwrap();
+        text.clear();
+        view.payloads()[0].decode_into(text).unwrap();
+        assert_eq!(text.len(), 128);
+        black_box(&text);
+    }
+}
+
+#[inline(never)]
+fn measure_codec_only_receive(
+    runtime: &Runtime,
+    subscriber: &mut async_nats::Subscriber,
+    text: &mut Vec<u8>,
+    n: usize,
+) {
+    runtime.block_on(parse_raw(subscriber, text, n));
 }
 
 // --- receive -------------------------------------------------------------
@@ -569,8 +660,9 @@ fn drive(quick: bool) {
          `next().await` and the decode): collection is off while tokio polls a spawned task\n\
          (a second, nested `--toggle-collect=tokio::runtime::task::raw::poll`), which here is\n\
          only async-nats's connection task; tokio's scheduler loop and I/O driver stay in.\n\
-         This is how the issue's own starting figure (\"`smartsend` about 9,000\") was\n\
-         taken, and the budgets apply to it. **With the connection task** adds what\n\
+         The issue's own starting figure (\"`smartsend` about 9,000\") was counted this\n\
+         way (at e731ba7 the polls of the `smartsend` future alone count 8,610, the whole\n\
+         process 12,524), and the budgets apply to it. **With the connection task** adds what\n\
          async-nats's connection task spends on the message (formatting the `PUB` line and\n\
          copying into its write buffer; parsing the `MSG` line and handing it to the\n\
          subscription): the whole process's cost. The receive rows' messages come from\n\

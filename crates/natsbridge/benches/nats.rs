@@ -641,17 +641,19 @@ fn main() {
          fresh buffer per message (one allocation and copy: the least any sender of a fresh\n\
          envelope pays), the prepared sender, which writes the same bytes as `smartsend`\n\
          from a template rendered once per subject, and no bridge at all: raw async-nats\n\
-         with only envelope-core's codec calls added (the floor of any peer that builds or\n\
-         reads envelopes with this codec). Request-reply: the bridge on one side only, and the client's codec\n\
+         with only envelope-core's cheapest codec calls added (`Envelope::write_packed` from\n\
+         the same lent payloads and options, `EnvelopeView::parse`: the floor of any peer\n\
+         that builds or reads envelopes with this codec). `smartsend` lends its payloads and\n\
+         options too. Request-reply: the bridge on one side only, and the client's codec\n\
          steps timed inside the round trips against the same steps in a tight loop.\n\n\
          | 128 B throughput | ratio to raw |\n|---|---|\n\
          | natsbridge both sides (the row above) | {:.2}x ({:.2}-{:.2}) |\n\
-         | `smartsend` publishing, raw subscriber counting | {:.2}x ({:.2}-{:.2}) |\n\
+         | `smartsend` publishing (payloads and options lent), raw subscriber counting | {:.2}x ({:.2}-{:.2}) |\n\
          | raw publisher, bridge subscriber reading (`subscribe_lazy`: the view, its payload decoded) | {:.2}x ({:.2}-{:.2}) |\n\
          | raw publisher, a fresh copy of the bytes per message | {:.2}x ({:.2}-{:.2}) |\n\
          | prepared sender (`Bridge::prepare`), bridge subscriber reading | {:.2}x ({:.2}-{:.2}) |\n\
          | prepared sender, raw subscriber counting | {:.2}x ({:.2}-{:.2}) |\n\
-         | no bridge, codec only: raw publisher packing and serializing each envelope, raw subscriber counting | {:.2}x ({:.2}-{:.2}) |\n\
+         | no bridge, codec only: raw publisher writing each envelope (`Envelope::write_packed`), raw subscriber counting | {:.2}x ({:.2}-{:.2}) |\n\
          | no bridge, codec only: raw publisher (pre-built bytes), raw subscriber reading each envelope (`EnvelopeView::parse`, its payload decoded) | {:.2}x ({:.2}-{:.2}) |\n\
          | no bridge, codec only: both of the above | {:.2}x ({:.2}-{:.2}) |\n\n\
          | request-reply 128 B | p50 to raw p50 |\n|---|---|\n\
