@@ -470,13 +470,13 @@ run); the figures it talks about are in the sections below.
   before, 6,456 now); `smartsend` 4,794 on the caller's task (<= 5,000;
   10,405 before), with payloads and options lent, 6,285 when a fresh
   `Vec<Payload>` and `SendOptions` are handed in and dropped per message;
-  receive through `subscribe_lazy` and decode 4,129 (<= 5,000; 12,741
+  receive through `subscribe_lazy` and decode 4,137 (<= 5,000; 12,741
   before through `subscribe`). The network rows are read on the caller's
   task because that is how the issue's own starting point was counted: at
   e731ba7 the polls of the `smartsend` future alone come to 8,610 (the
   issue says \"about 9,000\"), the whole process to 12,524. With the
   connection task, the whole process per message is 6,714 to send (12,524
-  before) and 6,523 to receive (15,138 before): async-nats's task formats
+  before) and 6,525 to receive (15,138 before): async-nats's task formats
   each `PUB` line through `core::fmt` and copies it with the payload into
   its write buffer (about 1,900 a message), and on the way in finds the
   end of each `MSG` line with a substring finder it builds per message and
@@ -491,17 +491,19 @@ run); the figures it talks about are in the sections below.
   about 300 with its release), our connection wrapper about 200.
 - **128 B envelopes against raw async-nats (issue 8: 0.8x; issue 18: 0.5x
   and 0.95x of the codec-only floor).** In the run recorded here both
-  sides ran at 0.63x raw (0.31-0.34x before issue 18), so issue 18's 0.5x
-  is met, on a machine where single rounds move between 0.57 and 0.70.
+  sides ran at 0.68x raw (0.31-0.34x before issue 18; 0.63x in this
+  stop's other full run), so issue 18's 0.5x is met, on a machine where
+  single rounds move between 0.57 and 0.72.
   The raw side publishes the same pre-built bytes (a reference-count
   increment) and counts; publisher, subscriber and nats-server share 2
   cores, so every instruction added per message on either side lowers the
   rate. The floor is raw async-nats with only envelope-core's cheapest
   calls added (`write_packed` to send, `EnvelopeView` to read; the same
-  lent inputs): it ran at 0.71x, and the bridge at 0.87x of it (0.95x is
-  missed). Counted, the bridge's whole process spends 664 instructions a
-  message more than the floor to send (6,714 against 6,050) and 237 more
-  to receive (6,523 against 6,286): 7% over both, so by instructions alone
+  lent inputs): it ran at 0.72x, and the bridge at 0.94x of it, rounds
+  0.81-0.97 (0.87x in this stop's other full run): 0.95x is missed.
+  Counted, the bridge's whole process spends 664 instructions a
+  message more than the floor to send (6,714 against 6,050) and 239 more
+  to receive (6,525 against 6,286): 7% over both, so by instructions alone
   the bridge could reach about 0.93x of the floor, not 0.95x. The send
   side's extra is the JSON `smartsend` returns while async-nats takes the
   same bytes to publish (a shared reference costs an allocation, about
@@ -534,18 +536,24 @@ run); the figures it talks about are in the sections below.
   wire as a `PUB` with a reply subject: protocol injection for any raw
   client sharing the connection).
 - **Request-reply (issue 8: p50 <= 1.1x, p99 <= 1.2x; issue 18: p50 <=
-  1.15x).** In the run recorded here: p50 1.13x (1.27x before issue 18),
-  p99 1.05x, so issue 18's p50 and the p99 are met and issue 8's p50 is
-  missed by hundredths. Raw and bridge requests alternate one by one on
+  1.15x).** In the run recorded here: p50 1.15x, just over (1.27x before
+  issue 18; 1.13x in this stop's other full run), p99 1.06x. The machine
+  was slower for it (raw p50 162 µs), and the ratio sits on the line:
+  alternating the previous stop's build (2bc3abc) with this one, 40
+  rounds each of `NATSBRIDGE_BENCH_ONLY=rr`, gave the same median, 1.14x
+  for both (rounds 1.08-1.28; the first round of each run, cold, is the
+  high one, 1.18-1.28; without it both medians are 1.135x), so nothing
+  in this stop moved it. Raw and bridge requests alternate one by one on
   the same server. A raw service doing only the codec work a service must
-  (parse the request, build and serialize the answer) costs 1.05x by
-  itself; the bridge service 1.05x, the bridge client 1.06x. The work is
-  paid cold: between requests the threads sleep about 100 µs while
-  nats-server and the other side run on the same 2 cores, so a codec step
-  of about 0.4 µs in a loop takes several times that inside a round trip
-  (the client codec table). 1.1x of a ~100 µs round trip allows about 10
-  µs for two cold reads and two cold builds plus both sides' bridge
-  layers.
+  (parse the request, build and serialize the answer) costs 1.06x by
+  itself; the bridge service 1.08x, the bridge client 1.10x. The work is
+  paid cold: between requests the threads sleep while nats-server and the
+  other side run on the same 2 cores, so a codec step of about 0.4 µs in
+  a loop takes about 2.4 µs inside a round trip (the client codec table).
+  What is left above the codec-only service is the owned envelopes the
+  API hands over: `request` returns the answer as an `Envelope` and
+  `subscribe` hands the service a `Received`, each an owned parse (6,384
+  instructions against the view's 2,949).
 - **128 B against the Python peer (>= 10x) and Node (>= 3x).** The peers
   are single-threaded and CPU-bound in their own envelope code (JSON,
   base64, uuid in the interpreter), so their rate falls with load less than
