@@ -254,22 +254,18 @@ impl Bridge {
     /// default, in place (`SendOptions` is large: moving it in and out
     /// costs a send more than the check).
     pub(crate) fn fill_broker_url(&self, options: &mut SendOptions) {
-        if options.broker_url == crate::envelope::DEFAULT_BROKER_URL {
+        if leaves_broker_url(options) {
             // A fresh string, not `clone_from`: the default's buffer is
             // usually too short for the URL, and growing it costs more.
             options.broker_url = self.broker_url.clone();
         }
     }
 
-    /// The `broker_url` an envelope sent with `options` names: this
-    /// bridge's URL when the options leave the default, without copying it
-    /// into them.
+    /// The `broker_url` an envelope sent with `options` names, as
+    /// [`Bridge::fill_broker_url`] would set it, without copying this
+    /// bridge's URL into them.
     fn broker_url<'a>(&'a self, options: &'a SendOptions) -> &'a str {
-        if options.broker_url == crate::envelope::DEFAULT_BROKER_URL {
-            &self.broker_url
-        } else {
-            &options.broker_url
-        }
+        if leaves_broker_url(options) { &self.broker_url } else { &options.broker_url }
     }
 
     /// Builds the envelope (uploading what must go by link, so it fits the
@@ -492,4 +488,10 @@ impl Bridge {
         };
         Ok(Some(self.smartsend(&subject, payloads, options).await?))
     }
+}
+
+/// Whether `options` leave `broker_url` to the bridge (they hold the
+/// default).
+fn leaves_broker_url(options: &SendOptions) -> bool {
+    options.broker_url == crate::envelope::DEFAULT_BROKER_URL
 }

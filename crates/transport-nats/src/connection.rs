@@ -439,7 +439,8 @@ impl Connection {
 
     /// `subject` as async-nats takes it: a reference-counted copy of the
     /// previous publish's when it is the same subject, as it is for a
-    /// stream of messages. A fresh one costs two allocations and two copies
+    /// stream of messages (or of requests to one service; reply subjects,
+    /// fresh each time, are not kept). A fresh one costs two allocations and two copies
     /// (ours, then async-nats's own `to_subject` of a `String`); the kept
     /// one a compare and a reference count. Never waits: when another
     /// publish holds the cache, the subject is made fresh.
@@ -475,7 +476,7 @@ impl Connection {
         let size = payload.len();
         self.check_size(size)?;
         self.client
-            .publish_with_reply(subject.to_string(), reply.to_string(), payload)
+            .publish_with_reply(self.subject(subject), reply.to_string(), payload)
             .await
             .map_err(|e| publish_error(e, size, self.max_payload()))
     }
@@ -491,7 +492,7 @@ impl Connection {
         let size = payload.len();
         self.check_size(size)?;
         self.client
-            .publish_with_headers(subject.to_string(), headers, payload)
+            .publish_with_headers(self.subject(subject), headers, payload)
             .await
             .map_err(|e| publish_error(e, size, self.max_payload()))
     }
