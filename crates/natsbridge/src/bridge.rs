@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::claimcheck::{DownloadHandler, HttpDownloader, PlikUploader, UploadHandler};
 use crate::claimcheck::{LinkRouter, download_fn};
-use crate::envelope::{Envelope, IdSource, Payload, SendOptions};
+use crate::envelope::{Envelope, IdSource, Payload, PayloadRecord, SendOptions};
 use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
 use crate::pack::Outgoing;
 use crate::pack::{fetch_links, has_links};
@@ -358,6 +358,14 @@ impl Bridge {
         // Boxed: the download path's state stays out of every receive's
         // future, which the common all-direct envelope never awaits.
         Box::pin(fetch_links(envelope, self.downloader.as_ref())).await
+    }
+
+    /// One payload with its bytes here, downloading it through this
+    /// bridge's download handlers if it is a link (see
+    /// [`fetch_payload`](crate::fetch_payload)): for a receiver that reads
+    /// envelopes lazily and needs one link of several.
+    pub async fn fetch_payload(&self, record: &PayloadRecord) -> Result<PayloadRecord> {
+        crate::pack::fetch_payload(record, self.downloader.as_ref()).await
     }
 
     /// The newer seed's name for [`Bridge::smartreceive`].

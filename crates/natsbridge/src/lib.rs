@@ -87,7 +87,8 @@ pub use crate::envelope::{
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
 pub use crate::pack::{
-    FilePayload, Outgoing, SHA256_KEY, pack, pack_files, unpack as smartunpack, upload_file_name,
+    FilePayload, Outgoing, SHA256_KEY, fetch_payload, pack, pack_files, unpack as smartunpack,
+    upload_file_name,
 };
 pub use crate::prepared::PreparedSender;
 pub use crate::sent::Sent;

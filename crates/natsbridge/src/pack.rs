@@ -8,8 +8,8 @@ use crate::claimcheck::{
 };
 use crate::envelope::bytes::Bytes;
 use crate::envelope::{
-    Body, Envelope, ErrorKind as EnvelopeErrorKind, Payload, PayloadType, PlanLimits, SendOptions,
-    Transport, plan_transports,
+    Body, Envelope, ErrorKind as EnvelopeErrorKind, Payload, PayloadRecord, PayloadType,
+    PlanLimits, SendOptions, Transport, plan_transports,
 };
 use crate::system::{SystemClock, SystemIds};
 use crate::{Error, Result};
@@ -303,22 +303,63 @@ pub(crate) async fn fetch_links(
 ) -> Result<Envelope> {
     for (index, record) in envelope.payloads.iter_mut().enumerate() {
         let Body::Link { url, size } = &record.body else { continue };
-        // The seeds never define `size`: without one, the downloaded length
-        // is the size, bounded by the downloader's maximum download size.
-        let mut request = match *size {
-            Some(size) => DownloadRequest::new(url.clone(), size),
-            None => DownloadRequest::with_unknown_size(url.clone()),
-        };
-        if let Some(hash) = record.extra.get(SHA256_KEY).and_then(|v| v.as_str()) {
-            request = request.sha256(hash);
-        }
-        let bytes = downloader.download_bytes(&request).await.map_err(|e| {
+        let bytes = download(url, *size, sha256(record), downloader).await.map_err(|e| {
             Error::from(e)
                 .context(format!("downloading payload {:?} (payloads[{index}])", record.dataname))
         })?;
         record.body = Body::Fetched { url: url.clone(), bytes };
     }
     Ok(envelope)
+}
+
+/// One payload with its bytes here, downloading it if it is a link: for a
+/// receiver that needs one payload of several (an envelope read lazily,
+/// with [`EnvelopeView`](crate::EnvelopeView) or
+/// [`Bridge::subscribe_lazy`](crate::Bridge::subscribe_lazy), turns the one
+/// it wants into a record with [`PayloadView::to_record`](crate::envelope::PayloadView::to_record)).
+///
+/// A link record is downloaded with `downloader` and checked exactly as
+/// [`smartunpack`](crate::smartunpack) checks every link (its `size`, or
+/// without one the downloader's maximum; its `sha256` when present), and
+/// comes back as [`Body::Fetched`]; a record whose bytes are here already
+/// (direct, or fetched) comes back as it is, with nothing downloaded.
+/// [`Bridge::fetch_payload`](crate::Bridge::fetch_payload) uses the
+/// bridge's download handlers.
+pub async fn fetch_payload(
+    record: &PayloadRecord,
+    downloader: &dyn DownloadHandler,
+) -> Result<PayloadRecord> {
+    let Body::Link { url, size } = &record.body else { return Ok(record.clone()) };
+    let bytes = download(url, *size, sha256(record), downloader).await.map_err(|e| {
+        Error::from(e).context(format!("downloading payload {:?}", record.dataname))
+    })?;
+    let mut fetched = record.clone();
+    fetched.body = Body::Fetched { url: url.clone(), bytes };
+    Ok(fetched)
+}
+
+/// The bytes at a link record's `url`, checked against its `size` (the
+/// seeds never define it: without one, the downloaded length is the size,
+/// bounded by the downloader's maximum download size) and its `sha256`.
+async fn download(
+    url: &str,
+    size: Option<u64>,
+    sha256: Option<&str>,
+    downloader: &dyn DownloadHandler,
+) -> std::result::Result<Bytes, crate::claimcheck::Error> {
+    let mut request = match size {
+        Some(size) => DownloadRequest::new(url, size),
+        None => DownloadRequest::with_unknown_size(url),
+    };
+    if let Some(hash) = sha256 {
+        request = request.sha256(hash);
+    }
+    downloader.download_bytes(&request).await
+}
+
+/// The record's `sha256` key, if it has one as a string.
+fn sha256(record: &PayloadRecord) -> Option<&str> {
+    record.extra.get(SHA256_KEY).and_then(|v| v.as_str())
 }
 
 #[cfg(test)]

@@ -484,26 +484,87 @@ async fn a_bad_payload_among_good_ones_fails_the_whole_message() {
 
     // A download that fails fails the whole message too, naming the record;
     // no envelope with a payload missing is ever returned.
-    let missing = format!("{}/file/aaaaaaaaaaaaaaaa/bbbbbbbbbbbbbbbb/x.bin", store.server.url());
+    let missing = missing_link(&store);
     let message = envelope_with(vec![good_direct, link_record("gone", &missing, 10)]);
     let err = unpack_err(&message, &store.downloader()).await;
     assert_eq!(err.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::NotFound));
     assert!(chain(&err).starts_with("downloading payload \"gone\" (payloads[1]): "));
 }
 
+/// A bridge on `server` that downloads links from `store`.
+async fn downloading_from(server: &NatsServer, store: &Store) -> Bridge {
+    Bridge::builder(&server.url())
+        .download_handler(Arc::new(store.downloader()))
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// A link to a file `store` never had.
+fn missing_link(store: &Store) -> String {
+    format!("{}/file/aaaaaaaaaaaaaaaa/bbbbbbbbbbbbbbbb/x.bin", store.server.url())
+}
+
+/// Read lazily, payload by payload, a failing link costs only itself: the
+/// receiver fetches the link it wants (`Bridge::fetch_payload`, checked as
+/// `smartunpack` checks links) and reads the direct one without any
+/// download, while the message whole would fail on the missing link.
+#[tokio::test]
+async fn read_lazily_one_bad_link_costs_only_itself() {
+    let server = NatsServer::start();
+    let store = Store::start().await;
+    let receiver = downloading_from(&server, &store).await;
+    let mut sub = receiver.subscribe_lazy("lazy").await.unwrap();
+    receiver.connection().sync().await.unwrap();
+
+    let (good, hash) =
+        store.uploader().upload_with_sha256("x.bin", bytes(1000, 3).into()).await.unwrap();
+    let missing = missing_link(&store);
+    let mut good_record = link_record("good", &good, 1000);
+    good_record["sha256"] = json!(hash);
+    // Its own upload: the store's links are one-shot.
+    let other =
+        store.uploader().upload_with_sha256("y.bin", bytes(1000, 4).into()).await.unwrap().0;
+    let mut lying = link_record("lying", &other, 1000);
+    lying["sha256"] = json!("0".repeat(64));
+    let message = envelope_with(vec![
+        base()["payloads"][0].clone(),
+        link_record("gone", &missing, 10),
+        good_record,
+        lying,
+    ]);
+    assert_eq!(
+        unpack_err(&message, &store.downloader()).await.kind(),
+        &ErrorKind::ClaimCheck(ClaimCheckKind::NotFound),
+        "whole, the message fails"
+    );
+    let raw = natsbridge::transport::connect(server.url()).await.unwrap();
+    raw.publish("lazy", message.into()).await.unwrap();
+
+    let incoming = sub.next().await.unwrap();
+    let view = incoming.view().unwrap();
+    let record = |name: &str| view.payload(name).unwrap().to_record().unwrap();
+    let direct = receiver.fetch_payload(&record("greeting")).await.unwrap();
+    assert_eq!(direct, record("greeting"), "a direct record comes back as it is");
+    let fetched = receiver.fetch_payload(&record("good")).await.unwrap();
+    assert_eq!(fetched.bytes().unwrap().as_ref(), bytes(1000, 3).as_slice());
+    assert_eq!(fetched.url(), Some(good.as_str()));
+    let err = receiver.fetch_payload(&record("gone")).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::NotFound));
+    assert!(chain(&err).starts_with("downloading payload \"gone\": "), "{}", chain(&err));
+    let err = receiver.fetch_payload(&record("lying")).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::Integrity));
+}
+
 #[tokio::test]
 async fn rejected_carries_the_raw_message_of_a_failed_download() {
     let server = NatsServer::start();
     let store = Store::start().await;
-    let receiver = Bridge::builder(&server.url())
-        .download_handler(Arc::new(store.downloader()))
-        .connect()
-        .await
-        .unwrap();
+    let receiver = downloading_from(&server, &store).await;
     let mut sub = receiver.subscribe("in").await.unwrap();
     receiver.connection().sync().await.unwrap();
 
-    let missing = format!("{}/file/aaaaaaaaaaaaaaaa/bbbbbbbbbbbbbbbb/x.bin", store.server.url());
+    let missing = missing_link(&store);
     let message =
         envelope_with(vec![base()["payloads"][0].clone(), link_record("d", &missing, 10)]);
     let raw = natsbridge::transport::connect(server.url()).await.unwrap();
@@ -528,7 +589,7 @@ async fn jetstream_naks_a_message_whose_download_fails() {
         .await
         .unwrap();
     bridge.connection().jetstream().ensure_stream("IN", &["in.>"]).await.unwrap();
-    let missing = format!("{}/file/aaaaaaaaaaaaaaaa/bbbbbbbbbbbbbbbb/x.bin", store.server.url());
+    let missing = missing_link(&store);
     let message = envelope_with(vec![link_record("d", &missing, 10)]);
     bridge.connection().jetstream().publish("in.x", message.clone().into(), None).await.unwrap();
 

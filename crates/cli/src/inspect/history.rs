@@ -254,18 +254,6 @@ impl History {
         }
     }
 
-    /// An envelope holding only payload `index` of message `seq`, to fetch
-    /// that one link through the facade's receive path (and nothing else).
-    pub(crate) fn single_payload(&self, seq: u64, index: usize) -> Result<Envelope, Missing> {
-        let record = self.record(seq, index)?.clone();
-        let Some(Entry { content: Content::Envelope(d), .. }) = self.get(seq) else {
-            return Err(Missing::Message);
-        };
-        let mut envelope = d.envelope.clone();
-        envelope.payloads = vec![record];
-        Ok(envelope)
-    }
-
     /// Records the result of fetching payload `index` of message `seq`: the
     /// record with its bytes (and their view), or the error. The bytes
     /// count against the byte budget: older messages are evicted for them,

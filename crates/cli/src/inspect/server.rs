@@ -371,23 +371,20 @@ fn payload_bytes(state: &State, seq: u64, index: usize, download: bool) -> Respo
     response
 }
 
-/// Fetches link payload `index` of message `seq` through the facade's
-/// receive path (the download handler's allowlist, size cap and retries;
-/// the record's size and `sha256` checked), keeps the bytes, and answers
-/// with the message's new summary.
+/// Fetches link payload `index` of message `seq` with the facade's
+/// `fetch_payload`, checked as `smartunpack` checks every link (the
+/// download handler's allowlist, size cap and retries; the record's size
+/// and `sha256`), keeps the bytes, and answers with the message's new
+/// summary.
 async fn fetch(state: &State, seq: u64, index: usize) -> Response<Body> {
-    let single = {
+    let link = {
         let history = state.history.lock().unwrap();
         match history.record(seq, index) {
             Ok(record) if record.bytes().is_some() => {
                 let summary = history.get(seq).map(|e| e.summary()).unwrap_or_default();
                 return json_response(StatusCode::OK, &summary);
             }
-            Ok(_) => {}
-            Err(m) => return missing(m, seq, Some(index)),
-        }
-        match history.single_payload(seq, index) {
-            Ok(envelope) => envelope,
+            Ok(record) => record.clone(),
             Err(m) => return missing(m, seq, Some(index)),
         }
     };
@@ -399,19 +396,13 @@ async fn fetch(state: &State, seq: u64, index: usize) -> Response<Body> {
         );
     }
     tracing::info!(seq, index, "fetching a link payload the page asked for");
-    let result = match single.to_json() {
-        Ok(json) => natsbridge::smartunpack(&json, state.downloader.as_ref()).await,
-        Err(e) => Err(natsbridge::Error::from(e)),
-    };
+    let result = natsbridge::fetch_payload(&link, state.downloader.as_ref()).await;
     state.fetching.lock().unwrap().remove(&(seq, index));
     let result = match result {
-        Ok(envelope) => match envelope.payloads.into_iter().next() {
-            Some(record) => {
-                let view = PayloadView::of(&record);
-                Ok((record, view))
-            }
-            None => Err(json!({"kind": "inspector.fetch", "message": "the payload went missing"})),
-        },
+        Ok(record) => {
+            let view = PayloadView::of(&record);
+            Ok((record, view))
+        }
         Err(e) => Err(json!({"kind": report::kind_name(e.kind()), "message": e.to_string()})),
     };
     let failed = result.is_err();
