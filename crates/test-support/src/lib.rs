@@ -530,25 +530,60 @@ fn creds_file_text(jwt: &str, seed: &str) -> String {
 /// every `log` record (reqwest, rustls) at TRACE level, while the returned
 /// guard lives. A test on a current-thread runtime runs every task it
 /// starts on its own thread, servers included; other tests' threads are
-/// untouched, so they pay nothing. The secrets tests grep the text.
-pub fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
-    static LOG_BRIDGE: Once = Once::new();
-    LOG_BRIDGE.call_once(|| tracing_log::LogTracer::init().unwrap());
+/// untouched. The secrets tests grep the text.
+///
+/// One global subscriber, installed at the first call, writes each event
+/// to the buffer of the thread it happens on, if that thread is capturing;
+/// its filter asks at every event, so no callsite is ever cached as
+/// disabled. (A scoped `set_default` subscriber per test was not enough:
+/// a callsite first hit on another test's thread, at the moment this
+/// thread registered its subscriber, stayed cached as disabled, and the
+/// secrets test saw nothing when the download-failure tests ran beside it.)
+pub fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, CaptureGuard) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::{Layer, filter};
+    static GLOBAL: Once = Once::new();
+    GLOBAL.call_once(|| {
+        tracing_log::LogTracer::init().unwrap();
+        let capturing = filter::dynamic_filter_fn(|_, _| SINK.with(|s| s.borrow().is_some()));
+        let layer = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(|| ThreadSink)
+            .with_filter(capturing);
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+            .expect("capture_logs installs the only global subscriber of a test binary");
+    });
     let log = Arc::new(Mutex::new(Vec::new()));
-    let sink = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || Capture(sink.clone()))
-        .finish();
-    (log, tracing::subscriber::set_default(subscriber))
+    SINK.with(|s| *s.borrow_mut() = Some(log.clone()));
+    (log, CaptureGuard(()))
 }
 
-struct Capture(Arc<Mutex<Vec<u8>>>);
+thread_local! {
+    /// Where this thread's events go while it captures.
+    static SINK: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
 
-impl Write for Capture {
+/// Stops this thread's capture when dropped (see [`capture_logs`]).
+#[derive(Debug)]
+pub struct CaptureGuard(());
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        SINK.with(|s| *s.borrow_mut() = None);
+    }
+}
+
+/// The writer of the global subscriber: this thread's buffer, if any.
+struct ThreadSink;
+
+impl Write for ThreadSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        SINK.with(|s| {
+            if let Some(log) = &*s.borrow() {
+                log.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
