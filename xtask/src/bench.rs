@@ -466,24 +466,24 @@ run); the figures it talks about are in the sections below.
   with async-nats's connection task added, `smartsend` and receive are
   above 5,000.** Per 128 B envelope, callgrind: `EnvelopeView::parse` and
   drop 2,949 (<= 3,000; `from_json` took 11,007 before, 6,384 now);
-  `Envelope::write_packed` 3,264 (<= 3,500; `pack` + `to_json` 7,150
-  before, 6,456 now); `smartsend` 4,794 on the caller's task (<= 5,000;
-  10,405 before), with payloads and options lent, 6,285 when a fresh
+  `Envelope::write_packed` 3,298 (<= 3,500; `pack` + `to_json` 7,150
+  before, 6,390 now); `smartsend` 4,827 on the caller's task (<= 5,000;
+  10,405 before), with payloads and options lent, 6,318 when a fresh
   `Vec<Payload>` and `SendOptions` are handed in and dropped per message;
-  receive through `subscribe_lazy` and decode 4,137 (<= 5,000; 12,741
+  receive through `subscribe_lazy` and decode 4,117 (<= 5,000; 12,741
   before through `subscribe`). The network rows are read on the caller's
   task because that is how the issue's own starting point was counted: at
   e731ba7 the polls of the `smartsend` future alone come to 8,610 (the
   issue says \"about 9,000\"), the whole process to 12,524. With the
-  connection task, the whole process per message is 6,714 to send (12,524
-  before) and 6,525 to receive (15,138 before): async-nats's task formats
+  connection task, the whole process per message is 6,747 to send (12,524
+  before) and 6,539 to receive (15,138 before): async-nats's task formats
   each `PUB` line through `core::fmt` and copies it with the payload into
   its write buffer (about 1,900 a message), and on the way in finds the
   end of each `MSG` line with a substring finder it builds per message and
   resets its ping timers on every read (about 2,400). No envelope code runs
   there, and a peer with no envelope at all pays the same: the codec-only
-  rows (raw async-nats and envelope-core, no bridge) are 6,050 to send and
-  6,286 to receive. Left inside the caller's 4,794: `write_packed` 3,264,
+  rows (raw async-nats and envelope-core, no bridge) are 6,083 to send and
+  6,286 to receive. Left inside the caller's 4,827: `write_packed` 3,298,
   async-nats's `publish` call 706 (subject check and copy, the channel to
   its task, now and then a new block of that channel: 21 in 2,500
   messages, each through glibc's `malloc_consolidate`), the reference to
@@ -502,8 +502,8 @@ run); the figures it talks about are in the sections below.
   lent inputs): it ran at 0.72x, and the bridge at 0.94x of it, rounds
   0.81-0.97 (0.87x in this stop's other full run): 0.95x is missed.
   Counted, the bridge's whole process spends 664 instructions a
-  message more than the floor to send (6,714 against 6,050) and 239 more
-  to receive (6,525 against 6,286): 7% over both, so by instructions alone
+  message more than the floor to send (6,747 against 6,083) and 253 more
+  to receive (6,539 against 6,286): 7% over both, so by instructions alone
   the bridge could reach about 0.93x of the floor, not 0.95x. The send
   side's extra is the JSON `smartsend` returns while async-nats takes the
   same bytes to publish (a shared reference costs an allocation, about
@@ -511,8 +511,8 @@ run); the figures it talks about are in the sections below.
   and the bridge copies once per subject change, and the layers between
   (connection wrapper, futures moved, about 350); the receive side's is
   the lazy subscription's wrapper. Against the floor as issue 18 first
-  measured it (`pack` + `to_json`: 6,456 instructions to build where
-  `smartsend`'s path spends 3,264) the bridge counts fewer instructions
+  measured it (`pack` + `to_json`: 6,390 instructions to build where
+  `smartsend`'s path spends 3,298) the bridge counts fewer instructions
   than the floor.
   Tried: `smartsend` publishing its JSON without keeping a reference to
   return (five rounds of `NATSBRIDGE_BENCH_ONLY=small`, against five with
@@ -529,9 +529,11 @@ run); the figures it talks about are in the sections below.
   shape, `subscribe_lazy`), written in one pass with ids and timestamp
   straight into the buffer (`write_packed`), `smartsend` returning `Sent`
   (no owned envelope) from lent inputs, the connection's last subject kept,
-  ids drawn 16 at a time, `max_payload` read from an atomic. Tried and not
+  `max_payload` read from an atomic. Tried and not
   adopted: mimalloc as the global allocator (the allocator is the
-  application's choice); async-nats's `skip_subject_validation` (380
+  application's choice); ids drawn from the generator 256 bytes at a time
+  through a thread-local pool (33 instructions a message, 1%: not worth
+  the pool); async-nats's `skip_subject_validation` (380
   instructions a publish, but a subject with a space would then reach the
   wire as a `PUB` with a reply subject: protocol injection for any raw
   client sharing the connection).

@@ -1,12 +1,8 @@
 //! The id source and clock of a `std` host.
 
-use std::cell::RefCell;
-
 use crate::envelope::{Clock, IdSource};
 
-/// UUID v4 ids from a cryptographically secure generator: `rand`'s
-/// thread-local one (ChaCha, seeded and reseeded from the operating
-/// system), the generator `uuid`'s `new_v4` uses here.
+/// UUID v4 ids from the operating system's randomness (via `uuid`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemIds;
 
@@ -17,47 +13,14 @@ impl IdSource for SystemIds {
         // (`uuid`'s encoder here, not `hyphenated`: it hands back a `str`
         // without the UTF-8 check that would cost more than it saves.)
         let mut buf = uuid::Uuid::encode_buffer();
-        String::from(&*new_v4().hyphenated().encode_lower(&mut buf))
+        String::from(&*uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf))
     }
 
     fn write_next_id(&mut self, out: &mut Vec<u8>) {
         // A UUID needs no JSON escaping: copied in quoted, with no
         // allocation.
-        out.extend_from_slice(&hyphenated(new_v4().as_bytes()));
+        out.extend_from_slice(&hyphenated(uuid::Uuid::new_v4().as_bytes()));
     }
-}
-
-/// Random bytes drawn [`POOL`] at a time, handed out 16 at a time and never
-/// twice.
-struct Pool {
-    bytes: [u8; POOL],
-    /// The first byte not handed out yet; `POOL` when empty.
-    next: usize,
-}
-
-/// 16 ids per draw: one call into the generator (thread-local lookup,
-/// reference count, block bookkeeping) costs about what writing an id
-/// does, so drawing per id doubled an id's cost.
-const POOL: usize = 256;
-
-thread_local! {
-    static RANDOM: RefCell<Pool> = const { RefCell::new(Pool { bytes: [0; POOL], next: POOL }) };
-}
-
-/// A UUID v4 (122 random bits, version and variant set) from this thread's
-/// pool.
-fn new_v4() -> uuid::Uuid {
-    let random = RANDOM.with_borrow_mut(|pool| {
-        if pool.next == POOL {
-            rand::fill(&mut pool.bytes[..]);
-            pool.next = 0;
-        }
-        let mut bytes = [0; 16];
-        bytes.copy_from_slice(&pool.bytes[pool.next..pool.next + 16]);
-        pool.next += 16;
-        bytes
-    });
-    uuid::Builder::from_random_bytes(random).into_uuid()
 }
 
 /// `"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"`, lower case, quoted: four
@@ -148,36 +111,5 @@ mod tests {
             assert_eq!(out.len(), 38);
             assert!(uuid::Uuid::parse_str(std::str::from_utf8(&out[1..37]).unwrap()).is_ok());
         }
-    }
-
-    /// The pool hands every byte out once: ids drawn across many refills,
-    /// on several threads at once, are all different and all version 4,
-    /// variant RFC 4122 (a pool reused, or shared between threads without
-    /// its own draws, would repeat them).
-    #[test]
-    fn pooled_ids_never_repeat_across_refills_and_threads() {
-        let draw = || {
-            (0..POOL * 10)
-                .map(|_| {
-                    let id = new_v4();
-                    assert_eq!(id.get_version_num(), 4);
-                    assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
-                    id
-                })
-                .collect::<Vec<_>>()
-        };
-        let threads: Vec<_> = (0..4).map(|_| std::thread::spawn(draw)).collect();
-        let mut all: Vec<uuid::Uuid> = draw();
-        for thread in threads {
-            all.extend(thread.join().unwrap());
-        }
-        let n = all.len();
-        all.sort();
-        all.dedup();
-        assert_eq!(all.len(), n, "an id repeated");
-        // Not a constant: the bits vary (a zeroed pool would give one id).
-        let ones: u32 = all.iter().map(|id| id.as_u128().count_ones()).sum();
-        let mean = f64::from(ones) / n as f64;
-        assert!((55.0..=67.0).contains(&mean), "mean set bits per id {mean}");
     }
 }
