@@ -19,7 +19,9 @@ use crate::envelope::{Clock, Envelope, IdSource, PayloadRecord, SendOptions};
 use crate::payload::Payload;
 use crate::prelude::*;
 use crate::timestamp::rfc3339_from_unix_millis;
-use crate::write::{Sink, base64_len, write_direct_body, write_map, write_str};
+use crate::write::{
+    Sink, base64_len, write_direct_body, write_fields, write_metadata_open_payloads, write_str,
+};
 
 /// The part of an envelope that is the same for every message of a stream
 /// (subject and options), rendered to JSON once.
@@ -124,14 +126,8 @@ fn write_tail(out: &mut Vec<u8>, options: &SendOptions, broker_url: &str) -> Res
         (b",\"reply_to_msg_id\":", &options.reply_to_msg_id),
         (b",\"broker_url\":", broker_url),
     ];
-    for (key, value) in fields {
-        out.raw(key);
-        write_str(out, value);
-    }
-    out.raw(b",\"metadata\":");
-    write_map(out, &options.metadata)?;
-    out.raw(b",\"payloads\":[");
-    Ok(())
+    write_fields(out, &fields);
+    write_metadata_open_payloads(out, &options.metadata)
 }
 
 /// `{"correlation_id":...,"msg_id":...,"timestamp":"..."`.

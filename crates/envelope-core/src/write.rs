@@ -240,6 +240,29 @@ pub(crate) fn write_direct_body<S: Sink>(out: &mut S, payload_type: &PayloadType
     out.raw(b"\"");
 }
 
+/// Each `key` (written as is: it carries its comma, colon and quotes)
+/// followed by its `value` as a JSON string: the header's string fields,
+/// for both writers (the owned envelope's, and the one-pass writers of
+/// `template.rs`).
+pub(crate) fn write_fields<S: Sink>(out: &mut S, fields: &[(&[u8], &str)]) {
+    for (key, value) in fields {
+        out.raw(key);
+        write_str(out, value);
+    }
+}
+
+/// `,"metadata":{...},"payloads":[`: what follows the header's string
+/// fields in every writer. Fails only if `metadata` cannot be serialized.
+pub(crate) fn write_metadata_open_payloads<S: Sink>(
+    out: &mut S,
+    metadata: &serde_json::Map<String, serde_json::Value>,
+) -> Result<()> {
+    out.raw(b",\"metadata\":");
+    write_map(out, metadata)?;
+    out.raw(b",\"payloads\":[");
+    Ok(())
+}
+
 pub(crate) fn write_envelope<S: Sink>(out: &mut S, env: &Envelope) -> Result<()> {
     let fields: [(&[u8], &str); 12] = [
         (b"{\"correlation_id\":", &env.correlation_id),
@@ -255,13 +278,8 @@ pub(crate) fn write_envelope<S: Sink>(out: &mut S, env: &Envelope) -> Result<()>
         (b",\"reply_to_msg_id\":", &env.reply_to_msg_id),
         (b",\"broker_url\":", &env.broker_url),
     ];
-    for (key, value) in fields {
-        out.raw(key);
-        write_str(out, value);
-    }
-    out.raw(b",\"metadata\":");
-    write_map(out, &env.metadata)?;
-    out.raw(b",\"payloads\":[");
+    write_fields(out, &fields);
+    write_metadata_open_payloads(out, &env.metadata)?;
     for (i, rec) in env.payloads.iter().enumerate() {
         if i > 0 {
             out.raw(b",");
