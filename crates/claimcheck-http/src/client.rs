@@ -78,11 +78,34 @@ pub(crate) async fn error_text(mut response: reqwest::Response, limit: usize) ->
     text
 }
 
+/// The link peers are given for `url`: without the user info (`user:password@`)
+/// the store's URL may carry. The credentials are the uploader's own: they
+/// authenticate its requests (reqwest sends them as basic auth) and are never
+/// published in an envelope, where every subscriber and every stream would
+/// keep them. A receiver that needs credentials for the store configures its
+/// own (`HttpDownloaderBuilder::allow_origin` with user info).
+pub(crate) fn published_link(mut url: reqwest::Url) -> String {
+    // Both setters fail only for URLs that cannot have user info, which
+    // then have none.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.into()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn user_agent_is_one_plik_recognises() {
         assert!(super::USER_AGENT.to_ascii_lowercase().starts_with("plik_client"));
         super::build_client().unwrap();
+    }
+
+    #[test]
+    fn published_links_carry_no_credentials() {
+        let url = reqwest::Url::parse("http://alice:s3cret@files.internal:8080/file/a/b/c.bin")
+            .expect("a URL");
+        assert_eq!(super::published_link(url), "http://files.internal:8080/file/a/b/c.bin");
+        let plain = reqwest::Url::parse("https://files.example/x").expect("a URL");
+        assert_eq!(super::published_link(plain), "https://files.example/x");
     }
 }

@@ -31,7 +31,11 @@ use crate::plik::failure;
 ///   `Content-Length` that disagrees fails before the body is read; a body
 ///   that runs long fails as soon as it passes the size.
 /// - **Integrity**: [`DownloadRequest::sha256`] is verified when given.
-/// - **Safety**: only `http` and `https`; an optional allowlist of origins;
+/// - **Safety**: only `http` and `https`; an optional allowlist of origins
+///   (with [`deny_unlisted`](HttpDownloaderBuilder::deny_unlisted), an
+///   empty allowlist refuses every link); credentials of the receiver's own
+///   for an allowed origin (its user info, sent as basic auth), never taken
+///   from the link;
 ///   a maximum download size (default 1 GiB) checked against the declared size
 ///   before any request and against the bytes as they arrive; redirects are
 ///   never followed (a Plik error redirect is reported as the error it
@@ -61,8 +65,22 @@ pub struct HttpDownloader {
     read_timeout: Duration,
     min_rate: u64,
     max_download_size: u64,
-    allowed_origins: Vec<reqwest::Url>,
+    allowed_origins: Vec<AllowedOrigin>,
+    deny_unlisted: bool,
     progress: Option<Progress>,
+}
+
+/// A user name and password, sent as basic auth.
+type Credentials = (String, Option<String>);
+
+/// An origin links may be fetched from, with the receiver's own credentials
+/// for it, if any.
+#[derive(Clone)]
+struct AllowedOrigin {
+    /// `scheme://host[:port]`, as `Url::origin` serializes it.
+    origin: String,
+    /// User name and password, from the user info of the URL it was given as.
+    credentials: Option<Credentials>,
 }
 
 /// The callback of [`HttpDownloaderBuilder::progress`].
@@ -77,6 +95,7 @@ pub struct HttpDownloaderBuilder {
     min_rate: u64,
     max_download_size: u64,
     allowed_origins: Vec<String>,
+    deny_unlisted: bool,
     client: Option<reqwest::Client>,
     progress: Option<Progress>,
 }
@@ -97,13 +116,19 @@ impl HttpDownloader {
             min_rate: 1024,
             max_download_size: 1 << 30,
             allowed_origins: Vec::new(),
+            deny_unlisted: false,
             client: None,
             progress: None,
         }
     }
 
-    /// Refuses what must not be fetched, before any request.
-    fn check(&self, request: &DownloadRequest) -> Result<reqwest::Url, Error> {
+    /// Refuses what must not be fetched, before any request; returns the
+    /// URL with the credentials to send, the receiver's own for an allowed
+    /// origin (never those the link itself may carry).
+    fn check(
+        &self,
+        request: &DownloadRequest,
+    ) -> Result<(reqwest::Url, Option<&Credentials>), Error> {
         let url = reqwest::Url::parse(&request.url).map_err(|_| {
             Error::new(
                 ErrorKind::UrlRefused,
@@ -122,18 +147,23 @@ impl HttpDownloader {
                 format!("no host in {}", redact_url(url.as_str())),
             ));
         }
-        if !self.allowed_origins.is_empty()
-            && !self.allowed_origins.iter().any(|o| o.origin() == url.origin())
-        {
+        let origin = url.origin().ascii_serialization();
+        let allowed = self.allowed_origins.iter().find(|o| o.origin == origin);
+        if allowed.is_none() && (self.deny_unlisted || !self.allowed_origins.is_empty()) {
+            let why = if self.allowed_origins.is_empty() {
+                "no file server origin is configured to fetch links from"
+            } else {
+                "it is not an allowed file server origin"
+            };
             return Err(Error::new(
                 ErrorKind::UrlRefused,
-                format!(
-                    "{} is not an allowed file server origin",
-                    url.origin().ascii_serialization()
-                ),
+                format!("link to {origin} refused: {why}"),
             ));
         }
-        Ok(url)
+        let mut url = url;
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        Ok((url, allowed.and_then(|o| o.credentials.as_ref())))
     }
 
     async fn download_inner(
@@ -141,12 +171,12 @@ impl HttpDownloader {
         request: &DownloadRequest,
         sink: DownloadSink,
     ) -> Result<Downloaded, Error> {
-        let url = self.check(request)?;
+        let (url, credentials) = self.check(request)?;
         let mut target = VerifiedSink::new(request, sink, self.max_download_size)?;
         let mut retry = 0;
         loop {
             let result = match target.start().await {
-                Ok(()) => self.try_once(request, &url, &mut target).await,
+                Ok(()) => self.try_once(request, &url, credentials, &mut target).await,
                 Err(e) => Err(e),
             };
             match result {
@@ -171,11 +201,16 @@ impl HttpDownloader {
         &self,
         request: &DownloadRequest,
         url: &reqwest::Url,
+        credentials: Option<&Credentials>,
         target: &mut VerifiedSink,
     ) -> Result<(), Error> {
         let size =
             target.declared().map_or_else(|| "an undeclared number of".into(), |n| n.to_string());
-        let send = self.client.get(url.clone()).send();
+        let mut get = self.client.get(url.clone());
+        if let Some((user, password)) = credentials {
+            get = get.basic_auth(user, password.as_ref());
+        }
+        let send = get.send();
         let mut response = match tokio::time::timeout(self.timeout, send).await {
             Err(_) => {
                 return Err(Error::new(
@@ -262,12 +297,9 @@ impl fmt::Debug for HttpDownloader {
             .field("max_download_size", &self.max_download_size)
             .field(
                 "allowed_origins",
-                &self
-                    .allowed_origins
-                    .iter()
-                    .map(|o| o.origin().ascii_serialization())
-                    .collect::<Vec<_>>(),
+                &self.allowed_origins.iter().map(|o| o.origin.as_str()).collect::<Vec<_>>(),
             )
+            .field("deny_unlisted", &self.deny_unlisted)
             .finish_non_exhaustive()
     }
 }
@@ -309,9 +341,27 @@ impl HttpDownloaderBuilder {
 
     /// Accepts links on this origin (`scheme://host[:port]`; a path is
     /// ignored). Once any origin is given, links elsewhere are refused with
-    /// [`ErrorKind::UrlRefused`] before any request. Default: any origin.
+    /// [`ErrorKind::UrlRefused`] before any request. Default: any origin
+    /// (unless [`deny_unlisted`](Self::deny_unlisted)).
+    ///
+    /// User info in the URL (`http://user:pw@files.internal`) is this
+    /// receiver's credentials for the origin: sent as basic auth with every
+    /// download from it, and only from it. Links never carry credentials
+    /// (the uploaders leave them out); any a peer's link does carry are
+    /// dropped, never sent.
     pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
         self.allowed_origins.push(origin.into());
+        self
+    }
+
+    /// With `true`, an empty allowlist refuses every link
+    /// ([`ErrorKind::UrlRefused`], before any request) instead of allowing
+    /// every origin: for a receiver that sends what it fetched on to others
+    /// (an echoing responder), where a link to an internal service would
+    /// otherwise read that service for the peer. Default `false` (the seeds'
+    /// receivers fetch any `http`/`https` link).
+    pub fn deny_unlisted(mut self, deny: bool) -> Self {
+        self.deny_unlisted = deny;
         self
     }
 
@@ -348,7 +398,14 @@ impl HttpDownloaderBuilder {
                         format!("not an http(s) origin: {}", redact_url(origin)),
                     )
                 })?;
-            allowed_origins.push(url);
+            let credentials = (!url.username().is_empty()).then(|| {
+                let decode = |s: &str| {
+                    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+                };
+                (decode(url.username()), url.password().map(decode))
+            });
+            allowed_origins
+                .push(AllowedOrigin { origin: url.origin().ascii_serialization(), credentials });
         }
         let client = match self.client {
             Some(c) => c,
@@ -362,6 +419,7 @@ impl HttpDownloaderBuilder {
             min_rate: self.min_rate,
             max_download_size: self.max_download_size,
             allowed_origins,
+            deny_unlisted: self.deny_unlisted,
             progress: self.progress,
         })
     }

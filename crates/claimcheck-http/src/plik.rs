@@ -25,7 +25,9 @@ const REPLY_LIMIT: usize = 64 * 1024;
 /// 2. `POST {fileserver}/file/{id}` with the header `X-UploadToken` and a
 ///    `multipart/form-data` body whose part `file` carries the file name and
 ///    the bytes, streamed with a known `Content-Length`;
-/// 3. the link is `{fileserver}/file/{id}/{fileId}/{fileName}`.
+/// 3. the link is `{fileserver}/file/{id}/{fileId}/{fileName}`, without the
+///    user info the file server URL may carry (`http://user:pw@host`: sent as
+///    basic auth on the uploads, never published in a link).
 ///
 /// One-shot is on by default: the first download consumes the file. Plik's
 /// plain-text error bodies end up in the [`Error`]; the upload token never
@@ -154,7 +156,12 @@ impl PlikUploader {
                 format!("POST {}: {why}", redact_url(url.as_str())),
             )
         })?;
-        Ok(self.endpoint(&["file", &upload.id, &file.id, stored_name(&file, &file_name)]).into())
+        Ok(crate::client::published_link(self.endpoint(&[
+            "file",
+            &upload.id,
+            &file.id,
+            stored_name(&file, &file_name),
+        ])))
     }
 }
 

@@ -38,7 +38,8 @@ const SEGMENT: &AsciiSet = &CONTROLS
 /// read, `natsbridge-fileserver` under `/put/`.
 ///
 /// The template's query string, if any, is sent with the PUT but kept out of
-/// errors and `Debug`. Extra headers (an `Authorization`, say) are marked
+/// errors and `Debug`. User info in the template (`http://user:pw@host/...`)
+/// authenticates the PUT (basic auth) and is left out of the link. Extra headers (an `Authorization`, say) are marked
 /// sensitive and never shown.
 ///
 /// ```no_run
@@ -103,7 +104,7 @@ impl HttpPutUploader {
         if !response.status().is_success() {
             return Err(failure(response, url.as_str()).await.context("PUT"));
         }
-        Ok(url.into())
+        Ok(crate::client::published_link(url))
     }
 }
 

@@ -85,6 +85,7 @@ impl From<PathBuf> for UploadSource {
 /// with [`ErrorKind::SizeMismatch`] unless exactly that many bytes arrive.
 /// `sha256`, when given (lowercase or uppercase hex), is verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DownloadRequest {
     /// The link: an absolute `http` or `https` URL.
     pub url: String,
@@ -95,19 +96,25 @@ pub struct DownloadRequest {
     pub size: Option<u64>,
     /// The payload's SHA-256 as 64 hex digits, if the sender gave one.
     pub sha256: Option<String>,
+    /// The most bytes this one download may take, below the downloader's
+    /// own maximum: what is left of a receiver's budget for one envelope
+    /// (a declared size over it is refused before any request, an
+    /// undeclared one stops as soon as it passes). `None`: only the
+    /// downloader's maximum applies.
+    pub max_size: Option<u64>,
 }
 
 impl DownloadRequest {
     /// A request for exactly `size` bytes at `url`, with no checksum.
     pub fn new(url: impl Into<String>, size: u64) -> Self {
-        DownloadRequest { url: url.into(), size: Some(size), sha256: None }
+        DownloadRequest { url: url.into(), size: Some(size), sha256: None, max_size: None }
     }
 
     /// A request for the bytes at `url` whose length was not declared: the
     /// downloaded length is the size, up to the downloader's maximum
     /// download size (more is [`ErrorKind::TooLarge`](crate::ErrorKind::TooLarge)).
     pub fn with_unknown_size(url: impl Into<String>) -> Self {
-        DownloadRequest { url: url.into(), size: None, sha256: None }
+        DownloadRequest { url: url.into(), size: None, sha256: None, max_size: None }
     }
 
     /// Adds the SHA-256 (hex) the bytes must have.
@@ -116,10 +123,18 @@ impl DownloadRequest {
         self.sha256 = Some(hex.into());
         self
     }
+
+    /// Caps this download at `bytes` (see [`DownloadRequest::max_size`]).
+    #[must_use]
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.max_size = Some(bytes);
+        self
+    }
 }
 
 /// Where downloaded bytes go.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DownloadSink {
     /// Into memory, returned as [`Downloaded::Bytes`].
     Memory,
@@ -128,15 +143,29 @@ pub enum DownloadSink {
     /// and verified; on failure the temporary file is removed and the target
     /// is left untouched.
     File(PathBuf),
+    /// Nowhere: the bytes are checked (size, SHA-256 when declared) and
+    /// hashed as they pass, then dropped; returned as
+    /// [`Downloaded::Digest`]. For a receiver that shows a payload's size
+    /// and SHA-256 without holding it (memory stays at one piece of the
+    /// body whatever the size).
+    Digest,
 }
 
 /// A finished download.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Downloaded {
     /// The bytes, for [`DownloadSink::Memory`].
     Bytes(Bytes),
     /// The path written, for [`DownloadSink::File`].
     File(PathBuf),
+    /// What passed, for [`DownloadSink::Digest`].
+    Digest {
+        /// How many bytes arrived (the declared size, when there was one).
+        size: u64,
+        /// Their SHA-256.
+        sha256: [u8; 32],
+    },
 }
 
 impl Downloaded {
@@ -144,7 +173,7 @@ impl Downloaded {
     pub fn into_bytes(self) -> Option<Bytes> {
         match self {
             Downloaded::Bytes(b) => Some(b),
-            Downloaded::File(_) => None,
+            Downloaded::File(_) | Downloaded::Digest { .. } => None,
         }
     }
 }
@@ -250,9 +279,9 @@ pub trait DownloadHandlerExt: DownloadHandler {
         Box::pin(async move {
             match self.download(request, DownloadSink::Memory).await? {
                 Downloaded::Bytes(b) => Ok(b),
-                Downloaded::File(_) => Err(Error::new(
+                _ => Err(Error::new(
                     ErrorKind::InvalidResponse,
-                    "download handler returned a file when memory was asked for",
+                    "download handler returned no bytes when memory was asked for",
                 )),
             }
         })
@@ -268,9 +297,9 @@ pub trait DownloadHandlerExt: DownloadHandler {
         Box::pin(async move {
             match self.download(request, DownloadSink::File(path)).await? {
                 Downloaded::File(p) => Ok(p),
-                Downloaded::Bytes(_) => Err(Error::new(
+                _ => Err(Error::new(
                     ErrorKind::InvalidResponse,
-                    "download handler returned bytes when a file was asked for",
+                    "download handler returned no file when a file was asked for",
                 )),
             }
         })

@@ -37,6 +37,8 @@ pub struct VerifiedSink {
     limit: u64,
     want: Option<[u8; 32]>,
     hasher: Option<Sha256>,
+    /// The SHA-256 of the last verified try, for [`DownloadSink::Digest`].
+    digest: Option<[u8; 32]>,
     received: u64,
     shown_url: String,
 }
@@ -44,20 +46,29 @@ pub struct VerifiedSink {
 #[derive(Debug)]
 enum Target {
     Memory(BytesMut),
-    File { dest: PathBuf, temp: PartFile, writer: Option<FileWriter> },
+    /// Hashed and dropped.
+    Digest,
+    File {
+        dest: PathBuf,
+        temp: PartFile,
+        writer: Option<FileWriter>,
+    },
 }
 
 impl VerifiedSink {
-    /// A sink for `request` into `sink`, taking at most `max_size` bytes.
+    /// A sink for `request` into `sink`, taking at most `max_size` bytes
+    /// (or the request's own [`max_size`](DownloadRequest::max_size), if
+    /// smaller).
     ///
     /// Refuses at once, before any byte is fetched, a declared size over
-    /// `max_size` ([`ErrorKind::TooLarge`]) and a `sha256` that is not 64
+    /// that ([`ErrorKind::TooLarge`]) and a `sha256` that is not 64
     /// hex digits ([`ErrorKind::InvalidInput`]).
     pub fn new(
         request: &DownloadRequest,
         sink: DownloadSink,
         max_size: u64,
     ) -> Result<VerifiedSink, Error> {
+        let max_size = request.max_size.map_or(max_size, |cap| cap.min(max_size));
         let shown_url = redact_url(&request.url);
         if let Some(size) = request.size
             && size > max_size
@@ -76,6 +87,7 @@ impl VerifiedSink {
                 let temp = PartFile::beside(&dest);
                 Target::File { dest, temp, writer: None }
             }
+            DownloadSink::Digest => Target::Digest,
         };
         Ok(VerifiedSink {
             target,
@@ -83,6 +95,7 @@ impl VerifiedSink {
             limit: request.size.unwrap_or(max_size),
             want,
             hasher: None,
+            digest: None,
             received: 0,
             shown_url,
         })
@@ -121,9 +134,12 @@ impl VerifiedSink {
     /// Starts a try from zero (the first, or a retry after a failed one).
     pub async fn start(&mut self) -> Result<(), Error> {
         self.received = 0;
-        self.hasher = self.want.map(|_| Sha256::new());
+        let hashed = self.want.is_some() || matches!(self.target, Target::Digest);
+        self.hasher = hashed.then(Sha256::new);
+        self.digest = None;
         match &mut self.target {
             Target::Memory(buf) => buf.clear(),
+            Target::Digest => {}
             Target::File { temp, writer, .. } => {
                 // The previous try's writer must let go of the file before
                 // it is truncated for this one.
@@ -157,6 +173,7 @@ impl VerifiedSink {
         }
         match &mut self.target {
             Target::Memory(buf) => buf.extend_from_slice(&chunk),
+            Target::Digest => {}
             Target::File { temp, writer, .. } => {
                 if let Some(w) = writer.as_mut() {
                     w.write_bytes(chunk)
@@ -179,19 +196,21 @@ impl VerifiedSink {
                 format!("{} sent less than declared", self.shown_url),
             ));
         }
-        if let (Some(h), Some(want)) = (self.hasher.take(), self.want.as_ref()) {
-            let got: [u8; 32] = h.finalize().into();
-            if &got != want {
-                return Err(Error::new(
-                    ErrorKind::Integrity,
-                    format!(
-                        "{}: expected SHA-256 {}, got {}",
-                        self.shown_url,
-                        hex_lower(want),
-                        hex_lower(&got)
-                    ),
-                ));
-            }
+        if let Some(h) = self.hasher.take() {
+            self.digest = Some(h.finalize().into());
+        }
+        if let (Some(got), Some(want)) = (self.digest.as_ref(), self.want.as_ref())
+            && got != want
+        {
+            return Err(Error::new(
+                ErrorKind::Integrity,
+                format!(
+                    "{}: expected SHA-256 {}, got {}",
+                    self.shown_url,
+                    hex_lower(want),
+                    hex_lower(got)
+                ),
+            ));
         }
         Ok(())
     }
@@ -202,6 +221,13 @@ impl VerifiedSink {
         self.verify()?;
         match self.target {
             Target::Memory(buf) => Ok(Downloaded::Bytes(buf.freeze())),
+            Target::Digest => match self.digest {
+                Some(sha256) => Ok(Downloaded::Digest { size: self.received, sha256 }),
+                None => Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("{}: finished before any try started", self.shown_url),
+                )),
+            },
             Target::File { dest, temp, writer } => {
                 if let Some(w) = writer {
                     w.finish()

@@ -9,10 +9,10 @@ use anyhow::Context;
 use clap::Args;
 
 use natsbridge::claimcheck::{
-    HttpDownloader, HttpPutUploader, PlikUploader, S3Uploader, UploadHandler,
+    HttpDownloader, HttpDownloaderBuilder, HttpPutUploader, PlikUploader, S3Uploader, UploadHandler,
 };
 use natsbridge::transport::{ConnectOptions, NatsContext};
-use natsbridge::{Bridge, ErrorKind};
+use natsbridge::{Bridge, ErrorKind, ReceiveLimits};
 
 use crate::exit::BadInput;
 use crate::progress::Progress;
@@ -206,13 +206,61 @@ fn parse_duration(text: &str) -> Option<Duration> {
 /// Where link payloads go and may come from.
 #[derive(Debug, Args)]
 pub(crate) struct LinkArgs {
-    /// File server for link payloads (uploads; downloads are allowed from
-    /// any http/https origin unless --allow-origin is given).
-    #[arg(long, env = "NATSBRIDGE_FILESERVER", value_name = "URL")]
+    /// File server for link payloads: uploads go there, and links are then
+    /// downloaded only from it and the --allow-origin origins. User info in
+    /// the URL (http://user:pw@host) is this client's credentials for it,
+    /// never written into a link.
+    #[arg(long, env = "NATSBRIDGE_FILESERVER", hide_env_values = true, value_name = "URL")]
     pub(crate) fileserver: Option<String>,
-    /// Only download link payloads from these origins (repeatable).
+    /// Also download link payloads from this origin (repeatable). With
+    /// neither this nor a file server, links are downloaded from any
+    /// http/https origin, except by commands that send what they fetch on
+    /// (reply), which then fetch none.
     #[arg(long, value_name = "URL")]
     pub(crate) allow_origin: Vec<String>,
+    /// The most bytes one message's links may bring in together (links
+    /// declaring more are refused before any is fetched).
+    #[arg(long, value_name = "BYTES", default_value_t = ReceiveLimits::default().max_envelope_bytes)]
+    pub(crate) max_message_bytes: u64,
+    /// How long one link's download may take in all, retries included.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_timeout)]
+    pub(crate) link_deadline: Duration,
+    /// How long fetching all of one message's links may take.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_timeout)]
+    pub(crate) message_deadline: Duration,
+}
+
+impl LinkArgs {
+    /// How links are received, for a command of this kind.
+    pub(crate) fn receiving(&self, unlisted: Unlisted) -> Receiving<'_> {
+        Receiving {
+            allow_origin: &self.allow_origin,
+            unlisted,
+            limits: ReceiveLimits::default()
+                .max_envelope_bytes(self.max_message_bytes)
+                .link_deadline(self.link_deadline)
+                .message_deadline(self.message_deadline),
+        }
+    }
+}
+
+/// How a command receives links: from where ([`link_policy`]) and within
+/// which limits.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Receiving<'a> {
+    /// Origins allowed besides the store's.
+    pub(crate) allow_origin: &'a [String],
+    /// Whether any origin is fetched from when none is configured.
+    pub(crate) unlisted: Unlisted,
+    /// What one message may cost.
+    pub(crate) limits: ReceiveLimits,
+}
+
+impl Receiving<'static> {
+    /// The defaults: no origin added, any fetched when none is configured.
+    pub(crate) fn defaults() -> Self {
+        Receiving { allow_origin: &[], unlisted: Unlisted::Fetch, limits: ReceiveLimits::default() }
+    }
 }
 
 /// Where link payloads are uploaded: at most one store is used, the first
@@ -271,15 +319,50 @@ impl Store {
     }
 }
 
+/// Whether a command may fetch links from any origin when none is
+/// configured (see [`link_policy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unlisted {
+    /// The seeds' receivers: show or store what arrived, from anywhere.
+    Fetch,
+    /// The command sends what it fetched on to a peer (`reply`): a link to
+    /// an origin the user did not configure is refused, or any peer could
+    /// read any HTTP service this host reaches.
+    Refuse,
+}
+
+/// The one link policy every receiving command applies
+/// (`docs/security.md`): with a store configured (`--fileserver`, the PUT
+/// template, the S3 endpoint) links are downloaded only from its origin
+/// and the `--allow-origin` ones; with neither, from any http/https
+/// origin, or (`Unlisted::Refuse`) from none.
+pub(crate) fn link_policy(
+    mut downloader: HttpDownloaderBuilder,
+    store: &Store,
+    receiving: &Receiving<'_>,
+) -> HttpDownloaderBuilder {
+    let configured = [store.fileserver.as_deref(), store.put_url.as_deref()];
+    let s3_endpoint = store.s3_bucket.as_ref().and_then(|_| {
+        std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")).ok()
+    });
+    for origin in configured.into_iter().flatten().chain(s3_endpoint.as_deref()) {
+        downloader = downloader.allow_origin(origin);
+    }
+    for origin in receiving.allow_origin {
+        downloader = downloader.allow_origin(origin);
+    }
+    downloader.deny_unlisted(receiving.unlisted == Unlisted::Refuse)
+}
+
 /// A bridge to `target`: link payloads are uploaded to `fileserver` if
-/// given, and downloaded only from `allow_origin` if any; both with
-/// progress bars on a terminal.
+/// given, and downloaded as [`link_policy`] says; both with progress bars
+/// on a terminal.
 pub(crate) async fn connect(
     target: Target,
     fileserver: Option<&str>,
-    allow_origin: &[String],
+    receiving: &Receiving<'_>,
 ) -> anyhow::Result<Bridge> {
-    connect_to_store(target, &Store::plik(fileserver), allow_origin).await
+    connect_to_store(target, &Store::plik(fileserver), receiving).await
 }
 
 /// [`connect`] with link payloads going to `store`; `nats-os://` links
@@ -287,16 +370,14 @@ pub(crate) async fn connect(
 pub(crate) async fn connect_to_store(
     target: Target,
     store: &Store,
-    allow_origin: &[String],
+    receiving: &Receiving<'_>,
 ) -> anyhow::Result<Bridge> {
     let progress = Progress::stderr();
-    let mut downloader = HttpDownloader::builder();
-    for origin in allow_origin {
-        downloader = downloader.allow_origin(origin);
-    }
+    let downloader = link_policy(HttpDownloader::builder(), store, receiving);
     let shown = redact_url(&target.url);
     let mut builder = Bridge::builder(&target.url)
         .connect_options(target.options)
+        .receive_limits(receiving.limits)
         .download_handler(progress.downloader(downloader)?);
     if let Some(uploader) = store.uploader().context(BadInput)? {
         builder = builder.upload_handler(progress.uploader(uploader));

@@ -105,8 +105,10 @@ pub(crate) async fn run(as_json: bool) -> anyhow::Result<ExitCode> {
 async fn walkthroughs(nats_url: &str, files_url: &str) -> anyhow::Result<Vec<Walkthrough>> {
     // The command line's own connection: link uploads and downloads show
     // progress bars on a terminal.
-    let connect =
-        || crate::connect::connect(crate::connect::Target::url(nats_url), Some(files_url), &[]);
+    let receiving = crate::connect::Receiving::defaults();
+    let connect = || {
+        crate::connect::connect(crate::connect::Target::url(nats_url), Some(files_url), &receiving)
+    };
     let alice = connect().await.context("connecting the sender")?;
     let bob = connect().await.context("connecting the receiver")?;
     let mut done = Vec::new();

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::json;
 
-use crate::connect::{Store, Target, connect_to_store};
+use crate::connect::{Receiving, Store, Target, connect_to_store};
 use crate::{ctrl_c, inspect, local, print_json};
 
 #[derive(Debug, Args)]
@@ -27,8 +27,12 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(nats = %nats.url, fileserver = %files.url(), "local servers started");
     // The page watches every subject of the local server; what it sends
     // goes by link to the local file server by `send`'s rules.
-    let bridge =
-        connect_to_store(Target::url(&nats.url), &Store::plik(Some(files.url())), &[]).await?;
+    let bridge = connect_to_store(
+        Target::url(&nats.url),
+        &Store::plik(Some(files.url())),
+        &Receiving::defaults(),
+    )
+    .await?;
     let inspector = inspect::start(
         inspect::Watch {
             bridge,

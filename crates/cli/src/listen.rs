@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use futures_util::{Stream, StreamExt};
-use natsbridge::{Received, Rejected};
+use futures_util::StreamExt;
+use futures_util::future::Either;
+use futures_util::stream::FuturesUnordered;
 
-use crate::connect::{LinkArgs, NatsArgs, connect};
+use crate::connect::{LinkArgs, NatsArgs, Unlisted, connect};
 use crate::exit;
+use crate::receive::{self, Shown};
 use crate::{report, show};
 
 #[derive(Debug, Args)]
@@ -44,19 +46,35 @@ pub(crate) struct ListenArgs {
     json: bool,
 }
 
+/// How many messages may be fetching their links at once: one slow link
+/// holds one of these, and the messages after it go on through the others.
+const IN_FLIGHT: usize = 8;
+
+/// What one message came to.
+enum Outcome {
+    /// Decoded, its links fetched for showing.
+    Shown(Box<Shown>, String),
+    /// Not decoded: the error, the subject, the message as it came.
+    Rejected(natsbridge::Error, String, natsbridge::envelope::bytes::Bytes),
+}
+
 pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<ExitCode> {
-    let bridge =
-        connect(nats.target()?, args.links.fileserver.as_deref(), &args.links.allow_origin).await?;
-    // A core subscription or a JetStream durable consumer: the same stream
-    // of decoded envelopes (the consumer acks what decoded).
-    let mut sub: std::pin::Pin<Box<dyn Stream<Item = Result<Received, Rejected>> + Send>> =
-        match (&args.stream, &args.durable, &args.queue) {
-            (Some(stream), Some(durable), _) => {
-                Box::pin(bridge.jetstream_consumer(stream, durable).await?)
-            }
-            (_, _, Some(group)) => Box::pin(bridge.queue_subscribe(&args.subject, group).await?),
-            _ => Box::pin(bridge.subscribe(&args.subject).await?),
-        };
+    let receiving = args.links.receiving(Unlisted::Fetch);
+    let bridge = connect(nats.target()?, args.links.fileserver.as_deref(), &receiving).await?;
+    // A JetStream durable consumer (the library decodes and acks each
+    // message in turn), or a core subscription whose messages are fetched
+    // here, several at a time.
+    let mut consumer = None;
+    let mut core = None;
+    match (&args.stream, &args.durable, &args.queue) {
+        (Some(stream), Some(durable), _) => {
+            consumer = Some(bridge.jetstream_consumer(stream, durable).await?)
+        }
+        (_, _, Some(group)) => {
+            core = Some(bridge.connection().queue_subscribe(&args.subject, group).await?)
+        }
+        _ => core = Some(bridge.connection().subscribe(&args.subject).await?),
+    }
     bridge.connection().sync().await?;
     match (&args.stream, &args.durable) {
         (Some(stream), Some(durable)) => {
@@ -65,42 +83,77 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
         _ => eprintln!("natsbridge: listening on {}", args.subject),
     }
     let deadline = nats.timeout_flag().map(|d| tokio::time::Instant::now() + d);
-    let mut received = 0usize;
+    let out = args.out.as_deref();
+    let mut taken = 0usize;
+    let mut shown = 0usize;
+    let mut ended = false;
     let mut all_decoded = true;
-    while args.count.is_none_or(|n| received < n) {
-        let next = match deadline {
-            Some(at) => match tokio::time::timeout_at(at, sub.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    eprintln!("natsbridge: timed out after {received} message(s)");
-                    return Ok(ExitCode::from(exit::TIMEOUT));
-                }
-            },
-            None => sub.next().await,
-        };
-        let Some(item) = next else { break };
-        received += 1;
-        match item {
-            Ok(msg) => {
-                tracing::info!(subject = %msg.subject, msg_id = %msg.envelope.msg_id, "received");
-                all_decoded &=
-                    show::print(&msg.envelope, &msg.subject, args.out.as_deref(), args.json)?;
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        let may_take = !ended && args.count.is_none_or(|n| taken < n);
+        if !may_take && in_flight.is_empty() {
+            break;
+        }
+        let timed_out = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
             }
-            Err(rejected) => {
-                tracing::info!(subject = %rejected.subject, error = %rejected.error, "rejected");
-                if let Some(dir) = &args.out {
-                    let failed = dir.join("failed");
-                    std::fs::create_dir_all(&failed)?;
-                    std::fs::write(failed.join(format!("{received}.msg")), &rejected.payload)?;
+        };
+        tokio::select! {
+            next = async {
+                match (&mut consumer, &mut core) {
+                    (Some(consumer), _) => consumer.next().await.map(Either::Left),
+                    (_, Some(core)) => core.next().await.map(Either::Right),
+                    _ => None,
                 }
-                let line = if args.json {
-                    report::error_line(&rejected.error)
-                } else {
-                    show::rejected(&rejected.subject, &rejected.error)
+            }, if may_take && in_flight.len() < IN_FLIGHT => {
+                let Some(next) = next else {
+                    ended = true;
+                    continue;
                 };
-                let mut stdout = std::io::stdout().lock();
-                writeln!(stdout, "{line}")?;
-                stdout.flush()?;
+                taken += 1;
+                let bridge = bridge.clone();
+                in_flight.push(async move {
+                    match next {
+                        Either::Left(Ok(received)) => {
+                            let dir = out
+                                .map(|o| report::message_dir(o, &received.envelope.msg_id))
+                                .transpose();
+                            match dir {
+                                Ok(dir) => Outcome::Shown(
+                                    Box::new(Shown {
+                                        envelope: received.envelope,
+                                        streamed: Vec::new(),
+                                        dir,
+                                    }),
+                                    received.subject,
+                                ),
+                                Err(e) => Outcome::Rejected(
+                                    natsbridge::claimcheck::Error::io(
+                                        "creating the message's directory under --out",
+                                        e,
+                                    )
+                                    .into(),
+                                    received.subject,
+                                    Default::default(),
+                                ),
+                            }
+                        }
+                        Either::Left(Err(rejected)) => {
+                            Outcome::Rejected(rejected.error, rejected.subject, rejected.payload)
+                        }
+                        Either::Right(message) => receive_core(&bridge, message, out).await,
+                    }
+                });
+            }
+            Some(outcome) = in_flight.next() => {
+                shown += 1;
+                all_decoded &= print(outcome, &args, shown)?;
+            }
+            () = timed_out => {
+                eprintln!("natsbridge: timed out after {shown} message(s)");
+                return Ok(ExitCode::from(exit::TIMEOUT));
             }
         }
     }
@@ -110,4 +163,65 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
         return Ok(ExitCode::from(exit::BAD_INPUT));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Decodes a core NATS message and fetches its links for showing.
+async fn receive_core(
+    bridge: &natsbridge::Bridge,
+    message: natsbridge::transport::Message,
+    out: Option<&std::path::Path>,
+) -> Outcome {
+    let subject: String = message.subject.as_str().into();
+    let envelope = match natsbridge::Envelope::from_json(&message.payload) {
+        Ok(envelope) => envelope,
+        Err(e) => return Outcome::Rejected(e.into(), subject, message.payload),
+    };
+    let limits = bridge.receive_limits();
+    match receive::fetch_for_show(envelope, bridge.downloader(), limits, out).await {
+        Ok(shown) => Outcome::Shown(Box::new(shown), subject),
+        Err(error) => Outcome::Rejected(error, subject, message.payload),
+    }
+}
+
+/// Prints one message's outcome (the `number`th shown); whether all its
+/// payloads decoded.
+fn print(outcome: Outcome, args: &ListenArgs, number: usize) -> anyhow::Result<bool> {
+    match outcome {
+        Outcome::Shown(shown, subject) => {
+            tracing::info!(subject = %subject, msg_id = %shown.envelope.msg_id, "received");
+            show::print(&shown, &subject, args.json)
+        }
+        Outcome::Rejected(error, subject, payload) => {
+            tracing::info!(subject = %subject, error = %error, "rejected");
+            if let Some(dir) = &args.out {
+                save_failed(dir, number, &payload)?;
+            }
+            let line = if args.json {
+                report::error_line(&error)
+            } else {
+                show::rejected(&subject, &error)
+            };
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{line}")?;
+            stdout.flush()?;
+            Ok(true)
+        }
+    }
+}
+
+/// Keeps a message that did not decode as `DIR/failed/N.msg`, under a
+/// fresh name if that one is taken (never over a file, never through a
+/// symlink).
+fn save_failed(dir: &std::path::Path, number: usize, payload: &[u8]) -> anyhow::Result<()> {
+    let failed = dir.join("failed");
+    std::fs::create_dir_all(&failed)?;
+    for n in 1u32.. {
+        let name = if n == 1 { format!("{number}.msg") } else { format!("{number}-{n}.msg") };
+        match report::write_new(&failed.join(name), payload) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }

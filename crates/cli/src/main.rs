@@ -22,6 +22,7 @@ mod local;
 mod man;
 mod payload_arg;
 mod progress;
+mod receive;
 mod reply;
 mod report;
 mod request;

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use natsbridge::{Bridge, Envelope, Payload, PayloadType, SendOptions, Subscription};
 
-use crate::connect::{LinkArgs, NatsArgs, connect, parse_timeout};
+use crate::connect::{LinkArgs, NatsArgs, Unlisted, connect, parse_timeout};
 use crate::{ctrl_c, parse_payloads, payload_arg, redact_url, report};
 
 /// The queue group replicas join unless `--queue` or `--no-queue` says.
@@ -76,7 +76,8 @@ pub(crate) async fn run(args: ReplyArgs, nats: &NatsArgs) -> anyhow::Result<Exit
     let target = nats.target()?;
     let broker_url = redact_url(&target.url);
     let bridge =
-        connect(target, args.links.fileserver.as_deref(), &args.links.allow_origin).await?;
+        connect(target, args.links.fileserver.as_deref(), &args.links.receiving(Unlisted::Refuse))
+            .await?;
     let mut sub = if args.no_queue {
         bridge.subscribe(&args.subject).await?
     } else {

@@ -4,35 +4,71 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use natsbridge::{Envelope, PayloadType, sha256_hex, upload_file_name};
+use natsbridge::{Envelope, PayloadRecord, PayloadType, sha256_hex, upload_file_name};
 use serde_json::{Map, Value, json};
 
-/// The envelope's top-level fields except `payloads`, and a summary of each
-/// payload: `dataname`, `payload_type`, `transport`, `size`, `sha256` of the
-/// bytes as received, and `path` where `out` saved them (or null).
+use crate::receive::Streamed;
+
+/// The envelope's top-level fields except `payloads`, the peer's unknown
+/// top-level keys nested under `extra`, and a summary of each payload:
+/// `dataname`, `payload_type`, `transport`, `size`, `sha256` of the bytes
+/// as received, and `path` where they were saved under `out` (or null).
 pub(crate) fn line(envelope: &Envelope, out: Option<&Path>) -> anyhow::Result<String> {
-    Ok(line_with_paths(envelope, &save_all(envelope, out)?))
+    let dir = match out {
+        Some(out) if envelope.payloads.iter().any(|r| r.bytes().is_some()) => {
+            Some(message_dir(out, &envelope.msg_id)?)
+        }
+        _ => None,
+    };
+    let paths = save_all(envelope, dir.as_deref())?;
+    Ok(line_with_paths(envelope, &paths, &[]))
 }
 
-/// Saves each payload whose bytes are here under `out` (if given); the
-/// paths, one per payload (None where nothing was saved).
+/// Creates a fresh directory for one message's payloads under `out`,
+/// named by its `msg_id` made safe for a path: `ID`, or `ID-2`, `ID-3` ...
+/// when that name is taken (another message with the same id, or anything
+/// planted there, a symlink included), so a message never writes into
+/// another's directory nor through a link.
+pub(crate) fn message_dir(out: &Path, msg_id: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(out)?;
+    let base = natsbridge::claimcheck::safe_file_name(msg_id);
+    for n in 1u32.. {
+        let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+        let dir = out.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("u32 names run out only after 4 billion messages with one id")
+}
+
+/// Saves each payload whose bytes are here into the message's directory
+/// `dir` (from [`message_dir`], if saving); the paths, one per payload
+/// (None where nothing was saved).
 pub(crate) fn save_all(
     envelope: &Envelope,
-    out: Option<&Path>,
+    dir: Option<&Path>,
 ) -> anyhow::Result<Vec<Option<PathBuf>>> {
     envelope
         .payloads
         .iter()
         .enumerate()
-        .map(|(index, record)| match (out, record.bytes()) {
-            (Some(dir), Some(bytes)) => save(dir, envelope, index, record, bytes).map(Some),
+        .map(|(index, record)| match (dir, record.bytes()) {
+            (Some(dir), Some(bytes)) => save(dir, index, record, bytes).map(Some),
             _ => Ok(None),
         })
         .collect()
 }
 
-/// [`line`] for payloads already saved at `paths` (from [`save_all`]).
-pub(crate) fn line_with_paths(envelope: &Envelope, paths: &[Option<PathBuf>]) -> String {
+/// [`line`] for payloads already saved at `paths` (from [`save_all`]) and
+/// links streamed past their digest (`streamed`, by payload index).
+pub(crate) fn line_with_paths(
+    envelope: &Envelope,
+    paths: &[Option<PathBuf>],
+    streamed: &[Option<Streamed>],
+) -> String {
     let mut obj = Map::new();
     for (key, value) in [
         ("correlation_id", &envelope.correlation_id),
@@ -51,18 +87,23 @@ pub(crate) fn line_with_paths(envelope: &Envelope, paths: &[Option<PathBuf>]) ->
         obj.insert(key.into(), value.as_str().into());
     }
     obj.insert("metadata".into(), Value::Object(envelope.metadata.clone()));
-    for (key, value) in &envelope.extra {
-        obj.insert(key.clone(), value.clone());
-    }
+    // A peer's keys never sit beside ours (an `error` a script trusts):
+    // all of them in one object of their own.
+    let extra = envelope.extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    obj.insert("extra".into(), Value::Object(extra));
     let mut payloads = Vec::with_capacity(envelope.payloads.len());
     for (index, record) in envelope.payloads.iter().enumerate() {
-        let path = paths.get(index).and_then(Option::as_ref);
+        let streamed = streamed.get(index).and_then(Option::as_ref);
+        let path = paths
+            .get(index)
+            .and_then(Option::as_ref)
+            .or_else(|| streamed.and_then(|s| s.path.as_ref()));
         payloads.push(json!({
             "dataname": record.dataname,
             "payload_type": record.payload_type.as_str(),
             "transport": record.transport().as_str(),
-            "size": record.size(),
-            "sha256": record.bytes().map(|b| sha256_hex(b)),
+            "size": record.size().or(streamed.map(|s| s.size)),
+            "sha256": record.bytes().map(|b| sha256_hex(b)).or(streamed.map(|s| s.sha256.clone())),
             "path": path.map(|p| p.display().to_string()),
         }));
     }
@@ -70,16 +111,9 @@ pub(crate) fn line_with_paths(envelope: &Envelope, paths: &[Option<PathBuf>]) ->
     Value::Object(obj).to_string()
 }
 
-fn save(
-    dir: &Path,
-    envelope: &Envelope,
-    index: usize,
-    record: &natsbridge::PayloadRecord,
-    bytes: &[u8],
-) -> anyhow::Result<PathBuf> {
-    // One directory per message, named by its id made safe for a path.
-    let dir = dir.join(natsbridge::claimcheck::safe_file_name(&envelope.msg_id));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+/// The file name payload `index` is saved under in its message's
+/// directory: `INDEX-NAME.EXT`, unique within the message.
+pub(crate) fn file_name(index: usize, record: &PayloadRecord) -> String {
     let mut name = upload_file_name(&record.dataname, &record.payload_type);
     // A table saved as `sales.csv` would say CSV and hold Arrow IPC.
     if matches!(record.payload_type, PayloadType::ArrowTable | PayloadType::Table)
@@ -87,9 +121,21 @@ fn save(
     {
         name.push_str(".arrow");
     }
-    let path = dir.join(format!("{index}-{name}"));
-    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    format!("{index}-{name}")
+}
+
+fn save(dir: &Path, index: usize, record: &PayloadRecord, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+    let path = dir.join(file_name(index, record));
+    write_new(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// Writes a file that must not exist yet: never over another file, never
+/// through a symlink (`O_CREAT | O_EXCL` fails on both).
+pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    file.write_all(bytes)
 }
 
 /// The line printed for a message that could not be decoded:

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::connect::{NatsArgs, connect};
+use crate::connect::{NatsArgs, Receiving, connect};
 use crate::send::EnvelopeArgs;
 use crate::{exit, parse_payloads, show};
 
@@ -29,11 +29,12 @@ pub(crate) async fn run(args: RequestArgs, nats: &NatsArgs) -> anyhow::Result<Ex
     let timeout = nats.timeout()?;
     let target = nats.target()?;
     let options = args.envelope.options(&target.url);
-    let bridge = connect(target, args.envelope.fileserver.as_deref(), &[]).await?;
+    let bridge =
+        connect(target, args.envelope.fileserver.as_deref(), &Receiving::defaults()).await?;
     tracing::info!(subject = %args.subject, "sending the request");
     let answer = bridge.request(&args.subject, payloads, options, timeout).await?;
     tracing::info!(msg_id = %answer.msg_id, "reply received");
-    if show::print(&answer, &answer.send_to, args.out.as_deref(), args.json)? {
+    if show::print_received(&answer, &answer.send_to, args.out.as_deref(), args.json)? {
         Ok(ExitCode::SUCCESS)
     } else {
         Ok(ExitCode::from(exit::BAD_INPUT))

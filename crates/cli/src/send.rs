@@ -8,7 +8,7 @@ use clap::Args;
 use natsbridge::envelope::DEFAULT_MAX_PAYLOAD;
 use natsbridge::{SendOptions, pack_files};
 
-use crate::connect::{NatsArgs, Store, connect_to_store};
+use crate::connect::{NatsArgs, Receiving, Store, connect_to_store};
 use crate::exit::BadInput;
 use crate::progress::Progress;
 use crate::{payload_arg, print_json, redact_url};
@@ -26,11 +26,11 @@ pub(crate) struct EnvelopeArgs {
     #[arg(required = true, value_name = "PAYLOAD")]
     pub(crate) payloads: Vec<String>,
     /// Claim-check file server (Plik API) for payloads that go by link.
-    #[arg(long, env = "NATSBRIDGE_FILESERVER", value_name = "URL")]
+    #[arg(long, env = "NATSBRIDGE_FILESERVER", hide_env_values = true, value_name = "URL")]
     pub(crate) fileserver: Option<String>,
     /// Upload link payloads with one HTTP PUT each to this URL template
     /// (`{uuid}` and `{name}` are filled in); the URL is the link.
-    #[arg(long, env = "NATSBRIDGE_PUT_URL", value_name = "TEMPLATE")]
+    #[arg(long, env = "NATSBRIDGE_PUT_URL", hide_env_values = true, value_name = "TEMPLATE")]
     pub(crate) put_url: Option<String>,
     /// Upload link payloads to this S3 bucket (presigned GET links); the
     /// endpoint, region and credentials come from the standard AWS
@@ -136,7 +136,7 @@ pub(crate) async fn run(args: SendArgs, nats: &NatsArgs) -> anyhow::Result<ExitC
     } else {
         let target = nats.target()?;
         let options = args.envelope.options(&target.url);
-        let bridge = connect_to_store(target, &store, &[]).await?;
+        let bridge = connect_to_store(target, &store, &Receiving::defaults()).await?;
         if args.jetstream {
             let payloads = payload_arg_files_to_payloads(payloads)?;
             let (sent, ack) = bridge.jetstream_send(&args.subject, payloads, options).await?;

@@ -13,6 +13,7 @@ use natsbridge::table::RecordBatch;
 use natsbridge::{Envelope, PayloadRecord, PayloadType, PayloadValue, sha256_hex};
 use serde_json::{Map, Value};
 
+use crate::receive::{Shown, Streamed};
 use crate::report;
 
 /// How many rows of an Arrow table are shown.
@@ -20,22 +21,31 @@ const TABLE_ROWS: usize = 10;
 /// Wider cells are cut to this many characters.
 const CELL_WIDTH: usize = 40;
 
-/// Prints what arrived in `envelope` (on `subject`) on stdout, as one JSON
-/// line with `json` or else as text, saving its payloads under `out`; each
-/// payload that does not decode as its type says is a line on stderr.
-/// Returns whether every payload decoded.
-pub(crate) fn print(
+/// [`print`] for an envelope whose links are all fetched (a library
+/// receive), saving its payloads in a fresh directory under `out`.
+pub(crate) fn print_received(
     envelope: &Envelope,
     subject: &str,
     out: Option<&Path>,
     json: bool,
 ) -> anyhow::Result<bool> {
-    let paths = report::save_all(envelope, out)?;
+    let dir = out.map(|out| report::message_dir(out, &envelope.msg_id)).transpose()?;
+    print(&Shown { envelope: envelope.clone(), streamed: Vec::new(), dir }, subject, json)
+}
+
+/// Prints what arrived (`shown`, on `subject`) on stdout, as one JSON
+/// line with `json` or else as text, saving the payloads held in memory in
+/// its directory (links streamed there are saved already); each payload
+/// that does not decode as its type says is a line on stderr. Returns
+/// whether every payload decoded.
+pub(crate) fn print(shown: &Shown, subject: &str, json: bool) -> anyhow::Result<bool> {
+    let envelope = &shown.envelope;
+    let paths = report::save_all(envelope, shown.dir.as_deref())?;
     let (text, errors) = if json {
         let errors = envelope.payloads.iter().filter_map(|r| decode(r).err()).collect();
-        (report::line_with_paths(envelope, &paths), errors)
+        (report::line_with_paths(envelope, &paths, &shown.streamed), errors)
     } else {
-        render(envelope, subject, &paths)
+        render(envelope, subject, &paths, &shown.streamed)
     };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{text}")?;
@@ -89,12 +99,21 @@ fn decode(record: &PayloadRecord) -> Result<Decoded, String> {
 
 /// The text form of an envelope and the errors of the payloads that do not
 /// decode.
-fn render(envelope: &Envelope, subject: &str, paths: &[Option<PathBuf>]) -> (String, Vec<String>) {
+fn render(
+    envelope: &Envelope,
+    subject: &str,
+    paths: &[Option<PathBuf>],
+    streamed: &[Option<Streamed>],
+) -> (String, Vec<String>) {
     let mut out = String::new();
     let mut errors = Vec::new();
     out.push_str(&header(envelope, subject));
     for (index, record) in envelope.payloads.iter().enumerate() {
-        let size = record.size().map_or_else(|| "size unknown".into(), |s| format!("{s} bytes"));
+        let streamed = streamed.get(index).and_then(Option::as_ref);
+        let size = record
+            .size()
+            .or(streamed.map(|s| s.size))
+            .map_or_else(|| "size unknown".into(), |s| format!("{s} bytes"));
         let _ = write!(
             out,
             "\n[{index}] {} ({}, {size}, {})",
@@ -113,10 +132,18 @@ fn render(envelope: &Envelope, subject: &str, paths: &[Option<PathBuf>]) -> (Str
                 let sha = record.bytes().map(|b| sha256_hex(b)).unwrap_or_default();
                 indent(&mut out, &format!("sha256 {sha}"));
             }
-            Ok(Decoded::NotFetched) => {
-                let url = record.url().map(crate::redact_url).unwrap_or_default();
-                indent(&mut out, &format!("link {} (not fetched)", clean(&url)));
-            }
+            Ok(Decoded::NotFetched) => match streamed {
+                Some(streamed) => {
+                    indent(&mut out, &format!("sha256 {}", streamed.sha256));
+                    if let Some(path) = &streamed.path {
+                        indent(&mut out, &format!("saved to {}", path.display()));
+                    }
+                }
+                None => {
+                    let url = record.url().map(crate::redact_url).unwrap_or_default();
+                    indent(&mut out, &format!("link {} (not fetched)", clean(&url)));
+                }
+            },
             Err(error) => {
                 indent(&mut out, &format!("error: {error}"));
                 errors.push(error);

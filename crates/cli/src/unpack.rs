@@ -7,17 +7,20 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
+use natsbridge::Envelope;
 use natsbridge::claimcheck::HttpDownloader;
-use natsbridge::smartunpack;
 
+use crate::connect::{LinkArgs, Store, Unlisted, link_policy};
 use crate::exit::{self, BadInput};
 use crate::progress::Progress;
-use crate::show;
+use crate::{receive, show};
 
 #[derive(Debug, Args)]
 pub(crate) struct UnpackArgs {
     /// The envelope file, or `-` for standard input.
     file: String,
+    #[command(flatten)]
+    links: LinkArgs,
     /// Save each payload's bytes under this directory.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -39,10 +42,17 @@ pub(crate) async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("reading {}", args.file))
             .context(BadInput)?;
     }
-    let downloader = Progress::stderr().downloader(HttpDownloader::builder())?;
-    let envelope = smartunpack(&message, &downloader).await?;
+    let receiving = args.links.receiving(Unlisted::Fetch);
+    let store = Store::plik(args.links.fileserver.as_deref());
+    let downloader = link_policy(HttpDownloader::builder(), &store, &receiving);
+    let downloader = Progress::stderr().downloader(downloader)?;
+    let envelope = Envelope::from_json(&message)?;
+    let shown =
+        receive::fetch_for_show(envelope, &downloader, &receiving.limits, args.out.as_deref())
+            .await?;
+    let envelope = &shown.envelope;
     tracing::info!(msg_id = %envelope.msg_id, payloads = envelope.payloads.len(), "unpacked");
-    if show::print(&envelope, &envelope.send_to, args.out.as_deref(), args.json)? {
+    if show::print(&shown, &envelope.send_to, args.json)? {
         Ok(ExitCode::SUCCESS)
     } else {
         Ok(ExitCode::from(exit::BAD_INPUT))

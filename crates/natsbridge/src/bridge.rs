@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::claimcheck::{DownloadHandler, HttpDownloader, PlikUploader, UploadHandler};
 use crate::claimcheck::{LinkRouter, download_fn};
 use crate::envelope::{Envelope, IdSource, Payload, PayloadRecord, SendOptions};
+use crate::limits::ReceiveLimits;
 use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
 use crate::pack::Outgoing;
 use crate::pack::{fetch_links, has_links};
@@ -18,7 +19,10 @@ use crate::transport::{Ack, ConnectOptions, Connection, Message};
 use crate::{Error, Result};
 
 /// Connects to `url` with default options: no file server (every payload
-/// must fit direct), downloads allowed from any `http`/`https` origin.
+/// must fit direct), downloads allowed from any `http`/`https` origin (the
+/// seeds' receivers; see [`BridgeBuilder::fileserver`] and
+/// `docs/security.md` for when to restrict them), the default
+/// [`ReceiveLimits`].
 pub async fn connect(url: &str) -> Result<Bridge> {
     Bridge::builder(url).connect().await
 }
@@ -32,6 +36,7 @@ pub struct BridgeBuilder {
     uploader: Option<Arc<dyn UploadHandler>>,
     downloader: Option<Arc<dyn DownloadHandler>>,
     object_store: Option<ObjectStoreOptions>,
+    limits: ReceiveLimits,
 }
 
 impl std::fmt::Debug for BridgeBuilder {
@@ -43,6 +48,7 @@ impl std::fmt::Debug for BridgeBuilder {
             .field("uploader", &self.uploader.is_some())
             .field("downloader", &self.downloader.is_some())
             .field("object_store", &self.object_store)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -57,8 +63,12 @@ impl BridgeBuilder {
     }
 
     /// Uses a Plik-compatible file server for link payloads (the seeds'
-    /// `fileserver_url` with `plik_oneshot_upload`), and allows downloads
-    /// from it when no download handler is set.
+    /// `fileserver_url` with `plik_oneshot_upload`). When no download
+    /// handler is set, links are then downloaded **only from this file
+    /// server's origin** (any other is refused with
+    /// `ClaimCheck(UrlRefused)` before a request is made), with the user
+    /// info of `url`, if any, as this receiver's credentials for it. The
+    /// user info is never written into a link.
     pub fn fileserver(mut self, url: impl Into<String>) -> Self {
         self.fileserver = Some(url.into());
         self
@@ -71,7 +81,8 @@ impl BridgeBuilder {
     }
 
     /// Uses this download handler for received link payloads (retry
-    /// policy, origin allowlist, size cap).
+    /// policy, origin allowlist, size cap). It replaces the default one
+    /// (any origin, or only the [`fileserver`](Self::fileserver)'s).
     pub fn download_handler(mut self, handler: Arc<dyn DownloadHandler>) -> Self {
         self.downloader = Some(handler);
         self
@@ -112,6 +123,13 @@ impl BridgeBuilder {
         self
     }
 
+    /// Bounds what each received envelope may cost (memory for its links,
+    /// deadlines). Default [`ReceiveLimits::default`].
+    pub fn receive_limits(mut self, limits: ReceiveLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Connects.
     pub async fn connect(self) -> Result<Bridge> {
         if let Some(options) = self.object_store.as_ref().filter(|o| o.send)
@@ -135,9 +153,12 @@ impl BridgeBuilder {
             }
             (None, None) => None,
         };
-        let downloader = match self.downloader {
-            Some(d) => d,
-            None => Arc::new(HttpDownloader::new()?) as Arc<dyn DownloadHandler>,
+        let downloader = match (self.downloader, &self.fileserver) {
+            (Some(d), _) => d,
+            (None, Some(url)) => Arc::new(
+                HttpDownloader::builder().allow_origin(url.as_str()).deny_unlisted(true).build()?,
+            ) as Arc<dyn DownloadHandler>,
+            (None, None) => Arc::new(HttpDownloader::new()?) as Arc<dyn DownloadHandler>,
         };
         let conn = self.connect.connect().await?;
         let mut uploader = uploader;
@@ -169,7 +190,7 @@ impl BridgeBuilder {
         // The URL goes into every envelope's `broker_url`: never with the
         // credentials it may carry.
         let broker_url = crate::transport::redact_url(&self.url);
-        Ok(Bridge { conn, uploader, downloader, broker_url })
+        Ok(Bridge { conn, uploader, downloader, broker_url, limits: self.limits })
     }
 }
 
@@ -180,6 +201,7 @@ pub struct Bridge {
     pub(crate) uploader: Option<Arc<dyn UploadHandler>>,
     pub(crate) downloader: Arc<dyn DownloadHandler>,
     broker_url: String,
+    pub(crate) limits: ReceiveLimits,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -201,7 +223,20 @@ impl Bridge {
             uploader: None,
             downloader: None,
             object_store: None,
+            limits: ReceiveLimits::default(),
         }
+    }
+
+    /// The download handlers links are fetched with (by scheme: the HTTP
+    /// downloader, the object store): for a receiver that downloads a link
+    /// to a file or to its digest ([`link_request`](crate::link_request)).
+    pub fn downloader(&self) -> &Arc<dyn DownloadHandler> {
+        &self.downloader
+    }
+
+    /// What each received envelope may cost ([`BridgeBuilder::receive_limits`]).
+    pub fn receive_limits(&self) -> &ReceiveLimits {
+        &self.limits
     }
 
     /// The NATS connection.
@@ -357,7 +392,7 @@ impl Bridge {
         }
         // Boxed: the download path's state stays out of every receive's
         // future, which the common all-direct envelope never awaits.
-        Box::pin(fetch_links(envelope, self.downloader.as_ref())).await
+        Box::pin(fetch_links(envelope, self.downloader.as_ref(), &self.limits)).await
     }
 
     /// One payload with its bytes here, downloading it through this
@@ -365,7 +400,7 @@ impl Bridge {
     /// [`fetch_payload`](crate::fetch_payload)): for a receiver that reads
     /// envelopes lazily and needs one link of several.
     pub async fn fetch_payload(&self, record: &PayloadRecord) -> Result<PayloadRecord> {
-        crate::pack::fetch_payload(record, self.downloader.as_ref()).await
+        crate::pack::fetch_payload_with(record, self.downloader.as_ref(), &self.limits).await
     }
 
     /// The newer seed's name for [`Bridge::smartreceive`].

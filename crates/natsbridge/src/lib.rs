@@ -59,6 +59,7 @@
 
 mod bridge;
 mod error;
+mod limits;
 mod pack;
 mod prepared;
 mod sent;
@@ -85,10 +86,11 @@ pub use crate::envelope::{
     SendOptions, Transport,
 };
 pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::limits::ReceiveLimits;
 pub use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
 pub use crate::pack::{
-    FilePayload, Outgoing, SHA256_KEY, fetch_payload, pack, pack_files, unpack as smartunpack,
-    upload_file_name,
+    FilePayload, Outgoing, SHA256_KEY, fetch_payload, link_request, pack, pack_files,
+    unpack as smartunpack, unpack_with as smartunpack_with, upload_file_name,
 };
 pub use crate::prepared::PreparedSender;
 pub use crate::sent::Sent;

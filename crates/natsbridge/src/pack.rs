@@ -11,6 +11,7 @@ use crate::envelope::{
     Body, Envelope, ErrorKind as EnvelopeErrorKind, Payload, PayloadRecord, PayloadType,
     PlanLimits, SendOptions, Transport, plan_transports,
 };
+use crate::limits::ReceiveLimits;
 use crate::system::{SystemClock, SystemIds};
 use crate::{Error, Result};
 
@@ -280,15 +281,29 @@ pub(crate) async fn finish_links(
 }
 
 /// Parses an envelope and fetches its link payloads: the seeds'
-/// `smartunpack` / `smartreceive` on a message body.
+/// `smartunpack` / `smartreceive` on a message body, with the default
+/// [`ReceiveLimits`] (see [`unpack_with`]).
 ///
 /// Each link record is downloaded with `downloader` (which applies its
 /// retry, size and origin policy), checked against the record's `size` and,
 /// when present, its `sha256`, and becomes [`Body::Fetched`]. A link record
 /// without a `size` (the seeds never define it) takes the downloaded length
-/// as its size, up to the downloader's maximum download size.
+/// as its size, up to the downloader's maximum download size and what is
+/// left of the envelope's budget.
 pub async fn unpack(message: &[u8], downloader: &dyn DownloadHandler) -> Result<Envelope> {
-    fetch_links(Envelope::from_json(message)?, downloader).await
+    unpack_with(message, downloader, &ReceiveLimits::default()).await
+}
+
+/// [`unpack`] within `limits`: the links of one envelope bring at most
+/// `limits.max_envelope_bytes` into memory together (links declaring more
+/// are refused before any is fetched), each link's download ends by
+/// `limits.link_deadline` and all of them by `limits.message_deadline`.
+pub async fn unpack_with(
+    message: &[u8],
+    downloader: &dyn DownloadHandler,
+    limits: &ReceiveLimits,
+) -> Result<Envelope> {
+    fetch_links(Envelope::from_json(message)?, downloader, limits).await
 }
 
 /// Whether `envelope` has link records still to download.
@@ -296,20 +311,67 @@ pub(crate) fn has_links(envelope: &Envelope) -> bool {
     envelope.payloads.iter().any(|r| matches!(r.body, Body::Link { .. }))
 }
 
-/// Downloads the link records of a parsed envelope (see [`unpack`]).
+/// Downloads the link records of a parsed envelope (see [`unpack_with`]).
 pub(crate) async fn fetch_links(
     mut envelope: Envelope,
     downloader: &dyn DownloadHandler,
+    limits: &ReceiveLimits,
 ) -> Result<Envelope> {
-    for (index, record) in envelope.payloads.iter_mut().enumerate() {
-        let Body::Link { url, size } = &record.body else { continue };
-        let bytes = download(url, *size, sha256(record), downloader).await.map_err(|e| {
-            Error::from(e)
-                .context(format!("downloading payload {:?} (payloads[{index}])", record.dataname))
-        })?;
-        record.body = Body::Fetched { url: url.clone(), bytes };
+    check_declared(&envelope, limits)?;
+    let fetch_all = async {
+        let mut used = 0u64;
+        for (index, record) in envelope.payloads.iter_mut().enumerate() {
+            let Some(request) = link_request(record) else { continue };
+            let request = request.max_size(limits.max_envelope_bytes.saturating_sub(used));
+            let bytes = download(&request, downloader, limits).await.map_err(|e| {
+                Error::from(e).context(format!(
+                    "downloading payload {:?} (payloads[{index}])",
+                    record.dataname
+                ))
+            })?;
+            used += bytes.len() as u64;
+            let Body::Link { url, .. } = &mut record.body else { continue };
+            let url = std::mem::take(url);
+            record.body = Body::Fetched { url, bytes };
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(limits.message_deadline, fetch_all).await {
+        Ok(result) => result.map(|()| envelope),
+        Err(_) => Err(Error::from(crate::claimcheck::Error::new(
+            crate::claimcheck::ErrorKind::TimedOut,
+            format!(
+                "the envelope's links were not all fetched within its deadline of {:?} \
+                 (ReceiveLimits::message_deadline)",
+                limits.message_deadline
+            ),
+        ))),
     }
-    Ok(envelope)
+}
+
+/// Refuses, before anything is fetched, an envelope whose links declare
+/// more bytes in all than the receiver's budget for one envelope.
+fn check_declared(envelope: &Envelope, limits: &ReceiveLimits) -> Result<()> {
+    let declared = envelope
+        .payloads
+        .iter()
+        .filter_map(|r| match r.body {
+            Body::Link { size, .. } => Some(size.unwrap_or(0)),
+            _ => None,
+        })
+        .fold(0u64, u64::saturating_add);
+    if declared > limits.max_envelope_bytes {
+        return Err(Error::from(crate::claimcheck::Error::new(
+            crate::claimcheck::ErrorKind::TooLarge { limit: limits.max_envelope_bytes },
+            format!(
+                "the envelope's links declare {declared} bytes in all, over this receiver's \
+                 budget of {} bytes for one envelope (ReceiveLimits::max_envelope_bytes); \
+                 nothing was fetched",
+                limits.max_envelope_bytes
+            ),
+        )));
+    }
+    Ok(())
 }
 
 /// One payload with its bytes here, downloading it if it is a link: for a
@@ -320,46 +382,71 @@ pub(crate) async fn fetch_links(
 ///
 /// A link record is downloaded with `downloader` and checked exactly as
 /// [`smartunpack`](crate::smartunpack) checks every link (its `size`, or
-/// without one the downloader's maximum; its `sha256` when present), and
-/// comes back as [`Body::Fetched`]; a record whose bytes are here already
-/// (direct, or fetched) comes back as it is, with nothing downloaded.
-/// [`Bridge::fetch_payload`](crate::Bridge::fetch_payload) uses the
-/// bridge's download handlers.
+/// without one the downloader's maximum; its `sha256` when present), within
+/// the default [`ReceiveLimits`] (one link: the envelope budget and the
+/// link deadline), and comes back as [`Body::Fetched`]; a record whose
+/// bytes are here already (direct, or fetched) comes back as it is, with
+/// nothing downloaded. [`Bridge::fetch_payload`](crate::Bridge::fetch_payload)
+/// uses the bridge's download handlers and limits.
 pub async fn fetch_payload(
     record: &PayloadRecord,
     downloader: &dyn DownloadHandler,
 ) -> Result<PayloadRecord> {
-    let Body::Link { url, size } = &record.body else { return Ok(record.clone()) };
-    let bytes = download(url, *size, sha256(record), downloader).await.map_err(|e| {
+    fetch_payload_with(record, downloader, &ReceiveLimits::default()).await
+}
+
+/// [`fetch_payload`] within `limits`.
+pub(crate) async fn fetch_payload_with(
+    record: &PayloadRecord,
+    downloader: &dyn DownloadHandler,
+    limits: &ReceiveLimits,
+) -> Result<PayloadRecord> {
+    let Some(request) = link_request(record) else { return Ok(record.clone()) };
+    let request = request.max_size(limits.max_envelope_bytes);
+    let bytes = download(&request, downloader, limits).await.map_err(|e| {
         Error::from(e).context(format!("downloading payload {:?}", record.dataname))
     })?;
     let mut fetched = record.clone();
-    fetched.body = Body::Fetched { url: url.clone(), bytes };
+    fetched.body = Body::Fetched { url: request.url, bytes };
     Ok(fetched)
 }
 
-/// The bytes at a link record's `url`, checked against its `size` (the
-/// seeds never define it: without one, the downloaded length is the size,
-/// bounded by the downloader's maximum download size) and its `sha256`.
-async fn download(
-    url: &str,
-    size: Option<u64>,
-    sha256: Option<&str>,
-    downloader: &dyn DownloadHandler,
-) -> std::result::Result<Bytes, crate::claimcheck::Error> {
+/// What to ask a [`DownloadHandler`] for a link record: its `url`, its
+/// `size` (the seeds never define it: without one, the downloaded length is
+/// the size, bounded by the downloader's maximum) and its `sha256`. `None`
+/// for a record whose bytes are here. For a receiver that downloads a link
+/// somewhere else than memory ([`DownloadSink::File`](crate::claimcheck::DownloadSink::File),
+/// or [`DownloadSink::Digest`](crate::claimcheck::DownloadSink::Digest) to
+/// show its size and SHA-256 without holding it).
+pub fn link_request(record: &PayloadRecord) -> Option<DownloadRequest> {
+    let Body::Link { url, size } = &record.body else { return None };
     let mut request = match size {
-        Some(size) => DownloadRequest::new(url, size),
-        None => DownloadRequest::with_unknown_size(url),
+        Some(size) => DownloadRequest::new(url.as_str(), *size),
+        None => DownloadRequest::with_unknown_size(url.as_str()),
     };
-    if let Some(hash) = sha256 {
+    if let Some(hash) = record.extra.get(SHA256_KEY).and_then(|v| v.as_str()) {
         request = request.sha256(hash);
     }
-    downloader.download_bytes(&request).await
+    Some(request)
 }
 
-/// The record's `sha256` key, if it has one as a string.
-fn sha256(record: &PayloadRecord) -> Option<&str> {
-    record.extra.get(SHA256_KEY).and_then(|v| v.as_str())
+/// The bytes of `request`, by `limits.link_deadline`.
+async fn download(
+    request: &DownloadRequest,
+    downloader: &dyn DownloadHandler,
+    limits: &ReceiveLimits,
+) -> std::result::Result<Bytes, crate::claimcheck::Error> {
+    match tokio::time::timeout(limits.link_deadline, downloader.download_bytes(request)).await {
+        Ok(result) => result,
+        Err(_) => Err(crate::claimcheck::Error::new(
+            crate::claimcheck::ErrorKind::TimedOut,
+            format!(
+                "the link was not complete within its deadline of {:?} \
+                 (ReceiveLimits::link_deadline)",
+                limits.link_deadline
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use futures_util::{Stream, StreamExt};
 use crate::claimcheck::{BoxFuture, DownloadHandler, RetryConfig};
 use crate::envelope::bytes::Bytes;
 use crate::envelope::{Envelope, EnvelopeView};
-use crate::pack::{fetch_links, has_links, unpack};
+use crate::limits::ReceiveLimits;
+use crate::pack::{fetch_links, has_links, unpack_with};
 use crate::transport::{Consumer, Message, Messages, StreamMessage, Subscriber};
 use crate::{Bridge, Error, Result};
 
@@ -142,6 +143,7 @@ impl Subscription {
 fn receive(
     message: Message,
     downloader: &Arc<dyn DownloadHandler>,
+    limits: ReceiveLimits,
 ) -> std::result::Result<Result<Received, Rejected>, BoxFuture<'static, Result<Received, Rejected>>>
 {
     // `as_str().into()`: a `Subject`'s `to_string` goes through the
@@ -159,7 +161,7 @@ fn receive(
     }
     let downloader = downloader.clone();
     Err(Box::pin(async move {
-        match fetch_links(envelope, downloader.as_ref()).await {
+        match fetch_links(envelope, downloader.as_ref(), &limits).await {
             Ok(envelope) => Ok(Received { envelope, subject, reply }),
             Err(error) => Err(reject(error, message.payload, subject)),
         }
@@ -176,7 +178,7 @@ impl Stream for Subscription {
             let Some(message) = ready!(this.subscriber.poll_next_unpin(cx)) else {
                 return Poll::Ready(None);
             };
-            match receive(message, &this.bridge.downloader) {
+            match receive(message, &this.bridge.downloader, this.bridge.limits) {
                 Ok(item) => return Poll::Ready(Some(item)),
                 Err(downloading) => *in_flight = Some(downloading),
             }
@@ -241,7 +243,7 @@ impl Incoming {
     /// payload decoded, every link fetched through `bridge`'s download
     /// handler and checked.
     pub async fn decode(self, bridge: &Bridge) -> Result<Received, Rejected> {
-        match receive(self.message, &bridge.downloader) {
+        match receive(self.message, &bridge.downloader, bridge.limits) {
             Ok(item) => item,
             Err(downloading) => downloading.await,
         }
@@ -398,8 +400,7 @@ impl EnvelopeConsumer {
     ) -> Result<Vec<Result<Received, Rejected>>> {
         let mut out = Vec::new();
         for message in self.consumer.fetch(max, expires).await? {
-            let (item, settled) =
-                settle(&message, self.bridge.downloader.as_ref(), self.nak_delay).await;
+            let (item, settled) = settle(&message, &self.bridge, self.nak_delay).await;
             settled?;
             out.push(item);
         }
@@ -418,11 +419,11 @@ impl EnvelopeConsumer {
 /// outcome and whether the ack or nak was sent.
 async fn settle(
     message: &StreamMessage,
-    downloader: &dyn DownloadHandler,
+    bridge: &Bridge,
     nak_delay: RetryConfig,
 ) -> (Result<Received, Rejected>, Result<()>) {
     let subject = message.subject().to_string();
-    match unpack(message.payload(), downloader).await {
+    match unpack_with(message.payload(), bridge.downloader.as_ref(), &bridge.limits).await {
         Ok(envelope) => {
             let acked = message.ack().await.map_err(Error::from);
             (Ok(Received { envelope, subject, reply: None }), acked)
@@ -464,9 +465,9 @@ impl Stream for EnvelopeConsumer {
                         return Poll::Ready(None);
                     }
                 };
-                let (downloader, nak_delay) = (this.bridge.downloader.clone(), this.nak_delay);
+                let (bridge, nak_delay) = (this.bridge.clone(), this.nak_delay);
                 state.in_flight = Some(Box::pin(async move {
-                    let (item, settled) = settle(&message, downloader.as_ref(), nak_delay).await;
+                    let (item, settled) = settle(&message, &bridge, nak_delay).await;
                     match (item, settled) {
                         (item, Ok(())) => item,
                         (Ok(received), Err(error)) => Err(Rejected {

@@ -32,7 +32,9 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use crate::connect::{LinkArgs, NatsArgs, Store, connect_to_store};
+use crate::connect::{
+    LinkArgs, NatsArgs, Receiving, Store, Unlisted, connect_to_store, link_policy,
+};
 use crate::exit::BadInput;
 use crate::{ctrl_c, print_json, redact_url};
 
@@ -118,7 +120,7 @@ pub(crate) async fn run(args: InspectArgs, nats: &NatsArgs) -> anyhow::Result<Ex
     let target = nats.target()?;
     let nats_url = target.url.clone();
     let store = Store::plik(args.links.fileserver.as_deref());
-    let bridge = connect_to_store(target, &store, &args.links.allow_origin).await?;
+    let bridge = connect_to_store(target, &store, &args.links.receiving(Unlisted::Fetch)).await?;
     let subjects = if args.subjects.is_empty() { vec![">".to_string()] } else { args.subjects };
     let inspector = start(
         Watch {
@@ -176,11 +178,14 @@ pub(crate) async fn start(watch: Watch<'_>, page: &PageArgs) -> anyhow::Result<I
     let addr = page.check()?;
     // listen's download path (its allowlist), capped for a page that
     // keeps what it fetches in memory.
-    let mut downloader = HttpDownloader::builder()
+    let downloader = HttpDownloader::builder()
         .max_download_size(page.max_link_size.min(page.history_bytes as u64));
-    for origin in watch.allow_origin {
-        downloader = downloader.allow_origin(origin);
-    }
+    let store = Store::plik(watch.fileserver);
+    let downloader = link_policy(
+        downloader,
+        &store,
+        &Receiving { allow_origin: watch.allow_origin, ..Receiving::defaults() },
+    );
     let downloader: Arc<dyn DownloadHandler> = Arc::new(downloader.build()?);
 
     for subject in &watch.subjects {
