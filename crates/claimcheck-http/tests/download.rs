@@ -359,6 +359,114 @@ async fn disallowed_origins_are_refused_without_a_request() {
 }
 
 #[tokio::test]
+async fn deny_unlisted_refuses_every_link_when_no_origin_is_allowed() {
+    let server = FaultServer::start(|_, _| ok(b"internal")).await;
+    let url = format!("{}/admin", server.url);
+    let down = HttpDownloader::builder().deny_unlisted(true).build().unwrap();
+    let err = down.download_bytes(&DownloadRequest::new(&url, 8)).await.failure();
+    assert_eq!(err.kind(), &ErrorKind::UrlRefused, "{err}");
+    assert!(err.to_string().contains("no file server origin is configured"), "{err}");
+    assert_eq!(server.hits(), 0, "a refused link must cost no request");
+
+    // An origin allowed explicitly is still fetched.
+    let down =
+        HttpDownloader::builder().deny_unlisted(true).allow_origin(&server.url).build().unwrap();
+    assert_eq!(
+        &down.download_bytes(&DownloadRequest::new(&url, 8)).await.unwrap()[..],
+        b"internal"
+    );
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_receivers_credentials_go_only_to_their_origin_and_a_links_own_never() {
+    let files = FaultServer::start(|_, _| ok(b"x")).await;
+    let other = FaultServer::start(|_, _| ok(b"y")).await;
+    let with_user = files.url.replacen("http://", "http://bob:pa%20ss@", 1);
+    let down = HttpDownloader::builder()
+        .allow_origin(with_user)
+        .allow_origin(&other.url)
+        .retry(fast_retry(0))
+        .build()
+        .unwrap();
+    // "bob:pa ss" in basic auth.
+    let expected = "Basic Ym9iOnBhIHNz";
+    down.download_bytes(&DownloadRequest::new(format!("{}/f", files.url), 1)).await.unwrap();
+    // A link that carries user info of its own: dropped, ours sent instead.
+    let forged = files.url.replacen("http://", "http://mallory:x@", 1);
+    down.download_bytes(&DownloadRequest::new(format!("{forged}/f"), 1)).await.unwrap();
+    for seen in files.seen() {
+        assert_eq!(seen.header("authorization"), Some(expected), "{seen:?}");
+    }
+    // Another allowed origin gets no credentials, nor a link's own.
+    let forged = other.url.replacen("http://", "http://mallory:x@", 1);
+    down.download_bytes(&DownloadRequest::new(format!("{forged}/f"), 1)).await.unwrap();
+    assert_eq!(other.seen()[0].header("authorization"), None);
+}
+
+#[tokio::test]
+async fn a_digest_sink_checks_and_hashes_without_keeping_the_bytes() {
+    let body = payload(300_000);
+    let b = body.clone();
+    let server = FaultServer::start(move |_, _| ok(&b)).await;
+    let url = format!("{}/f", server.url);
+    let down = downloader(0);
+    let request = DownloadRequest::new(&url, body.len() as u64);
+    let got = down.download(&request, DownloadSink::Digest).await.unwrap();
+    let Downloaded::Digest { size, sha256 } = got else { panic!("not a digest: {got:?}") };
+    assert_eq!(size, body.len() as u64);
+    assert_eq!(crate::util::hex(&sha256), sha256_hex(&body));
+    // A declared SHA-256 is still verified.
+    let wrong = request.clone().sha256("00".repeat(32));
+    let err = down.download(&wrong, DownloadSink::Digest).await.failure();
+    assert_eq!(err.kind(), &ErrorKind::Integrity, "{err}");
+    // And the declared size.
+    let short = DownloadRequest::new(&url, body.len() as u64 + 1);
+    let err = down.download(&short, DownloadSink::Digest).await.failure();
+    assert!(matches!(err.kind(), ErrorKind::SizeMismatch { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_requests_own_cap_is_enforced_under_the_downloaders() {
+    let server = FaultServer::start(|_, _| respond_chunked(&payload(5_000))).await;
+    let url = format!("{}/f", server.url);
+    let down = downloader(0);
+    // Declared over the cap: refused before any request.
+    let err =
+        down.download_bytes(&DownloadRequest::new(&url, 5_000).max_size(4_999)).await.failure();
+    assert_eq!(err.kind(), &ErrorKind::TooLarge { limit: 4_999 }, "{err}");
+    assert_eq!(server.hits(), 0);
+    // Undeclared: stopped as soon as it passes the cap.
+    let err = down
+        .download_bytes(&DownloadRequest::with_unknown_size(&url).max_size(1_000))
+        .await
+        .failure();
+    assert_eq!(err.kind(), &ErrorKind::TooLarge { limit: 1_000 }, "{err}");
+    // Under it, whole.
+    let got = down.download_bytes(&DownloadRequest::with_unknown_size(&url).max_size(5_000)).await;
+    assert_eq!(got.unwrap().len(), 5_000);
+}
+
+#[tokio::test]
+async fn links_never_carry_the_file_servers_user_info() {
+    let served = crate::util::file_server().await;
+    let with_user = served.url().replacen("http://", "http://alice:s3cret@", 1);
+    let plik = natsbridge_claimcheck_http::PlikUploader::new(with_user.as_str()).unwrap();
+    let link = plik.upload_bytes("a.bin", payload(1_000)).await.unwrap();
+    assert!(!link.contains("alice") && !link.contains("s3cret"), "{link}");
+    assert!(link.starts_with(served.url()), "{link}");
+    let put = natsbridge_claimcheck_http::HttpPutUploader::builder(format!(
+        "{with_user}/put/{{uuid}}/{{name}}"
+    ))
+    .build()
+    .unwrap();
+    let link = put.upload_bytes("b.bin", payload(1_000)).await.unwrap();
+    assert!(!link.contains("alice") && !link.contains("s3cret"), "{link}");
+    let got = downloader(0).download_bytes(&DownloadRequest::new(&link, 1_000)).await.unwrap();
+    assert!(got == payload(1_000));
+}
+
+#[tokio::test]
 async fn redirects_are_not_followed() {
     let target = FaultServer::start(|_, _| ok(b"secret")).await;
     let location = format!("{}/elsewhere?sig=SECRET", target.url);

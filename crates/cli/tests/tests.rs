@@ -6,6 +6,7 @@ mod install;
 mod nats;
 mod offline;
 mod reply;
+mod security;
 mod show;
 mod stores;
 mod util;

@@ -16,7 +16,9 @@ use natsbridge::claimcheck::{
     UploadHandlerExt,
 };
 use natsbridge::envelope::{DEFAULT_MAX_PAYLOAD, ErrorKind as EnvelopeKind};
-use natsbridge::{Bridge, ErrorKind, Payload, SendOptions, pack, smartunpack};
+use natsbridge::{
+    Bridge, ErrorKind, Payload, ReceiveLimits, SendOptions, pack, smartunpack, smartunpack_with,
+};
 use natsbridge_test_support::NatsServer;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -252,7 +254,7 @@ async fn huge_declared_size() {
     // Link: over the download cap, refused before any request.
     let server = BadServer::start(Misbehave::Answer(b"HTTP/1.1 200 OK\r\n\r\n".to_vec())).await;
     let downloader = HttpDownloader::builder().max_download_size(1 << 20).build().unwrap();
-    let message = envelope_with(vec![link_record("big", &format!("{}/f", server.url), 1 << 40)]);
+    let message = envelope_with(vec![link_record("big", &format!("{}/f", server.url), 1 << 21)]);
     let err = unpack_err(&message, &downloader).await;
     assert_eq!(err.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::TooLarge { limit: 1 << 20 }));
     assert!(
@@ -263,6 +265,95 @@ async fn huge_declared_size() {
         chain(&err)
     );
     assert_eq!(server.hits(), 0);
+
+    // Over the receiver's budget for one envelope (1 GiB by default):
+    // refused before any request too, by that limit.
+    let message = envelope_with(vec![link_record("big", &format!("{}/f", server.url), 1 << 40)]);
+    let err = unpack_err(&message, &downloader).await;
+    assert_eq!(err.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::TooLarge { limit: 1 << 30 }));
+    assert!(chain(&err).contains("ReceiveLimits::max_envelope_bytes"), "{}", chain(&err));
+    assert_eq!(server.hits(), 0);
+}
+
+#[tokio::test]
+async fn many_links_share_one_budget_per_envelope() {
+    let body = vec![b'z'; 4_000];
+    let mut answer =
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    answer.extend_from_slice(&body);
+    let server = BadServer::start(Misbehave::Answer(answer)).await;
+    let limits = ReceiveLimits::default().max_envelope_bytes(10_000);
+    let link = |i: usize, size: Option<u64>| {
+        let mut r = link_record(&format!("l{i}"), &format!("{}/f{i}", server.url), 0);
+        match size {
+            Some(size) => r["size"] = json!(size),
+            None => drop(r.as_object_mut().unwrap().remove("size")),
+        }
+        r
+    };
+    let downloader = quick_downloader(None);
+    // Six links declaring 4,000 bytes each: refused before any request,
+    // whatever one link's cap would allow.
+    let message = envelope_with((0..6).map(|i| link(i, Some(4_000))).collect());
+    let err = smartunpack_with(&message, &downloader, &limits).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::TooLarge { limit: 10_000 }));
+    assert_eq!(server.hits(), 0);
+    // Undeclared sizes: each link takes only what the others left; the
+    // third passes the budget and fails, named.
+    let message = envelope_with((0..3).map(|i| link(i, None)).collect());
+    let err = smartunpack_with(&message, &downloader, &limits).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::TooLarge { limit: 2_000 }));
+    assert!(chain(&err).contains("payloads[2]"), "{}", chain(&err));
+    // Within the budget, all of it.
+    let message = envelope_with((0..2).map(|i| link(i, None)).collect());
+    let envelope = smartunpack_with(&message, &downloader, &limits).await.unwrap();
+    assert_eq!(envelope.payloads[1].bytes().unwrap().len(), 4_000);
+}
+
+#[tokio::test]
+async fn a_link_slower_than_its_deadline_ends() {
+    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n".to_vec();
+    let server = BadServer::start(Misbehave::Trickle(head, vec![b'x'; 100_000])).await;
+    let message = envelope_with(vec![link_record("slow", &format!("{}/f", server.url), 100_000)]);
+    // The downloader's own minimum rate is off: only the deadline ends it.
+    let downloader = HttpDownloader::builder().min_rate(0).build().unwrap();
+    let limits = ReceiveLimits::default().link_deadline(Duration::from_millis(500));
+    let err = smartunpack_with(&message, &downloader, &limits).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::TimedOut));
+    assert!(chain(&err).contains("ReceiveLimits::link_deadline"), "{}", chain(&err));
+    let limits = ReceiveLimits::default().message_deadline(Duration::from_millis(500));
+    let err = smartunpack_with(&message, &downloader, &limits).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::TimedOut));
+    assert!(chain(&err).contains("ReceiveLimits::message_deadline"), "{}", chain(&err));
+}
+
+#[tokio::test]
+async fn a_bridge_with_a_file_server_fetches_links_only_from_it() {
+    let internal = BadServer::start(Misbehave::Answer(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret".to_vec(),
+    ))
+    .await;
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let files = natsbridge_fileserver::FileServer::builder()
+        .dir(dir.path())
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let bridge = Bridge::builder(&server.url()).fileserver(files.url()).connect().await.unwrap();
+    let mut sub = bridge.subscribe("sec.lib").await.unwrap();
+    bridge.connection().sync().await.unwrap();
+    let hostile = envelope_with(vec![link_record("s", &format!("{}/admin", internal.url), 6)]);
+    bridge.connection().publish("sec.lib", hostile.into()).await.unwrap();
+    let rejected = sub.next().await.unwrap().unwrap_err();
+    assert_eq!(rejected.error.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::UrlRefused));
+    assert_eq!(internal.hits(), 0);
+    // Its own links still arrive.
+    let big = Payload::binary("b", vec![1u8; 2_000]);
+    let options = SendOptions { size_threshold: 1_000, ..SendOptions::default() };
+    bridge.smartsend("sec.lib", vec![big], options).await.unwrap();
+    let received = sub.next().await.unwrap().unwrap();
+    assert_eq!(received.envelope.payloads[0].bytes().unwrap().len(), 2_000);
 }
 
 #[tokio::test]
@@ -287,7 +378,7 @@ async fn link_to_a_disallowed_host() {
         chain(&err),
         format!(
             "downloading payload \"d\" (payloads[0]): URL refused: \
-             {} is not an allowed file server origin",
+             link to {} refused: it is not an allowed file server origin",
             server.url
         )
     );
