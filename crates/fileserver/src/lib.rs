@@ -12,6 +12,7 @@
 pub use natsbridge_claimcheck::{Error, ErrorKind};
 
 mod cors;
+mod disk;
 mod record;
 mod routes;
 mod store;
