@@ -101,8 +101,9 @@ async fn endless_part_headers_are_refused_unread() {
     const FILLER: usize = 64 << 20;
     let served = file_server().await;
     let (id, token) = create_upload(served.url()).await;
-    let start = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.bin\"\r\nX-Long: "
-        .to_vec();
+    let start =
+        b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.bin\"\r\nX-Long: "
+            .to_vec();
     let end = b"\r\n\r\nabc\r\n--b--\r\n".to_vec();
     let head = format!(
         "POST /file/{id} HTTP/1.1\r\nHost: x\r\nX-UploadToken: {token}\r\n\

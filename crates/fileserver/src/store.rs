@@ -264,7 +264,8 @@ fn prepare_root(root: &Path) -> Result<PathBuf, Error> {
         .map_err(|e| Error::io(format!("resolving {}", root.display()), e))?;
     for sub in ["plik", "put"] {
         let dir = root.join(sub);
-        disk::check_below(&root, &dir).map_err(|e| Error::io("opening the storage directory", e))?;
+        disk::check_below(&root, &dir)
+            .map_err(|e| Error::io("opening the storage directory", e))?;
         disk::create_dir_now(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     }

@@ -207,10 +207,12 @@ mod tests {
     /// data is never counted.
     #[test]
     fn a_form_passes_in_any_chunking() {
-        let mut form = b"preamble\r\n--xyz\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n"
-            .to_vec();
+        let mut form =
+            b"preamble\r\n--xyz\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n".to_vec();
         form.extend(std::iter::repeat_n(b'd', 3 * MAX_PART_HEAD));
-        form.extend_from_slice(b"\r\n--xyz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n");
+        form.extend_from_slice(
+            b"\r\n--xyz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n",
+        );
         form.extend(std::iter::repeat_n(b'e', 3 * MAX_PART_HEAD));
         form.extend_from_slice(b"\r\n--xyz--\r\n");
         for size in [1, 2, 3, 5, 7, 1000, form.len()] {

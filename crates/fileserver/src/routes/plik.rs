@@ -12,8 +12,8 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 
 use super::reply::{
-    Body, OnComplete, Refused, closing, disk_error, empty_body, file_body, human_bytes, internal_error,
-    json_reply, refuse, shown, text,
+    Body, OnComplete, Refused, closing, disk_error, empty_body, file_body, human_bytes,
+    internal_error, json_reply, refuse, shown, text,
 };
 use crate::disk;
 use crate::store::{FileMeta, State, Status, Upload, random_id, valid_id};
