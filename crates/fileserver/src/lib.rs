@@ -34,8 +34,8 @@
 //! `O_NOFOLLOW`, a link found where an upload directory should be is
 //! removed itself at start (never what it points to), a stored file that is
 //! a link is not served (`500` for Plik, `404` for PUT), and a PUT whose key
-//! goes through a linked directory is refused with `403` `key goes through
-//! a symbolic link`. A `plik` or `put` area that is a link stops the
+//! goes through a linked directory (or names a link) is refused with `403`
+//! `key goes through a symbolic link`. A `plik` or `put` area that is a link stops the
 //! server from starting. Directories the server creates are `0o700`, files
 //! (stored files, and upload records, which hold upload tokens) `0o600`,
 //! whatever the umask. Every answer carries `X-Content-Type-Options:

@@ -69,18 +69,18 @@ pub(super) async fn put(state: &State, request: Request<Incoming>, key: &str) ->
         Err(Refusal::Disk(e)) => return disk_error("writing a PUT", &e),
     };
     let path = state.put_path(key);
+    if let Err(e) = disk::check_below(state.root(), &path) {
+        tracing::warn!(key = %key, error = %e, "file server: PUT refused");
+        return text(StatusCode::FORBIDDEN, "key goes through a symbolic link");
+    }
     if let Some(parent) = path.parent()
         && let Err(e) = disk::create_dir(state.root(), parent).await
     {
-        if e.kind() == std::io::ErrorKind::PermissionDenied {
-            tracing::warn!(key = %key, error = %e, "file server: PUT refused");
-            return text(StatusCode::FORBIDDEN, "key goes through a symbolic link");
-        }
         tracing::debug!(error = %e, "file server: PUT key conflicts");
         return text(StatusCode::CONFLICT, "key conflicts with an existing key");
     }
-    // The rename replaces a link at the key's own name, never what it
-    // points to; the directories above were checked just now.
+    // The path was checked just now; should a link appear at the key's own
+    // name since, the rename replaces it rather than follow it.
     if let Err(e) = tokio::fs::rename(&temp.0, &path).await {
         tracing::debug!(error = %e, "file server: PUT key conflicts");
         return text(StatusCode::CONFLICT, "key conflicts with an existing key");
