@@ -7,6 +7,7 @@ mod util;
 mod conformance;
 mod download;
 mod fileserver;
+mod hostile;
 mod plik_quirks;
 mod secrets;
 mod shared;

@@ -531,6 +531,32 @@ fn other_sites_and_hosts_are_refused() {
     );
 }
 
+/// A connection that sends part of a request's headers and then nothing is
+/// closed by the page once the header read timeout has passed (shortened
+/// to 1 second here; 30 by default), and the page still answers others.
+#[test]
+fn a_request_header_that_never_ends_is_cut_off() {
+    let server = NatsServer::start();
+    let inspect = Inspect::start(&["--server", &server.url(), "--header-read-timeout", "1"]);
+    let mut slow = TcpStream::connect(&inspect.addr).unwrap();
+    // A guard against a page that never closes it, well past the timeout.
+    slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    slow.write_all(
+        format!("GET /api/info HTTP/1.1\r\nHost: {}\r\nX-Slow: ", inspect.addr).as_bytes(),
+    )
+    .unwrap();
+    let mut rest = Vec::new();
+    match slow.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) => assert!(
+            !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            "the page kept the connection open"
+        ),
+    }
+    assert!(!String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 200"));
+    assert_eq!(inspect.json("/api/info")["subjects"], json!([">"]));
+}
+
 #[test]
 fn serving_beyond_loopback_needs_asking() {
     let out = run(&["inspect", "--listen", "0.0.0.0:0", "--server", "nats://127.0.0.1:1"]);

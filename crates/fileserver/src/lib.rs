@@ -6,12 +6,48 @@
 //! library user who never runs a file server does not compile one (the
 //! `natsbridge` facade does not depend on it); it shares only the
 //! claim-check role's error type and file I/O (`natsbridge-claimcheck`).
+//!
+//! # Limits
+//!
+//! `POST /upload` and `POST /file` are open to anyone who can reach the
+//! server (an upload token is handed to whoever asks), so everything the
+//! server reads from a request is bounded, and a request over a bound is
+//! answered and its connection closed without reading the rest:
+//!
+//! | what | limit | answer |
+//! |---|---|---|
+//! | request line and headers | 417,792 bytes (hyper's read buffer), 100 headers | `431 Request Header Fields Too Large`, closed |
+//! | time to send the request line and headers | 30 s | connection closed, no answer |
+//! | `POST /upload` JSON body | 1 MiB (1,048,576 bytes) | `413` `request body too large (limit is 1048576 bytes)`, closed |
+//! | multipart preamble and one part's boundary line and headers | 64 KiB (65,536 bytes) | `400` `invalid multipart form : part headers are larger than 65536 bytes`, closed |
+//! | file name | 1,024 bytes | `400` `file name is too long, maximum length is 1024 characters` |
+//! | file (`POST /file`, `PUT /put`) | [`FileServerBuilder::max_file_size`], default 10 GiB | `400` (Plik) or `413` (PUT) `file too big (limit is set to ...)`; up to 64 MiB more is read and dropped so the client sees the answer |
+//! | PUT key | 1,024 bytes, 16 segments of at most 255 | `400` `invalid key` |
+//!
+//! A part's data is streamed to disk, never held in memory.
+//!
+//! # Storage directory
+//!
+//! Nothing below the storage directory is reached through a symbolic link
+//! (the directory itself may be one; it is resolved at start): every path
+//! component below it is checked before use, files are opened with
+//! `O_NOFOLLOW`, a link found where an upload directory should be is
+//! removed itself at start (never what it points to), a stored file that is
+//! a link is not served (`500` for Plik, `404` for PUT), and a PUT whose key
+//! goes through a linked directory (or names a link) is refused with `403`
+//! `key goes through a symbolic link`. A `plik` or `put` area that is a link stops the
+//! server from starting. Directories the server creates are `0o700`, files
+//! (stored files, and upload records, which hold upload tokens) `0o600`,
+//! whatever the umask. Every answer carries `X-Content-Type-Options:
+//! nosniff`, so a browser never runs a stored file as a page of the
+//! server's origin.
 #![deny(missing_docs)]
 
 /// The claim-check role's error, which the server's calls return.
 pub use natsbridge_claimcheck::{Error, ErrorKind};
 
 mod cors;
+mod disk;
 mod record;
 mod routes;
 mod store;

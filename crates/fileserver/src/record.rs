@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use crate::disk;
 use crate::store::{FileMeta, Status, Upload, valid_id, valid_put_key};
 
 /// The record's file name in an upload's directory (file ids are 16
@@ -66,38 +67,52 @@ pub(crate) fn to_json(upload_id: &str, u: &Upload) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Writes a record atomically: a temporary file renamed over the old one.
-pub(crate) async fn write(dir: &Path, json: &[u8]) -> std::io::Result<()> {
-    tokio::fs::create_dir_all(dir).await?;
+/// Writes a record atomically: a temporary file (`0o600`: it holds the
+/// upload token) renamed over the old one, in a directory below `root`
+/// reached through no link.
+pub(crate) async fn write(root: &Path, dir: &Path, json: &[u8]) -> std::io::Result<()> {
+    disk::create_dir(root, dir).await?;
+    let (root, dir, json) = (root.to_path_buf(), dir.to_path_buf(), json.to_vec());
+    tokio::task::spawn_blocking(move || write_now(&root, &dir, &json))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// [`write`], blocking, in a directory that exists.
+fn write_now(root: &Path, dir: &Path, json: &[u8]) -> std::io::Result<()> {
     let temp = dir.join(format!("{RECORD}.tmp-{}", uuid::Uuid::new_v4().simple()));
-    if let Err(e) = tokio::fs::write(&temp, json).await {
-        let _ = tokio::fs::remove_file(&temp).await;
-        return Err(e);
+    let written = disk::create_new_now(root, &temp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, json))
+        // The rename replaces a link planted at the record's name, never
+        // what it points to.
+        .and_then(|()| std::fs::rename(&temp, dir.join(RECORD)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
     }
-    if let Err(e) = tokio::fs::rename(&temp, dir.join(RECORD)).await {
-        let _ = tokio::fs::remove_file(&temp).await;
-        return Err(e);
-    }
-    Ok(())
+    written
 }
 
 /// Removes a record, and its directory if nothing else is left in it.
-pub(crate) async fn remove(dir: &Path) {
-    match tokio::fs::remove_file(dir.join(RECORD)).await {
+pub(crate) async fn remove(root: &Path, dir: &Path) {
+    match disk::remove_file(root, &dir.join(RECORD)).await {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {
             tracing::warn!(dir = %dir.display(), error = %e, "file server: could not remove an upload record");
         }
     }
-    // Fails, as it should, while a file is still there.
+    // Fails, as it should, while a file is still there (or if `dir` is a
+    // link: `rmdir` does not follow one).
     let _ = tokio::fs::remove_dir(dir).await;
 }
 
-/// Loads the uploads under `plik` (blocking: run once, at start).
-pub(crate) fn load_uploads(plik: &Path) -> HashMap<String, Upload> {
+/// Loads the uploads under `{root}/plik` (blocking: run once, at start).
+/// A link where an upload directory should be is removed itself: what it
+/// points to is never read, tidied or removed.
+pub(crate) fn load_uploads(root: &Path) -> HashMap<String, Upload> {
     let mut out = HashMap::new();
-    let Ok(entries) = std::fs::read_dir(plik) else {
+    let plik = root.join("plik");
+    let Ok(entries) = std::fs::read_dir(&plik) else {
         return out;
     };
     let now = SystemTime::now();
@@ -108,36 +123,37 @@ pub(crate) fn load_uploads(plik: &Path) -> HashMap<String, Upload> {
             tracing::warn!(path = %path.display(), "file server: ignoring an entry that is no upload of ours");
             continue;
         };
-        if !path.is_dir() {
+        // `file_type` does not follow a link.
+        let kind = entry.file_type();
+        if kind.as_ref().is_ok_and(|k| k.is_symlink()) {
+            tracing::warn!(path = %path.display(), "file server: an upload directory is a symbolic link; removing the link");
+            remove_dir_now(root, &path);
+            continue;
+        }
+        if !kind.is_ok_and(|k| k.is_dir()) {
             tracing::warn!(path = %path.display(), "file server: ignoring an entry that is no upload of ours");
             continue;
         }
-        let mut upload = match read(&path.join(RECORD), id, now) {
+        let mut upload = match read(root, &path.join(RECORD), id, now) {
             Ok(u) => u,
             Err(why) => {
                 tracing::warn!(upload = %id, why = %why, "file server: upload has no usable record; removing its files");
-                remove_dir_now(&path);
+                remove_dir_now(root, &path);
                 continue;
             }
         };
         if upload.expired(Instant::now()) {
             tracing::info!(upload = %id, "file server: upload expired");
-            remove_dir_now(&path);
+            remove_dir_now(root, &path);
             continue;
         }
-        let changed = tidy(&path, id, &mut upload);
+        let changed = tidy(root, &path, id, &mut upload);
         if !upload.worth_keeping() {
-            remove_dir_now(&path);
+            remove_dir_now(root, &path);
             continue;
         }
-        if changed {
-            let temp = path.join(format!("{RECORD}.tmp-{}", uuid::Uuid::new_v4().simple()));
-            let written = std::fs::write(&temp, to_json(id, &upload))
-                .and_then(|()| std::fs::rename(&temp, path.join(RECORD)));
-            if let Err(e) = written {
-                let _ = std::fs::remove_file(&temp);
-                tracing::warn!(upload = %id, error = %e, "file server: could not rewrite an upload record");
-            }
+        if changed && let Err(e) = write_now(root, &path, &to_json(id, &upload)) {
+            tracing::warn!(upload = %id, error = %e, "file server: could not rewrite an upload record");
         }
         out.insert(id.to_owned(), upload);
     }
@@ -145,8 +161,11 @@ pub(crate) fn load_uploads(plik: &Path) -> HashMap<String, Upload> {
 }
 
 /// An upload from its record, or why it cannot be read.
-fn read(path: &Path, id: &str, now: SystemTime) -> Result<Upload, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("reading {RECORD}: {e}"))?;
+fn read(root: &Path, path: &Path, id: &str, now: SystemTime) -> Result<Upload, String> {
+    let mut bytes = Vec::new();
+    disk::open_now(root, path)
+        .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
+        .map_err(|e| format!("reading {RECORD}: {e}"))?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{RECORD}: {e}"))?;
     let bad = |what: &str| format!("{RECORD}: bad or missing {what}");
     if v.get("version").and_then(Value::as_u64) != Some(VERSION) {
@@ -205,14 +224,15 @@ fn far_future() -> Instant {
 /// bytes are gone or the wrong size becomes `removed`; files the record does
 /// not list as stored (parts cut by the stop, consumed leftovers) are
 /// deleted. Whether the record changed.
-fn tidy(dir: &Path, id: &str, upload: &mut Upload) -> bool {
+fn tidy(root: &Path, dir: &Path, id: &str, upload: &mut Upload) -> bool {
     let mut changed = false;
     for (fid, f) in &mut upload.files {
         if f.status != Status::Uploaded {
             continue;
         }
+        // A link is no stored file (`symlink_metadata` does not follow it).
         let on_disk =
-            std::fs::metadata(dir.join(fid)).ok().filter(|m| m.is_file()).map(|m| m.len());
+            std::fs::symlink_metadata(dir.join(fid)).ok().filter(|m| m.is_file()).map(|m| m.len());
         if on_disk != Some(f.size) {
             tracing::warn!(upload = %id, file = %fid, "file server: a stored file is gone or damaged; marking it removed");
             f.status = Status::Removed;
@@ -228,8 +248,8 @@ fn tidy(dir: &Path, id: &str, upload: &mut Upload) -> bool {
         }
         let path = entry.path();
         tracing::debug!(path = %path.display(), "file server: removing a file no record lists");
-        if path.is_dir() {
-            remove_dir_now(&path);
+        if entry.file_type().is_ok_and(|k| k.is_dir()) {
+            remove_dir_now(root, &path);
         } else {
             let _ = std::fs::remove_file(&path);
         }
@@ -237,29 +257,35 @@ fn tidy(dir: &Path, id: &str, upload: &mut Upload) -> bool {
     changed
 }
 
-fn remove_dir_now(dir: &Path) {
-    if let Err(e) = std::fs::remove_dir_all(dir)
+fn remove_dir_now(root: &Path, dir: &Path) {
+    if let Err(e) = disk::remove_tree_now(root, dir)
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(dir = %dir.display(), error = %e, "file server: could not remove");
     }
 }
 
-/// Loads the PUT keys under `put` (blocking: run once, at start). A PUT
-/// file expires `ttl` after it was written (its modification time); an
+/// Loads the PUT keys under `{root}/put` (blocking: run once, at start). A
+/// PUT file expires `ttl` after it was written (its modification time); an
 /// expired one and temporary files of cut PUTs are removed, anything that
-/// is no valid key is left alone.
-pub(crate) fn load_puts(put: &Path, ttl: Duration) -> HashMap<String, Option<Instant>> {
+/// is no valid key is left alone, and so is a symbolic link (never
+/// followed, never served).
+pub(crate) fn load_puts(root: &Path, ttl: Duration) -> HashMap<String, Option<Instant>> {
     let mut out = HashMap::new();
     let now = SystemTime::now();
-    let mut stack: Vec<(PathBuf, String)> = vec![(put.to_path_buf(), String::new())];
+    let mut stack: Vec<(PathBuf, String)> = vec![(root.join("put"), String::new())];
     while let Some((dir, prefix)) = stack.pop() {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let path = entry.path();
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             let key = if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
+            // A directory entry's metadata does not follow a link.
             let Ok(meta) = entry.metadata() else { continue };
+            if meta.file_type().is_symlink() {
+                tracing::warn!(path = %path.display(), "file server: ignoring a symbolic link");
+                continue;
+            }
             if meta.is_dir() {
                 stack.push((path, key));
                 continue;

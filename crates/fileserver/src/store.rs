@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use natsbridge_claimcheck::Error;
 
-use crate::record;
+use crate::{disk, record};
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Config {
@@ -115,22 +115,14 @@ impl State {
         config: Config,
         cors: crate::cors::Cors,
     ) -> Result<State, Error> {
-        for sub in ["plik", "put"] {
-            let dir = root.join(sub);
-            tokio::fs::create_dir_all(&dir)
-                .await
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        }
-        let (uploads, puts) = tokio::task::spawn_blocking({
-            let root = root.clone();
-            move || {
-                let uploads = record::load_uploads(&root.join("plik"));
-                let puts = record::load_puts(&root.join("put"), config.default_ttl);
-                (uploads, puts)
-            }
+        let (root, uploads, puts) = tokio::task::spawn_blocking(move || {
+            let root = prepare_root(&root)?;
+            let uploads = record::load_uploads(&root);
+            let puts = record::load_puts(&root, config.default_ttl);
+            Ok::<_, Error>((root, uploads, puts))
         })
         .await
-        .map_err(|e| Error::io("loading the stored uploads", std::io::Error::other(e)))?;
+        .map_err(|e| Error::io("loading the stored uploads", std::io::Error::other(e)))??;
         Ok(State {
             config,
             cors,
@@ -154,6 +146,12 @@ impl State {
     /// The PUT keys, locked (see [`lock`]).
     pub(crate) fn puts(&self) -> MutexGuard<'_, HashMap<String, Option<Instant>>> {
         lock(&self.puts)
+    }
+
+    /// The storage directory, resolved: every stored path is below it, and
+    /// nothing below it is reached through a link (see [`crate::disk`]).
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
     }
 
     /// Only ever called with ids that passed [`valid_id`].
@@ -197,9 +195,9 @@ impl State {
         };
         let dir = self.upload_dir(upload_id);
         match snapshot {
-            Some(json) => record::write(&dir, &json).await,
+            Some(json) => record::write(&self.root, &dir, &json).await,
             None => {
-                record::remove(&dir).await;
+                record::remove(&self.root, &dir).await;
                 Ok(())
             }
         }
@@ -209,7 +207,7 @@ impl State {
     /// the map; in step with record writes, so none recreates it.
     pub(crate) async fn remove_upload_dir(&self, upload_id: &str) {
         let _serial = self.records.lock().await;
-        remove_dir(&self.upload_dir(upload_id)).await;
+        remove_dir(&self.root, &self.upload_dir(upload_id)).await;
     }
 
     /// Forgets an expired upload and removes it from disk.
@@ -252,13 +250,32 @@ impl State {
         };
         for key in expired_puts {
             tracing::info!(key = %key, "file server: PUT file expired");
-            let _ = tokio::fs::remove_file(self.put_path(&key)).await;
+            let _ = disk::remove_file(&self.root, &self.put_path(&key)).await;
         }
     }
 }
 
-pub(crate) async fn remove_dir(dir: &Path) {
-    if let Err(e) = tokio::fs::remove_dir_all(dir).await
+/// Creates the storage directory and its `plik` and `put` areas (`0o700`
+/// when created here) and resolves it. An area that is a symbolic link is
+/// refused: everything stored would be reached through it.
+fn prepare_root(root: &Path) -> Result<PathBuf, Error> {
+    disk::create_dir_now(root).map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
+    let root = std::fs::canonicalize(root)
+        .map_err(|e| Error::io(format!("resolving {}", root.display()), e))?;
+    for sub in ["plik", "put"] {
+        let dir = root.join(sub);
+        disk::check_below(&root, &dir)
+            .map_err(|e| Error::io("opening the storage directory", e))?;
+        disk::create_dir_now(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    }
+    Ok(root)
+}
+
+/// Removes a directory below `root` (a link there itself, never what it
+/// points to), logging what fails.
+pub(crate) async fn remove_dir(root: &Path, dir: &Path) {
+    if let Err(e) = disk::remove_tree(root, dir).await
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(dir = %dir.display(), error = %e, "file server: could not remove");

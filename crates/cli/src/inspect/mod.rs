@@ -19,17 +19,18 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use futures_util::StreamExt;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use natsbridge::Bridge;
 use natsbridge::claimcheck::{DownloadHandler, HttpDownloader};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::broadcast;
+use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinHandle;
 
 use crate::connect::{
@@ -64,7 +65,20 @@ pub(crate) struct PageArgs {
     /// The largest file the page may send.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
     pub(crate) max_upload: u64,
+    /// How long a connection may take to send a request's headers before
+    /// it is closed (hidden: tests shorten it).
+    #[arg(long, value_name = "SECONDS", default_value_t = HEADER_READ_TIMEOUT_SECS, hide = true)]
+    pub(crate) header_read_timeout: u64,
 }
+
+/// How long a connection to the page may take to send a request's headers
+/// (as the file server): a client that opens connections and trickles
+/// bytes cannot hold them open longer.
+const HEADER_READ_TIMEOUT_SECS: u64 = 30;
+
+/// The most connections the page serves at once; more wait to be accepted.
+/// A page holds one for its event stream and a few for requests.
+const MAX_CONNECTIONS: usize = 256;
 
 #[derive(Debug, Args)]
 pub(crate) struct InspectArgs {
@@ -170,6 +184,10 @@ impl PageArgs {
             return Err(anyhow::anyhow!("--history and --history-bytes must be at least 1")
                 .context(BadInput));
         }
+        if self.header_read_timeout == 0 {
+            return Err(anyhow::anyhow!("--header-read-timeout must be at least 1 second")
+                .context(BadInput));
+        }
         Ok(addr)
     }
 }
@@ -255,7 +273,8 @@ pub(crate) async fn start(watch: Watch<'_>, page: &PageArgs) -> anyhow::Result<I
             }
         }));
     }
-    tasks.push(tokio::spawn(serve(listener, state)));
+    let header_read_timeout = std::time::Duration::from_secs(page.header_read_timeout);
+    tasks.push(tokio::spawn(serve(listener, state, header_read_timeout)));
     tracing::info!(url = %url, "inspector page served");
     Ok(Inspector { url, tasks })
 }
@@ -281,9 +300,15 @@ fn check_subject(subject: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Accepts connections until the task is aborted.
-async fn serve(listener: TcpListener, state: Arc<server::State>) {
+/// Accepts connections until the task is aborted, at most
+/// [`MAX_CONNECTIONS`] at once, each closed if its request's headers take
+/// longer than `header_read_timeout` to arrive.
+async fn serve(listener: TcpListener, state: Arc<server::State>, header_read_timeout: Duration) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -293,16 +318,18 @@ async fn serve(listener: TcpListener, state: Arc<server::State>) {
             }
         };
         let state = state.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
+        let connection = http.serve_connection(
+            TokioIo::new(stream),
+            hyper::service::service_fn(move |req| {
                 let state = state.clone();
                 async move { Ok::<_, std::convert::Infallible>(server::handle(state, req).await) }
-            });
-            if let Err(e) =
-                http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
-            {
+            }),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
                 tracing::debug!(%peer, error = %e, "inspector connection ended");
             }
+            drop(slot);
         });
     }
 }

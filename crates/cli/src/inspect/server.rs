@@ -17,6 +17,14 @@
 //! reach it) unless `--allow-remote`; a `POST` must come with a JSON or
 //! octet-stream body and, when the browser says where it comes from, from
 //! this page's own origin, so that no other site can make it send.
+//!
+//! Everything read from a request is bounded: the request line and headers
+//! by hyper (417,792 bytes, 100 headers; `431`), the time to send them (30
+//! seconds, then the connection is closed; see `serve` in `mod.rs`), a
+//! send's JSON by [`MAX_SEND_JSON`] (`413`), a file for a send by
+//! `--max-upload` (streamed to a private temporary directory, `413`). No
+//! other route reads a body, and none takes multipart forms. At most 256
+//! connections are served at once.
 
 use std::collections::HashSet;
 use std::convert::Infallible;

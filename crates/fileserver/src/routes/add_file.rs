@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
@@ -12,11 +13,13 @@ use hyper::body::Incoming;
 use md5::{Digest, Md5};
 use natsbridge_claimcheck::fileio::FileWriter;
 
+use super::part_heads::{PartHeads, Watch};
 use super::plik::{file_object, refuse_upload};
 use super::reply::{
-    Body, DRAIN_LIMIT, Refusal, Refused, disk_error, internal_error, json_reply, refuse, shown,
-    text, too_big,
+    Body, DRAIN_LIMIT, Refusal, Refused, closing, disk_error, internal_error, json_reply, refuse,
+    shown, text, too_big,
 };
+use crate::disk;
 use crate::store::{FileMeta, State, Status, random_id, same_secret, valid_id};
 
 /// A step's refusal: the answer to send.
@@ -107,13 +110,25 @@ async fn file_part(
     request: Request<Incoming>,
     boundary: String,
 ) -> Step<(multer::Field<'static>, String)> {
-    let mut multipart = multer::Multipart::new(request.into_body().into_data_stream(), boundary);
+    let watch = Arc::new(Watch::default());
+    let body = PartHeads::new(request.into_body().into_data_stream(), &boundary, watch.clone());
+    let mut multipart = multer::Multipart::new(body, boundary);
     let part = loop {
         match multipart.next_field().await {
             Ok(Some(f)) if f.name() == Some("file") => break f,
             Ok(Some(_)) => continue,
             Ok(None) => {
                 return refuse(text(StatusCode::BAD_REQUEST, "missing file from multipart form"));
+            }
+            Err(_) if watch.exceeded.load(Ordering::Relaxed) => {
+                // The rest is not read: the connection is closed after the answer.
+                return refuse(closing(text(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "invalid multipart form : {}",
+                        super::part_heads::FormError::HeadTooLarge
+                    ),
+                )));
             }
             Err(e) => {
                 return refuse(text(
@@ -123,6 +138,8 @@ async fn file_part(
             }
         }
     };
+    // The file's data begins: nothing more is buffered before it.
+    watch.found.store(true, Ordering::Relaxed);
     let file_name = part
         .file_name()
         .map(|n| n.rsplit(['/', '\\']).next().unwrap_or("").to_owned())
@@ -189,8 +206,9 @@ async fn write_part(
     temp: &std::path::Path,
 ) -> Result<(u64, String), Refusal> {
     let max = state.config.max_file_size;
-    tokio::fs::create_dir_all(dir).await.map_err(Refusal::Disk)?;
-    let mut writer = FileWriter::create(temp).await.map_err(Refusal::Disk)?;
+    disk::create_dir(state.root(), dir).await.map_err(Refusal::Disk)?;
+    let file = disk::create_new(state.root(), temp).await.map_err(Refusal::Disk)?;
+    let mut writer = FileWriter::new(file);
     let mut md5 = state.config.md5.then(Md5::new);
     let mut size = 0u64;
     loop {

@@ -3,6 +3,7 @@
 //! ([`put`]), and what they share ([`reply`]).
 
 mod add_file;
+mod part_heads;
 mod plik;
 mod put;
 mod reply;
@@ -11,7 +12,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
 use crate::store::State;
@@ -38,6 +39,11 @@ pub(crate) async fn route(state: Arc<State>, request: Request<Incoming>) -> Resp
     if let Some(origin) = origin {
         crate::cors::Cors::decorate(origin, &mut response);
     }
+    // Stored files are other peers' bytes: a browser must not guess a type
+    // for them (and run one as a page of this origin).
+    response
+        .headers_mut()
+        .insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
 }
 

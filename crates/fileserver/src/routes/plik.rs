@@ -7,15 +7,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
 use super::reply::{
-    Body, OnComplete, Refused, disk_error, empty_body, file_body, human_bytes, internal_error,
-    json_reply, refuse, shown, text,
+    Body, OnComplete, Refused, closing, disk_error, empty_body, file_body, human_bytes,
+    internal_error, json_reply, refuse, shown, text,
 };
+use crate::disk;
 use crate::store::{FileMeta, State, Status, Upload, random_id, valid_id};
+
+/// The largest JSON body `POST /upload` reads.
+pub(crate) const MAX_UPLOAD_JSON: usize = 1 << 20;
 
 /// The answer refusing a request for an upload that does not exist or has
 /// expired, if so. An expired upload is removed on the spot.
@@ -141,8 +145,14 @@ pub(super) async fn create_upload(
     state: &Arc<State>,
     request: Request<Incoming>,
 ) -> Response<Body> {
-    let body = match Limited::new(request.into_body(), 1 << 20).collect().await {
+    let body = match Limited::new(request.into_body(), MAX_UPLOAD_JSON).collect().await {
         Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
+            return closing(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body too large (limit is {MAX_UPLOAD_JSON} bytes)"),
+            ));
+        }
         Err(_) => return text(StatusCode::BAD_REQUEST, "unable to read request body"),
     };
     let params: Value = if body.iter().all(u8::is_ascii_whitespace) {
@@ -240,7 +250,7 @@ pub(super) async fn get_file(
 
     let path = state.file_path(upload_id, file_id);
     let body = if get {
-        match tokio::fs::File::open(&path).await {
+        match disk::open(state.root(), &path).await {
             Ok(file) => {
                 let done = sent.map(|mut s| Box::new(move || s.complete()) as OnComplete);
                 file_body(file, meta.size, done).await
@@ -297,7 +307,7 @@ impl Sent {
         let state = self.state.clone();
         let (upload, file) = (upload.clone(), file.clone());
         tokio::spawn(async move {
-            let _ = tokio::fs::remove_file(state.file_path(&upload, &file)).await;
+            let _ = disk::remove_file(state.root(), &state.file_path(&upload, &file)).await;
             if let Err(e) = state.persist(&upload).await {
                 tracing::warn!(upload = %upload, error = %e, "file server: could not write an upload record");
             }

@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use natsbridge_claimcheck::fileio::FileWriter;
 
 use super::reply::{Body, DRAIN_LIMIT, Refusal, disk_error, empty_body, file_body, text, too_big};
+use crate::disk;
 use crate::store::{State, valid_put_key};
 
 /// `PUT /put/{key...}`: stores the body under the key, replacing what was
@@ -30,7 +31,8 @@ pub(super) async fn put(state: &State, request: Request<Incoming>, key: &str) ->
     let temp = TempFile(state.put_temp_path());
     let mut body = request.into_body();
     let copied: Result<u64, Refusal> = async {
-        let mut writer = FileWriter::create(&temp.0).await.map_err(Refusal::Disk)?;
+        let file = disk::create_new(state.root(), &temp.0).await.map_err(Refusal::Disk)?;
+        let mut writer = FileWriter::new(file);
         let mut size = 0u64;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| Refusal::Body(e.to_string()))?;
@@ -67,12 +69,18 @@ pub(super) async fn put(state: &State, request: Request<Incoming>, key: &str) ->
         Err(Refusal::Disk(e)) => return disk_error("writing a PUT", &e),
     };
     let path = state.put_path(key);
+    if let Err(e) = disk::check_below(state.root(), &path) {
+        tracing::warn!(key = %key, error = %e, "file server: PUT refused");
+        return text(StatusCode::FORBIDDEN, "key goes through a symbolic link");
+    }
     if let Some(parent) = path.parent()
-        && let Err(e) = tokio::fs::create_dir_all(parent).await
+        && let Err(e) = disk::create_dir(state.root(), parent).await
     {
         tracing::debug!(error = %e, "file server: PUT key conflicts");
         return text(StatusCode::CONFLICT, "key conflicts with an existing key");
     }
+    // The path was checked just now; should a link appear at the key's own
+    // name since, the rename replaces it rather than follow it.
     if let Err(e) = tokio::fs::rename(&temp.0, &path).await {
         tracing::debug!(error = %e, "file server: PUT key conflicts");
         return text(StatusCode::CONFLICT, "key conflicts with an existing key");
@@ -104,10 +112,11 @@ pub(super) async fn get(state: &State, method: &Method, key: &str) -> Response<B
     let path = state.put_path(key);
     if expired {
         tracing::info!(key = %key, "file server: PUT file expired");
-        let _ = tokio::fs::remove_file(&path).await;
+        let _ = disk::remove_file(state.root(), &path).await;
         return not_found();
     }
-    let file = match tokio::fs::File::open(&path).await {
+    // No link followed: a file reached through one is not served.
+    let file = match disk::open(state.root(), &path).await {
         Ok(f) => f,
         Err(_) => return not_found(),
     };

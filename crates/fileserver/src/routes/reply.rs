@@ -50,6 +50,13 @@ pub(super) fn text(status: StatusCode, message: impl Into<String>) -> Response<B
     response
 }
 
+/// `response`, after which the connection is closed: the request's body was
+/// refused unread, and what is left of it is not read either.
+pub(super) fn closing(mut response: Response<Body>) -> Response<Body> {
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 pub(super) fn json_reply(value: &Value) -> Response<Body> {
     let mut response = Response::new(
         Full::new(Bytes::from(value.to_string())).map_err(|e| match e {}).boxed_unsync(),
