@@ -151,13 +151,7 @@ pub(crate) use natsbridge::transport::redact_url;
 
 /// An error and its causes on one line.
 pub(crate) fn one_line(e: &anyhow::Error) -> String {
-    // A marker such as `exit::BadInput` prints as nothing and is left out.
-    e.chain()
-        .map(|c| c.to_string())
-        .filter(|c| !c.is_empty())
-        .collect::<Vec<_>>()
-        .join(": ")
-        .replace('\n', " ")
+    report::chain(e.as_ref())
 }
 
 async fn run(command: Command, nats: &connect::NatsArgs) -> anyhow::Result<ExitCode> {

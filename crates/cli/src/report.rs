@@ -141,7 +141,27 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// The line printed for a message that could not be decoded:
 /// `{"error": {"kind": ..., "message": ...}}`.
 pub(crate) fn error_line(error: &natsbridge::Error) -> String {
-    json!({"error": {"kind": kind_name(error.kind()), "message": error.to_string()}}).to_string()
+    json!({"error": {"kind": kind_name(error.kind()), "message": chain(error)}}).to_string()
+}
+
+/// An error and its causes on one line, `: ` between them, each cause
+/// once: a cause whose text the line already holds (a layer that prints
+/// its cause in its own message) is left out, and so is an empty one (a
+/// marker such as `exit::BadInput`).
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        next = cause.source();
+    }
+    line.replace('\n', " ")
 }
 
 /// A stable, short name for an error kind: `envelope.not_json`,

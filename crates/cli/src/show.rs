@@ -62,7 +62,7 @@ pub(crate) fn rejected(subject: &str, error: &natsbridge::Error) -> String {
         "{}  error ({}): {}",
         clean(subject),
         report::kind_name(error.kind()),
-        clean(&error.to_string())
+        clean(&report::chain(error))
     )
 }
 

@@ -46,7 +46,7 @@ pub(crate) async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {
     let store = Store::plik(args.links.fileserver.as_deref());
     let downloader = link_policy(HttpDownloader::builder(), &store, &receiving);
     let downloader = Progress::stderr().downloader(downloader)?;
-    let envelope = Envelope::from_json(&message)?;
+    let envelope = Envelope::from_json(&message).map_err(natsbridge::Error::from)?;
     let shown =
         receive::fetch_for_show(envelope, &downloader, &receiving.limits, args.out.as_deref())
             .await?;

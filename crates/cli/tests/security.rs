@@ -3,10 +3,9 @@
 //! not holding the rest, no credentials on the wire or in `--help`, `--out`
 //! never overwriting, machine output a peer cannot forge.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -258,30 +257,36 @@ async fn reply_echo_fetches_nothing_from_an_origin_nobody_configured() {
     assert_eq!(internal.hits(), 1);
 }
 
-/// Runs `natsbridge ARGS` to the end and returns its output and its peak
-/// resident memory in bytes (the kernel's `ru_maxrss` for the process).
+/// Runs `natsbridge ARGS` to the end and returns its output, whether it
+/// exited 0, and its peak resident memory in bytes, as the kernel counts
+/// it (`ru_maxrss`).
+///
+/// The binary is started by a small Python process, not by this test
+/// process: a child's `ru_maxrss` includes the memory of the process it was
+/// forked from until its `exec`, and this process (every test of the
+/// binary, in parallel) may be far larger than what is measured.
 fn run_measured(args: &[&str]) -> (String, String, bool, u64) {
-    let mut child =
-        natsbridge().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reading = std::thread::spawn(move || {
-        let mut s = String::new();
-        out.read_to_string(&mut s).unwrap();
-        s
-    });
-    let mut e = String::new();
-    err.read_to_string(&mut e).unwrap();
-    let o = reading.join().unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain data, zero is a valid value; wait4 fills it
-    // for our own child, which nothing else reaps.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid);
-    let success = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    (o, e, success, usage.ru_maxrss as u64 * 1024)
+    let venv = natsbridge_test_support::workspace_root().join(".venv/bin/python");
+    let python = if venv.exists() { venv } else { "python3".into() };
+    let work = tempfile::tempdir().unwrap();
+    let report = work.path().join("maxrss");
+    let script = "import resource, subprocess, sys\n\
+                  code = subprocess.run(sys.argv[2:]).returncode\n\
+                  open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n\
+                  sys.exit(code)\n";
+    // natsbridge()'s program and environment, run through the script.
+    let template = natsbridge();
+    let mut command = std::process::Command::new(python);
+    command.arg("-c").arg(script).arg(&report).arg(template.get_program()).args(args);
+    for (name, value) in template.get_envs() {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    let out = command.output().unwrap();
+    let kib: u64 = std::fs::read_to_string(&report).unwrap().trim().parse().unwrap();
+    (stdout(&out), stderr(&out), out.status.success(), kib * 1024)
 }
 
 #[test]

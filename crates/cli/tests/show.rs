@@ -169,6 +169,7 @@ fn json_keeps_the_one_line_form() {
         [
             "broker_url",
             "correlation_id",
+            "extra",
             "metadata",
             "msg_id",
             "msg_purpose",
