@@ -223,6 +223,26 @@ pub async fn transient_faults(store: &Store, faults: &dyn FaultInjector) {
             .unwrap_or_else(|e| panic!("{fault:?} on download was not retried: {e}"));
         assert!(got == data, "{fault:?}: other bytes after the retries");
         assert_eq!(faults.injected(), 2, "{fault:?} on download");
+
+        // A file uploaded with its SHA-256 computed (the path of every
+        // large file a sender streams) is retried too.
+        faults.arm(Transfer::Upload, fault, 2).await;
+        let path = temp_path("fault-file.bin");
+        std::fs::write(&path, &data).expect("writing the upload's source file");
+        let uploaded = store
+            .uploader
+            .upload_with_sha256("fault-file.bin", UploadSource::File(path.clone()))
+            .await;
+        let _ = std::fs::remove_file(&path);
+        let (link, sha) = uploaded.unwrap_or_else(|e| {
+            panic!("{fault:?} on a file upload with its SHA-256 was not retried: {e}")
+        });
+        assert_eq!(faults.injected(), 2, "{fault:?} on a file upload with its SHA-256");
+        assert_eq!(sha, sha256(&data), "{fault:?}: the file's SHA-256");
+        faults.disarm().await;
+        let request = DownloadRequest::new(&link, data.len() as u64).sha256(sha);
+        let got = store.downloader.download_bytes(&request).await.expect("the retried file");
+        assert!(got == data, "{fault:?}: other bytes after the file's retries");
     }
     faults.disarm().await;
 }

@@ -48,7 +48,15 @@ impl<R: AsyncRead + Unpin> AsyncRead for HashingReader<R> {
 }
 
 /// Uploads through any handler and returns the link and the payload's
-/// SHA-256 (hex), computed on the way: a file is read once, not twice.
+/// SHA-256 (hex).
+///
+/// Bytes are hashed in memory and a reader as it streams past (read once;
+/// a reader cannot be replayed, so its upload is tried once). A file goes
+/// to the handler as a file, which the handler opens again for every try,
+/// so an upload that a retry can fix is retried; it is hashed in a second
+/// read at the same time, on a blocking thread. A file that changes while
+/// it is sent then has another hash than the bytes uploaded, and the
+/// receiver's check fails: never a payload delivered unchecked.
 pub(crate) async fn upload_with_sha256<H: UploadHandler + ?Sized>(
     handler: &H,
     name: &str,
@@ -60,16 +68,11 @@ pub(crate) async fn upload_with_sha256<H: UploadHandler + ?Sized>(
             return Ok((handler.upload(name, UploadSource::Bytes(bytes)).await?, sha));
         }
         UploadSource::File(path) => {
-            let file = tokio::fs::File::open(&path)
-                .await
-                .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-            let len = file
-                .metadata()
-                .await
-                .map_err(|e| Error::io(format!("reading metadata of {}", path.display()), e))?
-                .len();
-            let stream = crate::fileio::read_stream(file.into_std().await, len);
-            (Box::pin(tokio_util::io::StreamReader::new(stream)), len)
+            let hashing = hash_file(path.clone());
+            let (link, sha) =
+                futures_util::future::join(handler.upload(name, UploadSource::File(path)), hashing)
+                    .await;
+            return Ok((link?, sha?));
         }
         UploadSource::Reader { reader, len } => (reader, len),
     };
@@ -85,4 +88,19 @@ pub(crate) async fn upload_with_sha256<H: UploadHandler + ?Sized>(
         ));
     }
     Ok((link, hex(&tally.hasher.finalize())))
+}
+
+/// The hex SHA-256 of the file at `path`, read in pieces on a blocking
+/// thread.
+async fn hash_file(path: std::path::PathBuf) -> Result<String, Error> {
+    let shown = path.display().to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path)?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file, &mut hasher)?;
+        Ok::<_, io::Error>(hex(&hasher.finalize()))
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Io, format!("hashing {shown}: {e}")))?
+    .map_err(|e| Error::io(format!("hashing {shown}"), e))
 }

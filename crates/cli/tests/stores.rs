@@ -39,6 +39,25 @@ async fn fetch(link: &str, size: usize) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_file_upload_a_retry_can_fix_is_retried() {
+    use natsbridge_claimcheck::conformance::{Fault, FaultProxy};
+    let dir = tempfile::tempdir().unwrap();
+    let files = FileServer::builder().dir(dir.path().join("s")).bind("127.0.0.1:0").await.unwrap();
+    let proxy = FaultProxy::start(files.local_addr()).await;
+    // The first `POST /upload` is answered 503, as a busy Plik does.
+    proxy.arm(Fault::Status(503), 1);
+    let (path, bytes) = big_file(dir.path(), 1_500_000);
+    let (source, proxy_url) = (format!("binary:doc=@{}", path.display()), proxy.url());
+    let envelope = send(&["send", "t", &source, "--no-publish", "--fileserver", &proxy_url], &[]);
+    assert_eq!(proxy.injected(), 1, "the fault was met");
+    let record = &envelope["payloads"][0];
+    assert_eq!(record["transport"], "link");
+    let link = record["data"].as_str().unwrap();
+    assert_eq!(record["sha256"], natsbridge::sha256_hex(&bytes).as_str());
+    assert!(fetch(link, bytes.len()).await == bytes);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn link_payloads_by_http_put() {
     let dir = tempfile::tempdir().unwrap();
     let files = FileServer::builder().dir(dir.path().join("s")).bind("127.0.0.1:0").await.unwrap();
