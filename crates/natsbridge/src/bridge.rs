@@ -433,9 +433,13 @@ impl Bridge {
     /// The first envelope arriving there is the answer, except one whose
     /// `reply_to_msg_id` is set and names another request, which is skipped
     /// (and logged). `correlation_id` is not checked: the seeds' responders
-    /// send a fresh one. Errors: `Nats(NoResponders)` when nobody listens on
-    /// `subject`, `Nats(TimedOut)` when no answer came within `timeout`, and
-    /// the answer's own decoding error if it does not decode.
+    /// send a fresh one. A message there that is not an envelope at all (a
+    /// JetStream stream that also captures `subject` sends its `PubAck` to
+    /// the reply subject) is skipped and logged, not taken for the answer.
+    /// Errors: `Nats(NoResponders)` when nobody listens on `subject`,
+    /// `Nats(TimedOut)` when no answer came within `timeout` (naming the
+    /// messages skipped, if any), and the answer's link download error if
+    /// its links cannot be fetched.
     pub async fn request(
         &self,
         subject: &str,
@@ -459,18 +463,52 @@ impl Bridge {
         };
         let json = crate::prepared::build(self, subject, &options, &payloads, write).await?;
         self.conn.send_request(&mut replies, subject, json, timeout).await?;
+        // Messages on the reply subject that are not envelopes at all (a
+        // JetStream stream that also captures `subject` acks the request
+        // there first) are skipped; the last one's error is kept for a
+        // timeout's message.
+        let mut skipped: Option<(usize, crate::envelope::Error)> = None;
         loop {
-            let message = replies.next().await?;
-            let answer = self.smartreceive(&message).await?;
-            if answer.reply_to_msg_id.is_empty() || answer.reply_to_msg_id == msg_id {
+            let message = match replies.next().await {
+                Ok(message) => message,
+                Err(e) => {
+                    let error = Error::from(e);
+                    return Err(match skipped {
+                        Some((n, last)) => error.context(format!(
+                            "no answer to the request on {subject}; {n} message(s) on its reply \
+                             subject were not envelopes and were skipped (the last: {last})"
+                        )),
+                        None => error,
+                    });
+                }
+            };
+            let answer = match Envelope::from_json(&message.payload) {
+                Ok(answer) => answer,
+                Err(e) => {
+                    tracing::warn!(
+                        reply_subject = %options.reply_to,
+                        request = %msg_id,
+                        error = %e,
+                        "skipping a message on the reply subject that is not an envelope"
+                    );
+                    let n = skipped.as_ref().map_or(0, |(n, _)| *n);
+                    skipped = Some((n + 1, e));
+                    continue;
+                }
+            };
+            if !answer.reply_to_msg_id.is_empty() && answer.reply_to_msg_id != msg_id {
+                tracing::warn!(
+                    reply_subject = %options.reply_to,
+                    answers = %answer.reply_to_msg_id,
+                    request = %msg_id,
+                    "skipping an answer to another request"
+                );
+                continue;
+            }
+            if !has_links(&answer) {
                 return Ok(answer);
             }
-            tracing::warn!(
-                reply_subject = %options.reply_to,
-                answers = %answer.reply_to_msg_id,
-                request = %msg_id,
-                "skipping an answer to another request"
-            );
+            return Box::pin(fetch_links(answer, self.downloader.as_ref(), &self.limits)).await;
         }
     }
 

@@ -397,6 +397,53 @@ async fn jetstream_acks_decoded_envelopes_and_naks_the_rest_for_redelivery() {
 }
 
 #[tokio::test]
+async fn a_streams_pub_ack_on_the_reply_subject_is_not_taken_for_the_answer() {
+    let server = NatsServer::builder().jetstream().start();
+    let service = bridge(&server, None).await;
+    // A stream that also captures the request subject: it acks every
+    // request on the request's reply subject, before the responder answers.
+    service.connection().jetstream().ensure_stream("AUDIT", &["svc.>"]).await.unwrap();
+    let mut requests = service.subscribe("svc.echo").await.unwrap();
+    let responder = service.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(request)) = requests.next().await {
+            // Answer after the stream's ack has certainly gone out.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let payloads = vec![Payload::text("answer", "from the responder")];
+            responder.reply(&request, payloads, SendOptions::default()).await.unwrap();
+        }
+    });
+    barrier(&service).await;
+    let client = bridge(&server, None).await;
+    let answer = client
+        .request(
+            "svc.echo",
+            vec![Payload::text("q", "?")],
+            SendOptions::default(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.payloads[0].value().unwrap(),
+        PayloadValue::Text("from the responder".into())
+    );
+
+    // With no responder, only the ack arrives: a timeout that names it.
+    let err = client
+        .request(
+            "svc.nobody",
+            vec![Payload::text("q", "?")],
+            SendOptions::default(),
+            Duration::from_millis(500),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Nats(NatsKind::TimedOut), "{err}");
+    assert!(err.to_string().contains("were not envelopes and were skipped"), "{err}");
+}
+
+#[tokio::test]
 async fn a_prepared_sender_sends_what_smartsend_sends() {
     let server = NatsServer::start();
     let receiver = bridge(&server, None).await;
