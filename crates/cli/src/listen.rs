@@ -83,10 +83,15 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
         _ => eprintln!("natsbridge: listening on {}", args.subject),
     }
     let deadline = nats.timeout_flag().map(|d| tokio::time::Instant::now() + d);
+    // The first SIGTERM or SIGINT drains: nothing new is taken, what was
+    // delivered is shown (a durable consumer's unacked messages are left
+    // for redelivery), then exit as usual.
+    let mut stop = crate::stop::signals("showing the messages already received")?;
     let out = args.out.as_deref();
     let mut taken = 0usize;
     let mut shown = 0usize;
     let mut ended = false;
+    let mut draining = false;
     let mut all_decoded = true;
     let mut in_flight = FuturesUnordered::new();
     loop {
@@ -150,6 +155,20 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
             Some(outcome) = in_flight.next() => {
                 shown += 1;
                 all_decoded &= print(outcome, &args, shown)?;
+            }
+            () = stop.requested(), if !draining => {
+                draining = true;
+                match &mut core {
+                    // The server stops sending; what it sent already still
+                    // arrives, then the subscription ends.
+                    Some(core) => {
+                        if let Err(e) = core.drain().await {
+                            tracing::warn!(error = %e, "draining the subscription");
+                            ended = true;
+                        }
+                    }
+                    None => ended = true,
+                }
             }
             () = timed_out => {
                 eprintln!("natsbridge: timed out after {shown} message(s)");

@@ -28,6 +28,7 @@ mod report;
 mod request;
 mod send;
 mod show;
+mod stop;
 mod unpack;
 
 /// The Rust peer of the natsbridge / msghandler message bridge over NATS.

@@ -99,10 +99,10 @@ pub(crate) async fn fetch_for_show(
         for (index, record) in envelope.payloads.iter_mut().enumerate() {
             let Some(request) = link_request(record) else { continue };
             let named = |e: LinkError| {
-                natsbridge::Error::from(e.context(format!(
+                natsbridge::Error::from(e).context(format!(
                     "downloading payload {:?} (payloads[{index}])",
                     record.dataname
-                )))
+                ))
             };
             if shown_whole(&record.payload_type) {
                 let request = request.max_size(limits.max_envelope_bytes.saturating_sub(used));

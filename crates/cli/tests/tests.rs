@@ -8,5 +8,6 @@ mod offline;
 mod reply;
 mod security;
 mod show;
+mod stopping;
 mod stores;
 mod util;

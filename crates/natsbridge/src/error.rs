@@ -55,7 +55,12 @@ impl Error {
         &self.kind
     }
 
-    pub(crate) fn context(mut self, context: impl Into<String>) -> Self {
+    /// Says what was being done when the error happened (`downloading
+    /// payload "x"`): `Display` shows it, and the layer's error becomes the
+    /// [`source`](std::error::Error::source), so a chain printer shows
+    /// each once. A second call replaces the first.
+    #[must_use]
+    pub fn context(mut self, context: impl Into<String>) -> Self {
         self.context = context.into();
         self
     }

@@ -37,7 +37,7 @@ use crate::connect::{
     LinkArgs, NatsArgs, Receiving, Store, Unlisted, connect_to_store, link_policy,
 };
 use crate::exit::BadInput;
-use crate::{ctrl_c, print_json, redact_url};
+use crate::{print_json, redact_url};
 
 /// Where and how the page is served, and how much it keeps (`inspect`
 /// and `dev`).
@@ -105,12 +105,29 @@ pub(crate) struct InspectArgs {
 pub(crate) struct Inspector {
     /// `http://127.0.0.1:PORT/`.
     pub(crate) url: String,
+    /// The tasks that record what arrives, one a subject.
+    watchers: Vec<JoinHandle<()>>,
+    /// Set to ask the watchers to drain their subscriptions.
+    draining: tokio::sync::watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+impl Inspector {
+    /// Stops taking messages (each subscription drained: the server sends
+    /// nothing more, what it sent is recorded), and returns once every
+    /// message delivered to the process is in the history. The page is
+    /// served until the inspector is dropped.
+    pub(crate) async fn drain(&mut self) {
+        let _ = self.draining.send(true);
+        for watcher in self.watchers.drain(..) {
+            let _ = watcher.await;
+        }
+    }
 }
 
 impl Drop for Inspector {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in self.tasks.iter().chain(&self.watchers) {
             task.abort();
         }
     }
@@ -130,7 +147,7 @@ pub(crate) struct Watch<'a> {
 
 pub(crate) async fn run(args: InspectArgs, nats: &NatsArgs) -> anyhow::Result<ExitCode> {
     args.page.check()?;
-    let interrupted = ctrl_c()?;
+    let mut stop = crate::stop::signals("recording the messages already received")?;
     let target = nats.target()?;
     let nats_url = target.url.clone();
     let store = Store::plik(args.links.fileserver.as_deref());
@@ -156,7 +173,9 @@ pub(crate) async fn run(args: InspectArgs, nats: &NatsArgs) -> anyhow::Result<Ex
         println!("inspector at {}", inspector.url);
         std::io::stdout().flush()?;
     }
-    interrupted.await;
+    stop.requested().await;
+    let mut inspector = inspector;
+    inspector.drain().await;
     drop(inspector);
     Ok(ExitCode::SUCCESS)
 }
@@ -255,13 +274,29 @@ pub(crate) async fn start(watch: Watch<'_>, page: &PageArgs) -> anyhow::Result<I
     });
 
     let mut tasks = Vec::new();
+    let mut watchers = Vec::new();
+    let (draining, drain) = tokio::sync::watch::channel(false);
     for (subject, mut subscriber) in subscribers {
         let state = state.clone();
+        let mut drain = drain.clone();
         // The server's own traffic (JetStream's API, system events) is not
         // envelopes: watched only when asked for by name.
         let skip_system = subject == ">";
-        tasks.push(tokio::spawn(async move {
-            while let Some(message) = subscriber.next().await {
+        watchers.push(tokio::spawn(async move {
+            let mut drained = false;
+            loop {
+                let message = tokio::select! {
+                    message = subscriber.next() => message,
+                    Ok(()) = async { drain.wait_for(|d| *d).await.map(|_| ()) }, if !drained => {
+                        drained = true;
+                        if let Err(e) = subscriber.drain().await {
+                            tracing::warn!(error = %e, "draining a subscription");
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                let Some(message) = message else { return };
                 let subject = message.subject.to_string();
                 // An empty message on an inbox is a client's round trip to
                 // the server (see `Connection::sync`), never an envelope.
@@ -276,7 +311,7 @@ pub(crate) async fn start(watch: Watch<'_>, page: &PageArgs) -> anyhow::Result<I
     let header_read_timeout = std::time::Duration::from_secs(page.header_read_timeout);
     tasks.push(tokio::spawn(serve(listener, state, header_read_timeout)));
     tracing::info!(url = %url, "inspector page served");
-    Ok(Inspector { url, tasks })
+    Ok(Inspector { url, watchers, draining, tasks })
 }
 
 /// A subject to subscribe to must have tokens separated by dots, none
