@@ -18,6 +18,12 @@ use crate::system::{SystemClock, SystemIds};
 use crate::transport::{Ack, ConnectOptions, Connection, Message};
 use crate::{Error, Result};
 
+/// How many times [`Bridge::request`] sends a request again after "no
+/// responders", and the first wait (doubling): 10 + 20 + 40 + 80 ms, so a
+/// subject nobody serves is reported 150 ms after the first answer.
+const NO_RESPONDERS_RESENDS: u32 = 4;
+const NO_RESPONDERS_DELAY: Duration = Duration::from_millis(10);
+
 /// Connects to `url` with default options: no file server (every payload
 /// must fit direct), downloads allowed from any `http`/`https` origin (the
 /// seeds' receivers; see [`BridgeBuilder::fileserver`] and
@@ -436,6 +442,10 @@ impl Bridge {
     /// send a fresh one. A message there that is not an envelope at all (a
     /// JetStream stream that also captures `subject` sends its `PubAck` to
     /// the reply subject) is skipped and logged, not taken for the answer.
+    /// "No responders" is answered by the server when nobody subscribes to
+    /// `subject`, which happens for a moment while a responder moves to
+    /// another server (a rolling restart); nobody got the request, so it is
+    /// sent again up to 4 times over 150 ms before that is the answer.
     /// Errors: `Nats(NoResponders)` when nobody listens on `subject`,
     /// `Nats(TimedOut)` when no answer came within `timeout` (naming the
     /// messages skipped, if any), and the answer's link download error if
@@ -462,7 +472,9 @@ impl Bridge {
             Ok(Envelope::write_packed(out, subject, &payloads, &options, ids, clock)?)
         };
         let json = crate::prepared::build(self, subject, &options, &payloads, write).await?;
-        self.conn.send_request(&mut replies, subject, json, timeout).await?;
+        let sent_at = tokio::time::Instant::now();
+        self.conn.send_request(&mut replies, subject, json.clone(), timeout).await?;
+        let mut resent = 0u32;
         // Messages on the reply subject that are not envelopes at all (a
         // JetStream stream that also captures `subject` acks the request
         // there first) are skipped; the last one's error is kept for a
@@ -471,6 +483,22 @@ impl Bridge {
         loop {
             let message = match replies.next().await {
                 Ok(message) => message,
+                // A responder moving between servers (a rolling restart)
+                // has no subscription for a moment, and a request then is
+                // answered "no responders": nobody got it, so it is sent
+                // again, briefly, before that is the answer.
+                Err(e)
+                    if e.kind() == &crate::transport::ErrorKind::NoResponders
+                        && resent < NO_RESPONDERS_RESENDS
+                        && sent_at.elapsed() < timeout =>
+                {
+                    tokio::time::sleep(NO_RESPONDERS_DELAY * 2u32.pow(resent)).await;
+                    resent += 1;
+                    let left = timeout.saturating_sub(sent_at.elapsed());
+                    tracing::debug!(subject, resent, "no responders: sending the request again");
+                    self.conn.send_request(&mut replies, subject, json.clone(), left).await?;
+                    continue;
+                }
                 Err(e) => {
                     let error = Error::from(e);
                     return Err(match skipped {

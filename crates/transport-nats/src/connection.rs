@@ -115,6 +115,9 @@ pub struct ConnectOptions {
     request_timeout: Option<Duration>,
     connection_timeout: Option<Duration>,
     subscription_capacity: Option<usize>,
+    /// Set by `lame_duck_reconnect(false)`: stay on a server in lame duck
+    /// mode until it evicts the connection.
+    stay_on_lame_duck: bool,
 }
 
 impl std::fmt::Debug for ConnectOptions {
@@ -132,6 +135,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("require_tls", &self.require_tls)
             .field("tls_first", &self.tls_first)
             .field("reconnect", &self.reconnect)
+            .field("lame_duck_reconnect", &!self.stay_on_lame_duck)
             .finish()
     }
 }
@@ -209,6 +213,19 @@ impl ConnectOptions {
         self
     }
 
+    /// Whether to move to another server as soon as the current one
+    /// announces lame duck mode (a rolling restart: it stops accepting
+    /// connections and evicts its clients over the following seconds).
+    /// Default `true`: the connection reconnects at once to another server
+    /// of the pool (the URLs given and those the cluster announces), its
+    /// subscriptions re-made there, instead of waiting to be evicted at a
+    /// random moment of the server's lame duck period. async-nats alone only
+    /// reports the event ([`Event::LameDuckMode`], reported here too).
+    pub fn lame_duck_reconnect(mut self, reconnect: bool) -> Self {
+        self.stay_on_lame_duck = !reconnect;
+        self
+    }
+
     /// Timeout of [`Connection::request`] calls that give none. Default 10 s.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = Some(timeout);
@@ -281,6 +298,11 @@ impl ConnectOptions {
         }
         let policy = self.reconnect;
         let tx = events_tx.clone();
+        // Lame duck notices go to a task of the connection's (started once
+        // connected), which moves the client; the callback, run by the
+        // client's own connection task, cannot hold the client itself.
+        let (lame_duck_tx, lame_duck_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let on_lame_duck = (!self.stay_on_lame_duck).then_some(lame_duck_tx);
         options = options
             .require_tls(self.require_tls || self.tls_first)
             .max_reconnects(policy.max_reconnects)
@@ -288,8 +310,12 @@ impl ConnectOptions {
             .request_timeout(Some(self.request_timeout.unwrap_or(Duration::from_secs(10))))
             .event_callback(move |event| {
                 let tx = tx.clone();
+                let on_lame_duck = on_lame_duck.clone();
                 async move {
                     let event = Event::from(event);
+                    if let (Event::LameDuckMode, Some(notify)) = (&event, on_lame_duck) {
+                        let _ = notify.send(());
+                    }
                     match &event {
                         Event::SlowConsumer(sid) => {
                             tracing::warn!(subscription = sid, "slow consumer: messages dropped")
@@ -346,12 +372,41 @@ impl ConnectOptions {
             };
             Error::with_source(kind, format!("server {servers}"), e)
         })?;
+        let lame_duck = (!self.stay_on_lame_duck).then(|| {
+            Arc::new(AbortOnDrop(tokio::spawn(leave_lame_ducks(client.clone(), lame_duck_rx))))
+        });
         Ok(Connection {
             client,
             events: events_tx,
             mux: Arc::default(),
             last_subject: Arc::default(),
+            _lame_duck: lame_duck,
         })
+    }
+}
+
+/// Moves `client` to another server each time its server announces lame
+/// duck mode. Runs until the last [`Connection`] clone is dropped (which
+/// aborts it, so the client it holds does not keep the connection open).
+async fn leave_lame_ducks(
+    client: async_nats::Client,
+    mut notices: tokio::sync::mpsc::UnboundedReceiver<()>,
+) {
+    while notices.recv().await.is_some() {
+        tracing::info!("server in lame duck mode: reconnecting to another server");
+        if let Err(e) = client.force_reconnect().await {
+            tracing::warn!(error = %e, "reconnecting away from a lame duck server");
+        }
+    }
+}
+
+/// A task aborted when this is dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -407,6 +462,9 @@ pub struct Connection {
     /// The subject of the latest publish, as async-nats takes it (see
     /// [`Connection::subject`]).
     last_subject: Arc<Mutex<Option<async_nats::Subject>>>,
+    /// The task that leaves a server in lame duck mode, while any clone
+    /// lives (none with `lame_duck_reconnect(false)`).
+    _lame_duck: Option<Arc<AbortOnDrop>>,
 }
 
 fn publish_error(e: async_nats::PublishError, size: usize, limit: usize) -> Error {
