@@ -4,13 +4,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::{
-    ConnectErrorKind, HeaderMap, Message, PublishErrorKind, RequestErrorKind, Subscriber,
-};
+use async_nats::{ConnectErrorKind, HeaderMap, Message, PublishErrorKind, RequestErrorKind};
 use bytes::Bytes;
 use natsbridge_common::{Backoff, redact_url};
 use tokio::sync::broadcast;
 
+use crate::moving::Subscriber;
 use crate::replies::{Replies, ReplyMux};
 use crate::{Error, ErrorKind, Result};
 
@@ -99,7 +98,7 @@ impl From<async_nats::Event> for Event {
 /// Secrets given here (token, password, nkey seed) go to async-nats and are
 /// never formatted: `Debug` shows only whether each is set.
 #[must_use]
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct ConnectOptions {
     servers: Vec<String>,
     name: Option<String>,
@@ -216,11 +215,16 @@ impl ConnectOptions {
     /// Whether to move to another server as soon as the current one
     /// announces lame duck mode (a rolling restart: it stops accepting
     /// connections and evicts its clients over the following seconds).
-    /// Default `true`: the connection reconnects at once to another server
-    /// of the pool (the URLs given and those the cluster announces), its
-    /// subscriptions re-made there, instead of waiting to be evicted at a
-    /// random moment of the server's lame duck period. async-nats alone only
-    /// reports the event ([`Event::LameDuckMode`], reported here too).
+    /// Default `true`: make before break. A second client connects to
+    /// another server of the pool (the URLs given and those the cluster
+    /// announces), every subscription is made again there, and only then
+    /// are the old ones drained (what the old server sent is still
+    /// delivered) and the publishing client reconnected away; so a single
+    /// responder misses no request. A plain subscription may see a message
+    /// published during the switch twice; a queue subscription sees each
+    /// once. async-nats alone only reports the event
+    /// ([`Event::LameDuckMode`], reported here too); `false` keeps that:
+    /// the connection waits to be evicted.
     pub fn lame_duck_reconnect(mut self, reconnect: bool) -> Self {
         self.stay_on_lame_duck = !reconnect;
         self
@@ -255,6 +259,44 @@ impl ConnectOptions {
     /// unreadable `.creds` file.
     pub async fn connect(self) -> Result<Connection> {
         let (events_tx, _) = broadcast::channel(256);
+        // Lame duck notices (with the id of the client that got one) go to
+        // the connection's mover task, started once connected; the event
+        // callback runs on the client's own connection task and cannot
+        // act on the client itself.
+        let (notices_tx, notices_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let options = Arc::new(self);
+        let client = options.client(PUBLISHER, &events_tx, &notices_tx, &[]).await?;
+        let subscriptions = Arc::new(crate::moving::Subscriptions::new(PUBLISHER, client.clone()));
+        let mover = (!options.stay_on_lame_duck).then(|| {
+            let mover = crate::moving::Mover {
+                options: options.clone(),
+                events: events_tx.clone(),
+                notices: notices_tx,
+                publisher: client.clone(),
+                subscriptions: subscriptions.clone(),
+            };
+            Arc::new(AbortOnDrop(tokio::spawn(mover.run(notices_rx))))
+        });
+        Ok(Connection {
+            client,
+            events: events_tx,
+            mux: Arc::default(),
+            last_subject: Arc::default(),
+            subscriptions,
+            _lame_duck: mover,
+        })
+    }
+
+    /// A client connected as these options say (to their servers and
+    /// `more_servers`, `host:port` as a cluster announces them), its events
+    /// sent to `events` and its lame duck notices (as `id`) to `notices`.
+    pub(crate) async fn client(
+        &self,
+        id: u64,
+        events_tx: &broadcast::Sender<Event>,
+        notices: &tokio::sync::mpsc::UnboundedSender<u64>,
+        more_servers: &[String],
+    ) -> Result<async_nats::Client> {
         let explicit_auth = self.token.is_some()
             || self.user_password.is_some()
             || self.nkey_seed.is_some()
@@ -269,22 +311,22 @@ impl ConnectOptions {
                 )
             })?;
         }
-        if let Some(name) = self.name {
+        if let Some(name) = self.name.clone() {
             options = options.name(name);
         }
-        if let Some(token) = self.token {
+        if let Some(token) = self.token.clone() {
             options = options.token(token);
         }
-        if let Some((user, password)) = self.user_password {
+        if let Some((user, password)) = self.user_password.clone() {
             options = options.user_and_password(user, password);
         }
-        if let Some(seed) = self.nkey_seed {
+        if let Some(seed) = self.nkey_seed.clone() {
             options = options.nkey(seed);
         }
-        if let Some(ca) = self.root_certificates {
+        if let Some(ca) = self.root_certificates.clone() {
             options = options.add_root_certificates(ca);
         }
-        if let Some((cert, key)) = self.client_certificate {
+        if let Some((cert, key)) = self.client_certificate.clone() {
             options = options.add_client_certificate(cert, key);
         }
         if let Some(timeout) = self.connection_timeout {
@@ -298,11 +340,7 @@ impl ConnectOptions {
         }
         let policy = self.reconnect;
         let tx = events_tx.clone();
-        // Lame duck notices go to a task of the connection's (started once
-        // connected), which moves the client; the callback, run by the
-        // client's own connection task, cannot hold the client itself.
-        let (lame_duck_tx, lame_duck_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let on_lame_duck = (!self.stay_on_lame_duck).then_some(lame_duck_tx);
+        let on_lame_duck = (!self.stay_on_lame_duck).then(|| notices.clone());
         options = options
             .require_tls(self.require_tls || self.tls_first)
             .max_reconnects(policy.max_reconnects)
@@ -314,7 +352,7 @@ impl ConnectOptions {
                 async move {
                     let event = Event::from(event);
                     if let (Event::LameDuckMode, Some(notify)) = (&event, on_lame_duck) {
-                        let _ = notify.send(());
+                        let _ = notify.send(id);
                     }
                     match &event {
                         Event::SlowConsumer(sid) => {
@@ -323,7 +361,18 @@ impl ConnectOptions {
                         Event::ServerError(e) => tracing::warn!(error = %e, "NATS server error"),
                         other => tracing::debug!(event = ?other, "NATS connection event"),
                     }
-                    let _ = tx.send(event);
+                    // A client the mover made to carry subscriptions reports
+                    // what concerns them; its connects and lame duck notices
+                    // are its own business (the publishing client's are the
+                    // connection's).
+                    let concerns_caller = id == PUBLISHER
+                        || matches!(
+                            event,
+                            Event::SlowConsumer(_) | Event::ServerError(_) | Event::ClientError(_)
+                        );
+                    if concerns_caller {
+                        let _ = tx.send(event);
+                    }
                 }
             });
         // Credentials written in a URL go to async-nats as options, never
@@ -345,7 +394,7 @@ impl ConnectOptions {
                 None => {}
             }
         }
-        let addrs: Vec<async_nats::ServerAddr> = stripped
+        let mut addrs: Vec<async_nats::ServerAddr> = stripped
             .iter()
             .map(|s| {
                 s.parse().map_err(|e| {
@@ -357,6 +406,7 @@ impl ConnectOptions {
                 })
             })
             .collect::<Result<_>>()?;
+        addrs.extend(more_servers.iter().filter_map(|s| s.parse().ok()));
         let servers = self.servers.iter().map(|s| shown_server(s)).collect::<Vec<_>>().join(", ");
         let client = options.connect(addrs).await.map_err(|e| {
             let kind = match e.kind() {
@@ -372,33 +422,14 @@ impl ConnectOptions {
             };
             Error::with_source(kind, format!("server {servers}"), e)
         })?;
-        let lame_duck = (!self.stay_on_lame_duck).then(|| {
-            Arc::new(AbortOnDrop(tokio::spawn(leave_lame_ducks(client.clone(), lame_duck_rx))))
-        });
-        Ok(Connection {
-            client,
-            events: events_tx,
-            mux: Arc::default(),
-            last_subject: Arc::default(),
-            _lame_duck: lame_duck,
-        })
+        Ok(client)
     }
 }
 
-/// Moves `client` to another server each time its server announces lame
-/// duck mode. Runs until the last [`Connection`] clone is dropped (which
-/// aborts it, so the client it holds does not keep the connection open).
-async fn leave_lame_ducks(
-    client: async_nats::Client,
-    mut notices: tokio::sync::mpsc::UnboundedReceiver<()>,
-) {
-    while notices.recv().await.is_some() {
-        tracing::info!("server in lame duck mode: reconnecting to another server");
-        if let Err(e) = client.force_reconnect().await {
-            tracing::warn!(error = %e, "reconnecting away from a lame duck server");
-        }
-    }
-}
+/// The id of a connection's first client, which publishes for good (later
+/// ones, made when a server goes into lame duck mode, only carry
+/// subscriptions).
+pub(crate) const PUBLISHER: u64 = 0;
 
 /// A task aborted when this is dropped.
 #[derive(Debug)]
@@ -462,6 +493,9 @@ pub struct Connection {
     /// The subject of the latest publish, as async-nats takes it (see
     /// [`Connection::subject`]).
     last_subject: Arc<Mutex<Option<async_nats::Subject>>>,
+    /// The client subscriptions are made on, and every subscription, to
+    /// move them when that client's server goes into lame duck mode.
+    subscriptions: Arc<crate::moving::Subscriptions>,
     /// The task that leaves a server in lame duck mode, while any clone
     /// lives (none with `lame_duck_reconnect(false)`).
     _lame_duck: Option<Arc<AbortOnDrop>>,
@@ -571,7 +605,10 @@ impl Connection {
     pub async fn sync(&self) -> Result<()> {
         let inbox = self.new_inbox();
         let mut echo = self.subscribe(&inbox).await?;
-        self.client
+        // Sent on the client the subscriptions are on (the same as the
+        // publishing one until a server's lame duck mode moved them).
+        self.subscriptions
+            .client()
             .publish(inbox.clone(), Bytes::new())
             .await
             .map_err(|e| Error::with_source(ErrorKind::Closed, "syncing with the server", e))?;
@@ -590,14 +627,14 @@ impl Connection {
     /// Subscribes to `subject` (wildcards allowed).
     /// [`ErrorKind::InvalidSubject`] when NATS would refuse the subject.
     pub async fn subscribe(&self, subject: &str) -> Result<Subscriber> {
-        self.client.subscribe(subject.to_string()).await.map_err(|e| subscribe_error(subject, e))
+        self.subscriptions.subscribe(subject, None).await.map_err(|e| subscribe_error(subject, e))
     }
 
     /// Subscribes as a member of queue group `group`: each message goes to
     /// one member.
     pub async fn queue_subscribe(&self, subject: &str, group: &str) -> Result<Subscriber> {
-        self.client
-            .queue_subscribe(subject.to_string(), group.to_string())
+        self.subscriptions
+            .subscribe(subject, Some(group))
             .await
             .map_err(|e| subscribe_error(subject, e))
     }
@@ -640,7 +677,7 @@ impl Connection {
     pub async fn replies(&self, reply: Option<&str>) -> Result<Replies> {
         match reply {
             Some(subject) => Ok(Replies::own(subject, self.subscribe(subject).await?)),
-            None => self.mux.register(&self.client).await,
+            None => self.mux.register(self).await,
         }
     }
 

@@ -33,6 +33,7 @@ mod connection;
 mod context;
 mod error;
 mod jetstream;
+mod moving;
 mod objectstore;
 mod replies;
 
@@ -40,9 +41,10 @@ pub use crate::connection::{ConnectOptions, Connection, Event, ReconnectPolicy, 
 pub use crate::context::{DEFAULT_URL, NatsContext};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::jetstream::{Ack, Consumer, JetStream, Messages, StreamConfig, StreamMessage};
+pub use crate::moving::Subscriber;
 pub use crate::objectstore::{ObjectInfo, ObjectReader, ObjectStore, ObjectStoreConfig};
 pub use crate::replies::Replies;
-pub use async_nats::{HeaderMap, Message, Subscriber};
+pub use async_nats::{HeaderMap, Message};
 /// The reconnect delays' formula ([`ReconnectPolicy::backoff`]) and the URL
 /// redaction of every error and `Debug` here, shared with the claim-check
 /// stores through `natsbridge-common`.

@@ -13,11 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::{Message, StatusCode, Subscriber};
+use async_nats::{Message, StatusCode};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::{Error, ErrorKind, Result};
+use crate::{Connection, Error, ErrorKind, Result, Subscriber};
 
 type Waiting = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Message>>>>;
 
@@ -37,8 +37,8 @@ struct Shared {
 
 impl ReplyMux {
     /// A fresh subject on the shared subscription, registered for answers.
-    pub(crate) async fn register(&self, client: &async_nats::Client) -> Result<Replies> {
-        let shared = self.shared.get_or_try_init(|| Shared::start(client)).await?;
+    pub(crate) async fn register(&self, conn: &Connection) -> Result<Replies> {
+        let shared = self.shared.get_or_try_init(|| Shared::start(conn)).await?;
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         shared.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(token, tx);
@@ -50,11 +50,11 @@ impl ReplyMux {
 }
 
 impl Shared {
-    async fn start(client: &async_nats::Client) -> Result<Shared> {
-        let prefix = client.new_inbox();
-        let mut subscriber = client.subscribe(format!("{prefix}.*")).await.map_err(|e| {
-            Error::with_source(ErrorKind::Closed, "subscribing to the reply inbox", e)
-        })?;
+    async fn start(conn: &Connection) -> Result<Shared> {
+        let prefix = conn.new_inbox();
+        // A subscription of the connection's, so it moves with the others
+        // when a server goes into lame duck mode.
+        let mut subscriber = conn.subscribe(&format!("{prefix}.*")).await?;
         let waiting = Waiting::default();
         let routes = waiting.clone();
         // Ends with the connection (the subscription stream ends); every
