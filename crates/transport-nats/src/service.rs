@@ -50,6 +50,28 @@ impl ServiceConfig {
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
         ServiceConfig { name: name.into(), version: version.into(), ..ServiceConfig::default() }
     }
+
+    /// Checks what [`Connection::add_service`] checks before registering:
+    /// the name (letters, digits, `-` and `_`) and the version (SemVer).
+    /// [`ErrorKind::InvalidConfig`] saying which is wrong.
+    pub fn validate(&self) -> Result<()> {
+        if !is_name(&self.name) {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "service name {:?}: only letters, digits, `-` and `_` are allowed",
+                    self.name
+                ),
+            ));
+        }
+        if !is_semver(&self.version) {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!("service version {:?} is not a SemVer version", self.version),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One endpoint of a service: the subject it answers on and how.
@@ -179,21 +201,7 @@ impl Connection {
     /// stopped or dropped. [`ErrorKind::InvalidConfig`] for a bad name or
     /// version.
     pub async fn add_service(&self, config: ServiceConfig) -> Result<Service> {
-        if !is_name(&config.name) {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                format!(
-                    "service name {:?}: only letters, digits, `-` and `_` are allowed",
-                    config.name
-                ),
-            ));
-        }
-        if !is_semver(&config.version) {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                format!("service version {:?} is not a SemVer version", config.version),
-            ));
-        }
+        config.validate()?;
         // A NUID, as the inbox's last token: unique, and a valid subject token.
         let inbox = self.new_inbox();
         let id = inbox.rsplit('.').next().unwrap_or(&inbox).to_owned();
