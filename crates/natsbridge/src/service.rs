@@ -139,19 +139,20 @@ impl Stream for ServiceEndpoint {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         let taken = Instant::now();
-        let item = ready!(this.requests.poll_next_unpin(cx));
-        Poll::Ready(item.map(|item| match item {
-            Ok(received) => Ok(ServiceRequest {
+        let item = match ready!(this.requests.poll_next_unpin(cx)) {
+            None => return Poll::Ready(None),
+            Some(Ok(received)) => Ok(ServiceRequest {
                 received,
                 taken,
                 stats: this.stats.clone(),
                 bridge: this.bridge.clone(),
             }),
-            Err(rejected) => {
+            Some(Err(rejected)) => {
                 this.stats.record(taken.elapsed(), Some((400, &rejected.error.to_string())));
                 Err(rejected)
             }
-        }))
+        };
+        Poll::Ready(Some(item))
     }
 }
 
