@@ -62,7 +62,9 @@ enum Command {
     Request(Box<request::RequestArgs>),
     /// Answer requests on a subject: with fixed payloads, their own
     /// payloads (--echo) or a command's output (--command); replicas share
-    /// requests through a queue group.
+    /// requests through a queue group. Registered as a NATS service
+    /// ($SRV.PING/INFO/STATS); SIGTERM or Ctrl-C drains (answers what it
+    /// was sent, exit 0), a second one stops at once.
     Reply(reply::ReplyArgs),
     /// Run the seeds' walkthroughs end to end on a local nats-server and
     /// file server, and report what went which way.
