@@ -19,6 +19,11 @@ pub(crate) const AUTHORIZATION: u8 = 5;
 /// The input was refused: a payload argument, an envelope, a link's bytes,
 /// a file to read, the connection settings (context, nkey file, URL).
 pub(crate) const BAD_INPUT: u8 = 6;
+/// A second SIGINT stopped a draining command at once (128 + 2, as a
+/// shell reports a process killed by SIGINT).
+pub(crate) const INTERRUPTED: u8 = 130;
+/// A second SIGTERM stopped a draining command at once (128 + 15).
+pub(crate) const TERMINATED: u8 = 143;
 
 /// Marks an error of the command line's own as bad input, for
 /// [`code`]: `.context(BadInput)`. It prints as nothing, so the message

@@ -63,7 +63,9 @@ enum Command {
     Request(Box<request::RequestArgs>),
     /// Answer requests on a subject: with fixed payloads, their own
     /// payloads (--echo) or a command's output (--command); replicas share
-    /// requests through a queue group.
+    /// requests through a queue group. Registered as a NATS service
+    /// ($SRV.PING/INFO/STATS); SIGTERM or Ctrl-C drains (answers what it
+    /// was sent, exit 0), a second one stops at once.
     Reply(reply::ReplyArgs),
     /// Run the seeds' walkthroughs end to end on a local nats-server and
     /// file server, and report what went which way.
@@ -193,6 +195,54 @@ pub(crate) fn ctrl_c() -> anyhow::Result<impl Future<Output = ()>> {
         Ok(async {
             let _ = tokio::signal::ctrl_c().await;
         })
+    }
+}
+
+/// SIGINT and SIGTERM, one at a time, for a command that drains on the
+/// first and stops on the second. Listening starts when this is made, so
+/// that a signal from then on is never the default (immediate) exit.
+pub(crate) struct StopSignals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    pub(crate) fn new() -> anyhow::Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignals {
+                interrupt: signal(SignalKind::interrupt()).context("listening for Ctrl-C")?,
+                terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
+    }
+
+    /// Waits for the next signal; returns the exit code that stopping at
+    /// once on it gives ([`exit::INTERRUPTED`] or [`exit::TERMINATED`]).
+    pub(crate) async fn next(&mut self) -> u8 {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => {
+                    tracing::info!("interrupted (SIGINT)");
+                    exit::INTERRUPTED
+                }
+                _ = self.terminate.recv() => {
+                    tracing::info!("terminated (SIGTERM)");
+                    exit::TERMINATED
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            exit::INTERRUPTED
+        }
     }
 }
 

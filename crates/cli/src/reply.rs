@@ -1,7 +1,11 @@
 //! `natsbridge reply`: answer requests on a subject, with fixed payloads,
 //! the request's own (`--echo`) or a command's output (`--command`), in a
-//! queue group so that replicas share the requests.
+//! queue group so that replicas share the requests, registered as a NATS
+//! service (`$SRV.PING`, `INFO`, `STATS`), draining on SIGTERM and SIGINT.
 
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
@@ -10,13 +14,20 @@ use clap::{ArgGroup, Args};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use natsbridge::{Bridge, Envelope, Payload, PayloadType, SendOptions, Subscription};
+use natsbridge::transport::service_name;
+use natsbridge::{
+    Bridge, EndpointConfig, Envelope, Payload, PayloadType, SendOptions, ServiceConfig,
+    ServiceEndpoint, ServiceRequest,
+};
 
 use crate::connect::{LinkArgs, NatsArgs, Unlisted, connect, parse_timeout};
-use crate::{ctrl_c, parse_payloads, payload_arg, redact_url, report};
+use crate::{StopSignals, exit, parse_payloads, payload_arg, redact_url, report};
 
 /// The queue group replicas join unless `--queue` or `--no-queue` says.
 const DEFAULT_QUEUE: &str = "natsbridge";
+
+/// The Service API error code of a failed `--command`.
+const COMMAND_FAILED: u16 = 500;
 
 #[derive(Debug, Args)]
 #[command(group(
@@ -55,6 +66,27 @@ pub(crate) struct ReplyArgs {
     /// Exit after answering this many requests.
     #[arg(long, value_name = "N")]
     count: Option<usize>,
+    /// The service's name in the NATS Service API ($SRV.PING/INFO/STATS):
+    /// letters, digits, `-` and `_` [default: the subject, other characters
+    /// as `-`: svc.hello gives svc-hello].
+    #[arg(long, value_name = "NAME")]
+    service_name: Option<String>,
+    /// The service's version, SemVer.
+    #[arg(long, value_name = "VERSION", default_value = env!("CARGO_PKG_VERSION"))]
+    service_version: String,
+    /// The service's description [default: "natsbridge reply on SUBJECT"].
+    #[arg(long, value_name = "TEXT")]
+    service_description: Option<String>,
+    /// Service metadata, KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_metadata)]
+    service_metadata: Vec<(String, String)>,
+}
+
+fn parse_metadata(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{arg:?} is not KEY=VALUE")),
+    }
 }
 
 /// How each request is answered.
@@ -73,75 +105,151 @@ pub(crate) async fn run(args: ReplyArgs, nats: &NatsArgs) -> anyhow::Result<Exit
         // Bad arguments fail here, before connecting (bad input).
         (None, false) => Answer::Fixed(parse_payloads(&args.payloads)?),
     };
+    let service = ServiceConfig {
+        name: args.service_name.clone().unwrap_or_else(|| service_name(&args.subject)),
+        version: args.service_version.clone(),
+        description: args
+            .service_description
+            .clone()
+            .unwrap_or_else(|| format!("natsbridge reply on {}", args.subject)),
+        metadata: args.service_metadata.iter().cloned().collect::<BTreeMap<_, _>>(),
+    };
+    service.validate().context(exit::BadInput)?;
+    let endpoint = EndpointConfig {
+        name: service.name.clone(),
+        subject: args.subject.clone(),
+        queue_group: (!args.no_queue).then(|| args.queue.clone()),
+        metadata: BTreeMap::new(),
+    };
     let target = nats.target()?;
     let broker_url = redact_url(&target.url);
     let bridge =
         connect(target, args.links.fileserver.as_deref(), &args.links.receiving(Unlisted::Refuse))
             .await?;
-    let mut sub = if args.no_queue {
-        bridge.subscribe(&args.subject).await?
-    } else {
-        bridge.queue_subscribe(&args.subject, &args.queue).await?
-    };
+    let service = bridge.service(service).await?;
+    let mut endpoint = service.endpoint_with(endpoint).await?;
+    // Listening before the ready line: a signal from then on drains.
+    let mut signals = StopSignals::new()?;
     bridge.connection().sync().await?;
-    if args.no_queue {
-        eprintln!("natsbridge: answering on {}", args.subject);
-    } else {
-        eprintln!("natsbridge: answering on {} (queue group {})", args.subject, args.queue);
-    }
-    // Ctrl-C or SIGTERM stops it cleanly (exit 0), a running command and
-    // what it started included.
-    let stopped = ctrl_c()?;
-    tokio::select! {
-        served = serve(&bridge, &mut sub, &answer, &broker_url, args.count) => served?,
-        () = stopped => {}
-    }
-    Ok(ExitCode::SUCCESS)
+    let group = if args.no_queue { String::new() } else { format!("queue group {}, ", args.queue) };
+    eprintln!(
+        "natsbridge: answering on {} ({group}service {} id {})",
+        args.subject,
+        service.config().name,
+        service.id()
+    );
+    let server = Server { bridge: &bridge, answer: &answer, broker_url: &broker_url };
+    server.serve(&mut endpoint, args.count, &mut signals).await
 }
 
-/// Answers requests from `sub` until `count` are answered (or forever).
-async fn serve(
-    bridge: &Bridge,
-    sub: &mut Subscription,
-    answer: &Answer,
-    broker_url: &str,
-    count: Option<usize>,
-) -> anyhow::Result<()> {
-    let mut answered = 0usize;
-    while count.is_none_or(|n| answered < n) {
-        let Some(item) = sub.next().await else { break };
-        match item {
-            Ok(request) => {
-                tracing::info!(msg_id = %request.envelope.msg_id, "answering");
-                let payloads = match answer {
-                    Answer::Fixed(payloads) => payloads.clone(),
-                    Answer::Echo => own_payloads(&request.envelope),
-                    Answer::Command { command, timeout } => {
-                        run_command(command, *timeout, &request.envelope).await
+/// What answering a request needs.
+struct Server<'a> {
+    bridge: &'a Bridge,
+    answer: &'a Answer,
+    broker_url: &'a str,
+}
+
+/// A request being answered: true once an answer was sent.
+type Answering<'a> = Pin<Box<dyn Future<Output = anyhow::Result<bool>> + 'a>>;
+
+impl Server<'_> {
+    /// Answers requests from `endpoint`, one at a time, until `count` are
+    /// answered (or forever). The first stop signal drains: the server
+    /// sends no more requests (the queue group's other members get them),
+    /// and every request already sent here is answered before it returns
+    /// exit 0. A second signal stops at once (a running command's process
+    /// group killed) with 130 (SIGINT) or 143 (SIGTERM).
+    async fn serve(
+        &self,
+        endpoint: &mut ServiceEndpoint,
+        count: Option<usize>,
+        signals: &mut StopSignals,
+    ) -> anyhow::Result<ExitCode> {
+        let mut answered = 0usize;
+        let mut draining = false;
+        let mut current: Option<Answering<'_>> = None;
+        loop {
+            if current.is_none() && count.is_some_and(|n| answered >= n) {
+                break;
+            }
+            tokio::select! {
+                code = signals.next() => {
+                    if draining {
+                        eprintln!("natsbridge: stopped before answering every request taken");
+                        return Ok(ExitCode::from(code));
                     }
-                };
-                // broker_url is set here so that the server URL's
-                // credentials, if any, are not sent on.
-                let options =
-                    SendOptions { broker_url: broker_url.to_owned(), ..SendOptions::default() };
-                let answer = bridge.reply(&request, payloads, options).await?;
-                // The answer must leave before `--count` ends the process.
-                bridge.connection().flush().await?;
-                match answer {
-                    Some(answer) => {
-                        println!("{}", report::line(&answer.envelope()?, None)?);
+                    draining = true;
+                    eprintln!(
+                        "natsbridge: stopping: answering the requests already taken \
+                         (a second signal stops at once)"
+                    );
+                    endpoint.drain().await?;
+                }
+                done = async { current.as_mut().expect("polled only when set").await },
+                    if current.is_some() =>
+                {
+                    current = None;
+                    if done? {
                         answered += 1;
                     }
-                    None => tracing::info!(
-                        msg_id = %request.envelope.msg_id,
-                        "not answered: neither a NATS reply subject nor reply_to"
-                    ),
+                }
+                item = endpoint.next(), if current.is_none() => match item {
+                    None => break,
+                    Some(Ok(request)) => current = Some(Box::pin(self.answer(request))),
+                    Some(Err(rejected)) => println!("{}", report::error_line(&rejected.error)),
+                },
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// Answers one request; true if an answer was sent (a request with
+    /// neither a NATS reply subject nor `reply_to` is not answered).
+    async fn answer(&self, request: ServiceRequest) -> anyhow::Result<bool> {
+        let envelope = &request.received.envelope;
+        tracing::info!(msg_id = %envelope.msg_id, "answering");
+        let (payloads, failure) = match self.answer {
+            Answer::Fixed(payloads) => (payloads.clone(), None),
+            Answer::Echo => (own_payloads(envelope), None),
+            Answer::Command { command, timeout } => {
+                match try_command(command, *timeout, envelope).await {
+                    Ok(payloads) => (payloads, None),
+                    Err(e) => {
+                        let message = format!("{e:#}");
+                        eprintln!("natsbridge: request {}: {message}", envelope.msg_id);
+                        let error = Payload::new("error", PayloadType::Text, message.clone());
+                        (vec![error], Some(message))
+                    }
                 }
             }
-            Err(rejected) => println!("{}", report::error_line(&rejected.error)),
+        };
+        let msg_id = envelope.msg_id.clone();
+        // broker_url is set here so that the server URL's credentials, if
+        // any, are not sent on.
+        let options =
+            SendOptions { broker_url: self.broker_url.to_owned(), ..SendOptions::default() };
+        let sent = match failure {
+            None => request.respond(payloads, options).await?,
+            Some(message) => {
+                request.respond_error(COMMAND_FAILED, &message, payloads, options).await?
+            }
+        };
+        // The answer must leave before `--count` or a stop ends the process.
+        self.bridge.connection().flush().await?;
+        match sent {
+            Some(answer) => {
+                println!("{}", report::line(&answer.envelope()?, None)?);
+                Ok(true)
+            }
+            None => {
+                tracing::info!(
+                    %msg_id,
+                    "not answered: neither a NATS reply subject nor reply_to"
+                );
+                Ok(false)
+            }
         }
     }
-    Ok(())
 }
 
 /// The request's payloads whose bytes are here, as they came.
@@ -153,20 +261,6 @@ fn own_payloads(envelope: &Envelope) -> Vec<Payload> {
             r.bytes().map(|b| Payload::new(r.dataname.clone(), r.payload_type.clone(), b.clone()))
         })
         .collect()
-}
-
-/// Runs `command` for the request `envelope` and returns the answer: its
-/// output's payloads, or one text payload `error` saying why there are
-/// none (the reason is also logged on stderr).
-async fn run_command(command: &str, timeout: Duration, envelope: &Envelope) -> Vec<Payload> {
-    match try_command(command, timeout, envelope).await {
-        Ok(payloads) => payloads,
-        Err(e) => {
-            let message = format!("{e:#}");
-            eprintln!("natsbridge: request {}: {message}", envelope.msg_id);
-            vec![Payload::new("error", PayloadType::Text, message.into_bytes())]
-        }
-    }
 }
 
 async fn try_command(

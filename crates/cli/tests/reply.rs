@@ -3,7 +3,8 @@
 //! of both conventions (NATS reply inbox, envelope `reply_to`).
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStdout, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use natsbridge_test_support::NatsServer;
@@ -11,21 +12,50 @@ use serde_json::Value;
 
 use crate::util::{Running, natsbridge, run, start_ready, terminate};
 
-/// A running `natsbridge reply` and its stdout (one line per answer).
+/// A running `natsbridge reply`, its stdout (one line per answer) and
+/// the lines of its stderr after the ready line.
 struct Replier {
     child: Child,
     stdout: BufReader<ChildStdout>,
+    stderr: mpsc::Receiver<String>,
 }
 
 impl Replier {
     /// Starts `natsbridge reply ARGS` and waits until it is subscribed.
     fn start(args: &[&str]) -> Replier {
         let args: Vec<&str> = std::iter::once("reply").chain(args.iter().copied()).collect();
-        let Running { child, stdout, mut stderr } = start_ready(&args);
-        // The rest of stderr (a command's failures) is drained so that it
-        // never blocks the replier.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Replier { child, stdout }
+        let Running { child, stdout, stderr } = start_ready(&args);
+        // The rest of stderr (a command's failures, the stop) is read as it
+        // comes so that it never blocks the replier.
+        let (lines, stderr_lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+        Replier { child, stdout, stderr: stderr_lines }
+    }
+
+    /// Waits for a line on stderr containing `text`.
+    fn wait_stderr(&self, text: &str) {
+        loop {
+            let line = self.stderr.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|e| {
+                panic!("no stderr line with {text:?}: {e}");
+            });
+            if line.contains(text) {
+                return;
+            }
+        }
+    }
+
+    /// Sends `signal` (`TERM`, `INT`) to it.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
     }
 
     /// The next answer's line.
@@ -233,11 +263,12 @@ fn without_a_queue_group_every_replica_answers() {
     }
 }
 
-/// Stopping `reply` (SIGTERM) while a command runs kills what the command
-/// started too (its process group). Linux: reads /proc.
+/// Stopping `reply` at once (a second SIGTERM while it drains) while a
+/// command runs kills what the command started too (its process group),
+/// and exits 143. Linux: reads /proc.
 #[cfg(target_os = "linux")]
 #[test]
-fn stopping_reply_stops_a_running_command() {
+fn a_second_signal_stops_reply_and_its_running_command_at_once() {
     let server = NatsServer::start();
     let url = server.url();
     let dir = tempfile::tempdir().unwrap();
@@ -269,7 +300,17 @@ fn stopping_reply_stops_a_running_command() {
         })
     };
     assert!(running());
-    assert_eq!(replier.stop(), Vec::<Value>::new(), "nothing was answered");
+    // The first SIGTERM drains: the running command is let finish.
+    replier.signal("TERM");
+    replier.wait_stderr("stopping");
+    assert!(running(), "the command still runs while draining");
+    // The second stops at once, with 143 (128 + SIGTERM).
+    replier.signal("TERM");
+    let mut replier = replier;
+    assert_eq!(replier.child.wait().unwrap().code(), Some(143));
+    let mut rest = String::new();
+    replier.stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "", "nothing was answered");
     let stopped = Instant::now();
     while running() {
         assert!(stopped.elapsed() < Duration::from_secs(5), "the command's sleep still runs");
@@ -277,4 +318,140 @@ fn stopping_reply_stops_a_running_command() {
     }
     requester.kill().unwrap();
     requester.wait().unwrap();
+}
+
+/// Answers with the request's `"msg_id":"..."` after a delay: a slow
+/// command that reads the request.
+const SLOW_ECHO_ID: &str =
+    r#"read -r line; sleep 0.2; printf '%s' "$line" | grep -o '"msg_id":"[^"]*"'"#;
+
+/// Starts `natsbridge request SUBJECT text:q=I` (answer as JSON on stdout).
+fn spawn_request(url: &str, subject: &str, i: usize) -> Child {
+    natsbridge()
+        .args(["request", subject, &format!("text:q={i}"), "--server", url, "--timeout", "60"])
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGTERM drains `reply`: the requests already delivered to it are
+/// answered, the queue group's other member takes the new ones, and it
+/// exits 0; no requester times out.
+#[test]
+fn sigterm_drains_reply_while_another_replica_takes_over() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let mut first = Replier::start(&["svc.drain", "--command", SLOW_ECHO_ID, "--server", &url]);
+    // 20 requests at once while only `first` is in the queue group: the
+    // server delivers them all to it, to be answered one at a time.
+    let mut requests: Vec<Child> = (0..20).map(|i| spawn_request(&url, "svc.drain", i)).collect();
+    let mut answered_by_first = vec![first.answer()];
+    // In the middle: one answered, the rest delivered and waiting.
+    let second = Replier::start(&["svc.drain", "--command", SLOW_ECHO_ID, "--server", &url]);
+    first.signal("TERM");
+    first.wait_stderr("stopping");
+    // More requests once it drains: the second replica answers them (or
+    // the first, if the server sent them before it processed the drain).
+    requests.extend((20..30).map(|i| spawn_request(&url, "svc.drain", i)));
+    for (i, request) in requests.into_iter().enumerate() {
+        let out = request.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "request {i}: exit {:?} (3 is a timeout): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(answer["payloads"][0]["dataname"], "output", "request {i}: {answer}");
+    }
+    assert!(first.child.wait().unwrap().success(), "the drained replica exits 0");
+    let mut rest = String::new();
+    first.stdout.read_to_string(&mut rest).unwrap();
+    answered_by_first.extend(rest.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()));
+    let answered_by_second = second.stop();
+    // The first 20 were all delivered to the first replica, and it
+    // answered every one before exiting.
+    assert!(answered_by_first.len() >= 20, "{} answered", answered_by_first.len());
+    let mut ids: Vec<&str> = answered_by_first
+        .iter()
+        .chain(&answered_by_second)
+        .map(|a| a["reply_to_msg_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 30, "{} + {}", answered_by_first.len(), answered_by_second.len());
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 30, "each request answered once");
+}
+
+/// The service's $SRV answers, checked field by field against ADR-32 by a
+/// Python client (nats-py, its `nats.micro` types): in a queue group and
+/// without one.
+#[test]
+fn reply_is_a_nats_service_to_a_python_client() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let root = natsbridge_test_support::workspace_root();
+    let dir = tempfile::tempdir().unwrap();
+    // Fails on a payload named `fail`, else answers `done`.
+    let command =
+        r#"read -r line; case "$line" in *'"dataname":"fail"'*) exit 3;; esac; echo done"#;
+    for (subject, queue) in [("svc.py", Some("workers")), ("svc.py-all", None)] {
+        let mut args = vec![subject, "--command", command, "--server", &url];
+        args.extend(["--service-version", "1.2.3-rc.1", "--service-description", "checked"]);
+        args.extend(["--service-metadata", "team=core", "--service-metadata", "tier=2"]);
+        match queue {
+            Some(group) => args.extend(["--queue", group]),
+            None => args.push("--no-queue"),
+        }
+        let replier = Replier::start(&args);
+        let envelope = |payload: &str, name: &str, extra: &[&str]| {
+            let out = run(&[&["send", subject, payload, "--no-publish"][..], extra].concat());
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let path = dir.path().join(name);
+            std::fs::write(&path, out.stdout.trim_ascii()).unwrap();
+            path
+        };
+        let ok = envelope("text:q=x", "ok.json", &[]);
+        let fail = envelope("text:fail=x", "fail.json", &[]);
+        let seed = envelope("text:q=y", "seed.json", &["--reply-to", "py.inbox"]);
+        let expected = serde_json::json!({
+            "name": natsbridge::transport::service_name(subject),
+            "version": "1.2.3-rc.1",
+            "description": "checked",
+            "metadata": {"team": "core", "tier": "2"},
+            "subject": subject,
+            "queue_group": queue.unwrap_or(""),
+        });
+        let expected_path = dir.path().join("expected.json");
+        std::fs::write(&expected_path, expected.to_string()).unwrap();
+        let out = Command::new(root.join(".venv/bin/python"))
+            .arg(root.join("tests/service/srv_client.py"))
+            .arg(&url)
+            .args([&expected_path, &ok, &fail, &seed])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(seen["stats"]["endpoints"][0]["num_requests"], 3);
+        assert_eq!(replier.stop().len(), 3, "three answers");
+    }
+}
+
+#[test]
+fn bad_service_names_and_versions_are_bad_input_before_connecting() {
+    for flags in [["--service-name", "a.b"], ["--service-version", "1.0"]] {
+        let out =
+            run(&[&["reply", "svc.x", "--echo", "--server", "nats://127.0.0.1:9"][..], &flags]
+                .concat());
+        assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = run(&["reply", "svc.x", "--echo", "--service-metadata", "novalue"]);
+    assert_eq!(out.status.code(), Some(2), "metadata is KEY=VALUE");
 }

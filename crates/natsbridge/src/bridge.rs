@@ -15,7 +15,7 @@ use crate::pack::{fetch_links, has_links};
 use crate::sent::Sent;
 use crate::subscription::{EnvelopeConsumer, Received, Subscription};
 use crate::system::{SystemClock, SystemIds};
-use crate::transport::{Ack, ConnectOptions, Connection, Message};
+use crate::transport::{Ack, ConnectOptions, Connection, HeaderMap, Message};
 use crate::{Error, Result};
 
 /// How many times [`Bridge::request`] sends a request again after "no
@@ -580,6 +580,18 @@ impl Bridge {
         payloads: Vec<Payload>,
         options: SendOptions,
     ) -> Result<Option<Sent>> {
+        self.reply_with_headers(request, payloads, options, None).await
+    }
+
+    /// [`Bridge::reply`], with NATS headers on the answer when `headers`
+    /// are given (a service's error answer).
+    pub(crate) async fn reply_with_headers(
+        &self,
+        request: &Received,
+        payloads: Vec<Payload>,
+        options: SendOptions,
+        headers: Option<HeaderMap>,
+    ) -> Result<Option<Sent>> {
         let subject = match (&request.reply, request.envelope.reply_to.as_str()) {
             (Some(inbox), _) => inbox.clone(),
             (None, "") => return Ok(None),
@@ -595,7 +607,13 @@ impl Bridge {
             receiver_id: request.sender_id.clone(),
             ..options
         };
-        Ok(Some(self.smartsend(&subject, payloads, options).await?))
+        let Some(headers) = headers else {
+            return Ok(Some(self.smartsend(&subject, payloads, options).await?));
+        };
+        let options = SendOptions { is_publish: false, ..options };
+        let sent = self.smartsend(&subject, payloads, options).await?;
+        self.conn.publish_with_headers(&subject, headers, sent.json().clone()).await?;
+        Ok(Some(sent))
     }
 }
 

@@ -24,7 +24,9 @@
 //! request-reply, [`Bridge::flush`], with link payloads going through the
 //! configured file server, or, between Rust peers only and when the sender
 //! opts in with [`BridgeBuilder::object_store`], through a JetStream object
-//! store ([`ObjectStoreHandler`], `nats-os://` links). The README's quick
+//! store ([`ObjectStoreHandler`], `nats-os://` links). [`Bridge::service`]
+//! registers responders as NATS services (ADR-32's `$SRV.PING`, `INFO` and
+//! `STATS`, requests and errors counted, error answers marked by headers). The README's quick
 //! start shows a bridge end to end; `examples/` has runnable programs.
 //!
 //! The cross-language names exist for users coming from other peers and
@@ -63,6 +65,7 @@ mod limits;
 mod pack;
 mod prepared;
 mod sent;
+mod service;
 mod subscription;
 mod system;
 
@@ -94,7 +97,9 @@ pub use crate::pack::{
 };
 pub use crate::prepared::PreparedSender;
 pub use crate::sent::Sent;
+pub use crate::service::{Service, ServiceEndpoint, ServiceRequest};
 pub use crate::subscription::{
     EnvelopeConsumer, Incoming, LazySubscription, Received, Rejected, Subscription,
 };
 pub use crate::system::{SystemClock, SystemIds};
+pub use crate::transport::{EndpointConfig, ServiceConfig};

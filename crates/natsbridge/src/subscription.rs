@@ -136,6 +136,17 @@ impl Subscription {
     pub async fn next(&mut self) -> Option<Result<Received, Rejected>> {
         StreamExt::next(self).await
     }
+
+    /// Drains: asks the server to send no more messages (in a queue group,
+    /// the other members get them from now on). The messages the server
+    /// sent before it processed that are still yielded, then the stream
+    /// ends, so a caller that reads it to its end loses nothing.
+    pub async fn drain(&mut self) -> Result<()> {
+        self.subscriber.drain().await.map_err(|e| {
+            let kind = crate::ErrorKind::Nats(crate::transport::ErrorKind::Closed);
+            Error::new(kind, "draining a subscription", Some(Box::new(e)))
+        })
+    }
 }
 
 /// The decoded message, or, when it has links to download, the future

@@ -559,3 +559,95 @@ async fn a_prepared_sender_takes_the_full_path_for_links_and_oversize() {
     let nothing = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
     assert!(nothing.is_err(), "nothing was published");
 }
+
+/// A responder registered as a service: answers on the NATS inbox and on
+/// `reply_to` are counted, an error answer is the envelope with the
+/// Service API's headers, STATS and INFO say so, and a drained endpoint
+/// still yields every request the server had sent it.
+#[tokio::test]
+async fn a_service_counts_both_conventions_marks_errors_and_drains() {
+    use natsbridge::{EndpointConfig, ServiceConfig};
+
+    let server = NatsServer::start();
+    let responder = bridge(&server, None).await;
+    let mut config = ServiceConfig::new("lib-svc", "1.0.0");
+    config.metadata.insert("k".into(), "v".into());
+    let service = responder.service(config).await.unwrap();
+    let endpoint = EndpointConfig { queue_group: None, ..EndpointConfig::new("lib.svc") };
+    let mut endpoint = service.endpoint_with(endpoint).await.unwrap();
+    barrier(&responder).await;
+    let requester = bridge(&server, None).await;
+    let mut inbox = requester.subscribe("lib.inbox").await.unwrap();
+    barrier(&requester).await;
+    let unsent = SendOptions { is_publish: false, ..SendOptions::default() };
+
+    let requests = async {
+        let answer = requester
+            .request("lib.svc", vec![Payload::text("q", "1")], SendOptions::default(), SECS_10)
+            .await
+            .unwrap();
+        assert_eq!(answer.payloads[0].dataname, "a");
+        let seed = SendOptions { reply_to: "lib.inbox".into(), ..SendOptions::default() };
+        requester.smartsend("lib.svc", [Payload::text("q", "2")], seed).await.unwrap();
+        let answer = inbox.next().await.unwrap().unwrap();
+        assert_eq!(answer.envelope.payloads[0].dataname, "a");
+        let json = requester.smartsend("lib.svc", [Payload::text("q", "3")], &unsent).await;
+        let client = requester.connection().client();
+        let answer = client.request("lib.svc", json.unwrap().json().clone()).await.unwrap();
+        let headers = answer.headers.expect("error headers");
+        assert_eq!(headers.get("Nats-Service-Error").unwrap().as_str(), "busy now");
+        assert_eq!(headers.get("Nats-Service-Error-Code").unwrap().as_str(), "503");
+        let envelope = natsbridge::Envelope::from_json(&answer.payload).unwrap();
+        assert_eq!(envelope.payloads[0].dataname, "why");
+    };
+    let answers = async {
+        for i in 0..3 {
+            let request = endpoint.next().await.unwrap().unwrap();
+            let sent = if i < 2 {
+                request.respond(vec![Payload::text("a", "ok")], SendOptions::default()).await
+            } else {
+                let why = vec![Payload::text("why", "busy")];
+                request.respond_error(503, "busy\nnow", why, SendOptions::default()).await
+            };
+            assert!(sent.unwrap().is_some());
+        }
+    };
+    tokio::join!(requests, answers);
+
+    let stats: serde_json::Value = serde_json::from_str(&service.stats()).unwrap();
+    assert_eq!(stats["type"], "io.nats.micro.v1.stats_response");
+    assert_eq!(stats["metadata"], json!({"k": "v"}));
+    let counts = &stats["endpoints"][0];
+    assert_eq!(
+        (counts["num_requests"].as_u64(), counts["num_errors"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(counts["last_error"], "503:busy\nnow");
+    assert!(counts["processing_time"].as_u64().unwrap() > 0);
+    let info: serde_json::Value = serde_json::from_str(&service.info()).unwrap();
+    assert_eq!(info["endpoints"][0]["queue_group"], "", "no queue group");
+    assert_eq!(info["endpoints"][0]["name"], "lib-svc");
+
+    // Five requests the server has sent before the drain: all yielded.
+    let seed = SendOptions { reply_to: "lib.inbox".into(), ..SendOptions::default() };
+    for i in 0..5 {
+        requester.smartsend("lib.svc", [Payload::text("q", format!("{i}"))], &seed).await.unwrap();
+    }
+    requester.connection().sync().await.unwrap();
+    endpoint.drain().await.unwrap();
+    let mut drained = 0;
+    while let Some(request) = endpoint.next().await {
+        request
+            .unwrap()
+            .respond(vec![Payload::text("a", "ok")], SendOptions::default())
+            .await
+            .unwrap();
+        drained += 1;
+    }
+    assert_eq!(drained, 5);
+    for _ in 0..5 {
+        inbox.next().await.unwrap().unwrap();
+    }
+}
+
+const SECS_10: Duration = Duration::from_secs(10);

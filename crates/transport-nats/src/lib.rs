@@ -9,8 +9,10 @@
 //! subscriptions and queue groups, request-reply with distinct timeout and
 //! no-responders errors, connection
 //! [`Event`]s (slow consumers included), [`JetStream`] publish-with-ack
-//! and durable pull consumers, and JetStream [`ObjectStore`] buckets
-//! (streamed put and get, delete, digests).
+//! and durable pull consumers, JetStream [`ObjectStore`] buckets
+//! (streamed put and get, delete, digests), and responders registered as
+//! NATS services ([`Connection::add_service`]: `$SRV.PING`, `INFO` and
+//! `STATS` of the Service API, ADR-32).
 //!
 //! It moves bytes; building and parsing envelopes is
 //! `natsbridge-envelope-core`'s job, and composing the two is the
@@ -36,6 +38,7 @@ mod jetstream;
 mod moving;
 mod objectstore;
 mod replies;
+mod service;
 
 pub use crate::connection::{ConnectOptions, Connection, Event, ReconnectPolicy, connect};
 pub use crate::context::{DEFAULT_URL, NatsContext};
@@ -44,6 +47,10 @@ pub use crate::jetstream::{Ack, Consumer, JetStream, Messages, StreamConfig, Str
 pub use crate::moving::Subscriber;
 pub use crate::objectstore::{ObjectInfo, ObjectReader, ObjectStore, ObjectStoreConfig};
 pub use crate::replies::Replies;
+pub use crate::service::{
+    DEFAULT_QUEUE_GROUP, Endpoint, EndpointConfig, EndpointStats, SERVICE_ERROR,
+    SERVICE_ERROR_CODE, Service, ServiceConfig, error_headers, service_name,
+};
 pub use async_nats::{HeaderMap, Message};
 /// The reconnect delays' formula ([`ReconnectPolicy::backoff`]) and the URL
 /// redaction of every error and `Debug` here, shared with the claim-check
