@@ -26,6 +26,9 @@
 //! - `cargo xtask soak [--seconds N]`: mixed envelopes at full rate through
 //!   nats-server and the file server for N seconds (default 60); writes
 //!   `docs/soak.md` and fails if a message was lost.
+//! - `cargo xtask roll`: a rolling restart of a 3-node cluster (each node
+//!   in lame duck mode in turn) under request-reply and JetStream load,
+//!   with and without the lame duck handling; writes `docs/rolling.md`.
 
 mod bench;
 mod fuzz;
@@ -48,9 +51,10 @@ fn main() -> ExitCode {
         Some("examples") => examples(),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("soak") => soak(&args[1..]),
+        Some("roll") => roll(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup | ci | nostd | interop | inspector | examples | bench [--quick] [--only STEP] | fuzz [--seconds N] | soak [--seconds N]>"
+                "usage: cargo xtask <setup | ci | nostd | interop | inspector | examples | bench [--quick] [--only STEP] | fuzz [--seconds N] | soak [--seconds N] | roll>"
             );
             return ExitCode::from(2);
         }
@@ -420,6 +424,17 @@ fn soak(args: &[String]) -> Result {
         .env("NATSBRIDGE_SOAK_OUT", root().join("docs/soak.md"))
         .args(["bench", "-p", "natsbridge", "--bench", "soak", "--", "--bench", "--seconds"])
         .arg(seconds))
+}
+
+fn roll() -> Result {
+    setup()?;
+    run(cargo().env("NATSBRIDGE_ROLL_OUT", root().join("docs/rolling.md")).args([
+        "bench",
+        "-p",
+        "natsbridge",
+        "--bench",
+        "rolling",
+    ]))
 }
 
 fn nostd() -> Result {

@@ -2,13 +2,7 @@
 //! SIGTERM or SIGINT asks it to drain (take nothing new, finish what it
 //! has, exit 0); a second one stops the process at once.
 
-use anyhow::Context;
 use tokio::sync::watch;
-
-/// Exit code after a second SIGINT (128 + 2, as a shell reports it).
-pub(crate) const SECOND_SIGINT: i32 = 130;
-/// Exit code after a second SIGTERM (128 + 15).
-pub(crate) const SECOND_SIGTERM: i32 = 143;
 
 /// The first stop signal, once it has come.
 #[derive(Clone, Debug)]
@@ -27,38 +21,17 @@ impl Stop {
 
 /// Starts watching for SIGTERM and SIGINT: the first sets [`Stop`] and
 /// says on stderr that `what` is draining; the second exits the process at
-/// once with 143 (SIGTERM) or 130 (SIGINT).
+/// once with 143 (SIGTERM) or 130 (SIGINT) ([`crate::StopSignals`]).
 pub(crate) fn signals(what: &'static str) -> anyhow::Result<Stop> {
     let (tx, rx) = watch::channel(false);
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
-        let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = interrupt.recv() => tracing::info!("interrupted (SIGINT): draining"),
-                _ = terminate.recv() => tracing::info!("terminated (SIGTERM): draining"),
-            }
-            eprintln!("natsbridge: stopping: {what} (a second signal stops at once)");
-            let _ = tx.send(true);
-            let code = tokio::select! {
-                _ = interrupt.recv() => SECOND_SIGINT,
-                _ = terminate.recv() => SECOND_SIGTERM,
-            };
-            eprintln!("natsbridge: stopped at once");
-            std::process::exit(code);
-        });
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("natsbridge: stopping: {what} (a second Ctrl-C stops at once)");
-            let _ = tx.send(true);
-            let _ = tokio::signal::ctrl_c().await;
-            std::process::exit(SECOND_SIGINT);
-        });
-    }
+    let mut signals = crate::StopSignals::new()?;
+    tokio::spawn(async move {
+        signals.next().await;
+        eprintln!("natsbridge: stopping: {what} (a second signal stops at once)");
+        let _ = tx.send(true);
+        let code = signals.next().await;
+        eprintln!("natsbridge: stopped at once");
+        std::process::exit(i32::from(code));
+    });
     Ok(Stop(rx))
 }
