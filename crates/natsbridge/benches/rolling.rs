@@ -150,7 +150,7 @@ async fn round(handled: bool) -> Round {
     let (acked, resent) = sends.await.unwrap();
 
     // What the stream holds, by msg_id.
-    let mut consumer = sender.jetstream_consumer("ROLL", "check").await.expect("a consumer");
+    let consumer = sender.jetstream_consumer("ROLL", "check").await.expect("a consumer");
     let mut stored: HashMap<String, usize> = HashMap::new();
     loop {
         let batch = consumer.fetch(500, Duration::from_secs(2)).await.expect("fetching");

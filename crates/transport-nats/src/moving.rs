@@ -10,11 +10,11 @@
 //!
 //! 1. a new client connects to another server of the cluster;
 //! 2. every live subscription is made again on it, and a round trip shows
-//!    the server has them; a short settle lets the interest reach the
-//!    other nodes of the cluster;
+//!    the server has them; from then on each [`Subscriber`] reads both, for
+//!    a short settle that lets the new interest reach the cluster's other
+//!    nodes;
 //! 3. each old subscription is drained (unsubscribed; what the server sent
-//!    before is still delivered), and the [`Subscriber`] reads the old one
-//!    to its end, then the new one;
+//!    before is still delivered) and read to its end;
 //! 4. the publishing client (which carries no subscription of the caller's
 //!    any more) reconnects away; its own internal subscriptions (async-nats's
 //!    request inbox, JetStream acks) are made again by async-nats.
@@ -63,9 +63,11 @@ struct Inner {
     /// The subscription messages come from; `None` while an unsubscribe
     /// or a drain of the caller's is under way.
     current: Option<async_nats::Subscriber>,
-    /// Subscriptions left behind by a move, drained: read to their end
-    /// before `current`.
-    draining: Vec<async_nats::Subscriber>,
+    /// Subscriptions of earlier clients, read before `current`: while a
+    /// move settles they still receive (a queue group may give a message to
+    /// either), then they are drained and read to their end. The flag says
+    /// whether the drain was sent.
+    older: Vec<(async_nats::Subscriber, bool)>,
     /// The task waiting on this stream, woken when a move swaps `current`.
     waker: Option<Waker>,
     /// Unsubscribed or drained by the caller: not moved again.
@@ -84,7 +86,7 @@ impl fmt::Debug for Subscriber {
 impl Subscriber {
     fn new(subject: &str, queue: Option<&str>, subscriber: async_nats::Subscriber) -> Subscriber {
         let inner =
-            Inner { current: Some(subscriber), draining: Vec::new(), waker: None, closed: false };
+            Inner { current: Some(subscriber), older: Vec::new(), waker: None, closed: false };
         Subscriber {
             shared: Arc::new(Shared {
                 subject: subject.to_owned(),
@@ -151,14 +153,16 @@ impl Stream for Subscriber {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
         let mut inner = lock(&self.shared.inner);
         let inner = &mut *inner;
-        // What a move left behind comes first, to its end.
-        while let Some(old) = inner.draining.first_mut() {
-            match old.poll_next_unpin(cx) {
+        // What an earlier client's subscription has comes first; one that
+        // ended (drained) is dropped.
+        let mut i = 0;
+        while i < inner.older.len() {
+            match inner.older[i].0.poll_next_unpin(cx) {
                 Poll::Ready(Some(message)) => return Poll::Ready(Some(message)),
                 Poll::Ready(None) => {
-                    inner.draining.remove(0);
+                    inner.older.remove(i);
                 }
-                Poll::Pending => break,
+                Poll::Pending => i += 1,
             }
         }
         let polled = match inner.current.as_mut() {
@@ -167,7 +171,7 @@ impl Stream for Subscriber {
             None => Poll::Pending,
         };
         match polled {
-            Poll::Ready(None) if !inner.draining.is_empty() => {}
+            Poll::Ready(None) if !inner.older.is_empty() => {}
             Poll::Ready(item) => return Poll::Ready(item),
             Poll::Pending => {}
         }
@@ -266,6 +270,7 @@ impl Mover {
         let live: Vec<Arc<Shared>> =
             lock(&self.subscriptions.live).iter().filter_map(Weak::upgrade).collect();
         let mut moved = Vec::with_capacity(live.len());
+        let mut settled = Vec::with_capacity(live.len());
         for shared in live {
             if lock(&shared.inner).closed {
                 continue;
@@ -283,21 +288,40 @@ impl Mover {
         round_trip(&client).await?;
         // New subscriptions go to the new client from now on.
         *self.subscriptions.client.write().unwrap_or_else(|p| p.into_inner()) = (id, client);
-        tokio::time::sleep(SETTLE).await;
-        // 3: the old ones drained, read to their end by their stream.
+        // Both read from now: a queue group may give a message to either.
         for (shared, new) in moved {
-            let old = {
-                let mut inner = lock(&shared.inner);
-                if inner.closed { None } else { inner.current.replace(new) }
-            };
-            let Some(mut old) = old else { continue };
-            if let Err(e) = old.drain().await {
-                tracing::warn!(subject = %shared.subject, error = %e, "draining the old subscription");
-            }
             let mut inner = lock(&shared.inner);
-            inner.draining.push(old);
+            if inner.closed {
+                continue;
+            }
+            if let Some(old) = inner.current.replace(new) {
+                inner.older.push((old, false));
+            }
             if let Some(waker) = inner.waker.take() {
                 waker.wake();
+            }
+            drop(inner);
+            settled.push(shared);
+        }
+        tokio::time::sleep(SETTLE).await;
+        // 3: the old ones drained (taken out for the drain's send, put
+        // back to be read to their end).
+        for shared in settled {
+            loop {
+                let old = {
+                    let mut inner = lock(&shared.inner);
+                    let pending = inner.older.iter().position(|(_, drained)| !drained);
+                    pending.map(|i| inner.older.remove(i).0)
+                };
+                let Some(mut old) = old else { break };
+                if let Err(e) = old.drain().await {
+                    tracing::warn!(subject = %shared.subject, error = %e, "draining the old subscription");
+                }
+                let mut inner = lock(&shared.inner);
+                inner.older.push((old, true));
+                if let Some(waker) = inner.waker.take() {
+                    waker.wake();
+                }
             }
         }
         // 4: the old client's drains complete on the server's answer to the
