@@ -20,9 +20,23 @@ use natsbridge::transport::{ConnectOptions, ReconnectPolicy, StreamConfig};
 use natsbridge::{Bridge, Payload, SendOptions};
 use natsbridge_test_support::NatsCluster;
 
+/// What the clients do about a rolling restart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Mode {
+    /// The library's default: lame duck handling on, `request` sends again
+    /// after "no responders".
+    #[default]
+    Handled,
+    /// Lame duck handling off; `request` as above.
+    Unhandled,
+    /// Lame duck handling off, and each request a plain NATS request of the
+    /// envelope (no second send): what the bridge did before.
+    Before,
+}
+
 #[derive(Debug, Default)]
 struct Round {
-    handled: bool,
+    mode: Mode,
     requests: usize,
     failed: HashMap<String, usize>,
     longest: Duration,
@@ -48,7 +62,8 @@ async fn bridge(urls: &[String], handled: bool) -> Bridge {
     Bridge::builder(&urls[0]).connect_options(options).connect().await.expect("connecting")
 }
 
-async fn round(handled: bool) -> Round {
+async fn round(mode: Mode) -> Round {
+    let handled = mode == Mode::Handled;
     let mut cluster = tokio::task::block_in_place(|| NatsCluster::start_jetstream(3));
     let urls = cluster.urls();
     let service = bridge(&urls, handled).await;
@@ -157,15 +172,13 @@ async fn round(handled: bool) -> Round {
         if batch.is_empty() {
             break;
         }
-        for item in batch {
-            if let Ok(received) = item {
-                *stored.entry(received.envelope.msg_id).or_default() += 1;
-            }
+        for received in batch.into_iter().flatten() {
+            *stored.entry(received.envelope.msg_id).or_default() += 1;
         }
     }
     latencies.sort();
     Round {
-        handled,
+        mode,
         requests: latencies.len(),
         failed,
         longest: latencies.last().copied().unwrap_or_default(),
@@ -185,8 +198,10 @@ fn main() {
         return;
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let rounds: Vec<Round> =
-        [true, false].into_iter().map(|h| runtime.block_on(round(h))).collect();
+    let rounds: Vec<Round> = [Mode::Handled, Mode::Unhandled, Mode::Before]
+        .into_iter()
+        .map(|m| runtime.block_on(round(m)))
+        .collect();
     let mut text = String::from(
         "# A rolling restart under load\n\n\
          Written by `cargo xtask roll` (`crates/natsbridge/benches/rolling.rs`): a 3-node \
@@ -194,8 +209,8 @@ fn main() {
          (SIGUSR2), left to exit, started again and waited for, while one responder \
          (a single replica, in a queue group) answers a requester's requests sent one \
          after the other (5 s timeout) and a sender publishes envelopes to the stream \
-         (`jetstream_send`, sent again with the same `msg_id` when it fails). Both rounds in \
-         the same run, on fresh clusters.\n\n\
+         (`jetstream_send`, sent again with the same `msg_id` when it fails). All rounds in \
+         the same run, each on a fresh cluster.\n\n\
          | lame duck handling | requests | failed | p50 | longest | JetStream sends | sent again | lost | duplicated | roll took |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
@@ -210,7 +225,12 @@ fn main() {
         };
         text += &format!(
             "| {} | {} | {}{} | {:.2} ms | {:.0} ms | {} | {} | {} | {} | {:.1} s |\n",
-            if r.handled { "on (default)" } else { "off" },
+            match r.mode {
+                Mode::Handled => "on (the default)",
+                Mode::Unhandled => "off",
+                Mode::Before =>
+                    "off, and plain NATS requests (no second send after no responders: the bridge before)",
+            },
             r.requests,
             failed,
             kinds,
