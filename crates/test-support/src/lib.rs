@@ -64,11 +64,13 @@ pub struct NatsServerBuilder {
     nkey_users: Vec<String>,
     tls: Option<Tls>,
     cluster: Option<ClusterConfig>,
+    monitoring: bool,
     extra: String,
 }
 
 #[derive(Clone, Debug)]
 struct ClusterConfig {
+    name: String,
     port: u16,
     routes: Vec<u16>,
 }
@@ -130,6 +132,13 @@ impl NatsServerBuilder {
         self
     }
 
+    /// Opens the HTTP monitoring endpoint (`/varz`, `/jsz`, `/routez`) on
+    /// another free port; see [`NatsServer::monitor`].
+    pub fn monitoring(mut self) -> Self {
+        self.monitoring = true;
+        self
+    }
+
     /// Appends raw configuration text.
     pub fn config(mut self, text: impl Into<String>) -> Self {
         self.extra.push_str(&text.into());
@@ -142,13 +151,17 @@ impl NatsServerBuilder {
         let dir = tempfile::Builder::new().prefix("natsbridge-test-nats-").tempdir().unwrap();
         let port = free_port();
         let ws_port = self.websocket.then(free_port);
-        let mut server = NatsServer { config: self, dir, port, ws_port, child: None };
+        let http_port = self.monitoring.then(free_port);
+        let mut server = NatsServer { config: self, dir, port, ws_port, http_port, child: None };
         server.spawn();
         server
     }
 
-    fn render(&self, dir: &Path, port: u16, ws_port: Option<u16>) -> String {
+    fn render(&self, dir: &Path, port: u16, ws_port: Option<u16>, http: Option<u16>) -> String {
         let mut c = format!("listen: \"127.0.0.1:{port}\"\n");
+        if let Some(http) = http {
+            c += &format!("http: \"127.0.0.1:{http}\"\n");
+        }
         if self.jetstream {
             c += &format!("jetstream {{ store_dir: {:?} }}\n", dir.join("jetstream"));
         }
@@ -174,10 +187,15 @@ impl NatsServerBuilder {
             let routes: Vec<String> =
                 cluster.routes.iter().map(|p| format!("\"nats-route://127.0.0.1:{p}\"")).collect();
             c += &format!(
-                "server_name: n{port}\ncluster {{ name: natsbridge, listen: \"127.0.0.1:{}\", routes: [ {} ] }}\n",
+                "server_name: {}\ncluster {{ name: natsbridge, listen: \"127.0.0.1:{}\", routes: [ {} ] }}\n",
+                cluster.name,
                 cluster.port,
                 routes.join(", ")
             );
+            // Lame duck mode as fast as the server allows: it refuses a
+            // duration under 30 s, but with a handful of clients it closes
+            // them about a second apart after the grace period and exits.
+            c += "lame_duck_duration: \"30s\"\nlame_duck_grace_period: \"1s\"\n";
         }
         if let Some(tls) = &self.tls {
             c += &format!("tls {{ cert_file: {:?}, key_file: {:?}", tls.cert, tls.key);
@@ -201,6 +219,7 @@ pub struct NatsServer {
     dir: tempfile::TempDir,
     port: u16,
     ws_port: Option<u16>,
+    http_port: Option<u16>,
     child: Option<Child>,
 }
 
@@ -243,8 +262,11 @@ impl NatsServer {
 
     fn spawn(&mut self) {
         let conf = self.dir.path().join("nats.conf");
-        std::fs::write(&conf, self.config.render(self.dir.path(), self.port, self.ws_port))
-            .unwrap();
+        std::fs::write(
+            &conf,
+            self.config.render(self.dir.path(), self.port, self.ws_port, self.http_port),
+        )
+        .unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -262,7 +284,8 @@ impl NatsServer {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let up = TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && self.ws_port.is_none_or(|p| TcpStream::connect(("127.0.0.1", p)).is_ok());
+                && self.ws_port.is_none_or(|p| TcpStream::connect(("127.0.0.1", p)).is_ok())
+                && self.http_port.is_none_or(|p| TcpStream::connect(("127.0.0.1", p)).is_ok());
             if up {
                 return;
             }
@@ -282,7 +305,78 @@ impl NatsServer {
         }
     }
 
-    /// Starts the same server again: same port, same JetStream store.
+    /// Kills the server with SIGKILL (no goodbye to clients or routes)
+    /// and waits for the process to exit. The same as [`NatsServer::stop`].
+    pub fn kill(&mut self) {
+        self.stop();
+    }
+
+    /// Puts the server in lame duck mode (SIGUSR2 by PID): it refuses new
+    /// clients at once, tells its clients (INFO with `ldm`), moves its
+    /// JetStream leaders away, and after its grace period closes its
+    /// clients one by one and exits. Returns at once; see
+    /// [`NatsServer::wait_exit`].
+    pub fn lame_duck(&mut self) {
+        let pid = self.pid().expect("lame_duck: the server is not running");
+        // SAFETY: kill(2) with a PID of a child we have not reaped.
+        let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGUSR2) };
+        assert_eq!(rc, 0, "SIGUSR2 to nats-server {pid}: {}", std::io::Error::last_os_error());
+    }
+
+    /// Waits up to `timeout` for the process to exit (after
+    /// [`NatsServer::lame_duck`]) and returns its status; panics with the
+    /// log if it is still running then.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("wait_exit: the server is not running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats-server still running after {timeout:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process is running (not killed, not exited).
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            None => false,
+            Some(child) => child.try_wait().unwrap().is_none(),
+        }
+    }
+
+    /// The server's name (`server_name`; cluster nodes are `n0`, `n1`, ...).
+    pub fn name(&self) -> Option<&str> {
+        self.config.cluster.as_ref().map(|c| c.name.as_str())
+    }
+
+    /// A monitoring endpoint's JSON (`"/jsz"`, `"/routez"`, with a query
+    /// if wanted); `None` when the server does not answer. Needs
+    /// [`NatsServerBuilder::monitoring`].
+    pub fn monitor(&self, path: &str) -> Option<serde_json::Value> {
+        use std::io::Read;
+        let port = self.http_port.expect("monitor: started without .monitoring()");
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).ok()?;
+        let reply = String::from_utf8(reply).ok()?;
+        let (head, body) = reply.split_once("\r\n\r\n")?;
+        if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+            return None;
+        }
+        serde_json::from_str(body).ok()
+    }
+
+    /// Starts the same server again: same port, same JetStream store (and
+    /// for a cluster node, the same name and routes).
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
@@ -295,19 +389,35 @@ impl NatsServer {
     }
 }
 
-/// Three (or more) nats-servers routed into one cluster on loopback.
+/// Three (or more) nats-servers routed into one cluster on loopback,
+/// each named `n0`, `n1`, ... (`server_name`), with its monitoring
+/// endpoint open and, with [`NatsCluster::start_jetstream`], JetStream on
+/// its own store. Each node can be killed, lame-ducked and restarted on
+/// the same ports and store; [`NatsCluster::wait_ready`] waits until the
+/// running nodes are routed and agree on a JetStream meta leader.
 #[derive(Debug)]
 pub struct NatsCluster {
-    /// The nodes, in start order.
+    /// The nodes, in start order (node `i` is named `n{i}`).
     pub nodes: Vec<NatsServer>,
+    jetstream: bool,
 }
 
 impl NatsCluster {
-    /// Starts `n` nodes with full-mesh routes and waits until each sees
-    /// the others (the route count in its monitoring is not needed: a
-    /// message published on one node reaching a subscriber on another is
-    /// what the tests check).
+    /// Starts `n` nodes with full-mesh routes (no JetStream) and waits
+    /// until every node has a route to each of the others.
     pub fn start(n: usize) -> NatsCluster {
+        NatsCluster::launch(n, false)
+    }
+
+    /// Starts `n` nodes with full-mesh routes and JetStream (each node on
+    /// its own store directory), and waits until the cluster is formed and
+    /// has a JetStream meta leader ([`NatsCluster::wait_ready`]), so an R3
+    /// stream can be created at once.
+    pub fn start_jetstream(n: usize) -> NatsCluster {
+        NatsCluster::launch(n, true)
+    }
+
+    fn launch(n: usize, jetstream: bool) -> NatsCluster {
         let route_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let nodes = (0..n)
             .map(|i| {
@@ -317,17 +427,164 @@ impl NatsCluster {
                     .filter(|(j, _)| *j != i)
                     .map(|(_, p)| *p)
                     .collect();
-                let mut builder = NatsServer::builder();
-                builder.cluster = Some(ClusterConfig { port: route_ports[i], routes });
+                let mut builder = NatsServer::builder().monitoring();
+                if jetstream {
+                    builder = builder.jetstream();
+                }
+                builder.cluster =
+                    Some(ClusterConfig { name: format!("n{i}"), port: route_ports[i], routes });
                 builder.start()
             })
             .collect();
-        NatsCluster { nodes }
+        let cluster = NatsCluster { nodes, jetstream };
+        cluster.wait_ready();
+        cluster
     }
 
     /// Every node's client URL.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(NatsServer::url).collect()
+    }
+
+    /// Every node's client URL joined by commas (the command line's
+    /// `--server` form).
+    pub fn url_list(&self) -> String {
+        self.urls().join(",")
+    }
+
+    /// The index of the node listening for clients on `port` (the port a
+    /// client's server INFO reports).
+    pub fn node_on_port(&self, port: u16) -> Option<usize> {
+        self.nodes.iter().position(|n| n.port() == port)
+    }
+
+    /// The index of the node named `name` (`n0`, `n1`, ...).
+    pub fn node_named(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name() == Some(name))
+    }
+
+    /// The nodes whose process answers its monitoring endpoint.
+    fn answering(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].child.is_some() && self.nodes[i].monitor("/varz").is_some())
+            .collect()
+    }
+
+    /// The JetStream meta leader's node index, when the running nodes that
+    /// answer agree on one.
+    pub fn meta_leader(&self) -> Option<usize> {
+        let mut leader = None;
+        for i in self.answering() {
+            let jsz = self.nodes[i].monitor("/jsz")?;
+            let name = jsz["meta_cluster"]["leader"].as_str().filter(|l| !l.is_empty())?;
+            let index = self.node_named(name)?;
+            if leader.is_some_and(|l| l != index) {
+                return None;
+            }
+            leader = Some(index);
+        }
+        leader
+    }
+
+    /// `stream`'s details (account `$G`) as node `i`'s `/jsz` reports
+    /// them: `{"name", "state", "cluster": {"leader", "replicas": [...]}}`.
+    fn stream_detail(&self, i: usize, stream: &str) -> Option<serde_json::Value> {
+        let jsz = self.nodes[i].monitor("/jsz?accounts=true&streams=true")?;
+        let accounts = jsz["account_details"].as_array()?;
+        accounts
+            .iter()
+            .filter_map(|a| a["stream_detail"].as_array())
+            .flatten()
+            .find(|s| s["name"] == stream)
+            .cloned()
+    }
+
+    /// The node index of `stream`'s leader, when every running node that
+    /// answers agrees on one and it is running; `None` while it has none
+    /// (an election after its leader was killed) or the nodes disagree.
+    pub fn stream_leader(&self, stream: &str) -> Option<usize> {
+        let mut leader = None;
+        for i in self.answering() {
+            let Some(detail) = self.stream_detail(i, stream) else { continue };
+            let index = self.node_named(detail["cluster"]["leader"].as_str()?)?;
+            if leader.is_some_and(|l| l != index) {
+                return None;
+            }
+            leader = Some(index);
+        }
+        leader.filter(|&l| self.nodes[l].child.is_some())
+    }
+
+    /// Waits (up to 30 s) until `stream` has a running leader that sees
+    /// every other running node's replica as current, and returns the
+    /// leader's index. Publishes to the stream in the meantime can get no
+    /// answer at all (no responders while no node leads it).
+    pub fn wait_stream_ready(&self, stream: &str) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(leader) = self.stream_leader(stream) {
+                let running: Vec<&str> = (0..self.nodes.len())
+                    .filter(|&i| i != leader && self.nodes[i].child.is_some())
+                    .filter_map(|i| self.nodes[i].name())
+                    .collect();
+                let current = self.stream_detail(leader, stream).is_some_and(|d| {
+                    let replicas = d["cluster"]["replicas"].as_array().cloned().unwrap_or_default();
+                    running.iter().all(|name| {
+                        replicas.iter().any(|r| r["name"] == *name && r["current"] == true)
+                    })
+                });
+                if current {
+                    return leader;
+                }
+            }
+            assert!(Instant::now() < deadline, "stream {stream} has no ready leader in 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits (up to 30 s, then panics with the logs) until every running
+    /// node has routes to every other running node and, with JetStream,
+    /// they agree on a meta leader that sees every other running node as
+    /// current. Call it after starting or restarting nodes.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.is_ready() {
+            assert!(
+                Instant::now() < deadline,
+                "cluster not ready in 30 s:\n{}",
+                self.nodes
+                    .iter()
+                    .map(|n| format!("--- {:?}\n{}", n.name(), n.log()))
+                    .collect::<String>()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        let running: Vec<usize> =
+            (0..self.nodes.len()).filter(|&i| self.nodes[i].child.is_some()).collect();
+        let names: Vec<&str> = running.iter().filter_map(|&i| self.nodes[i].name()).collect();
+        for &i in &running {
+            let Some(routez) = self.nodes[i].monitor("/routez") else { return false };
+            let routes = routez["routes"].as_array().cloned().unwrap_or_default();
+            let routed = names
+                .iter()
+                .filter(|&&name| Some(name) != self.nodes[i].name())
+                .all(|name| routes.iter().any(|r| r["remote_name"].as_str() == Some(name)));
+            if !routed {
+                return false;
+            }
+        }
+        if !self.jetstream {
+            return true;
+        }
+        let Some(leader) = self.meta_leader() else { return false };
+        let Some(jsz) = self.nodes[leader].monitor("/jsz") else { return false };
+        let replicas = jsz["meta_cluster"]["replicas"].as_array().cloned().unwrap_or_default();
+        names.iter().filter(|&&name| Some(name) != self.nodes[leader].name()).all(|name| {
+            replicas.iter().any(|r| r["name"].as_str() == Some(name) && r["current"] == true)
+        })
     }
 }
 

@@ -617,6 +617,19 @@ impl Connection {
         format!("{}:{}", info.host, info.port)
     }
 
+    /// The `server_name` of the server this connection is on, from its
+    /// latest INFO (it changes when the client fails over to another node
+    /// of a cluster).
+    pub fn server_name(&self) -> String {
+        self.client.server_info().server_name
+    }
+
+    /// The client port of the server this connection is on, from its
+    /// latest INFO.
+    pub fn server_port(&self) -> u16 {
+        self.client.server_info().port
+    }
+
     /// The underlying async-nats client, for what this crate does not wrap.
     pub fn client(&self) -> &async_nats::Client {
         &self.client

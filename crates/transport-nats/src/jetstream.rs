@@ -29,6 +29,34 @@ pub struct Ack {
     pub duplicate: bool,
 }
 
+/// How to create a stream ([`JetStream::ensure_stream_with`]). Plain data;
+/// tune the fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamConfig {
+    /// The stream's name.
+    pub name: String,
+    /// The subjects it captures.
+    pub subjects: Vec<String>,
+    /// How many servers of a cluster keep a copy (1 to 5). Default 1; 3
+    /// survives the loss of any one node of a 3-node cluster.
+    pub replicas: usize,
+    /// How long the server remembers a `Nats-Msg-Id` to drop a repeat of
+    /// it. Default 2 minutes (the server's default).
+    pub duplicate_window: Duration,
+}
+
+impl StreamConfig {
+    /// A stream `name` over `subjects`, with the defaults above.
+    pub fn new(name: impl Into<String>, subjects: &[&str]) -> Self {
+        StreamConfig {
+            name: name.into(),
+            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            replicas: 1,
+            duplicate_window: Duration::from_secs(120),
+        }
+    }
+}
+
 /// A JetStream context on a [`crate::Connection`].
 #[derive(Clone, Debug)]
 pub struct JetStream {
@@ -42,9 +70,19 @@ impl JetStream {
 
     /// Creates the stream `name` over `subjects`, or gets it if it exists.
     pub async fn ensure_stream(&self, name: &str, subjects: &[&str]) -> Result<()> {
+        self.ensure_stream_with(StreamConfig::new(name, subjects)).await
+    }
+
+    /// Creates the stream `config.name` with `config` (replicas, duplicate
+    /// window), or gets it if it exists (an existing stream keeps its own
+    /// configuration).
+    pub async fn ensure_stream_with(&self, config: StreamConfig) -> Result<()> {
+        let name = config.name.clone();
         let config = stream::Config {
-            name: name.into(),
-            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            name: config.name,
+            subjects: config.subjects,
+            num_replicas: config.replicas,
+            duplicate_window: config.duplicate_window,
             ..Default::default()
         };
         self.context
