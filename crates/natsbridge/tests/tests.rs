@@ -1,6 +1,7 @@
 //! Integration tests of the facade against real servers.
 
 mod claimcheck;
+mod cluster;
 mod errors;
 mod nats;
 mod objectstore;
