@@ -119,3 +119,85 @@ fn take(acked: &mut BTreeSet<String>, item: Result<natsbridge::Received, natsbri
         Err(rejected) => panic!("the consumer's pull failed for good: {}", rejected.error),
     }
 }
+
+/// Waits (without blocking the runtime) until `f` gives a value.
+async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = tokio::task::block_in_place(&mut f) {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not in 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_send_through_a_killed_node_stores_each_message_once() {
+    const N: usize = 60;
+    let (mut cluster, admin) = cluster_with_stream().await;
+    // The sender sits on the stream's leader: killing it loses the
+    // connection and the stream's leader at once.
+    let on = wait_for("stream leader", || cluster.stream_leader(STREAM)).await;
+    let sender = bridge(&[cluster.nodes[on].url()]).await;
+    let (progress, mut sent) = tokio::sync::watch::channel(0usize);
+    let task = tokio::spawn(async move {
+        let mut acks = Vec::new();
+        for n in 0..N {
+            acks.push(send(&sender, n).await);
+            progress.send_replace(n + 1);
+        }
+        (acks, sender)
+    });
+    sent.wait_for(|&n| n >= 20).await.unwrap();
+    tokio::task::block_in_place(|| cluster.nodes[on].kill());
+    let (acks, sender) = task.await.unwrap();
+    assert_eq!(acks.len(), N, "every send returned an ack");
+    for (msg_id, ack) in &acks {
+        assert_eq!(ack.stream, STREAM, "{msg_id}");
+        assert!(ack.sequence >= 1);
+    }
+    assert_ne!(cluster.node_on_port(sender.connection().server_port()), Some(on));
+    let held = stored(&admin).await;
+    let expected: BTreeMap<String, usize> = (0..N).map(|n| (format!("order-{n}"), 1)).collect();
+    assert_eq!(held, expected, "each msg_id stored exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_keeps_accepting_sends_when_its_leader_moves() {
+    const N: usize = 400;
+    const WINDOW: usize = 64;
+    let (cluster, admin) = cluster_with_stream().await;
+    let first = wait_for("stream leader", || cluster.stream_leader(STREAM)).await;
+    let mut window = std::collections::VecDeque::new();
+    let mut acks = Vec::new();
+    for n in 0..N {
+        if n == N / 4 {
+            // The leader steps down while acks are in flight.
+            let subject = format!("$JS.API.STREAM.LEADER.STEPDOWN.{STREAM}");
+            let answer = admin
+                .connection()
+                .request(&subject, bytes::Bytes::new(), Duration::from_secs(5))
+                .await
+                .unwrap();
+            let answer: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap();
+            assert_eq!(answer["success"], true, "{answer}");
+        }
+        let options = SendOptions { msg_id: Some(format!("order-{n}")), ..Default::default() };
+        let payloads = vec![Payload::binary("b", vec![7u8; 128])];
+        let (_, ack) = admin.jetstream_send_async("orders.new", payloads, options).await.unwrap();
+        window.push_back(ack);
+        if window.len() == WINDOW {
+            acks.push(window.pop_front().unwrap().await.unwrap());
+        }
+    }
+    for ack in window {
+        acks.push(ack.await.unwrap());
+    }
+    assert_eq!(acks.len(), N);
+    let moved = wait_for("a new stream leader", || cluster.stream_leader(STREAM)).await;
+    assert_ne!(moved, first, "the leader moved");
+    let held = stored(&admin).await;
+    assert_eq!(held.len(), N);
+    assert!(held.values().all(|&c| c == 1), "each msg_id stored once");
+}

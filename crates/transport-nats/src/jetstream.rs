@@ -1,12 +1,14 @@
 //! JetStream: streams, publish with ack, durable pull consumers, and
 //! object stores.
 
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
 use async_nats::jetstream::{self, AckKind, stream};
 use bytes::Bytes;
+
 use futures_util::StreamExt;
 
 use crate::objectstore::{ObjectStore, ObjectStoreConfig};
@@ -70,11 +72,15 @@ pub struct PublishRetry {
     pub base_delay: Duration,
     /// Upper bound of the delay. Default 2 s.
     pub max_delay: Duration,
+    /// How long each try waits for its ack, counted from when it was sent
+    /// (not from when its [`PendingAck`] is first awaited). Default 5 s.
+    pub ack_timeout: Duration,
 }
 
 impl Default for PublishRetry {
     fn default() -> Self {
         PublishRetry {
+            ack_timeout: Duration::from_secs(5),
             max_attempts: 10,
             retry_for: Duration::from_secs(30),
             base_delay: Duration::from_millis(100),
@@ -212,6 +218,7 @@ impl JetStream {
         if let Some(id) = msg_id {
             headers.insert("Nats-Msg-Id", id);
         }
+        let started = tokio::time::Instant::now();
         let first = self
             .context
             .publish_with_headers(subject.to_string(), headers.clone(), payload.clone())
@@ -229,17 +236,34 @@ impl JetStream {
             future: Box::pin(async move {
                 let mut attempt = 0u32;
                 let mut pending = first;
-                let started = tokio::time::Instant::now();
+                // Each try's ack is waited for from the moment it was sent,
+                // not from the first poll: acks awaited one after another
+                // (a window of them) that a leader change lost then time
+                // out together, not one after the other.
+                let mut deadline = started + retry.ack_timeout;
                 loop {
-                    let outcome = match pending.take() {
-                        Some(ack) => ack.await,
-                        None => match context
-                            .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                    let ack = match pending.take() {
+                        Some(ack) => Ok(ack),
+                        None => {
+                            deadline = tokio::time::Instant::now() + retry.ack_timeout;
+                            context
+                                .publish_with_headers(
+                                    subject.clone(),
+                                    headers.clone(),
+                                    payload.clone(),
+                                )
+                                .await
+                        }
+                    };
+                    let outcome = match ack {
+                        Ok(ack) => tokio::time::timeout_at(deadline, ack.into_future())
                             .await
-                        {
-                            Ok(ack) => ack.await,
-                            Err(e) => Err(e),
-                        },
+                            .unwrap_or_else(|_| {
+                                Err(jetstream::context::PublishError::new(
+                                    jetstream::context::PublishErrorKind::TimedOut,
+                                ))
+                            }),
+                        Err(e) => Err(e),
                     };
                     let e = match outcome {
                         Ok(ack) => {
