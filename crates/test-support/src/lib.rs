@@ -487,8 +487,10 @@ impl NatsCluster {
     }
 
     /// `stream`'s details (account `$G`) as node `i`'s `/jsz` reports
-    /// them: `{"name", "state", "cluster": {"leader", "replicas": [...]}}`.
-    fn stream_detail(&self, i: usize, stream: &str) -> Option<serde_json::Value> {
+    /// them: `{"name", "state": {"messages", "bytes", ...}, "cluster":
+    /// {"leader", "replicas": [...]}, "consumer_detail": [...]}`; `None`
+    /// when the node does not answer or has no such stream.
+    pub fn stream_detail(&self, i: usize, stream: &str) -> Option<serde_json::Value> {
         let jsz = self.nodes[i].monitor("/jsz?accounts=true&streams=true&consumers=true")?;
         let accounts = jsz["account_details"].as_array()?;
         accounts
