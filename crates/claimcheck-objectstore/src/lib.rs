@@ -57,6 +57,17 @@ pub struct ObjectStoreOptions {
     /// mid-read; an upload of bytes or a file is sent again whole). Default
     /// [`RetryConfig::default`], as for HTTP.
     pub retry: RetryConfig,
+    /// How many servers of a cluster keep a copy of the bucket when this
+    /// bridge creates it (an existing bucket keeps its own). Default 1; 3
+    /// lets transfers go on when one node of a 3-node cluster dies.
+    pub replicas: usize,
+    /// A download that receives no byte for this long is abandoned as
+    /// [`ErrorKind::TimedOut`] and tried again (a read whose node died
+    /// can wait for chunks that never come). Default 30 s.
+    pub read_idle_timeout: Duration,
+    /// The longest a download may take, tries and delays included; past
+    /// it, it fails as [`ErrorKind::TimedOut`]. Default 10 minutes.
+    pub download_deadline: Duration,
 }
 
 impl Default for ObjectStoreOptions {
@@ -68,6 +79,9 @@ impl Default for ObjectStoreOptions {
             max_age: Some(Duration::from_secs(24 * 60 * 60)),
             max_download_size: 1 << 30,
             retry: RetryConfig::default(),
+            replicas: 1,
+            read_idle_timeout: Duration::from_secs(30),
+            download_deadline: Duration::from_secs(600),
         }
     }
 }
@@ -113,6 +127,8 @@ pub struct ObjectStoreHandler {
     one_shot: bool,
     max_download_size: u64,
     retry: RetryConfig,
+    read_idle_timeout: Duration,
+    download_deadline: Duration,
 }
 
 impl fmt::Debug for ObjectStoreHandler {
@@ -122,20 +138,41 @@ impl fmt::Debug for ObjectStoreHandler {
             .field("one_shot", &self.one_shot)
             .field("max_download_size", &self.max_download_size)
             .field("retry", &self.retry)
+            .field("read_idle_timeout", &self.read_idle_timeout)
+            .field("download_deadline", &self.download_deadline)
             .finish()
     }
 }
 
 impl ObjectStoreHandler {
     /// A handler over an open bucket: objects kept after download, 1 GiB
-    /// download limit, the default retries.
+    /// download limit, the default retries, 30 s read idle timeout, 10
+    /// minutes download deadline.
     pub fn new(store: ObjectStore) -> Self {
         ObjectStoreHandler {
             store,
             one_shot: false,
             max_download_size: 1 << 30,
             retry: RetryConfig::default(),
+            read_idle_timeout: Duration::from_secs(30),
+            download_deadline: Duration::from_secs(600),
         }
+    }
+
+    /// How long a download may wait for its next bytes before it is tried
+    /// again ([`ObjectStoreOptions::read_idle_timeout`]).
+    #[must_use]
+    pub fn read_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.read_idle_timeout = timeout;
+        self
+    }
+
+    /// The longest a download may take in all
+    /// ([`ObjectStoreOptions::download_deadline`]).
+    #[must_use]
+    pub fn download_deadline(mut self, deadline: Duration) -> Self {
+        self.download_deadline = deadline;
+        self
     }
 
     /// Opens (or creates) `options.bucket` and applies `options`.
@@ -145,13 +182,16 @@ impl ObjectStoreHandler {
     ) -> Result<Self, natsbridge_transport_nats::Error> {
         let config = ObjectStoreConfig {
             max_age: options.max_age,
+            replicas: options.replicas,
             ..ObjectStoreConfig::new(options.bucket.clone())
         };
         let store = jetstream.object_store_with(config).await?;
         Ok(ObjectStoreHandler::new(store)
             .one_shot(options.one_shot)
             .max_download_size(options.max_download_size)
-            .retry(options.retry))
+            .retry(options.retry)
+            .read_idle_timeout(options.read_idle_timeout)
+            .download_deadline(options.download_deadline))
     }
 
     /// How failed transfers are retried.
@@ -185,6 +225,28 @@ impl ObjectStoreHandler {
         format!("{OBJECT_STORE_SCHEME}://{}/{name}", self.store.bucket())
     }
 
+    /// [`from_nats`], except that "nobody answered for the bucket" (read
+    /// as not found) is asked about: a bucket whose stream is there but
+    /// elects a leader (a cluster node died) is a connection problem,
+    /// retried; only a bucket the server says is gone stays not found.
+    async fn classify(&self, e: natsbridge_transport_nats::Error, what: &str) -> Error {
+        let error = from_nats(e, what);
+        if error.kind() != &ErrorKind::NotFound || error_is_missing_object(&error) {
+            return error;
+        }
+        match self.store.bucket_exists().await {
+            Ok(false) => error,
+            Ok(true) | Err(_) => {
+                let detail = format!(
+                    "{what} through the object store: bucket {} did not answer (its stream is \
+                     electing a leader?)",
+                    self.store.bucket()
+                );
+                Error::new(ErrorKind::Connection, detail).source(error)
+            }
+        }
+    }
+
     async fn upload_inner(&self, name: &str, source: UploadSource) -> Result<String, Error> {
         let object = object_name(name);
         let (info, expected) = match source {
@@ -209,7 +271,10 @@ impl ObjectStoreHandler {
                 (self.store.put(&object, &mut reader).await, len)
             }
         };
-        let info = info.map_err(|e| from_nats(e, "uploading"))?;
+        let info = match info {
+            Ok(info) => info,
+            Err(e) => return Err(self.classify(e, "uploading").await),
+        };
         if info.size != expected {
             // A source shorter than it claimed: the object must not stay
             // behind looking like a payload.
@@ -277,7 +342,10 @@ impl ObjectStoreHandler {
         request: &DownloadRequest,
         target: &mut VerifiedSink,
     ) -> Result<(), Error> {
-        let mut reader = self.store.get(name).await.map_err(|e| from_nats(e, "downloading"))?;
+        let mut reader = match self.store.get(name).await {
+            Ok(reader) => reader,
+            Err(e) => return Err(self.classify(e, "downloading").await),
+        };
         let info = reader.info();
         target.check_announced(info.size)?;
         if let (Some(want), Some(stored)) = (request.sha256.as_deref(), info.sha256.as_ref())
@@ -294,9 +362,19 @@ impl ObjectStoreHandler {
         }
         loop {
             let mut buf = BytesMut::with_capacity(CHUNK);
-            let n = reader
-                .read_buf(&mut buf)
+            let n = tokio::time::timeout(self.read_idle_timeout, reader.read_buf(&mut buf))
                 .await
+                .map_err(|_| {
+                    Error::new(
+                        ErrorKind::TimedOut,
+                        format!(
+                            "{}: no bytes for {:?} after {} bytes",
+                            request.url,
+                            self.read_idle_timeout,
+                            target.received()
+                        ),
+                    )
+                })?
                 .map_err(|e| read_error(request, target.received(), e))?;
             if n == 0 {
                 break;
@@ -323,7 +401,17 @@ impl DownloadHandler for ObjectStoreHandler {
         request: &'a DownloadRequest,
         sink: DownloadSink,
     ) -> BoxFuture<'a, Result<Downloaded, Error>> {
-        Box::pin(self.download_inner(request, sink))
+        Box::pin(async move {
+            let deadline = self.download_deadline;
+            tokio::time::timeout(deadline, self.download_inner(request, sink)).await.unwrap_or_else(
+                |_| {
+                    Err(Error::new(
+                        ErrorKind::TimedOut,
+                        format!("{}: the download did not finish within {deadline:?}", request.url),
+                    ))
+                },
+            )
+        })
     }
 }
 
@@ -419,6 +507,15 @@ fn jetstream_kind(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
     } else {
         ErrorKind::Other
     }
+}
+
+/// Whether a not-found error is about the object itself (the transport's
+/// own `NotFound`: the bucket answered that it has no such object), not
+/// about nobody answering for the bucket.
+fn error_is_missing_object(error: &Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|s| s.downcast_ref::<natsbridge_transport_nats::Error>())
+        .is_some_and(|e| e.kind() == &NatsKind::NotFound)
 }
 
 fn io_error(what: String, e: std::io::Error) -> Error {

@@ -9,6 +9,7 @@
 //! reconnects and the handler's retry succeeds; the permanent fault removes
 //! the bucket, which must fail at once as not found.
 
+mod cluster;
 mod faults;
 
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `natsbridge` binary.
 
+mod cluster;
 mod connection;
 mod inspect;
 mod install;

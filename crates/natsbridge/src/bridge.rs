@@ -541,19 +541,61 @@ impl Bridge {
     }
 
     /// Publishes the envelope to a JetStream stream and waits for the
-    /// stream's ack. The envelope's `msg_id` is sent as `Nats-Msg-Id`, so
-    /// a publish retried after a lost ack is stored once.
+    /// stream's ack. The envelope's `msg_id` is sent as `Nats-Msg-Id`: a
+    /// publish whose ack timed out, whose connection dropped or that found
+    /// its stream electing a leader is sent again with the same id, with
+    /// backoff ([`PublishRetry`](crate::transport::PublishRetry)'s
+    /// defaults), so the stream keeps it once; the [`Ack`] is the
+    /// stream's own (`duplicate` when an earlier try had been stored).
     pub async fn jetstream_send(
         &self,
         subject: &str,
         payloads: Vec<Payload>,
         options: SendOptions,
     ) -> Result<(Sent, Ack)> {
+        let (sent, ack) = self.jetstream_send_async(subject, payloads, options).await?;
+        Ok((sent, ack.await?))
+    }
+
+    /// Publishes the envelope to a JetStream stream and returns at once
+    /// with the stream's ack still to come: a
+    /// [`PendingAck`](crate::transport::PendingAck) to await (retried as in
+    /// [`Bridge::jetstream_send`]). Keep a window of them in flight to
+    /// send at the server's pace instead of one round trip per message.
+    ///
+    /// ```no_run
+    /// # async fn run(bridge: natsbridge::Bridge) -> natsbridge::Result<()> {
+    /// use std::collections::VecDeque;
+    /// use natsbridge::{Payload, SendOptions};
+    ///
+    /// let mut window = VecDeque::new();
+    /// for n in 0..10_000 {
+    ///     let payloads = vec![Payload::text("n", n.to_string())];
+    ///     let (_, ack) = bridge.jetstream_send_async("jobs.new", payloads, SendOptions::default()).await?;
+    ///     window.push_back(ack);
+    ///     if window.len() == 256 {
+    ///         window.pop_front().unwrap().await?;
+    ///     }
+    /// }
+    /// for ack in window {
+    ///     ack.await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn jetstream_send_async(
+        &self,
+        subject: &str,
+        payloads: Vec<Payload>,
+        options: SendOptions,
+    ) -> Result<(Sent, crate::transport::PendingAck)> {
         let mut options = SendOptions { is_publish: false, ..options };
         let msg_id = options.msg_id.get_or_insert_with(|| SystemIds.next_id()).clone();
         let sent = self.smartsend(subject, payloads, options).await?;
-        let ack =
-            self.conn.jetstream().publish(subject, sent.json().clone(), Some(&msg_id)).await?;
+        let ack = self
+            .conn
+            .jetstream()
+            .publish_async(subject, sent.json().clone(), Some(&msg_id))
+            .await?;
         Ok((sent, ack))
     }
 

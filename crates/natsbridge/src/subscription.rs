@@ -320,13 +320,17 @@ impl Bridge {
 /// stream, a `fetch` competes with the open pull requests for the same
 /// messages (neither loses any; each gets some).
 ///
-/// As a stream, an item is yielded after its message was acked (`Ok`) or
-/// naked (`Err`). A [`Rejected`] with an empty subject and payload is an
-/// error of the pull itself (a missed heartbeat, the consumer deleted);
-/// the stream ends after one it cannot recover from, and after failing to
-/// start pulling. A message that decoded but whose ack could not be sent
-/// comes as a `Rejected` with the ack's error: the server redelivers it
-/// once the consumer's ack wait passes.
+/// As a stream, an item is yielded after its message was acked (`Ok`, the
+/// ack confirmed by the server: it is not delivered again) or naked
+/// (`Err`). The pull heals itself: missed heartbeats, a dropped
+/// connection, or the consumer electing a new leader after a node of a
+/// cluster died restart it with backoff (logged at `warn`), so the
+/// consumer goes on from another node. A [`Rejected`] with an empty
+/// subject and payload is an error of the pull that cannot pass (the
+/// consumer deleted) or a failure to start pulling; the stream ends after
+/// it. A message that decoded but whose ack could not be confirmed comes
+/// as a `Rejected` with the ack's error: the server redelivers it once the
+/// consumer's ack wait passes.
 ///
 /// # Cancel safety
 ///

@@ -3,6 +3,7 @@
 mod claimcheck;
 mod cluster;
 mod errors;
+mod jetstream_cluster;
 mod nats;
 mod objectstore;
 mod secrets;

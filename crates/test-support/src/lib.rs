@@ -487,9 +487,11 @@ impl NatsCluster {
     }
 
     /// `stream`'s details (account `$G`) as node `i`'s `/jsz` reports
-    /// them: `{"name", "state", "cluster": {"leader", "replicas": [...]}}`.
-    fn stream_detail(&self, i: usize, stream: &str) -> Option<serde_json::Value> {
-        let jsz = self.nodes[i].monitor("/jsz?accounts=true&streams=true")?;
+    /// them: `{"name", "state": {"messages", "bytes", ...}, "cluster":
+    /// {"leader", "replicas": [...]}, "consumer_detail": [...]}`; `None`
+    /// when the node does not answer or has no such stream.
+    pub fn stream_detail(&self, i: usize, stream: &str) -> Option<serde_json::Value> {
+        let jsz = self.nodes[i].monitor("/jsz?accounts=true&streams=true&consumers=true")?;
         let accounts = jsz["account_details"].as_array()?;
         accounts
             .iter()
@@ -507,6 +509,24 @@ impl NatsCluster {
         for i in self.answering() {
             let Some(detail) = self.stream_detail(i, stream) else { continue };
             let index = self.node_named(detail["cluster"]["leader"].as_str()?)?;
+            if leader.is_some_and(|l| l != index) {
+                return None;
+            }
+            leader = Some(index);
+        }
+        leader.filter(|&l| self.nodes[l].child.is_some())
+    }
+
+    /// The node index of the leader of `stream`'s consumer `consumer`, as
+    /// the running nodes report it (`None` while it has none or they
+    /// disagree).
+    pub fn consumer_leader(&self, stream: &str, consumer: &str) -> Option<usize> {
+        let mut leader = None;
+        for i in self.answering() {
+            let Some(detail) = self.stream_detail(i, stream) else { continue };
+            let consumers = detail["consumer_detail"].as_array().cloned().unwrap_or_default();
+            let Some(c) = consumers.iter().find(|c| c["name"] == consumer) else { continue };
+            let index = self.node_named(c["cluster"]["leader"].as_str()?)?;
             if leader.is_some_and(|l| l != index) {
                 return None;
             }

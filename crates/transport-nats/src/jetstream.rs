@@ -1,12 +1,14 @@
 //! JetStream: streams, publish with ack, durable pull consumers, and
 //! object stores.
 
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
 use async_nats::jetstream::{self, AckKind, stream};
 use bytes::Bytes;
+
 use futures_util::StreamExt;
 
 use crate::objectstore::{ObjectStore, ObjectStoreConfig};
@@ -57,15 +59,101 @@ impl StreamConfig {
     }
 }
 
+/// How a JetStream publish that carries a msg id is retried
+/// ([`JetStream::publish_async`]). Plain data; tune the fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishRetry {
+    /// Tries in all, the first included. Default 10.
+    pub max_attempts: u32,
+    /// No new try starts this long after the first. Default 30 s (a
+    /// stream's leader election after a node died takes a few seconds).
+    pub retry_for: Duration,
+    /// Delay before the first retry, doubling after. Default 100 ms.
+    pub base_delay: Duration,
+    /// Upper bound of the delay. Default 2 s.
+    pub max_delay: Duration,
+    /// How long each try waits for its ack, counted from when it was sent
+    /// (not from when its [`PendingAck`] is first awaited). Default 5 s.
+    pub ack_timeout: Duration,
+}
+
+impl Default for PublishRetry {
+    fn default() -> Self {
+        PublishRetry {
+            ack_timeout: Duration::from_secs(5),
+            max_attempts: 10,
+            retry_for: Duration::from_secs(30),
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+impl PublishRetry {
+    fn backoff(&self) -> natsbridge_common::Backoff {
+        natsbridge_common::Backoff {
+            base_delay: self.base_delay,
+            max_delay: self.max_delay,
+            jitter: true,
+        }
+    }
+}
+
+/// Whether a publish that failed this way may succeed if sent again: its
+/// ack timed out, its connection dropped, or nobody answered although a
+/// stream captures the subject (the stream is electing a leader). No
+/// stream for the subject at all is final.
+async fn retriable(
+    context: &jetstream::Context,
+    subject: &str,
+    kind: jetstream::context::PublishErrorKind,
+) -> bool {
+    use jetstream::context::{GetStreamByNameErrorKind, PublishErrorKind};
+    match kind {
+        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe => true,
+        PublishErrorKind::StreamNotFound => match context.stream_by_subject(subject).await {
+            Ok(_) => true,
+            Err(e) => e.kind() != GetStreamByNameErrorKind::NotFound,
+        },
+        _ => false,
+    }
+}
+
+/// The stream's acknowledgement of a publish still on its way (see
+/// [`JetStream::publish_async`]): a future of the [`Ack`]. Dropping it
+/// does not cancel the publish, only the wait (and any retry).
+#[must_use = "the publish is not known to be stored until its ack resolves"]
+pub struct PendingAck {
+    future: std::pin::Pin<Box<dyn std::future::Future<Output = Result<Ack>> + Send>>,
+}
+
+impl std::fmt::Debug for PendingAck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingAck").finish_non_exhaustive()
+    }
+}
+
+impl std::future::Future for PendingAck {
+    type Output = Result<Ack>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Ack>> {
+        self.future.as_mut().poll(cx)
+    }
+}
+
 /// A JetStream context on a [`crate::Connection`].
 #[derive(Clone, Debug)]
 pub struct JetStream {
     context: jetstream::Context,
+    retry: PublishRetry,
 }
 
 impl JetStream {
     pub(crate) fn new(context: jetstream::Context) -> Self {
-        JetStream { context }
+        JetStream { context, retry: PublishRetry::default() }
     }
 
     /// Creates the stream `name` over `subjects`, or gets it if it exists.
@@ -92,27 +180,123 @@ impl JetStream {
             .map_err(|e| js_error(format!("creating stream {name}"), e))
     }
 
-    /// Publishes and waits for the stream's acknowledgement. With `msg_id`
-    /// (sent as `Nats-Msg-Id`) the server drops a repeat of the same id, so
-    /// a publish retried after a lost ack is stored once.
+    /// Publishes and waits for the stream's acknowledgement: the same as
+    /// [`publish_async`](Self::publish_async) followed by awaiting its
+    /// [`PendingAck`]. With `msg_id` (sent as `Nats-Msg-Id`) the server
+    /// drops a repeat of the same id, so a publish retried after a lost ack
+    /// is stored once, and it is retried (see [`PublishRetry`]).
     pub async fn publish(
         &self,
         subject: &str,
         payload: Bytes,
         msg_id: Option<&str>,
     ) -> Result<Ack> {
+        self.publish_async(subject, payload, msg_id).await?.await
+    }
+
+    /// Publishes without waiting for the stream's acknowledgement: the
+    /// returned [`PendingAck`] resolves to it. Keep many in flight to
+    /// publish at the server's pace rather than one round trip per message
+    /// (the connection holds at most a few thousand unanswered publishes
+    /// and waits here for room beyond that).
+    ///
+    /// With `msg_id`, a publish whose ack does not come in time, whose
+    /// connection drops, or that gets no answer while its stream elects a
+    /// leader (a node of a cluster died) is sent again, same id, with
+    /// backoff, per this context's [`PublishRetry`]: the stream keeps it
+    /// once, and the [`Ack`] is the stream's own (`duplicate` is `true`
+    /// when an earlier try had in fact been stored). Without `msg_id`
+    /// nothing is retried, as a repeat would be stored twice. No stream on
+    /// the subject at all is an error at once.
+    pub async fn publish_async(
+        &self,
+        subject: &str,
+        payload: Bytes,
+        msg_id: Option<&str>,
+    ) -> Result<PendingAck> {
         let mut headers = HeaderMap::new();
         if let Some(id) = msg_id {
             headers.insert("Nats-Msg-Id", id);
         }
-        let ack = self
+        let started = tokio::time::Instant::now();
+        let first = self
             .context
-            .publish_with_headers(subject.to_string(), headers, payload)
-            .await
-            .map_err(|e| js_error(format!("publishing to {subject}"), e))?
-            .await
-            .map_err(|e| js_error(format!("waiting for the ack of {subject}"), e))?;
-        Ok(Ack { stream: ack.stream, sequence: ack.sequence, duplicate: ack.duplicate })
+            .publish_with_headers(subject.to_string(), headers.clone(), payload.clone())
+            .await;
+        let (context, retry, retried) = (self.context.clone(), self.retry, msg_id.is_some());
+        let subject = subject.to_string();
+        // A publish that could not even be queued is tried again inside the
+        // pending ack, like one whose ack went missing.
+        let first = match first {
+            Ok(ack) => Some(ack),
+            Err(e) if retried && retriable(&context, &subject, e.kind()).await => None,
+            Err(e) => return Err(js_error(format!("publishing to {subject}"), e)),
+        };
+        Ok(PendingAck {
+            future: Box::pin(async move {
+                let mut attempt = 0u32;
+                let mut pending = first;
+                // Each try's ack is waited for from the moment it was sent,
+                // not from the first poll: acks awaited one after another
+                // (a window of them) that a leader change lost then time
+                // out together, not one after the other.
+                let mut deadline = started + retry.ack_timeout;
+                loop {
+                    let ack = match pending.take() {
+                        Some(ack) => Ok(ack),
+                        None => {
+                            deadline = tokio::time::Instant::now() + retry.ack_timeout;
+                            context
+                                .publish_with_headers(
+                                    subject.clone(),
+                                    headers.clone(),
+                                    payload.clone(),
+                                )
+                                .await
+                        }
+                    };
+                    let outcome = match ack {
+                        Ok(ack) => tokio::time::timeout_at(deadline, ack.into_future())
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(jetstream::context::PublishError::new(
+                                    jetstream::context::PublishErrorKind::TimedOut,
+                                ))
+                            }),
+                        Err(e) => Err(e),
+                    };
+                    let e = match outcome {
+                        Ok(ack) => {
+                            return Ok(Ack {
+                                stream: ack.stream,
+                                sequence: ack.sequence,
+                                duplicate: ack.duplicate,
+                            });
+                        }
+                        Err(e) => e,
+                    };
+                    attempt += 1;
+                    let again = retried
+                        && attempt < retry.max_attempts
+                        && started.elapsed() < retry.retry_for
+                        && retriable(&context, &subject, e.kind()).await;
+                    if !again {
+                        return Err(js_error(format!("waiting for the ack of {subject}"), e));
+                    }
+                    let delay = retry.backoff().delay_jittered(attempt - 1);
+                    tracing::warn!(subject = %subject, attempt, error = %e, ?delay,
+                        "JetStream publish not acknowledged; sending it again with the same msg id");
+                    tokio::time::sleep(delay).await;
+                }
+            }),
+        })
+    }
+
+    /// This context with `retry` for publishes that carry a msg id.
+    #[must_use]
+    pub fn with_publish_retry(mut self, retry: PublishRetry) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// Opens the object store `bucket`, creating it with the defaults of
@@ -183,33 +367,97 @@ impl Consumer {
     /// when the stream is dropped is redelivered once the consumer's ack
     /// wait (30 s by default) passes.
     ///
-    /// Errors of the pull itself (a missed heartbeat, the consumer deleted)
-    /// come as items of kind [`ErrorKind::JetStream`]; the stream ends after
-    /// one it cannot recover from.
+    /// The pull heals itself: when it fails in a way that can pass (missed
+    /// idle heartbeats, no responders while the consumer elects a leader
+    /// on a cluster, a pull request that could not be sent while the client
+    /// reconnects), it is logged at `warn` and started again with backoff
+    /// (100 ms doubling to 2 s, jittered), so a consumer whose node died
+    /// goes on from another one. Only errors the same pull cannot get past
+    /// (the consumer deleted, push based, a request over its limits) come
+    /// as items, of kind [`ErrorKind::JetStream`], and the stream ends
+    /// after one.
     pub async fn messages(&self, batch: usize) -> Result<Messages> {
-        let stream = self
-            .consumer
-            .stream()
-            .max_messages_per_batch(batch.max(1))
-            .heartbeat(Duration::from_secs(15))
-            .messages()
+        let stream = open_pull(self.consumer.clone(), batch)
             .await
             .map_err(|e| js_error("starting to pull messages", e))?;
-        Ok(Messages { stream })
+        Ok(Messages {
+            consumer: self.consumer.clone(),
+            batch,
+            stream: Some(stream),
+            reopening: None,
+            retries: 0,
+            ended: false,
+        })
     }
 }
+
+/// Idle heartbeats of a pull: two missed (10 s without a word from the
+/// consumer) restart the pull.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// The delays between restarts of a failed pull.
+const PULL_BACKOFF: natsbridge_common::Backoff = natsbridge_common::Backoff {
+    base_delay: Duration::from_millis(100),
+    max_delay: Duration::from_secs(2),
+    jitter: true,
+};
+
+async fn open_pull(
+    consumer: PullConsumer,
+    batch: usize,
+) -> std::result::Result<pull::Stream, async_nats::jetstream::consumer::StreamError> {
+    consumer
+        .stream()
+        .max_messages_per_batch(batch.max(1))
+        .heartbeat(PULL_HEARTBEAT)
+        .messages()
+        .await
+}
+
+type Reopening = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = std::result::Result<
+                    pull::Stream,
+                    async_nats::jetstream::consumer::StreamError,
+                >,
+            > + Send,
+    >,
+>;
 
 /// Messages from a pull consumer as they arrive: a
 /// [`Stream`](futures_util::Stream) of [`StreamMessage`]s; see
 /// [`Consumer::messages`]. Cancel safe: a `next()` dropped before it
 /// completes loses no message.
 pub struct Messages {
-    stream: pull::Stream,
+    consumer: PullConsumer,
+    batch: usize,
+    /// The pull, while it runs.
+    stream: Option<pull::Stream>,
+    /// Starting it again after a failure (after a backoff delay).
+    reopening: Option<Reopening>,
+    /// Restarts since the last message, for the backoff.
+    retries: u32,
+    ended: bool,
 }
 
 impl std::fmt::Debug for Messages {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Messages").finish_non_exhaustive()
+        f.debug_struct("Messages").field("batch", &self.batch).finish_non_exhaustive()
+    }
+}
+
+impl Messages {
+    /// Drops the failed pull and starts a new one after the backoff delay.
+    fn restart(&mut self) {
+        self.stream = None;
+        let delay = PULL_BACKOFF.delay_jittered(self.retries);
+        self.retries = self.retries.saturating_add(1);
+        let (consumer, batch) = (self.consumer.clone(), self.batch);
+        self.reopening = Some(Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            open_pull(consumer, batch).await
+        }));
     }
 }
 
@@ -220,13 +468,50 @@ impl futures_util::Stream for Messages {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        self.stream.poll_next_unpin(cx).map(|item| {
-            item.map(|message| {
-                message
-                    .map(|message| StreamMessage { message })
-                    .map_err(|e| js_error("pulling messages", e))
-            })
-        })
+        use async_nats::jetstream::consumer::pull::MessagesErrorKind;
+        use std::task::Poll;
+        let this = &mut *self;
+        loop {
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            if let Some(reopening) = this.reopening.as_mut() {
+                let opened = futures_util::ready!(reopening.as_mut().poll(cx));
+                this.reopening = None;
+                match opened {
+                    Ok(stream) => this.stream = Some(stream),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "restarting a JetStream pull failed; trying again");
+                        this.restart();
+                    }
+                }
+                continue;
+            }
+            let Some(stream) = this.stream.as_mut() else {
+                this.restart();
+                continue;
+            };
+            match futures_util::ready!(stream.poll_next_unpin(cx)) {
+                Some(Ok(message)) => {
+                    this.retries = 0;
+                    return Poll::Ready(Some(Ok(StreamMessage { message })));
+                }
+                Some(Err(e)) => match e.kind() {
+                    MessagesErrorKind::ConsumerDeleted
+                    | MessagesErrorKind::PushBasedConsumer
+                    | MessagesErrorKind::RequestLimitExceeded => {
+                        this.ended = true;
+                        return Poll::Ready(Some(Err(js_error("pulling messages", e))));
+                    }
+                    _ => {
+                        tracing::warn!(error = %e, "JetStream pull failed; restarting it");
+                        this.restart();
+                    }
+                },
+                // The subscription ended: the connection is closed for good.
+                None => this.ended = true,
+            }
+        }
     }
 }
 
@@ -253,9 +538,23 @@ impl StreamMessage {
         self.message.info().map_or(1, |i| i.delivered)
     }
 
-    /// Acknowledges it: processed, do not redeliver.
+    /// Acknowledges it (processed, do not redeliver) and waits for the
+    /// consumer to confirm, one round trip on the connection's shared reply
+    /// subscription: a message whose ack returned `Ok` is not delivered
+    /// again, even if the node the client is on dies right after. An error
+    /// (the connection dropped, no answer within the request timeout) means
+    /// the ack may not have been recorded and the message may come again.
     pub async fn ack(&self) -> Result<()> {
-        self.message.ack().await.map_err(|e| Error::new(ErrorKind::JetStream, format!("ack: {e}")))
+        let Some(reply) = self.message.reply.clone() else {
+            return Err(Error::new(ErrorKind::JetStream, "ack: not a JetStream message"));
+        };
+        self.message
+            .context
+            .client()
+            .request(reply, Bytes::from_static(b"+ACK"))
+            .await
+            .map(|_| ())
+            .map_err(|e| js_error("waiting for the ack's confirmation", e))
     }
 
     /// Negative acknowledgement: redeliver after `delay`.

@@ -43,7 +43,9 @@ mod service;
 pub use crate::connection::{ConnectOptions, Connection, Event, ReconnectPolicy, connect};
 pub use crate::context::{DEFAULT_URL, NatsContext};
 pub use crate::error::{Error, ErrorKind, Result};
-pub use crate::jetstream::{Ack, Consumer, JetStream, Messages, StreamConfig, StreamMessage};
+pub use crate::jetstream::{
+    Ack, Consumer, JetStream, Messages, PendingAck, PublishRetry, StreamConfig, StreamMessage,
+};
 pub use crate::moving::Subscriber;
 pub use crate::objectstore::{ObjectInfo, ObjectReader, ObjectStore, ObjectStoreConfig};
 pub use crate::replies::Replies;

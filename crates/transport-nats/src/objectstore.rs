@@ -25,12 +25,16 @@ pub struct ObjectStoreConfig {
     /// The most bytes the bucket may hold; `None` for the account's limit.
     /// A put that would exceed it fails. Default `None`.
     pub max_bytes: Option<u64>,
+    /// How many servers of a cluster keep a copy (1 to 5). Default 1; 3
+    /// survives the loss of any one node of a 3-node cluster.
+    pub replicas: usize,
 }
 
 impl ObjectStoreConfig {
-    /// The defaults for `bucket`: no expiry, no size limit of its own.
+    /// The defaults for `bucket`: no expiry, no size limit of its own, one
+    /// replica.
     pub fn new(bucket: impl Into<String>) -> Self {
-        ObjectStoreConfig { bucket: bucket.into(), max_age: None, max_bytes: None }
+        ObjectStoreConfig { bucket: bucket.into(), max_age: None, max_bytes: None, replicas: 1 }
     }
 }
 
@@ -73,6 +77,7 @@ impl ObjectInfo {
 pub struct ObjectStore {
     bucket: String,
     store: object_store::ObjectStore,
+    context: async_nats::jetstream::Context,
 }
 
 impl fmt::Debug for ObjectStore {
@@ -111,7 +116,7 @@ impl ObjectStore {
             return Err(invalid());
         }
         match context.get_object_store(&bucket).await {
-            Ok(store) => return Ok(ObjectStore { bucket, store }),
+            Ok(store) => return Ok(ObjectStore { bucket, store, context: context.clone() }),
             Err(e) if e.kind() == ObjectStoreErrorKind::InvalidBucketName => return Err(invalid()),
             Err(_) => {}
         }
@@ -119,13 +124,14 @@ impl ObjectStore {
             bucket: bucket.clone(),
             max_age: config.max_age.unwrap_or_default(),
             max_bytes: config.max_bytes.map_or(-1, |b| i64::try_from(b).unwrap_or(i64::MAX)),
+            num_replicas: config.replicas.max(1),
             ..Default::default()
         };
         match context.create_object_store(nats_config).await {
-            Ok(store) => Ok(ObjectStore { bucket, store }),
+            Ok(store) => Ok(ObjectStore { bucket, store, context: context.clone() }),
             // Another client may have created it in the meantime.
             Err(create) => match context.get_object_store(&bucket).await {
-                Ok(store) => Ok(ObjectStore { bucket, store }),
+                Ok(store) => Ok(ObjectStore { bucket, store, context: context.clone() }),
                 Err(_) => Err(os_error(
                     ErrorKind::JetStream,
                     format!("creating object store bucket {bucket}"),
@@ -138,6 +144,28 @@ impl ObjectStore {
     /// The bucket's name.
     pub fn bucket(&self) -> &str {
         &self.bucket
+    }
+
+    /// Whether the bucket's stream exists, as the server says: `Ok(false)`
+    /// only when JetStream answers that there is no such stream. A call
+    /// that found nobody answering for the bucket (its stream electing a
+    /// leader after a node of a cluster died) tells a removed bucket from
+    /// one that is briefly unavailable this way. No answer at all is an
+    /// error ([`ErrorKind::JetStream`]).
+    pub async fn bucket_exists(&self) -> Result<bool> {
+        use async_nats::jetstream::context::GetStreamErrorKind;
+        let stream = format!("OBJ_{}", self.bucket);
+        match self.context.get_stream(&stream).await {
+            Ok(_) => Ok(true),
+            Err(e) => match e.kind() {
+                GetStreamErrorKind::JetStream(js)
+                    if js.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND =>
+                {
+                    Ok(false)
+                }
+                _ => Err(os_error(ErrorKind::JetStream, format!("looking up {stream}"), e)),
+            },
+        }
     }
 
     /// Stores everything `reader` yields under `name`, replacing an object
