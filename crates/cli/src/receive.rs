@@ -12,10 +12,9 @@
 use std::path::{Path, PathBuf};
 
 use natsbridge::claimcheck::{
-    DownloadHandler, DownloadRequest, DownloadSink, Downloaded, Error as LinkError,
-    ErrorKind as LinkErrorKind,
+    DownloadHandler, DownloadSink, Downloaded, Error as LinkError, ErrorKind as LinkErrorKind,
 };
-use natsbridge::{Body, Envelope, PayloadType, ReceiveLimits, link_request};
+use natsbridge::{Envelope, PayloadType, ReceiveLimits, fetch_links_to};
 
 use crate::report;
 
@@ -73,97 +72,32 @@ pub(crate) async fn fetch_for_show(
         })?),
         None => None,
     };
-    let declared: u64 = envelope
-        .payloads
-        .iter()
-        .filter(|r| shown_whole(&r.payload_type))
-        .filter_map(|r| match r.body {
-            Body::Link { size, .. } => Some(size.unwrap_or(0)),
-            _ => None,
-        })
-        .fold(0, u64::saturating_add);
-    if declared > limits.max_envelope_bytes {
-        return Err(LinkError::new(
-            LinkErrorKind::TooLarge { limit: limits.max_envelope_bytes },
-            format!(
-                "the message's text, JSON and table links declare {declared} bytes in all, over \
-                 --max-message-bytes {}; nothing was fetched",
-                limits.max_envelope_bytes
-            ),
-        )
-        .into());
-    }
-    let mut streamed = vec![None; envelope.payloads.len()];
-    let fetch_all = async {
-        let mut used = 0u64;
-        for (index, record) in envelope.payloads.iter_mut().enumerate() {
-            let Some(request) = link_request(record) else { continue };
-            let named = |e: LinkError| {
-                natsbridge::Error::from(e).context(format!(
-                    "downloading payload {:?} (payloads[{index}])",
-                    record.dataname
-                ))
-            };
-            if shown_whole(&record.payload_type) {
-                let request = request.max_size(limits.max_envelope_bytes.saturating_sub(used));
-                let fetched = download(downloader, &request, DownloadSink::Memory, limits).await;
-                let Some(bytes) = fetched.map_err(named)?.into_bytes() else {
-                    return Err(named(unexpected()));
-                };
-                used += bytes.len() as u64;
-                record.body = Body::Fetched { url: request.url, bytes };
-            } else {
-                let path = dir.as_deref().map(|d| d.join(report::file_name(index, record)));
-                let sink = path.clone().map_or(DownloadSink::Digest, DownloadSink::File);
-                let fetched = download(downloader, &request, sink, limits).await.map_err(named)?;
-                streamed[index] = Some(match (fetched, path) {
-                    (Downloaded::Digest { size, sha256 }, _) => {
-                        Streamed { size, sha256: hex(&sha256), path: None }
-                    }
-                    (Downloaded::File(saved), _) => {
-                        let (size, sha256) = hash_file(&saved).await.map_err(named)?;
-                        Streamed { size, sha256, path: Some(saved) }
-                    }
-                    _ => return Err(named(unexpected())),
-                });
-            }
+    let sink = |index: usize, record: &natsbridge::PayloadRecord| {
+        if shown_whole(&record.payload_type) {
+            DownloadSink::Memory
+        } else {
+            dir.as_deref().map_or(DownloadSink::Digest, |d| {
+                DownloadSink::File(d.join(report::file_name(index, record)))
+            })
         }
-        Ok(())
     };
-    match tokio::time::timeout(limits.message_deadline, fetch_all).await {
-        Ok(result) => result?,
-        Err(_) => {
-            return Err(LinkError::new(
-                LinkErrorKind::TimedOut,
-                format!(
-                    "the message's links were not all fetched within --message-deadline {:?}",
-                    limits.message_deadline
-                ),
-            )
-            .into());
-        }
+    let outcomes = fetch_links_to(&mut envelope, downloader, limits, sink).await?;
+    let mut streamed = Vec::with_capacity(outcomes.len());
+    for (index, outcome) in outcomes.into_iter().enumerate() {
+        streamed.push(match outcome {
+            Some(Downloaded::Digest { size, sha256 }) => {
+                Some(Streamed { size, sha256: hex(&sha256), path: None })
+            }
+            Some(Downloaded::File(saved)) => {
+                let (size, sha256) = hash_file(&saved).await.map_err(|e| {
+                    natsbridge::Error::from(e).context(format!("hashing payloads[{index}]"))
+                })?;
+                Some(Streamed { size, sha256, path: Some(saved) })
+            }
+            _ => None,
+        });
     }
     Ok(Shown { envelope, streamed, dir })
-}
-
-/// One download, by the link deadline.
-async fn download(
-    downloader: &dyn DownloadHandler,
-    request: &DownloadRequest,
-    sink: DownloadSink,
-    limits: &ReceiveLimits,
-) -> Result<Downloaded, LinkError> {
-    match tokio::time::timeout(limits.link_deadline, downloader.download(request, sink)).await {
-        Ok(result) => result,
-        Err(_) => Err(LinkError::new(
-            LinkErrorKind::TimedOut,
-            format!("the link was not complete within --link-deadline {:?}", limits.link_deadline),
-        )),
-    }
-}
-
-fn unexpected() -> LinkError {
-    LinkError::new(LinkErrorKind::InvalidResponse, "the download handler returned another sink")
 }
 
 /// The size and SHA-256 of a saved file, read in pieces.

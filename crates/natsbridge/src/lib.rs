@@ -92,8 +92,8 @@ pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::limits::ReceiveLimits;
 pub use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
 pub use crate::pack::{
-    FilePayload, Outgoing, SHA256_KEY, fetch_payload, link_request, pack, pack_files,
-    unpack as smartunpack, unpack_with as smartunpack_with, upload_file_name,
+    FilePayload, Outgoing, SHA256_KEY, fetch_links_to, fetch_payload, link_request, pack,
+    pack_files, unpack as smartunpack, unpack_with as smartunpack_with, upload_file_name,
 };
 pub use crate::prepared::PreparedSender;
 pub use crate::sent::Sent;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::claimcheck::{
-    DownloadHandler, DownloadHandlerExt, DownloadRequest, UploadHandler, UploadHandlerExt,
+    DownloadHandler, DownloadRequest, DownloadSink, Downloaded, UploadHandler, UploadHandlerExt,
     UploadSource,
 };
 use crate::envelope::bytes::Bytes;
@@ -311,67 +311,94 @@ pub(crate) fn has_links(envelope: &Envelope) -> bool {
     envelope.payloads.iter().any(|r| matches!(r.body, Body::Link { .. }))
 }
 
-/// Downloads the link records of a parsed envelope (see [`unpack_with`]).
+/// Downloads the link records of a parsed envelope into memory (see
+/// [`unpack_with`]).
 pub(crate) async fn fetch_links(
     mut envelope: Envelope,
     downloader: &dyn DownloadHandler,
     limits: &ReceiveLimits,
 ) -> Result<Envelope> {
-    check_declared(&envelope, limits)?;
-    let fetch_all = async {
-        let mut used = 0u64;
-        for (index, record) in envelope.payloads.iter_mut().enumerate() {
-            let Some(request) = link_request(record) else { continue };
-            let request = request.max_size(limits.max_envelope_bytes.saturating_sub(used));
-            let bytes = download(&request, downloader, limits).await.map_err(|e| {
-                Error::from(e).context(format!(
-                    "downloading payload {:?} (payloads[{index}])",
-                    record.dataname
-                ))
-            })?;
-            used += bytes.len() as u64;
-            let Body::Link { url, .. } = &mut record.body else { continue };
-            let url = std::mem::take(url);
-            record.body = Body::Fetched { url, bytes };
-        }
-        Ok(())
-    };
-    match tokio::time::timeout(limits.message_deadline, fetch_all).await {
-        Ok(result) => result.map(|()| envelope),
-        Err(_) => Err(Error::from(crate::claimcheck::Error::new(
-            crate::claimcheck::ErrorKind::TimedOut,
-            format!(
-                "the envelope's links were not all fetched within its deadline of {:?} \
-                 (ReceiveLimits::message_deadline)",
-                limits.message_deadline
-            ),
-        ))),
-    }
+    fetch_links_to(&mut envelope, downloader, limits, |_, _| DownloadSink::Memory).await?;
+    Ok(envelope)
 }
 
-/// Refuses, before anything is fetched, an envelope whose links declare
-/// more bytes in all than the receiver's budget for one envelope.
-fn check_declared(envelope: &Envelope, limits: &ReceiveLimits) -> Result<()> {
+/// [`unpack_with`]'s download step for a receiver that chooses where each
+/// link goes: `sink` names it for each link record (by index), memory, a
+/// file, or only its size and SHA-256 ([`DownloadSink::Digest`]: shown
+/// without being held). A link into memory becomes [`Body::Fetched`] and
+/// counts against `limits.max_envelope_bytes` (links into memory that
+/// declare more in all are refused before any is fetched); any other stays
+/// a link, and what its download gave is returned at its index. Every link
+/// ends by `limits.link_deadline`, all of them by `limits.message_deadline`;
+/// the first that fails fails the call, naming its payload.
+pub async fn fetch_links_to(
+    envelope: &mut Envelope,
+    downloader: &dyn DownloadHandler,
+    limits: &ReceiveLimits,
+    sink: impl Fn(usize, &PayloadRecord) -> DownloadSink,
+) -> Result<Vec<Option<Downloaded>>> {
+    let sinks: Vec<Option<DownloadSink>> = envelope
+        .payloads
+        .iter()
+        .enumerate()
+        .map(|(i, r)| matches!(r.body, Body::Link { .. }).then(|| sink(i, r)))
+        .collect();
     let declared = envelope
         .payloads
         .iter()
-        .filter_map(|r| match r.body {
-            Body::Link { size, .. } => Some(size.unwrap_or(0)),
-            _ => None,
-        })
+        .zip(&sinks)
+        .filter(|(_, sink)| matches!(sink, Some(DownloadSink::Memory)))
+        .map(|(r, _)| r.size().unwrap_or(0))
         .fold(0u64, u64::saturating_add);
     if declared > limits.max_envelope_bytes {
         return Err(Error::from(crate::claimcheck::Error::new(
             crate::claimcheck::ErrorKind::TooLarge { limit: limits.max_envelope_bytes },
             format!(
                 "the envelope's links declare {declared} bytes in all, over this receiver's \
-                 budget of {} bytes for one envelope (ReceiveLimits::max_envelope_bytes); \
-                 nothing was fetched",
+                 budget of {} bytes for one envelope; nothing was fetched",
                 limits.max_envelope_bytes
             ),
         )));
     }
-    Ok(())
+    let mut outcomes = vec![None; envelope.payloads.len()];
+    let fetch_all = async {
+        let mut used = 0u64;
+        for (index, (record, sink)) in envelope.payloads.iter_mut().zip(sinks).enumerate() {
+            let (Some(request), Some(sink)) = (link_request(record), sink) else { continue };
+            let in_memory = matches!(sink, DownloadSink::Memory);
+            let request = if in_memory {
+                request.max_size(limits.max_envelope_bytes.saturating_sub(used))
+            } else {
+                request
+            };
+            let named = |e: crate::claimcheck::Error| {
+                Error::from(e).context(format!(
+                    "downloading payload {:?} (payloads[{index}])",
+                    record.dataname
+                ))
+            };
+            let downloaded =
+                download_to(&request, sink, downloader, limits).await.map_err(named)?;
+            match downloaded {
+                Downloaded::Bytes(bytes) if in_memory => {
+                    used += bytes.len() as u64;
+                    record.body = Body::Fetched { url: request.url, bytes };
+                }
+                other => outcomes[index] = Some(other),
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(limits.message_deadline, fetch_all).await {
+        Ok(result) => result.map(|()| outcomes),
+        Err(_) => Err(Error::from(crate::claimcheck::Error::new(
+            crate::claimcheck::ErrorKind::TimedOut,
+            format!(
+                "the envelope's links were not all fetched within its deadline of {:?}",
+                limits.message_deadline
+            ),
+        ))),
+    }
 }
 
 /// One payload with its bytes here, downloading it if it is a link: for a
@@ -436,15 +463,27 @@ async fn download(
     downloader: &dyn DownloadHandler,
     limits: &ReceiveLimits,
 ) -> std::result::Result<Bytes, crate::claimcheck::Error> {
-    match tokio::time::timeout(limits.link_deadline, downloader.download_bytes(request)).await {
+    match download_to(request, DownloadSink::Memory, downloader, limits).await? {
+        Downloaded::Bytes(bytes) => Ok(bytes),
+        _ => Err(crate::claimcheck::Error::new(
+            crate::claimcheck::ErrorKind::InvalidResponse,
+            "download handler returned no bytes when memory was asked for",
+        )),
+    }
+}
+
+/// `request` downloaded into `sink` by `limits.link_deadline`.
+async fn download_to(
+    request: &DownloadRequest,
+    sink: DownloadSink,
+    downloader: &dyn DownloadHandler,
+    limits: &ReceiveLimits,
+) -> std::result::Result<Downloaded, crate::claimcheck::Error> {
+    match tokio::time::timeout(limits.link_deadline, downloader.download(request, sink)).await {
         Ok(result) => result,
         Err(_) => Err(crate::claimcheck::Error::new(
             crate::claimcheck::ErrorKind::TimedOut,
-            format!(
-                "the link was not complete within its deadline of {:?} \
-                 (ReceiveLimits::link_deadline)",
-                limits.link_deadline
-            ),
+            format!("the link was not complete within its deadline of {:?}", limits.link_deadline),
         )),
     }
 }
