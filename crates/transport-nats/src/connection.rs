@@ -351,6 +351,7 @@ impl ConnectOptions {
             events: events_tx,
             mux: Arc::default(),
             last_subject: Arc::default(),
+            jetstream: Arc::default(),
         })
     }
 }
@@ -407,6 +408,10 @@ pub struct Connection {
     /// The subject of the latest publish, as async-nats takes it (see
     /// [`Connection::subject`]).
     last_subject: Arc<Mutex<Option<async_nats::Subject>>>,
+    /// The one JetStream context, made at the first use: async-nats starts
+    /// a task and allocates an ack channel for every context it creates,
+    /// which one per publish made a windowed JetStream sender 0.6x of raw.
+    jetstream: Arc<std::sync::OnceLock<Arc<async_nats::jetstream::Context>>>,
 }
 
 fn publish_error(e: async_nats::PublishError, size: usize, limit: usize) -> Error {
@@ -635,9 +640,13 @@ impl Connection {
         &self.client
     }
 
-    /// A JetStream context on this connection.
+    /// A JetStream context on this connection (clones share one context:
+    /// its limit of unacknowledged publishes is the connection's).
     pub fn jetstream(&self) -> crate::JetStream {
-        crate::JetStream::new(async_nats::jetstream::new(self.client.clone()))
+        let context = self
+            .jetstream
+            .get_or_init(|| Arc::new(async_nats::jetstream::new(self.client.clone())));
+        crate::JetStream::new(context.clone())
     }
 }
 
