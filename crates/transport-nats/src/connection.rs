@@ -642,10 +642,21 @@ impl Connection {
 
     /// A JetStream context on this connection (clones share one context:
     /// its limit of unacknowledged publishes is the connection's).
+    ///
+    /// Its API requests (stream and consumer info, creating streams and
+    /// consumers) wait at most 10 s for an answer, whatever the
+    /// connection's request timeout: a pull consumer's own recovery after a
+    /// reconnect asks for its consumer's info, which a consumer electing a
+    /// leader on a cluster does not answer, and a long request timeout
+    /// (the command line's `--timeout`) kept it waiting that long.
     pub fn jetstream(&self) -> crate::JetStream {
-        let context = self
-            .jetstream
-            .get_or_init(|| Arc::new(async_nats::jetstream::new(self.client.clone())));
+        let context = self.jetstream.get_or_init(|| {
+            Arc::new(
+                async_nats::jetstream::ContextBuilder::new()
+                    .timeout(Duration::from_secs(10))
+                    .build(self.client.clone()),
+            )
+        });
         crate::JetStream::new(context.clone())
     }
 }
