@@ -210,10 +210,11 @@ fn codec(quick: bool) -> Result<Section> {
 }
 
 /// The steps of the matrix, in the order of `docs/BENCHMARKS.md`.
-const STEPS: [(&str, Step); 5] = [
+const STEPS: [(&str, Step); 6] = [
     ("codec", codec),
     ("instructions", |quick| bench_binary("natsbridge", "instructions", quick)),
     ("nats", |quick| bench_binary("natsbridge", "nats", quick)),
+    ("jetstream", |quick| bench_binary("natsbridge", "jetstream", quick)),
     ("transfer", |quick| bench_binary("natsbridge-claimcheck-http", "transfer", quick)),
     ("tables", |quick| bench_binary("natsbridge-table-arrow", "tables", quick)),
 ];
@@ -363,10 +364,11 @@ fn matrix(quick: bool) -> Result {
 }
 
 /// The bench targets, by package.
-const BENCHES: [(&str, &str); 5] = [
+const BENCHES: [(&str, &str); 6] = [
     ("natsbridge-envelope-core", "codec"),
     ("natsbridge", "instructions"),
     ("natsbridge", "nats"),
+    ("natsbridge", "jetstream"),
     ("natsbridge-claimcheck-http", "transfer"),
     ("natsbridge-table-arrow", "tables"),
 ];

@@ -550,8 +550,8 @@ impl Bridge {
     pub async fn jetstream_send(
         &self,
         subject: &str,
-        payloads: Vec<Payload>,
-        options: SendOptions,
+        payloads: impl AsRef<[Payload]>,
+        options: impl Borrow<SendOptions>,
     ) -> Result<(Sent, Ack)> {
         let (sent, ack) = self.jetstream_send_async(subject, payloads, options).await?;
         Ok((sent, ack.await?))
@@ -562,16 +562,20 @@ impl Bridge {
     /// [`PendingAck`](crate::transport::PendingAck) to await (retried as in
     /// [`Bridge::jetstream_send`]). Keep a window of them in flight to
     /// send at the server's pace instead of one round trip per message.
+    /// The payloads and options can be lent, as to [`Bridge::smartsend`]
+    /// (`options.is_publish` is not read: this always publishes, to
+    /// JetStream).
     ///
     /// ```no_run
     /// # async fn run(bridge: natsbridge::Bridge) -> natsbridge::Result<()> {
     /// use std::collections::VecDeque;
     /// use natsbridge::{Payload, SendOptions};
     ///
+    /// let options = SendOptions::default();
     /// let mut window = VecDeque::new();
     /// for n in 0..10_000 {
-    ///     let payloads = vec![Payload::text("n", n.to_string())];
-    ///     let (_, ack) = bridge.jetstream_send_async("jobs.new", payloads, SendOptions::default()).await?;
+    ///     let payloads = [Payload::text("n", n.to_string())];
+    ///     let (_, ack) = bridge.jetstream_send_async("jobs.new", &payloads, &options).await?;
     ///     window.push_back(ack);
     ///     if window.len() == 256 {
     ///         window.pop_front().unwrap().await?;
@@ -585,17 +589,29 @@ impl Bridge {
     pub async fn jetstream_send_async(
         &self,
         subject: &str,
-        payloads: Vec<Payload>,
-        options: SendOptions,
+        payloads: impl AsRef<[Payload]>,
+        options: impl Borrow<SendOptions>,
     ) -> Result<(Sent, crate::transport::PendingAck)> {
-        let mut options = SendOptions { is_publish: false, ..options };
-        let msg_id = options.msg_id.get_or_insert_with(|| SystemIds.next_id()).clone();
-        let sent = self.smartsend(subject, payloads, options).await?;
-        let ack = self
-            .conn
-            .jetstream()
-            .publish_async(subject, sent.json().clone(), Some(&msg_id))
-            .await?;
+        let (payloads, options) = (payloads.as_ref(), options.borrow());
+        // smartsend's build, without its core publish.
+        let broker_url = self.broker_url(options);
+        let write = |out: &mut Vec<u8>| {
+            let (ids, clock) = (&mut SystemIds, &SystemClock);
+            Ok(Envelope::write_packed_as(out, subject, payloads, options, broker_url, ids, clock)?)
+        };
+        let json = crate::prepared::build(self, subject, options, payloads, write).await?;
+        let sent = Sent::new(json);
+        // The msg_id the envelope carries is its Nats-Msg-Id.
+        let view;
+        let msg_id = match &options.msg_id {
+            Some(id) => id.as_str(),
+            None => {
+                view = sent.view()?;
+                view.msg_id()
+            }
+        };
+        let ack =
+            self.conn.jetstream().publish_async(subject, sent.json().clone(), Some(msg_id)).await?;
         Ok((sent, ack))
     }
 

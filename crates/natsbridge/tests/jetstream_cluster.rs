@@ -71,7 +71,15 @@ async fn a_durable_consumer_keeps_every_message_when_its_node_is_killed() {
         }
         tokio::task::yield_now().await;
     };
-    let listener = bridge(&[cluster.nodes[on].url()]).await;
+    // A long request timeout, as the command line's `--timeout` sets it:
+    // async-nats's own recovery of the pull, a consumer info request, then
+    // waits that long on a consumer that has no leader yet.
+    let policy = ReconnectPolicy { base_delay: Duration::from_millis(20), ..Default::default() };
+    let options = ConnectOptions::new(cluster.nodes[on].url())
+        .reconnect(policy)
+        .request_timeout(Duration::from_secs(60));
+    let listener =
+        Bridge::builder(&cluster.nodes[on].url()).connect_options(options).connect().await.unwrap();
     let others: Vec<String> = (0..3).filter(|&i| i != on).map(|i| cluster.nodes[i].url()).collect();
     let publisher = bridge(&others).await;
     let mut consumer = listener.jetstream_consumer(STREAM, "worker").await.unwrap();

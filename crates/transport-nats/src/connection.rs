@@ -282,6 +282,7 @@ impl ConnectOptions {
             events: events_tx,
             mux: Arc::default(),
             last_subject: Arc::default(),
+            jetstream: Arc::default(),
             subscriptions,
             _lame_duck: mover,
         })
@@ -499,6 +500,10 @@ pub struct Connection {
     /// The task that leaves a server in lame duck mode, while any clone
     /// lives (none with `lame_duck_reconnect(false)`).
     _lame_duck: Option<Arc<AbortOnDrop>>,
+    /// The one JetStream context, made at the first use: async-nats starts
+    /// a task and allocates an ack channel for every context it creates,
+    /// which one per publish made a windowed JetStream sender 0.6x of raw.
+    jetstream: Arc<std::sync::OnceLock<Arc<async_nats::jetstream::Context>>>,
 }
 
 fn publish_error(e: async_nats::PublishError, size: usize, limit: usize) -> Error {
@@ -730,9 +735,24 @@ impl Connection {
         &self.client
     }
 
-    /// A JetStream context on this connection.
+    /// A JetStream context on this connection (clones share one context:
+    /// its limit of unacknowledged publishes is the connection's).
+    ///
+    /// Its API requests (stream and consumer info, creating streams and
+    /// consumers) wait at most 10 s for an answer, whatever the
+    /// connection's request timeout: a pull consumer's own recovery after a
+    /// reconnect asks for its consumer's info, which a consumer electing a
+    /// leader on a cluster does not answer, and a long request timeout
+    /// (the command line's `--timeout`) kept it waiting that long.
     pub fn jetstream(&self) -> crate::JetStream {
-        crate::JetStream::new(async_nats::jetstream::new(self.client.clone()))
+        let context = self.jetstream.get_or_init(|| {
+            Arc::new(
+                async_nats::jetstream::ContextBuilder::new()
+                    .timeout(Duration::from_secs(10))
+                    .build(self.client.clone()),
+            )
+        });
+        crate::JetStream::new(context.clone())
     }
 }
 

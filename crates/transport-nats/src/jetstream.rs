@@ -147,12 +147,12 @@ impl std::future::Future for PendingAck {
 /// A JetStream context on a [`crate::Connection`].
 #[derive(Clone, Debug)]
 pub struct JetStream {
-    context: jetstream::Context,
+    context: std::sync::Arc<jetstream::Context>,
     retry: PublishRetry,
 }
 
 impl JetStream {
-    pub(crate) fn new(context: jetstream::Context) -> Self {
+    pub(crate) fn new(context: std::sync::Arc<jetstream::Context>) -> Self {
         JetStream { context, retry: PublishRetry::default() }
     }
 
@@ -214,22 +214,28 @@ impl JetStream {
         payload: Bytes,
         msg_id: Option<&str>,
     ) -> Result<PendingAck> {
-        let mut headers = HeaderMap::new();
-        if let Some(id) = msg_id {
-            headers.insert("Nats-Msg-Id", id);
-        }
+        let headers = |id: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(id) = id {
+                headers.insert("Nats-Msg-Id", id);
+            }
+            headers
+        };
         let started = tokio::time::Instant::now();
+        // Reference-counted, cloned for nothing if a retry needs it.
+        let subject = async_nats::Subject::from(subject);
         let first = self
             .context
-            .publish_with_headers(subject.to_string(), headers.clone(), payload.clone())
+            .publish_with_headers(subject.clone(), headers(msg_id), payload.clone())
             .await;
-        let (context, retry, retried) = (self.context.clone(), self.retry, msg_id.is_some());
-        let subject = subject.to_string();
+        let (context, retry) = (self.context.clone(), self.retry);
+        // Kept for a retry only (without an id nothing is retried).
+        let msg_id = msg_id.map(str::to_owned);
         // A publish that could not even be queued is tried again inside the
         // pending ack, like one whose ack went missing.
         let first = match first {
             Ok(ack) => Some(ack),
-            Err(e) if retried && retriable(&context, &subject, e.kind()).await => None,
+            Err(e) if msg_id.is_some() && retriable(&context, &subject, e.kind()).await => None,
             Err(e) => return Err(js_error(format!("publishing to {subject}"), e)),
         };
         Ok(PendingAck {
@@ -249,7 +255,7 @@ impl JetStream {
                             context
                                 .publish_with_headers(
                                     subject.clone(),
-                                    headers.clone(),
+                                    headers(msg_id.as_deref()),
                                     payload.clone(),
                                 )
                                 .await
@@ -276,7 +282,7 @@ impl JetStream {
                         Err(e) => e,
                     };
                     attempt += 1;
-                    let again = retried
+                    let again = msg_id.is_some()
                         && attempt < retry.max_attempts
                         && started.elapsed() < retry.retry_for
                         && retriable(&context, &subject, e.kind()).await;
