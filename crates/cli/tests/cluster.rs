@@ -9,7 +9,7 @@ use natsbridge::transport::{ConnectOptions, StreamConfig};
 use natsbridge_test_support::NatsCluster;
 use serde_json::Value;
 
-use crate::util::{natsbridge, start_ready};
+use crate::util::{json_lines, natsbridge, start_ready};
 
 /// `send --jetstream` through every node; the envelope's msg_id.
 fn send_jetstream(servers: &str, n: usize) -> String {
@@ -18,12 +18,7 @@ fn send_jetstream(servers: &str, n: usize) -> String {
         .output()
         .unwrap();
     assert!(out.status.success(), "send {n}: {}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<Value> = out
-        .stdout
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect();
+    let lines = json_lines(&out.stdout);
     assert_eq!(lines[1]["stream"], "JOBS", "acked by the stream");
     lines[0]["msg_id"].as_str().unwrap().to_string()
 }

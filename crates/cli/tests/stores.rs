@@ -10,7 +10,7 @@ use natsbridge_fileserver::FileServer;
 use natsbridge_test_support::NatsServer;
 use serde_json::Value;
 
-use crate::util::natsbridge;
+use crate::util::{json_lines, natsbridge};
 
 /// A file of `n` bytes that do not compress to nothing.
 fn big_file(dir: &std::path::Path, n: usize) -> (std::path::PathBuf, Vec<u8>) {
@@ -135,12 +135,7 @@ async fn send_jetstream_is_acknowledged_by_the_stream() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<Value> = out
-        .stdout
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect();
+    let lines = json_lines(&out.stdout);
     assert_eq!(lines[0]["send_to"], "orders.new");
     assert_eq!(lines[1]["stream"], "ORDERS");
     assert_eq!(lines[1]["sequence"], 1);
@@ -175,12 +170,7 @@ async fn listen_consumes_a_durable_and_acks_what_decoded() {
     };
     let out = listen("2");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<Value> = out
-        .stdout
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect();
+    let lines = json_lines(&out.stdout);
     assert_eq!(lines.len(), 2);
     // Both were acked: the durable consumer has nothing left for a restart.
     let again = listen("1");

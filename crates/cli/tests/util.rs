@@ -107,3 +107,13 @@ pub(crate) fn start_ready(args: &[&str]) -> Running {
     let stdout = BufReader::new(child.stdout.take().unwrap());
     Running { child, stdout, stderr }
 }
+
+/// Each non-empty line of a command's output, parsed as JSON (`send`
+/// prints the envelope, then with `--jetstream` the stream's ack).
+pub(crate) fn json_lines(output: &[u8]) -> Vec<serde_json::Value> {
+    output
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
