@@ -11,7 +11,7 @@
 //! it, never a skip.
 #![deny(missing_docs)]
 
-pub mod stats;
+pub use natsbridge_bench_stats as stats;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
