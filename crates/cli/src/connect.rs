@@ -278,6 +278,9 @@ pub(crate) struct Store {
     pub(crate) s3_bucket: Option<String>,
     /// The JetStream object store bucket on the NATS server.
     pub(crate) object_store: Option<String>,
+    /// Plik only: keep uploads this long, for every receiver, instead of
+    /// one-shot (`send --ttl`).
+    pub(crate) ttl: Option<Duration>,
 }
 
 impl Store {
@@ -286,9 +289,25 @@ impl Store {
         Store { fileserver: fileserver.map(String::from), ..Store::default() }
     }
 
+    /// Whether any store is set.
+    pub(crate) fn is_set(&self) -> bool {
+        self.fileserver.is_some() || self.is_set_besides_plik()
+    }
+
+    /// Whether a store that wins over Plik is set.
+    fn is_set_besides_plik(&self) -> bool {
+        self.put_url.is_some() || self.s3_bucket.is_some() || self.object_store.is_some()
+    }
+
     /// The uploader for an HTTP store (Plik, PUT, S3), if one is set and no
     /// object store is.
     pub(crate) fn uploader(&self) -> anyhow::Result<Option<Arc<dyn UploadHandler>>> {
+        if self.ttl.is_some() && (self.fileserver.is_none() || self.is_set_besides_plik()) {
+            anyhow::bail!(
+                "--ttl applies to a Plik file server's uploads (--fileserver) only; the other \
+                 stores' links are not one-shot"
+            );
+        }
         if self.object_store.is_some() {
             return Ok(None);
         }
@@ -311,8 +330,11 @@ impl Store {
             return Ok(Some(Arc::new(put)));
         }
         if let Some(url) = &self.fileserver {
-            let plik = PlikUploader::new(url.as_str())
-                .with_context(|| format!("file server {}", redact_url(url)))?;
+            let mut plik = PlikUploader::builder(url.as_str());
+            if let Some(ttl) = self.ttl {
+                plik = plik.one_shot(false).ttl(ttl);
+            }
+            let plik = plik.build().with_context(|| format!("file server {}", redact_url(url)))?;
             return Ok(Some(Arc::new(plik)));
         }
         Ok(None)

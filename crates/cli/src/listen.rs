@@ -12,7 +12,7 @@ use futures_util::stream::FuturesUnordered;
 use crate::connect::{LinkArgs, NatsArgs, Unlisted, connect};
 use crate::exit;
 use crate::receive::{self, Shown};
-use crate::{report, show};
+use crate::{report, show, subject};
 
 #[derive(Debug, Args)]
 pub(crate) struct ListenArgs {
@@ -92,7 +92,8 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
     let mut shown = 0usize;
     let mut ended = false;
     let mut draining = false;
-    let mut all_decoded = true;
+    // The exit code the first message that failed calls for.
+    let mut failed: Option<u8> = None;
     let mut in_flight = FuturesUnordered::new();
     loop {
         let may_take = !ended && args.count.is_none_or(|n| taken < n);
@@ -117,6 +118,13 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
                     ended = true;
                     continue;
                 };
+                // Another client's round trip seen through a wildcard
+                // (`listen '>'`): not a message anyone sent.
+                if let Either::Right(message) = &next
+                    && subject::is_inbox_probe(message.subject.as_str(), &message.payload, None)
+                {
+                    continue;
+                }
                 taken += 1;
                 let bridge = bridge.clone();
                 in_flight.push(async move {
@@ -154,7 +162,8 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
             }
             Some(outcome) = in_flight.next() => {
                 shown += 1;
-                all_decoded &= print(outcome, &args, shown)?;
+                let code = print(outcome, &args, shown)?;
+                failed = failed.or(code);
             }
             () = stop.requested(), if !draining => {
                 draining = true;
@@ -176,12 +185,9 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
             }
         }
     }
-    if !all_decoded {
-        // Every message was shown; some payloads were not what their type
-        // says (each named on stderr).
-        return Ok(ExitCode::from(exit::BAD_INPUT));
-    }
-    Ok(ExitCode::SUCCESS)
+    // Every message was shown; some failed (each an error line) or had
+    // payloads that were not what their type says (each named on stderr).
+    Ok(failed.map_or(ExitCode::SUCCESS, ExitCode::from))
 }
 
 /// Decodes a core NATS message and fetches its links for showing.
@@ -202,13 +208,15 @@ async fn receive_core(
     }
 }
 
-/// Prints one message's outcome (the `number`th shown); whether all its
-/// payloads decoded.
-fn print(outcome: Outcome, args: &ListenArgs, number: usize) -> anyhow::Result<bool> {
+/// Prints one message's outcome (the `number`th shown); the exit code it
+/// calls for if it failed: its error kind's if it was not decoded,
+/// [`exit::BAD_INPUT`] if a payload is not what its type says.
+fn print(outcome: Outcome, args: &ListenArgs, number: usize) -> anyhow::Result<Option<u8>> {
     match outcome {
         Outcome::Shown(shown, subject) => {
             tracing::info!(subject = %subject, msg_id = %shown.envelope.msg_id, "received");
-            show::print(&shown, &subject, args.json)
+            let decoded = show::print(&shown, &subject, args.json)?;
+            Ok((!decoded).then_some(exit::BAD_INPUT))
         }
         Outcome::Rejected(error, subject, payload) => {
             tracing::info!(subject = %subject, error = %error, "rejected");
@@ -223,7 +231,7 @@ fn print(outcome: Outcome, args: &ListenArgs, number: usize) -> anyhow::Result<b
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "{line}")?;
             stdout.flush()?;
-            Ok(true)
+            Ok(Some(exit::for_kind(error.kind())))
         }
     }
 }

@@ -16,6 +16,7 @@ mod demo;
 mod dev;
 mod exit;
 mod fileserver;
+mod hint;
 mod inspect;
 mod listen;
 mod local;
@@ -29,6 +30,7 @@ mod request;
 mod send;
 mod show;
 mod stop;
+mod subject;
 mod unpack;
 
 /// The Rust peer of the natsbridge / msghandler message bridge over NATS.
@@ -90,6 +92,18 @@ enum Command {
     Man(man::ManArgs),
 }
 
+impl Command {
+    /// How the command was set up, for the hint after its error.
+    fn situation(&self) -> hint::Situation {
+        let link_store = match self {
+            Command::Send(args) => args.link_store(),
+            Command::Request(args) => args.link_store(),
+            _ => true,
+        };
+        hint::Situation { link_store }
+    }
+}
+
 #[derive(Debug, Args)]
 struct JsonArg {
     /// Print one JSON object on stdout instead of the human-readable text.
@@ -113,10 +127,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let situation = cli.command.situation();
     match runtime.block_on(run(cli.command, &cli.nats)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("natsbridge: {}", one_line(&e));
+            if let Some(hint) = hint::for_error(&e, situation) {
+                eprintln!("hint: {hint}");
+            }
             exit::code(&e)
         }
     }

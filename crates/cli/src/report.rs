@@ -139,9 +139,16 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// The line printed for a message that could not be decoded:
-/// `{"error": {"kind": ..., "message": ...}}`.
+/// `{"error": {"kind": ..., "message": ..., "hint": ...}}`, `hint` only
+/// where [`crate::hint`] has one.
 pub(crate) fn error_line(error: &natsbridge::Error) -> String {
-    json!({"error": {"kind": kind_name(error.kind()), "message": chain(error)}}).to_string()
+    let mut fields = Map::new();
+    fields.insert("kind".into(), kind_name(error.kind()).into());
+    fields.insert("message".into(), chain(error).into());
+    if let Some(hint) = crate::hint::for_received(error) {
+        fields.insert("hint".into(), hint.into());
+    }
+    json!({"error": fields}).to_string()
 }
 
 /// An error and its causes on one line, `: ` between them, each cause

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::connect::{NatsArgs, Receiving, connect};
+use crate::connect::{NatsArgs, Receiving, connect_to_store};
 use crate::send::EnvelopeArgs;
 use crate::{exit, parse_payloads, show};
 
@@ -24,13 +24,21 @@ pub(crate) struct RequestArgs {
     json: bool,
 }
 
+impl RequestArgs {
+    /// Whether a store for link payloads is set (for the error's hint).
+    pub(crate) fn link_store(&self) -> bool {
+        self.envelope.store().is_set()
+    }
+}
+
 pub(crate) async fn run(args: RequestArgs, nats: &NatsArgs) -> anyhow::Result<ExitCode> {
+    args.envelope.check_subjects(&args.subject)?;
     let payloads = parse_payloads(&args.envelope.payloads)?;
     let timeout = nats.timeout()?;
     let target = nats.target()?;
     let options = args.envelope.options(&target.url);
     let bridge =
-        connect(target, args.envelope.fileserver.as_deref(), &Receiving::defaults()).await?;
+        connect_to_store(target, &args.envelope.store(), &Receiving::defaults()).await?;
     tracing::info!(subject = %args.subject, "sending the request");
     let answer = bridge.request(&args.subject, payloads, options, timeout).await?;
     tracing::info!(msg_id = %answer.msg_id, "reply received");
