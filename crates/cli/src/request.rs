@@ -37,8 +37,7 @@ pub(crate) async fn run(args: RequestArgs, nats: &NatsArgs) -> anyhow::Result<Ex
     let timeout = nats.timeout()?;
     let target = nats.target()?;
     let options = args.envelope.options(&target.url);
-    let bridge =
-        connect_to_store(target, &args.envelope.store(), &Receiving::defaults()).await?;
+    let bridge = connect_to_store(target, &args.envelope.store(), &Receiving::defaults()).await?;
     tracing::info!(subject = %args.subject, "sending the request");
     let answer = bridge.request(&args.subject, payloads, options, timeout).await?;
     tracing::info!(msg_id = %answer.msg_id, "reply received");

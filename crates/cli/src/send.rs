@@ -159,7 +159,8 @@ pub(crate) async fn run(args: SendArgs, nats: &NatsArgs) -> anyhow::Result<ExitC
         // checked, but nothing is uploaded to it.
         store.uploader().context(BadInput)?;
         let placeholder = store.is_set().then(placeholder_uploader);
-        let uploader = placeholder.as_ref().map(|u| u as &dyn natsbridge::claimcheck::UploadHandler);
+        let uploader =
+            placeholder.as_ref().map(|u| u as &dyn natsbridge::claimcheck::UploadHandler);
         pack_files(&args.subject, payloads, options, uploader, DEFAULT_MAX_PAYLOAD).await?
     } else {
         let target = nats.target()?;

@@ -48,9 +48,9 @@ const DEFAULT_INBOX_PREFIX: &str = "_INBOX";
 /// these.
 pub(crate) fn is_inbox_probe(subject: &str, body: &[u8], inbox_prefix: Option<&str>) -> bool {
     body.is_empty()
-        && std::iter::once(DEFAULT_INBOX_PREFIX).chain(inbox_prefix).any(|prefix| {
-            subject.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.'))
-        })
+        && std::iter::once(DEFAULT_INBOX_PREFIX)
+            .chain(inbox_prefix)
+            .any(|prefix| subject.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.')))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 mod cluster;
 mod connection;
+mod hints;
 mod inspect;
 mod install;
 mod nats;
@@ -11,4 +12,5 @@ mod security;
 mod show;
 mod stopping;
 mod stores;
+mod traps;
 mod util;
