@@ -41,9 +41,26 @@ pub(crate) async fn run(args: RequestArgs, nats: &NatsArgs) -> anyhow::Result<Ex
     tracing::info!(subject = %args.subject, "sending the request");
     let answer = bridge.request(&args.subject, payloads, options, timeout).await?;
     tracing::info!(msg_id = %answer.msg_id, "reply received");
-    if show::print_received(&answer, &answer.send_to, args.out.as_deref(), args.json)? {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Ok(ExitCode::from(exit::BAD_INPUT))
+    let decoded = show::print_received(&answer, &answer.send_to, args.out.as_deref(), args.json)?;
+    if answer.msg_purpose == crate::reply::FAILED_PURPOSE {
+        report_failure(&args.subject, &answer);
+        return Ok(ExitCode::from(exit::ANSWERED_ERROR));
+    }
+    if decoded { Ok(ExitCode::SUCCESS) } else { Ok(ExitCode::from(exit::BAD_INPUT)) }
+}
+
+/// Says on stderr that the responder answered with a failure, with the
+/// text of its `error` payload (a failed `reply --command`: the reason and
+/// the end of the command's stderr).
+fn report_failure(subject: &str, answer: &natsbridge::Envelope) {
+    eprintln!(
+        "natsbridge: {subject} answered with an error (msg_purpose {})",
+        crate::reply::FAILED_PURPOSE
+    );
+    let error = answer.payloads.iter().find(|p| p.dataname == "error");
+    if let Some(Ok(natsbridge::PayloadValue::Text(text))) = error.map(|p| p.value()) {
+        for line in text.lines() {
+            eprintln!("    {}", show::clean(line));
+        }
     }
 }
