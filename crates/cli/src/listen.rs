@@ -19,6 +19,8 @@ pub(crate) struct ListenArgs {
     /// Subject to subscribe to (wildcards allowed).
     subject: String,
     #[command(flatten)]
+    pub(crate) nats: NatsArgs,
+    #[command(flatten)]
     links: LinkArgs,
     /// Exit 0 after this many messages (default: run until Ctrl-C).
     #[arg(long, value_name = "N")]

@@ -39,11 +39,15 @@ const STDERR_TAIL_BYTES: usize = 2000;
 
 #[derive(Debug, Args)]
 #[command(group(
-    ArgGroup::new("answer").required(true).args(["payloads", "echo", "command"])
+    // One of them is required (checked after parsing, so that clap's usage
+    // line keeps SUBJECT first).
+    ArgGroup::new("answer").args(["payloads", "echo", "command"])
 ))]
 pub(crate) struct ReplyArgs {
     /// Subject to answer requests on.
     subject: String,
+    #[command(flatten)]
+    pub(crate) nats: NatsArgs,
     /// Answer every request with these payloads, TYPE:NAME=VALUE as `send`
     /// takes them (read once, at start).
     #[arg(value_name = "PAYLOAD")]
@@ -90,6 +94,13 @@ pub(crate) struct ReplyArgs {
     /// Service metadata, KEY=VALUE (repeatable).
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_metadata)]
     service_metadata: Vec<(String, String)>,
+}
+
+impl ReplyArgs {
+    /// Whether the answer is given: payloads, `--echo` or `--command`.
+    pub(crate) fn has_answer(&self) -> bool {
+        !self.payloads.is_empty() || self.echo || self.command.is_some()
+    }
 }
 
 fn parse_metadata(arg: &str) -> Result<(String, String), String> {

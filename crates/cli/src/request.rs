@@ -14,6 +14,8 @@ pub(crate) struct RequestArgs {
     /// Subject to send the request to.
     subject: String,
     #[command(flatten)]
+    pub(crate) nats: NatsArgs,
+    #[command(flatten)]
     envelope: EnvelopeArgs,
     /// Save the answer's payloads under DIR/<msg_id>/.
     #[arg(long, value_name = "DIR")]

@@ -119,6 +119,8 @@ pub(crate) struct SendArgs {
     /// Subject to publish to.
     subject: String,
     #[command(flatten)]
+    pub(crate) nats: NatsArgs,
+    #[command(flatten)]
     envelope: EnvelopeArgs,
     /// Build and print the envelope without publishing it, and without
     /// uploading anything: a payload that would go by link gets the

@@ -2,6 +2,7 @@
 
 mod cluster;
 mod connection;
+mod help;
 mod hints;
 mod inspect;
 mod install;
