@@ -8,6 +8,7 @@ mod inspect;
 mod install;
 mod nats;
 mod offline;
+mod readme;
 mod reply;
 mod security;
 mod show;
