@@ -61,6 +61,9 @@ enum Outcome {
 }
 
 pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<ExitCode> {
+    if args.stream.is_none() {
+        subject::check_subscribe(&args.subject)?;
+    }
     let receiving = args.links.receiving(Unlisted::Fetch);
     let bridge = connect(nats.target()?, args.links.fileserver.as_deref(), &receiving).await?;
     // A JetStream durable consumer (the library decodes and acks each

@@ -118,6 +118,7 @@ enum Answer {
 }
 
 pub(crate) async fn run(args: ReplyArgs, nats: &NatsArgs) -> anyhow::Result<ExitCode> {
+    crate::subject::check_subscribe(&args.subject)?;
     let answer = match (&args.command, args.echo) {
         (Some(command), _) => {
             Answer::Command { command: command.clone(), timeout: args.command_timeout }

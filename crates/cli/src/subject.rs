@@ -18,8 +18,37 @@ pub(crate) fn check_publish(subject: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Checks a subject to subscribe to (`listen`, `reply`): as
+/// [`check_publish`], except that `*` may stand for a token and `>`, as
+/// the last token, for the rest.
+pub(crate) fn check_subscribe(subject: &str) -> anyhow::Result<()> {
+    match token_rule_broken(subject).or_else(|| {
+        let mut tokens = subject.split('.').peekable();
+        while let Some(token) = tokens.next() {
+            if token == ">" && tokens.peek().is_some() {
+                return Some("`>` stands for the rest of the subject, so it comes last");
+            }
+        }
+        None
+    }) {
+        None => Ok(()),
+        Some(rule) => Err(anyhow::anyhow!("invalid subject {subject:?} to subscribe to: {rule}")
+            .context(BadInput)),
+    }
+}
+
 /// The rule `subject` breaks as a subject to publish to, if any.
 fn publish_rule_broken(subject: &str) -> Option<&'static str> {
+    token_rule_broken(subject).or_else(|| {
+        subject
+            .split('.')
+            .any(|t| t == "*" || t == ">")
+            .then_some("wildcards (`*`, `>`) only subscribe; a message is published to one subject")
+    })
+}
+
+/// The rule `subject` breaks as a list of tokens, if any.
+fn token_rule_broken(subject: &str) -> Option<&'static str> {
     if subject.is_empty() {
         return Some("it is empty");
     }
@@ -29,12 +58,8 @@ fn publish_rule_broken(subject: &str) -> Option<&'static str> {
     if subject.starts_with('.') || subject.ends_with('.') {
         return Some("it starts or ends with a dot (an empty token)");
     }
-    let tokens = subject.split('.');
-    if tokens.clone().any(str::is_empty) {
+    if subject.split('.').any(str::is_empty) {
         return Some("two dots in a row (an empty token)");
-    }
-    if tokens.clone().any(|t| t == "*" || t == ">") {
-        return Some("wildcards (`*`, `>`) only subscribe; a message is published to one subject");
     }
     None
 }
@@ -78,6 +103,17 @@ mod tests {
         }
         let err = check_publish("chat..x").unwrap_err();
         assert!(format!("{err:#}").contains("\"chat..x\""), "{err:#}");
+    }
+
+    #[test]
+    fn subscribe_subjects() {
+        for good in [">", "a.*", "a.*.c", "a.>", "_INBOX.>", "$JS.API.>"] {
+            assert!(check_subscribe(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a b", "a..b", ".a", "a.", ">.a", "a.>.b"] {
+            let err = check_subscribe(bad).unwrap_err();
+            assert!(format!("{err:#}").contains(&format!("{bad:?}")), "{err:#}");
+        }
     }
 
     #[test]

@@ -39,6 +39,16 @@ fn publish_subjects_are_checked_before_connecting_or_uploading() {
             assert!(said.contains(&format!("{subject:?}")) && said.contains(rule), "{said}");
         }
     }
+    // Subjects to subscribe to may hold wildcards, but follow the rest.
+    for (args, rule) in [
+        (&["listen", "chat..x"][..], "two dots in a row"),
+        (&["listen", "chat.>.x"][..], "comes last"),
+        (&["reply", "svc x", "--echo"][..], "white space"),
+    ] {
+        let out = run(&[args, &["-s", "nats://127.0.0.1:1"]].concat());
+        assert_eq!(out.status.code(), Some(6), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(rule), "{}", stderr(&out));
+    }
     let out = run(&["send", "chat.room", "text:t=x", "--reply-to", "a..b", "--no-publish"]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(stderr(&out).contains("\"a..b\""), "{}", stderr(&out));
