@@ -177,7 +177,8 @@ pub(crate) async fn run(args: SendArgs, nats: &NatsArgs) -> anyhow::Result<ExitC
             bytes = json.len(),
             payloads = envelope.payloads.len(),
             links = envelope.payloads.iter().filter(|p| p.url().is_some()).count(),
-            "sent"
+            published = !args.no_publish,
+            "envelope built"
         );
         output.print(&summary::Sent {
             subject: &args.subject,

@@ -817,7 +817,21 @@ mod tests {
 
     use natsbridge_common::Backoff;
 
-    use super::ReconnectPolicy;
+    use super::{ConnectOptions, ReconnectPolicy, check_inbox_prefix};
+
+    #[test]
+    fn inbox_prefixes_are_subject_prefixes() {
+        for good in ["_INBOX_alice", "acct.alice._INBOX"] {
+            assert!(check_inbox_prefix(good).is_ok(), "{good}");
+        }
+        for bad in ["", "_INBOX.*", "a.>", "a b", "a..b", ".a"] {
+            let err = check_inbox_prefix(bad).unwrap_err();
+            assert_eq!(err.kind(), &crate::ErrorKind::InvalidConfig, "{bad}");
+        }
+        // One trailing dot or more is dropped: async-nats adds its own.
+        let options = ConnectOptions::new("nats://h").inbox_prefix("_INBOX_alice.");
+        assert_eq!(options.inbox_prefix.as_deref(), Some("_INBOX_alice"));
+    }
 
     #[test]
     fn reconnect_delays_are_the_common_backoffs() {

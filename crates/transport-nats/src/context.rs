@@ -341,7 +341,8 @@ mod tests {
             "nats/context/prod.json",
             r#"{"description":"prod","url":"nats://a:4222,nats://b:4222","user":"alice",
                 "password":"pw","token":"","creds":"","nkey":"","cert":"/c.pem",
-                "key":"/k.pem","ca":"/ca.pem","jetstream_domain":"hub","tls_first":false}"#,
+                "key":"/k.pem","ca":"/ca.pem","jetstream_domain":"hub","tls_first":false,
+                "inbox_prefix":"_INBOX_ops"}"#,
         );
         let context = NatsContext::load_from(root.path(), Some("prod")).unwrap().unwrap();
         assert_eq!(context.name.as_deref(), Some("prod"));
@@ -354,8 +355,10 @@ mod tests {
         assert_eq!(context.ca.as_deref(), Some(Path::new("/ca.pem")));
         let shown = format!("{context:?}");
         assert!(!shown.contains("pw") && !shown.contains("alice"), "{shown}");
+        assert_eq!(context.inbox_prefix.as_deref(), Some("_INBOX_ops"));
         let options = context.connect_options().unwrap();
         assert!(format!("{options:?}").contains("nats://a:4222"));
+        assert!(format!("{options:?}").contains(r#"inbox_prefix: Some("_INBOX_ops")"#));
     }
 
     #[test]
