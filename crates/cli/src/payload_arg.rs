@@ -28,6 +28,8 @@ struct Arg<'a> {
     type_name: &'a str,
     name: &'a str,
     value: Value<'a>,
+    /// A bare VALUE (the text payload [`BARE_NAME`]).
+    bare: bool,
 }
 
 /// Where a VALUE's bytes are.
@@ -76,13 +78,13 @@ fn split(arg: &str) -> anyhow::Result<Arg<'_>> {
                 if name.is_empty() {
                     bail!("payload {arg:?}: the NAME of TYPE:NAME=VALUE is empty");
                 }
-                return Ok(Arg { arg, type_name, name, value: Value::of(value) });
+                return Ok(Arg { arg, type_name, name, value: Value::of(value), bare: false });
             }
             None if known => bail!("payload {arg:?} is not TYPE:NAME=VALUE (missing `=`)"),
             _ => {}
         }
     }
-    Ok(Arg { arg, type_name: "text", name: BARE_NAME, value: Value::of(arg) })
+    Ok(Arg { arg, type_name: "text", name: BARE_NAME, value: Value::of(arg), bare: true })
 }
 
 /// Splits every argument and checks them together: no two payloads with
@@ -144,7 +146,8 @@ pub(crate) fn outgoing_from_parts(
     if name.is_empty() {
         bail!("payload of type {type_name:?}: its NAME is empty");
     }
-    outgoing(&Arg { arg: value, type_name, name, value: Value::of(value) }, Stdin::Refuse)
+    let arg = Arg { arg: value, type_name, name, value: Value::of(value), bare: false };
+    outgoing(&arg, Stdin::Refuse)
 }
 
 fn outgoing(arg: &Arg<'_>, stdin: Stdin) -> anyhow::Result<Outgoing> {
@@ -162,11 +165,16 @@ fn outgoing(arg: &Arg<'_>, stdin: Stdin) -> anyhow::Result<Outgoing> {
     payload(arg, stdin).map(Outgoing::from)
 }
 
-/// Parses one `TYPE:NAME=VALUE` (or bare VALUE), reading `@PATH` values
-/// from a file; `@-` is refused (for a command's output, where standard
-/// input is not the user's).
+/// Parses one `TYPE:NAME=VALUE` built by a program (`reply --command`'s
+/// output), reading `@PATH` values from a file. Stricter than a command
+/// line: a bare VALUE is refused (a mistyped TYPE there must not become
+/// text), and so is `@-` (standard input is not the program's).
 pub(crate) fn parse(arg: &str) -> anyhow::Result<Payload> {
-    payload(&split(arg)?, Stdin::Refuse)
+    let part = split(arg)?;
+    if part.bare {
+        bail!("payload {arg:?} is not TYPE:NAME=VALUE (TYPE is one of {TYPES})");
+    }
+    payload(&part, Stdin::Refuse)
 }
 
 /// Reads an argument's bytes and checks them against its type.
@@ -276,7 +284,13 @@ mod tests {
         for text in ["note: hello", "see http://x/?a=b", "a b:c=d", "text-no-colon", ""] {
             assert_eq!(
                 arg(text),
-                Arg { arg: text, type_name: "text", name: BARE_NAME, value: Value::Literal(text) }
+                Arg {
+                    arg: text,
+                    type_name: "text",
+                    name: BARE_NAME,
+                    value: Value::Literal(text),
+                    bare: true
+                }
             );
         }
         assert_eq!(arg("@-").value, Value::Stdin);
@@ -284,7 +298,9 @@ mod tests {
         assert_eq!(arg("@@alice").value, Value::Literal("@alice"));
         assert_eq!(arg("text:handle=@@alice").value, Value::Literal("@alice"));
         assert_eq!(arg("text:handle=@@@x").value, Value::Literal("@@x"));
-        assert_eq!(parse("@@alice").unwrap().bytes.as_ref(), b"@alice");
+        assert_eq!(parse("text:t=@@alice").unwrap().bytes.as_ref(), b"@alice");
+        // A program's output is not a command line: no bare values there.
+        assert!(parse("foo:my name=x").unwrap_err().to_string().contains("TYPE:NAME=VALUE"));
         // A word before `:NAME=` is a type: a typo is an error, not text.
         let err = split("txet:a=b").unwrap_err().to_string();
         assert!(err.contains("unknown payload type \"txet\"") && err.contains("text:message="));
