@@ -129,11 +129,13 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
                     print_raw(&message.payload)?;
                     continue;
                 }
-                let reply = match &next {
-                    Either::Right(message) => message.reply.as_ref().map(|r| r.to_string()),
-                    Either::Left(_) => None,
+                let arrival = match &next {
+                    Either::Right(message) => {
+                        Arrival::now(taken, message.reply.as_ref().map(|r| r.to_string()))
+                            .with_headers(message.headers.as_ref())
+                    }
+                    Either::Left(_) => Arrival::now(taken, None),
                 };
-                let arrival = Arrival::now(taken, reply);
                 let bridge = bridge.clone();
                 in_flight.push(async move {
                     let outcome = match next {

@@ -21,12 +21,15 @@ use crate::{payload_arg, redact_url};
 /// `request`).
 #[derive(Debug, Args)]
 pub(crate) struct EnvelopeArgs {
-    /// Payloads as TYPE:NAME=VALUE; TYPE is one of text, dictionary,
-    /// arrowtable, table, jsontable, image, audio, video, binary. VALUE is
-    /// the literal (JSON for dictionary and jsontable) or @PATH to read a
-    /// file. arrowtable takes @PATH of Arrow IPC (stream or file) or of a
-    /// .csv, converted to an Arrow IPC stream; table is the same under the
-    /// first seed's name, for peers that know only that one.
+    /// Payloads as TYPE:NAME=VALUE, or a bare VALUE: a text payload named
+    /// `message` (`send chat.room1 hello`). TYPE is one of text,
+    /// dictionary, arrowtable, table, jsontable, image, audio, video,
+    /// binary. VALUE is the literal (JSON for dictionary and jsontable),
+    /// @PATH to read a file, @- to read standard input, or @@... for a
+    /// literal starting with @ (@@alice is @alice). Each NAME once.
+    /// arrowtable takes @PATH of Arrow IPC (stream or file) or of a .csv,
+    /// converted to an Arrow IPC stream; table is the same under the first
+    /// seed's name, for peers that know only that one.
     #[arg(required = true, value_name = "PAYLOAD")]
     pub(crate) payloads: Vec<String>,
     /// Claim-check file server (Plik API) for payloads that go by link.

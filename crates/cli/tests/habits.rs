@@ -133,6 +133,17 @@ async fn send_repeats_with_headers_and_count_zero_sends_until_stopped() {
     let out = run(&["send", "cli.rep", "hi", "-H", "no colon", "-s", &url]);
     assert_eq!(out.status.code(), Some(USAGE), "{}", text(&out.stderr));
 
+    // listen shows the headers under its numbered line, as `nats sub` does.
+    let mut listener = start_ready(&["listen", "cli.hdr", "--count", "1", "-s", &url]);
+    let out = run(&["send", "cli.hdr", "hi", "-H", "Trace:a", "-H", "B-Key: z", "-s", &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut shown = String::new();
+    listener.stdout.read_to_string(&mut shown).unwrap();
+    assert!(listener.child.wait().unwrap().success());
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(lines[0].starts_with("[#1] Received on \"cli.hdr\" at "), "{shown}");
+    assert_eq!(lines[1..3], ["B-Key: z", "Trace: a"], "{shown}");
+
     // --count 0: no limit. Five messages arrive and it is still sending.
     let mut sender = natsbridge()
         .args(["send", "cli.rep", "again", "--count", "0", "--sleep", "20ms", "-s", &url])
