@@ -194,6 +194,27 @@ async fn send_summarises_on_request_and_prints_the_envelope_when_piped() {
     assert_eq!(run(&summary_args).status.code(), Some(USAGE), "--json or --summary, not both");
 }
 
+/// On a terminal `send` summarises without being asked: run under
+/// `script` (util-linux), whose pseudo-terminal is the command's stdout.
+#[test]
+fn send_summarises_on_a_terminal_by_default() {
+    let command = format!("{} send cli.tty hello --no-publish", env!("CARGO_BIN_EXE_natsbridge"));
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("XDG_CONFIG_HOME", concat!(env!("CARGO_TARGET_TMPDIR"), "/no-natscli-config"))
+        .env_remove("NATS_URL")
+        .env_remove("NATS_CONTEXT")
+        .env_remove("NATSBRIDGE_FILESERVER")
+        .stdin(Stdio::null())
+        .output()
+        .expect("`script` (util-linux) runs the command on a pseudo-terminal");
+    let stdout = text(&out.stdout).replace("\r\n", "\n");
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.starts_with("Built (not published) for \"cli.tty\"  msg_id "), "{stdout}");
+    assert!(stdout.contains("\n[0] message (text, 5 bytes, direct)"), "{stdout}");
+    assert!(!stdout.contains("\"payloads\""), "no JSON on a terminal: {stdout}");
+}
+
 #[test]
 fn listen_raw_pipes_into_unpack_and_listen_numbers_what_it_shows() {
     let server = NatsServer::start();
