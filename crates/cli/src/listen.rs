@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use futures_util::future::Either;
 use futures_util::stream::FuturesUnordered;
 
+use crate::arrival::Arrival;
 use crate::connect::{LinkArgs, NatsArgs, Unlisted, connect};
 use crate::exit;
 use crate::receive::{self, Shown};
@@ -20,7 +21,7 @@ pub(crate) struct ListenArgs {
     subject: String,
     #[command(flatten)]
     links: LinkArgs,
-    /// Exit 0 after this many messages (default: run until Ctrl-C).
+    /// Exit after this many messages (default, or 0: run until Ctrl-C).
     #[arg(long, value_name = "N")]
     count: Option<usize>,
     /// Save payloads under DIR/<msg_id>/, and undecodable messages under DIR/failed/.
@@ -44,6 +45,10 @@ pub(crate) struct ListenArgs {
     /// of the payloads decoded for a person.
     #[arg(long)]
     json: bool,
+    /// Print each message's body exactly as received, nothing decoded or
+    /// fetched, followed by a newline (`listen --raw | natsbridge unpack -`).
+    #[arg(long, conflicts_with_all = ["json", "out", "stream"])]
+    raw: bool,
 }
 
 /// How many messages may be fetching their links at once: one slow link
@@ -95,7 +100,7 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
     let mut all_decoded = true;
     let mut in_flight = FuturesUnordered::new();
     loop {
-        let may_take = !ended && args.count.is_none_or(|n| taken < n);
+        let may_take = !ended && crate::repeat::limit(args.count).is_none_or(|n| taken < n);
         if !may_take && in_flight.is_empty() {
             break;
         }
@@ -118,9 +123,22 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
                     continue;
                 };
                 taken += 1;
+                if args.raw
+                    && let Either::Right(message) = &next
+                {
+                    print_raw(&message.payload)?;
+                    continue;
+                }
+                let arrival = match &next {
+                    Either::Right(message) => {
+                        Arrival::now(taken, message.reply.as_ref().map(|r| r.to_string()))
+                            .with_headers(message.headers.as_ref())
+                    }
+                    Either::Left(_) => Arrival::now(taken, None),
+                };
                 let bridge = bridge.clone();
                 in_flight.push(async move {
-                    match next {
+                    let outcome = match next {
                         Either::Left(Ok(received)) => {
                             let dir = out
                                 .map(|o| report::message_dir(o, &received.envelope.msg_id))
@@ -149,12 +167,13 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
                             Outcome::Rejected(rejected.error, rejected.subject, rejected.payload)
                         }
                         Either::Right(message) => receive_core(&bridge, message, out).await,
-                    }
+                    };
+                    (arrival, outcome)
                 });
             }
-            Some(outcome) = in_flight.next() => {
+            Some((arrival, outcome)) = in_flight.next() => {
                 shown += 1;
-                all_decoded &= print(outcome, &args, shown)?;
+                all_decoded &= print(outcome, &args, shown, &arrival)?;
             }
             () = stop.requested(), if !draining => {
                 draining = true;
@@ -202,9 +221,29 @@ async fn receive_core(
     }
 }
 
-/// Prints one message's outcome (the `number`th shown); whether all its
-/// payloads decoded.
-fn print(outcome: Outcome, args: &ListenArgs, number: usize) -> anyhow::Result<bool> {
+/// Writes a message's body as it came, and a newline (`--raw`).
+fn print_raw(body: &[u8]) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(body)?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Prints one message's outcome (the `number`th shown), in text under its
+/// [`Arrival`] line; whether all its payloads decoded.
+fn print(
+    outcome: Outcome,
+    args: &ListenArgs,
+    number: usize,
+    arrival: &Arrival,
+) -> anyhow::Result<bool> {
+    let subject = match &outcome {
+        Outcome::Shown(_, subject) | Outcome::Rejected(_, subject, _) => subject,
+    };
+    if !args.json {
+        println!("{}", arrival.line(subject));
+    }
     match outcome {
         Outcome::Shown(shown, subject) => {
             tracing::info!(subject = %subject, msg_id = %shown.envelope.msg_id, "received");

@@ -10,6 +10,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use natsbridge::Payload;
 
+mod arrival;
 mod completions;
 mod connect;
 mod demo;
@@ -23,12 +24,14 @@ mod man;
 mod payload_arg;
 mod progress;
 mod receive;
+mod repeat;
 mod reply;
 mod report;
 mod request;
 mod send;
 mod show;
 mod stop;
+mod summary;
 mod unpack;
 
 /// The Rust peer of the natsbridge / msghandler message bridge over NATS.
@@ -269,5 +272,5 @@ pub(crate) fn write_stdout(text: &[u8]) -> ExitCode {
 }
 
 pub(crate) fn parse_payloads(args: &[String]) -> anyhow::Result<Vec<Payload>> {
-    args.iter().map(|p| payload_arg::parse(p).context(exit::BadInput)).collect()
+    payload_arg::parse_all(args).context(exit::BadInput)
 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 
@@ -32,9 +33,16 @@ pub(crate) async fn run(args: RequestArgs, nats: &NatsArgs) -> anyhow::Result<Ex
     let bridge =
         connect(target, args.envelope.fileserver.as_deref(), &Receiving::defaults()).await?;
     tracing::info!(subject = %args.subject, "sending the request");
+    let started = Instant::now();
     let answer = bridge.request(&args.subject, payloads, options, timeout).await?;
-    tracing::info!(msg_id = %answer.msg_id, "reply received");
-    if show::print_received(&answer, &answer.send_to, args.out.as_deref(), args.json)? {
+    // Whole microseconds: `1.523ms`, not `1.523456789ms`.
+    let rtt = Duration::from_micros(started.elapsed().as_micros().try_into().unwrap_or(u64::MAX));
+    tracing::info!(msg_id = %answer.msg_id, ?rtt, "reply received");
+    if !args.json {
+        // The service's subject, not the inbox the answer came on.
+        println!("Answer to {:?} in {rtt:?}", show::clean(&args.subject));
+    }
+    if show::print_received(&answer, &args.subject, args.out.as_deref(), args.json)? {
         Ok(ExitCode::SUCCESS)
     } else {
         Ok(ExitCode::from(exit::BAD_INPUT))

@@ -298,7 +298,7 @@ fn grid(names: &[String], rows: &[Vec<String>]) -> String {
 
 /// `value` on one line, with control characters escaped (so that what a
 /// peer sent cannot move the cursor or recolour the terminal).
-fn clean(value: &str) -> String {
+pub(crate) fn clean(value: &str) -> String {
     value.chars().flat_map(escape_control).collect()
 }
 

@@ -2,6 +2,7 @@
 
 mod cluster;
 mod connection;
+mod habits;
 mod inspect;
 mod install;
 mod nats;
