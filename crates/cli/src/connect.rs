@@ -62,6 +62,19 @@ pub(crate) struct NatsArgs {
     /// variables win over the context's fields.
     #[arg(long, env = "NATS_CONTEXT", value_name = "NAME", hide_env_values = true)]
     context: Option<String>,
+    /// Read no natscli context, not even the selected one (wins over
+    /// --context and NATS_CONTEXT).
+    #[arg(long)]
+    no_context: bool,
+    /// Prefix of this client's inboxes instead of _INBOX (request answers,
+    /// the readiness round trip), for accounts whose users may subscribe
+    /// only below their own prefix. Default: the context's, else _INBOX.
+    #[arg(long, value_name = "PREFIX")]
+    inbox_prefix: Option<String>,
+    /// The connection's name in the server's monitoring (connz)
+    /// [default: natsbridge].
+    #[arg(long, value_name = "NAME")]
+    connection_name: Option<String>,
     /// How long to wait to connect and for a request's answer ($NATS_TIMEOUT;
     /// default 5s): 5s, 500ms, 1m or seconds (2.5). For `listen`, the flag
     /// also ends listening with the timeout exit code.
@@ -70,9 +83,21 @@ pub(crate) struct NatsArgs {
 }
 
 /// The ids of [`NatsArgs`]' arguments (their field names).
-pub(crate) const NATS_ARG_IDS: [&str; 11] = [
-    "server", "user", "password", "creds", "nkey", "tlscert", "tlskey", "tlsca", "tlsfirst",
-    "context", "timeout",
+pub(crate) const NATS_ARG_IDS: [&str; 14] = [
+    "server",
+    "user",
+    "password",
+    "creds",
+    "nkey",
+    "tlscert",
+    "tlskey",
+    "tlsca",
+    "tlsfirst",
+    "context",
+    "no_context",
+    "inbox_prefix",
+    "connection_name",
+    "timeout",
 ];
 
 impl NatsArgs {
@@ -97,9 +122,28 @@ impl NatsArgs {
             )*};
         }
         take!(
-            server, user, password, creds, nkey, tlscert, tlskey, tlsca, tlsfirst, context, timeout
+            server,
+            user,
+            password,
+            creds,
+            nkey,
+            tlscert,
+            tlskey,
+            tlsca,
+            tlsfirst,
+            context,
+            no_context,
+            inbox_prefix,
+            connection_name,
+            timeout
         );
         self
+    }
+
+    /// The inbox prefix in use besides `_INBOX`: `--inbox-prefix`, else
+    /// the context's (for telling inbox round trips from messages).
+    pub(crate) fn inbox_prefix(&self) -> Option<String> {
+        self.inbox_prefix.clone().or_else(|| self.context().ok()?.inbox_prefix)
     }
 
     /// `--timeout` as given on the command line (not `NATS_TIMEOUT`):
@@ -123,9 +167,13 @@ impl NatsArgs {
     /// The context, if any, with the flags and variables laid over it
     /// field by field.
     fn context(&self) -> anyhow::Result<NatsContext> {
-        let mut context = NatsContext::load(self.context.as_deref())
-            .map_err(|e| anyhow::Error::new(e).context(BadInput))?
-            .unwrap_or_default();
+        let mut context = if self.no_context {
+            NatsContext::default()
+        } else {
+            NatsContext::load(self.context.as_deref())
+                .map_err(|e| anyhow::Error::new(e).context(BadInput))?
+                .unwrap_or_default()
+        };
         if context.name.is_some() {
             tracing::info!(context = context.name.as_deref(), "using the natscli context");
         }
@@ -137,6 +185,7 @@ impl NatsArgs {
         overlay(&mut context.url, &self.server);
         overlay(&mut context.user, &self.user);
         overlay(&mut context.password, &self.password);
+        overlay(&mut context.inbox_prefix, &self.inbox_prefix);
         let overlay = |field: &mut Option<PathBuf>, flag: &Option<PathBuf>| {
             if let Some(value) = flag {
                 *field = Some(value.clone());
@@ -165,7 +214,8 @@ impl NatsArgs {
             .connect_options()
             .map_err(|e| anyhow::Error::new(e).context(BadInput))?
             .connection_timeout(timeout)
-            .request_timeout(timeout);
+            .request_timeout(timeout)
+            .name(self.connection_name.as_deref().unwrap_or("natsbridge"));
         Ok(Target { url: context.servers().join(","), options })
     }
 }

@@ -10,6 +10,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use natsbridge::Payload;
 
+mod arrival;
 mod completions;
 mod connect;
 mod demo;
@@ -24,6 +25,7 @@ mod man;
 mod payload_arg;
 mod progress;
 mod receive;
+mod repeat;
 mod reply;
 mod report;
 mod request;
@@ -31,6 +33,7 @@ mod send;
 mod show;
 mod stop;
 mod subject;
+mod summary;
 mod unpack;
 
 /// The Rust peer of the natsbridge / msghandler message bridge over NATS.
@@ -364,5 +367,5 @@ pub(crate) fn write_stdout(text: &[u8]) -> ExitCode {
 }
 
 pub(crate) fn parse_payloads(args: &[String]) -> anyhow::Result<Vec<Payload>> {
-    args.iter().map(|p| payload_arg::parse(p).context(exit::BadInput)).collect()
+    payload_arg::parse_all(args).context(exit::BadInput)
 }

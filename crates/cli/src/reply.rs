@@ -20,8 +20,10 @@ use natsbridge::{
     ServiceEndpoint, ServiceRequest,
 };
 
+use crate::arrival::Arrival;
 use crate::connect::{LinkArgs, NatsArgs, Unlisted, connect, parse_timeout};
-use crate::{StopSignals, exit, parse_payloads, payload_arg, redact_url, report};
+use crate::receive::Shown;
+use crate::{StopSignals, exit, parse_payloads, payload_arg, redact_url, report, show};
 
 /// The queue group replicas join unless `--queue` or `--no-queue` says.
 const DEFAULT_QUEUE: &str = "natsbridge";
@@ -77,7 +79,8 @@ pub(crate) struct ReplyArgs {
     /// Join no queue group: every replica answers every request.
     #[arg(long, conflicts_with = "queue")]
     no_queue: bool,
-    /// Exit after answering this many requests.
+    /// Exit after answering this many requests (default, or 0: until
+    /// stopped).
     #[arg(long, value_name = "N")]
     count: Option<usize>,
     /// The service's name in the NATS Service API ($SRV.PING/INFO/STATS):
@@ -94,6 +97,11 @@ pub(crate) struct ReplyArgs {
     /// Service metadata, KEY=VALUE (repeatable).
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_metadata)]
     service_metadata: Vec<(String, String)>,
+    /// Print one JSON line per answered request (the answer's line as
+    /// `listen --json` prints it, the request's under "request") instead of
+    /// each request shown as `listen` shows it.
+    #[arg(long)]
+    json: bool,
 }
 
 impl ReplyArgs {
@@ -160,8 +168,9 @@ pub(crate) async fn run(args: ReplyArgs, nats: &NatsArgs) -> anyhow::Result<Exit
         service.config().name,
         service.id()
     );
-    let server = Server { bridge: &bridge, answer: &answer, broker_url: &broker_url };
-    server.serve(&mut endpoint, args.count, &mut signals).await
+    let server =
+        Server { bridge: &bridge, answer: &answer, broker_url: &broker_url, json: args.json };
+    server.serve(&mut endpoint, crate::repeat::limit(args.count), &mut signals).await
 }
 
 /// What answering a request needs.
@@ -169,6 +178,8 @@ struct Server<'a> {
     bridge: &'a Bridge,
     answer: &'a Answer,
     broker_url: &'a str,
+    /// `--json`.
+    json: bool,
 }
 
 /// A request being answered: true once an answer was sent.
@@ -188,6 +199,7 @@ impl Server<'_> {
         signals: &mut StopSignals,
     ) -> anyhow::Result<ExitCode> {
         let mut answered = 0usize;
+        let mut taken = 0usize;
         let mut draining = false;
         let mut current: Option<Answering<'_>> = None;
         loop {
@@ -217,8 +229,20 @@ impl Server<'_> {
                 }
                 item = endpoint.next(), if current.is_none() => match item {
                     None => break,
-                    Some(Ok(request)) => current = Some(Box::pin(self.answer(request))),
-                    Some(Err(rejected)) => println!("{}", report::error_line(&rejected.error)),
+                    Some(Ok(request)) => {
+                        taken += 1;
+                        let arrival = Arrival::now(taken, request.received.reply.clone());
+                        current = Some(Box::pin(self.answer(request, arrival)));
+                    }
+                    Some(Err(rejected)) => {
+                        taken += 1;
+                        if self.json {
+                            println!("{}", report::error_line(&rejected.error));
+                        } else {
+                            println!("{}", Arrival::now(taken, None).line(&rejected.subject));
+                            println!("{}", show::rejected(&rejected.subject, &rejected.error));
+                        }
+                    }
                 },
             }
         }
@@ -227,7 +251,9 @@ impl Server<'_> {
 
     /// Answers one request; true if an answer was sent (a request with
     /// neither a NATS reply subject nor `reply_to` is not answered).
-    async fn answer(&self, request: ServiceRequest) -> anyhow::Result<bool> {
+    async fn answer(&self, request: ServiceRequest, arrival: Arrival) -> anyhow::Result<bool> {
+        let (asked, subject) =
+            (request.received.envelope.clone(), request.received.subject.clone());
         let envelope = &request.received.envelope;
         tracing::info!(msg_id = %envelope.msg_id, "answering");
         let (payloads, failure) = match self.answer {
@@ -266,11 +292,10 @@ impl Server<'_> {
         };
         // The answer must leave before `--count` or a stop ends the process.
         self.bridge.connection().flush().await?;
-        match sent {
-            Some(answer) => {
-                println!("{}", report::line(&answer.envelope()?, None)?);
-                Ok(true)
-            }
+        let answer = sent.map(|sent| sent.envelope()).transpose()?;
+        self.print(&arrival, &subject, &asked, answer.as_ref())?;
+        match answer {
+            Some(_) => Ok(true),
             None => {
                 tracing::info!(
                     %msg_id,
@@ -279,6 +304,44 @@ impl Server<'_> {
                 Ok(false)
             }
         }
+    }
+}
+
+impl Server<'_> {
+    /// Shows a request taken and the answer sent to it (`None`: not
+    /// answered): as `listen` shows a message, then a line naming the
+    /// answer; with `--json` one line, the answer's with the request's
+    /// under `request` (nothing for a request not answered).
+    fn print(
+        &self,
+        arrival: &Arrival,
+        subject: &str,
+        asked: &Envelope,
+        answer: Option<&Envelope>,
+    ) -> anyhow::Result<()> {
+        if self.json {
+            if let Some(answer) = answer {
+                let mut line: Value = serde_json::from_str(&report::line(answer, None)?)?;
+                line["request"] = serde_json::from_str(&report::line(asked, None)?)?;
+                println!("{line}");
+            }
+            return Ok(());
+        }
+        println!("{}", arrival.line(subject));
+        let shown = Shown { envelope: asked.clone(), streamed: Vec::new(), dir: None };
+        show::print(&shown, subject, false)?;
+        match answer {
+            Some(answer) => println!(
+                "Answered with msg_id {} ({} payload{})",
+                show::clean(&answer.msg_id),
+                answer.payloads.len(),
+                if answer.payloads.len() == 1 { "" } else { "s" }
+            ),
+            None => {
+                println!("Not answered: the request has neither a NATS reply subject nor reply_to")
+            }
+        }
+        Ok(())
     }
 }
 

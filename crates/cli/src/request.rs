@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 
@@ -41,9 +42,16 @@ pub(crate) async fn run(args: RequestArgs, nats: &NatsArgs) -> anyhow::Result<Ex
     let options = args.envelope.options(&target.url);
     let bridge = connect_to_store(target, &args.envelope.store(), &Receiving::defaults()).await?;
     tracing::info!(subject = %args.subject, "sending the request");
+    let started = Instant::now();
     let answer = bridge.request(&args.subject, payloads, options, timeout).await?;
-    tracing::info!(msg_id = %answer.msg_id, "reply received");
-    let decoded = show::print_received(&answer, &answer.send_to, args.out.as_deref(), args.json)?;
+    // Whole microseconds: `1.523ms`, not `1.523456789ms`.
+    let rtt = Duration::from_micros(started.elapsed().as_micros().try_into().unwrap_or(u64::MAX));
+    tracing::info!(msg_id = %answer.msg_id, ?rtt, "reply received");
+    if !args.json {
+        // The service's subject, not the inbox the answer came on.
+        println!("Answer to {:?} in {rtt:?}", show::clean(&args.subject));
+    }
+    let decoded = show::print_received(&answer, &args.subject, args.out.as_deref(), args.json)?;
     if answer.msg_purpose == crate::reply::FAILED_PURPOSE {
         report_failure(&args.subject, &answer);
         return Ok(ExitCode::from(exit::ANSWERED_ERROR));

@@ -195,8 +195,10 @@ async fn the_text_form_of_a_failed_message_carries_its_hint() {
         listener.stdout.read_to_string(&mut out).unwrap();
         (out, listener.child.wait().unwrap())
     });
+    // The message's numbered arrival line, its error, then the hint.
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].starts_with("cli.text  error (claimcheck.gone): "), "{out}");
-    assert!(lines[1].starts_with("    hint: ") && lines[1].contains("send --ttl"), "{out}");
+    assert!(lines[0].starts_with("[#1] Received on \"cli.text\""), "{out}");
+    assert!(lines[1].starts_with("cli.text  error (claimcheck.gone): "), "{out}");
+    assert!(lines[2].starts_with("    hint: ") && lines[2].contains("send --ttl"), "{out}");
     assert_eq!(status.code(), Some(1));
 }

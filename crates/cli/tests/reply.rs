@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::util::{Running, natsbridge, run, start_ready, terminate};
 
-/// A running `natsbridge reply`, its stdout (one line per answer) and
+/// A running `natsbridge reply --json`, its stdout (one line per answer) and
 /// the lines of its stderr after the ready line.
 struct Replier {
     child: Child,
@@ -23,7 +23,8 @@ struct Replier {
 impl Replier {
     /// Starts `natsbridge reply ARGS` and waits until it is subscribed.
     fn start(args: &[&str]) -> Replier {
-        let args: Vec<&str> = std::iter::once("reply").chain(args.iter().copied()).collect();
+        // --json: one line per answer, the request's under "request".
+        let args: Vec<&str> = ["reply", "--json"].into_iter().chain(args.iter().copied()).collect();
         let Running { child, stdout, stderr } = start_ready(&args);
         // The rest of stderr (a command's failures, the stop) is read as it
         // comes so that it never blocks the replier.

@@ -223,7 +223,7 @@ async fn reply_echo_fetches_nothing_from_an_origin_nobody_configured() {
     let raw = natsbridge::transport::connect(url.clone()).await.unwrap();
 
     let mut replier =
-        start_ready(&["reply", "sec.echo", "--echo", "--server", &url, "--count", "1"]);
+        start_ready(&["reply", "--json", "sec.echo", "--echo", "--server", &url, "--count", "1"]);
     let answer = raw.request("sec.echo", request.to_string().into(), Duration::from_secs(3)).await;
     // No answer at all (the request was refused), and nothing fetched.
     assert!(answer.is_err(), "an answer came back: {answer:?}");

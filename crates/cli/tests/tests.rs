@@ -2,6 +2,7 @@
 
 mod cluster;
 mod connection;
+mod habits;
 mod help;
 mod hints;
 mod inspect;

@@ -142,7 +142,8 @@ async fn a_failed_message_shows_its_whole_cause_chain() {
             assert_eq!(line["error"]["kind"], "claimcheck.not_found", "{line}");
             line["error"]["message"].as_str().unwrap().to_owned()
         } else {
-            assert!(out.starts_with("cli.missing  error (claimcheck.not_found): "), "{out}");
+            let error = out.lines().nth(1).unwrap_or_default();
+            assert!(error.starts_with("cli.missing  error (claimcheck.not_found): "), "{out}");
             out.clone()
         };
         for part in ["downloading payload \"x\"", "404", "/file/AAAAAAAAAAAAAAAA/"] {
