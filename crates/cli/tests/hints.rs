@@ -43,6 +43,8 @@ fn authorization_failure_names_the_credential_flags() {
     let server = NatsServer::builder().token("r1ght-t0ken").start();
     let out = run(&["send", "cli.hint", "text:t=hi", "-s", &server.url(), "--user", "wr0ng"]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    // Each cause once (async-nats repeats it behind `nats: `).
+    assert_eq!(stderr(&out).matches("authorization violation").count(), 1, "{}", stderr(&out));
     let hint = hint(&out);
     for needed in ["--user", "--creds", "--context"] {
         assert!(hint.contains(needed), "{needed}: {hint}");
