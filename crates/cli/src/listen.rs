@@ -13,12 +13,14 @@ use crate::arrival::Arrival;
 use crate::connect::{LinkArgs, NatsArgs, Unlisted, connect};
 use crate::exit;
 use crate::receive::{self, Shown};
-use crate::{report, show};
+use crate::{report, show, subject};
 
 #[derive(Debug, Args)]
 pub(crate) struct ListenArgs {
     /// Subject to subscribe to (wildcards allowed).
     subject: String,
+    #[command(flatten)]
+    pub(crate) nats: NatsArgs,
     #[command(flatten)]
     links: LinkArgs,
     /// Exit after this many messages (default, or 0: run until Ctrl-C).
@@ -64,6 +66,9 @@ enum Outcome {
 }
 
 pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<ExitCode> {
+    if args.stream.is_none() {
+        subject::check_subscribe(&args.subject)?;
+    }
     let receiving = args.links.receiving(Unlisted::Fetch);
     let bridge = connect(nats.target()?, args.links.fileserver.as_deref(), &receiving).await?;
     // A JetStream durable consumer (the library decodes and acks each
@@ -87,6 +92,7 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
         }
         _ => eprintln!("natsbridge: listening on {}", args.subject),
     }
+    let inbox_prefix = nats.inbox_prefix();
     let deadline = nats.timeout_flag().map(|d| tokio::time::Instant::now() + d);
     // The first SIGTERM or SIGINT drains: nothing new is taken, what was
     // delivered is shown (a durable consumer's unacked messages are left
@@ -97,7 +103,8 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
     let mut shown = 0usize;
     let mut ended = false;
     let mut draining = false;
-    let mut all_decoded = true;
+    // The exit code the first message that failed calls for.
+    let mut failed: Option<u8> = None;
     let mut in_flight = FuturesUnordered::new();
     loop {
         let may_take = !ended && crate::repeat::limit(args.count).is_none_or(|n| taken < n);
@@ -122,6 +129,17 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
                     ended = true;
                     continue;
                 };
+                // Another client's round trip seen through a wildcard
+                // (`listen '>'`): not a message anyone sent.
+                if let Either::Right(message) = &next
+                    && subject::is_inbox_probe(
+                        message.subject.as_str(),
+                        &message.payload,
+                        inbox_prefix.as_deref(),
+                    )
+                {
+                    continue;
+                }
                 taken += 1;
                 if args.raw
                     && let Either::Right(message) = &next
@@ -173,7 +191,8 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
             }
             Some((arrival, outcome)) = in_flight.next() => {
                 shown += 1;
-                all_decoded &= print(outcome, &args, shown, &arrival)?;
+                let code = print(outcome, &args, shown, &arrival)?;
+                failed = failed.or(code);
             }
             () = stop.requested(), if !draining => {
                 draining = true;
@@ -195,12 +214,9 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
             }
         }
     }
-    if !all_decoded {
-        // Every message was shown; some payloads were not what their type
-        // says (each named on stderr).
-        return Ok(ExitCode::from(exit::BAD_INPUT));
-    }
-    Ok(ExitCode::SUCCESS)
+    // Every message was shown; some failed (each an error line) or had
+    // payloads that were not what their type says (each named on stderr).
+    Ok(failed.map_or(ExitCode::SUCCESS, ExitCode::from))
 }
 
 /// Decodes a core NATS message and fetches its links for showing.
@@ -231,13 +247,15 @@ fn print_raw(body: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Prints one message's outcome (the `number`th shown), in text under its
-/// [`Arrival`] line; whether all its payloads decoded.
+/// [`Arrival`] line; the exit code it calls for if it failed: its error
+/// kind's if it was not decoded, [`exit::BAD_INPUT`] if a payload is not
+/// what its type says.
 fn print(
     outcome: Outcome,
     args: &ListenArgs,
     number: usize,
     arrival: &Arrival,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<u8>> {
     let subject = match &outcome {
         Outcome::Shown(_, subject) | Outcome::Rejected(_, subject, _) => subject,
     };
@@ -247,7 +265,8 @@ fn print(
     match outcome {
         Outcome::Shown(shown, subject) => {
             tracing::info!(subject = %subject, msg_id = %shown.envelope.msg_id, "received");
-            show::print(&shown, &subject, args.json)
+            let decoded = show::print(&shown, &subject, args.json)?;
+            Ok((!decoded).then_some(exit::BAD_INPUT))
         }
         Outcome::Rejected(error, subject, payload) => {
             tracing::info!(subject = %subject, error = %error, "rejected");
@@ -262,7 +281,7 @@ fn print(
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "{line}")?;
             stdout.flush()?;
-            Ok(true)
+            Ok(Some(exit::for_kind(error.kind())))
         }
     }
 }

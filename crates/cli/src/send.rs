@@ -12,7 +12,6 @@ use natsbridge::{Bridge, Envelope, Outgoing, SendOptions, pack_files};
 
 use crate::connect::{NatsArgs, Receiving, Store, connect_to_store};
 use crate::exit::BadInput;
-use crate::progress::Progress;
 use crate::repeat::RepeatArgs;
 use crate::summary::{self, OutputArgs};
 use crate::{payload_arg, redact_url};
@@ -49,6 +48,12 @@ pub(crate) struct EnvelopeArgs {
     /// NATS server (`nats-os://` links: Rust peers only).
     #[arg(long, env = "NATSBRIDGE_OBJECT_STORE", value_name = "BUCKET")]
     pub(crate) object_store: Option<String>,
+    /// Keep link payloads on the Plik file server (--fileserver) for
+    /// DURATION, downloadable by every receiver until then, instead of
+    /// one-shot (deleted by the first download, so a second listener on
+    /// the subject gets `claimcheck.gone`): 10m, 24h, or seconds.
+    #[arg(long, value_name = "DURATION", value_parser = crate::connect::parse_timeout)]
+    pub(crate) ttl: Option<std::time::Duration>,
     /// Payloads of this many bytes or more go by link.
     #[arg(long, value_name = "BYTES", default_value_t = natsbridge::envelope::DEFAULT_SIZE_THRESHOLD)]
     threshold: usize,
@@ -106,6 +111,16 @@ impl EnvelopeArgs {
         }
     }
 
+    /// Checks the subjects a message is published to: `subject` and
+    /// `--reply-to` (bad input, before anything is read, sent or uploaded).
+    pub(crate) fn check_subjects(&self, subject: &str) -> anyhow::Result<()> {
+        crate::subject::check_publish(subject)?;
+        match &self.reply_to {
+            Some(reply_to) => crate::subject::check_publish(reply_to),
+            None => Ok(()),
+        }
+    }
+
     /// Where link payloads go (see [`Store`] for which wins when several
     /// are set).
     pub(crate) fn store(&self) -> Store {
@@ -114,6 +129,7 @@ impl EnvelopeArgs {
             put_url: self.put_url.clone(),
             s3_bucket: self.s3_bucket.clone(),
             object_store: self.object_store.clone(),
+            ttl: self.ttl,
         }
     }
 }
@@ -123,8 +139,13 @@ pub(crate) struct SendArgs {
     /// Subject to publish to.
     subject: String,
     #[command(flatten)]
+    pub(crate) nats: NatsArgs,
+    #[command(flatten)]
     envelope: EnvelopeArgs,
-    /// Build and print the envelope without publishing it.
+    /// Build and print the envelope without publishing it, and without
+    /// uploading anything: a payload that would go by link gets the
+    /// placeholder link http://no-publish.invalid/NAME (its size and
+    /// sha256 are real). Needs no server.
     #[arg(long, conflicts_with = "jetstream")]
     no_publish: bool,
     /// Publish to JetStream and wait for the stream's ack (a stream must
@@ -148,7 +169,15 @@ pub(crate) struct SendArgs {
     output: OutputArgs,
 }
 
+impl SendArgs {
+    /// Whether a store for link payloads is set (for the error's hint).
+    pub(crate) fn link_store(&self) -> bool {
+        self.envelope.store().is_set()
+    }
+}
+
 pub(crate) async fn run(args: SendArgs, nats: &NatsArgs) -> anyhow::Result<ExitCode> {
+    args.envelope.check_subjects(&args.subject)?;
     let payloads = payload_arg::parse_all_outgoing(&args.envelope.payloads).context(BadInput)?;
     let output = args.output.output();
     let store = args.envelope.store();
@@ -157,8 +186,13 @@ pub(crate) async fn run(args: SendArgs, nats: &NatsArgs) -> anyhow::Result<ExitC
         if store.object_store.is_some() {
             anyhow::bail!("--no-publish cannot use the object store (it lives on the NATS server)");
         }
-        let uploader = store.uploader().context(BadInput)?;
-        (Sender::NoPublish(uploader.map(|u| Progress::stderr().uploader(u))), url)
+        // The store's settings are checked, but nothing is uploaded to it.
+        store.uploader().context(BadInput)?;
+        let placeholder = store.is_set().then(|| {
+            std::sync::Arc::new(placeholder_uploader())
+                as std::sync::Arc<dyn natsbridge::claimcheck::UploadHandler>
+        });
+        (Sender::NoPublish(placeholder), url)
     } else {
         let target = nats.target()?;
         let url = target.url.clone();
@@ -195,9 +229,36 @@ pub(crate) async fn run(args: SendArgs, nats: &NatsArgs) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// The store `send --no-publish` uses: it reads what it is given (so the
+/// record's size and SHA-256 are real) and uploads nothing; the link is
+/// a placeholder under the reserved `.invalid` domain, which no name
+/// server resolves.
+fn placeholder_uploader() -> impl natsbridge::claimcheck::UploadHandler {
+    use natsbridge::claimcheck::{Error, ErrorKind, UploadSource};
+    natsbridge::claimcheck::upload_fn(|name: String, source: UploadSource| async move {
+        let io = |e| Error::io("reading a payload for --no-publish", e);
+        match source {
+            UploadSource::Bytes(_) => {}
+            UploadSource::File(path) => {
+                let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+                tokio::io::copy(&mut file, &mut tokio::io::sink()).await.map_err(io)?;
+            }
+            UploadSource::Reader { mut reader, .. } => {
+                tokio::io::copy(&mut reader, &mut tokio::io::sink()).await.map_err(io)?;
+            }
+        }
+        let name = natsbridge::claimcheck::safe_file_name(&name);
+        if name.is_empty() {
+            return Err(Error::new(ErrorKind::InvalidInput, "an empty payload name"));
+        }
+        Ok(format!("http://no-publish.invalid/{name}"))
+    })
+}
+
 /// Where `send` sends.
 enum Sender {
-    /// `--no-publish`: built only (links uploaded, if an uploader is set).
+    /// `--no-publish`: built only; links get placeholders from
+    /// [`placeholder_uploader`] if a store is set, nothing is uploaded.
     NoPublish(Option<std::sync::Arc<dyn natsbridge::claimcheck::UploadHandler>>),
     /// Core NATS, with these headers if any.
     Core(Bridge, Option<HeaderMap>),

@@ -90,6 +90,8 @@ pub(crate) struct InspectArgs {
     page: PageArgs,
     #[command(flatten)]
     links: LinkArgs,
+    #[command(flatten)]
+    pub(crate) nats: NatsArgs,
     /// Payloads sent from the page of this many bytes or more go by link
     /// (to --fileserver).
     #[arg(long, value_name = "BYTES", default_value_t = natsbridge::envelope::DEFAULT_SIZE_THRESHOLD)]
