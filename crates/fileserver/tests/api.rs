@@ -471,7 +471,7 @@ async fn shutdown_stops_the_server() {
 
     let dir = tempfile::tempdir().unwrap();
     let err = natsbridge_fileserver::FileServer::builder().bind("127.0.0.1:0").await.failure();
-    assert_eq!(err.kind(), &ErrorKind::InvalidInput);
+    assert_eq!(err.kind(), &natsbridge_fileserver::ErrorKind::InvalidInput);
     drop(dir);
 }
 
@@ -665,12 +665,14 @@ fn upload_dir_of(root: &std::path::Path, link: &str) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn a_restarted_server_still_serves_expires_and_consumes() {
-    use natsbridge_fileserver::FileServer;
+    use natsbridge_fileserver::{FileServer, ManualClock};
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
-    let first = FileServer::builder().dir(&root).bind("127.0.0.1:0").await.unwrap();
+    // Both runs read the time from one clock that moves only when told.
+    let clock = ManualClock::new(std::time::SystemTime::now());
+    let first =
+        FileServer::builder().dir(&root).clock(clock.clone()).bind("127.0.0.1:0").await.unwrap();
     let base = first.url().to_owned();
-    let started = std::time::Instant::now();
     let hour = Duration::from_secs(3600);
     let kept = plik_upload(&base, false, hour, "kept.bin", &payload(3000)).await;
     let once = plik_upload(&base, true, hour, "once.bin", &payload(2000)).await;
@@ -703,9 +705,11 @@ async fn a_restarted_server_still_serves_expires_and_consumes() {
     let two_days = std::time::SystemTime::now() - Duration::from_secs(48 * 3600);
     std::fs::File::options().write(true).open(&old_path).unwrap().set_modified(two_days).unwrap();
 
-    // Restart on the same directory, once the 1-second upload has expired.
-    tokio::time::sleep(Duration::from_millis(1500).saturating_sub(started.elapsed())).await;
-    let second = FileServer::builder().dir(&root).bind("127.0.0.1:0").await.unwrap();
+    // Restart on the same directory, once the 1-second upload has expired
+    // (and the 5-second one has not).
+    clock.advance(Duration::from_secs(2));
+    let second =
+        FileServer::builder().dir(&root).clock(clock.clone()).bind("127.0.0.1:0").await.unwrap();
     let moved = |link: &str| link.replacen(&base, second.url(), 1);
     let down = downloader(0);
     let get = |link: String, size: u64| {
@@ -764,14 +768,11 @@ async fn a_restarted_server_still_serves_expires_and_consumes() {
     assert_eq!(&get(late, 3).await.unwrap()[..], b"abc");
 
     // Expiry still runs after the restart: the 5-second upload is served
-    // now, then removed by the restarted server's sweeper.
-    assert!(started.elapsed() < Duration::from_secs(5), "the test ran too slowly");
+    // now, then, once its time has passed, removed by the restarted
+    // server's sweeper.
     assert!(get(moved(&later), 500).await.unwrap() == payload(500));
-    let deadline = started + Duration::from_secs(15);
-    while upload_dir_of(&root, &later).exists() {
-        assert!(std::time::Instant::now() < deadline, "the expired upload was never removed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    clock.advance(Duration::from_secs(4));
+    eventually(|| !upload_dir_of(&root, &later).exists()).await;
     let err = get(moved(&later), 500).await.failure();
     assert!(matches!(err.kind(), ErrorKind::Gone | ErrorKind::NotFound), "{err}");
     // What is left on disk: the kept file, the late one, their records, the PUT file.
