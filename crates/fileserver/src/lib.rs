@@ -116,18 +116,17 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// expired); request details at debug.
 ///
 /// ```
-/// use natsbridge_claimcheck_http::{
-///     DownloadHandlerExt, DownloadRequest, HttpDownloader, PlikUploader, UploadHandlerExt,
-/// };
 /// use natsbridge_fileserver::FileServer;
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let dir = std::env::temp_dir().join(format!("natsbridge-doc-{}", std::process::id()));
 /// let server = FileServer::builder().dir(&dir).bind("127.0.0.1:0").await?;
 ///
-/// let link = PlikUploader::new(server.url())?.upload_bytes("hello.txt", &b"hello"[..]).await?;
-/// let bytes = HttpDownloader::new()?.download_bytes(&DownloadRequest::new(&link, 5)).await?;
-/// assert_eq!(&bytes[..], b"hello");
+/// // The PUT area: what is PUT at a URL is served at the same URL.
+/// let link = format!("{}/put/doc/hello.txt", server.url());
+/// let http = reqwest::Client::new();
+/// http.put(&link).body("hello").send().await?.error_for_status()?;
+/// assert_eq!(http.get(&link).send().await?.text().await?, "hello");
 ///
 /// server.shutdown().await;
 /// # std::fs::remove_dir_all(&dir).ok();
@@ -356,9 +355,6 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use natsbridge_claimcheck_http::{
-        DownloadHandlerExt, DownloadRequest, HttpDownloader, PlikUploader, UploadHandlerExt,
-    };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A handler that panics while holding the uploads lock (a route only
@@ -368,9 +364,9 @@ mod tests {
     async fn a_panicking_handler_does_not_break_later_requests() {
         let dir = tempfile::tempdir().unwrap();
         let server = FileServer::builder().dir(dir.path()).bind("127.0.0.1:0").await.unwrap();
-        let plik = PlikUploader::new(server.url()).unwrap();
-        let down = HttpDownloader::new().unwrap();
-        let before = plik.upload_bytes("before.bin", &b"before"[..]).await.unwrap();
+        let http = reqwest::Client::new();
+        let create = || http.post(format!("{}/upload", server.url())).body("{}").send();
+        assert_eq!(create().await.unwrap().status(), 200);
 
         for _ in 0..2 {
             let mut tcp = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
@@ -384,11 +380,16 @@ mod tests {
             assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
         }
 
-        let got = down.download_bytes(&DownloadRequest::new(&before, 6)).await.unwrap();
-        assert_eq!(&got[..], b"before");
-        let after = plik.upload_bytes("after.bin", &b"after"[..]).await.unwrap();
-        let got = down.download_bytes(&DownloadRequest::new(&after, 5)).await.unwrap();
-        assert_eq!(&got[..], b"after");
+        // Both routes that take the uploads lock still answer.
+        let created = create().await.unwrap();
+        assert_eq!(created.status(), 200);
+        let upload: serde_json::Value =
+            serde_json::from_str(&created.text().await.unwrap()).unwrap();
+        let id = upload["id"].as_str().unwrap();
+        let missing = format!("{}/file/{id}/AAAAAAAAAAAAAAAA/x.bin", server.url());
+        let reply = http.get(missing).send().await.unwrap();
+        assert_eq!(reply.status(), 404);
+        assert_eq!(reply.text().await.unwrap(), "file AAAAAAAAAAAAAAAA not found\n");
         server.shutdown().await;
     }
 }
