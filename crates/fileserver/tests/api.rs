@@ -7,8 +7,8 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::util::{
-    Failure, Plik, Put, client, download, eventually, file_server, file_server_with, files_under,
-    payload, raw_request,
+    Failure, Plik, Put, client, download, eventually, eventually_with, file_server,
+    file_server_with, files_under, payload, raw_request,
 };
 
 async fn post_json(url: String, params: &Value) -> reqwest::Response {
@@ -153,7 +153,11 @@ async fn files_over_the_maximum_size_are_rejected() {
 
 #[tokio::test]
 async fn uploads_expire_after_their_ttl() {
-    let served = file_server_with(|b| b.default_ttl(Duration::from_millis(300))).await;
+    // The server's time moves only when the test moves it: nothing can
+    // expire before the files are counted.
+    let clock = natsbridge_fileserver::ManualClock::new(std::time::SystemTime::now());
+    let served =
+        file_server_with(|b| b.default_ttl(Duration::from_secs(60)).clock(clock.clone())).await;
     let plik = Plik::new(served.url());
     let link = plik.upload("short-lived.bin", payload(5000)).await.unwrap();
     let put = Put::new(served.server.put_template());
@@ -163,7 +167,8 @@ async fn uploads_expire_after_their_ttl() {
     assert_eq!(stored.len(), 3, "{stored:?}");
     assert_eq!(stored.iter().filter(|f| f.ends_with("upload.json")).count(), 1, "{stored:?}");
 
-    // The sweeper removes expired files from disk...
+    // Once the TTL has passed, the sweeper removes expired files from disk...
+    clock.advance(Duration::from_secs(60));
     eventually(|| files_under(served.dir.path()).is_empty()).await;
     // ...and the links are dead.
     let err = download(&link).await.failure();
@@ -365,18 +370,13 @@ async fn missing_and_uploading_then_served() {
         }
     });
     tx.send(Ok(first)).await.unwrap();
-    let mut saw_uploading = false;
-    for _ in 0..500 {
+    eventually_with("the file is uploading", || async {
         let r = client().head(&link).send().await.unwrap();
         assert_eq!(r.status(), 404);
         let r = client().get(&link).send().await.unwrap();
-        if r.text().await.unwrap().contains("is not available : uploading") {
-            saw_uploading = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(saw_uploading);
+        r.text().await.unwrap().contains("is not available : uploading")
+    })
+    .await;
     tx.send(Ok(rest)).await.unwrap();
     drop(tx);
     let reply = post.await.unwrap();
@@ -409,15 +409,10 @@ async fn an_interrupted_one_shot_download_does_not_consume_the_file() {
     // "uploaded" (HEAD says so without consuming it) and the next download
     // gets all of it.
     let client = client();
-    let mut back = false;
-    for _ in 0..500 {
-        if client.head(&link).send().await.unwrap().status() == 200 {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(back, "the interrupted one-shot file was not put back");
+    eventually_with("the interrupted one-shot file is put back", || async {
+        client.head(&link).send().await.unwrap().status() == 200
+    })
+    .await;
     let got = download(&link).await.unwrap();
     assert!(got == bytes);
 }
@@ -450,15 +445,10 @@ async fn shutdown_stops_the_server() {
     let served = file_server().await;
     let addr = served.server.local_addr();
     drop(served);
-    let mut refused = false;
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(addr).await.is_err() {
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(refused, "the server still accepts connections after its handle was dropped");
+    eventually_with("the dropped server refuses connections", || async {
+        tokio::net::TcpStream::connect(addr).await.is_err()
+    })
+    .await;
 
     let dir = tempfile::tempdir().unwrap();
     let err = natsbridge_fileserver::FileServer::builder().bind("127.0.0.1:0").await.failure();

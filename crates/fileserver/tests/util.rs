@@ -202,9 +202,18 @@ pub(crate) fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
 /// Waits until `condition` holds, checking every 10 ms, for at most 30
 /// seconds (a bound for a stuck server, not a measure of its speed).
 pub(crate) async fn eventually(mut condition: impl FnMut() -> bool) {
+    eventually_with("condition", || std::future::ready(condition())).await;
+}
+
+/// [`eventually`] for a condition that makes requests; `what` names it if
+/// it never holds.
+pub(crate) async fn eventually_with<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut condition: impl FnMut() -> F,
+) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !condition() {
-        assert!(std::time::Instant::now() < deadline, "condition never became true");
+    while !condition().await {
+        assert!(std::time::Instant::now() < deadline, "{what}: never came true");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
