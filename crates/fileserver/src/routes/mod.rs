@@ -11,6 +11,7 @@ mod reply;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::response::Response;
 use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode, header};
@@ -51,7 +52,11 @@ pub(crate) fn router(store: Arc<Store>, cors: Cors) -> Router {
             tracing::error!("file server: a request handler panicked");
             text(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
         }))
-        .layer(TraceLayer::new_for_http())
+        // Request details at debug, under this crate's name (what
+        // `natsbridge fileserver -vv` shows); tower-http's own events follow.
+        .layer(TraceLayer::new_for_http().on_request(|request: &Request, _: &tracing::Span| {
+            tracing::debug!(method = %request.method(), path = %request.uri().path(), "file server request");
+        }))
 }
 
 /// Go's `http.NotFound`, which Plik answers for what it does not route.
