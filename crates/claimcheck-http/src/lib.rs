@@ -64,6 +64,7 @@ mod body;
 mod client;
 mod download;
 mod error;
+mod fileio;
 mod plik;
 mod put;
 #[cfg(feature = "s3")]

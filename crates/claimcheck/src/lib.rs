@@ -55,7 +55,7 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
-pub mod fileio;
+mod fileio;
 mod handler;
 mod hashing;
 mod names;
