@@ -226,7 +226,7 @@ pub(crate) async fn start(watch: Watch<'_>, page: &PageArgs) -> anyhow::Result<I
     let downloader: Arc<dyn DownloadHandler> = Arc::new(downloader.build()?);
 
     for subject in &watch.subjects {
-        check_subject(subject)?;
+        crate::subject::check_subscribe(subject)?;
     }
     let mut subscribers = Vec::new();
     for subject in &watch.subjects {
@@ -320,38 +320,3 @@ pub(crate) async fn start(watch: Watch<'_>, page: &PageArgs) -> anyhow::Result<I
     Ok(Inspector { url, watchers, draining, tasks })
 }
 
-/// A subject to subscribe to must have tokens separated by dots, none
-/// empty or holding white space, and `>` only as the last one. Checked here
-/// because the client reports a bad one as a closed connection.
-fn check_subject(subject: &str) -> anyhow::Result<()> {
-    let tokens: Vec<&str> = subject.split('.').collect();
-    let bad = tokens.iter().enumerate().any(|(i, token)| {
-        token.is_empty()
-            || token.chars().any(char::is_whitespace)
-            || (token.contains('>') && (*token != ">" || i + 1 != tokens.len()))
-            || (token.contains('*') && *token != "*")
-    });
-    if bad {
-        return Err(anyhow::anyhow!(
-            "{subject:?} is not a subject to watch (tokens separated by dots, `*` for one \
-             token, `>` for the rest)"
-        )
-        .context(BadInput));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_subject;
-
-    #[test]
-    fn subjects_to_watch() {
-        for good in [">", "a", "a.*.c", "a.>", "_INBOX.>", "$JS.API.>"] {
-            assert!(check_subject(good).is_ok(), "{good}");
-        }
-        for bad in ["", "a b", "a..b", ".a", "a.", ">.a", "a.b>", "a*"] {
-            assert!(check_subject(bad).is_err(), "{bad}");
-        }
-    }
-}
