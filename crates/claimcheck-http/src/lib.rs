@@ -67,6 +67,7 @@ mod client;
 pub mod conformance;
 mod download;
 mod error;
+mod fileio;
 mod plik;
 mod put;
 #[cfg(feature = "s3")]

@@ -311,3 +311,19 @@ async fn s3_multipart_and_presigned_links() {
     // The key is the name made safe (natsbridge_claimcheck::safe_file_name).
     assert!(shown.contains("big_file.bin"), "{shown}");
 }
+
+/// A PUT uploader's query signature and headers never show in its error or
+/// its `Debug`.
+#[tokio::test]
+async fn put_uploader_keeps_its_secrets() {
+    let served = file_server().await;
+    let put = HttpPutUploader::builder(format!("{}/nowhere/{{name}}?sig=SECRET-1", served.url()))
+        .header("Authorization", "Bearer SECRET-2")
+        .build()
+        .unwrap();
+    let err = put.upload_bytes("x.bin", vec![1u8; 10]).await.failure();
+    assert_eq!(err.kind(), &ErrorKind::NotFound, "{err}");
+    let shown = format!("{err} {err:?} {put:?}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+    assert!(shown.contains("/nowhere/x.bin"), "{shown}");
+}

@@ -288,20 +288,6 @@ pub(crate) async fn read_request(stream: &mut TcpStream) -> std::io::Result<Seen
     Ok(Seen { method, path, headers, body })
 }
 
-/// Sends raw request bytes and returns the status code and the body text
-/// (for requests a well-behaved client would never send).
-pub(crate) async fn raw_request(base_url: &str, request: &str) -> (u16, String) {
-    let addr = base_url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    stream.read_to_end(&mut out).await.unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
-}
-
 /// A moto S3 server on a free loopback port, with one bucket, killed on drop.
 #[cfg(feature = "s3")]
 pub(crate) struct Moto {

@@ -57,7 +57,7 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 mod error;
-pub mod fileio;
+mod fileio;
 mod handler;
 mod hashing;
 mod names;

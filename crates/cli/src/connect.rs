@@ -22,67 +22,130 @@ use crate::redact_url;
 /// neither `--timeout` nor `NATS_TIMEOUT` says (natscli's default).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The connection options, named as natscli names them. Global: they may
-/// come before or after the subcommand. Every variable's value is hidden
-/// in `--help`, as some hold secrets.
-#[derive(Debug, Args)]
+/// The connection options, named as natscli names them, on the commands
+/// that connect (and before the subcommand: [`NatsArgs::with_leading`]).
+/// Every variable's value is hidden in `--help`, as some hold secrets.
+#[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Connection (natscli's flags and variables)")]
 pub(crate) struct NatsArgs {
     /// NATS server URL, or several separated by commas. Default: the
     /// context's, else nats://localhost:4222.
-    #[arg(
-        short = 's',
-        long,
-        env = "NATS_URL",
-        global = true,
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    #[arg(short = 's', long, env = "NATS_URL", value_name = "URL", hide_env_values = true)]
     server: Option<String>,
     /// User name; alone (without --password) it is a token, as in natscli.
-    #[arg(long, env = "NATS_USER", global = true, value_name = "USER", hide_env_values = true)]
+    #[arg(long, env = "NATS_USER", value_name = "USER", hide_env_values = true)]
     user: Option<String>,
     /// Password.
-    #[arg(
-        long,
-        env = "NATS_PASSWORD",
-        global = true,
-        value_name = "PASSWORD",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "NATS_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
     password: Option<String>,
     /// User credentials file (JWT and nkey seed), as `nsc` writes it.
-    #[arg(long, env = "NATS_CREDS", global = true, value_name = "FILE", hide_env_values = true)]
+    #[arg(long, env = "NATS_CREDS", value_name = "FILE", hide_env_values = true)]
     creds: Option<PathBuf>,
     /// File holding a user nkey seed (`SU...`).
-    #[arg(long, env = "NATS_NKEY", global = true, value_name = "FILE", hide_env_values = true)]
+    #[arg(long, env = "NATS_NKEY", value_name = "FILE", hide_env_values = true)]
     nkey: Option<PathBuf>,
     /// TLS client certificate (PEM), with --tlskey.
-    #[arg(long, env = "NATS_CERT", global = true, value_name = "FILE", hide_env_values = true)]
+    #[arg(long, env = "NATS_CERT", value_name = "FILE", hide_env_values = true)]
     tlscert: Option<PathBuf>,
     /// TLS client certificate's private key (PEM).
-    #[arg(long, env = "NATS_KEY", global = true, value_name = "FILE", hide_env_values = true)]
+    #[arg(long, env = "NATS_KEY", value_name = "FILE", hide_env_values = true)]
     tlskey: Option<PathBuf>,
     /// CA certificates to trust for the server's TLS (PEM).
-    #[arg(long, env = "NATS_CA", global = true, value_name = "FILE", hide_env_values = true)]
+    #[arg(long, env = "NATS_CA", value_name = "FILE", hide_env_values = true)]
     tlsca: Option<PathBuf>,
     /// Start TLS before the server's INFO (servers with handshake_first).
-    #[arg(long, global = true)]
+    #[arg(long)]
     tlsfirst: bool,
     /// natscli context to read (its JSON file under
     /// $XDG_CONFIG_HOME/nats/context/, else ~/.config/nats/context/).
     /// Default: the context `nats context select` chose, if any. Flags and
     /// variables win over the context's fields.
-    #[arg(long, env = "NATS_CONTEXT", global = true, value_name = "NAME", hide_env_values = true)]
+    #[arg(long, env = "NATS_CONTEXT", value_name = "NAME", hide_env_values = true)]
     context: Option<String>,
+    /// Read no natscli context, not even the selected one (wins over
+    /// --context and NATS_CONTEXT).
+    #[arg(long)]
+    no_context: bool,
+    /// Prefix of this client's inboxes instead of _INBOX (request answers,
+    /// the readiness round trip), for accounts whose users may subscribe
+    /// only below their own prefix. Default: the context's, else _INBOX.
+    #[arg(long, value_name = "PREFIX")]
+    inbox_prefix: Option<String>,
+    /// The connection's name in the server's monitoring (connz)
+    /// [default: natsbridge].
+    #[arg(long, value_name = "NAME")]
+    connection_name: Option<String>,
     /// How long to wait to connect and for a request's answer ($NATS_TIMEOUT;
     /// default 5s): 5s, 500ms, 1m or seconds (2.5). For `listen`, the flag
     /// also ends listening with the timeout exit code.
-    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_timeout)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     timeout: Option<Duration>,
 }
 
+/// The ids of [`NatsArgs`]' arguments (their field names).
+pub(crate) const NATS_ARG_IDS: [&str; 14] = [
+    "server",
+    "user",
+    "password",
+    "creds",
+    "nkey",
+    "tlscert",
+    "tlskey",
+    "tlsca",
+    "tlsfirst",
+    "context",
+    "no_context",
+    "inbox_prefix",
+    "connection_name",
+    "timeout",
+];
+
 impl NatsArgs {
+    /// These options (the subcommand's, parsed into `own`), with those
+    /// given on the command line before the subcommand (`leading`, parsed
+    /// into `top`) where the subcommand's own command line did not give
+    /// them: `natsbridge -s URL send ...` is `natsbridge send ... -s URL`.
+    pub(crate) fn with_leading(
+        mut self,
+        leading: NatsArgs,
+        top: &clap::ArgMatches,
+        own: &clap::ArgMatches,
+    ) -> NatsArgs {
+        let given = |matches: &clap::ArgMatches, id: &str| {
+            matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+        };
+        macro_rules! take {
+            ($($field:ident),*) => {$(
+                if given(top, stringify!($field)) && !given(own, stringify!($field)) {
+                    self.$field = leading.$field;
+                }
+            )*};
+        }
+        take!(
+            server,
+            user,
+            password,
+            creds,
+            nkey,
+            tlscert,
+            tlskey,
+            tlsca,
+            tlsfirst,
+            context,
+            no_context,
+            inbox_prefix,
+            connection_name,
+            timeout
+        );
+        self
+    }
+
+    /// The inbox prefix in use besides `_INBOX`: `--inbox-prefix`, else
+    /// the context's (for telling inbox round trips from messages).
+    pub(crate) fn inbox_prefix(&self) -> Option<String> {
+        self.inbox_prefix.clone().or_else(|| self.context().ok()?.inbox_prefix)
+    }
+
     /// `--timeout` as given on the command line (not `NATS_TIMEOUT`):
     /// `listen`'s deadline.
     pub(crate) fn timeout_flag(&self) -> Option<Duration> {
@@ -104,9 +167,13 @@ impl NatsArgs {
     /// The context, if any, with the flags and variables laid over it
     /// field by field.
     fn context(&self) -> anyhow::Result<NatsContext> {
-        let mut context = NatsContext::load(self.context.as_deref())
-            .map_err(|e| anyhow::Error::new(e).context(BadInput))?
-            .unwrap_or_default();
+        let mut context = if self.no_context {
+            NatsContext::default()
+        } else {
+            NatsContext::load(self.context.as_deref())
+                .map_err(|e| anyhow::Error::new(e).context(BadInput))?
+                .unwrap_or_default()
+        };
         if context.name.is_some() {
             tracing::info!(context = context.name.as_deref(), "using the natscli context");
         }
@@ -118,6 +185,7 @@ impl NatsArgs {
         overlay(&mut context.url, &self.server);
         overlay(&mut context.user, &self.user);
         overlay(&mut context.password, &self.password);
+        overlay(&mut context.inbox_prefix, &self.inbox_prefix);
         let overlay = |field: &mut Option<PathBuf>, flag: &Option<PathBuf>| {
             if let Some(value) = flag {
                 *field = Some(value.clone());
@@ -146,7 +214,8 @@ impl NatsArgs {
             .connect_options()
             .map_err(|e| anyhow::Error::new(e).context(BadInput))?
             .connection_timeout(timeout)
-            .request_timeout(timeout);
+            .request_timeout(timeout)
+            .name(self.connection_name.as_deref().unwrap_or("natsbridge"));
         Ok(Target { url: context.servers().join(","), options })
     }
 }
@@ -278,6 +347,9 @@ pub(crate) struct Store {
     pub(crate) s3_bucket: Option<String>,
     /// The JetStream object store bucket on the NATS server.
     pub(crate) object_store: Option<String>,
+    /// Plik only: keep uploads this long, for every receiver, instead of
+    /// one-shot (`send --ttl`).
+    pub(crate) ttl: Option<Duration>,
 }
 
 impl Store {
@@ -286,9 +358,25 @@ impl Store {
         Store { fileserver: fileserver.map(String::from), ..Store::default() }
     }
 
+    /// Whether any store is set.
+    pub(crate) fn is_set(&self) -> bool {
+        self.fileserver.is_some() || self.is_set_besides_plik()
+    }
+
+    /// Whether a store that wins over Plik is set.
+    fn is_set_besides_plik(&self) -> bool {
+        self.put_url.is_some() || self.s3_bucket.is_some() || self.object_store.is_some()
+    }
+
     /// The uploader for an HTTP store (Plik, PUT, S3), if one is set and no
     /// object store is.
     pub(crate) fn uploader(&self) -> anyhow::Result<Option<Arc<dyn UploadHandler>>> {
+        if self.ttl.is_some() && (self.fileserver.is_none() || self.is_set_besides_plik()) {
+            anyhow::bail!(
+                "--ttl applies to a Plik file server's uploads (--fileserver) only; the other \
+                 stores' links are not one-shot"
+            );
+        }
         if self.object_store.is_some() {
             return Ok(None);
         }
@@ -311,8 +399,11 @@ impl Store {
             return Ok(Some(Arc::new(put)));
         }
         if let Some(url) = &self.fileserver {
-            let plik = PlikUploader::new(url.as_str())
-                .with_context(|| format!("file server {}", redact_url(url)))?;
+            let mut plik = PlikUploader::builder(url.as_str());
+            if let Some(ttl) = self.ttl {
+                plik = plik.one_shot(false).ttl(ttl);
+            }
+            let plik = plik.build().with_context(|| format!("file server {}", redact_url(url)))?;
             return Ok(Some(Arc::new(plik)));
         }
         Ok(None)

@@ -19,6 +19,9 @@ pub(crate) const AUTHORIZATION: u8 = 5;
 /// The input was refused: a payload argument, an envelope, a link's bytes,
 /// a file to read, the connection settings (context, nkey file, URL).
 pub(crate) const BAD_INPUT: u8 = 6;
+/// `request`'s answer is marked as a failure (`msg_purpose` `NACK`: a
+/// failed `reply --command`).
+pub(crate) const ANSWERED_ERROR: u8 = 7;
 /// A second SIGINT stopped a draining command at once (128 + 2, as a
 /// shell reports a process killed by SIGINT).
 pub(crate) const INTERRUPTED: u8 = 130;

@@ -9,18 +9,21 @@ use futures_util::StreamExt;
 use futures_util::future::Either;
 use futures_util::stream::FuturesUnordered;
 
+use crate::arrival::Arrival;
 use crate::connect::{LinkArgs, NatsArgs, Unlisted, connect};
 use crate::exit;
 use crate::receive::{self, Shown};
-use crate::{report, show};
+use crate::{report, show, subject};
 
 #[derive(Debug, Args)]
 pub(crate) struct ListenArgs {
     /// Subject to subscribe to (wildcards allowed).
     subject: String,
     #[command(flatten)]
+    pub(crate) nats: NatsArgs,
+    #[command(flatten)]
     links: LinkArgs,
-    /// Exit 0 after this many messages (default: run until Ctrl-C).
+    /// Exit after this many messages (default, or 0: run until Ctrl-C).
     #[arg(long, value_name = "N")]
     count: Option<usize>,
     /// Save payloads under DIR/<msg_id>/, and undecodable messages under DIR/failed/.
@@ -44,6 +47,10 @@ pub(crate) struct ListenArgs {
     /// of the payloads decoded for a person.
     #[arg(long)]
     json: bool,
+    /// Print each message's body exactly as received, nothing decoded or
+    /// fetched, followed by a newline (`listen --raw | natsbridge unpack -`).
+    #[arg(long, conflicts_with_all = ["json", "out", "stream"])]
+    raw: bool,
 }
 
 /// How many messages may be fetching their links at once: one slow link
@@ -59,6 +66,9 @@ enum Outcome {
 }
 
 pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<ExitCode> {
+    if args.stream.is_none() {
+        subject::check_subscribe(&args.subject)?;
+    }
     let receiving = args.links.receiving(Unlisted::Fetch);
     let bridge = connect(nats.target()?, args.links.fileserver.as_deref(), &receiving).await?;
     // A JetStream durable consumer (the library decodes and acks each
@@ -82,6 +92,7 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
         }
         _ => eprintln!("natsbridge: listening on {}", args.subject),
     }
+    let inbox_prefix = nats.inbox_prefix();
     let deadline = nats.timeout_flag().map(|d| tokio::time::Instant::now() + d);
     // The first SIGTERM or SIGINT drains: nothing new is taken, what was
     // delivered is shown (a durable consumer's unacked messages are left
@@ -92,10 +103,11 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
     let mut shown = 0usize;
     let mut ended = false;
     let mut draining = false;
-    let mut all_decoded = true;
+    // The exit code the first message that failed calls for.
+    let mut failed: Option<u8> = None;
     let mut in_flight = FuturesUnordered::new();
     loop {
-        let may_take = !ended && args.count.is_none_or(|n| taken < n);
+        let may_take = !ended && crate::repeat::limit(args.count).is_none_or(|n| taken < n);
         if !may_take && in_flight.is_empty() {
             break;
         }
@@ -117,10 +129,34 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
                     ended = true;
                     continue;
                 };
+                // Another client's round trip seen through a wildcard
+                // (`listen '>'`): not a message anyone sent.
+                if let Either::Right(message) = &next
+                    && subject::is_inbox_probe(
+                        message.subject.as_str(),
+                        &message.payload,
+                        inbox_prefix.as_deref(),
+                    )
+                {
+                    continue;
+                }
                 taken += 1;
+                if args.raw
+                    && let Either::Right(message) = &next
+                {
+                    print_raw(&message.payload)?;
+                    continue;
+                }
+                let arrival = match &next {
+                    Either::Right(message) => {
+                        Arrival::now(taken, message.reply.as_ref().map(|r| r.to_string()))
+                            .with_headers(message.headers.as_ref())
+                    }
+                    Either::Left(_) => Arrival::now(taken, None),
+                };
                 let bridge = bridge.clone();
                 in_flight.push(async move {
-                    match next {
+                    let outcome = match next {
                         Either::Left(Ok(received)) => {
                             let dir = out
                                 .map(|o| report::message_dir(o, &received.envelope.msg_id))
@@ -149,12 +185,14 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
                             Outcome::Rejected(rejected.error, rejected.subject, rejected.payload)
                         }
                         Either::Right(message) => receive_core(&bridge, message, out).await,
-                    }
+                    };
+                    (arrival, outcome)
                 });
             }
-            Some(outcome) = in_flight.next() => {
+            Some((arrival, outcome)) = in_flight.next() => {
                 shown += 1;
-                all_decoded &= print(outcome, &args, shown)?;
+                let code = print(outcome, &args, shown, &arrival)?;
+                failed = failed.or(code);
             }
             () = stop.requested(), if !draining => {
                 draining = true;
@@ -176,12 +214,9 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
             }
         }
     }
-    if !all_decoded {
-        // Every message was shown; some payloads were not what their type
-        // says (each named on stderr).
-        return Ok(ExitCode::from(exit::BAD_INPUT));
-    }
-    Ok(ExitCode::SUCCESS)
+    // Every message was shown; some failed (each an error line) or had
+    // payloads that were not what their type says (each named on stderr).
+    Ok(failed.map_or(ExitCode::SUCCESS, ExitCode::from))
 }
 
 /// Decodes a core NATS message and fetches its links for showing.
@@ -202,13 +237,36 @@ async fn receive_core(
     }
 }
 
-/// Prints one message's outcome (the `number`th shown); whether all its
-/// payloads decoded.
-fn print(outcome: Outcome, args: &ListenArgs, number: usize) -> anyhow::Result<bool> {
+/// Writes a message's body as it came, and a newline (`--raw`).
+fn print_raw(body: &[u8]) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(body)?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Prints one message's outcome (the `number`th shown), in text under its
+/// [`Arrival`] line; the exit code it calls for if it failed: its error
+/// kind's if it was not decoded, [`exit::BAD_INPUT`] if a payload is not
+/// what its type says.
+fn print(
+    outcome: Outcome,
+    args: &ListenArgs,
+    number: usize,
+    arrival: &Arrival,
+) -> anyhow::Result<Option<u8>> {
+    let subject = match &outcome {
+        Outcome::Shown(_, subject) | Outcome::Rejected(_, subject, _) => subject,
+    };
+    if !args.json {
+        println!("{}", arrival.line(subject));
+    }
     match outcome {
         Outcome::Shown(shown, subject) => {
             tracing::info!(subject = %subject, msg_id = %shown.envelope.msg_id, "received");
-            show::print(&shown, &subject, args.json)
+            let decoded = show::print(&shown, &subject, args.json)?;
+            Ok((!decoded).then_some(exit::BAD_INPUT))
         }
         Outcome::Rejected(error, subject, payload) => {
             tracing::info!(subject = %subject, error = %error, "rejected");
@@ -223,7 +281,7 @@ fn print(outcome: Outcome, args: &ListenArgs, number: usize) -> anyhow::Result<b
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "{line}")?;
             stdout.flush()?;
-            Ok(true)
+            Ok(Some(exit::for_kind(error.kind())))
         }
     }
 }

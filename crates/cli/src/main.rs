@@ -6,16 +6,18 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use natsbridge::Payload;
 
+mod arrival;
 mod completions;
 mod connect;
 mod demo;
 mod dev;
 mod exit;
 mod fileserver;
+mod hint;
 mod inspect;
 mod listen;
 mod local;
@@ -23,17 +25,21 @@ mod man;
 mod payload_arg;
 mod progress;
 mod receive;
+mod repeat;
 mod reply;
 mod report;
 mod request;
 mod send;
 mod show;
 mod stop;
+mod subject;
+mod summary;
 mod unpack;
 
 /// The Rust peer of the natsbridge / msghandler message bridge over NATS.
 #[derive(Debug, Parser)]
 #[command(name = "natsbridge", version, about, long_about = None)]
+#[command(override_usage = "natsbridge [OPTIONS] <COMMAND>")]
 struct Cli {
     /// Log what happens on stderr: -v natsbridge's steps, -vv more detail
     /// (debug), -vvv everything (trace). Off by default. RUST_LOG, if set,
@@ -45,6 +51,9 @@ struct Cli {
     /// collector. Logs go to stderr, and only with -v.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
+    /// The connection options given before the subcommand
+    /// (`natsbridge -s URL send ...`): taken by the commands that connect,
+    /// refused for the others.
     #[command(flatten)]
     nats: connect::NatsArgs,
     #[command(subcommand)]
@@ -54,28 +63,38 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build an envelope from payloads and publish it (or only print it).
+    // The usage lines are written out: clap's would list the options an
+    // exported variable sets (`--server <URL>`) as if they were required.
+    #[command(override_usage = "natsbridge send [OPTIONS] <SUBJECT> <PAYLOAD>...")]
     Send(Box<send::SendArgs>),
     /// Subscribe and show each envelope received (`--json`: one JSON line
     /// each).
+    #[command(override_usage = "natsbridge listen [OPTIONS] <SUBJECT>")]
     Listen(listen::ListenArgs),
     /// Send a request envelope (its inbox named as NATS reply subject and in
     /// reply_to) and show the answer.
+    #[command(override_usage = "natsbridge request [OPTIONS] <SUBJECT> <PAYLOAD>...")]
     Request(Box<request::RequestArgs>),
     /// Answer requests on a subject: with fixed payloads, their own
     /// payloads (--echo) or a command's output (--command); replicas share
     /// requests through a queue group. Registered as a NATS service
     /// ($SRV.PING/INFO/STATS); SIGTERM or Ctrl-C drains (answers what it
     /// was sent, exit 0), a second one stops at once.
+    #[command(override_usage = "natsbridge reply [OPTIONS] <SUBJECT> <PAYLOAD>...\n       \
+                                natsbridge reply [OPTIONS] <SUBJECT> --echo\n       \
+                                natsbridge reply [OPTIONS] <SUBJECT> --command <CMD>")]
     Reply(reply::ReplyArgs),
     /// Run the seeds' walkthroughs end to end on a local nats-server and
     /// file server, and report what went which way.
     Demo(JsonArg),
     /// Read an envelope from a file (or `-` for stdin), fetch its link
     /// payloads, and show it (`--json`: its one-line report).
+    #[command(override_usage = "natsbridge unpack [OPTIONS] <FILE>")]
     Unpack(unpack::UnpackArgs),
     /// Serve a web page on loopback showing the envelopes on SUBJECTs
     /// (default every subject) as they arrive, decoded, with their
     /// conversations; it can send too. Links are fetched only when asked.
+    #[command(override_usage = "natsbridge inspect [OPTIONS] [SUBJECT]...")]
     Inspect(Box<inspect::InspectArgs>),
     /// Serve the Plik-compatible file store (the local claim-check default).
     Fileserver(fileserver::FileserverArgs),
@@ -90,6 +109,18 @@ enum Command {
     Man(man::ManArgs),
 }
 
+impl Command {
+    /// How the command was set up, for the hint after its error.
+    fn situation(&self) -> hint::Situation {
+        let link_store = match self {
+            Command::Send(args) => args.link_store(),
+            Command::Request(args) => args.link_store(),
+            _ => true,
+        };
+        hint::Situation { link_store }
+    }
+}
+
 #[derive(Debug, Args)]
 struct JsonArg {
     /// Print one JSON object on stdout instead of the human-readable text.
@@ -98,7 +129,7 @@ struct JsonArg {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     // Generated from the definitions above; no runtime, no connection.
     match &cli.command {
         Command::Completions(args) => return completions::run(args, Cli::command()),
@@ -113,10 +144,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, &cli.nats)) {
+    let situation = cli.command.situation();
+    match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("natsbridge: {}", one_line(&e));
+            if let Some(hint) = hint::for_error(&e, situation) {
+                eprintln!("hint: {hint}");
+            }
             exit::code(&e)
         }
     }
@@ -157,16 +192,79 @@ pub(crate) fn one_line(e: &anyhow::Error) -> String {
     report::chain(e.as_ref())
 }
 
-async fn run(command: Command, nats: &connect::NatsArgs) -> anyhow::Result<ExitCode> {
+/// The command line, parsed: the connection options given before the
+/// subcommand are laid under its own (and refused for a command that does
+/// not connect, rather than silently ignored).
+fn parse() -> Cli {
+    let mut command = Cli::command();
+    let matches = command.get_matches_mut();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
+    let leading = std::mem::take(&mut cli.nats);
+    let Some((name, own)) = matches.subcommand() else { return cli };
+    if let Command::Reply(args) = &cli.command
+        && !args.has_answer()
+    {
+        command
+            .find_subcommand_mut("reply")
+            .expect("reply is a subcommand")
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "reply needs its answer: PAYLOAD..., --echo or --command <CMD>",
+            )
+            .exit();
+    }
+    let own_nats = match &mut cli.command {
+        Command::Send(args) => Some(&mut args.nats),
+        Command::Listen(args) => Some(&mut args.nats),
+        Command::Request(args) => Some(&mut args.nats),
+        Command::Reply(args) => Some(&mut args.nats),
+        Command::Inspect(args) => Some(&mut args.nats),
+        _ => None,
+    };
+    match own_nats {
+        Some(nats) => *nats = std::mem::take(nats).with_leading(leading, &matches, own),
+        None => {
+            let given = connect::NATS_ARG_IDS.iter().find(|id| {
+                matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+            });
+            if let Some(id) = given {
+                command
+                    .error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        format!("--{id} is a connection option and `natsbridge {name}` does not connect to NATS"),
+                    )
+                    .exit();
+            }
+        }
+    }
+    cli
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Send(args) => send::run(*args, nats).await,
+        Command::Send(mut args) => {
+            let nats = std::mem::take(&mut args.nats);
+            send::run(*args, &nats).await
+        }
         Command::Unpack(args) => unpack::run(args).await,
         Command::Fileserver(args) => fileserver::run(args).await,
         Command::Dev(args) => dev::run(args).await,
-        Command::Inspect(args) => inspect::run(*args, nats).await,
-        Command::Listen(args) => listen::run(args, nats).await,
-        Command::Request(args) => request::run(*args, nats).await,
-        Command::Reply(args) => reply::run(args, nats).await,
+        Command::Inspect(mut args) => {
+            let nats = std::mem::take(&mut args.nats);
+            inspect::run(*args, &nats).await
+        }
+        Command::Listen(mut args) => {
+            let nats = std::mem::take(&mut args.nats);
+            listen::run(args, &nats).await
+        }
+        Command::Request(mut args) => {
+            let nats = std::mem::take(&mut args.nats);
+            request::run(*args, &nats).await
+        }
+        Command::Reply(mut args) => {
+            let nats = std::mem::take(&mut args.nats);
+            reply::run(args, &nats).await
+        }
         Command::Demo(args) => demo::run(args.json).await,
         Command::Completions(_) | Command::Man(_) => unreachable!("handled before the runtime"),
     }
@@ -269,5 +367,5 @@ pub(crate) fn write_stdout(text: &[u8]) -> ExitCode {
 }
 
 pub(crate) fn parse_payloads(args: &[String]) -> anyhow::Result<Vec<Payload>> {
-    args.iter().map(|p| payload_arg::parse(p).context(exit::BadInput)).collect()
+    payload_arg::parse_all(args).context(exit::BadInput)
 }

@@ -20,8 +20,10 @@ use natsbridge::{
     ServiceEndpoint, ServiceRequest,
 };
 
+use crate::arrival::Arrival;
 use crate::connect::{LinkArgs, NatsArgs, Unlisted, connect, parse_timeout};
-use crate::{StopSignals, exit, parse_payloads, payload_arg, redact_url, report};
+use crate::receive::Shown;
+use crate::{StopSignals, exit, parse_payloads, payload_arg, redact_url, report, show};
 
 /// The queue group replicas join unless `--queue` or `--no-queue` says.
 const DEFAULT_QUEUE: &str = "natsbridge";
@@ -29,13 +31,25 @@ const DEFAULT_QUEUE: &str = "natsbridge";
 /// The Service API error code of a failed `--command`.
 const COMMAND_FAILED: u16 = 500;
 
+/// The `msg_purpose` of an answer that reports a failure (a `--command`
+/// that failed): the seeds' negative acknowledgement, so every peer reads
+/// it as an ordinary envelope and `request` can tell it from an answer.
+pub(crate) const FAILED_PURPOSE: &str = "NACK";
+
+/// How much of the end of a failed command's stderr its answer carries.
+const STDERR_TAIL_BYTES: usize = 2000;
+
 #[derive(Debug, Args)]
 #[command(group(
-    ArgGroup::new("answer").required(true).args(["payloads", "echo", "command"])
+    // One of them is required (checked after parsing, so that clap's usage
+    // line keeps SUBJECT first).
+    ArgGroup::new("answer").args(["payloads", "echo", "command"])
 ))]
 pub(crate) struct ReplyArgs {
     /// Subject to answer requests on.
     subject: String,
+    #[command(flatten)]
+    pub(crate) nats: NatsArgs,
     /// Answer every request with these payloads, TYPE:NAME=VALUE as `send`
     /// takes them (read once, at start).
     #[arg(value_name = "PAYLOAD")]
@@ -48,9 +62,11 @@ pub(crate) struct ReplyArgs {
     /// Run CMD (with `sh -c`) for each request: the request's JSON line
     /// (as `listen --json --out DIR` prints it; each payload's `path` holds
     /// its bytes) on its stdin, its stdout the answer: a text payload
-    /// `output`, or the payloads of a JSON object {"payloads": [{"dataname",
-    /// "type", "value"}, ...]}. A failure or timeout answers a text payload
-    /// `error`.
+    /// `output`, or the payloads of a JSON object {"payloads": [...]}, each
+    /// {"dataname", "type", "value"} or, as the input gives them,
+    /// {"dataname", "payload_type", "path"} (so `--command cat` echoes). A
+    /// failure or timeout answers msg_purpose NACK with a text payload
+    /// `error` holding the reason and the end of the command's stderr.
     #[arg(long, value_name = "CMD")]
     command: Option<String>,
     /// How long --command may run per request: 30s, 500ms, 1m or seconds.
@@ -63,7 +79,8 @@ pub(crate) struct ReplyArgs {
     /// Join no queue group: every replica answers every request.
     #[arg(long, conflicts_with = "queue")]
     no_queue: bool,
-    /// Exit after answering this many requests.
+    /// Exit after answering this many requests (default, or 0: until
+    /// stopped).
     #[arg(long, value_name = "N")]
     count: Option<usize>,
     /// The service's name in the NATS Service API ($SRV.PING/INFO/STATS):
@@ -80,6 +97,18 @@ pub(crate) struct ReplyArgs {
     /// Service metadata, KEY=VALUE (repeatable).
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_metadata)]
     service_metadata: Vec<(String, String)>,
+    /// Print one JSON line per answered request (the answer's line as
+    /// `listen --json` prints it, the request's under "request") instead of
+    /// each request shown as `listen` shows it.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ReplyArgs {
+    /// Whether the answer is given: payloads, `--echo` or `--command`.
+    pub(crate) fn has_answer(&self) -> bool {
+        !self.payloads.is_empty() || self.echo || self.command.is_some()
+    }
 }
 
 fn parse_metadata(arg: &str) -> Result<(String, String), String> {
@@ -97,6 +126,7 @@ enum Answer {
 }
 
 pub(crate) async fn run(args: ReplyArgs, nats: &NatsArgs) -> anyhow::Result<ExitCode> {
+    crate::subject::check_subscribe(&args.subject)?;
     let answer = match (&args.command, args.echo) {
         (Some(command), _) => {
             Answer::Command { command: command.clone(), timeout: args.command_timeout }
@@ -138,8 +168,9 @@ pub(crate) async fn run(args: ReplyArgs, nats: &NatsArgs) -> anyhow::Result<Exit
         service.config().name,
         service.id()
     );
-    let server = Server { bridge: &bridge, answer: &answer, broker_url: &broker_url };
-    server.serve(&mut endpoint, args.count, &mut signals).await
+    let server =
+        Server { bridge: &bridge, answer: &answer, broker_url: &broker_url, json: args.json };
+    server.serve(&mut endpoint, crate::repeat::limit(args.count), &mut signals).await
 }
 
 /// What answering a request needs.
@@ -147,6 +178,8 @@ struct Server<'a> {
     bridge: &'a Bridge,
     answer: &'a Answer,
     broker_url: &'a str,
+    /// `--json`.
+    json: bool,
 }
 
 /// A request being answered: true once an answer was sent.
@@ -166,6 +199,7 @@ impl Server<'_> {
         signals: &mut StopSignals,
     ) -> anyhow::Result<ExitCode> {
         let mut answered = 0usize;
+        let mut taken = 0usize;
         let mut draining = false;
         let mut current: Option<Answering<'_>> = None;
         loop {
@@ -195,8 +229,20 @@ impl Server<'_> {
                 }
                 item = endpoint.next(), if current.is_none() => match item {
                     None => break,
-                    Some(Ok(request)) => current = Some(Box::pin(self.answer(request))),
-                    Some(Err(rejected)) => println!("{}", report::error_line(&rejected.error)),
+                    Some(Ok(request)) => {
+                        taken += 1;
+                        let arrival = Arrival::now(taken, request.received.reply.clone());
+                        current = Some(Box::pin(self.answer(request, arrival)));
+                    }
+                    Some(Err(rejected)) => {
+                        taken += 1;
+                        if self.json {
+                            println!("{}", report::error_line(&rejected.error));
+                        } else {
+                            println!("{}", Arrival::now(taken, None).line(&rejected.subject));
+                            println!("{}", show::rejected(&rejected.subject, &rejected.error));
+                        }
+                    }
                 },
             }
         }
@@ -205,7 +251,9 @@ impl Server<'_> {
 
     /// Answers one request; true if an answer was sent (a request with
     /// neither a NATS reply subject nor `reply_to` is not answered).
-    async fn answer(&self, request: ServiceRequest) -> anyhow::Result<bool> {
+    async fn answer(&self, request: ServiceRequest, arrival: Arrival) -> anyhow::Result<bool> {
+        let (asked, subject) =
+            (request.received.envelope.clone(), request.received.subject.clone());
         let envelope = &request.received.envelope;
         tracing::info!(msg_id = %envelope.msg_id, "answering");
         let (payloads, failure) = match self.answer {
@@ -214,10 +262,15 @@ impl Server<'_> {
             Answer::Command { command, timeout } => {
                 match try_command(command, *timeout, envelope).await {
                     Ok(payloads) => (payloads, None),
-                    Err(e) => {
-                        let message = format!("{e:#}");
+                    Err(failed) => {
+                        let message = format!("{:#}", failed.reason);
                         eprintln!("natsbridge: request {}: {message}", envelope.msg_id);
-                        let error = Payload::new("error", PayloadType::Text, message.clone());
+                        let mut text = message.clone();
+                        if !failed.stderr_tail.is_empty() {
+                            text.push_str("\nthe end of its stderr:\n");
+                            text.push_str(&failed.stderr_tail);
+                        }
+                        let error = Payload::new("error", PayloadType::Text, text);
                         (vec![error], Some(message))
                     }
                 }
@@ -226,8 +279,11 @@ impl Server<'_> {
         let msg_id = envelope.msg_id.clone();
         // broker_url is set here so that the server URL's credentials, if
         // any, are not sent on.
-        let options =
+        let mut options =
             SendOptions { broker_url: self.broker_url.to_owned(), ..SendOptions::default() };
+        if failure.is_some() {
+            options.msg_purpose = FAILED_PURPOSE.into();
+        }
         let sent = match failure {
             None => request.respond(payloads, options).await?,
             Some(message) => {
@@ -236,11 +292,10 @@ impl Server<'_> {
         };
         // The answer must leave before `--count` or a stop ends the process.
         self.bridge.connection().flush().await?;
-        match sent {
-            Some(answer) => {
-                println!("{}", report::line(&answer.envelope()?, None)?);
-                Ok(true)
-            }
+        let answer = sent.map(|sent| sent.envelope()).transpose()?;
+        self.print(&arrival, &subject, &asked, answer.as_ref())?;
+        match answer {
+            Some(_) => Ok(true),
             None => {
                 tracing::info!(
                     %msg_id,
@@ -249,6 +304,44 @@ impl Server<'_> {
                 Ok(false)
             }
         }
+    }
+}
+
+impl Server<'_> {
+    /// Shows a request taken and the answer sent to it (`None`: not
+    /// answered): as `listen` shows a message, then a line naming the
+    /// answer; with `--json` one line, the answer's with the request's
+    /// under `request` (nothing for a request not answered).
+    fn print(
+        &self,
+        arrival: &Arrival,
+        subject: &str,
+        asked: &Envelope,
+        answer: Option<&Envelope>,
+    ) -> anyhow::Result<()> {
+        if self.json {
+            if let Some(answer) = answer {
+                let mut line: Value = serde_json::from_str(&report::line(answer, None)?)?;
+                line["request"] = serde_json::from_str(&report::line(asked, None)?)?;
+                println!("{line}");
+            }
+            return Ok(());
+        }
+        println!("{}", arrival.line(subject));
+        let shown = Shown { envelope: asked.clone(), streamed: Vec::new(), dir: None };
+        show::print(&shown, subject, false)?;
+        match answer {
+            Some(answer) => println!(
+                "Answered with msg_id {} ({} payload{})",
+                show::clean(&answer.msg_id),
+                answer.payloads.len(),
+                if answer.payloads.len() == 1 { "" } else { "s" }
+            ),
+            None => {
+                println!("Not answered: the request has neither a NATS reply subject nor reply_to")
+            }
+        }
+        Ok(())
     }
 }
 
@@ -263,10 +356,50 @@ fn own_payloads(envelope: &Envelope) -> Vec<Payload> {
         .collect()
 }
 
+/// Why a `--command` gave no answer, and the end of what it wrote on
+/// stderr.
+struct CommandFailed {
+    reason: anyhow::Error,
+    stderr_tail: String,
+}
+
 async fn try_command(
     command: &str,
     timeout: Duration,
     envelope: &Envelope,
+) -> Result<Vec<Payload>, CommandFailed> {
+    let tail = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let result = run_command(command, timeout, envelope, &tail).await;
+    result.map_err(|reason| {
+        let tail = tail.lock().map(|t| t.clone()).unwrap_or_default();
+        CommandFailed { reason, stderr_tail: String::from_utf8_lossy(&tail).trim_end().to_owned() }
+    })
+}
+
+/// The last bytes a command wrote on its stderr, at most
+/// [`STDERR_TAIL_BYTES`].
+type StderrTail = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
+/// Copies a command's stderr to ours as it comes, keeping its end in
+/// `tail`.
+async fn copy_stderr(mut from: tokio::process::ChildStderr, tail: StderrTail) {
+    let mut buffer = [0u8; 4096];
+    let mut stderr = tokio::io::stderr();
+    while let Ok(n @ 1..) = from.read(&mut buffer).await {
+        let _ = stderr.write_all(&buffer[..n]).await;
+        if let Ok(mut tail) = tail.lock() {
+            tail.extend_from_slice(&buffer[..n]);
+            let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
+            tail.drain(..excess);
+        }
+    }
+}
+
+async fn run_command(
+    command: &str,
+    timeout: Duration,
+    envelope: &Envelope,
+    tail: &StderrTail,
 ) -> anyhow::Result<Vec<Payload>> {
     // The payloads' bytes, for the command to read by `path`; removed once
     // the answer is built.
@@ -278,7 +411,7 @@ async fn try_command(
         .arg(command)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .kill_on_drop(true);
     // Its own process group, so that a timeout stops what it started too.
     #[cfg(unix)]
@@ -289,6 +422,8 @@ async fn try_command(
     let mut group = Group(child.id());
     let mut stdin = child.stdin.take().context("the command's stdin")?;
     let mut stdout = child.stdout.take().context("the command's stdout")?;
+    let stderr = child.stderr.take().context("the command's stderr")?;
+    let copying = tokio::spawn(copy_stderr(stderr, tail.clone()));
     let finished = async {
         // A command that does not read its stdin is not an error.
         let write = async {
@@ -307,6 +442,9 @@ async fn try_command(
         Err(_) => anyhow::bail!("the command timed out after {timeout:?}"),
     };
     group.0 = None;
+    // Its stderr ends with it (unless something it started keeps it open:
+    // then the end so far).
+    let _ = tokio::time::timeout(Duration::from_millis(500), copying).await;
     if !status.success() {
         match status.code() {
             Some(code) => anyhow::bail!("the command exited with status {code}"),
@@ -335,9 +473,10 @@ impl Drop for Group {
 /// The answer a command's stdout makes: if it is a JSON object with a
 /// `payloads` array, those payloads (each `{"dataname", "type", "value"}`,
 /// `value` read as a payload argument's VALUE, so `@PATH` reads a file;
-/// a `dictionary` or `jsontable` value may be JSON itself); else one
-/// payload `output` holding stdout as it is: text, or binary if it is
-/// not UTF-8.
+/// a `dictionary` or `jsontable` value may be JSON itself; or, in the form
+/// of the command's input, `{"dataname", "payload_type", "path"}`, the
+/// bytes read from `path`); else one payload `output` holding stdout as
+/// it is: text, or binary if it is not UTF-8.
 fn answer_from_output(output: Vec<u8>) -> anyhow::Result<Vec<Payload>> {
     if let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(&output)
         && let Some(Value::Array(items)) = object.get("payloads")
@@ -354,12 +493,23 @@ fn answer_from_output(output: Vec<u8>) -> anyhow::Result<Vec<Payload>> {
 }
 
 fn output_payload(item: &Value) -> anyhow::Result<Payload> {
-    let field = |name: &str| item.get(name).with_context(|| format!("has no {name:?}"));
-    let dataname = field("dataname")?.as_str().context("\"dataname\" is not a string")?;
-    let type_name = field("type")?.as_str().context("\"type\" is not a string")?;
-    let value = match field("value")? {
-        Value::String(value) => value.clone(),
-        json => json.to_string(),
+    // One of two names for a field: the output's own, or the input's.
+    let either = |names: [&'static str; 2]| {
+        names
+            .into_iter()
+            .find_map(|name| item.get(name).filter(|v| !v.is_null()).map(|v| (name, v)))
+    };
+    let dataname = item.get("dataname").context("has no \"dataname\"")?;
+    let dataname = dataname.as_str().context("\"dataname\" is not a string")?;
+    let (name, type_name) =
+        either(["type", "payload_type"]).context("has no \"type\" (or \"payload_type\")")?;
+    let type_name = type_name.as_str().with_context(|| format!("{name:?} is not a string"))?;
+    let value = match either(["value", "path"]) {
+        Some(("value", Value::String(value))) => value.clone(),
+        Some(("value", json)) => json.to_string(),
+        Some((_, Value::String(path))) => format!("@{path}"),
+        Some(_) => anyhow::bail!("\"path\" is not a string"),
+        None => anyhow::bail!("has no \"value\" (or \"path\")"),
     };
     payload_arg::parse(&format!("{type_name}:{dataname}={value}"))
 }
@@ -403,5 +553,18 @@ mod tests {
         .unwrap_err();
         assert!(format!("{err:#}").contains("output payload 0"), "{err:#}");
         assert!(answer_from_output(br#"{"payloads": [{"type": "text"}]}"#.to_vec()).is_err());
+        // The input's form: `payload_type` and `path` (a link not fetched
+        // has a null path: refused, naming the field).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0-t.txt");
+        std::fs::write(&path, "from a file").unwrap();
+        let line = serde_json::json!({"payloads": [
+            {"dataname": "t", "payload_type": "text", "transport": "direct", "path": path}
+        ]});
+        let answer = answer_from_output(line.to_string().into_bytes()).unwrap();
+        assert_eq!(answer[0].bytes.as_ref(), b"from a file");
+        let line = br#"{"payloads": [{"dataname": "t", "payload_type": "text", "path": null}]}"#;
+        let err = answer_from_output(line.to_vec()).unwrap_err();
+        assert!(format!("{err:#}").contains("\"path\""), "{err:#}");
     }
 }

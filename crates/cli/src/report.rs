@@ -139,15 +139,25 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// The line printed for a message that could not be decoded:
-/// `{"error": {"kind": ..., "message": ...}}`.
+/// `{"error": {"kind": ..., "message": ..., "hint": ...}}`, `hint` only
+/// where [`crate::hint`] has one.
 pub(crate) fn error_line(error: &natsbridge::Error) -> String {
-    json!({"error": {"kind": kind_name(error.kind()), "message": chain(error)}}).to_string()
+    let mut fields = Map::new();
+    fields.insert("kind".into(), kind_name(error.kind()).into());
+    fields.insert("message".into(), chain(error).into());
+    if let Some(hint) = crate::hint::for_received(error) {
+        fields.insert("hint".into(), hint.into());
+    }
+    json!({"error": fields}).to_string()
 }
 
 /// An error and its causes on one line, `: ` between them, each cause
 /// once: a cause whose text the line already holds (a layer that prints
 /// its cause in its own message) is left out, and so is an empty one (a
-/// marker such as `exit::BadInput`).
+/// marker such as `exit::BadInput`). Within a message, a part that repeats
+/// the one before it, alone or behind a one-word label (async-nats writes
+/// `authorization violation: nats: authorization violation`), is left out
+/// too.
 pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut line = String::new();
     let mut next = Some(error);
@@ -161,7 +171,28 @@ pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
         }
         next = cause.source();
     }
-    line.replace('\n', " ")
+    without_repeats(&line.replace('\n', " "))
+}
+
+/// `line` without a `: `-separated part equal to the one before it, nor
+/// a one-word label and such a part (`a: a`, `a: nats: a` are `a`).
+fn without_repeats(line: &str) -> String {
+    let parts: Vec<&str> = line.split(": ").collect();
+    let mut kept: Vec<&str> = Vec::with_capacity(parts.len());
+    let mut i = 0;
+    while i < parts.len() {
+        let last = kept.last().copied();
+        let label = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase());
+        if Some(parts[i]) == last {
+            i += 1;
+        } else if label(parts[i]) && i + 1 < parts.len() && Some(parts[i + 1]) == last {
+            i += 2;
+        } else {
+            kept.push(parts[i]);
+            i += 1;
+        }
+    }
+    kept.join(": ")
 }
 
 /// A stable, short name for an error kind: `envelope.not_json`,
@@ -182,4 +213,24 @@ pub(crate) fn kind_name(kind: &natsbridge::ErrorKind) -> String {
         snake.push(c.to_ascii_lowercase());
     }
     format!("{layer}.{snake}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_repeats;
+
+    #[test]
+    fn repeated_parts_are_left_out() {
+        assert_eq!(
+            without_repeats("server x: authorization violation: nats: authorization violation"),
+            "server x: authorization violation"
+        );
+        assert_eq!(
+            without_repeats("invalid subject: invalid subject format: invalid subject format"),
+            "invalid subject: invalid subject format"
+        );
+        // Different parts, and a label before a different part, stay.
+        let kept = "connecting: nats: timed out: http://h:1/x: HTTP 404: not found";
+        assert_eq!(without_repeats(kept), kept);
+    }
 }

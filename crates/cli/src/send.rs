@@ -6,23 +6,29 @@ use anyhow::Context;
 use clap::Args;
 
 use natsbridge::envelope::DEFAULT_MAX_PAYLOAD;
-use natsbridge::{SendOptions, pack_files};
+use natsbridge::envelope::bytes::Bytes;
+use natsbridge::transport::{Ack, HeaderMap};
+use natsbridge::{Bridge, Envelope, Outgoing, SendOptions, pack_files};
 
 use crate::connect::{NatsArgs, Receiving, Store, connect_to_store};
 use crate::exit::BadInput;
-use crate::progress::Progress;
-use crate::{payload_arg, print_json, redact_url};
+use crate::repeat::RepeatArgs;
+use crate::summary::{self, OutputArgs};
+use crate::{payload_arg, redact_url};
 
 /// The payloads and envelope fields of an outgoing message (`send`,
 /// `request`).
 #[derive(Debug, Args)]
 pub(crate) struct EnvelopeArgs {
-    /// Payloads as TYPE:NAME=VALUE; TYPE is one of text, dictionary,
-    /// arrowtable, table, jsontable, image, audio, video, binary. VALUE is
-    /// the literal (JSON for dictionary and jsontable) or @PATH to read a
-    /// file. arrowtable takes @PATH of Arrow IPC (stream or file) or of a
-    /// .csv, converted to an Arrow IPC stream; table is the same under the
-    /// first seed's name, for peers that know only that one.
+    /// Payloads as TYPE:NAME=VALUE, or a bare VALUE: a text payload named
+    /// `message` (`send chat.room1 hello`). TYPE is one of text,
+    /// dictionary, arrowtable, table, jsontable, image, audio, video,
+    /// binary. VALUE is the literal (JSON for dictionary and jsontable),
+    /// @PATH to read a file, @- to read standard input, or @@... for a
+    /// literal starting with @ (@@alice is @alice). Each NAME once.
+    /// arrowtable takes @PATH of Arrow IPC (stream or file) or of a .csv,
+    /// converted to an Arrow IPC stream; table is the same under the first
+    /// seed's name, for peers that know only that one.
     #[arg(required = true, value_name = "PAYLOAD")]
     pub(crate) payloads: Vec<String>,
     /// Claim-check file server (Plik API) for payloads that go by link.
@@ -42,6 +48,12 @@ pub(crate) struct EnvelopeArgs {
     /// NATS server (`nats-os://` links: Rust peers only).
     #[arg(long, env = "NATSBRIDGE_OBJECT_STORE", value_name = "BUCKET")]
     pub(crate) object_store: Option<String>,
+    /// Keep link payloads on the Plik file server (--fileserver) for
+    /// DURATION, downloadable by every receiver until then, instead of
+    /// one-shot (deleted by the first download, so a second listener on
+    /// the subject gets `claimcheck.gone`): 10m, 24h, or seconds.
+    #[arg(long, value_name = "DURATION", value_parser = crate::connect::parse_timeout)]
+    pub(crate) ttl: Option<std::time::Duration>,
     /// Payloads of this many bytes or more go by link.
     #[arg(long, value_name = "BYTES", default_value_t = natsbridge::envelope::DEFAULT_SIZE_THRESHOLD)]
     threshold: usize,
@@ -68,6 +80,18 @@ pub(crate) struct EnvelopeArgs {
     /// receiver_id.
     #[arg(long, default_value = "")]
     receiver_id: String,
+    /// The envelope's metadata: a JSON object (default {}).
+    #[arg(long, value_name = "JSON", value_parser = parse_metadata)]
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `--metadata`: a JSON object, as the envelope's `metadata` must be.
+fn parse_metadata(arg: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    match serde_json::from_str(arg) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err("the metadata must be a JSON object ({\"key\": ...})".to_owned()),
+        Err(e) => Err(format!("not JSON: {e}")),
+    }
 }
 
 impl EnvelopeArgs {
@@ -82,7 +106,18 @@ impl EnvelopeArgs {
             reply_to_msg_id: self.reply_to_msg_id.clone().unwrap_or_default(),
             broker_url: redact_url(broker_url),
             size_threshold: self.threshold,
+            metadata: self.metadata.clone().unwrap_or_default(),
             ..SendOptions::default()
+        }
+    }
+
+    /// Checks the subjects a message is published to: `subject` and
+    /// `--reply-to` (bad input, before anything is read, sent or uploaded).
+    pub(crate) fn check_subjects(&self, subject: &str) -> anyhow::Result<()> {
+        crate::subject::check_publish(subject)?;
+        match &self.reply_to {
+            Some(reply_to) => crate::subject::check_publish(reply_to),
+            None => Ok(()),
         }
     }
 
@@ -94,6 +129,7 @@ impl EnvelopeArgs {
             put_url: self.put_url.clone(),
             s3_bucket: self.s3_bucket.clone(),
             object_store: self.object_store.clone(),
+            ttl: self.ttl,
         }
     }
 }
@@ -103,8 +139,13 @@ pub(crate) struct SendArgs {
     /// Subject to publish to.
     subject: String,
     #[command(flatten)]
+    pub(crate) nats: NatsArgs,
+    #[command(flatten)]
     envelope: EnvelopeArgs,
-    /// Build and print the envelope without publishing it.
+    /// Build and print the envelope without publishing it, and without
+    /// uploading anything: a payload that would go by link gets the
+    /// placeholder link http://no-publish.invalid/NAME (its size and
+    /// sha256 are real). Needs no server.
     #[arg(long, conflicts_with = "jetstream")]
     no_publish: bool,
     /// Publish to JetStream and wait for the stream's ack (a stream must
@@ -112,53 +153,195 @@ pub(crate) struct SendArgs {
     /// retried publish is stored once. Prints the envelope, then the ack.
     #[arg(long)]
     jetstream: bool,
+    #[command(flatten)]
+    repeat: RepeatArgs,
+    /// A NATS header on the message, KEY:VALUE (repeatable; a key given
+    /// twice has both values), as `nats pub -H` takes it.
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "KEY:VALUE",
+        value_parser = parse_header,
+        conflicts_with_all = ["jetstream", "no_publish"]
+    )]
+    headers: Vec<(String, String)>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+impl SendArgs {
+    /// Whether a store for link payloads is set (for the error's hint).
+    pub(crate) fn link_store(&self) -> bool {
+        self.envelope.store().is_set()
+    }
 }
 
 pub(crate) async fn run(args: SendArgs, nats: &NatsArgs) -> anyhow::Result<ExitCode> {
-    let payloads = args
-        .envelope
-        .payloads
-        .iter()
-        .map(|p| payload_arg::parse_outgoing(p).context(BadInput))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    args.envelope.check_subjects(&args.subject)?;
+    let payloads = payload_arg::parse_all_outgoing(&args.envelope.payloads).context(BadInput)?;
+    let output = args.output.output();
     let store = args.envelope.store();
-    let (envelope, json) = if args.no_publish {
-        let options = args.envelope.options(&nats.url()?);
+    let (sender, url) = if args.no_publish {
+        let url = nats.url()?;
         if store.object_store.is_some() {
             anyhow::bail!("--no-publish cannot use the object store (it lives on the NATS server)");
         }
-        // Nothing is published, so there is no server to ask for its
-        // max_payload: NATS's default applies.
-        let uploader = store.uploader().context(BadInput)?;
-        let uploader = uploader.map(|u| Progress::stderr().uploader(u));
-        pack_files(&args.subject, payloads, options, uploader.as_deref(), DEFAULT_MAX_PAYLOAD)
-            .await?
+        // The store's settings are checked, but nothing is uploaded to it.
+        store.uploader().context(BadInput)?;
+        let placeholder = store.is_set().then(|| {
+            std::sync::Arc::new(placeholder_uploader())
+                as std::sync::Arc<dyn natsbridge::claimcheck::UploadHandler>
+        });
+        (Sender::NoPublish(placeholder), url)
     } else {
         let target = nats.target()?;
-        let options = args.envelope.options(&target.url);
+        let url = target.url.clone();
         let bridge = connect_to_store(target, &store, &Receiving::defaults()).await?;
         if args.jetstream {
-            let payloads = payload_arg_files_to_payloads(payloads)?;
-            let (sent, ack) = bridge.jetstream_send(&args.subject, payloads, options).await?;
-            print_json(sent.json())?;
-            let ack = serde_json::json!({"stream": ack.stream, "sequence": ack.sequence, "duplicate": ack.duplicate});
-            print_json(ack.to_string().as_bytes())?;
-            return Ok(ExitCode::SUCCESS);
+            (Sender::JetStream(bridge), url)
+        } else {
+            (Sender::Core(bridge, headers(&args.headers)), url)
         }
-        let sent = bridge.smartsend_files(&args.subject, payloads, options).await?.into_parts()?;
-        bridge.connection().flush().await?;
-        tracing::info!(subject = %args.subject, msg_id = %sent.0.msg_id, "published");
-        sent
     };
-    tracing::info!(
-        msg_id = %envelope.msg_id,
-        bytes = json.len(),
-        payloads = envelope.payloads.len(),
-        links = envelope.payloads.iter().filter(|p| p.transport().as_str() == "link").count(),
-        "envelope built"
-    );
-    print_json(&json)?;
+    let options = args.envelope.options(&url);
+    let mut repeat = args.repeat.start();
+    while let Some(number) = repeat.next().await {
+        let (envelope, json, ack) =
+            sender.send(&args.subject, payloads.clone(), options.clone()).await?;
+        tracing::info!(
+            subject = %args.subject,
+            msg_id = %envelope.msg_id,
+            bytes = json.len(),
+            payloads = envelope.payloads.len(),
+            links = envelope.payloads.iter().filter(|p| p.url().is_some()).count(),
+            published = !args.no_publish,
+            "envelope built"
+        );
+        output.print(&summary::Sent {
+            subject: &args.subject,
+            envelope: &envelope,
+            json: &json,
+            ack: ack.as_ref(),
+            published: !args.no_publish,
+            number,
+        })?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The store `send --no-publish` uses: it reads what it is given (so the
+/// record's size and SHA-256 are real) and uploads nothing; the link is
+/// a placeholder under the reserved `.invalid` domain, which no name
+/// server resolves.
+fn placeholder_uploader() -> impl natsbridge::claimcheck::UploadHandler {
+    use natsbridge::claimcheck::{Error, ErrorKind, UploadSource};
+    natsbridge::claimcheck::upload_fn(|name: String, source: UploadSource| async move {
+        let io = |e| Error::io("reading a payload for --no-publish", e);
+        match source {
+            UploadSource::Bytes(_) => {}
+            UploadSource::File(path) => {
+                let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+                tokio::io::copy(&mut file, &mut tokio::io::sink()).await.map_err(io)?;
+            }
+            UploadSource::Reader { mut reader, .. } => {
+                tokio::io::copy(&mut reader, &mut tokio::io::sink()).await.map_err(io)?;
+            }
+        }
+        let name = natsbridge::claimcheck::safe_file_name(&name);
+        if name.is_empty() {
+            return Err(Error::new(ErrorKind::InvalidInput, "an empty payload name"));
+        }
+        Ok(format!("http://no-publish.invalid/{name}"))
+    })
+}
+
+/// Where `send` sends.
+enum Sender {
+    /// `--no-publish`: built only; links get placeholders from
+    /// [`placeholder_uploader`] if a store is set, nothing is uploaded.
+    NoPublish(Option<std::sync::Arc<dyn natsbridge::claimcheck::UploadHandler>>),
+    /// Core NATS, with these headers if any.
+    Core(Bridge, Option<HeaderMap>),
+    /// JetStream, waiting for the stream's ack.
+    JetStream(Bridge),
+}
+
+impl Sender {
+    /// Builds one envelope from `payloads` and sends it; the envelope, its
+    /// JSON as sent and the stream's ack (JetStream).
+    async fn send(
+        &self,
+        subject: &str,
+        payloads: Vec<Outgoing>,
+        mut options: SendOptions,
+    ) -> anyhow::Result<(Envelope, Bytes, Option<Ack>)> {
+        match self {
+            Sender::NoPublish(uploader) => {
+                // Nothing is published, so there is no server to ask for
+                // its max_payload: NATS's default applies.
+                let (envelope, json) = pack_files(
+                    subject,
+                    payloads,
+                    options,
+                    uploader.as_deref(),
+                    DEFAULT_MAX_PAYLOAD,
+                )
+                .await?;
+                Ok((envelope, json, None))
+            }
+            Sender::JetStream(bridge) => {
+                let payloads = payload_arg_files_to_payloads(payloads)?;
+                let (sent, ack) = bridge.jetstream_send(subject, payloads, options).await?;
+                let (envelope, json) = sent.into_parts()?;
+                Ok((envelope, json, Some(ack)))
+            }
+            Sender::Core(bridge, headers) => {
+                options.is_publish = headers.is_none();
+                let sent = bridge.smartsend_files(subject, payloads, options).await?;
+                let (envelope, json) = sent.into_parts()?;
+                if let Some(headers) = headers {
+                    bridge
+                        .connection()
+                        .publish_with_headers(subject, headers.clone(), json.clone())
+                        .await?;
+                }
+                bridge.connection().flush().await?;
+                Ok((envelope, json, None))
+            }
+        }
+    }
+}
+
+/// `-H` headers as a header map, or none.
+fn headers(pairs: &[(String, String)]) -> Option<HeaderMap> {
+    if pairs.is_empty() {
+        return None;
+    }
+    let mut map = HeaderMap::new();
+    for (key, value) in pairs {
+        // Checked by `parse_header`, so these do not panic.
+        map.append(key.as_str(), value.as_str());
+    }
+    Some(map)
+}
+
+/// A `-H KEY:VALUE` header: KEY printable ASCII without `:` (what NATS
+/// allows), VALUE on one line; spaces around either are trimmed, as
+/// natscli does.
+fn parse_header(arg: &str) -> Result<(String, String), String> {
+    let Some((key, value)) = arg.split_once(':') else {
+        return Err(format!("header {arg:?} is not KEY:VALUE"));
+    };
+    let (key, value) = (key.trim(), value.trim());
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(format!(
+            "header {arg:?}: the key must be printable ASCII without spaces or `:`"
+        ));
+    }
+    if value.contains(['\r', '\n']) {
+        return Err(format!("header {arg:?}: the value must be on one line"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
 }
 
 /// The payloads of `send --jetstream`, read into memory (a JetStream message

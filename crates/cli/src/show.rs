@@ -56,14 +56,19 @@ pub(crate) fn print(shown: &Shown, subject: &str, json: bool) -> anyhow::Result<
     Ok(errors.is_empty())
 }
 
-/// The text for a message that could not be decoded at all.
+/// The text for a message that could not be decoded at all, and on a
+/// second line, indented, its hint if it has one.
 pub(crate) fn rejected(subject: &str, error: &natsbridge::Error) -> String {
-    format!(
+    let mut text = format!(
         "{}  error ({}): {}",
         clean(subject),
         report::kind_name(error.kind()),
         clean(&report::chain(error))
-    )
+    );
+    if let Some(hint) = crate::hint::for_received(error) {
+        let _ = write!(text, "\n    hint: {hint}");
+    }
+    text
 }
 
 /// A payload decoded for showing.
@@ -298,7 +303,7 @@ fn grid(names: &[String], rows: &[Vec<String>]) -> String {
 
 /// `value` on one line, with control characters escaped (so that what a
 /// peer sent cannot move the cursor or recolour the terminal).
-fn clean(value: &str) -> String {
+pub(crate) fn clean(value: &str) -> String {
     value.chars().flat_map(escape_control).collect()
 }
 

@@ -85,7 +85,9 @@ fn unpack_rejects_bad_envelopes_on_one_line_without_panicking() {
 fn bad_payload_arguments_are_explained() {
     for (arg, expected) in [
         ("hologram:x=1", "unknown payload type"),
-        ("text", "TYPE:NAME=VALUE"),
+        // A known TYPE and `:` must go on as NAME=VALUE (a bare `text` is
+        // a text payload: see habits.rs).
+        ("text:noequals", "TYPE:NAME=VALUE"),
         ("dictionary:c={", "not JSON"),
         ("binary:b=@/definitely/not/here", "reading payload"),
     ] {

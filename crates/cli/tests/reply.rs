@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::util::{Running, natsbridge, run, start_ready, terminate};
 
-/// A running `natsbridge reply`, its stdout (one line per answer) and
+/// A running `natsbridge reply --json`, its stdout (one line per answer) and
 /// the lines of its stderr after the ready line.
 struct Replier {
     child: Child,
@@ -23,7 +23,8 @@ struct Replier {
 impl Replier {
     /// Starts `natsbridge reply ARGS` and waits until it is subscribed.
     fn start(args: &[&str]) -> Replier {
-        let args: Vec<&str> = std::iter::once("reply").chain(args.iter().copied()).collect();
+        // --json: one line per answer, the request's under "request".
+        let args: Vec<&str> = ["reply", "--json"].into_iter().chain(args.iter().copied()).collect();
         let Running { child, stdout, stderr } = start_ready(&args);
         // The rest of stderr (a command's failures, the stop) is read as it
         // comes so that it never blocks the replier.
@@ -81,6 +82,18 @@ fn request(url: &str, subject: &str, payloads: &[&str]) {
     args.extend(payloads);
     let out = run(&args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `natsbridge request SUBJECT PAYLOADS` against `url`, answered with a
+/// failure (exit 7); its stderr.
+#[track_caller]
+fn request_failed(url: &str, subject: &str, payloads: &[&str]) -> String {
+    let mut args = vec!["request", subject, "--server", url, "--timeout", "20"];
+    args.extend(payloads);
+    let out = run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    stderr
 }
 
 fn sha(bytes: &[u8]) -> String {
@@ -197,7 +210,7 @@ print(json.dumps({"payloads": [
         "--count",
         "1",
     ]);
-    request(&url, "svc.fail", &["text:q=x"]);
+    request_failed(&url, "svc.fail", &["text:q=x"]);
     let answer = failing.answer();
     assert_eq!(answer["payloads"][0]["dataname"], "error");
     assert_eq!(answer["payloads"][0]["sha256"], sha(b"the command exited with status 3"));
@@ -215,7 +228,7 @@ print(json.dumps({"payloads": [
         "1",
     ]);
     let started = Instant::now();
-    request(&url, "svc.slow", &["text:q=x"]);
+    request_failed(&url, "svc.slow", &["text:q=x"]);
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     let answer = slow.answer();
     assert_eq!(answer["payloads"][0]["dataname"], "error");
@@ -454,4 +467,67 @@ fn bad_service_names_and_versions_are_bad_input_before_connecting() {
     }
     let out = run(&["reply", "svc.x", "--echo", "--service-metadata", "novalue"]);
     assert_eq!(out.status.code(), Some(2), "metadata is KEY=VALUE");
+}
+
+/// The command's output may name payloads as its input does
+/// (`payload_type` and `path`), so `cat` answers with the request's own
+/// payloads, binary and JSON included.
+#[test]
+fn command_cat_echoes_the_request() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let mut replier =
+        Replier::start(&["svc.cat", "--command", "cat", "--server", &url, "--count", "1"]);
+    let out = run(&[
+        "request",
+        "svc.cat",
+        "text:t=hello",
+        "dictionary:d={\"k\":1}",
+        "binary:b=xyz",
+        "--server",
+        &url,
+        "--json",
+        "--timeout",
+        "20",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<(&str, &str, &str)> = answer["payloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["dataname"].as_str().unwrap(),
+                p["payload_type"].as_str().unwrap(),
+                p["sha256"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let (t, d, b) = (sha(b"hello"), sha(br#"{"k":1}"#), sha(b"xyz"));
+    assert_eq!(got, [("t", "text", t.as_str()), ("d", "dictionary", &d), ("b", "binary", &b)]);
+    assert_eq!(answer["msg_purpose"], "chat");
+    assert!(replier.child.wait().unwrap().success());
+}
+
+/// A command that exits non-zero: the answer is `msg_purpose` `NACK` with
+/// the reason and the end of its stderr in the `error` payload; `request`
+/// shows it, says so on stderr and exits 7.
+#[test]
+fn a_failed_command_answers_nack_and_request_exits_non_zero() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let command = "cat >/dev/null; echo starting >&2; echo 'no such table: sales' >&2; exit 3";
+    let mut replier =
+        Replier::start(&["svc.broken", "--command", command, "--server", &url, "--count", "1"]);
+    let stderr = request_failed(&url, "svc.broken", &["text:q=x"]);
+    assert!(stderr.contains("svc.broken answered with an error (msg_purpose NACK)"), "{stderr}");
+    assert!(stderr.contains("the command exited with status 3"), "{stderr}");
+    assert!(stderr.contains("no such table: sales"), "{stderr}");
+    let answer = replier.answer();
+    assert_eq!(answer["msg_purpose"], "NACK");
+    assert_eq!(answer["payloads"][0]["dataname"], "error");
+    // The command's stderr still reaches reply's own.
+    replier.wait_stderr("no such table: sales");
+    assert!(replier.child.wait().unwrap().success());
 }

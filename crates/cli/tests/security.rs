@@ -199,7 +199,7 @@ async fn with_a_file_server_configured_links_elsewhere_are_refused() {
     raw.flush().await.unwrap();
     let mut line = String::new();
     listener.stdout.read_line(&mut line).unwrap();
-    assert!(listener.child.wait().unwrap().success());
+    assert_eq!(listener.child.wait().unwrap().code(), Some(6), "bad input: {line}");
     let shown: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(shown["error"]["kind"], "claimcheck.url_refused", "{line}");
     assert!(!line.contains("INTERNAL"));
@@ -223,7 +223,7 @@ async fn reply_echo_fetches_nothing_from_an_origin_nobody_configured() {
     let raw = natsbridge::transport::connect(url.clone()).await.unwrap();
 
     let mut replier =
-        start_ready(&["reply", "sec.echo", "--echo", "--server", &url, "--count", "1"]);
+        start_ready(&["reply", "--json", "sec.echo", "--echo", "--server", &url, "--count", "1"]);
     let answer = raw.request("sec.echo", request.to_string().into(), Duration::from_secs(3)).await;
     // No answer at all (the request was refused), and nothing fetched.
     assert!(answer.is_err(), "an answer came back: {answer:?}");
@@ -374,11 +374,13 @@ async fn file_server_credentials_reach_neither_the_wire_nor_help() {
     let with_user = files.url().replacen("http://", "http://alice:s3cret@", 1);
     let big = work.path().join("big.bin");
     std::fs::write(&big, vec![7u8; 600_000]).unwrap();
+    let nats = NatsServer::start();
     let out = run(&[
         "send",
         "sec.creds",
         &format!("binary:doc=@{}", big.display()),
-        "--no-publish",
+        "--server",
+        &nats.url(),
         "--fileserver",
         &with_user,
         "--threshold",

@@ -210,7 +210,9 @@ fn listen_shows_the_readme_chat_walkthrough_and_request_shows_the_answer() {
     let out = listener.wait_with_output().unwrap();
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.starts_with("chat.room1  from "), "{stdout}");
+    // natscli's numbered line, then the envelope's header.
+    assert!(stdout.starts_with("[#1] Received on \"chat.room1\" at "), "{stdout}");
+    assert!(stdout.lines().nth(1).unwrap().starts_with("chat.room1  from "), "{stdout}");
     assert!(stdout.contains("[0] message_text (text, 6 bytes, direct)\n    Hello!\n"), "{stdout}");
 
     // request: the answer shown the same way.

@@ -48,7 +48,9 @@ async fn a_file_upload_a_retry_can_fix_is_retried() {
     proxy.arm(Fault::Status(503), 1);
     let (path, bytes) = big_file(dir.path(), 1_500_000);
     let (source, proxy_url) = (format!("binary:doc=@{}", path.display()), proxy.url());
-    let envelope = send(&["send", "t", &source, "--no-publish", "--fileserver", &proxy_url], &[]);
+    let nats = NatsServer::start();
+    let envelope =
+        send(&["send", "t", &source, "--fileserver", &proxy_url], &[("NATS_URL", &nats.url())]);
     assert_eq!(proxy.injected(), 1, "the fault was met");
     let record = &envelope["payloads"][0];
     assert_eq!(record["transport"], "link");
@@ -63,16 +65,10 @@ async fn link_payloads_by_http_put() {
     let files = FileServer::builder().dir(dir.path().join("s")).bind("127.0.0.1:0").await.unwrap();
     let (path, bytes) = big_file(dir.path(), 600_000);
     let template = files.put_template();
+    let nats = NatsServer::start();
     let envelope = send(
-        &[
-            "send",
-            "t",
-            &format!("binary:doc=@{}", path.display()),
-            "--no-publish",
-            "--put-url",
-            &template,
-        ],
-        &[("NATSBRIDGE_FILESERVER", "http://127.0.0.1:9")],
+        &["send", "t", &format!("binary:doc=@{}", path.display()), "--put-url", &template],
+        &[("NATSBRIDGE_FILESERVER", "http://127.0.0.1:9"), ("NATS_URL", &nats.url())],
     );
     let record = &envelope["payloads"][0];
     assert_eq!(record["transport"], "link");
@@ -86,9 +82,11 @@ async fn link_payloads_to_s3_from_the_aws_variables() {
     let moto = natsbridge_test_support::Moto::start("natsbridge-cli");
     let dir = tempfile::tempdir().unwrap();
     let (path, bytes) = big_file(dir.path(), 700_000);
+    let nats = NatsServer::start();
     let envelope = send(
-        &["send", "t", &format!("binary:doc=@{}", path.display()), "--no-publish"],
+        &["send", "t", &format!("binary:doc=@{}", path.display())],
         &[
+            ("NATS_URL", &nats.url()),
             ("NATSBRIDGE_S3_BUCKET", "natsbridge-cli"),
             ("AWS_ENDPOINT_URL", &moto.url()),
             ("AWS_REGION", "us-east-1"),

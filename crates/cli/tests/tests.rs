@@ -2,13 +2,18 @@
 
 mod cluster;
 mod connection;
+mod habits;
+mod help;
+mod hints;
 mod inspect;
 mod install;
 mod nats;
 mod offline;
+mod readme;
 mod reply;
 mod security;
 mod show;
 mod stopping;
 mod stores;
+mod traps;
 mod util;

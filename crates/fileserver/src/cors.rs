@@ -3,8 +3,21 @@
 //! Plik sends no CORS headers, so a browser page on another origin cannot
 //! upload to it without a proxy in front. This server answers CORS for the
 //! origins it is told to allow, so a browser peer can use it directly.
+//!
+//! An axum middleware of its own rather than tower-http's `CorsLayer`:
+//! that layer answers every `OPTIONS` request `200`, for origins it does not
+//! allow too, where this server answers a preflight `204` and refuses one
+//! from an origin it does not allow with `405` (as it always has, and its
+//! tests check).
 
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+
+use crate::routes::text;
 
 /// The origins allowed to call the server from a browser. None by default.
 #[derive(Clone, Debug, Default)]
@@ -34,35 +47,40 @@ impl Cors {
     }
 
     /// The `Origin` of a request, if it has one this server allows.
-    pub(crate) fn allowed_origin(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+    fn allowed_origin(&self, headers: &HeaderMap) -> Option<HeaderValue> {
         let origin = headers.get(header::ORIGIN)?;
         self.allows(origin.to_str().ok()?).then(|| origin.clone())
     }
+}
 
-    /// The answer to a preflight `OPTIONS` request from `origin` (already
-    /// allowed): the methods and headers the page may use.
-    pub(crate) fn preflight<B: Default>(
-        &self,
-        origin: HeaderValue,
-        request: &HeaderMap,
-    ) -> Response<B> {
-        let mut response = Response::new(B::default());
+/// The middleware: answers preflights (`OPTIONS`) itself, and lets the
+/// page of an allowed origin read the route's answer.
+pub(crate) async fn answer(
+    State(cors): State<Arc<Cors>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let origin = cors.allowed_origin(request.headers());
+    if request.method() == Method::OPTIONS {
+        let Some(origin) = origin else {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        };
+        let asked = request.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
+        let mut response = Response::default();
         *response.status_mut() = StatusCode::NO_CONTENT;
         let h = response.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(METHODS));
-        let asked = request.get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             asked.unwrap_or(HeaderValue::from_static(HEADERS)),
         );
         h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(MAX_AGE));
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
-        response
+        return response;
     }
-
-    /// Adds the headers that let a page from `origin` read a response.
-    pub(crate) fn decorate<B>(origin: HeaderValue, response: &mut Response<B>) {
+    let mut response = next.run(request).await;
+    if let Some(origin) = origin {
         let h = response.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.insert(
@@ -71,6 +89,7 @@ impl Cors {
         );
         h.append(header::VARY, HeaderValue::from_static("Origin"));
     }
+    response
 }
 
 /// `http(s)://localhost`, `127.0.0.0/8` or `[::1]`, any port.

@@ -4,8 +4,12 @@
 //!
 //! [`FileServer`] is its one type. It is a crate of its own so that a
 //! library user who never runs a file server does not compile one (the
-//! `natsbridge` facade does not depend on it); it shares only the
-//! claim-check role's error type and file I/O (`natsbridge-claimcheck`).
+//! `natsbridge` facade does not depend on it). It is an axum router with
+//! tower-http layers (tracing, panics answered `500`, `nosniff` on every
+//! answer) and a CORS middleware of its own, served by [`serve`]: axum's
+//! graceful shutdown plus the header read timeout `axum::serve` lacks.
+//! It knows no natsbridge crate; its tests drive it with the claim-check
+//! clients of `natsbridge-claimcheck-http`.
 //!
 //! # Limits
 //!
@@ -43,14 +47,19 @@
 //! server's origin.
 #![deny(missing_docs)]
 
-/// The claim-check role's error, which the server's calls return.
-pub use natsbridge_claimcheck::{Error, ErrorKind};
-
+mod clock;
 mod cors;
 mod disk;
+mod error;
+mod fileio;
 mod record;
 mod routes;
+mod serve;
 mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, ErrorKind};
+pub use serve::{ServeLimits, serve};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -58,18 +67,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use store::{Config, State};
 
-/// How long a shutdown waits for requests in flight before cutting them.
-const GRACE: Duration = Duration::from_secs(5);
 /// How often expired uploads are removed from disk.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -113,22 +116,21 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// expired); request details at debug.
 ///
 /// ```
-/// use natsbridge_claimcheck_http::{
-///     DownloadHandlerExt, DownloadRequest, HttpDownloader, PlikUploader, UploadHandlerExt,
-/// };
 /// use natsbridge_fileserver::FileServer;
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let dir = std::env::temp_dir().join(format!("natsbridge-doc-{}", std::process::id()));
 /// let server = FileServer::builder().dir(&dir).bind("127.0.0.1:0").await?;
 ///
-/// let link = PlikUploader::new(server.url())?.upload_bytes("hello.txt", &b"hello"[..]).await?;
-/// let bytes = HttpDownloader::new()?.download_bytes(&DownloadRequest::new(&link, 5)).await?;
-/// assert_eq!(&bytes[..], b"hello");
+/// // The PUT area: what is PUT at a URL is served at the same URL.
+/// let link = format!("{}/put/doc/hello.txt", server.url());
+/// let http = reqwest::Client::new();
+/// http.put(&link).body("hello").send().await?.error_for_status()?;
+/// assert_eq!(http.get(&link).send().await?.text().await?, "hello");
 ///
 /// server.shutdown().await;
 /// # std::fs::remove_dir_all(&dir).ok();
-/// # Ok::<(), natsbridge_fileserver::Error>(()) }).unwrap();
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
 pub struct FileServer {
     addr: SocketAddr,
@@ -147,6 +149,7 @@ pub struct FileServerBuilder {
     max_ttl: Option<Duration>,
     md5: bool,
     cors: cors::Cors,
+    clock: Arc<dyn Clock>,
 }
 
 impl FileServer {
@@ -160,6 +163,7 @@ impl FileServer {
             max_ttl: None,
             md5: true,
             cors: cors::Cors::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -268,6 +272,12 @@ impl FileServerBuilder {
         self
     }
 
+    /// Where the server reads the time, for expiry. Default: [`SystemClock`].
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
     /// Binds to `addr` (for tests, `"127.0.0.1:0"`: a free port) and starts
     /// serving on the current tokio runtime.
     pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<FileServer, Error> {
@@ -278,9 +288,9 @@ impl FileServerBuilder {
 
     /// Starts serving on a listener already bound.
     pub async fn listen(self, listener: TcpListener) -> Result<FileServer, Error> {
-        let dir = self.dir.ok_or_else(|| {
-            Error::new(ErrorKind::InvalidInput, "the file server needs a storage directory")
-        })?;
+        let dir = self
+            .dir
+            .ok_or_else(|| Error::invalid_input("the file server needs a storage directory"))?;
         let dir_shown = dir.display().to_string();
         let state = Arc::new(
             State::open(
@@ -290,8 +300,8 @@ impl FileServerBuilder {
                     default_ttl: self.default_ttl,
                     max_ttl: self.max_ttl,
                     md5: self.md5,
+                    clock: self.clock,
                 },
-                self.cors,
             )
             .await?,
         );
@@ -312,13 +322,17 @@ impl FileServerBuilder {
             "file server: started"
         );
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, state, stopped));
+        let task = tokio::spawn(run(listener, state, self.cors, stopped));
         Ok(FileServer { addr, url: format!("http://{shown}"), stop: Some(stop), task: Some(task) })
     }
 }
 
-async fn serve(listener: TcpListener, state: Arc<State>, mut stopped: oneshot::Receiver<()>) {
-    let graceful = GracefulShutdown::new();
+async fn run(
+    listener: TcpListener,
+    state: Arc<State>,
+    cors: cors::Cors,
+    stopped: oneshot::Receiver<()>,
+) {
     let sweeper = tokio::spawn({
         let state = state.clone();
         async move {
@@ -329,48 +343,18 @@ async fn serve(listener: TcpListener, state: Arc<State>, mut stopped: oneshot::R
             }
         }
     });
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait, do not spin.
-                        tracing::warn!(error = %e, "file server: accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let state = state.clone();
-                let service = service_fn(move |request| {
-                    let state = state.clone();
-                    async move { Ok::<_, std::convert::Infallible>(routes::route(state, request).await) }
-                });
-                let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "file server: connection ended with an error");
-                    }
-                });
-            }
-            _ = &mut stopped => break,
-        }
-    }
-    drop(listener);
+    let router = routes::router(state, cors);
+    serve(listener, router, ServeLimits::default(), async {
+        let _ = stopped.await;
+    })
+    .await;
     sweeper.abort();
-    let _ = tokio::time::timeout(GRACE, graceful.shutdown()).await;
     tracing::info!("file server: stopped");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use natsbridge_claimcheck_http::{
-        DownloadHandlerExt, DownloadRequest, HttpDownloader, PlikUploader, UploadHandlerExt,
-    };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A handler that panics while holding the uploads lock (a route only
@@ -380,9 +364,9 @@ mod tests {
     async fn a_panicking_handler_does_not_break_later_requests() {
         let dir = tempfile::tempdir().unwrap();
         let server = FileServer::builder().dir(dir.path()).bind("127.0.0.1:0").await.unwrap();
-        let plik = PlikUploader::new(server.url()).unwrap();
-        let down = HttpDownloader::new().unwrap();
-        let before = plik.upload_bytes("before.bin", &b"before"[..]).await.unwrap();
+        let http = reqwest::Client::new();
+        let create = || http.post(format!("{}/upload", server.url())).body("{}").send();
+        assert_eq!(create().await.unwrap().status(), 200);
 
         for _ in 0..2 {
             let mut tcp = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
@@ -396,11 +380,16 @@ mod tests {
             assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
         }
 
-        let got = down.download_bytes(&DownloadRequest::new(&before, 6)).await.unwrap();
-        assert_eq!(&got[..], b"before");
-        let after = plik.upload_bytes("after.bin", &b"after"[..]).await.unwrap();
-        let got = down.download_bytes(&DownloadRequest::new(&after, 5)).await.unwrap();
-        assert_eq!(&got[..], b"after");
+        // Both routes that take the uploads lock still answer.
+        let created = create().await.unwrap();
+        assert_eq!(created.status(), 200);
+        let upload: serde_json::Value =
+            serde_json::from_str(&created.text().await.unwrap()).unwrap();
+        let id = upload["id"].as_str().unwrap();
+        let missing = format!("{}/file/{id}/AAAAAAAAAAAAAAAA/x.bin", server.url());
+        let reply = http.get(missing).send().await.unwrap();
+        assert_eq!(reply.status(), 404);
+        assert_eq!(reply.text().await.unwrap(), "file AAAAAAAAAAAAAAAA not found\n");
         server.shutdown().await;
     }
 }

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
@@ -52,7 +52,7 @@ pub(crate) fn to_json(upload_id: &str, u: &Upload) -> Vec<u8> {
         })
         .collect();
     let expires_at = u
-        .expires_at
+        .expires
         .map(|t| u64::try_from(t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()));
     json!({
         "version": VERSION,
@@ -109,13 +109,12 @@ pub(crate) async fn remove(root: &Path, dir: &Path) {
 /// Loads the uploads under `{root}/plik` (blocking: run once, at start).
 /// A link where an upload directory should be is removed itself: what it
 /// points to is never read, tidied or removed.
-pub(crate) fn load_uploads(root: &Path) -> HashMap<String, Upload> {
+pub(crate) fn load_uploads(root: &Path, now: SystemTime) -> HashMap<String, Upload> {
     let mut out = HashMap::new();
     let plik = root.join("plik");
     let Ok(entries) = std::fs::read_dir(&plik) else {
         return out;
     };
-    let now = SystemTime::now();
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();
@@ -134,7 +133,7 @@ pub(crate) fn load_uploads(root: &Path) -> HashMap<String, Upload> {
             tracing::warn!(path = %path.display(), "file server: ignoring an entry that is no upload of ours");
             continue;
         }
-        let mut upload = match read(root, &path.join(RECORD), id, now) {
+        let mut upload = match read(root, &path.join(RECORD), id) {
             Ok(u) => u,
             Err(why) => {
                 tracing::warn!(upload = %id, why = %why, "file server: upload has no usable record; removing its files");
@@ -142,7 +141,7 @@ pub(crate) fn load_uploads(root: &Path) -> HashMap<String, Upload> {
                 continue;
             }
         };
-        if upload.expired(Instant::now()) {
+        if upload.expired(now) {
             tracing::info!(upload = %id, "file server: upload expired");
             remove_dir_now(root, &path);
             continue;
@@ -161,7 +160,7 @@ pub(crate) fn load_uploads(root: &Path) -> HashMap<String, Upload> {
 }
 
 /// An upload from its record, or why it cannot be read.
-fn read(root: &Path, path: &Path, id: &str, now: SystemTime) -> Result<Upload, String> {
+fn read(root: &Path, path: &Path, id: &str) -> Result<Upload, String> {
     let mut bytes = Vec::new();
     disk::open_now(root, path)
         .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
@@ -178,7 +177,7 @@ fn read(root: &Path, path: &Path, id: &str, now: SystemTime) -> Result<Upload, S
     let token = token.ok_or_else(|| bad("uploadToken"))?.to_owned();
     let one_shot = v.get("oneShot").and_then(Value::as_bool).ok_or_else(|| bad("oneShot"))?;
     let ttl = v.get("ttl").and_then(Value::as_i64).ok_or_else(|| bad("ttl"))?;
-    let expires_at = match v.get("expiresAt") {
+    let expires = match v.get("expiresAt") {
         Some(Value::Null) => None,
         Some(ms) => {
             let ms = ms.as_u64().ok_or_else(|| bad("expiresAt"))?;
@@ -190,10 +189,6 @@ fn read(root: &Path, path: &Path, id: &str, now: SystemTime) -> Result<Upload, S
         }
         None => return Err(bad("expiresAt")),
     };
-    let expires = expires_at.map(|at| match at.duration_since(now) {
-        Ok(left) => Instant::now().checked_add(left).unwrap_or_else(far_future),
-        Err(_) => Instant::now(),
-    });
     let mut files = HashMap::new();
     for f in v.get("files").and_then(Value::as_array).ok_or_else(|| bad("files"))? {
         let fid = f.get("id").and_then(Value::as_str).filter(|i| valid_id(i));
@@ -213,11 +208,7 @@ fn read(root: &Path, path: &Path, id: &str, now: SystemTime) -> Result<Upload, S
         let meta = FileMeta { name: name.to_owned(), status, size, md5: md5.to_owned(), declared };
         files.insert(fid.to_owned(), meta);
     }
-    Ok(Upload { token, one_shot, ttl, expires, expires_at, files })
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+    Ok(Upload { token, one_shot, ttl, expires, files })
 }
 
 /// Checks an upload's stored files against its record: a stored file whose
@@ -270,9 +261,12 @@ fn remove_dir_now(root: &Path, dir: &Path) {
 /// expired one and temporary files of cut PUTs are removed, anything that
 /// is no valid key is left alone, and so is a symbolic link (never
 /// followed, never served).
-pub(crate) fn load_puts(root: &Path, ttl: Duration) -> HashMap<String, Option<Instant>> {
+pub(crate) fn load_puts(
+    root: &Path,
+    ttl: Duration,
+    now: SystemTime,
+) -> HashMap<String, Option<SystemTime>> {
     let mut out = HashMap::new();
-    let now = SystemTime::now();
     let mut stack: Vec<(PathBuf, String)> = vec![(root.join("put"), String::new())];
     while let Some((dir, prefix)) = stack.pop() {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
@@ -299,14 +293,13 @@ pub(crate) fn load_puts(root: &Path, ttl: Duration) -> HashMap<String, Option<In
                 continue;
             }
             let written = meta.modified().unwrap_or(now);
-            let left = (written + ttl).duration_since(now).ok();
-            match left {
-                Some(left) if !left.is_zero() => {
-                    out.insert(key, Instant::now().checked_add(left));
-                }
-                _ => {
+            match written.checked_add(ttl) {
+                Some(expires) if expires <= now => {
                     tracing::info!(key = %key, "file server: PUT file expired");
                     let _ = std::fs::remove_file(&path);
+                }
+                expires => {
+                    out.insert(key, expires);
                 }
             }
         }

@@ -3,19 +3,20 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use natsbridge_claimcheck::Error;
+use crate::{Clock, Error, disk, record};
 
-use crate::{disk, record};
-
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Config {
     pub(crate) max_file_size: u64,
     pub(crate) default_ttl: Duration,
     pub(crate) max_ttl: Option<Duration>,
     pub(crate) md5: bool,
+    /// When uploads and PUT files expire is read from it.
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// A file's life, with Plik's names for its states.
@@ -59,15 +60,13 @@ pub(crate) struct Upload {
     pub(crate) one_shot: bool,
     /// The TTL the upload was given, in seconds (-1: infinite).
     pub(crate) ttl: i64,
-    /// When it expires, for the checks (monotonic)...
-    pub(crate) expires: Option<Instant>,
-    /// ...and the same moment on the wall clock, for its record on disk.
-    pub(crate) expires_at: Option<SystemTime>,
+    /// When it expires, by the server's [`Clock`] (`None`: never).
+    pub(crate) expires: Option<SystemTime>,
     pub(crate) files: HashMap<String, FileMeta>,
 }
 
 impl Upload {
-    pub(crate) fn expired(&self, now: Instant) -> bool {
+    pub(crate) fn expired(&self, now: SystemTime) -> bool {
         self.expires.is_some_and(|e| e <= now)
     }
 
@@ -97,12 +96,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) config: Config,
-    /// Which browser origins may call the server.
-    pub(crate) cors: crate::cors::Cors,
     root: PathBuf,
     uploads: Mutex<HashMap<String, Upload>>,
     /// PUT keys and when they expire.
-    puts: Mutex<HashMap<String, Option<Instant>>>,
+    puts: Mutex<HashMap<String, Option<SystemTime>>>,
     /// Serializes writes and removals of upload records, so the last write
     /// of a record is always the newest state.
     records: tokio::sync::Mutex<()>,
@@ -110,22 +107,18 @@ pub(crate) struct State {
 
 impl State {
     /// Opens the storage directory and loads what a previous run stored.
-    pub(crate) async fn open(
-        root: PathBuf,
-        config: Config,
-        cors: crate::cors::Cors,
-    ) -> Result<State, Error> {
+    pub(crate) async fn open(root: PathBuf, config: Config) -> Result<State, Error> {
+        let (now, ttl) = (config.clock.now(), config.default_ttl);
         let (root, uploads, puts) = tokio::task::spawn_blocking(move || {
             let root = prepare_root(&root)?;
-            let uploads = record::load_uploads(&root);
-            let puts = record::load_puts(&root, config.default_ttl);
+            let uploads = record::load_uploads(&root, now);
+            let puts = record::load_puts(&root, ttl, now);
             Ok::<_, Error>((root, uploads, puts))
         })
         .await
         .map_err(|e| Error::io("loading the stored uploads", std::io::Error::other(e)))??;
         Ok(State {
             config,
-            cors,
             root,
             uploads: Mutex::new(uploads),
             puts: Mutex::new(puts),
@@ -144,7 +137,7 @@ impl State {
     }
 
     /// The PUT keys, locked (see [`lock`]).
-    pub(crate) fn puts(&self) -> MutexGuard<'_, HashMap<String, Option<Instant>>> {
+    pub(crate) fn puts(&self) -> MutexGuard<'_, HashMap<String, Option<SystemTime>>> {
         lock(&self.puts)
     }
 
@@ -177,8 +170,15 @@ impl State {
         self.root.join("put").join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()))
     }
 
-    pub(crate) fn expiry(&self, ttl: Duration) -> Option<Instant> {
-        Instant::now().checked_add(ttl)
+    /// The time now, by the server's clock.
+    pub(crate) fn now(&self) -> SystemTime {
+        self.config.clock.now()
+    }
+
+    /// When something kept for `ttl` from now expires (`None`: never, for a
+    /// TTL past what the clock can count).
+    pub(crate) fn expiry(&self, ttl: Duration) -> Option<SystemTime> {
+        self.now().checked_add(ttl)
     }
 
     /// Writes the record of `upload_id` as it is now (or removes it, when
@@ -222,7 +222,7 @@ impl State {
 
     /// Removes expired uploads and PUT files from memory and disk.
     pub(crate) async fn sweep(&self) {
-        let now = Instant::now();
+        let now = self.now();
         let expired_uploads: Vec<String> = {
             let mut uploads = self.uploads();
             let ids: Vec<String> =

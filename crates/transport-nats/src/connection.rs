@@ -102,6 +102,7 @@ impl From<async_nats::Event> for Event {
 pub struct ConnectOptions {
     servers: Vec<String>,
     name: Option<String>,
+    inbox_prefix: Option<String>,
     token: Option<String>,
     user_password: Option<(String, String)>,
     nkey_seed: Option<String>,
@@ -124,6 +125,7 @@ impl std::fmt::Debug for ConnectOptions {
         f.debug_struct("ConnectOptions")
             .field("servers", &self.servers.iter().map(|s| shown_server(s)).collect::<Vec<_>>())
             .field("name", &self.name)
+            .field("inbox_prefix", &self.inbox_prefix)
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("user", &self.user_password.as_ref().map(|(u, _)| u))
             .field("password", &self.user_password.as_ref().map(|_| "<set>"))
@@ -154,6 +156,19 @@ impl ConnectOptions {
     /// The connection name the server shows in its monitoring.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// The prefix of the inboxes this connection makes (request replies,
+    /// the readiness round trip, service ids) instead of `_INBOX`, for an
+    /// account whose users may subscribe only below their own prefix
+    /// (natscli's `--inbox-prefix`): `_INBOX_alice` makes inboxes
+    /// `_INBOX_alice.<id>`; a trailing `.` is dropped. [`connect`](Self::connect)
+    /// fails with [`ErrorKind::InvalidConfig`] for an empty prefix or one
+    /// holding a wildcard (`*`, `>`) or whitespace.
+    pub fn inbox_prefix(mut self, prefix: impl Into<String>) -> Self {
+        let prefix: String = prefix.into();
+        self.inbox_prefix = Some(prefix.trim_end_matches('.').to_owned());
         self
     }
 
@@ -315,6 +330,10 @@ impl ConnectOptions {
         if let Some(name) = self.name.clone() {
             options = options.name(name);
         }
+        if let Some(prefix) = &self.inbox_prefix {
+            check_inbox_prefix(prefix)?;
+            options = options.custom_inbox_prefix(prefix);
+        }
         if let Some(token) = self.token.clone() {
             options = options.token(token);
         }
@@ -440,6 +459,25 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// An inbox prefix a subscription can use: subject tokens without
+/// wildcards or whitespace.
+fn check_inbox_prefix(prefix: &str) -> Result<()> {
+    let bad = prefix.is_empty()
+        || prefix.split('.').any(|token| token.is_empty())
+        || prefix.contains(['*', '>'])
+        || prefix.contains(char::is_whitespace);
+    if bad {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "inbox prefix {prefix:?} is not a subject prefix (dot-separated tokens \
+                 without wildcards or whitespace)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A server URL as errors and `Debug` show it: without the user info (where
@@ -779,7 +817,21 @@ mod tests {
 
     use natsbridge_common::Backoff;
 
-    use super::ReconnectPolicy;
+    use super::{ConnectOptions, ReconnectPolicy, check_inbox_prefix};
+
+    #[test]
+    fn inbox_prefixes_are_subject_prefixes() {
+        for good in ["_INBOX_alice", "acct.alice._INBOX"] {
+            assert!(check_inbox_prefix(good).is_ok(), "{good}");
+        }
+        for bad in ["", "_INBOX.*", "a.>", "a b", "a..b", ".a"] {
+            let err = check_inbox_prefix(bad).unwrap_err();
+            assert_eq!(err.kind(), &crate::ErrorKind::InvalidConfig, "{bad}");
+        }
+        // One trailing dot or more is dropped: async-nats adds its own.
+        let options = ConnectOptions::new("nats://h").inbox_prefix("_INBOX_alice.");
+        assert_eq!(options.inbox_prefix.as_deref(), Some("_INBOX_alice"));
+    }
 
     #[test]
     fn reconnect_delays_are_the_common_backoffs() {

@@ -46,6 +46,9 @@ pub struct NatsContext {
     pub ca: Option<PathBuf>,
     /// Start TLS before the server's INFO (`tls_first`).
     pub tls_first: bool,
+    /// The prefix of this connection's inboxes instead of `_INBOX`
+    /// (`inbox_prefix`; see [`ConnectOptions::inbox_prefix`]).
+    pub inbox_prefix: Option<String>,
 }
 
 impl std::fmt::Debug for NatsContext {
@@ -62,6 +65,7 @@ impl std::fmt::Debug for NatsContext {
             .field("key", &self.key)
             .field("ca", &self.ca)
             .field("tls_first", &self.tls_first)
+            .field("inbox_prefix", &self.inbox_prefix)
             .finish()
     }
 }
@@ -196,6 +200,9 @@ impl NatsContext {
         if self.tls_first {
             options = options.tls_first(true);
         }
+        if let Some(prefix) = &self.inbox_prefix {
+            options = options.inbox_prefix(prefix.clone());
+        }
         Ok(options)
     }
 }
@@ -228,6 +235,7 @@ fn parse(json: &str) -> std::result::Result<NatsContext, String> {
         key: path("key")?,
         ca: path("ca")?,
         tls_first: fields.get("tls_first").and_then(serde_json::Value::as_bool).unwrap_or(false),
+        inbox_prefix: text("inbox_prefix")?,
     })
 }
 
@@ -333,7 +341,8 @@ mod tests {
             "nats/context/prod.json",
             r#"{"description":"prod","url":"nats://a:4222,nats://b:4222","user":"alice",
                 "password":"pw","token":"","creds":"","nkey":"","cert":"/c.pem",
-                "key":"/k.pem","ca":"/ca.pem","jetstream_domain":"hub","tls_first":false}"#,
+                "key":"/k.pem","ca":"/ca.pem","jetstream_domain":"hub","tls_first":false,
+                "inbox_prefix":"_INBOX_ops"}"#,
         );
         let context = NatsContext::load_from(root.path(), Some("prod")).unwrap().unwrap();
         assert_eq!(context.name.as_deref(), Some("prod"));
@@ -346,8 +355,10 @@ mod tests {
         assert_eq!(context.ca.as_deref(), Some(Path::new("/ca.pem")));
         let shown = format!("{context:?}");
         assert!(!shown.contains("pw") && !shown.contains("alice"), "{shown}");
+        assert_eq!(context.inbox_prefix.as_deref(), Some("_INBOX_ops"));
         let options = context.connect_options().unwrap();
         assert!(format!("{options:?}").contains("nats://a:4222"));
+        assert!(format!("{options:?}").contains(r#"inbox_prefix: Some("_INBOX_ops")"#));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Token, user/password, nkey, `.creds` (operator mode) and TLS / mutual
 //! TLS authentication against real servers; secrets never in errors.
 
+use std::time::Duration;
+
 use futures_util::StreamExt;
 use natsbridge_test_support::NatsServer;
 use natsbridge_transport_nats::{ConnectOptions, ErrorKind, NatsContext};
@@ -166,4 +168,55 @@ async fn a_natscli_context_connects_with_its_credentials() {
     let err = bad.connect_options().unwrap().connect().await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Auth, "{err}");
     assert!(!format!("{err} {err:?}").contains("not-the-ctx-pa55"));
+}
+
+/// A user allowed to subscribe only below `_INBOX_alice` gets answers
+/// once her inboxes are made there: `new_inbox`, NATS's own request and
+/// the shared reply subscription of `replies`.
+#[tokio::test]
+async fn an_inbox_prefix_lets_a_restricted_user_get_answers() {
+    let server = NatsServer::builder()
+        .config(
+            r#"authorization { users: [
+                { user: alice, password: a11ce, permissions: {
+                    publish: ">", subscribe: ["_INBOX_alice.>"] } },
+                { user: svc, password: svc0 }
+            ] }"#,
+        )
+        .start();
+    let responder =
+        ConnectOptions::new(server.url()).user_password("svc", "svc0").connect().await.unwrap();
+    let mut requests = responder.subscribe("svc.echo").await.unwrap();
+    responder.sync().await.unwrap();
+    tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            let reply = request.reply.unwrap();
+            responder.publish(&reply, request.payload).await.unwrap();
+        }
+    });
+    let alice = |prefix: Option<&str>| {
+        let options = ConnectOptions::new(server.url()).user_password("alice", "a11ce");
+        match prefix {
+            Some(prefix) => options.inbox_prefix(prefix),
+            None => options,
+        }
+        .connect()
+    };
+    let conn = alice(Some("_INBOX_alice.")).await.unwrap();
+    assert!(conn.new_inbox().starts_with("_INBOX_alice."), "{}", conn.new_inbox());
+    let answer = conn.request("svc.echo", "hi".into(), Duration::from_secs(10)).await.unwrap();
+    assert_eq!(answer.payload.as_ref(), b"hi");
+    let mut replies = conn.replies(None).await.unwrap();
+    assert!(replies.subject().starts_with("_INBOX_alice."), "{}", replies.subject());
+    conn.send_request(&mut replies, "svc.echo", "again".into(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(replies.next().await.unwrap().payload.as_ref(), b"again");
+    // Under _INBOX her subscription is refused: the answer never comes.
+    let conn = alice(None).await.unwrap();
+    let err = conn.request("svc.echo", "hi".into(), Duration::from_millis(500)).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::TimedOut);
+    // A prefix no subscription can use is refused before connecting.
+    let err = alice(Some("_INBOX.*")).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidConfig);
 }

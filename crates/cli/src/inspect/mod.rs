@@ -19,18 +19,15 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use futures_util::StreamExt;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use natsbridge::Bridge;
 use natsbridge::claimcheck::{DownloadHandler, HttpDownloader};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use crate::connect::{
@@ -38,6 +35,7 @@ use crate::connect::{
 };
 use crate::exit::BadInput;
 use crate::{print_json, redact_url};
+use natsbridge_fileserver::{ServeLimits, serve};
 
 /// Where and how the page is served, and how much it keeps (`inspect`
 /// and `dev`).
@@ -90,6 +88,8 @@ pub(crate) struct InspectArgs {
     page: PageArgs,
     #[command(flatten)]
     links: LinkArgs,
+    #[command(flatten)]
+    pub(crate) nats: NatsArgs,
     /// Payloads sent from the page of this many bytes or more go by link
     /// (to --fileserver).
     #[arg(long, value_name = "BYTES", default_value_t = natsbridge::envelope::DEFAULT_SIZE_THRESHOLD)]
@@ -226,7 +226,7 @@ pub(crate) async fn start(watch: Watch<'_>, page: &PageArgs) -> anyhow::Result<I
     let downloader: Arc<dyn DownloadHandler> = Arc::new(downloader.build()?);
 
     for subject in &watch.subjects {
-        check_subject(subject)?;
+        crate::subject::check_subscribe(subject)?;
     }
     let mut subscribers = Vec::new();
     for subject in &watch.subjects {
@@ -308,78 +308,14 @@ pub(crate) async fn start(watch: Watch<'_>, page: &PageArgs) -> anyhow::Result<I
             }
         }));
     }
-    let header_read_timeout = std::time::Duration::from_secs(page.header_read_timeout);
-    tasks.push(tokio::spawn(serve(listener, state, header_read_timeout)));
+    // Served until the inspector is dropped (its tasks are aborted then).
+    let limits = ServeLimits {
+        header_read_timeout: std::time::Duration::from_secs(page.header_read_timeout),
+        max_connections: MAX_CONNECTIONS,
+        ..ServeLimits::default()
+    };
+    let router = server::router(state);
+    tasks.push(tokio::spawn(serve(listener, router, limits, std::future::pending())));
     tracing::info!(url = %url, "inspector page served");
     Ok(Inspector { url, watchers, draining, tasks })
-}
-
-/// A subject to subscribe to must have tokens separated by dots, none
-/// empty or holding white space, and `>` only as the last one. Checked here
-/// because the client reports a bad one as a closed connection.
-fn check_subject(subject: &str) -> anyhow::Result<()> {
-    let tokens: Vec<&str> = subject.split('.').collect();
-    let bad = tokens.iter().enumerate().any(|(i, token)| {
-        token.is_empty()
-            || token.chars().any(char::is_whitespace)
-            || (token.contains('>') && (*token != ">" || i + 1 != tokens.len()))
-            || (token.contains('*') && *token != "*")
-    });
-    if bad {
-        return Err(anyhow::anyhow!(
-            "{subject:?} is not a subject to watch (tokens separated by dots, `*` for one \
-             token, `>` for the rest)"
-        )
-        .context(BadInput));
-    }
-    Ok(())
-}
-
-/// Accepts connections until the task is aborted, at most
-/// [`MAX_CONNECTIONS`] at once, each closed if its request's headers take
-/// longer than `header_read_timeout` to arrive.
-async fn serve(listener: TcpListener, state: Arc<server::State>, header_read_timeout: Duration) {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "accepting a connection to the inspector page");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let state = state.clone();
-        let connection = http.serve_connection(
-            TokioIo::new(stream),
-            hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(server::handle(state, req).await) }
-            }),
-        );
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "inspector connection ended");
-            }
-            drop(slot);
-        });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_subject;
-
-    #[test]
-    fn subjects_to_watch() {
-        for good in [">", "a", "a.*.c", "a.>", "_INBOX.>", "$JS.API.>"] {
-            assert!(check_subject(good).is_ok(), "{good}");
-        }
-        for bad in ["", "a b", "a..b", ".a", "a.", ">.a", "a.b>", "a*"] {
-            assert!(check_subject(bad).is_err(), "{bad}");
-        }
-    }
 }

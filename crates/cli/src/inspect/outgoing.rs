@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use hyper::StatusCode;
+use axum::http::StatusCode;
 use natsbridge::{PayloadType, SendOptions};
 use serde_json::{Value, json};
 

@@ -1,5 +1,6 @@
-//! The inspector's HTTP side (hyper, HTTP/1, as the file server): the page,
-//! its live updates as server-sent events, and a small JSON API.
+//! The inspector's HTTP side, an axum router served as the file server is
+//! (`natsbridge_fileserver::serve`): the page, its live updates as
+//! server-sent events (axum's `Sse`), and a small JSON API.
 //!
 //! | request | answer |
 //! |---|---|
@@ -20,37 +21,41 @@
 //!
 //! Everything read from a request is bounded: the request line and headers
 //! by hyper (417,792 bytes, 100 headers; `431`), the time to send them (30
-//! seconds, then the connection is closed; see `serve` in `mod.rs`), a
+//! seconds, then the connection is closed; see `start` in `mod.rs`), a
 //! send's JSON by [`MAX_SEND_JSON`] (`413`), a file for a send by
 //! `--max-upload` (streamed to a private temporary directory, `413`). No
 //! other route reads a body, and none takes multipart forms. At most 256
 //! connections are served at once.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State as With};
+use axum::http::header::{self, HeaderValue};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Limited};
 use natsbridge::claimcheck::DownloadHandler;
 use natsbridge::envelope::bytes::Bytes;
 use natsbridge::{Bridge, Envelope};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 use super::history::{Changes, History, Missing, PayloadView};
 use super::outgoing;
 use super::preview;
 use crate::report;
-
-type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 const INDEX_HTML: &str = include_str!("../../assets/inspector/index.html");
 const APP_JS: &str = include_str!("../../assets/inspector/app.js");
@@ -72,7 +77,7 @@ const MAX_SEND_JSON: usize = 4 << 20;
 /// What every request handler shares.
 pub(crate) struct State {
     pub(crate) history: Mutex<History>,
-    pub(crate) events: broadcast::Sender<Arc<str>>,
+    pub(crate) events: broadcast::Sender<Event>,
     pub(crate) bridge: Bridge,
     pub(crate) downloader: Arc<dyn DownloadHandler>,
     /// Links being fetched now, so that a second click cannot consume a
@@ -127,97 +132,98 @@ impl State {
 }
 
 /// One server-sent event.
-fn sse(event: &str, data: &Value) -> Arc<str> {
-    format!("event: {event}\ndata: {data}\n\n").into()
+fn sse(event: &str, data: &Value) -> Event {
+    Event::default().event(event).data(data.to_string())
 }
 
-/// Answers one request.
-pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
-    if !host_allowed(&state, &req) {
+/// Every route, behind the guard that checks `Host` and what a POST carries.
+pub(crate) fn router(state: Arc<State>) -> Router {
+    let page = |text: &'static str, content_type: &'static str| {
+        get(move || async move { page(text, content_type) })
+    };
+    Router::new()
+        .route("/", page(INDEX_HTML, "text/html; charset=utf-8"))
+        .route("/index.html", page(INDEX_HTML, "text/html; charset=utf-8"))
+        .route("/app.js", page(APP_JS, "text/javascript; charset=utf-8"))
+        .route("/style.css", page(STYLE_CSS, "text/css; charset=utf-8"))
+        .route("/api/info", get(info))
+        .route("/api/events", get(events))
+        .route("/api/messages", get(messages))
+        .route("/api/messages/{seq}/raw", get(raw))
+        .route("/api/messages/{seq}/payloads/{index}", get(payload_bytes))
+        .route("/api/messages/{seq}/payloads/{index}/fetch", post(fetch))
+        .route("/api/files", post(upload))
+        .route("/api/send", post(send))
+        .fallback(not_routed)
+        .method_not_allowed_fallback(not_routed)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// Refuses a request that does not name this server in `Host`, and a POST
+/// that a page of another site could have made.
+async fn guard(With(state): With<Arc<State>>, request: Request, next: Next) -> Response {
+    if !host_allowed(&state, request.headers()) {
         return error(
             StatusCode::FORBIDDEN,
             "inspector.host",
             "this server answers only to its own address (a loopback name); see --allow-remote",
         );
     }
-    if req.method() == Method::POST
-        && let Some(refusal) = post_refusal(&state, &req)
+    if request.method() == Method::POST
+        && let Some(refusal) = post_refusal(&state, request.headers())
     {
         return error(StatusCode::FORBIDDEN, "inspector.origin", refusal);
     }
-    let path = req.uri().path().to_string();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let method = req.method().clone();
-    match (&method, segments.as_slice()) {
-        (&Method::GET, [""] | ["index.html"]) => page(INDEX_HTML, "text/html; charset=utf-8"),
-        (&Method::GET, ["app.js"]) => page(APP_JS, "text/javascript; charset=utf-8"),
-        (&Method::GET, ["style.css"]) => page(STYLE_CSS, "text/css; charset=utf-8"),
-        (&Method::GET, ["api", "info"]) => {
-            let mut info = state.info.clone();
-            let (messages, bytes) = state.history.lock().unwrap().usage();
-            info["kept"] = json!({"messages": messages, "bytes": bytes});
-            json_response(StatusCode::OK, &info)
+    next.run(request).await
+}
+
+/// What no route answers: a JSON error under `/api`, else a plain 404.
+async fn not_routed(method: Method, uri: Uri) -> Response {
+    let path = uri.path();
+    if path == "/api" || path.starts_with("/api/") {
+        return error(StatusCode::NOT_FOUND, "inspector.not_found", format!("no {method} {path}"));
+    }
+    not_found()
+}
+
+async fn info(With(state): With<Arc<State>>) -> Response {
+    let mut info = state.info.clone();
+    let (messages, bytes) = state.history.lock().unwrap().usage();
+    info["kept"] = json!({"messages": messages, "bytes": bytes});
+    json_response(StatusCode::OK, &info)
+}
+
+async fn messages(With(state): With<Arc<State>>) -> Response {
+    let summaries = state.history.lock().unwrap().summaries();
+    json_response(StatusCode::OK, &json!({"messages": summaries}))
+}
+
+/// `POST /api/send`: builds and publishes what the page asked for.
+async fn send(With(state): With<Arc<State>>, body: Body) -> Response {
+    let body = match Limited::new(body, MAX_SEND_JSON).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "inspector.request",
+                format!("reading the request: {e}"),
+            );
         }
-        (&Method::GET, ["api", "events"]) => events(&state),
-        (&Method::GET, ["api", "messages"]) => {
-            let summaries = state.history.lock().unwrap().summaries();
-            json_response(StatusCode::OK, &json!({"messages": summaries}))
-        }
-        (&Method::GET, ["api", "messages", seq, "raw"]) => match seq.parse() {
-            Ok(seq) => raw(&state, seq),
-            Err(_) => not_found(),
-        },
-        (&Method::GET, ["api", "messages", seq, "payloads", index]) => {
-            match (seq.parse(), index.parse()) {
-                (Ok(seq), Ok(index)) => {
-                    let download = req.uri().query().is_some_and(|q| {
-                        q.split('&').any(|p| p == "download" || p.starts_with("download="))
-                    });
-                    payload_bytes(&state, seq, index, download)
-                }
-                _ => not_found(),
-            }
-        }
-        (&Method::POST, ["api", "messages", seq, "payloads", index, "fetch"]) => {
-            match (seq.parse(), index.parse()) {
-                (Ok(seq), Ok(index)) => fetch(&state, seq, index).await,
-                _ => not_found(),
-            }
-        }
-        (&Method::POST, ["api", "files"]) => {
-            let name = query_value(req.uri().query(), "name").unwrap_or_else(|| "file".into());
-            upload(&state, &name, req.into_body()).await
-        }
-        (&Method::POST, ["api", "send"]) => {
-            let body = match Limited::new(req.into_body(), MAX_SEND_JSON).collect().await {
-                Ok(body) => body.to_bytes(),
-                Err(e) => {
-                    return error(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "inspector.request",
-                        format!("reading the request: {e}"),
-                    );
-                }
-            };
-            match outgoing::send(&state, &body).await {
-                Ok(sent) => json_response(StatusCode::OK, &sent),
-                Err((status, kind, message)) => error(status, kind, message),
-            }
-        }
-        (_, ["api", ..]) => {
-            error(StatusCode::NOT_FOUND, "inspector.not_found", format!("no {method} {path}"))
-        }
-        _ => not_found(),
+    };
+    match outgoing::send(&state, &body).await {
+        Ok(sent) => json_response(StatusCode::OK, &sent),
+        Err((status, kind, message)) => error(status, kind, message),
     }
 }
 
 /// Whether the `Host` header names this server (a loopback name and its
 /// port), or anything goes (`--allow-remote`).
-fn host_allowed(state: &State, req: &Request<Incoming>) -> bool {
+fn host_allowed(state: &State, headers: &HeaderMap) -> bool {
     if state.allow_remote {
         return true;
     }
-    let Some(host) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) else {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return false;
     };
     let port = state.local_addr.port();
@@ -229,9 +235,8 @@ fn host_allowed(state: &State, req: &Request<Incoming>) -> bool {
 /// Why a POST is refused, if it is: a body type a plain HTML form can send
 /// (a cross-site form needs no permission to send those), or an `Origin`
 /// other than this page's.
-fn post_refusal(state: &State, req: &Request<Incoming>) -> Option<String> {
-    let content_type = req
-        .headers()
+fn post_refusal(state: &State, headers: &HeaderMap) -> Option<String> {
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
@@ -244,8 +249,8 @@ fn post_refusal(state: &State, req: &Request<Incoming>) -> Option<String> {
     if state.allow_remote {
         return None;
     }
-    let origin = req.headers().get(header::ORIGIN)?.to_str().unwrap_or("");
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let origin = headers.get(header::ORIGIN)?.to_str().unwrap_or("");
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     if origin.eq_ignore_ascii_case(&format!("http://{host}")) {
         None
     } else {
@@ -253,42 +258,14 @@ fn post_refusal(state: &State, req: &Request<Incoming>) -> Option<String> {
     }
 }
 
-fn query_value(query: Option<&str>, key: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == key).then(|| percent_decode(v))
-    })
+/// A message's number and a payload's index from the path; a path whose
+/// numbers do not parse names nothing.
+fn numbers(seq: &str, index: &str) -> Option<(u64, usize)> {
+    Some((seq.parse().ok()?, index.parse().ok()?))
 }
 
-/// `%XX` and `+` decoded; invalid sequences kept as they are.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'+', _) => out.push(b' '),
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 2;
-            }
-            (b, _) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).boxed_unsync()
-}
-
-fn page(text: &'static str, content_type: &'static str) -> Response<Body> {
-    let mut response = Response::new(full(Bytes::from_static(text.as_bytes())));
+fn page(text: &'static str, content_type: &'static str) -> Response {
+    let mut response = Response::new(Body::from(text));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_POLICY));
@@ -297,8 +274,8 @@ fn page(text: &'static str, content_type: &'static str) -> Response<Body> {
     response
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut response = Response::new(full(value.to_string()));
+fn json_response(status: StatusCode, value: &Value) -> Response {
+    let mut response = Response::new(Body::from(value.to_string()));
     *response.status_mut() = status;
     response
         .headers_mut()
@@ -308,17 +285,17 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
 }
 
 /// `{"error": {"kind", "message"}}` with `status`.
-fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response<Body> {
+fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
     json_response(status, &json!({"error": {"kind": kind, "message": message.into()}}))
 }
 
-fn not_found() -> Response<Body> {
-    let mut response = Response::new(full("not found"));
+fn not_found() -> Response {
+    let mut response = Response::new(Body::from("not found"));
     *response.status_mut() = StatusCode::NOT_FOUND;
     response
 }
 
-fn missing(what: Missing, seq: u64, index: Option<usize>) -> Response<Body> {
+fn missing(what: Missing, seq: u64, index: Option<usize>) -> Response {
     match (what, index) {
         (Missing::Message, _) => error(
             StatusCode::NOT_FOUND,
@@ -334,8 +311,8 @@ fn missing(what: Missing, seq: u64, index: Option<usize>) -> Response<Body> {
 }
 
 /// Bytes a peer sent, served so that they cannot act as this origin's page.
-fn untrusted(bytes: Bytes, content_type: &'static str) -> Response<Body> {
-    let mut response = Response::new(full(bytes));
+fn untrusted(bytes: Bytes, content_type: &'static str) -> Response {
+    let mut response = Response::new(Body::from(bytes));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAYLOAD_POLICY));
@@ -344,7 +321,8 @@ fn untrusted(bytes: Bytes, content_type: &'static str) -> Response<Body> {
     response
 }
 
-fn raw(state: &State, seq: u64) -> Response<Body> {
+async fn raw(With(state): With<Arc<State>>, Path(seq): Path<String>) -> Response {
+    let Ok(seq) = seq.parse() else { return not_found() };
     let history = state.history.lock().unwrap();
     match history.get(seq) {
         Some(entry) => untrusted(entry.raw.clone(), "text/plain; charset=utf-8"),
@@ -352,7 +330,13 @@ fn raw(state: &State, seq: u64) -> Response<Body> {
     }
 }
 
-fn payload_bytes(state: &State, seq: u64, index: usize, download: bool) -> Response<Body> {
+async fn payload_bytes(
+    With(state): With<Arc<State>>,
+    Path((seq, index)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some((seq, index)) = numbers(&seq, &index) else { return not_found() };
+    let download = query.contains_key("download");
     let history = state.history.lock().unwrap();
     let record = match history.record(seq, index) {
         Ok(record) => record,
@@ -384,7 +368,11 @@ fn payload_bytes(state: &State, seq: u64, index: usize, download: bool) -> Respo
 /// download handler's allowlist, size cap and retries; the record's size
 /// and `sha256`), keeps the bytes, and answers with the message's new
 /// summary.
-async fn fetch(state: &State, seq: u64, index: usize) -> Response<Body> {
+async fn fetch(
+    With(state): With<Arc<State>>,
+    Path((seq, index)): Path<(String, String)>,
+) -> Response {
+    let Some((seq, index)) = numbers(&seq, &index) else { return not_found() };
     let link = {
         let history = state.history.lock().unwrap();
         match history.record(seq, index) {
@@ -426,9 +414,15 @@ async fn fetch(state: &State, seq: u64, index: usize) -> Response<Body> {
     }
 }
 
-/// Stores a file the page is about to send, returning its id; at most
-/// `max_upload` bytes.
-async fn upload(state: &State, name: &str, mut body: Incoming) -> Response<Body> {
+/// `POST /api/files?name=NAME`: stores a file the page is about to send,
+/// returning its id; at most `max_upload` bytes.
+async fn upload(
+    With(state): With<Arc<State>>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Body,
+) -> Response {
+    let name = query.get("name").map_or("file", String::as_str);
+    let mut body = body.into_data_stream();
     let id = state.next_file.fetch_add(1, Ordering::Relaxed);
     let dir = state.files.path().join(id.to_string());
     // The name keeps its extension (a .csv table is converted) but cannot
@@ -439,18 +433,16 @@ async fn upload(state: &State, name: &str, mut body: Incoming) -> Response<Body>
         tokio::fs::create_dir_all(&dir).await?;
         let mut file = tokio::fs::File::create(&path).await?;
         let mut written = 0u64;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(std::io::Error::other)?;
-            if let Ok(data) = frame.into_data() {
-                written += data.len() as u64;
-                if written > state.max_upload {
-                    return Err(std::io::Error::other(format!(
-                        "the file is larger than {} bytes (--max-upload)",
-                        state.max_upload
-                    )));
-                }
-                file.write_all(&data).await?;
+        while let Some(data) = body.next().await {
+            let data = data.map_err(std::io::Error::other)?;
+            written += data.len() as u64;
+            if written > state.max_upload {
+                return Err(std::io::Error::other(format!(
+                    "the file is larger than {} bytes (--max-upload)",
+                    state.max_upload
+                )));
             }
+            file.write_all(&data).await?;
         }
         file.flush().await?;
         Ok::<u64, std::io::Error>(written)
@@ -475,44 +467,22 @@ async fn upload(state: &State, name: &str, mut body: Incoming) -> Response<Body>
 /// happen, with a comment every 15 seconds so that idle proxies and
 /// browsers keep the stream open. A page that falls too far behind is
 /// disconnected; its EventSource reconnects and starts again from `reset`.
-fn events(state: &State) -> Response<Body> {
-    let (snapshot, mut live) = {
+async fn events(With(state): With<Arc<State>>) -> Response {
+    let (snapshot, live) = {
         let history = state.history.lock().unwrap();
         (history.summaries(), state.events.subscribe())
     };
-    let (tx, rx) = mpsc::channel::<Arc<str>>(64);
-    tokio::spawn(async move {
-        let mut first = String::from("retry: 1000\nevent: reset\ndata: {}\n\n");
-        for summary in &snapshot {
-            first.push_str(&sse("added", summary));
-        }
-        if tx.send(first.into()).await.is_err() {
-            return;
-        }
-        let mut keepalive = tokio::time::interval(Duration::from_secs(15));
-        keepalive.tick().await;
-        loop {
-            let next = tokio::select! {
-                event = live.recv() => match event {
-                    Ok(event) => event,
-                    // Behind or closed: end; the page reconnects.
-                    Err(_) => return,
-                },
-                _ = keepalive.tick() => ": keepalive\n\n".into(),
-                () = tx.closed() => return,
-            };
-            if tx.send(next).await.is_err() {
-                return;
-            }
-        }
+    let reset = Event::default().retry(Duration::from_secs(1)).event("reset").data("{}");
+    let replay: Vec<Event> =
+        std::iter::once(reset).chain(snapshot.iter().map(|s| sse("added", s))).collect();
+    let live = futures_util::stream::unfold(live, |mut live| async move {
+        // Behind or closed: end; the page reconnects.
+        let event = live.recv().await.ok()?;
+        Some((event, live))
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        let event = rx.recv().await?;
-        Some((Ok::<_, Infallible>(Frame::data(Bytes::from(event.as_bytes().to_vec()))), rx))
-    });
-    let mut response = Response::new(StreamBody::new(stream).boxed_unsync());
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let stream = futures_util::stream::iter(replay).chain(live).map(Ok::<_, Infallible>);
+    let keepalive = KeepAlive::new().interval(Duration::from_secs(15)).text("keepalive");
+    let mut response = Sse::new(stream).keep_alive(keepalive).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

@@ -7,42 +7,50 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use http::{Request, Response, StatusCode, header};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use axum::extract::{Path, Request, State};
+use axum::response::Response;
+use http::{StatusCode, header};
 use md5::{Digest, Md5};
-use natsbridge_claimcheck::fileio::FileWriter;
 
 use super::part_heads::{PartHeads, Watch};
 use super::plik::{file_object, refuse_upload};
 use super::reply::{
-    Body, DRAIN_LIMIT, Refusal, Refused, closing, disk_error, internal_error, json_reply, refuse,
-    shown, text, too_big,
+    DRAIN_LIMIT, Refusal, Refused, closing, disk_error, internal_error, json_reply, refuse, shown,
+    text, too_big,
 };
 use crate::disk;
-use crate::store::{FileMeta, State, Status, random_id, same_secret, valid_id};
+use crate::fileio::FileWriter;
+use crate::store::{FileMeta, State as Store, Status, random_id, same_secret, valid_id};
 
 /// A step's refusal: the answer to send.
 type Step<T> = Result<T, Refused>;
 
+/// `POST /file/{uploadId}`: a new file.
 pub(super) async fn add_file(
-    state: &Arc<State>,
-    request: Request<Incoming>,
-    upload_id: &str,
-    declared: Option<(&str, &str)>,
-) -> Response<Body> {
-    match steps(state, request, upload_id, declared).await {
-        Ok(answer) => answer,
-        Err(refused) => *refused,
-    }
+    State(state): State<Arc<Store>>,
+    Path(upload_id): Path<String>,
+    request: Request,
+) -> Response {
+    steps(&state, request, &upload_id, None).await.unwrap_or_else(|refused| *refused)
+}
+
+/// `POST /file/{uploadId}/{fileId}/{fileName}`: a file declared when the
+/// upload was created.
+pub(super) async fn add_declared_file(
+    State(state): State<Arc<Store>>,
+    Path((upload_id, file_id, name)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    let declared = Some((file_id.as_str(), name.as_str()));
+    steps(&state, request, &upload_id, declared).await.unwrap_or_else(|refused| *refused)
 }
 
 async fn steps(
-    state: &Arc<State>,
-    request: Request<Incoming>,
+    state: &Arc<Store>,
+    request: Request,
     upload_id: &str,
     declared: Option<(&str, &str)>,
-) -> Step<Response<Body>> {
+) -> Step<Response> {
     check_upload_and_token(state, &request, upload_id)?;
     let boundary = boundary(&request)?;
     let (mut part, file_name) = file_part(request, boundary).await?;
@@ -64,11 +72,7 @@ async fn steps(
 }
 
 /// The upload exists, has not expired, and the request carries its token.
-fn check_upload_and_token(
-    state: &Arc<State>,
-    request: &Request<Incoming>,
-    upload_id: &str,
-) -> Step<()> {
+fn check_upload_and_token(state: &Arc<Store>, request: &Request, upload_id: &str) -> Step<()> {
     if let Some(refused) = refuse_upload(state, upload_id) {
         return refuse(refused);
     }
@@ -87,7 +91,7 @@ fn check_upload_and_token(
 }
 
 /// The multipart boundary of the request's `Content-Type`.
-fn boundary(request: &Request<Incoming>) -> Step<String> {
+fn boundary(request: &Request) -> Step<String> {
     match request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -106,10 +110,7 @@ fn boundary(request: &Request<Incoming>) -> Step<String> {
 
 /// The form's part named `file`, and its file name as Go's `FileName()`
 /// gives it (the last path element only).
-async fn file_part(
-    request: Request<Incoming>,
-    boundary: String,
-) -> Step<(multer::Field<'static>, String)> {
+async fn file_part(request: Request, boundary: String) -> Step<(multer::Field<'static>, String)> {
     let watch = Arc::new(Watch::default());
     let body = PartHeads::new(request.into_body().into_data_stream(), &boundary, watch.clone());
     let mut multipart = multer::Multipart::new(body, boundary);
@@ -159,7 +160,7 @@ async fn file_part(
 /// Registers the file as `uploading`: a declared one (its id and name must
 /// match, and it must still be missing), or a new one. Its id.
 fn register(
-    state: &State,
+    state: &Store,
     upload_id: &str,
     declared: Option<(&str, &str)>,
     file_name: &str,
@@ -180,7 +181,6 @@ fn register(
         upload.files.insert(file_id.clone(), meta);
         return Ok(file_id);
     };
-    let url_name = percent_encoding::percent_decode_str(url_name).decode_utf8_lossy();
     let Some(f) = upload.files.get_mut(file_id).filter(|_| valid_id(file_id)) else {
         return refuse(text(StatusCode::NOT_FOUND, format!("file {} not found", shown(file_id))));
     };
@@ -200,7 +200,7 @@ fn register(
 /// Streams the part to `temp` in `dir`, counting and hashing as it goes:
 /// its size and MD5 (empty when MD5 is off).
 async fn write_part(
-    state: &State,
+    state: &Store,
     part: &mut multer::Field<'static>,
     dir: &std::path::Path,
     temp: &std::path::Path,
@@ -228,17 +228,13 @@ async fn write_part(
         }
     }
     writer.finish().await.map_err(Refusal::Disk)?;
-    Ok((size, md5.map(|h| natsbridge_claimcheck::hex_lower(&h.finalize())).unwrap_or_default()))
+    Ok((size, md5.map(|h| hex_lower(&h.finalize())).unwrap_or_default()))
 }
 
 /// The answer to a part that did not reach the disk. A part over the size
 /// limit is drained (up to [`DRAIN_LIMIT`]) first, so the client reads the
 /// answer rather than a reset connection.
-async fn refused(
-    state: &State,
-    refusal: Refusal,
-    part: &mut multer::Field<'static>,
-) -> Response<Body> {
+async fn refused(state: &Store, refusal: Refusal, part: &mut multer::Field<'static>) -> Response {
     match refusal {
         Refusal::TooBig => {
             let mut drained = 0u64;
@@ -261,11 +257,11 @@ async fn refused(
 /// Moves the written part into place, marks the file `uploaded` and writes
 /// the upload's record; answers the file object.
 async fn store(
-    state: &State,
+    state: &Store,
     guard: &mut UploadGuard<'_>,
     size: u64,
     md5: String,
-) -> Step<Response<Body>> {
+) -> Step<Response> {
     let (upload_id, file_id) = (guard.upload_id.clone(), guard.file_id.clone());
     let final_path = state.file_path(&upload_id, &file_id);
     if let Err(e) = tokio::fs::rename(&guard.temp, &final_path).await {
@@ -298,7 +294,7 @@ async fn store(
 /// failed, or the connection dropped and the request was abandoned), and
 /// removes what it wrote.
 struct UploadGuard<'a> {
-    state: &'a State,
+    state: &'a Store,
     upload_id: String,
     file_id: String,
     declared: bool,
@@ -324,4 +320,9 @@ impl Drop for UploadGuard<'_> {
             }
         }
     }
+}
+
+/// Lower-case hex of `bytes`, as Plik writes `fileMd5`.
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

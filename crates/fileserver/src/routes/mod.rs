@@ -1,6 +1,6 @@
-//! The file server's request handlers, by API: Plik's upload and download
-//! routes ([`plik`], with `POST /file` in [`add_file`]), the plain PUT area
-//! ([`put`]), and what they share ([`reply`]).
+//! The file server's router and its request handlers, by API: Plik's upload
+//! and download routes ([`plik`], with `POST /file` in [`add_file`]), the
+//! plain PUT area ([`put`]), and what they share ([`reply`]).
 
 mod add_file;
 mod part_heads;
@@ -8,74 +8,66 @@ mod plik;
 mod put;
 mod reply;
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use futures_util::FutureExt;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
+use axum::Router;
+use axum::extract::Request;
+use axum::response::Response;
+use axum::routing::{get, post};
+use http::{HeaderValue, StatusCode, header};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
 
-use crate::store::State;
-pub(crate) use reply::Body;
-use reply::text;
+use crate::cors::Cors;
+use crate::store::State as Store;
+pub(crate) use reply::text;
 
-pub(crate) async fn route(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
-    let origin = state.cors.allowed_origin(request.headers());
-    if request.method() == Method::OPTIONS {
-        return match origin {
-            Some(origin) => state.cors.preflight(origin, request.headers()),
-            None => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-        };
-    }
-    // A handler that panics answers 500 instead of dropping the connection;
-    // the state's locks survive it (see `store::lock`).
-    let mut response = match AssertUnwindSafe(route_api(state, request)).catch_unwind().await {
-        Ok(response) => response,
-        Err(_) => {
+/// Every route, with the layers every answer goes through.
+pub(crate) fn router(store: Arc<Store>, cors: Cors) -> Router {
+    let routes = Router::new()
+        .route("/upload", post(plik::create_upload))
+        .route("/file/{upload_id}", post(add_file::add_file))
+        .route(
+            "/file/{upload_id}/{file_id}/{name}",
+            post(add_file::add_declared_file).get(plik::get_file),
+        )
+        .route("/put/{*key}", get(put::get).put(put::put));
+    #[cfg(test)]
+    let routes = routes.route("/test-panic", post(test_panic));
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .with_state(store)
+        .layer(axum::middleware::from_fn_with_state(Arc::new(cors), crate::cors::answer))
+        // Stored files are other peers' bytes: a browser must not guess a
+        // type for them (and run one as a page of this origin).
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        // A handler that panics answers 500 instead of dropping the
+        // connection; the store's locks survive it (see `store::lock`).
+        .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("file server: a request handler panicked");
             text(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
-        }
-    };
-    if let Some(origin) = origin {
-        crate::cors::Cors::decorate(origin, &mut response);
-    }
-    // Stored files are other peers' bytes: a browser must not guess a type
-    // for them (and run one as a page of this origin).
-    response
-        .headers_mut()
-        .insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    response
+        }))
+        // Request details at debug, under this crate's name (what
+        // `natsbridge fileserver -vv` shows); tower-http's own events follow.
+        .layer(TraceLayer::new_for_http().on_request(|request: &Request, _: &tracing::Span| {
+            tracing::debug!(method = %request.method(), path = %request.uri().path(), "file server request");
+        }))
 }
 
-async fn route_api(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
-    let path = request.uri().path().to_owned();
-    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(&path).split('/').collect();
-    let method = request.method().clone();
-    tracing::debug!(%method, path = %path, "file server request");
-    let put_key = || &path["/put/".len().min(path.len())..];
-    match (&method, segments.as_slice()) {
-        (&Method::POST, ["upload"]) => plik::create_upload(&state, request).await,
-        (&Method::POST, ["file", upload_id]) => {
-            add_file::add_file(&state, request, upload_id, None).await
-        }
-        (&Method::POST, ["file", upload_id, file_id, name]) => {
-            add_file::add_file(&state, request, upload_id, Some((file_id, name))).await
-        }
-        (&Method::GET | &Method::HEAD, ["file", upload_id, file_id, name]) => {
-            plik::get_file(&state, &method, upload_id, file_id, name).await
-        }
-        (&Method::PUT, ["put", ..]) => put::put(&state, request, put_key()).await,
-        (&Method::GET | &Method::HEAD, ["put", ..]) => put::get(&state, &method, put_key()).await,
-        #[cfg(test)]
-        (&Method::POST, ["test-panic"]) => test_panic(&state),
-        _ => text(StatusCode::NOT_FOUND, "404 page not found"),
-    }
+/// Go's `http.NotFound`, which Plik answers for what it does not route.
+async fn not_found() -> Response {
+    text(StatusCode::NOT_FOUND, "404 page not found")
 }
 
 /// Unit tests only: a handler that panics while holding the uploads lock,
 /// which poisons it.
 #[cfg(test)]
-fn test_panic(state: &State) -> Response<Body> {
-    let _uploads = state.uploads();
+async fn test_panic(axum::extract::State(store): axum::extract::State<Arc<Store>>) -> Response {
+    let _uploads = store.uploads();
     panic!("a test handler panics while holding the uploads lock");
 }

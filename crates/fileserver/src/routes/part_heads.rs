@@ -40,7 +40,7 @@ pub(crate) enum FormError {
     /// The preamble and a part's headers went over [`MAX_PART_HEAD`].
     HeadTooLarge,
     /// Reading the request body failed.
-    Body(hyper::Error),
+    Body(axum::Error),
 }
 
 impl std::fmt::Display for FormError {
@@ -171,7 +171,7 @@ impl<S> PartHeads<S> {
 
 impl<S> Stream for PartHeads<S>
 where
-    S: Stream<Item = Result<Bytes, hyper::Error>> + Unpin,
+    S: Stream<Item = Result<Bytes, axum::Error>> + Unpin,
 {
     type Item = Result<Bytes, FormError>;
 
@@ -199,7 +199,7 @@ where
 mod tests {
     use super::*;
 
-    fn heads() -> PartHeads<futures_util::stream::Empty<Result<Bytes, hyper::Error>>> {
+    fn heads() -> PartHeads<futures_util::stream::Empty<Result<Bytes, axum::Error>>> {
         PartHeads::new(futures_util::stream::empty(), "xyz", Arc::default())
     }
 

@@ -4,26 +4,28 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::Incoming;
 use serde_json::{Value, json};
 
 use super::reply::{
-    Body, OnComplete, Refused, closing, disk_error, empty_body, file_body, human_bytes,
-    internal_error, json_reply, refuse, shown, text,
+    OnComplete, Refused, closing, disk_error, file_body, human_bytes, internal_error, json_reply,
+    refuse, shown, text,
 };
 use crate::disk;
-use crate::store::{FileMeta, State, Status, Upload, random_id, valid_id};
+use crate::store::{FileMeta, State as Store, Status, Upload, random_id, valid_id};
 
 /// The largest JSON body `POST /upload` reads.
 pub(crate) const MAX_UPLOAD_JSON: usize = 1 << 20;
 
 /// The answer refusing a request for an upload that does not exist or has
 /// expired, if so. An expired upload is removed on the spot.
-pub(super) fn refuse_upload(state: &Arc<State>, upload_id: &str) -> Option<Response<Body>> {
+pub(super) fn refuse_upload(state: &Arc<Store>, upload_id: &str) -> Option<Response> {
     let not_found =
         || text(StatusCode::NOT_FOUND, format!("upload {} not found", shown(upload_id)));
     if !valid_id(upload_id) {
@@ -31,7 +33,7 @@ pub(super) fn refuse_upload(state: &Arc<State>, upload_id: &str) -> Option<Respo
     }
     let expired = match state.uploads().get(upload_id) {
         None => return Some(not_found()),
-        Some(u) => u.expired(Instant::now()),
+        Some(u) => u.expired(state.now()),
     };
     if expired {
         state.expire_later(upload_id);
@@ -62,11 +64,8 @@ fn field<'a>(object: &'a Value, name: &str) -> Option<&'a Value> {
 
 /// The TTL an upload asks for, as Plik answers it (seconds, -1: infinite),
 /// and when it expires; or the refusal.
-fn ttl_of(
-    state: &State,
-    params: &Value,
-) -> Result<(i64, Option<Instant>, Option<SystemTime>), Refused> {
-    let config = state.config;
+fn ttl_of(state: &Store, params: &Value) -> Result<(i64, Option<SystemTime>), Refused> {
+    let config = &state.config;
     let ttl = field(params, "ttl").and_then(Value::as_i64).unwrap_or(0);
     let (secs, lasts) = match ttl {
         0 => (config.default_ttl.as_secs_f64().ceil() as i64, Some(config.default_ttl)),
@@ -91,13 +90,11 @@ fn ttl_of(
             (t, Some(Duration::from_secs(t as u64)))
         }
     };
-    let expires = lasts.and_then(|d| state.expiry(d));
-    let expires_at = lasts.and_then(|d| SystemTime::now().checked_add(d));
-    Ok((secs, expires, expires_at))
+    Ok((secs, lasts.and_then(|d| state.expiry(d))))
 }
 
 /// The files an upload declares at creation, each `missing`.
-fn declared_files(state: &State, params: &Value) -> Result<HashMap<String, FileMeta>, Refused> {
+fn declared_files(state: &Store, params: &Value) -> Result<HashMap<String, FileMeta>, Refused> {
     let max = state.config.max_file_size;
     // Plik takes an array; its older versions a map.
     let declared: Vec<&Value> = match field(params, "files") {
@@ -141,11 +138,8 @@ fn declared_files(state: &State, params: &Value) -> Result<HashMap<String, FileM
 }
 
 /// `POST /upload`.
-pub(super) async fn create_upload(
-    state: &Arc<State>,
-    request: Request<Incoming>,
-) -> Response<Body> {
-    let body = match Limited::new(request.into_body(), MAX_UPLOAD_JSON).collect().await {
+pub(super) async fn create_upload(State(state): State<Arc<Store>>, body: Body) -> Response {
+    let body = match Limited::new(body, MAX_UPLOAD_JSON).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<LengthLimitError>() => {
             return closing(text(
@@ -169,11 +163,11 @@ pub(super) async fn create_upload(
         }
     };
     let one_shot = field(&params, "oneShot").and_then(Value::as_bool).unwrap_or(false);
-    let (ttl, expires, expires_at) = match ttl_of(state, &params) {
+    let (ttl, expires) = match ttl_of(&state, &params) {
         Ok(t) => t,
         Err(refused) => return *refused,
     };
-    let files = match declared_files(state, &params) {
+    let files = match declared_files(&state, &params) {
         Ok(f) => f,
         Err(refused) => return *refused,
     };
@@ -181,7 +175,7 @@ pub(super) async fn create_upload(
     let id = random_id(16);
     let token = random_id(32);
     let files_json: Vec<Value> = files.iter().map(|(fid, m)| file_object(fid, m)).collect();
-    let upload = Upload { token: token.clone(), one_shot, ttl, expires, expires_at, files };
+    let upload = Upload { token: token.clone(), one_shot, ttl, expires, files };
     let keep = upload.worth_keeping();
     state.uploads().insert(id.clone(), upload);
     // Only an upload that declares files has something to keep yet.
@@ -202,16 +196,14 @@ pub(super) async fn create_upload(
 
 /// `GET` and `HEAD /file/{uploadId}/{fileId}/{fileName}`.
 pub(super) async fn get_file(
-    state: &Arc<State>,
-    method: &Method,
-    upload_id: &str,
-    file_id: &str,
-    raw_name: &str,
-) -> Response<Body> {
-    if let Some(r) = refuse_upload(state, upload_id) {
+    State(state): State<Arc<Store>>,
+    method: Method,
+    Path((upload_id, file_id, name)): Path<(String, String, String)>,
+) -> Response {
+    let (upload_id, file_id) = (upload_id.as_str(), file_id.as_str());
+    if let Some(r) = refuse_upload(&state, upload_id) {
         return r;
     }
-    let name = percent_encoding::percent_decode_str(raw_name).decode_utf8_lossy();
     let get = method == Method::GET;
     let (meta, one_shot) = {
         let mut uploads = state.uploads();
@@ -259,7 +251,7 @@ pub(super) async fn get_file(
             Err(e) => return internal_error("opening a stored file", &e),
         }
     } else {
-        empty_body()
+        Body::empty()
     };
     let mut response = Response::new(body);
     let h = response.headers_mut();
@@ -285,7 +277,7 @@ pub(super) async fn get_file(
 /// one-shot file, consumed then; a one-shot file is put back if the GET
 /// ends early.
 struct Sent {
-    state: Arc<State>,
+    state: Arc<Store>,
     upload_id: String,
     file_id: String,
     consume: bool,

@@ -2,26 +2,39 @@
 //! `natsbridge_claimcheck_http::HttpPutUploader`.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use natsbridge_claimcheck::fileio::FileWriter;
 
-use super::reply::{Body, DRAIN_LIMIT, Refusal, disk_error, empty_body, file_body, text, too_big};
+use super::reply::{DRAIN_LIMIT, Refusal, disk_error, file_body, text, too_big};
 use crate::disk;
-use crate::store::{State, valid_put_key};
+use crate::fileio::FileWriter;
+use crate::store::{State as Store, valid_put_key};
+
+/// The key of a `/put/{key...}` request: the raw path after `/put/`, still
+/// percent-encoded, so that `%2e%2e` stays a harmless literal name.
+fn key_of(uri: &Uri) -> &str {
+    uri.path().strip_prefix("/put/").unwrap_or_default()
+}
 
 /// `PUT /put/{key...}`: stores the body under the key, replacing what was
 /// there; it expires after the default TTL.
-pub(super) async fn put(state: &State, request: Request<Incoming>, key: &str) -> Response<Body> {
+pub(super) async fn put(
+    State(state): State<Arc<Store>>,
+    uri: Uri,
+    headers: HeaderMap,
+    mut body: Body,
+) -> Response {
+    let key = key_of(&uri);
     if !valid_put_key(key) {
         return text(StatusCode::BAD_REQUEST, "invalid key");
     }
     let max = state.config.max_file_size;
-    let declared = request
-        .headers()
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
@@ -29,7 +42,6 @@ pub(super) async fn put(state: &State, request: Request<Incoming>, key: &str) ->
         return too_big(StatusCode::PAYLOAD_TOO_LARGE, max);
     }
     let temp = TempFile(state.put_temp_path());
-    let mut body = request.into_body();
     let copied: Result<u64, Refusal> = async {
         let file = disk::create_new(state.root(), &temp.0).await.map_err(Refusal::Disk)?;
         let mut writer = FileWriter::new(file);
@@ -93,7 +105,8 @@ pub(super) async fn put(state: &State, request: Request<Incoming>, key: &str) ->
 }
 
 /// `GET` and `HEAD /put/{key...}`.
-pub(super) async fn get(state: &State, method: &Method, key: &str) -> Response<Body> {
+pub(super) async fn get(State(state): State<Arc<Store>>, method: Method, uri: Uri) -> Response {
+    let key = key_of(&uri);
     let not_found = || text(StatusCode::NOT_FOUND, "not found");
     if !valid_put_key(key) {
         return not_found();
@@ -102,7 +115,7 @@ pub(super) async fn get(state: &State, method: &Method, key: &str) -> Response<B
         let mut puts = state.puts();
         match puts.get(key) {
             None => return not_found(),
-            Some(e) if e.is_some_and(|e| e <= Instant::now()) => {
+            Some(e) if e.is_some_and(|e| e <= state.now()) => {
                 puts.remove(key);
                 true
             }
@@ -125,7 +138,7 @@ pub(super) async fn get(state: &State, method: &Method, key: &str) -> Response<B
         _ => return not_found(),
     };
     let body = if method == Method::HEAD {
-        empty_body()
+        Body::empty()
     } else {
         let key = key.to_owned();
         let logged = Box::new(move || {

@@ -5,16 +5,14 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use axum::body::Body;
+use axum::response::Response;
 use bytes::Bytes;
 use futures_util::Stream;
-use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty, Full, StreamBody};
-use hyper::body::Frame;
-use natsbridge_claimcheck::fileio::read_stream;
+use http::{HeaderValue, StatusCode, header};
 use serde_json::Value;
 
-pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
+use crate::fileio::read_stream;
 
 /// How much of a refused upload is read (and thrown away) before answering,
 /// so the client, still sending, gets the error text rather than a reset
@@ -30,44 +28,41 @@ pub(super) enum Refusal {
 
 /// A request refused by one of a handler's steps: the answer to send
 /// (boxed: a response is large and a refusal the rare path).
-pub(super) type Refused = Box<Response<Body>>;
+pub(super) type Refused = Box<Response>;
 
 /// Refuses with `answer`.
-pub(super) fn refuse<T>(answer: Response<Body>) -> Result<T, Refused> {
+pub(super) fn refuse<T>(answer: Response) -> Result<T, Refused> {
     Err(Box::new(answer))
 }
 
 /// A plain-text error, as Go's `http.Error` writes it.
-pub(super) fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+pub(crate) fn text(status: StatusCode, message: impl Into<String>) -> Response {
     let mut body = message.into();
     body.push('\n');
-    let mut response =
-        Response::new(Full::new(Bytes::from(body)).map_err(|e| match e {}).boxed_unsync());
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
 
 /// `response`, after which the connection is closed: the request's body was
 /// refused unread, and what is left of it is not read either.
-pub(super) fn closing(mut response: Response<Body>) -> Response<Body> {
+pub(super) fn closing(mut response: Response) -> Response {
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
-pub(super) fn json_reply(value: &Value) -> Response<Body> {
-    let mut response = Response::new(
-        Full::new(Bytes::from(value.to_string())).map_err(|e| match e {}).boxed_unsync(),
-    );
+pub(super) fn json_reply(value: &Value) -> Response {
+    let mut response = Response::new(Body::from(value.to_string()));
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
-pub(super) fn internal_error(what: &str, error: &dyn std::fmt::Display) -> Response<Body> {
+pub(super) fn internal_error(what: &str, error: &dyn std::fmt::Display) -> Response {
     tracing::warn!(error = %error, "file server: {what}");
     text(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
 }
@@ -75,7 +70,7 @@ pub(super) fn internal_error(what: &str, error: &dyn std::fmt::Display) -> Respo
 /// A failed write of an upload: a full disk (or a file-size or quota limit)
 /// is `507 Insufficient Storage` with a text that says so, anything else a
 /// plain internal error. The partial file is removed by the caller's guard.
-pub(super) fn disk_error(what: &str, error: &io::Error) -> Response<Body> {
+pub(super) fn disk_error(what: &str, error: &io::Error) -> Response {
     use std::io::ErrorKind as Io;
     if matches!(error.kind(), Io::StorageFull | Io::QuotaExceeded | Io::FileTooLarge) {
         tracing::warn!(error = %error, "file server: {what}: out of space");
@@ -85,7 +80,7 @@ pub(super) fn disk_error(what: &str, error: &io::Error) -> Response<Body> {
 }
 
 /// Plik's answer to a file over the maximum size.
-pub(super) fn too_big(status: StatusCode, max: u64) -> Response<Body> {
+pub(super) fn too_big(status: StatusCode, max: u64) -> Response {
     text(status, format!("file too big (limit is set to {})", human_bytes(max)))
 }
 
@@ -112,10 +107,6 @@ pub(super) fn human_bytes(n: u64) -> String {
     }
 }
 
-pub(super) fn empty_body() -> Body {
-    Empty::new().map_err(|e| match e {}).boxed_unsync()
-}
-
 /// Called once every byte of a file body has been handed to the connection.
 /// Dropped uncalled when the body is dropped early.
 pub(super) type OnComplete = Box<dyn FnOnce() + Send>;
@@ -136,7 +127,7 @@ impl<S> FileStream<S> {
 }
 
 impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for FileStream<S> {
-    type Item = io::Result<Frame<Bytes>>;
+    type Item = io::Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match Pin::new(&mut self.inner).poll_next(cx) {
@@ -145,7 +136,7 @@ impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for FileStream<S> {
                 if self.remaining == 0 {
                     self.complete();
                 }
-                Poll::Ready(Some(Ok(Frame::data(chunk))))
+                Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) if self.remaining > 0 => Poll::Ready(Some(Err(io::Error::new(
@@ -173,7 +164,7 @@ pub(super) async fn file_body(
         remaining: size,
         on_complete,
     };
-    StreamBody::new(stream).boxed_unsync()
+    Body::from_stream(stream)
 }
 
 #[cfg(test)]

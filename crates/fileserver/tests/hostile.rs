@@ -7,12 +7,11 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use natsbridge_claimcheck_http::{HttpPutUploader, PlikUploader, UploadHandlerExt};
 use natsbridge_fileserver::FileServer;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::util::{file_server, payload, raw_request};
+use crate::util::{Plik, Put, file_server, payload, raw_request};
 
 /// Where a Plik link's file lives: `(upload directory, file path)`.
 fn stored(root: &Path, link: &str) -> (PathBuf, PathBuf) {
@@ -23,7 +22,7 @@ fn stored(root: &Path, link: &str) -> (PathBuf, PathBuf) {
 }
 
 fn client() -> reqwest::Client {
-    natsbridge_claimcheck_http::client_builder().unwrap().build().unwrap()
+    crate::util::client()
 }
 
 async fn create_upload(base: &str) -> (String, String) {
@@ -133,7 +132,7 @@ async fn endless_part_headers_are_refused_unread() {
 
     // The server still takes a well-formed upload, with headers of any
     // ordinary size.
-    let link = PlikUploader::new(served.url()).unwrap().upload_bytes("ok.bin", payload(3000)).await;
+    let link = Plik::new(served.url()).upload("ok.bin", payload(3000)).await;
     assert!(link.is_ok(), "{link:?}");
 }
 
@@ -173,7 +172,7 @@ async fn a_symlinked_upload_dir_is_not_followed_at_start() {
     let outside = tempfile::tempdir().unwrap();
     let root = dir.path();
     let first = FileServer::builder().dir(root).bind("127.0.0.1:0").await.unwrap();
-    let link = PlikUploader::new(first.url()).unwrap().upload_bytes("a.bin", payload(100)).await;
+    let link = Plik::new(first.url()).upload("a.bin", payload(100)).await;
     let link = link.unwrap();
     first.shutdown().await;
 
@@ -209,7 +208,7 @@ async fn a_symlinked_file_is_not_served() {
     let secret = outside.path().join("secret");
     std::fs::write(&secret, b"SECRET-SECRET-SECRET").unwrap();
 
-    let link = PlikUploader::new(served.url()).unwrap().upload_bytes("a.bin", payload(20)).await;
+    let link = Plik::new(served.url()).upload("a.bin", payload(20)).await;
     let link = link.unwrap();
     let (_, file) = stored(&root, &link);
     std::fs::remove_file(&file).unwrap();
@@ -218,8 +217,8 @@ async fn a_symlinked_file_is_not_served() {
     assert_ne!(reply.status(), 200);
     assert!(!reply.text().await.unwrap().contains("SECRET"));
 
-    let put = HttpPutUploader::builder(served.server.put_template()).build().unwrap();
-    let put_link = put.upload_bytes("p.bin", payload(20)).await.unwrap();
+    let put = Put::new(served.server.put_template());
+    let put_link = put.upload("p.bin", payload(20)).await.unwrap();
     let key = put_link.split("/put/").nth(1).unwrap();
     let path = root.join("put").join(key);
     std::fs::remove_file(&path).unwrap();
@@ -264,7 +263,7 @@ fn mode(path: &Path) -> u32 {
 async fn stored_files_and_records_are_private() {
     let served = file_server().await;
     let root = served.dir.path();
-    let link = PlikUploader::new(served.url()).unwrap().upload_bytes("a.bin", payload(10)).await;
+    let link = Plik::new(served.url()).upload("a.bin", payload(10)).await;
     let (upload_dir, file) = stored(root, &link.unwrap());
     assert_eq!(mode(&file), 0o600, "{}", file.display());
     assert_eq!(mode(&upload_dir.join("upload.json")), 0o600);
@@ -272,8 +271,8 @@ async fn stored_files_and_records_are_private() {
     assert_eq!(mode(&root.join("plik")), 0o700);
     assert_eq!(mode(&root.join("put")), 0o700);
 
-    let put = HttpPutUploader::builder(served.server.put_template()).build().unwrap();
-    let put_link = put.upload_bytes("p.bin", payload(10)).await.unwrap();
+    let put = Put::new(served.server.put_template());
+    let put_link = put.upload("p.bin", payload(10)).await.unwrap();
     let key = put_link.split("/put/").nth(1).unwrap();
     let path = root.join("put").join(key);
     assert_eq!(mode(&path), 0o600);
@@ -285,10 +284,10 @@ async fn stored_files_and_records_are_private() {
 #[tokio::test]
 async fn downloads_carry_nosniff() {
     let served = file_server().await;
-    let plik = PlikUploader::builder(served.url()).one_shot(false).build().unwrap();
-    let link = plik.upload_bytes("a.html", payload(10)).await;
-    let put = HttpPutUploader::builder(served.server.put_template()).build().unwrap();
-    let put_link = put.upload_bytes("p.html", payload(10)).await.unwrap();
+    let plik = Plik::new(served.url()).one_shot(false);
+    let link = plik.upload("a.html", payload(10)).await;
+    let put = Put::new(served.server.put_template());
+    let put_link = put.upload("p.html", payload(10)).await.unwrap();
     let client = client();
     for url in [link.unwrap(), put_link] {
         for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
