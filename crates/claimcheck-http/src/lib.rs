@@ -62,6 +62,9 @@
 
 mod body;
 mod client;
+#[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
+pub mod conformance;
 mod download;
 mod error;
 mod fileio;

@@ -1,12 +1,13 @@
 //! The claim-check role's exported conformance suite
-//! (`natsbridge_claimcheck::conformance`) against every HTTP store: Plik
-//! and plain PUT on the file server, S3 on moto. Each store is reached
-//! through a fault-injecting proxy for the fault cases.
+//! (`natsbridge_claimcheck::conformance`, re-exported with this crate's
+//! `FaultProxy` as `natsbridge_claimcheck_http::conformance`) against every
+//! HTTP store: Plik and plain PUT on the file server, S3 on moto. Each store
+//! is reached through a fault-injecting proxy for the fault cases.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use natsbridge_claimcheck::conformance::{self, FaultProxy, Store};
+use natsbridge_claimcheck_http::conformance::{self, FaultProxy, Store};
 use natsbridge_claimcheck_http::{
     HttpDownloader, HttpPutUploader, PlikUploader, RetryConfig, client_builder,
 };

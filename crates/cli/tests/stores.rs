@@ -40,7 +40,7 @@ async fn fetch(link: &str, size: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_file_upload_a_retry_can_fix_is_retried() {
-    use natsbridge_claimcheck::conformance::{Fault, FaultProxy};
+    use natsbridge_claimcheck_http::conformance::{Fault, FaultProxy};
     let dir = tempfile::tempdir().unwrap();
     let files = FileServer::builder().dir(dir.path().join("s")).bind("127.0.0.1:0").await.unwrap();
     let proxy = FaultProxy::start(files.local_addr()).await;

@@ -5,11 +5,13 @@ use std::borrow::Borrow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::claimcheck::{DownloadHandler, HttpDownloader, PlikUploader, UploadHandler};
-use crate::claimcheck::{LinkRouter, download_fn};
+use crate::claimcheck::{DownloadHandler, LinkRouter, UploadHandler, download_fn};
+#[cfg(feature = "http")]
+use crate::claimcheck::{HttpDownloader, PlikUploader};
 use crate::envelope::{Envelope, IdSource, Payload, PayloadRecord, SendOptions};
 use crate::limits::ReceiveLimits;
-use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
+#[cfg(feature = "objectstore")]
+use crate::objectstore::{ObjectStoreHandler, ObjectStoreOptions};
 use crate::pack::Outgoing;
 use crate::pack::{fetch_links, has_links};
 use crate::sent::Sent;
@@ -23,6 +25,22 @@ use crate::{Error, Result};
 /// subject nobody serves is reported 150 ms after the first answer.
 const NO_RESPONDERS_RESENDS: u32 = 4;
 const NO_RESPONDERS_DELAY: Duration = Duration::from_millis(10);
+
+#[cfg(feature = "objectstore")]
+use crate::objectstore::OBJECT_STORE_SCHEME;
+/// The scheme of JetStream object store links (`natsbridge-claimcheck-objectstore`'s),
+/// routed apart from the others without the `objectstore` feature too, so
+/// that such a link is refused with a reason rather than by the HTTP downloader.
+#[cfg(not(feature = "objectstore"))]
+const OBJECT_STORE_SCHEME: &str = "nats-os";
+
+/// A download handler that refuses every link with `reason`
+/// (`ClaimCheck(UrlRefused)`), before any request is made.
+fn refuse_links(reason: &'static str) -> Arc<dyn DownloadHandler> {
+    Arc::new(download_fn(move |_, _| async move {
+        Err(crate::claimcheck::Error::new(crate::claimcheck::ErrorKind::UrlRefused, reason))
+    }))
+}
 
 /// Connects to `url` with default options: no file server (every payload
 /// must fit direct), downloads allowed from any `http`/`https` origin (the
@@ -38,24 +56,26 @@ pub async fn connect(url: &str) -> Result<Bridge> {
 pub struct BridgeBuilder {
     url: String,
     connect: ConnectOptions,
+    #[cfg(feature = "http")]
     fileserver: Option<String>,
     uploader: Option<Arc<dyn UploadHandler>>,
     downloader: Option<Arc<dyn DownloadHandler>>,
+    #[cfg(feature = "objectstore")]
     object_store: Option<ObjectStoreOptions>,
     limits: ReceiveLimits,
 }
 
 impl std::fmt::Debug for BridgeBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BridgeBuilder")
-            .field("url", &self.url)
-            .field("connect", &self.connect)
-            .field("fileserver", &self.fileserver)
-            .field("uploader", &self.uploader.is_some())
-            .field("downloader", &self.downloader.is_some())
-            .field("object_store", &self.object_store)
-            .field("limits", &self.limits)
-            .finish()
+        let mut f = f.debug_struct("BridgeBuilder");
+        f.field("url", &self.url).field("connect", &self.connect);
+        #[cfg(feature = "http")]
+        f.field("fileserver", &self.fileserver);
+        f.field("uploader", &self.uploader.is_some())
+            .field("downloader", &self.downloader.is_some());
+        #[cfg(feature = "objectstore")]
+        f.field("object_store", &self.object_store);
+        f.field("limits", &self.limits).finish()
     }
 }
 
@@ -75,6 +95,8 @@ impl BridgeBuilder {
     /// `ClaimCheck(UrlRefused)` before a request is made), with the user
     /// info of `url`, if any, as this receiver's credentials for it. The
     /// user info is never written into a link.
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     pub fn fileserver(mut self, url: impl Into<String>) -> Self {
         self.fileserver = Some(url.into());
         self
@@ -110,6 +132,8 @@ impl BridgeBuilder {
     ///     .await?;
     /// # let _ = bridge; Ok(()) }
     /// ```
+    #[cfg(feature = "objectstore")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "objectstore")))]
     pub fn object_store(self, bucket: impl Into<String>) -> Self {
         self.object_store_options(ObjectStoreOptions {
             bucket: bucket.into(),
@@ -124,6 +148,8 @@ impl BridgeBuilder {
     /// [`fileserver`](Self::fileserver) or
     /// [`upload_handler`](Self::upload_handler): [`connect`](Self::connect)
     /// refuses that.
+    #[cfg(feature = "objectstore")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "objectstore")))]
     pub fn object_store_options(mut self, options: ObjectStoreOptions) -> Self {
         self.object_store = Some(options);
         self
@@ -136,10 +162,20 @@ impl BridgeBuilder {
         self
     }
 
+    /// Whether a file server is set (never, without the `http` feature).
+    #[cfg(feature = "objectstore")]
+    fn has_fileserver(&self) -> bool {
+        #[cfg(feature = "http")]
+        return self.fileserver.is_some();
+        #[cfg(not(feature = "http"))]
+        false
+    }
+
     /// Connects.
     pub async fn connect(self) -> Result<Bridge> {
+        #[cfg(feature = "objectstore")]
         if let Some(options) = self.object_store.as_ref().filter(|o| o.send)
-            && (self.uploader.is_some() || self.fileserver.is_some())
+            && (self.uploader.is_some() || self.has_fileserver())
         {
             return Err(Error::new(
                 crate::ErrorKind::Config,
@@ -152,45 +188,67 @@ impl BridgeBuilder {
                 None,
             ));
         }
-        let uploader = match (self.uploader, &self.fileserver) {
-            (Some(u), _) => Some(u),
-            (None, Some(url)) => {
-                Some(Arc::new(PlikUploader::new(url.as_str())?) as Arc<dyn UploadHandler>)
-            }
-            (None, None) => None,
+        #[cfg(feature = "http")]
+        let (uploader, downloader) = {
+            let uploader = match (self.uploader, &self.fileserver) {
+                (Some(u), _) => Some(u),
+                (None, Some(url)) => {
+                    Some(Arc::new(PlikUploader::new(url.as_str())?) as Arc<dyn UploadHandler>)
+                }
+                (None, None) => None,
+            };
+            let downloader = match (self.downloader, &self.fileserver) {
+                (Some(d), _) => d,
+                (None, Some(url)) => Arc::new(
+                    HttpDownloader::builder()
+                        .allow_origin(url.as_str())
+                        .deny_unlisted(true)
+                        .build()?,
+                ) as Arc<dyn DownloadHandler>,
+                (None, None) => Arc::new(HttpDownloader::new()?) as Arc<dyn DownloadHandler>,
+            };
+            (uploader, downloader)
         };
-        let downloader = match (self.downloader, &self.fileserver) {
-            (Some(d), _) => d,
-            (None, Some(url)) => Arc::new(
-                HttpDownloader::builder().allow_origin(url.as_str()).deny_unlisted(true).build()?,
-            ) as Arc<dyn DownloadHandler>,
-            (None, None) => Arc::new(HttpDownloader::new()?) as Arc<dyn DownloadHandler>,
-        };
+        // Without the HTTP stores, links go only where the handlers set
+        // here take them; any other link is refused, saying why.
+        #[cfg(not(feature = "http"))]
+        let (uploader, downloader) = (
+            self.uploader,
+            self.downloader.unwrap_or_else(|| {
+                refuse_links(
+                    "an http(s) link arrived, but natsbridge was built without its `http` \
+                     feature and no download handler is set (BridgeBuilder::download_handler)",
+                )
+            }),
+        );
         let conn = self.connect.connect().await?;
-        let mut uploader = uploader;
-        let mut object_store = None;
-        if let Some(options) = &self.object_store {
-            let handler = Arc::new(ObjectStoreHandler::open(&conn.jetstream(), options).await?);
-            if options.send {
-                uploader = Some(handler.clone() as Arc<dyn UploadHandler>);
+        #[cfg(feature = "objectstore")]
+        let (uploader, object_links) = {
+            let mut uploader = uploader;
+            let mut object_store = None;
+            if let Some(options) = &self.object_store {
+                let handler = Arc::new(ObjectStoreHandler::open(&conn.jetstream(), options).await?);
+                if options.send {
+                    uploader = Some(handler.clone() as Arc<dyn UploadHandler>);
+                }
+                object_store = Some(handler);
             }
-            object_store = Some(handler);
-        }
-        // `nats-os://` links to the object store; without one, a clear
-        // refusal rather than the HTTP downloader's "not http(s)".
-        let object_links: Arc<dyn DownloadHandler> = match object_store {
-            Some(store) => store,
-            None => Arc::new(download_fn(|_, _| async {
-                Err(crate::claimcheck::Error::new(
-                    crate::claimcheck::ErrorKind::UrlRefused,
-                    format!(
-                        "a {OBJECT_STORE_SCHEME}:// link (JetStream object store, Rust peers \
-                         only) arrived, but this bridge has no object store configured \
-                         (BridgeBuilder::object_store)"
-                    ),
-                ))
-            })),
+            // `nats-os://` links to the object store; without one, a clear
+            // refusal rather than the HTTP downloader's "not http(s)".
+            let object_links: Arc<dyn DownloadHandler> = match object_store {
+                Some(store) => store,
+                None => refuse_links(
+                    "a nats-os:// link (JetStream object store, Rust peers only) arrived, but \
+                     this bridge has no object store configured (BridgeBuilder::object_store)",
+                ),
+            };
+            (uploader, object_links)
         };
+        #[cfg(not(feature = "objectstore"))]
+        let object_links = refuse_links(
+            "a nats-os:// link (JetStream object store, Rust peers only) arrived, but \
+             natsbridge was built without its `objectstore` feature",
+        );
         let downloader =
             Arc::new(LinkRouter::new(downloader).route(OBJECT_STORE_SCHEME, object_links));
         // The URL goes into every envelope's `broker_url`: never with the
@@ -225,9 +283,11 @@ impl Bridge {
         BridgeBuilder {
             url: url.into(),
             connect: ConnectOptions::new(url),
+            #[cfg(feature = "http")]
             fileserver: None,
             uploader: None,
             downloader: None,
+            #[cfg(feature = "objectstore")]
             object_store: None,
             limits: ReceiveLimits::default(),
         }

@@ -8,15 +8,23 @@
 //!
 //! - [`envelope`] (`natsbridge-envelope-core`): the envelope, payload types,
 //!   codec and transport plan;
-//! - [`claimcheck`] (`natsbridge-claimcheck-http`, on the role's traits in
-//!   `natsbridge-claimcheck`): uploads, downloads and the local
-//!   Plik-compatible file server;
-//! - [`objectstore`] (`natsbridge-claimcheck-objectstore`): the JetStream
-//!   object store as a claim-check store (`nats-os://` links, Rust peers only);
+//! - [`claimcheck`] (the role's traits in `natsbridge-claimcheck` and, with
+//!   the feature `http`, on by default, the HTTP stores of
+//!   `natsbridge-claimcheck-http`): uploads and downloads of link payloads;
+//! - `objectstore` (`natsbridge-claimcheck-objectstore`, feature
+//!   `objectstore`, on by default): the JetStream object store as a
+//!   claim-check store (`nats-os://` links, Rust peers only);
 //! - [`transport`] (`natsbridge-transport-nats`): NATS connections;
-//! - [`table`] (`natsbridge-table-arrow`, feature `tables`, on by default):
+//! - `table` (`natsbridge-table-arrow`, feature `tables`, off by default):
 //!   `arrowtable` (Arrow IPC) and `jsontable` payloads to and from Arrow
 //!   record batches.
+//!
+//! Features (`Cargo.toml` says why each default is what it is): `http`
+//! (default) the HTTP stores every other peer speaks, `s3` S3-compatible
+//! storage, `objectstore` (default) `nats-os://` links, `tables` Arrow
+//! conversions, `csv` CSV input for tables. Without `http` and
+//! `objectstore`, a bridge sends what fits inside the envelope and fetches
+//! links only through the handlers given to its builder.
 //!
 //! [`connect`] / [`Bridge::builder`] give a [`Bridge`]: `smartsend`,
 //! `smartreceive`, subscriptions and JetStream consumers (both
@@ -57,6 +65,7 @@
 //! assert_eq!(received, envelope);
 //! # Ok::<(), natsbridge::Error>(()) }).unwrap();
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod bridge;
@@ -75,10 +84,31 @@ mod system;
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
 
-pub use natsbridge_claimcheck_http as claimcheck;
+/// The claim-check role (`natsbridge-claimcheck`: the handler traits,
+/// errors, retry, the verified sink, link routing) and, with the feature
+/// `http` (on by default), its HTTP stores (`natsbridge-claimcheck-http`:
+/// Plik, HTTP PUT, S3 with the feature `s3`, the HTTP downloader).
+pub mod claimcheck {
+    #[doc(inline)]
+    pub use natsbridge_claimcheck::*;
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    #[doc(inline)]
+    pub use natsbridge_claimcheck_http::{
+        HttpDownloader, HttpDownloaderBuilder, HttpPutUploader, HttpPutUploaderBuilder,
+        PlikUploader, PlikUploaderBuilder, USER_AGENT, client_builder,
+    };
+    #[cfg(feature = "s3")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
+    #[doc(inline)]
+    pub use natsbridge_claimcheck_http::{S3Uploader, S3UploaderBuilder};
+}
+#[cfg(feature = "objectstore")]
+#[cfg_attr(docsrs, doc(cfg(feature = "objectstore")))]
 pub use natsbridge_claimcheck_objectstore as objectstore;
 pub use natsbridge_envelope_core as envelope;
 #[cfg(feature = "tables")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tables")))]
 pub use natsbridge_table_arrow as table;
 pub use natsbridge_transport_nats as transport;
 
@@ -90,6 +120,8 @@ pub use crate::envelope::{
 };
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::limits::ReceiveLimits;
+#[cfg(feature = "objectstore")]
+#[cfg_attr(docsrs, doc(cfg(feature = "objectstore")))]
 pub use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
 pub use crate::pack::{
     FilePayload, Outgoing, SHA256_KEY, fetch_links_to, fetch_payload, link_request, pack,

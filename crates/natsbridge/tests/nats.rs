@@ -396,6 +396,37 @@ async fn jetstream_acks_decoded_envelopes_and_naks_the_rest_for_redelivery() {
     assert_eq!(again[0].as_ref().unwrap_err().payload.as_ref(), b"{broken");
 }
 
+/// Publishes a marker envelope on `subject` from `sender` and asserts it
+/// is the next message `sub` receives: nothing `sender` did before reached
+/// the subject (one connection's messages arrive in order), with no wait
+/// on a timeout.
+async fn assert_next_is_marker(sender: &Bridge, sub: &mut natsbridge::Subscription, subject: &str) {
+    let marker = vec![Payload::text("marker", "nothing before me")];
+    sender.smartsend(subject, marker, SendOptions::default()).await.unwrap();
+    let next = sub.next().await.unwrap().unwrap().envelope;
+    assert_eq!(next.payloads[0].dataname, "marker", "something was published before the marker");
+}
+
+/// Waits (polling, up to 10 s) until the JetStream stream `name` holds at
+/// least `n` messages.
+async fn wait_stored(bridge: &Bridge, name: &str, n: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let subject = format!("$JS.API.STREAM.INFO.{name}");
+        let info =
+            bridge.connection().request(&subject, "".into(), Duration::from_secs(5)).await.unwrap();
+        let info: serde_json::Value = serde_json::from_slice(&info.payload).unwrap();
+        if info["state"]["messages"].as_u64().is_some_and(|stored| stored >= n) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} did not store {n} messages: {info}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_streams_pub_ack_on_the_reply_subject_is_not_taken_for_the_answer() {
     let server = NatsServer::builder().jetstream().start();
@@ -406,9 +437,12 @@ async fn a_streams_pub_ack_on_the_reply_subject_is_not_taken_for_the_answer() {
     let mut requests = service.subscribe("svc.echo").await.unwrap();
     let responder = service.clone();
     tokio::spawn(async move {
+        let mut stored = 0;
         while let Some(Ok(request)) = requests.next().await {
-            // Answer after the stream's ack has certainly gone out.
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            // Answer once the stream has stored the request, and so has
+            // sent its ack on the request's reply subject.
+            stored += 1;
+            wait_stored(&responder, "AUDIT", stored).await;
             let payloads = vec![Payload::text("answer", "from the responder")];
             responder.reply(&request, payloads, SendOptions::default()).await.unwrap();
         }
@@ -505,9 +539,7 @@ async fn a_prepared_sender_sends_what_smartsend_sends() {
     let quiet = sender.prepare("sensors.t1", options).unwrap();
     let json = quiet.send(&[Payload::text("reading", "3")]).await.unwrap();
     assert_eq!(natsbridge::Envelope::from_json(&json).unwrap().send_to, "sensors.t1");
-    barrier(&sender).await;
-    let nothing = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
-    assert!(nothing.is_err(), "nothing was published");
+    assert_next_is_marker(&sender, &mut sub, "sensors.t1").await;
 }
 
 #[tokio::test]
@@ -555,9 +587,7 @@ async fn a_prepared_sender_takes_the_full_path_for_links_and_oversize() {
         }
         other => panic!("wrong kind {other:?}"),
     }
-    barrier(&without).await;
-    let nothing = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
-    assert!(nothing.is_err(), "nothing was published");
+    assert_next_is_marker(&without, &mut sub, "t").await;
 }
 
 /// A responder registered as a service: answers on the NATS inbox and on

@@ -39,22 +39,48 @@ fn link_envelope(size: u64) -> Bytes {
     .into()
 }
 
-/// A bridge whose downloads take `delay` each and return `size` bytes of 7;
-/// the counter counts the downloads started.
-async fn slow_bridge(server: &NatsServer, delay: Duration) -> (Bridge, Arc<AtomicUsize>) {
+/// A bridge whose downloads return `size` bytes of 7 once the gate is open
+/// (`gate.send(true)`), and not before; the counter counts the downloads
+/// started. The tests wait on these states, never on a download's length.
+async fn gated_bridge(
+    server: &NatsServer,
+    open: bool,
+) -> (Bridge, Arc<AtomicUsize>, tokio::sync::watch::Sender<bool>) {
     let started = Arc::new(AtomicUsize::new(0));
     let counter = started.clone();
+    let (gate, opened) = tokio::sync::watch::channel(open);
     let handler = download_fn(move |request: DownloadRequest, _sink: DownloadSink| {
         counter.fetch_add(1, Ordering::SeqCst);
+        let mut opened = opened.clone();
         async move {
-            tokio::time::sleep(delay).await;
+            opened.wait_for(|open| *open).await.expect("the gate outlives the test");
             let bytes = vec![7u8; request.size.unwrap_or(0) as usize];
             Ok::<_, ClaimCheckError>(Downloaded::Bytes(bytes.into()))
         }
     });
     let bridge =
         Bridge::builder(&server.url()).download_handler(Arc::new(handler)).connect().await.unwrap();
-    (bridge, started)
+    (bridge, started, gate)
+}
+
+/// Calls `next()` and drops it unfinished, again and again, until a
+/// download has started (at most 10 s); then once more. Each call must still
+/// be pending when dropped: the download waits on a closed gate.
+async fn cancel_until_started<S>(stream: &mut S, started: &AtomicUsize)
+where
+    S: futures_util::Stream + Unpin,
+    S::Item: std::fmt::Debug,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let was_started = started.load(Ordering::SeqCst) > 0;
+        let cancelled = tokio::time::timeout(Duration::from_millis(50), stream.next()).await;
+        assert!(cancelled.is_err(), "next() finished with the gate closed: {cancelled:?}");
+        if was_started {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no download started within 10 s");
+    }
 }
 
 fn text(received: &Received) -> String {
@@ -108,7 +134,7 @@ async fn a_subscription_is_a_stream_of_envelopes_and_flush_sends() {
 #[tokio::test]
 async fn a_dropped_next_keeps_the_message_and_its_download_goes_on() {
     let server = NatsServer::start();
-    let (receiver, started) = slow_bridge(&server, Duration::from_millis(600)).await;
+    let (receiver, started, gate) = gated_bridge(&server, false).await;
     let mut sub = receiver.subscribe("docs").await.unwrap();
     barrier(&receiver).await;
     let sender = natsbridge::connect(&server.url()).await.unwrap();
@@ -119,23 +145,17 @@ async fn a_dropped_next_keeps_the_message_and_its_download_goes_on() {
         .unwrap();
     sender.flush().await.unwrap();
 
-    // Cancelled while the link is downloading.
-    let cancelled = tokio::time::timeout(Duration::from_millis(150), sub.next()).await;
-    assert!(cancelled.is_err(), "the download takes longer than the timeout");
+    // Cancelled while the link is downloading, more than once.
+    cancel_until_started(&mut sub, &started).await;
     assert_eq!(started.load(Ordering::SeqCst), 1);
 
     // The next call yields that message first, its download continued
-    // rather than started again.
-    let at = std::time::Instant::now();
+    // rather than started again (a restart would count a second start).
+    gate.send(true).unwrap();
     let first = sub.next().await.unwrap().unwrap();
     assert_eq!(first.envelope.msg_id, "m-link");
     assert_eq!(first.envelope.payloads[0].bytes().unwrap().as_ref(), &[7u8; 1000][..]);
     assert_eq!(started.load(Ordering::SeqCst), 1, "the download was not restarted");
-    assert!(
-        at.elapsed() < Duration::from_millis(590),
-        "continued, not restarted: {:?}",
-        at.elapsed()
-    );
     assert_eq!(text(&sub.next().await.unwrap().unwrap()), "after");
 }
 
@@ -179,7 +199,7 @@ async fn an_envelope_consumer_is_a_stream_that_acks_and_naks() {
 #[tokio::test]
 async fn an_envelope_consumer_next_is_cancel_safe() {
     let server = NatsServer::builder().jetstream().start();
-    let (bridge, started) = slow_bridge(&server, Duration::from_millis(600)).await;
+    let (bridge, started, gate) = gated_bridge(&server, false).await;
     let js = bridge.connection().jetstream();
     js.ensure_stream("DOCS", &["docs.>"]).await.unwrap();
     js.publish("docs.in", link_envelope(10), None).await.unwrap();
@@ -187,10 +207,10 @@ async fn an_envelope_consumer_next_is_cancel_safe() {
     bridge.jetstream_send("docs.in", payloads, SendOptions::default()).await.unwrap();
 
     let mut consumer = bridge.jetstream_consumer("DOCS", "worker").await.unwrap();
-    // Long enough to start pulling and start the download, not to finish.
-    let cancelled = tokio::time::timeout(Duration::from_millis(300), consumer.next()).await;
-    assert!(cancelled.is_err());
+    // Cancelled while pulling and while the download waits.
+    cancel_until_started(&mut consumer, &started).await;
     assert_eq!(started.load(Ordering::SeqCst), 1);
+    gate.send(true).unwrap();
     let first = consumer.next().await.unwrap().unwrap();
     assert_eq!(first.envelope.msg_id, "m-link");
     assert_eq!(started.load(Ordering::SeqCst), 1, "the download was not restarted");
@@ -205,7 +225,7 @@ async fn an_envelope_consumer_next_is_cancel_safe() {
 #[tokio::test]
 async fn a_lazy_subscription_hands_messages_undecoded_and_reads_only_what_is_asked() {
     let server = NatsServer::start();
-    let (bridge, downloads) = slow_bridge(&server, Duration::ZERO).await;
+    let (bridge, downloads, _gate) = gated_bridge(&server, true).await;
     let mut lazy = bridge.subscribe_lazy("lazy.>").await.unwrap();
     barrier(&bridge).await;
 

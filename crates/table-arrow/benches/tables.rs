@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::time::Instant;
 
+use natsbridge_bench_stats::{Stats, median, stats};
 use natsbridge_table_arrow::arrow_array::{ArrayRef, Float64Array, Int64Array, StringArray};
 use natsbridge_table_arrow::{Bytes, RecordBatch, read_ipc, write_ipc};
-use natsbridge_test_support::stats::{Stats, median, stats};
 
 /// Counts the bytes the process allocates, to show decoding copies nothing.
 struct Counting;

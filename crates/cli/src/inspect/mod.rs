@@ -319,4 +319,3 @@ pub(crate) async fn start(watch: Watch<'_>, page: &PageArgs) -> anyhow::Result<I
     tracing::info!(url = %url, "inspector page served");
     Ok(Inspector { url, watchers, draining, tasks })
 }
-

@@ -54,9 +54,25 @@ pub(crate) fn router(store: Arc<Store>, cors: Cors) -> Router {
         }))
         // Request details at debug, under this crate's name (what
         // `natsbridge fileserver -vv` shows); tower-http's own events follow.
-        .layer(TraceLayer::new_for_http().on_request(|request: &Request, _: &tracing::Span| {
-            tracing::debug!(method = %request.method(), path = %request.uri().path(), "file server request");
-        }))
+        // The span names the path only: tower-http's default span shows the
+        // whole URI, whose query can hold a presigned link's signature.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    tracing::debug_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                    )
+                })
+                .on_request(|request: &Request, _: &tracing::Span| {
+                    tracing::debug!(
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        "file server request"
+                    );
+                }),
+        )
 }
 
 /// Go's `http.NotFound`, which Plik answers for what it does not route.

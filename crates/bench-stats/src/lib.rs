@@ -1,6 +1,16 @@
-//! The summary statistics every benchmark reports: rounds on a shared,
-//! noisy machine are summed up as their median with the smallest and
-//! largest round.
+//! The summary statistics every benchmark reports (not published): rounds
+//! on a shared, noisy machine are summed up as their median with the
+//! smallest and largest round.
+//!
+//! A crate of its own with no dependencies, so that a bench needing only
+//! these few functions (table-arrow's) does not build the test harness's
+//! certificates and nkeys; `natsbridge_test_support::stats` re-exports it.
+//!
+//! ```
+//! use natsbridge_bench_stats::{Stats, stats};
+//! assert_eq!(stats(vec![3.0, 1.0, 2.0]), Stats { median: 2.0, min: 1.0, max: 3.0 });
+//! ```
+#![deny(missing_docs)]
 
 /// The median of `v` (the upper one for an even count); sorts `v`.
 pub fn median(v: &mut [f64]) -> f64 {
