@@ -573,7 +573,8 @@ fn a_subject_that_cannot_be_watched_is_bad_input() {
     for subject in ["a b", "a..b", ">.x"] {
         let out = run(&["inspect", subject, "--server", &server.url()]);
         assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("not a subject to watch"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("invalid subject {subject:?} to subscribe to")), "{stderr}");
     }
 }
 
@@ -583,10 +584,9 @@ fn listeners_start_while_an_inspector_watches_every_subject() {
     let url = server.url();
     let _inspect = Inspect::start(&["--server", &url]);
     // `>` is interest in every inbox: a readiness check waiting for "no
-    // responders" would hang here.
-    let started = Instant::now();
+    // responders" would never see one. The listener says it listens only
+    // once it is subscribed, so the message sent next must reach it.
     let mut listener = start_ready(&["listen", "watched.too", "--server", &url, "--count", "1"]);
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     let sent = run(&["send", "watched.too", "text:t=hi", "--server", &url]);
     assert!(sent.status.success());
     assert!(listener.child.wait().unwrap().success());

