@@ -32,6 +32,7 @@
 
 mod bench;
 mod fuzz;
+mod python;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -118,8 +119,9 @@ fn setup() -> Result {
     let marker = venv.join(".natsbridge-setup");
     let requirements = root.join("tests/interop/python/requirements.txt");
     let wanted = format!(
-        "{}\n{}",
+        "{}\n{}\n{}",
         PYTHON_PACKAGES.join("\n"),
+        python::PACKAGES.join("\n"),
         fs::read_to_string(&requirements)
             .map_err(|e| format!("{}: {e}", requirements.display()))?
     );
@@ -127,7 +129,8 @@ fn setup() -> Result {
         run(Command::new(&python)
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
             .arg(&requirements)
-            .args(PYTHON_PACKAGES))?;
+            .args(PYTHON_PACKAGES)
+            .args(python::PACKAGES))?;
         fs::write(&marker, wanted).map_err(|e| e.to_string())?;
     }
     // The Node and browser peers' packages (lock files are committed).
@@ -159,6 +162,8 @@ fn setup() -> Result {
             .args(["install", "-y", "-qq", "--no-install-recommends", "valgrind"])
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
+    // The natsbridge Python package (crates/python), for its tests and the peers.
+    python::install(&venv)?;
     let server = venv.join("bin/nats-server");
     let version = output(Command::new(&server).arg("--version"))?;
     eprintln!("setup: {} at {}", version.trim(), server.display());
@@ -180,6 +185,7 @@ fn ci() -> Result {
     run(cargo().args(["test", "--workspace", "--all-targets"]).args(features))?;
     run(cargo().args(["test", "--workspace", "--doc"]).args(features))?;
     examples()?;
+    python::test()?;
     fuzz::fuzz(&[])?;
     interop()?;
     inspector()?;
