@@ -30,7 +30,10 @@ pub(crate) fn install(venv: &Path) -> Result {
         .current_dir(root())
         .env("VIRTUAL_ENV", venv)
         .args(["develop", "--quiet", "--manifest-path", "crates/python/Cargo.toml"]))?;
-    eprintln!("setup: the natsbridge Python package built and installed in {:.0?}", started.elapsed());
+    eprintln!(
+        "setup: the natsbridge Python package built and installed in {:.0?}",
+        started.elapsed()
+    );
     Ok(())
 }
 
@@ -38,7 +41,8 @@ pub(crate) fn install(venv: &Path) -> Result {
 /// the project's `natsbridge fileserver` (the CLI's debug build).
 pub(crate) fn test() -> Result {
     let venv = root().join(".venv");
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root().join("target"));
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root().join("target"));
     let target = if target.is_absolute() { target } else { root().join(target) };
     install(&venv)?;
     run(crate::cargo().args(["build", "-p", "natsbridge-cli"]))?;

@@ -20,7 +20,7 @@
 //!
 //! ```
 //! // The module's Rust side has no Rust API of its own; Python calls it.
-//! assert_eq!(natsbridge_python::MODULE, "natsbridge._native");
+//! assert_eq!(_native::MODULE, "natsbridge._native");
 //! ```
 #![deny(missing_docs)]
 

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use natsbridge::claimcheck::{
-    DownloadHandlerExt, DownloadRequest, HttpDownloader, PlikUploader, RetryConfig,
-    UploadHandler, UploadSource, safe_file_name,
+    DownloadHandlerExt, DownloadRequest, HttpDownloader, PlikUploader, RetryConfig, UploadHandler,
+    UploadSource, safe_file_name,
 };
 use natsbridge::envelope::bytes::Bytes;
 use natsbridge::{
@@ -35,9 +35,10 @@ static BRIDGES: tokio::sync::Mutex<Option<HashMap<String, Bridge>>> =
 /// Plik uploaders per file server URL (each holds an HTTP client and its
 /// connection pool).
 static UPLOADERS: Mutex<Option<HashMap<String, Arc<PlikUploader>>>> = Mutex::new(None);
+/// A retry setting: tries after the first, base and maximum delay (ms).
+type RetryKey = (u32, u64, u64);
 /// Downloaders per retry setting.
-static DOWNLOADERS: Mutex<Option<HashMap<(u32, u64, u64), Arc<HttpDownloader>>>> =
-    Mutex::new(None);
+static DOWNLOADERS: Mutex<Option<HashMap<RetryKey, Arc<HttpDownloader>>>> = Mutex::new(None);
 
 /// Runs `work` on the runtime and converts its outcome with the GIL.
 fn spawn<'py, F, T>(py: Python<'py>, work: F) -> PyResult<Bound<'py, PyAny>>
@@ -168,7 +169,11 @@ fn pack<'py>(
             natsbridge::pack(&subject, payloads, send, uploader, max_payload).await?.1
         };
         if let Some(bridge) = bridge {
-            bridge.connection().publish(&subject, json.clone()).await.map_err(natsbridge::Error::from)?;
+            bridge
+                .connection()
+                .publish(&subject, json.clone())
+                .await
+                .map_err(natsbridge::Error::from)?;
             bridge.flush().await?;
         }
         Ok(move |py: Python<'_>| json_str(py, &json))
@@ -194,7 +199,11 @@ fn pack_prelinked(
         match url {
             Some(url) => {
                 links.push((index, url, bytes.len() as u64, sha256_hex(&bytes)));
-                direct.push(Payload::new(dataname, PayloadType::from_wire(&payload_type), Bytes::new()));
+                direct.push(Payload::new(
+                    dataname,
+                    PayloadType::from_wire(&payload_type),
+                    Bytes::new(),
+                ));
             }
             None => direct.push(payload((dataname, bytes, payload_type, None))),
         }
@@ -332,7 +341,8 @@ fn verify(
         message: format!("payload {dataname:?}: {message}"),
     };
     if let Some(size) = size.filter(|&s| s != data.len() as u64) {
-        let message = format!("the download handler brought {} bytes, the record says {size}", data.len());
+        let message =
+            format!("the download handler brought {} bytes, the record says {size}", data.len());
         return Err(integrity("size_mismatch", message).into_py(py));
     }
     if let Some(expected) = sha256 {
