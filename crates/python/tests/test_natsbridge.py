@@ -193,6 +193,31 @@ def test_the_package_reads_what_the_seed_peer_sends(seed, fileserver_url):
         assert_values(received["payloads"], sent)
 
 
+def test_over_nats_with_the_seed_peer_both_ways(seed, nats_url, fileserver_url):
+    """The seed peer publishes on its own connection, the package reads the nats-py message; the
+    package publishes on its own, the seed peer reads it; a link payload each way."""
+    sent = [("t", "across", "text"), ("big", bytes(range(256)) * 1000, "binary")]
+
+    async def main():
+        nc = await nats.connect(nats_url)
+        sub = await nc.subscribe("py.seed.>")
+        await nc.flush()
+        await seed.smartpack("py.seed.in", sent, broker_url=nats_url, fileserver_url=fileserver_url,
+                             size_threshold=100_000)
+        received = await natsbridge.smartunpack(await sub.next_msg(timeout=10))
+        assert received["sender_name"] == "msghandler"
+        assert_values(received["payloads"], sent)
+
+        await natsbridge.smartsend("py.seed.out", sent, broker_url=nats_url, fileserver_url=fileserver_url,
+                                   size_threshold=100_000)
+        received = await seed.smartreceive(await sub.next_msg(timeout=10))
+        assert received["sender_name"] == "NATSBridge"
+        assert_values(received["payloads"], sent)
+        await nc.close()
+
+    run(main())
+
+
 # ----------------------------------------------------------------------------- handlers of one's own
 
 
