@@ -1,9 +1,17 @@
-//! The functions of `natsbridge._native`: each returns an asyncio awaitable
-//! whose work runs on a tokio runtime, without the GIL; the GIL is taken
-//! only to hand the result (or the exception) back.
+//! The functions of `natsbridge._native`. Each blocks its calling thread
+//! with the GIL released while its work runs on the module's tokio runtime,
+//! then takes the GIL back to hand over the result or raise. The Python
+//! layer calls them from asyncio's default executor, so a coroutine awaits
+//! them without blocking its event loop.
+//!
+//! No thread of the runtime ever touches Python: only the thread that
+//! called in does, and only holding the GIL. (Resolving asyncio futures from
+//! runtime threads, as pyo3-async-runtimes does, lets such a thread call
+//! into an interpreter that is shutting down: the interpreter crashed at
+//! exit about one time in three that way.)
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use natsbridge::claimcheck::{
@@ -40,19 +48,36 @@ type RetryKey = (u32, u64, u64);
 /// Downloaders per retry setting.
 static DOWNLOADERS: Mutex<Option<HashMap<RetryKey, Arc<HttpDownloader>>>> = Mutex::new(None);
 
-/// Runs `work` on the runtime and converts its outcome with the GIL.
-fn spawn<'py, F, T>(py: Python<'py>, work: F) -> PyResult<Bound<'py, PyAny>>
-where
-    F: Future<Output = Outcome<T>> + Send + 'static,
-    T: for<'a> FnOnce(Python<'a>) -> PyResult<Py<PyAny>> + Send + 'static,
-{
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
-        let outcome = work.await;
-        Python::attach(|py| match outcome {
-            Ok(make) => make(py),
-            Err(failure) => Err(failure.into_py(py)),
-        })
+/// The runtime every call's work runs on (connections and HTTP clients
+/// live on it between calls).
+fn runtime() -> Outcome<&'static tokio::runtime::Runtime> {
+    static RUNTIME: OnceLock<std::io::Result<tokio::runtime::Runtime>> = OnceLock::new();
+    let built = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("natsbridge-python")
+            .build()
+    });
+    built.as_ref().map_err(|e| Failure {
+        class: "Error",
+        layer: "io",
+        kind: "io".into(),
+        message: format!("cannot start the tokio runtime: {e}"),
     })
+}
+
+/// Runs `work` on the runtime with the GIL released, then converts its
+/// outcome with the GIL.
+fn block_on<F, T>(py: Python<'_>, work: F) -> PyResult<Py<PyAny>>
+where
+    F: Future<Output = Outcome<T>> + Send,
+    T: for<'a> FnOnce(Python<'a>) -> PyResult<Py<PyAny>> + Send,
+{
+    let outcome = py.detach(|| runtime()?.block_on(work));
+    match outcome {
+        Ok(make) => make(py),
+        Err(failure) => Err(failure.into_py(py)),
+    }
 }
 
 fn uploader(fileserver_url: &str) -> Outcome<Arc<PlikUploader>> {
@@ -151,13 +176,13 @@ fn pack<'py>(
     upload: bool,
     publish: bool,
     max_payload: usize,
-) -> PyResult<Bound<'py, PyAny>> {
+) -> PyResult<Py<PyAny>> {
     let uploader = if upload {
         Some(uploader(&options.fileserver_url).map_err(|f| f.into_py(py))?)
     } else {
         None
     };
-    spawn(py, async move {
+    block_on(py, async move {
         let send = options.send_options(publish);
         let bridge = if publish { Some(bridge(&options.broker_url).await?) } else { None };
         let max_payload = bridge.as_ref().map_or(max_payload, |b| b.connection().max_payload());
@@ -254,9 +279,9 @@ fn unpack<'py>(
     max_retries: u32,
     base_delay: u64,
     max_delay: u64,
-) -> PyResult<Bound<'py, PyAny>> {
+) -> PyResult<Py<PyAny>> {
     let downloader = downloader(max_retries, base_delay, max_delay).map_err(|f| f.into_py(py))?;
-    spawn(py, async move {
+    block_on(py, async move {
         let mut envelope = if download {
             natsbridge::smartunpack_with(&message, downloader.as_ref(), &ReceiveLimits::default())
                 .await?
@@ -295,9 +320,9 @@ fn upload<'py>(
     fileserver_url: String,
     dataname: String,
     data: PyBackedBytes,
-) -> PyResult<Bound<'py, PyAny>> {
+) -> PyResult<Py<PyAny>> {
     let uploader = uploader(&fileserver_url).map_err(|f| f.into_py(py))?;
-    spawn(py, async move {
+    block_on(py, async move {
         let name = safe_file_name(&dataname);
         let url = uploader.upload(&name, UploadSource::Bytes(Bytes::from_owner(data))).await?;
         Ok(move |py: Python<'_>| Ok(PyString::new(py, &url).into_any().unbind()))
@@ -313,9 +338,9 @@ fn download<'py>(
     max_retries: u32,
     base_delay: u64,
     max_delay: u64,
-) -> PyResult<Bound<'py, PyAny>> {
+) -> PyResult<Py<PyAny>> {
     let downloader = downloader(max_retries, base_delay, max_delay).map_err(|f| f.into_py(py))?;
-    spawn(py, async move {
+    block_on(py, async move {
         let request = DownloadRequest::with_unknown_size(url);
         let bytes = downloader.download_bytes(&request).await?;
         Ok(move |py: Python<'_>| Ok(PyBytes::new(py, &bytes).into_any().unbind()))
@@ -358,8 +383,8 @@ fn verify(
 /// `close()`: drops the package's own NATS connections after flushing
 /// them (a later call connects again).
 #[pyfunction]
-fn close(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    spawn(py, async move {
+fn close(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    block_on(py, async move {
         let bridges = BRIDGES.lock().await.take().unwrap_or_default();
         for bridge in bridges.into_values() {
             bridge.flush().await?;

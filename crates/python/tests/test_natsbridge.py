@@ -336,3 +336,24 @@ def test_the_default_handlers_are_usable_alone(fileserver_url):
     assert run(natsbridge.fetch_with_backoff(url)) == b"abc"
     with pytest.raises(natsbridge.InvalidInputError):
         run(natsbridge.fetch_with_backoff("file:///etc/passwd", max_retries=0))
+
+
+def test_the_interpreter_exits_cleanly_after_every_kind_of_call(nats_url, fileserver_url):
+    """No thread of the Rust core calls into Python while it shuts down (with asyncio futures resolved
+    from the runtime's threads, about one exit in three crashed): a program that packs, publishes on
+    the package's connection, uploads and downloads, then exits, exits 0, every time."""
+    import subprocess
+    import sys
+
+    program = f"""
+import asyncio, natsbridge
+async def main():
+    env, s = await natsbridge.smartpack("py.exit", [("t", "x", "text"), ("b", bytes(5000), "binary")],
+                                        broker_url={nats_url!r}, fileserver_url={fileserver_url!r},
+                                        size_threshold=1000)
+    assert (await natsbridge.smartunpack(s))["payloads"][1][1] == bytes(5000)
+asyncio.run(main())
+"""
+    for _ in range(8):
+        done = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]

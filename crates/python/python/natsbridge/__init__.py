@@ -28,6 +28,8 @@ released. Errors are :class:`natsbridge.Error` subclasses (see :mod:`natsbridge.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 from typing import Any, Awaitable, Callable, List, Optional, Tuple
 
@@ -77,10 +79,17 @@ Payloads = List[Tuple[str, Any, str]]
 # ----------------------------------------------------------------------------- file server handlers
 
 
+async def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Runs a function of the Rust core (which releases the GIL while it works) on asyncio's default
+    executor: the event loop goes on meanwhile, and only Python's own threads touch Python."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, functools.partial(function, *args, **kwargs))
+
+
 async def plik_oneshot_upload(fileserver_url: str, dataname: str, data: bytes) -> str:
     """Uploads ``data`` to a Plik-compatible file server as a one-shot file and returns its download
     URL (the seeds' default upload handler, done by the Rust core, retried with jitter)."""
-    return await _native.upload(_str("fileserver_url", fileserver_url), _str("dataname", dataname),
+    return await _call(_native.upload, _str("fileserver_url", fileserver_url), _str("dataname", dataname),
                                 _binary(dataname, data))
 
 
@@ -88,13 +97,13 @@ async def fetch_with_backoff(url: str, max_retries: int = 5, base_delay: int = 1
     """Downloads ``url`` with retries and exponential backoff (delays in milliseconds): the seeds'
     default download handler, done by the Rust core (http/https only, size cap, retried with
     jitter; ``max_retries`` counts the tries after the first)."""
-    return await _native.download(_str("url", url), *_retry(max_retries, base_delay, max_delay))
+    return await _call(_native.download, _str("url", url), *_retry(max_retries, base_delay, max_delay))
 
 
 async def close() -> None:
     """Flushes and drops the package's own NATS connections (those made for ``nats_connection=None``);
     a later call connects again."""
-    await _native.close()
+    await _call(_native.close)
 
 
 # ----------------------------------------------------------------------------- values to bytes and back
@@ -272,7 +281,7 @@ async def _pack(subject: str, data: Payloads, broker_url: str, fileserver_url: s
         server_limit = getattr(nats_connection, "max_payload", None)
         if isinstance(server_limit, int) and server_limit > 0:
             max_payload = server_limit
-    env_json_str = await _native.pack(subject, payloads, options, upload=rust_upload, publish=own_connection,
+    env_json_str = await _call(_native.pack, subject, payloads, options, upload=rust_upload, publish=own_connection,
                                       max_payload=max_payload)
     if is_publish and nats_connection is not None:
         await nats_connection.publish(subject, env_json_str.encode("utf-8"))
@@ -345,7 +354,7 @@ async def _unpack(msg: Any, fileserver_download_handler: Optional[Callable[..., 
     body = _message_bytes(msg)
     retry = _retry(max_retries, base_delay, max_delay)
     rust_download = fileserver_download_handler is None or fileserver_download_handler is fetch_with_backoff
-    header_json, records = await _native.unpack(body, download=rust_download, max_retries=retry[0],
+    header_json, records = await _call(_native.unpack, body, download=rust_download, max_retries=retry[0],
                                                 base_delay=retry[1], max_delay=retry[2])
     env = json.loads(header_json)
     payloads = []
@@ -353,7 +362,7 @@ async def _unpack(msg: Any, fileserver_download_handler: Optional[Callable[..., 
     for dataname, payload_type, _transport, raw, url, size, sha256 in records:
         if raw is None:
             raw = _binary(dataname, await fileserver_download_handler(url, max_retries, base_delay, max_delay))
-            _native.verify(dataname, raw, size, sha256)
+            await _call(_native.verify, dataname, raw, size, sha256)
         try:
             value = _deserialize(dataname, payload_type, raw)
         except MalformedError as e:
