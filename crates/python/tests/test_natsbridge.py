@@ -357,3 +357,23 @@ asyncio.run(main())
     for _ in range(8):
         done = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=60)
         assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+
+
+def test_transfers_release_the_gil_and_leave_the_event_loop_free():
+    """A download from a server that is this very event loop answers: it can only finish if the call
+    neither holds the GIL nor blocks the loop while it waits."""
+
+    async def main():
+        async def answer(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        assert await natsbridge.fetch_with_backoff(f"http://127.0.0.1:{port}/f", max_retries=0) == b"abc"
+        server.close()
+        await server.wait_closed()
+
+    run(main())

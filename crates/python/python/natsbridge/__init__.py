@@ -281,8 +281,15 @@ async def _pack(subject: str, data: Payloads, broker_url: str, fileserver_url: s
         server_limit = getattr(nats_connection, "max_payload", None)
         if isinstance(server_limit, int) and server_limit > 0:
             max_payload = server_limit
-    env_json_str = await _call(_native.pack, subject, payloads, options, upload=rust_upload, publish=own_connection,
-                                      max_payload=max_payload)
+    # With nothing to publish here and nothing that could go by link (every payload under the
+    # threshold, and the envelope surely under max_payload: base64 is 4/3), there is no I/O to wait
+    # for: the call is as short as a json.dumps, and runs right here, sparing the executor's hop.
+    no_io = not own_connection and sum(len(p[1]) for p in payloads) * 4 // 3 + 4096 * (len(payloads) + 1) < max_payload \
+        and all(len(p[1]) < size_threshold for p in payloads)
+    call = _native.pack if no_io else functools.partial(_call, _native.pack)
+    env_json_str = call(subject, payloads, options, upload=rust_upload, publish=own_connection, max_payload=max_payload)
+    if not no_io:
+        env_json_str = await env_json_str
     if is_publish and nats_connection is not None:
         await nats_connection.publish(subject, env_json_str.encode("utf-8"))
         await nats_connection.flush()
@@ -354,8 +361,13 @@ async def _unpack(msg: Any, fileserver_download_handler: Optional[Callable[..., 
     body = _message_bytes(msg)
     retry = _retry(max_retries, base_delay, max_delay)
     rust_download = fileserver_download_handler is None or fileserver_download_handler is fetch_with_backoff
-    header_json, records = await _call(_native.unpack, body, download=rust_download, max_retries=retry[0],
-                                                base_delay=retry[1], max_delay=retry[2])
+    # Parsed here first (no I/O: links come back as URLs); only an envelope with links the Rust core
+    # downloads goes to the executor.
+    header_json, records = _native.unpack(body, download=False, max_retries=retry[0], base_delay=retry[1],
+                                          max_delay=retry[2])
+    if rust_download and any(r[3] is None for r in records):
+        header_json, records = await _call(_native.unpack, body, download=True, max_retries=retry[0],
+                                           base_delay=retry[1], max_delay=retry[2])
     env = json.loads(header_json)
     payloads = []
     errors = []
