@@ -13,7 +13,7 @@
 //!
 //! It does not define the Python exceptions: they are classes of
 //! `natsbridge.errors` (one base class, subclasses by kind), which
-//! [`error::to_py`] instantiates by name.
+//! the module instantiates by name when a call fails.
 //!
 //! The functions here are private to the package (the leading underscore of
 //! `_native`); their Python signatures are in `natsbridge/_native.pyi`.
