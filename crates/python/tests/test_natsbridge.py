@@ -377,3 +377,10 @@ def test_transfers_release_the_gil_and_leave_the_event_loop_free():
         await server.wait_closed()
 
     run(main())
+
+
+def test_star_import_leaves_the_builtin_timeout_error_alone():
+    namespace = {}
+    exec("from natsbridge import *", namespace)
+    assert "TimeoutError" not in namespace and "Error" in namespace and "smartpack" in namespace
+    assert issubclass(natsbridge.TimeoutError, TimeoutError) and issubclass(natsbridge.TimeoutError, natsbridge.Error)

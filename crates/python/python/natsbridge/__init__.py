@@ -63,7 +63,8 @@ __all__ = [
     "MalformedError",
     "IntegrityError",
     "NotFoundError",
-    "TimeoutError",
+    # Not TimeoutError: `from natsbridge import *` would shadow the built-in one (natsbridge.TimeoutError
+    # is a subclass of it, so `except TimeoutError` still catches the package's).
     "PayloadTooLargeError",
     "TransferError",
     "NatsError",
