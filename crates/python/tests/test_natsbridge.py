@@ -143,6 +143,21 @@ def test_publish_on_the_packages_own_connection(nats_url):
     run(main())
 
 
+def test_close_drops_the_packages_connection_and_the_next_call_connects_again(nats_url):
+    async def main():
+        nc = await nats.connect(nats_url)
+        sub = await nc.subscribe("py.close")
+        await nc.flush()
+        await natsbridge.smartpack("py.close", [("t", "before", "text")], broker_url=nats_url)
+        await natsbridge.close()
+        await natsbridge.smartpack("py.close", [("t", "after", "text")], broker_url=nats_url)
+        got = [(await natsbridge.smartunpack(await sub.next_msg(timeout=10)))["payloads"][0][1] for _ in range(2)]
+        assert got == ["before", "after"]
+        await nc.close()
+
+    run(main())
+
+
 def test_publish_through_a_nats_py_connection_passed_in(nats_url):
     async def main():
         nc = await nats.connect(nats_url)
