@@ -225,28 +225,6 @@ impl ObjectStoreHandler {
         format!("{OBJECT_STORE_SCHEME}://{}/{name}", self.store.bucket())
     }
 
-    /// [`from_nats`], except that "nobody answered for the bucket" (read
-    /// as not found) is asked about: a bucket whose stream is there but
-    /// elects a leader (a cluster node died) is a connection problem,
-    /// retried; only a bucket the server says is gone stays not found.
-    async fn classify(&self, e: natsbridge_transport_nats::Error, what: &str) -> Error {
-        let error = from_nats(e, what);
-        if error.kind() != &ErrorKind::NotFound || error_is_missing_object(&error) {
-            return error;
-        }
-        match self.store.bucket_exists().await {
-            Ok(false) => error,
-            Ok(true) | Err(_) => {
-                let detail = format!(
-                    "{what} through the object store: bucket {} did not answer (its stream is \
-                     electing a leader?)",
-                    self.store.bucket()
-                );
-                Error::new(ErrorKind::Connection, detail).source(error)
-            }
-        }
-    }
-
     async fn upload_inner(&self, name: &str, source: UploadSource) -> Result<String, Error> {
         let object = object_name(name);
         let (info, expected) = match source {
@@ -273,7 +251,7 @@ impl ObjectStoreHandler {
         };
         let info = match info {
             Ok(info) => info,
-            Err(e) => return Err(self.classify(e, "uploading").await),
+            Err(e) => return Err(from_nats(e, "uploading")),
         };
         if info.size != expected {
             // A source shorter than it claimed: the object must not stay
@@ -344,7 +322,7 @@ impl ObjectStoreHandler {
     ) -> Result<(), Error> {
         let mut reader = match self.store.get(name).await {
             Ok(reader) => reader,
-            Err(e) => return Err(self.classify(e, "downloading").await),
+            Err(e) => return Err(from_nats(e, "downloading")),
         };
         let info = reader.info();
         target.check_announced(info.size)?;
@@ -463,63 +441,27 @@ fn read_error(request: &DownloadRequest, received: u64, e: std::io::Error) -> Er
         std::io::ErrorKind::TimedOut => ErrorKind::TimedOut,
         _ => ErrorKind::Connection,
     };
-    Error::new(kind, format!("{}: reading failed after {received} bytes: {e}", request.url))
+    Error::new(kind, format!("{}: reading failed after {received} bytes", request.url)).caused_by(e)
 }
 
+/// The transport's kind, which says what async-nats's typed kinds (and,
+/// where async-nats leaves a failure unclassified, the server's answer
+/// about the bucket) say: a lost ack or a cut connection is retried, a
+/// bucket or object that is not there is not.
 fn from_nats(e: natsbridge_transport_nats::Error, what: &str) -> Error {
     let kind = match e.kind() {
         NatsKind::NotFound => ErrorKind::NotFound,
         NatsKind::TimedOut => ErrorKind::TimedOut,
-        NatsKind::Connect | NatsKind::Closed => ErrorKind::Connection,
+        NatsKind::Connect | NatsKind::Closed | NatsKind::NoResponders => ErrorKind::Connection,
         NatsKind::InvalidConfig => ErrorKind::InvalidInput,
         NatsKind::Io => ErrorKind::Io,
-        NatsKind::JetStream => jetstream_kind(&e),
         _ => ErrorKind::Other,
     };
-    // The cause is kept as the source; `Display` reads as before.
-    Error::new(kind, format!("{what} through the object store")).source(e)
-}
-
-/// A failed JetStream call by its cause. The transport gives one kind for
-/// every JetStream failure and says which in its message chain (async-nats's
-/// own kinds are folded into text on the way), so the chain is read: an ack
-/// or API request that timed out (a connection lost mid-put loses the
-/// chunk in flight and its ack never comes) can succeed on retry; a bucket
-/// that is not there (no stream for the chunk or metadata subjects, nobody
-/// answering its direct gets) will not.
-fn jetstream_kind(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
-    let mut text = String::new();
-    let mut cause = Some(e);
-    while let Some(err) = cause {
-        text.push_str(&err.to_string().to_ascii_lowercase());
-        text.push('\n');
-        cause = err.source();
-    }
-    if text.contains("timed out") {
-        ErrorKind::TimedOut
-    } else if text.contains("broken pipe") {
-        ErrorKind::Connection
-    } else if text.contains("no stream found")
-        || text.contains("stream not found")
-        || text.contains("no responders")
-    {
-        ErrorKind::NotFound
-    } else {
-        ErrorKind::Other
-    }
-}
-
-/// Whether a not-found error is about the object itself (the transport's
-/// own `NotFound`: the bucket answered that it has no such object), not
-/// about nobody answering for the bucket.
-fn error_is_missing_object(error: &Error) -> bool {
-    std::error::Error::source(error)
-        .and_then(|s| s.downcast_ref::<natsbridge_transport_nats::Error>())
-        .is_some_and(|e| e.kind() == &NatsKind::NotFound)
+    Error::new(kind, format!("{what} through the object store")).caused_by(e)
 }
 
 fn io_error(what: String, e: std::io::Error) -> Error {
-    Error::new(ErrorKind::Io, format!("{what}: {e}"))
+    Error::io(what, e)
 }
 
 #[cfg(test)]

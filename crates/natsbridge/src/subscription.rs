@@ -46,6 +46,33 @@ pub struct Rejected {
     pub payload: Bytes,
 }
 
+// What was rejected at this level; why is the error, returned by `source()`
+// and not repeated here.
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.subject.is_empty() {
+            f.write_str("the JetStream consumer's pull failed")
+        } else {
+            write!(f, "message of {} bytes on {} rejected", self.payload.len(), self.subject)
+        }
+    }
+}
+
+impl std::error::Error for Rejected {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// The rejection's error, for `?` in a function returning
+/// [`crate::Result`]: the message's bytes are dropped (keep the
+/// [`Rejected`] where they matter).
+impl From<Rejected> for Error {
+    fn from(rejected: Rejected) -> Self {
+        rejected.error
+    }
+}
+
 /// A boxed future kept in a struct across polls. It sits in a `Mutex`
 /// only so that the struct stays `Sync` (the futures of download handlers
 /// are `Send` but not `Sync`): it is only reached through `&mut`, with

@@ -517,7 +517,7 @@ async fn corrupt_arrow() {
     .unwrap();
     let envelope = smartunpack(&json, &quick_downloader(None)).await.unwrap();
     let err = natsbridge::table::read_ipc(envelope.payloads[0].bytes().unwrap()).unwrap_err();
-    assert_eq!(err.kind(), natsbridge::table::ErrorKind::Malformed);
+    assert_eq!(*err.kind(), natsbridge::table::ErrorKind::Malformed);
     assert!(err.to_string().starts_with("malformed Arrow IPC: "), "{err}");
 }
 

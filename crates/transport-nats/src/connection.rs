@@ -472,12 +472,24 @@ fn split_user_info(url: &str) -> (String, Option<(String, Option<String>)>) {
     (url, Some(credentials))
 }
 
+/// Whether an I/O error of the connect is rustls's: tokio-rustls hands a
+/// rejected server certificate, a failed handshake or the server's alert
+/// refusing ours as an `io::Error` wrapping a `rustls::Error`, found here by
+/// its type, not its text.
 fn is_certificate_error(e: &async_nats::ConnectError) -> bool {
-    let text = e.to_string().to_ascii_lowercase();
-    // rustls words: a rejected server certificate ("invalid peer
-    // certificate"), a failed handshake, or the server's alert refusing
-    // ours ("received fatal alert: UnknownCA" / "CertificateRequired").
-    text.contains("certificate") || text.contains("handshake") || text.contains("fatal alert")
+    let mut cause = std::error::Error::source(e);
+    while let Some(error) = cause {
+        if error.is::<async_nats::rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io.get_ref().is_some_and(|inner| inner.is::<async_nats::rustls::Error>())
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// Connects to one server with default options.

@@ -35,6 +35,7 @@ mod connection;
 mod context;
 mod error;
 mod jetstream;
+mod jserror;
 mod moving;
 mod objectstore;
 mod replies;
