@@ -337,10 +337,7 @@ async fn missing_and_uploading_then_served() {
     // A downloader that starts now keeps retrying until the upload is done.
     let bytes = payload(2_000_000);
     let patient = HttpDownloader::builder()
-        .retry(natsbridge_claimcheck_http::RetryConfig {
-            max_delay: Duration::from_millis(20),
-            ..fast_retry(1000)
-        })
+        .retry(fast_retry(1000).with_max_delay(Duration::from_millis(20)))
         .build()
         .unwrap();
     let request =

@@ -32,8 +32,17 @@ pub const OBJECT_STORE_SCHEME: &str = "nats-os";
 const CHUNK: usize = 256 * 1024;
 
 /// How a bridge uses a JetStream object store for link payloads (the
-/// facade's `BridgeBuilder::object_store_options`).
+/// facade's `BridgeBuilder::object_store_options`). Non-exhaustive: build
+/// it with [`ObjectStoreOptions::new`] and the `with_*` setters.
+///
+/// ```
+/// use natsbridge_claimcheck_objectstore::ObjectStoreOptions;
+///
+/// let options = ObjectStoreOptions::new().with_bucket("payloads").with_send(false);
+/// assert_eq!((options.bucket.as_str(), options.send, options.replicas), ("payloads", false, 1));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ObjectStoreOptions {
     /// The bucket: ASCII letters, digits, `-` and `_`. Created if missing.
     /// Default `natsbridge`.
@@ -86,6 +95,77 @@ impl Default for ObjectStoreOptions {
     }
 }
 
+impl ObjectStoreOptions {
+    /// The defaults (the same as [`Default`]); change them with the
+    /// `with_*` setters below or by assigning the public fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`bucket`](Self::bucket).
+    #[must_use]
+    pub fn with_bucket(mut self, bucket: impl Into<String>) -> Self {
+        self.bucket = bucket.into();
+        self
+    }
+
+    /// Sets [`send`](Self::send).
+    #[must_use]
+    pub fn with_send(mut self, send: bool) -> Self {
+        self.send = send;
+        self
+    }
+
+    /// Sets [`one_shot`](Self::one_shot).
+    #[must_use]
+    pub fn with_one_shot(mut self, one_shot: bool) -> Self {
+        self.one_shot = one_shot;
+        self
+    }
+
+    /// Sets [`max_age`](Self::max_age).
+    #[must_use]
+    pub fn with_max_age(mut self, max_age: Option<Duration>) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Sets [`max_download_size`](Self::max_download_size).
+    #[must_use]
+    pub fn with_max_download_size(mut self, max_download_size: u64) -> Self {
+        self.max_download_size = max_download_size;
+        self
+    }
+
+    /// Sets [`retry`](Self::retry).
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets [`replicas`](Self::replicas).
+    #[must_use]
+    pub fn with_replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// Sets [`read_idle_timeout`](Self::read_idle_timeout).
+    #[must_use]
+    pub fn with_read_idle_timeout(mut self, read_idle_timeout: Duration) -> Self {
+        self.read_idle_timeout = read_idle_timeout;
+        self
+    }
+
+    /// Sets [`download_deadline`](Self::download_deadline).
+    #[must_use]
+    pub fn with_download_deadline(mut self, download_deadline: Duration) -> Self {
+        self.download_deadline = download_deadline;
+        self
+    }
+}
+
 /// An [`UploadHandler`] and [`DownloadHandler`] over one JetStream object
 /// store bucket.
 ///
@@ -113,7 +193,7 @@ impl Default for ObjectStoreOptions {
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let conn = natsbridge_transport_nats::connect("nats://127.0.0.1:4222").await?;
-/// let options = ObjectStoreOptions { bucket: "payloads".into(), ..Default::default() };
+/// let options = ObjectStoreOptions::new().with_bucket("payloads");
 /// let store = ObjectStoreHandler::open(&conn.jetstream(), &options).await?;
 /// let link = store.upload_file("big.bin", "/tmp/big.bin").await?;
 /// assert!(link.starts_with("nats-os://payloads/"));
@@ -247,6 +327,12 @@ impl ObjectStoreHandler {
             UploadSource::Reader { reader, len } => {
                 let mut reader = reader.take(len);
                 (self.store.put(&object, &mut reader).await, len)
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "an upload source of a later kind",
+                ));
             }
         };
         let info = match info {

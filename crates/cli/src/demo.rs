@@ -174,7 +174,7 @@ async fn walkthroughs(nats_url: &str, files_url: &str) -> anyhow::Result<Vec<Wal
     barrier(&bob).await?;
     barrier(&alice).await?;
     let command = vec![Payload::dictionary("command", &json!({"action": "read_sensor"}))?];
-    let options = SendOptions { reply_to: "demo.device.response".into(), ..SendOptions::default() };
+    let options = SendOptions::new().with_reply_to("demo.device.response");
     let (request, _) =
         alice.smartsend("demo.device.command", command, options).await?.into_parts()?;
     let incoming = next(&mut commands).await?;

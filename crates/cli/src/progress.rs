@@ -94,7 +94,7 @@ impl UploadHandler for ProgressUploader {
             }
             UploadSource::Reader { reader, len } => (reader, len),
             // The facade hands over bytes or readers; a file is passed on.
-            file @ UploadSource::File(_) => return self.inner.upload(name, file),
+            other => return self.inner.upload(name, other),
         };
         let bar = self.progress.bar(Some(len), "up  ", name);
         let source = UploadSource::reader(Counting::new(reader, bar.clone()), len);

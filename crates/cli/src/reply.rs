@@ -226,8 +226,7 @@ impl Server<'_> {
         let msg_id = envelope.msg_id.clone();
         // broker_url is set here so that the server URL's credentials, if
         // any, are not sent on.
-        let options =
-            SendOptions { broker_url: self.broker_url.to_owned(), ..SendOptions::default() };
+        let options = SendOptions::new().with_broker_url(self.broker_url.to_owned());
         let sent = match failure {
             None => request.respond(payloads, options).await?,
             Some(message) => {

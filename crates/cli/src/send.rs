@@ -72,18 +72,17 @@ pub(crate) struct EnvelopeArgs {
 
 impl EnvelopeArgs {
     pub(crate) fn options(&self, broker_url: &str) -> SendOptions {
-        SendOptions {
-            correlation_id: self.correlation_id.clone(),
-            msg_purpose: self.msg_purpose.clone(),
-            sender_name: self.sender_name.clone(),
-            receiver_name: self.receiver_name.clone(),
-            receiver_id: self.receiver_id.clone(),
-            reply_to: self.reply_to.clone().unwrap_or_default(),
-            reply_to_msg_id: self.reply_to_msg_id.clone().unwrap_or_default(),
-            broker_url: redact_url(broker_url),
-            size_threshold: self.threshold,
-            ..SendOptions::default()
-        }
+        let mut options = SendOptions::new()
+            .with_msg_purpose(self.msg_purpose.clone())
+            .with_sender_name(self.sender_name.clone())
+            .with_receiver_name(self.receiver_name.clone())
+            .with_receiver_id(self.receiver_id.clone())
+            .with_reply_to(self.reply_to.clone().unwrap_or_default())
+            .with_reply_to_msg_id(self.reply_to_msg_id.clone().unwrap_or_default())
+            .with_broker_url(redact_url(broker_url))
+            .with_size_threshold(self.threshold);
+        options.correlation_id = self.correlation_id.clone();
+        options
     }
 
     /// Where link payloads go (see [`Store`] for which wins when several

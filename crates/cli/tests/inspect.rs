@@ -278,7 +278,7 @@ async fn the_event_stream_replays_the_history_then_goes_live() {
         .smartsend(
             "live.svc",
             vec![Payload::text("q", "?")],
-            SendOptions { reply_to: "live.replies".into(), ..SendOptions::default() },
+            SendOptions::new().with_reply_to("live.replies"),
         )
         .await
         .unwrap()

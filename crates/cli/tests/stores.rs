@@ -108,7 +108,7 @@ async fn link_payloads_to_the_jetstream_object_store() {
     let dir = tempfile::tempdir().unwrap();
     let (path, bytes) = big_file(dir.path(), 800_000);
     // A reader that knows the bucket subscribes first.
-    let options = ObjectStoreOptions { bucket: "cli".into(), send: false, ..Default::default() };
+    let options = ObjectStoreOptions::new().with_bucket("cli").with_send(false);
     let reader =
         Bridge::builder(&server.url()).object_store_options(options).connect().await.unwrap();
     let mut sub = reader.subscribe("os.t").await.unwrap();

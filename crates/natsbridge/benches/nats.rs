@@ -200,7 +200,7 @@ async fn rtt_run(server: &NatsServer, body: Bytes, payload: Payload, n: usize) -
         while let Some(m) = codec_sub.next().await {
             let Some(reply) = m.reply else { continue };
             let request = Envelope::from_json(&m.payload).unwrap();
-            let options = SendOptions { is_publish: false, ..request.reply_options() };
+            let options = request.reply_options().with_is_publish(false);
             let payloads = vec![Payload::text("answer", "ok")];
             let answer = Envelope::pack(
                 &reply,
@@ -251,7 +251,7 @@ async fn rtt_run(server: &NatsServer, body: Bytes, payload: Payload, n: usize) -
                 }
                 2 => {
                     // Bridge::request's steps, timed one by one.
-                    let options = SendOptions { is_publish: false, ..SendOptions::default() };
+                    let options = SendOptions::new().with_is_publish(false);
                     let max = client.connection().max_payload();
                     let (_, json) =
                         natsbridge::pack("bench.rr.raw", vec![payload.clone()], options, None, max)

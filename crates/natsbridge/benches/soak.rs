@@ -187,10 +187,8 @@ async fn main() {
             tokio::time::sleep(Duration::from_micros(200)).await;
             continue;
         }
-        let options = SendOptions {
-            correlation_id: Some(format!("{sent}:{}", start.elapsed().as_nanos())),
-            ..SendOptions::default()
-        };
+        let options = SendOptions::new()
+            .with_correlation_id(format!("{sent}:{}", start.elapsed().as_nanos()));
         sender.smartsend("soak.mixed", payloads(sent), options).await.unwrap();
         sent += 1;
         if start.elapsed() >= next_sample {

@@ -42,11 +42,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let document: Vec<u8> =
         (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     let avatar = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d];
-    let options = SendOptions {
-        reply_to: "chat.replies".into(),
-        sender_name: "alice".into(),
-        ..SendOptions::default()
-    };
+    let options = SendOptions::new().with_reply_to("chat.replies").with_sender_name("alice");
     let (sent, json) = sender
         .smartsend(
             "chat.room1",
@@ -95,13 +91,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
 
     // The receiver answers on the envelope's reply_to (the seeds' convention).
     let answer = vec![Payload::text("message_text", "Thanks, got it.")];
-    receiver
-        .reply(
-            &received,
-            answer,
-            SendOptions { sender_name: "bob".into(), ..SendOptions::default() },
-        )
-        .await?;
+    receiver.reply(&received, answer, SendOptions::new().with_sender_name("bob")).await?;
     let reply = replies.next().await.ok_or("subscription ended")?.map_err(|r| r.error)?;
     if reply.envelope.reply_to_msg_id != sent.msg_id {
         return Err("the reply should name the message it answers".into());

@@ -54,7 +54,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
         if n == 2 && files.is_some() {
             payloads.push(Payload::binary("attachment", vec![n as u8; 2_000_000]));
         }
-        let options = SendOptions { metadata: metadata.clone(), ..SendOptions::default() };
+        let options = SendOptions::new().with_metadata(metadata.clone());
         let (sent, ack) = bridge.jetstream_send("example.jobs.resize", payloads, options).await?;
         println!(
             "queued job {n}: msg {} stored as {}#{}",

@@ -7,7 +7,7 @@
 //! needed. Only natsbridge Rust peers read such links: the other peers
 //! cannot. The receiver reads both kinds of link: it uploads to the file
 //! server like every peer (when `NATSBRIDGE_FILESERVER` is set) and opens
-//! the same bucket read-only (`ObjectStoreOptions { send: false, .. }`) for
+//! the same bucket read-only (`ObjectStoreOptions::new().with_send(false)`) for
 //! the `nats-os://` links Rust peers send. A third peer, on the file
 //! server, shows the two side by side.
 //!
@@ -36,8 +36,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let files = std::env::var("NATSBRIDGE_FILESERVER").ok().filter(|f| !f.is_empty());
 
     // Reads nats-os:// links from the bucket, sends through the file server.
-    let read_only =
-        ObjectStoreOptions { bucket: BUCKET.into(), send: false, ..ObjectStoreOptions::default() };
+    let read_only = ObjectStoreOptions::new().with_bucket(BUCKET).with_send(false);
     let mut builder = Bridge::builder(&nats).object_store_options(read_only);
     if let Some(files) = &files {
         builder = builder.fileserver(files);

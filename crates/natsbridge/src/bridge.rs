@@ -111,10 +111,7 @@ impl BridgeBuilder {
     /// # let _ = bridge; Ok(()) }
     /// ```
     pub fn object_store(self, bucket: impl Into<String>) -> Self {
-        self.object_store_options(ObjectStoreOptions {
-            bucket: bucket.into(),
-            ..ObjectStoreOptions::default()
-        })
+        self.object_store_options(ObjectStoreOptions::new().with_bucket(bucket))
     }
 
     /// Uses a JetStream object store as [`ObjectStoreOptions`] says: for
@@ -145,7 +142,7 @@ impl BridgeBuilder {
                 crate::ErrorKind::Config,
                 format!(
                     "link payloads can go to the object store bucket {} or to a file server, \
-                     not both (use ObjectStoreOptions {{ send: false, .. }} to only read \
+                     not both (use ObjectStoreOptions::with_send(false) to only read \
                      nats-os links)",
                     options.bucket
                 ),
@@ -658,17 +655,15 @@ impl Bridge {
         // The fields `Envelope::reply_options` sets, taken straight from the
         // request (that helper builds a whole default `SendOptions` first).
         let request = &request.envelope;
-        let options = SendOptions {
-            correlation_id: Some(request.correlation_id.clone()),
-            reply_to_msg_id: request.msg_id.clone(),
-            receiver_name: request.sender_name.clone(),
-            receiver_id: request.sender_id.clone(),
-            ..options
-        };
+        let options = options
+            .with_correlation_id(request.correlation_id.clone())
+            .with_reply_to_msg_id(request.msg_id.clone())
+            .with_receiver_name(request.sender_name.clone())
+            .with_receiver_id(request.sender_id.clone());
         let Some(headers) = headers else {
             return Ok(Some(self.smartsend(&subject, payloads, options).await?));
         };
-        let options = SendOptions { is_publish: false, ..options };
+        let options = options.with_is_publish(false);
         let sent = self.smartsend(&subject, payloads, options).await?;
         self.conn.publish_with_headers(&subject, headers, sent.json().clone()).await?;
         Ok(Some(sent))

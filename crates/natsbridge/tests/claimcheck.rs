@@ -198,7 +198,7 @@ async fn file_payloads_stream_by_link_and_keep_their_order() {
         Payload::text("note", "two files").into(),
         FilePayload::new("small", PayloadType::Image, dir.path().join("small.bin")).into(),
     ];
-    let options = SendOptions { size_threshold: 1_000_000, ..SendOptions::default() };
+    let options = SendOptions::new().with_size_threshold(1_000_000);
     let uploader = store.uploader();
     let uploader = Some(&uploader as &dyn UploadHandler);
     let (sent, json) =

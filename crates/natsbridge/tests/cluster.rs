@@ -12,11 +12,9 @@ use natsbridge_test_support::NatsCluster;
 /// A bridge given only `url`: the other nodes it learns from the cluster.
 async fn bridge_on(url: &str, lame_duck_reconnect: bool) -> Bridge {
     let options = ConnectOptions::new(url).lame_duck_reconnect(lame_duck_reconnect).reconnect(
-        natsbridge::transport::ReconnectPolicy {
-            base_delay: Duration::from_millis(20),
-            max_delay: Duration::from_millis(200),
-            ..Default::default()
-        },
+        natsbridge::transport::ReconnectPolicy::new()
+            .with_base_delay(Duration::from_millis(20))
+            .with_max_delay(Duration::from_millis(200)),
     );
     Bridge::builder(url).connect_options(options).connect().await.unwrap()
 }

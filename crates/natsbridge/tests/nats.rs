@@ -124,7 +124,7 @@ async fn request_reply_over_the_nats_inbox_and_the_seeds_reply_to() {
         || vec![Payload::dictionary("command", &json!({"action": "read_sensor"})).unwrap()];
 
     // NATS's own request inbox.
-    let options = SendOptions { correlation_id: Some("corr-1".into()), ..SendOptions::default() };
+    let options = SendOptions::new().with_correlation_id("corr-1");
     let answer =
         client.request("device.command", command(), options, Duration::from_secs(5)).await.unwrap();
     assert_eq!(answer.correlation_id, "corr-1");
@@ -137,7 +137,7 @@ async fn request_reply_over_the_nats_inbox_and_the_seeds_reply_to() {
     // The seeds' convention: reply_to subject, answer matched by reply_to_msg_id.
     let mut responses = client.subscribe("device.response").await.unwrap();
     barrier(&client).await;
-    let options = SendOptions { reply_to: "device.response".into(), ..SendOptions::default() };
+    let options = SendOptions::new().with_reply_to("device.response");
     let (request, _) =
         client.smartsend("device.command", command(), options).await.unwrap().into_parts().unwrap();
     let response = responses.next().await.unwrap().unwrap().envelope;
@@ -218,7 +218,7 @@ async fn a_request_is_answered_by_a_seed_style_responder() {
     );
 
     // A subject of the caller's choosing instead of an inbox.
-    let options = SendOptions { reply_to: "device.response.7".into(), ..SendOptions::default() };
+    let options = SendOptions::new().with_reply_to("device.response.7");
     let answer =
         client.request("device.command", command, options, Duration::from_secs(5)).await.unwrap();
     assert_eq!(answer.send_to, "device.response.7");
@@ -235,8 +235,7 @@ async fn an_answer_to_another_request_is_skipped() {
     tokio::spawn(async move {
         while let Some(Ok(request)) = requests.next().await {
             let reply_to = request.envelope.reply_to.clone();
-            let stale =
-                SendOptions { reply_to_msg_id: "someone-else".into(), ..Default::default() };
+            let stale = SendOptions::new().with_reply_to_msg_id("someone-else");
             responder.smartsend(&reply_to, vec![Payload::text("t", "stale")], stale).await.unwrap();
             responder
                 .reply(&request, vec![Payload::text("t", "mine")], SendOptions::default())
@@ -318,8 +317,7 @@ async fn lent_payloads_and_options_give_each_message_fresh_ids() {
     let options = SendOptions::default();
     let first = b.smartsend("lent", &payloads, &options).await.unwrap().envelope().unwrap();
     let second = b.smartsend("lent", &payloads[..], &options).await.unwrap().envelope().unwrap();
-    let named =
-        SendOptions { broker_url: "nats://elsewhere:4222".into(), ..SendOptions::default() };
+    let named = SendOptions::new().with_broker_url("nats://elsewhere:4222");
     let third = b.smartsend("lent", payloads.to_vec(), named).await.unwrap().envelope().unwrap();
     for sent in [&first, &second, &third] {
         let got = sub.next().await.unwrap().unwrap().envelope;
@@ -342,7 +340,7 @@ async fn is_publish_false_builds_without_publishing() {
     let b = bridge(&server, None).await;
     let mut sub = b.subscribe("quiet").await.unwrap();
     barrier(&b).await;
-    let options = SendOptions { is_publish: false, ..SendOptions::default() };
+    let options = SendOptions::new().with_is_publish(false);
     let sent = b.smartpack("quiet", vec![Payload::text("t", "x")], options).await.unwrap();
     // Built all the same: the JSON that would have gone out.
     let env = sent.envelope().unwrap();
@@ -374,11 +372,9 @@ async fn jetstream_acks_decoded_envelopes_and_naks_the_rest_for_redelivery() {
     b.connection().jetstream().publish("chat.room", "{broken".into(), None).await.unwrap();
 
     let mut consumer = b.jetstream_consumer("CHAT", "reader").await.unwrap();
-    consumer.nak_delay = natsbridge::claimcheck::RetryConfig {
-        base_delay: Duration::from_millis(10),
-        jitter: false,
-        ..Default::default()
-    };
+    consumer.nak_delay = natsbridge::claimcheck::RetryConfig::new()
+        .with_base_delay(Duration::from_millis(10))
+        .with_jitter(false);
     let first = consumer.fetch(10, Duration::from_secs(2)).await.unwrap();
     assert_eq!(first.len(), 4);
     let texts: Vec<_> = first
@@ -452,13 +448,11 @@ async fn a_prepared_sender_sends_what_smartsend_sends() {
     barrier(&receiver).await;
     let sender = bridge(&server, None).await;
     let metadata = json!({"unit": "celsius", "site": "lab \"2\""});
-    let options = SendOptions {
-        msg_purpose: "updateStatus".into(),
-        sender_name: "thermo".into(),
-        reply_to: "sensors.ack".into(),
-        metadata: metadata.as_object().unwrap().clone(),
-        ..SendOptions::default()
-    };
+    let options = SendOptions::new()
+        .with_msg_purpose("updateStatus")
+        .with_sender_name("thermo")
+        .with_reply_to("sensors.ack")
+        .with_metadata(metadata.as_object().unwrap().clone());
     let prepared = sender.prepare("sensors.t1", options).unwrap();
     assert_eq!(prepared.subject(), "sensors.t1");
     let mut sent = Vec::new();
@@ -492,7 +486,7 @@ async fn a_prepared_sender_sends_what_smartsend_sends() {
     assert_eq!((msg_ids.len(), correlation_ids.len()), (3, 3), "fresh ids per message");
 
     // A fixed correlation id holds for the whole stream.
-    let options = SendOptions { correlation_id: Some("conv-7".into()), ..SendOptions::default() };
+    let options = SendOptions::new().with_correlation_id("conv-7");
     let prepared = sender.prepare("sensors.t1", options).unwrap();
     prepared.send(&[Payload::text("reading", "1")]).await.unwrap();
     prepared.send(&[Payload::text("reading", "2")]).await.unwrap();
@@ -501,7 +495,7 @@ async fn a_prepared_sender_sends_what_smartsend_sends() {
     }
 
     // is_publish = false builds without publishing.
-    let options = SendOptions { is_publish: false, ..SendOptions::default() };
+    let options = SendOptions::new().with_is_publish(false);
     let quiet = sender.prepare("sensors.t1", options).unwrap();
     let json = quiet.send(&[Payload::text("reading", "3")]).await.unwrap();
     assert_eq!(natsbridge::Envelope::from_json(&json).unwrap().send_to, "sensors.t1");
@@ -520,7 +514,7 @@ async fn a_prepared_sender_takes_the_full_path_for_links_and_oversize() {
     let with_store = bridge(&server, Some(&store)).await;
 
     // Over the threshold: uploaded, the record carries the link.
-    let options = SendOptions { size_threshold: 1000, ..SendOptions::default() };
+    let options = SendOptions::new().with_size_threshold(1000);
     let prepared = with_store.prepare("t", options).unwrap();
     let big = bytes(5_000, 3);
     prepared.send(&[Payload::binary("big", big.clone())]).await.unwrap();
@@ -579,7 +573,7 @@ async fn a_service_counts_both_conventions_marks_errors_and_drains() {
     let requester = bridge(&server, None).await;
     let mut inbox = requester.subscribe("lib.inbox").await.unwrap();
     barrier(&requester).await;
-    let unsent = SendOptions { is_publish: false, ..SendOptions::default() };
+    let unsent = SendOptions::new().with_is_publish(false);
 
     let requests = async {
         let answer = requester
@@ -587,7 +581,7 @@ async fn a_service_counts_both_conventions_marks_errors_and_drains() {
             .await
             .unwrap();
         assert_eq!(answer.payloads[0].dataname, "a");
-        let seed = SendOptions { reply_to: "lib.inbox".into(), ..SendOptions::default() };
+        let seed = SendOptions::new().with_reply_to("lib.inbox");
         requester.smartsend("lib.svc", [Payload::text("q", "2")], seed).await.unwrap();
         let answer = inbox.next().await.unwrap().unwrap();
         assert_eq!(answer.envelope.payloads[0].dataname, "a");
@@ -629,7 +623,7 @@ async fn a_service_counts_both_conventions_marks_errors_and_drains() {
     assert_eq!(info["endpoints"][0]["name"], "lib-svc");
 
     // Five requests the server has sent before the drain: all yielded.
-    let seed = SendOptions { reply_to: "lib.inbox".into(), ..SendOptions::default() };
+    let seed = SendOptions::new().with_reply_to("lib.inbox");
     for i in 0..5 {
         requester.smartsend("lib.svc", [Payload::text("q", format!("{i}"))], &seed).await.unwrap();
     }

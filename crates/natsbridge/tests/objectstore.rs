@@ -13,19 +13,19 @@ use natsbridge::claimcheck::{
 };
 use natsbridge::transport::ErrorKind as NatsKind;
 use natsbridge::{
-    Bridge, Error, ErrorKind, ObjectStoreHandler, ObjectStoreOptions, Payload, SHA256_KEY,
-    SendOptions, Transport, sha256_hex, smartunpack,
+    Bridge, ErrorKind, ObjectStoreHandler, ObjectStoreOptions, Payload, SHA256_KEY, SendOptions,
+    Transport, sha256_hex, smartunpack,
 };
 use natsbridge_test_support::NatsServer;
 use sha2::{Digest, Sha256};
 
-use crate::util::{Store, bytes};
+use crate::util::{Store, bytes, chain};
 
 const BUCKET: &str = "claims";
 
 async fn handler(server: &NatsServer) -> ObjectStoreHandler {
     let conn = natsbridge::transport::connect(&server.url()).await.unwrap();
-    let options = ObjectStoreOptions { bucket: BUCKET.into(), ..Default::default() };
+    let options = ObjectStoreOptions::new().with_bucket(BUCKET);
     ObjectStoreHandler::open(&conn.jetstream(), &options).await.unwrap()
 }
 
@@ -37,18 +37,6 @@ async fn os_bridge(server: &NatsServer) -> Bridge {
 async fn barrier(bridge: &Bridge) {
     let err = bridge.connection().request("barrier.none", "".into(), Duration::from_secs(5)).await;
     assert_eq!(err.unwrap_err().kind(), &NatsKind::NoResponders);
-}
-
-/// Every message of an error and its sources, for asserting on text.
-fn chain(err: &Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn hex(digest: &[u8]) -> String {
@@ -110,7 +98,7 @@ async fn objectstore_round_trips_every_size_through_smartsend_and_subscribe() {
     }
 
     // Threshold 0: every payload, the empty one included, goes by link.
-    let options = SendOptions { size_threshold: 0, ..SendOptions::default() };
+    let options = SendOptions::new().with_size_threshold(0);
     let (sent, _) = sender
         .smartsend("os.sizes", payloads().collect::<Vec<_>>(), options)
         .await
@@ -252,7 +240,7 @@ async fn objectstore_links_are_sent_only_when_the_sender_opts_in() {
                 .smartsend(
                     "os.peers",
                     vec![Payload::binary("doc", doc)],
-                    SendOptions { is_publish: false, ..SendOptions::default() },
+                    SendOptions::new().with_is_publish(false),
                 )
                 .await
                 .unwrap()
@@ -273,11 +261,7 @@ async fn objectstore_links_are_sent_only_when_the_sender_opts_in() {
     let reader = Bridge::builder(&server.url())
         .fileserver(files.server.url())
         .download_handler(Arc::new(files.downloader()))
-        .object_store_options(ObjectStoreOptions {
-            bucket: BUCKET.into(),
-            send: false,
-            ..Default::default()
-        })
+        .object_store_options(ObjectStoreOptions::new().with_bucket(BUCKET).with_send(false))
         .connect()
         .await
         .unwrap();

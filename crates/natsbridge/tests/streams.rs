@@ -153,7 +153,7 @@ async fn an_envelope_consumer_is_a_stream_that_acks_and_naks() {
 
     let mut consumer = bridge.jetstream_consumer("WORK", "worker").await.unwrap();
     consumer.nak_delay =
-        RetryConfig { base_delay: Duration::from_millis(10), jitter: false, ..Default::default() };
+        RetryConfig::new().with_base_delay(Duration::from_millis(10)).with_jitter(false);
     consumer.pull_batch = 2;
     let mut texts = Vec::new();
     for _ in 0..3 {

@@ -33,9 +33,8 @@ use crate::ipc::Table;
 /// # Ok::<(), natsbridge_table_arrow::Error>(())
 /// ```
 pub fn read_csv(bytes: &[u8]) -> Result<Table> {
-    let csv_error = |e: arrow_schema::ArrowError| {
-        Error::with_source(ErrorKind::Csv, "cannot read CSV", e)
-    };
+    let csv_error =
+        |e: arrow_schema::ArrowError| Error::with_source(ErrorKind::Csv, "cannot read CSV", e);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::new(ErrorKind::Csv, "empty CSV: no header row"));
     }

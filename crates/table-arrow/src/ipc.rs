@@ -66,13 +66,45 @@ pub enum Compression {
 /// How [`write_ipc_with`] writes.
 ///
 /// The default is the wire contract's: stream format, uncompressed.
+/// Non-exhaustive: build it with [`WriteOptions::new`] and the `with_*`
+/// setters.
+///
+/// ```
+/// use natsbridge_table_arrow::{IpcFormat, WriteOptions};
+///
+/// let options = WriteOptions::new().with_format(IpcFormat::File);
+/// assert_eq!((options.format, options.compression), (IpcFormat::File, None));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WriteOptions {
     /// Stream (the default, and what `arrowtable` means) or file format.
     pub format: IpcFormat,
     /// Compress record batch buffers; `None` (the default) does not, since
     /// not every peer reads compressed IPC.
     pub compression: Option<Compression>,
+}
+
+impl WriteOptions {
+    /// The defaults (the same as [`Default`]); change them with the
+    /// `with_*` setters below or by assigning the public fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`format`](Self::format).
+    #[must_use]
+    pub fn with_format(mut self, format: IpcFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Sets [`compression`](Self::compression).
+    #[must_use]
+    pub fn with_compression(mut self, compression: Option<Compression>) -> Self {
+        self.compression = compression;
+        self
+    }
 }
 
 /// Record batches sharing one schema: what an `arrowtable` holds.
@@ -324,7 +356,9 @@ fn check_message_at(bytes: &[u8], at: usize) -> Result<Option<usize>> {
         {
             return Err(Error::new(
                 ErrorKind::Unsupported,
-                format!("Arrow IPC: {codec:?} compressed buffers need this crate's feature of that name"),
+                format!(
+                    "Arrow IPC: {codec:?} compressed buffers need this crate's feature of that name"
+                ),
             ));
         }
         let limit = if compression.codec() == arrow_ipc::CompressionType::ZSTD {

@@ -93,9 +93,8 @@ fn read_json_rows_with(rows: &[Value], schema: Arc<Schema>) -> Result<RecordBatc
 pub fn write_json_rows(batches: &[RecordBatch]) -> Result<Bytes> {
     let mut writer =
         WriterBuilder::new().with_explicit_nulls(true).build::<_, JsonArray>(Vec::new());
-    let unsupported = |e: ArrowError| {
-        Error::with_source(ErrorKind::Unsupported, "cannot write jsontable", e)
-    };
+    let unsupported =
+        |e: ArrowError| Error::with_source(ErrorKind::Unsupported, "cannot write jsontable", e);
     for batch in batches {
         writer.write(batch).map_err(unsupported)?;
     }

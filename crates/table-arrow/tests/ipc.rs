@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use crate::util::{assert_same_cells, reference_batch};
 
 fn with(format: IpcFormat, compression: Option<Compression>) -> WriteOptions {
-    WriteOptions { format, compression }
+    WriteOptions::new().with_format(format).with_compression(compression)
 }
 
 #[test]

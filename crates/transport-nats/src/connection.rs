@@ -15,8 +15,19 @@ use crate::{Error, ErrorKind, Result};
 
 /// How to wait between reconnect attempts: capped exponential backoff with
 /// jitter, the formula of [`Backoff`] (shared with the claim-check
-/// transfers). Plain data; tune the fields.
+/// transfers). Plain data; tune the fields, or build it with
+/// [`ReconnectPolicy::new`] and the `with_*` setters (it is
+/// non-exhaustive: fields may be added).
+///
+/// ```
+/// use std::time::Duration;
+/// use natsbridge_transport_nats::ReconnectPolicy;
+///
+/// let policy = ReconnectPolicy::new().with_max_reconnects(Some(10)).with_jitter(false);
+/// assert_eq!(policy.delay(2), Duration::from_millis(50));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReconnectPolicy {
     /// Give up after this many consecutive failed attempts; `None` never
     /// gives up. Default `None`.
@@ -38,6 +49,42 @@ impl Default for ReconnectPolicy {
             max_delay: Duration::from_secs(4),
             jitter: true,
         }
+    }
+}
+
+impl ReconnectPolicy {
+    /// The defaults (the same as [`Default`]); change them with the
+    /// `with_*` setters below or by assigning the public fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`max_reconnects`](Self::max_reconnects).
+    #[must_use]
+    pub fn with_max_reconnects(mut self, max_reconnects: Option<usize>) -> Self {
+        self.max_reconnects = max_reconnects;
+        self
+    }
+
+    /// Sets [`base_delay`](Self::base_delay).
+    #[must_use]
+    pub fn with_base_delay(mut self, base_delay: Duration) -> Self {
+        self.base_delay = base_delay;
+        self
+    }
+
+    /// Sets [`max_delay`](Self::max_delay).
+    #[must_use]
+    pub fn with_max_delay(mut self, max_delay: Duration) -> Self {
+        self.max_delay = max_delay;
+        self
+    }
+
+    /// Sets [`jitter`](Self::jitter).
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: bool) -> Self {
+        self.jitter = jitter;
+        self
     }
 }
 

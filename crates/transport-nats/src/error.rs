@@ -116,7 +116,8 @@ impl Error {
         detail: impl Into<String>,
         source: impl Into<BoxError>,
     ) -> Self {
-        Error { kind, detail: detail.into(), source: Some(source.into()) }
+        let source: BoxError = Box::new(Cause::of(&*source.into()));
+        Error { kind, detail: detail.into(), source: Some(source) }
     }
 
     /// What went wrong.
@@ -149,5 +150,91 @@ impl std::error::Error for Error {
     }
 }
 
+/// A cause as a chain printer should show it: each error's own message,
+/// its source beneath it.
+///
+/// async-nats's `Error<Kind>` prints its source after its kind
+/// (`"IO error: Connection refused"`) and also returns it from `source()`,
+/// so every chain printer would show the source twice. A `Cause` keeps, for
+/// each link of the chain, the message without the text of the link
+/// beneath it (when it ends with it; otherwise the message whole): a
+/// matter of display only, no kind is decided from it.
+#[derive(Debug)]
+struct Cause {
+    message: String,
+    source: Option<Box<Cause>>,
+}
+
+impl Cause {
+    fn of(error: &(dyn std::error::Error + 'static)) -> Cause {
+        let full = error.to_string();
+        let Some(next) = error.source() else {
+            return Cause { message: full, source: None };
+        };
+        let below = next.to_string();
+        let own = full.strip_suffix(below.as_str()).map(|head| head.trim_end_matches(": "));
+        let source = Box::new(Cause::of(next));
+        match own {
+            // A wrapper that says nothing of its own is left out.
+            Some("") => *source,
+            Some(own) => Cause { message: own.to_owned(), source: Some(source) },
+            None => Cause { message: full, source: Some(source) },
+        }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|c| c as &(dyn std::error::Error + 'static))
+    }
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error printing its source after its own message, as async-nats's
+    /// errors do.
+    #[derive(Debug)]
+    struct Repeating(std::io::Error);
+
+    impl fmt::Display for Repeating {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "IO error: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Repeating {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_that_prints_its_source_is_shown_once() {
+        let e = Error::with_source(
+            ErrorKind::Connect,
+            "server nats://h:4222",
+            Repeating(std::io::Error::other("refused")),
+        );
+        let mut links = vec![e.to_string()];
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            links.push(s.to_string());
+            source = s.source();
+        }
+        assert_eq!(
+            links,
+            ["cannot connect to the NATS server: server nats://h:4222", "IO error", "refused"]
+        );
+    }
+}

@@ -170,13 +170,9 @@ impl JetStream {
             duplicate_window: config.duplicate_window,
             ..Default::default()
         };
-        self.context
-            .get_or_create_stream(config)
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                jserror::error(jserror::create_stream(&e.kind()), format!("creating stream {name}"), e)
-            })
+        self.context.get_or_create_stream(config).await.map(|_| ()).map_err(|e| {
+            jserror::error(jserror::create_stream(&e.kind()), format!("creating stream {name}"), e)
+        })
     }
 
     /// Publishes and waits for the stream's acknowledgement: the same as
@@ -329,24 +325,17 @@ impl JetStream {
     /// A durable pull consumer `durable` on `stream` (created if missing),
     /// with explicit acks.
     pub async fn pull_consumer(&self, stream: &str, durable: &str) -> Result<Consumer> {
-        let stream = self
-            .context
-            .get_stream(stream)
-            .await
-            .map_err(|e| {
-                jserror::error(jserror::get_stream(&e), format!("getting stream {stream}"), e)
-            })?;
+        let stream = self.context.get_stream(stream).await.map_err(|e| {
+            jserror::error(jserror::get_stream(&e), format!("getting stream {stream}"), e)
+        })?;
         let config = pull::Config {
             durable_name: Some(durable.into()),
             ack_policy: AckPolicy::Explicit,
             ..Default::default()
         };
-        let consumer = stream
-            .get_or_create_consumer(durable, config)
-            .await
-            .map_err(|e| {
-                jserror::error(jserror::consumer(&e.kind()), format!("creating consumer {durable}"), e)
-            })?;
+        let consumer = stream.get_or_create_consumer(durable, config).await.map_err(|e| {
+            jserror::error(jserror::consumer(&e.kind()), format!("creating consumer {durable}"), e)
+        })?;
         Ok(Consumer { consumer })
     }
 }
@@ -371,7 +360,8 @@ impl Consumer {
             .map_err(|e| jserror::error(jserror::batch(e.kind()), "fetching", e))?;
         let mut out = Vec::new();
         while let Some(message) = batch.next().await {
-            let message = message.map_err(|e| jserror::error(ErrorKind::JetStream, "fetching", e))?;
+            let message =
+                message.map_err(|e| jserror::error(ErrorKind::JetStream, "fetching", e))?;
             out.push(StreamMessage { message });
         }
         Ok(out)

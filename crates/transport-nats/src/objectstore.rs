@@ -263,10 +263,9 @@ impl ObjectStore {
                         ErrorKind::InvalidConfig,
                         format!("object {name} in bucket {} is a link to a bucket", self.bucket),
                     ),
-                    GetErrorKind::TimedOut => (
-                        ErrorKind::TimedOut,
-                        format!("getting {name} from bucket {}", self.bucket),
-                    ),
+                    GetErrorKind::TimedOut => {
+                        (ErrorKind::TimedOut, format!("getting {name} from bucket {}", self.bucket))
+                    }
                     GetErrorKind::ConsumerCreate | GetErrorKind::Other => (
                         self.unclear_kind().await,
                         format!("getting {name} from bucket {}", self.bucket),

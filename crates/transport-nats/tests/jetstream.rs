@@ -37,7 +37,7 @@ async fn publish_ack_and_nak_redelivers() {
 async fn a_server_restart_mid_stream_loses_and_duplicates_nothing() {
     const N: usize = 10_000;
     let mut server = NatsServer::builder().jetstream().start();
-    let policy = ReconnectPolicy { base_delay: Duration::from_millis(20), ..Default::default() };
+    let policy = ReconnectPolicy::new().with_base_delay(Duration::from_millis(20));
     let conn = ConnectOptions::new(server.url()).reconnect(policy).connect().await.unwrap();
     let js = conn.jetstream();
     js.ensure_stream("EVENTS", &["events"]).await.unwrap();

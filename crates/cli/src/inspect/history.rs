@@ -468,7 +468,7 @@ mod tests {
         // 1. reply_to_msg_id (this project's responders).
         let request = envelope(
             "svc",
-            SendOptions { reply_to: "_INBOX.1".into(), ..SendOptions::default() },
+            SendOptions::new().with_reply_to("_INBOX.1"),
             vec![Payload::text("q", "?")],
         );
         let parsed = Envelope::from_json(&request).unwrap();
@@ -481,7 +481,7 @@ mod tests {
         // 2. A seed responder: fresh ids, on the request's reply_to subject.
         let request = envelope(
             "svc",
-            SendOptions { reply_to: "replies.7".into(), ..SendOptions::default() },
+            SendOptions::new().with_reply_to("replies.7"),
             vec![Payload::text("q", "?")],
         );
         add(&mut h, "svc", 2000, request);
@@ -491,17 +491,13 @@ mod tests {
         // 3. The same correlation_id.
         let request = envelope(
             "svc",
-            SendOptions {
-                reply_to: "elsewhere".into(),
-                correlation_id: Some("corr-9".into()),
-                ..SendOptions::default()
-            },
+            SendOptions::new().with_reply_to("elsewhere").with_correlation_id("corr-9"),
             vec![Payload::text("q", "?")],
         );
         add(&mut h, "svc", 3000, request);
         let answer = envelope(
             "other",
-            SendOptions { correlation_id: Some("corr-9".into()), ..SendOptions::default() },
+            SendOptions::new().with_correlation_id("corr-9"),
             vec![Payload::text("a", "!")],
         );
         let changes = add(&mut h, "other", 3005, answer);
