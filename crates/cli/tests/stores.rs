@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use natsbridge::claimcheck::{DownloadHandlerExt, DownloadRequest, HttpDownloader};
+use natsbridge::claimcheck::{DownloadHandlerExt, DownloadRequest, http::HttpDownloader};
 use natsbridge::{Bridge, ObjectStoreOptions};
 use natsbridge_fileserver::FileServer;
 use natsbridge_test_support::NatsServer;

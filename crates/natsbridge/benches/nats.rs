@@ -225,7 +225,7 @@ async fn rtt_run(server: &NatsServer, body: Bytes, payload: Payload, n: usize) -
     service.connection().sync().await.unwrap();
     let raw_client = async_nats::connect(server.url()).await.unwrap();
     let client = Bridge::builder(&server.url()).connect().await.unwrap();
-    let downloader = natsbridge::claimcheck::HttpDownloader::new().unwrap();
+    let downloader = natsbridge::claimcheck::http::HttpDownloader::new().unwrap();
     let timeout = Duration::from_secs(5);
     let mut run = RttRun::default();
     for i in 0..n {

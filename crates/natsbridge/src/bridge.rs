@@ -5,11 +5,14 @@ use std::borrow::Borrow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::claimcheck::{DownloadHandler, HttpDownloader, PlikUploader, UploadHandler};
+use crate::claimcheck::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
+use crate::claimcheck::{
+    DownloadHandler, UploadHandler,
+    http::{HttpDownloader, PlikUploader},
+};
 use crate::claimcheck::{LinkRouter, download_fn};
 use crate::envelope::{Envelope, IdSource, Payload, PayloadRecord, SendOptions};
 use crate::limits::ReceiveLimits;
-use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
 use crate::pack::Outgoing;
 use crate::pack::{fetch_links, has_links};
 use crate::sent::Sent;
@@ -447,14 +450,19 @@ impl Bridge {
     /// `Nats(TimedOut)` when no answer came within `timeout` (naming the
     /// messages skipped, if any), and the answer's link download error if
     /// its links cannot be fetched.
+    ///
+    /// The payloads and options can be handed in or lent, as to
+    /// [`Bridge::smartsend`].
     pub async fn request(
         &self,
         subject: &str,
-        payloads: Vec<Payload>,
-        options: SendOptions,
+        payloads: impl AsRef<[Payload]>,
+        options: impl Borrow<SendOptions>,
         timeout: Duration,
     ) -> Result<Envelope> {
-        let mut options = self.options(options);
+        let payloads = payloads.as_ref();
+        // Its own copy: the reply subject and msg id are filled in.
+        let mut options = self.options(options.borrow().clone());
         // Subscribed before anything is sent: the caller's subject on its
         // own, or a subject on the connection's shared reply subscription.
         let chosen = (!options.reply_to.is_empty()).then_some(options.reply_to.as_str());
@@ -466,9 +474,9 @@ impl Bridge {
         // smartsend's path).
         let write = |out: &mut Vec<u8>| {
             let (ids, clock) = (&mut SystemIds, &SystemClock);
-            Ok(Envelope::write_packed(out, subject, &payloads, &options, ids, clock)?)
+            Ok(Envelope::write_packed(out, subject, payloads, &options, ids, clock)?)
         };
-        let json = crate::prepared::build(self, subject, &options, &payloads, write).await?;
+        let json = crate::prepared::build(self, subject, &options, payloads, write).await?;
         let sent_at = tokio::time::Instant::now();
         self.conn.send_request(&mut replies, subject, json.clone(), timeout).await?;
         let mut resent = 0u32;
@@ -628,12 +636,13 @@ impl Bridge {
     /// as a NATS request, else on its `reply_to` subject (the seeds'
     /// convention). The answer carries the request's `correlation_id` and
     /// `reply_to_msg_id` = its `msg_id`. Returns what was sent, or `None`
-    /// when the request asked for no reply.
+    /// when the request asked for no reply. The payloads and options can be
+    /// handed in or lent, as to [`Bridge::smartsend`].
     pub async fn reply(
         &self,
         request: &Received,
-        payloads: Vec<Payload>,
-        options: SendOptions,
+        payloads: impl AsRef<[Payload]>,
+        options: impl Borrow<SendOptions>,
     ) -> Result<Option<Sent>> {
         self.reply_with_headers(request, payloads, options, None).await
     }
@@ -643,8 +652,8 @@ impl Bridge {
     pub(crate) async fn reply_with_headers(
         &self,
         request: &Received,
-        payloads: Vec<Payload>,
-        options: SendOptions,
+        payloads: impl AsRef<[Payload]>,
+        options: impl Borrow<SendOptions>,
         headers: Option<HeaderMap>,
     ) -> Result<Option<Sent>> {
         let subject = match (&request.reply, request.envelope.reply_to.as_str()) {
@@ -656,6 +665,8 @@ impl Bridge {
         // request (that helper builds a whole default `SendOptions` first).
         let request = &request.envelope;
         let options = options
+            .borrow()
+            .clone()
             .with_correlation_id(request.correlation_id.clone())
             .with_reply_to_msg_id(request.msg_id.clone())
             .with_receiver_name(request.sender_name.clone())

@@ -8,11 +8,12 @@
 //!
 //! - [`envelope`] (`natsbridge-envelope-core`): the envelope, payload types,
 //!   codec and transport plan;
-//! - [`claimcheck`] (`natsbridge-claimcheck-http`, on the role's traits in
-//!   `natsbridge-claimcheck`): uploads, downloads and the local
-//!   Plik-compatible file server;
-//! - [`objectstore`] (`natsbridge-claimcheck-objectstore`): the JetStream
-//!   object store as a claim-check store (`nats-os://` links, Rust peers only);
+//! - [`claimcheck`] (`natsbridge-claimcheck`): the claim-check role (the
+//!   upload and download traits, errors, retries), with its stores beneath
+//!   it: [`claimcheck::http`] (`natsbridge-claimcheck-http`: Plik, HTTP
+//!   PUT, S3 uploads and the HTTP downloader) and [`claimcheck::objectstore`]
+//!   (`natsbridge-claimcheck-objectstore`: the JetStream object store,
+//!   `nats-os://` links, Rust peers only);
 //! - [`transport`] (`natsbridge-transport-nats`): NATS connections;
 //! - [`table`] (`natsbridge-table-arrow`, feature `tables`, on by default):
 //!   `arrowtable` (Arrow IPC) and `jsontable` payloads to and from Arrow
@@ -43,7 +44,7 @@
 //! command line).
 //!
 //! ```
-//! use natsbridge::{Payload, SendOptions, claimcheck::HttpDownloader};
+//! use natsbridge::{Payload, SendOptions, claimcheck::http::HttpDownloader};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! let (envelope, json) = natsbridge::pack(
@@ -75,14 +76,27 @@ mod system;
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
 
-pub use natsbridge_claimcheck_http as claimcheck;
-pub use natsbridge_claimcheck_objectstore as objectstore;
+/// The claim-check role (`natsbridge-claimcheck`): the traits every store
+/// implements ([`UploadHandler`](claimcheck::UploadHandler),
+/// [`DownloadHandler`](claimcheck::DownloadHandler)), their errors and
+/// retries, with the stores of this project beneath it.
+pub mod claimcheck {
+    pub use natsbridge_claimcheck::*;
+    /// The HTTP stores (`natsbridge-claimcheck-http`): Plik, HTTP PUT and
+    /// S3 uploads, the HTTP downloader.
+    pub use natsbridge_claimcheck_http as http;
+    /// The JetStream object store as a store (`natsbridge-claimcheck-objectstore`).
+    pub use natsbridge_claimcheck_objectstore as objectstore;
+}
 pub use natsbridge_envelope_core as envelope;
 #[cfg(feature = "tables")]
 pub use natsbridge_table_arrow as table;
 pub use natsbridge_transport_nats as transport;
 
 pub use crate::bridge::{Bridge, BridgeBuilder, connect};
+pub use crate::claimcheck::objectstore::{
+    OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions,
+};
 pub use crate::claimcheck::sha256_hex;
 pub use crate::envelope::{
     Body, Envelope, EnvelopeView, Payload, PayloadRecord, PayloadType, PayloadValue, PayloadView,
@@ -90,7 +104,6 @@ pub use crate::envelope::{
 };
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::limits::ReceiveLimits;
-pub use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
 pub use crate::pack::{
     FilePayload, Outgoing, SHA256_KEY, fetch_links_to, fetch_payload, link_request, pack,
     pack_files, unpack as smartunpack, unpack_with as smartunpack_with, upload_file_name,

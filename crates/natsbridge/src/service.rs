@@ -176,8 +176,8 @@ impl ServiceRequest {
     /// way). `Ok(None)` when the request named neither (counted too).
     pub async fn respond(
         self,
-        payloads: Vec<Payload>,
-        options: SendOptions,
+        payloads: impl AsRef<[Payload]>,
+        options: impl std::borrow::Borrow<SendOptions>,
     ) -> Result<Option<Sent>> {
         let sent = self.bridge.reply(&self.received, payloads, options).await;
         self.record(&sent, None);
@@ -193,8 +193,8 @@ impl ServiceRequest {
         self,
         code: u16,
         description: &str,
-        payloads: Vec<Payload>,
-        options: SendOptions,
+        payloads: impl AsRef<[Payload]>,
+        options: impl std::borrow::Borrow<SendOptions>,
     ) -> Result<Option<Sent>> {
         let headers = transport::error_headers(code, description);
         let sent =

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use natsbridge::claimcheck::{
-    DownloadHandlerExt, DownloadRequest, ErrorKind as ClaimCheckKind, HttpDownloader, RetryConfig,
-    UploadHandlerExt,
+    DownloadHandlerExt, DownloadRequest, ErrorKind as ClaimCheckKind, RetryConfig,
+    UploadHandlerExt, http::HttpDownloader,
 };
 use natsbridge::envelope::{DEFAULT_MAX_PAYLOAD, ErrorKind as EnvelopeKind};
 use natsbridge::{
@@ -703,7 +703,7 @@ fn assert_each_cause_once(layer: &str, err: &(dyn std::error::Error + 'static)) 
 
 #[tokio::test]
 async fn every_layer_s_chain_shows_each_cause_once() {
-    use natsbridge::objectstore::ObjectStoreOptions;
+    use natsbridge::claimcheck::objectstore::ObjectStoreOptions;
 
     // envelope-core, under the facade's context.
     let message = envelope_with(vec![link_record("d", "http://127.0.0.1:1/f", 10)]);

@@ -8,8 +8,8 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use natsbridge::claimcheck::{
-    DownloadHandlerExt, DownloadRequest, HttpDownloader, PlikUploader, RetryConfig,
-    UploadHandlerExt,
+    DownloadHandlerExt, DownloadRequest, RetryConfig, UploadHandlerExt,
+    http::{HttpDownloader, PlikUploader},
 };
 use natsbridge::transport::ConnectOptions;
 use natsbridge_test_support::NatsServer;

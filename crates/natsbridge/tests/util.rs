@@ -1,6 +1,6 @@
 //! Helpers shared by the facade's tests.
 
-use natsbridge::claimcheck::{HttpDownloader, PlikUploader};
+use natsbridge::claimcheck::http::{HttpDownloader, PlikUploader};
 use natsbridge_fileserver::FileServer;
 
 /// A Plik-compatible file server on a free loopback port, storing in a

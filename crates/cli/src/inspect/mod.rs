@@ -27,7 +27,7 @@ use futures_util::StreamExt;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use natsbridge::Bridge;
-use natsbridge::claimcheck::{DownloadHandler, HttpDownloader};
+use natsbridge::claimcheck::{DownloadHandler, http::HttpDownloader};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, broadcast};
