@@ -487,6 +487,40 @@ impl Envelope {
         self.payloads.iter().find(|p| p.dataname == dataname)
     }
 
+    /// The twelve header strings with their wire names, in the spec's order
+    /// (`correlation_id`, `msg_id`, `timestamp`, `send_to`, `msg_purpose`,
+    /// `sender_name`, `sender_id`, `receiver_name`, `receiver_id`,
+    /// `reply_to`, `reply_to_msg_id`, `broker_url`): the one list every
+    /// report of an envelope's header walks.
+    ///
+    /// ```
+    /// use natsbridge_envelope_core::Envelope;
+    ///
+    /// let envelope = Envelope::from_json(br#"{"msg_id":"m-1","payloads":[]}"#)?;
+    /// let fields = envelope.header_fields();
+    /// assert_eq!(fields.len(), 12);
+    /// assert_eq!(fields[1], ("msg_id", "m-1"));
+    /// assert_eq!(fields[11].0, "broker_url");
+    /// # Ok::<(), natsbridge_envelope_core::Error>(())
+    /// ```
+    pub fn header_fields(&self) -> [(&'static str, &str); crate::read::HEADER_STRINGS] {
+        let k = &crate::read::TOP_KEYS;
+        [
+            (k[0], &self.correlation_id),
+            (k[1], &self.msg_id),
+            (k[2], &self.timestamp),
+            (k[3], &self.send_to),
+            (k[4], &self.msg_purpose),
+            (k[5], &self.sender_name),
+            (k[6], &self.sender_id),
+            (k[7], &self.receiver_name),
+            (k[8], &self.receiver_id),
+            (k[9], &self.reply_to),
+            (k[10], &self.reply_to_msg_id),
+            (k[11], &self.broker_url),
+        ]
+    }
+
     /// Options for a reply to this envelope under the seeds' convention:
     /// same `correlation_id`, `reply_to_msg_id` set to this `msg_id`, the
     /// receiver fields naming this sender.

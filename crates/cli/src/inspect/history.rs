@@ -342,22 +342,10 @@ impl Entry {
             Content::Envelope(d) => {
                 let e = &d.envelope;
                 let mut fields = Map::new();
-                for (key, value) in [
-                    ("correlation_id", &e.correlation_id),
-                    ("msg_id", &e.msg_id),
-                    ("timestamp", &e.timestamp),
-                    ("send_to", &e.send_to),
-                    ("msg_purpose", &e.msg_purpose),
-                    ("sender_name", &e.sender_name),
-                    ("sender_id", &e.sender_id),
-                    ("receiver_name", &e.receiver_name),
-                    ("receiver_id", &e.receiver_id),
-                    ("reply_to", &e.reply_to),
-                    ("reply_to_msg_id", &e.reply_to_msg_id),
-                ] {
-                    fields.insert(key.into(), value.clone().into());
+                for (key, value) in e.header_fields() {
+                    let value = if key == "broker_url" { redact_url(value) } else { value.into() };
+                    fields.insert(key.into(), value.into());
                 }
-                fields.insert("broker_url".into(), redact_url(&e.broker_url).into());
                 fields.insert("metadata".into(), Value::Object(e.metadata.clone()));
                 out["envelope"] = Value::Object(fields);
                 out["payloads"] = e
