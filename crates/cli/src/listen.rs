@@ -122,13 +122,20 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
                 in_flight.push(async move {
                     match next {
                         Either::Left(Ok(received)) => {
+                            let envelope = match received.to_envelope() {
+                                Ok(envelope) => envelope,
+                                Err(e) => {
+                                    let payload = received.message().clone();
+                                    return Outcome::Rejected(e, received.subject, payload);
+                                }
+                            };
                             let dir = out
-                                .map(|o| report::message_dir(o, &received.envelope.msg_id))
+                                .map(|o| report::message_dir(o, &envelope.msg_id))
                                 .transpose();
                             match dir {
                                 Ok(dir) => Outcome::Shown(
                                     Box::new(Shown {
-                                        envelope: received.envelope,
+                                        envelope,
                                         streamed: Vec::new(),
                                         dir,
                                     }),

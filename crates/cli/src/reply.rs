@@ -206,7 +206,7 @@ impl Server<'_> {
     /// Answers one request; true if an answer was sent (a request with
     /// neither a NATS reply subject nor `reply_to` is not answered).
     async fn answer(&self, request: ServiceRequest) -> anyhow::Result<bool> {
-        let envelope = &request.received.envelope;
+        let envelope = &request.received.to_envelope()?;
         tracing::info!(msg_id = %envelope.msg_id, "answering");
         let (payloads, failure) = match self.answer {
             Answer::Fixed(payloads) => (payloads.clone(), None),

@@ -121,7 +121,7 @@ async fn link_payloads_to_the_jetstream_object_store() {
     assert!(link.starts_with("nats-os://cli/"), "{link}");
     let got = tokio::time::timeout(Duration::from_secs(20), sub.next()).await.unwrap();
     let got = got.unwrap().unwrap();
-    assert!(got.envelope.payloads[0].bytes().unwrap().as_ref() == bytes.as_slice());
+    assert!(got.view().payloads()[0].bytes().unwrap().as_ref() == bytes.as_slice());
 }
 
 #[tokio::test(flavor = "multi_thread")]

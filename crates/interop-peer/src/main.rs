@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use natsbridge::envelope::DEFAULT_SIZE_THRESHOLD;
-use natsbridge::{Bridge, Envelope, Payload, PayloadType, Received, SendOptions, sha256_hex};
+use natsbridge::{Bridge, Envelope, Payload, PayloadType, SendOptions, sha256_hex};
 use serde_json::{Map, Value, json};
 
 mod canonical;
@@ -286,7 +286,7 @@ async fn listen(a: ListenArgs) -> anyhow::Result<ExitCode> {
         };
         let Some(item) = next else { break };
         let line = match item {
-            Ok(Received { envelope, subject, .. }) => Value::Object(summary(&envelope, &subject)?),
+            Ok(received) => Value::Object(summary(&received.to_envelope()?, &received.subject)?),
             Err(rejected) => rejected_line(rejected),
         };
         println_flush(&line.to_string());
@@ -311,7 +311,7 @@ async fn reply(a: ReplyArgs) -> anyhow::Result<ExitCode> {
         };
         let payloads = if a.echo {
             request
-                .envelope
+                .to_envelope()?
                 .payloads
                 .iter()
                 .filter_map(|r| {
@@ -323,9 +323,10 @@ async fn reply(a: ReplyArgs) -> anyhow::Result<ExitCode> {
         } else {
             vec![Payload::text("ack", "ok")]
         };
-        let answered_to = request.reply.clone().unwrap_or(request.envelope.reply_to.clone());
+        let answered_to =
+            request.reply.clone().unwrap_or(request.to_envelope().unwrap().reply_to.clone());
         let answer = bridge.reply(&request, payloads, SendOptions::default()).await?;
-        let mut line = summary(&request.envelope, &request.subject)?;
+        let mut line = summary(&request.to_envelope().unwrap(), &request.subject)?;
         line.insert("answered_to".into(), answered_to.into());
         let answer_msg_id = match &answer {
             Some(sent) => sent.view()?.msg_id().to_string(),
@@ -372,7 +373,7 @@ async fn request(a: RequestArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             };
             let received = next.context("subscription ended")?.map_err(|r| r.error)?;
-            (sent.msg_id, sent.correlation_id, (received.envelope, received.subject))
+            (sent.msg_id, sent.correlation_id, (received.to_envelope()?, received.subject))
         }
         other => bail!("unknown --mode {other}"),
     };

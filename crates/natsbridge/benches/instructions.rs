@@ -158,7 +158,7 @@ const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "receive",
-        what: "receive through `Bridge::subscribe` and read the text (`Received`: every field owned, `PayloadRecord::value`)",
+        what: "receive through `Bridge::subscribe` and read the text (`Received`: the message kept, read through `Received::view`, `PayloadView::value`)",
         budget: None,
         run: receive,
         network: true,
@@ -458,7 +458,7 @@ fn publish(url: &str, n: usize) {
 async fn read_all(subscription: &mut Subscription, n: usize) {
     for _ in 0..n {
         let received = subscription.next().await.unwrap().unwrap();
-        let PayloadValue::Text(text) = received.envelope.payloads[0].value().unwrap() else {
+        let PayloadValue::Text(text) = received.view().payloads()[0].value().unwrap() else {
             panic!("not a text payload");
         };
         assert_eq!(text.len(), 128);

@@ -170,7 +170,7 @@ async fn round(mode: Mode) -> Round {
             break;
         }
         for received in batch.into_iter().flatten() {
-            *stored.entry(received.envelope.msg_id).or_default() += 1;
+            *stored.entry(received.to_envelope().unwrap().msg_id).or_default() += 1;
         }
     }
     latencies.sort();

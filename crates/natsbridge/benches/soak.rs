@@ -149,7 +149,7 @@ async fn main() {
                         continue;
                     }
                 };
-                let env = got.envelope;
+                let env = got.to_envelope().unwrap();
                 let (seq, sent_ns) = env.correlation_id.split_once(':').expect("seq:ns");
                 let (seq, sent_ns): (u64, u64) = (seq.parse().unwrap(), sent_ns.parse().unwrap());
                 let latency_us = (start.elapsed().as_nanos() as u64 - sent_ns) as f64 / 1e3;

@@ -58,11 +58,12 @@ async fn run() -> Result<(), Box<dyn Error>> {
     println!("sent {} to chat.room1: {} bytes on the wire", sent.msg_id, json.len());
 
     let received = room.next().await.ok_or("subscription ended")?.map_err(|r| r.error)?;
+    let received_envelope = received.to_envelope()?;
     println!(
         "received {} from {} on {}",
-        received.envelope.msg_id, received.envelope.sender_name, received.subject
+        received_envelope.msg_id, received_envelope.sender_name, received.subject
     );
-    for record in &received.envelope.payloads {
+    for record in &received_envelope.payloads {
         let how = match record.url() {
             Some(url) => format!("by link {url}"),
             None => "direct".to_string(),
@@ -74,7 +75,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
             record.size().unwrap_or(0)
         );
     }
-    let payloads = &received.envelope.payloads;
+    let payloads = &received_envelope.payloads;
     if payloads[0].value()? != PayloadValue::Text("Hello! The report is attached.".into()) {
         return Err("the text differs".into());
     }
@@ -93,13 +94,14 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let answer = vec![Payload::text("message_text", "Thanks, got it.")];
     receiver.reply(&received, answer, SendOptions::new().with_sender_name("bob")).await?;
     let reply = replies.next().await.ok_or("subscription ended")?.map_err(|r| r.error)?;
-    if reply.envelope.reply_to_msg_id != sent.msg_id {
+    let reply_envelope = reply.to_envelope()?;
+    if reply_envelope.reply_to_msg_id != sent.msg_id {
         return Err("the reply should name the message it answers".into());
     }
     println!(
         "reply from {}: {:?}",
-        reply.envelope.sender_name,
-        reply.envelope.payloads[0].value()?
+        reply_envelope.sender_name,
+        reply_envelope.payloads[0].value()?
     );
     receiver.flush().await?;
     Ok(())

@@ -54,7 +54,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
                     continue;
                 }
             };
-            let name = match request.envelope.payloads.first().map(|p| p.value()) {
+            let name = match request.view().payloads().first().map(|p| p.value()) {
                 Some(Ok(PayloadValue::Text(name))) => name,
                 _ => "stranger".to_string(),
             };

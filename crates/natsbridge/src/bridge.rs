@@ -656,21 +656,21 @@ impl Bridge {
         options: impl Borrow<SendOptions>,
         headers: Option<HeaderMap>,
     ) -> Result<Option<Sent>> {
-        let subject = match (&request.reply, request.envelope.reply_to.as_str()) {
+        let view = request.view();
+        let subject = match (&request.reply, view.reply_to()) {
             (Some(inbox), _) => inbox.clone(),
             (None, "") => return Ok(None),
             (None, reply_to) => reply_to.to_string(),
         };
         // The fields `Envelope::reply_options` sets, taken straight from the
         // request (that helper builds a whole default `SendOptions` first).
-        let request = &request.envelope;
         let options = options
             .borrow()
             .clone()
-            .with_correlation_id(request.correlation_id.clone())
-            .with_reply_to_msg_id(request.msg_id.clone())
-            .with_receiver_name(request.sender_name.clone())
-            .with_receiver_id(request.sender_id.clone());
+            .with_correlation_id(view.correlation_id())
+            .with_reply_to_msg_id(view.msg_id())
+            .with_receiver_name(view.sender_name())
+            .with_receiver_id(view.sender_id());
         let Some(headers) = headers else {
             return Ok(Some(self.smartsend(&subject, payloads, options).await?));
         };

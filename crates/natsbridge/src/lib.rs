@@ -99,8 +99,8 @@ pub use crate::claimcheck::objectstore::{
 };
 pub use crate::claimcheck::sha256_hex;
 pub use crate::envelope::{
-    Body, Envelope, EnvelopeView, Payload, PayloadRecord, PayloadType, PayloadValue, PayloadView,
-    SendOptions, Transport,
+    Body, Envelope, EnvelopeBuf, EnvelopeView, Payload, PayloadRecord, PayloadType, PayloadValue,
+    PayloadView, SendOptions, Transport,
 };
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::limits::ReceiveLimits;

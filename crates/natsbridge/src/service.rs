@@ -46,7 +46,7 @@ impl Bridge {
     ///     // A message that is not an envelope is counted as an error and
     ///     // not answered.
     ///     let Ok(request) = request else { continue };
-    ///     let name = request.received.envelope.sender_name.clone();
+    ///     let name = request.received.view().sender_name().to_owned();
     ///     if name.is_empty() {
     ///         // Answered with the error headers, and counted as an error.
     ///         let why = vec![Payload::text("error", "who are you?")];

@@ -116,7 +116,10 @@ async fn subscriptions_and_the_reply_inbox_survive_the_loss_of_their_node() {
         .expect("the subscription did not survive its node")
         .unwrap()
         .unwrap();
-    assert_eq!(got.envelope.payloads[0].value().unwrap(), PayloadValue::Text("after".into()));
+    assert_eq!(
+        got.to_envelope().unwrap().payloads[0].value().unwrap(),
+        PayloadValue::Text("after".into())
+    );
     // ...and so was the shared reply inbox.
     assert_eq!(ask(&watcher, "cluster.svc").await.unwrap(), "service");
 }

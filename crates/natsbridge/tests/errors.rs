@@ -344,7 +344,7 @@ async fn a_bridge_with_a_file_server_fetches_links_only_from_it() {
     let options = SendOptions::new().with_size_threshold(1_000);
     bridge.smartsend("sec.lib", vec![big], options).await.unwrap();
     let received = sub.next().await.unwrap().unwrap();
-    assert_eq!(received.envelope.payloads[0].bytes().unwrap().len(), 2_000);
+    assert_eq!(received.to_envelope().unwrap().payloads[0].bytes().unwrap().len(), 2_000);
 }
 
 #[tokio::test]
@@ -658,7 +658,7 @@ async fn rejected_carries_the_raw_message_of_a_failed_download() {
     assert_eq!(rejected.subject, "in");
     assert_eq!(rejected.error.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::NotFound));
     let next = sub.next().await.unwrap().unwrap();
-    assert_eq!(next.envelope.payloads.len(), 1, "the subscription goes on");
+    assert_eq!(next.to_envelope().unwrap().payloads.len(), 1, "the subscription goes on");
 }
 
 #[tokio::test]

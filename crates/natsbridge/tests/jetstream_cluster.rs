@@ -118,7 +118,7 @@ async fn a_durable_consumer_keeps_every_message_when_its_node_is_killed() {
 fn take(acked: &mut BTreeSet<String>, item: Result<natsbridge::Received, natsbridge::Rejected>) {
     match item {
         Ok(received) => {
-            let id = received.envelope.msg_id;
+            let id = received.to_envelope().unwrap().msg_id;
             assert!(acked.insert(id.clone()), "{id} delivered again after its ack");
         }
         // A message whose ack could not be confirmed (the node died under

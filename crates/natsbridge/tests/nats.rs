@@ -53,10 +53,16 @@ async fn mixed_chat_message_crosses_nats_with_a_link() {
     assert_eq!(sent.broker_url, server.url(), "broker_url is the server used");
     let got = sub.next().await.unwrap().unwrap();
     assert_eq!(got.subject, "chat.room1");
-    assert_eq!(got.envelope.msg_id, sent.msg_id);
-    assert_eq!(got.envelope.payloads[2].transport(), Transport::Link);
-    assert_eq!(got.envelope.payloads[2].bytes().unwrap().as_ref(), document.as_slice());
-    assert_eq!(got.envelope.payloads[0].value().unwrap(), PayloadValue::Text("Hello!".into()));
+    assert_eq!(got.to_envelope().unwrap().msg_id, sent.msg_id);
+    assert_eq!(got.to_envelope().unwrap().payloads[2].transport(), Transport::Link);
+    assert_eq!(
+        got.to_envelope().unwrap().payloads[2].bytes().unwrap().as_ref(),
+        document.as_slice()
+    );
+    assert_eq!(
+        got.to_envelope().unwrap().payloads[0].value().unwrap(),
+        PayloadValue::Text("Hello!".into())
+    );
 }
 
 #[tokio::test]
@@ -140,7 +146,7 @@ async fn request_reply_over_the_nats_inbox_and_the_seeds_reply_to() {
     let options = SendOptions::new().with_reply_to("device.response");
     let (request, _) =
         client.smartsend("device.command", command(), options).await.unwrap().into_parts().unwrap();
-    let response = responses.next().await.unwrap().unwrap().envelope;
+    let response = responses.next().await.unwrap().unwrap().to_envelope().unwrap();
     assert_eq!(response.reply_to_msg_id, request.msg_id);
     assert_eq!(response.correlation_id, request.correlation_id);
     // The answer is addressed to the requester.
@@ -234,7 +240,7 @@ async fn an_answer_to_another_request_is_skipped() {
     let responder = service.clone();
     tokio::spawn(async move {
         while let Some(Ok(request)) = requests.next().await {
-            let reply_to = request.envelope.reply_to.clone();
+            let reply_to = request.to_envelope().unwrap().reply_to.clone();
             let stale = SendOptions::new().with_reply_to_msg_id("someone-else");
             responder.smartsend(&reply_to, vec![Payload::text("t", "stale")], stale).await.unwrap();
             responder
@@ -300,7 +306,10 @@ async fn an_undecodable_message_is_rejected_with_its_bytes_and_the_stream_goes_o
     assert_eq!(rejected.subject, "in");
     assert!(matches!(rejected.error.kind(), ErrorKind::Envelope(EnvelopeKind::NotJson { .. })));
     let next = sub.next().await.unwrap().unwrap();
-    assert_eq!(next.envelope.payloads[0].value().unwrap(), PayloadValue::Text("after".into()));
+    assert_eq!(
+        next.to_envelope().unwrap().payloads[0].value().unwrap(),
+        PayloadValue::Text("after".into())
+    );
 }
 
 /// One set of payloads and options lent to many sends (as a stream of
@@ -320,7 +329,7 @@ async fn lent_payloads_and_options_give_each_message_fresh_ids() {
     let named = SendOptions::new().with_broker_url("nats://elsewhere:4222");
     let third = b.smartsend("lent", payloads.to_vec(), named).await.unwrap().envelope().unwrap();
     for sent in [&first, &second, &third] {
-        let got = sub.next().await.unwrap().unwrap().envelope;
+        let got = sub.next().await.unwrap().unwrap().to_envelope().unwrap();
         assert_eq!(&got, sent, "received as sent");
     }
     assert_ne!(first.msg_id, second.msg_id);
@@ -349,7 +358,10 @@ async fn is_publish_false_builds_without_publishing() {
         .await
         .unwrap();
     let first = sub.next().await.unwrap().unwrap();
-    assert_eq!(first.envelope.payloads[0].value().unwrap(), PayloadValue::Text("published".into()));
+    assert_eq!(
+        first.to_envelope().unwrap().payloads[0].value().unwrap(),
+        PayloadValue::Text("published".into())
+    );
 }
 
 #[tokio::test]
@@ -380,7 +392,7 @@ async fn jetstream_acks_decoded_envelopes_and_naks_the_rest_for_redelivery() {
     let texts: Vec<_> = first
         .iter()
         .filter_map(|r| r.as_ref().ok())
-        .map(|r| r.envelope.payloads[0].value().unwrap())
+        .map(|r| r.to_envelope().unwrap().payloads[0].value().unwrap())
         .collect();
     assert_eq!(texts.len(), 3);
     let rejected = first.iter().find_map(|r| r.as_ref().err()).unwrap();
@@ -467,7 +479,7 @@ async fn a_prepared_sender_sends_what_smartsend_sends() {
     for (i, json) in sent.iter().enumerate() {
         let published = futures_util::StreamExt::next(&mut raw).await.unwrap();
         assert_eq!(&published.payload, json, "published exactly as returned");
-        let got = sub.next().await.unwrap().unwrap().envelope;
+        let got = sub.next().await.unwrap().unwrap().to_envelope().unwrap();
         assert_eq!(got.send_to, "sensors.t1");
         assert_eq!(got.msg_purpose, "updateStatus");
         assert_eq!(got.sender_name, "thermo");
@@ -491,7 +503,10 @@ async fn a_prepared_sender_sends_what_smartsend_sends() {
     prepared.send(&[Payload::text("reading", "1")]).await.unwrap();
     prepared.send(&[Payload::text("reading", "2")]).await.unwrap();
     for _ in 0..2 {
-        assert_eq!(sub.next().await.unwrap().unwrap().envelope.correlation_id, "conv-7");
+        assert_eq!(
+            sub.next().await.unwrap().unwrap().to_envelope().unwrap().correlation_id,
+            "conv-7"
+        );
     }
 
     // is_publish = false builds without publishing.
@@ -518,7 +533,7 @@ async fn a_prepared_sender_takes_the_full_path_for_links_and_oversize() {
     let prepared = with_store.prepare("t", options).unwrap();
     let big = bytes(5_000, 3);
     prepared.send(&[Payload::binary("big", big.clone())]).await.unwrap();
-    let got = sub.next().await.unwrap().unwrap().envelope;
+    let got = sub.next().await.unwrap().unwrap().to_envelope().unwrap();
     assert_eq!(got.payloads[0].transport(), Transport::Link);
     assert_eq!(got.payloads[0].bytes().unwrap().as_ref(), big.as_slice());
 
@@ -526,7 +541,7 @@ async fn a_prepared_sender_takes_the_full_path_for_links_and_oversize() {
     let prepared = with_store.prepare("t", SendOptions::default()).unwrap();
     let payload = bytes(14_000, 1);
     prepared.send(&[Payload::binary("p", payload.clone())]).await.unwrap();
-    let got = sub.next().await.unwrap().unwrap().envelope;
+    let got = sub.next().await.unwrap().unwrap().to_envelope().unwrap();
     assert_eq!(got.payloads[0].transport(), Transport::Link);
     assert_eq!(got.payloads[0].bytes().unwrap().as_ref(), payload.as_slice());
 
@@ -584,7 +599,7 @@ async fn a_service_counts_both_conventions_marks_errors_and_drains() {
         let seed = SendOptions::new().with_reply_to("lib.inbox");
         requester.smartsend("lib.svc", [Payload::text("q", "2")], seed).await.unwrap();
         let answer = inbox.next().await.unwrap().unwrap();
-        assert_eq!(answer.envelope.payloads[0].dataname, "a");
+        assert_eq!(answer.to_envelope().unwrap().payloads[0].dataname, "a");
         let json = requester.smartsend("lib.svc", [Payload::text("q", "3")], &unsent).await;
         let client = requester.connection().client();
         let answer = client.request("lib.svc", json.unwrap().json().clone()).await.unwrap();

@@ -58,7 +58,7 @@ async fn slow_bridge(server: &NatsServer, delay: Duration) -> (Bridge, Arc<Atomi
 }
 
 fn text(received: &Received) -> String {
-    match received.envelope.payloads[0].value().unwrap() {
+    match received.to_envelope().unwrap().payloads[0].value().unwrap() {
         PayloadValue::Text(t) => t,
         other => panic!("not text: {other:?}"),
     }
@@ -128,8 +128,11 @@ async fn a_dropped_next_keeps_the_message_and_its_download_goes_on() {
     // rather than started again.
     let at = std::time::Instant::now();
     let first = sub.next().await.unwrap().unwrap();
-    assert_eq!(first.envelope.msg_id, "m-link");
-    assert_eq!(first.envelope.payloads[0].bytes().unwrap().as_ref(), &[7u8; 1000][..]);
+    assert_eq!(first.to_envelope().unwrap().msg_id, "m-link");
+    assert_eq!(
+        first.to_envelope().unwrap().payloads[0].bytes().unwrap().as_ref(),
+        &[7u8; 1000][..]
+    );
     assert_eq!(started.load(Ordering::SeqCst), 1, "the download was not restarted");
     assert!(
         at.elapsed() < Duration::from_millis(590),
@@ -192,7 +195,7 @@ async fn an_envelope_consumer_next_is_cancel_safe() {
     assert!(cancelled.is_err());
     assert_eq!(started.load(Ordering::SeqCst), 1);
     let first = consumer.next().await.unwrap().unwrap();
-    assert_eq!(first.envelope.msg_id, "m-link");
+    assert_eq!(first.to_envelope().unwrap().msg_id, "m-link");
     assert_eq!(started.load(Ordering::SeqCst), 1, "the download was not restarted");
     assert_eq!(text(&consumer.next().await.unwrap().unwrap()), "after");
     drop(consumer);
@@ -234,8 +237,11 @@ async fn a_lazy_subscription_hands_messages_undecoded_and_reads_only_what_is_ask
     // The full decode reads what a Subscription reads.
     let msg_id = view.msg_id().to_string();
     let received = first.clone().decode(&bridge).await.unwrap();
-    assert_eq!(received.envelope.msg_id, msg_id);
-    assert_eq!(received.envelope.payloads[1].bytes().unwrap().as_ref(), &[9u8; 300][..]);
+    assert_eq!(received.to_envelope().unwrap().msg_id, msg_id);
+    assert_eq!(
+        received.to_envelope().unwrap().payloads[1].bytes().unwrap().as_ref(),
+        &[9u8; 300][..]
+    );
 
     // A bad message: the view names the error, as decode does; nothing is lost.
     let bad = lazy.next().await.unwrap();
@@ -251,6 +257,9 @@ async fn a_lazy_subscription_hands_messages_undecoded_and_reads_only_what_is_ask
     assert_eq!(view.payloads()[0].url(), Some("http://127.0.0.1:9/document.bin"));
     assert_eq!(downloads.load(Ordering::SeqCst), 0, "viewing fetched nothing");
     let received = link.decode(&bridge).await.unwrap();
-    assert_eq!(received.envelope.payloads[0].bytes().unwrap().as_ref(), &[7u8; 5][..]);
+    assert_eq!(
+        received.to_envelope().unwrap().payloads[0].bytes().unwrap().as_ref(),
+        &[7u8; 5][..]
+    );
     assert_eq!(downloads.load(Ordering::SeqCst), 1);
 }
