@@ -78,13 +78,12 @@ fn range_in(base: &[u8], part: &[u8]) -> Option<Range<usize>> {
     (end <= base.len()).then_some(start..end)
 }
 
-fn text_at(base: &[u8], text: &Cow<'_, str>) -> Text {
-    match text {
-        Cow::Borrowed(s) => match range_in(base, s.as_bytes()) {
-            Some(range) => Text::At(range),
-            None => Text::Owned((*s).into()),
-        },
-        Cow::Owned(s) => Text::Owned(s.as_str().into()),
+/// Where `text` (borrowed from the message, or unescaped by the parse into
+/// a string of its own) is.
+fn text_at(base: &[u8], text: &str) -> Text {
+    match range_in(base, text.as_bytes()) {
+        Some(range) => Text::At(range),
+        None => Text::Owned(text.into()),
     }
 }
 
