@@ -23,9 +23,10 @@ use crate::{Bridge, Error, Result};
 /// It keeps the message as it arrived and reads the envelope in place
 /// ([`EnvelopeBuf`]: one validating parse, no field copied, a direct
 /// payload decoded only when asked), so receiving through
-/// [`Bridge::subscribe`] costs about what [`Bridge::subscribe_lazy`]
-/// does. [`Received::view`] reads it; [`Received::to_envelope`] gives the
-/// owned [`Envelope`] where one is wanted.
+/// [`Bridge::subscribe`] builds no owned strings (see `docs/BENCHMARKS.md`
+/// for its instruction count beside [`Bridge::subscribe_lazy`]'s).
+/// [`Received::view`] reads it; [`Received::to_envelope`] gives the owned
+/// [`Envelope`] where one is wanted.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Received {
