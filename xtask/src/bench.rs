@@ -555,9 +555,10 @@ run); the figures it talks about are in the sections below.
   other side run on the same 2 cores, so a codec step of about 0.4 µs in
   a loop takes about 2.4 µs inside a round trip (the client codec table).
   What is left above the codec-only service is the owned envelopes the
-  API hands over: `request` returns the answer as an `Envelope` and
-  `subscribe` hands the service a `Received`, each an owned parse (6,384
-  instructions against the view's 2,949).
+  API handed over when this was measured: `request` returns the answer as
+  an `Envelope` and `subscribe` handed the service a `Received`, each an
+  owned parse (6,384 instructions against the view's 2,949); `Received`
+  is now built on the view (the `receive` row of the instruction counts).
 - **128 B against the Python peer (>= 10x) and Node (>= 3x).** The peers
   are single-threaded and CPU-bound in their own envelope code (JSON,
   base64, uuid in the interpreter), so their rate falls with load less than

@@ -44,8 +44,8 @@ mod bench;
 mod checks;
 mod examples;
 mod fuzz;
-mod quickstart;
 mod python;
+mod quickstart;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

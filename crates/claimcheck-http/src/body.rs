@@ -50,6 +50,12 @@ impl SourceBody {
                 let stream = ReaderStream::with_capacity(reader.take(len), CHUNK);
                 (Box::pin(Counted::new(stream, len, failure.clone())), len)
             }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "an upload source of a later kind",
+                ));
+            }
         };
         Ok(SourceBody { stream, len, failure })
     }

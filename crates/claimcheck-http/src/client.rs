@@ -43,10 +43,10 @@ pub fn client_builder() -> Result<reqwest::ClientBuilder, Error> {
         None => Arc::new(ring_provider()),
     };
     let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
-        .map_err(|e| Error::new(ErrorKind::InvalidInput, "TLS trust store").source(e))?;
+        .map_err(|e| Error::new(ErrorKind::InvalidInput, "TLS trust store").caused_by(e))?;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::new(ErrorKind::InvalidInput, "TLS versions").source(e))?
+        .map_err(|e| Error::new(ErrorKind::InvalidInput, "TLS versions").caused_by(e))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
@@ -61,7 +61,7 @@ pub fn client_builder() -> Result<reqwest::ClientBuilder, Error> {
 pub(crate) fn build_client() -> Result<reqwest::Client, Error> {
     client_builder()?
         .build()
-        .map_err(|e| Error::new(ErrorKind::InvalidInput, "building the HTTP client").source(e))
+        .map_err(|e| Error::new(ErrorKind::InvalidInput, "building the HTTP client").caused_by(e))
 }
 
 /// Reads at most `limit` bytes of an error body as text, for error messages.

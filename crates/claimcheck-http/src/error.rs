@@ -12,5 +12,5 @@ pub(crate) fn from_reqwest(err: reqwest::Error, url: &str) -> Error {
     } else {
         ErrorKind::Connection
     };
-    Error::new(kind, redact_url(url)).source(err.without_url())
+    Error::new(kind, redact_url(url)).caused_by(err.without_url())
 }

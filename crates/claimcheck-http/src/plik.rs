@@ -227,7 +227,7 @@ impl PlikUploaderBuilder {
     /// Checks the settings and builds the uploader.
     pub fn build(self) -> Result<PlikUploader, Error> {
         let base = reqwest::Url::parse(&self.fileserver).map_err(|e| {
-            Error::new(ErrorKind::InvalidInput, "the Plik server URL does not parse").source(e)
+            Error::new(ErrorKind::InvalidInput, "the Plik server URL does not parse").caused_by(e)
         })?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(Error::new(

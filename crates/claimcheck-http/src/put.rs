@@ -121,7 +121,7 @@ fn expand(template: &str, name: &str, uuid: &str) -> Result<reqwest::Url, Error>
             ErrorKind::InvalidInput,
             format!("the PUT URL template does not give a URL: {}", redact_url(&filled)),
         )
-        .source(e)
+        .caused_by(e)
     })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::new(

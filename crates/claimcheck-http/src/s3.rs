@@ -90,7 +90,7 @@ impl S3Uploader {
     async fn upload_inner(&self, name: &str, source: UploadSource) -> Result<String, Error> {
         let key = format!("{}{}/{}", self.prefix, uuid::Uuid::new_v4(), object_name(name));
         let path = ObjectPath::parse(&key).map_err(|e| {
-            Error::new(ErrorKind::InvalidInput, format!("unusable object key {key:?}")).source(e)
+            Error::new(ErrorKind::InvalidInput, format!("unusable object key {key:?}")).caused_by(e)
         })?;
         match source {
             UploadSource::Bytes(bytes) if bytes.len() <= PART => {
@@ -224,7 +224,7 @@ impl S3UploaderBuilder {
             .inner
             .with_http_connector(Connector(client))
             .build()
-            .map_err(|e| Error::new(ErrorKind::InvalidInput, "S3 settings").source(e))?;
+            .map_err(|e| Error::new(ErrorKind::InvalidInput, "S3 settings").caused_by(e))?;
         let mut prefix = self.prefix;
         if !prefix.is_empty() && !prefix.ends_with('/') {
             prefix.push('/');

@@ -17,12 +17,11 @@ use crate::util::{Served, file_server};
 /// Fast retries, and no idle connections kept: every try opens a
 /// connection, so it meets the proxy's armed fault.
 fn retry() -> RetryConfig {
-    RetryConfig {
-        max_retries: 3,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(10),
-        jitter: false,
-    }
+    RetryConfig::new()
+        .with_max_retries(3)
+        .with_base_delay(Duration::from_millis(1))
+        .with_max_delay(Duration::from_millis(10))
+        .with_jitter(false)
 }
 
 fn client() -> reqwest::Client {

@@ -35,12 +35,11 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// Backoff with tiny delays: tests count attempts, never time.
 pub(crate) fn fast_retry(max_retries: u32) -> RetryConfig {
-    RetryConfig {
-        max_retries,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(4),
-        jitter: true,
-    }
+    RetryConfig::new()
+        .with_max_retries(max_retries)
+        .with_base_delay(Duration::from_millis(1))
+        .with_max_delay(Duration::from_millis(4))
+        .with_jitter(true)
 }
 
 pub(crate) fn downloader(max_retries: u32) -> HttpDownloader {

@@ -32,8 +32,17 @@ pub const OBJECT_STORE_SCHEME: &str = "nats-os";
 const CHUNK: usize = 256 * 1024;
 
 /// How a bridge uses a JetStream object store for link payloads (the
-/// facade's `BridgeBuilder::object_store_options`).
+/// facade's `BridgeBuilder::object_store_options`). Non-exhaustive: build
+/// it with [`ObjectStoreOptions::new`] and the `with_*` setters.
+///
+/// ```
+/// use natsbridge_claimcheck_objectstore::ObjectStoreOptions;
+///
+/// let options = ObjectStoreOptions::new().with_bucket("payloads").with_send(false);
+/// assert_eq!((options.bucket.as_str(), options.send, options.replicas), ("payloads", false, 1));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ObjectStoreOptions {
     /// The bucket: ASCII letters, digits, `-` and `_`. Created if missing.
     /// Default `natsbridge`.
@@ -86,6 +95,77 @@ impl Default for ObjectStoreOptions {
     }
 }
 
+impl ObjectStoreOptions {
+    /// The defaults (the same as [`Default`]); change them with the
+    /// `with_*` setters below or by assigning the public fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`bucket`](Self::bucket).
+    #[must_use]
+    pub fn with_bucket(mut self, bucket: impl Into<String>) -> Self {
+        self.bucket = bucket.into();
+        self
+    }
+
+    /// Sets [`send`](Self::send).
+    #[must_use]
+    pub fn with_send(mut self, send: bool) -> Self {
+        self.send = send;
+        self
+    }
+
+    /// Sets [`one_shot`](Self::one_shot).
+    #[must_use]
+    pub fn with_one_shot(mut self, one_shot: bool) -> Self {
+        self.one_shot = one_shot;
+        self
+    }
+
+    /// Sets [`max_age`](Self::max_age).
+    #[must_use]
+    pub fn with_max_age(mut self, max_age: Option<Duration>) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Sets [`max_download_size`](Self::max_download_size).
+    #[must_use]
+    pub fn with_max_download_size(mut self, max_download_size: u64) -> Self {
+        self.max_download_size = max_download_size;
+        self
+    }
+
+    /// Sets [`retry`](Self::retry).
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets [`replicas`](Self::replicas).
+    #[must_use]
+    pub fn with_replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// Sets [`read_idle_timeout`](Self::read_idle_timeout).
+    #[must_use]
+    pub fn with_read_idle_timeout(mut self, read_idle_timeout: Duration) -> Self {
+        self.read_idle_timeout = read_idle_timeout;
+        self
+    }
+
+    /// Sets [`download_deadline`](Self::download_deadline).
+    #[must_use]
+    pub fn with_download_deadline(mut self, download_deadline: Duration) -> Self {
+        self.download_deadline = download_deadline;
+        self
+    }
+}
+
 /// An [`UploadHandler`] and [`DownloadHandler`] over one JetStream object
 /// store bucket.
 ///
@@ -113,7 +193,7 @@ impl Default for ObjectStoreOptions {
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let conn = natsbridge_transport_nats::connect("nats://127.0.0.1:4222").await?;
-/// let options = ObjectStoreOptions { bucket: "payloads".into(), ..Default::default() };
+/// let options = ObjectStoreOptions::new().with_bucket("payloads");
 /// let store = ObjectStoreHandler::open(&conn.jetstream(), &options).await?;
 /// let link = store.upload_file("big.bin", "/tmp/big.bin").await?;
 /// assert!(link.starts_with("nats-os://payloads/"));
@@ -225,28 +305,6 @@ impl ObjectStoreHandler {
         format!("{OBJECT_STORE_SCHEME}://{}/{name}", self.store.bucket())
     }
 
-    /// [`from_nats`], except that "nobody answered for the bucket" (read
-    /// as not found) is asked about: a bucket whose stream is there but
-    /// elects a leader (a cluster node died) is a connection problem,
-    /// retried; only a bucket the server says is gone stays not found.
-    async fn classify(&self, e: natsbridge_transport_nats::Error, what: &str) -> Error {
-        let error = from_nats(e, what);
-        if error.kind() != &ErrorKind::NotFound || error_is_missing_object(&error) {
-            return error;
-        }
-        match self.store.bucket_exists().await {
-            Ok(false) => error,
-            Ok(true) | Err(_) => {
-                let detail = format!(
-                    "{what} through the object store: bucket {} did not answer (its stream is \
-                     electing a leader?)",
-                    self.store.bucket()
-                );
-                Error::new(ErrorKind::Connection, detail).source(error)
-            }
-        }
-    }
-
     async fn upload_inner(&self, name: &str, source: UploadSource) -> Result<String, Error> {
         let object = object_name(name);
         let (info, expected) = match source {
@@ -270,10 +328,16 @@ impl ObjectStoreHandler {
                 let mut reader = reader.take(len);
                 (self.store.put(&object, &mut reader).await, len)
             }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "an upload source of a later kind",
+                ));
+            }
         };
         let info = match info {
             Ok(info) => info,
-            Err(e) => return Err(self.classify(e, "uploading").await),
+            Err(e) => return Err(from_nats(e, "uploading")),
         };
         if info.size != expected {
             // A source shorter than it claimed: the object must not stay
@@ -344,7 +408,7 @@ impl ObjectStoreHandler {
     ) -> Result<(), Error> {
         let mut reader = match self.store.get(name).await {
             Ok(reader) => reader,
-            Err(e) => return Err(self.classify(e, "downloading").await),
+            Err(e) => return Err(from_nats(e, "downloading")),
         };
         let info = reader.info();
         target.check_announced(info.size)?;
@@ -463,63 +527,27 @@ fn read_error(request: &DownloadRequest, received: u64, e: std::io::Error) -> Er
         std::io::ErrorKind::TimedOut => ErrorKind::TimedOut,
         _ => ErrorKind::Connection,
     };
-    Error::new(kind, format!("{}: reading failed after {received} bytes: {e}", request.url))
+    Error::new(kind, format!("{}: reading failed after {received} bytes", request.url)).caused_by(e)
 }
 
+/// The transport's kind, which says what async-nats's typed kinds (and,
+/// where async-nats leaves a failure unclassified, the server's answer
+/// about the bucket) say: a lost ack or a cut connection is retried, a
+/// bucket or object that is not there is not.
 fn from_nats(e: natsbridge_transport_nats::Error, what: &str) -> Error {
     let kind = match e.kind() {
         NatsKind::NotFound => ErrorKind::NotFound,
         NatsKind::TimedOut => ErrorKind::TimedOut,
-        NatsKind::Connect | NatsKind::Closed => ErrorKind::Connection,
+        NatsKind::Connect | NatsKind::Closed | NatsKind::NoResponders => ErrorKind::Connection,
         NatsKind::InvalidConfig => ErrorKind::InvalidInput,
         NatsKind::Io => ErrorKind::Io,
-        NatsKind::JetStream => jetstream_kind(&e),
         _ => ErrorKind::Other,
     };
-    // The cause is kept as the source; `Display` reads as before.
-    Error::new(kind, format!("{what} through the object store")).source(e)
-}
-
-/// A failed JetStream call by its cause. The transport gives one kind for
-/// every JetStream failure and says which in its message chain (async-nats's
-/// own kinds are folded into text on the way), so the chain is read: an ack
-/// or API request that timed out (a connection lost mid-put loses the
-/// chunk in flight and its ack never comes) can succeed on retry; a bucket
-/// that is not there (no stream for the chunk or metadata subjects, nobody
-/// answering its direct gets) will not.
-fn jetstream_kind(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
-    let mut text = String::new();
-    let mut cause = Some(e);
-    while let Some(err) = cause {
-        text.push_str(&err.to_string().to_ascii_lowercase());
-        text.push('\n');
-        cause = err.source();
-    }
-    if text.contains("timed out") {
-        ErrorKind::TimedOut
-    } else if text.contains("broken pipe") {
-        ErrorKind::Connection
-    } else if text.contains("no stream found")
-        || text.contains("stream not found")
-        || text.contains("no responders")
-    {
-        ErrorKind::NotFound
-    } else {
-        ErrorKind::Other
-    }
-}
-
-/// Whether a not-found error is about the object itself (the transport's
-/// own `NotFound`: the bucket answered that it has no such object), not
-/// about nobody answering for the bucket.
-fn error_is_missing_object(error: &Error) -> bool {
-    std::error::Error::source(error)
-        .and_then(|s| s.downcast_ref::<natsbridge_transport_nats::Error>())
-        .is_some_and(|e| e.kind() == &NatsKind::NotFound)
+    Error::new(kind, format!("{what} through the object store")).caused_by(e)
 }
 
 fn io_error(what: String, e: std::io::Error) -> Error {
-    Error::new(ErrorKind::Io, format!("{what}: {e}"))
+    Error::io(what, e)
 }
 
 #[cfg(test)]

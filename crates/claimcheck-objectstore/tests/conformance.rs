@@ -23,13 +23,11 @@ use natsbridge_test_support::NatsServer;
 use crate::faults::NatsFaults;
 
 fn options(bucket: &str, one_shot: bool, max_download_size: u64) -> ObjectStoreOptions {
-    ObjectStoreOptions {
-        bucket: bucket.into(),
-        one_shot,
-        max_download_size,
-        retry: RetryConfig { base_delay: Duration::from_millis(1), ..RetryConfig::default() },
-        ..ObjectStoreOptions::default()
-    }
+    ObjectStoreOptions::new()
+        .with_bucket(bucket)
+        .with_one_shot(one_shot)
+        .with_max_download_size(max_download_size)
+        .with_retry(RetryConfig::new().with_base_delay(Duration::from_millis(1)))
 }
 
 async fn store(server: &NatsServer, one_shot: bool) -> (Store, ObjectStoreHandler) {

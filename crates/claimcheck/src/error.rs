@@ -124,7 +124,7 @@ impl ErrorKind {
 ///
 /// [`Error::kind`] says what happened; `Display` adds the detail a human needs
 /// (the URL without its query string, the server's own error text, the number
-/// of tries). Neither `Display` nor `Debug` ever shows an upload token, a
+/// of tries) but not the cause, which is [`std::error::Error::source`]. Neither `Display` nor `Debug` ever shows an upload token, a
 /// header value or a URL's query string (where presigned URLs keep their
 /// signature).
 pub struct Error {
@@ -144,8 +144,9 @@ impl Error {
 
     /// An error of the given kind caused by another error.
     ///
-    /// For user-supplied handlers. The source is shown by `Display` and
-    /// `Debug`: make sure it carries no secrets.
+    /// For user-supplied handlers. The source is returned by
+    /// [`std::error::Error::source`] and shown by `Debug`: make sure it
+    /// carries no secrets.
     pub fn with_source(
         kind: ErrorKind,
         source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
@@ -153,16 +154,18 @@ impl Error {
         Error { kind, detail: None, source: Some(source.into()) }
     }
 
-    /// Sets the error's cause (shown after the detail by `Display`).
+    /// Sets the error's cause, returned by [`std::error::Error::source`]
+    /// (`Display` does not repeat it, so a chain printer such as anyhow's
+    /// `{:#}` shows it once).
     #[must_use]
-    pub fn source(mut self, source: impl Into<BoxError>) -> Self {
+    pub fn caused_by(mut self, source: impl Into<BoxError>) -> Self {
         self.source = Some(source.into());
         self
     }
 
     /// An [`ErrorKind::Io`] error: `what` was being done to a local file.
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        Error::new(ErrorKind::Io, what).source(source)
+        Error::new(ErrorKind::Io, what).caused_by(source)
     }
 
     /// Adds context in front of the existing detail.
@@ -193,9 +196,8 @@ impl fmt::Display for Error {
         if let Some(detail) = &self.detail {
             write!(f, ": {detail}")?;
         }
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
-        }
+        // The cause is `source()`, not part of `Display`: a chain printer
+        // shows each message once.
         Ok(())
     }
 }
@@ -237,10 +239,12 @@ mod tests {
     }
 
     #[test]
-    fn display_and_debug_show_kind_detail_and_source() {
-        let e =
-            Error::new(ErrorKind::Io, "writing /tmp/x").source(std::io::Error::other("disk full"));
-        assert_eq!(e.to_string(), "I/O error: writing /tmp/x: disk full");
+    fn display_shows_kind_and_detail_and_source_holds_the_cause() {
+        let e = Error::new(ErrorKind::Io, "writing /tmp/x")
+            .caused_by(std::io::Error::other("disk full"));
+        assert_eq!(e.to_string(), "I/O error: writing /tmp/x");
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("disk full"));
         let d = format!("{e:?}");
         assert!(d.contains("Io") && d.contains("disk full"), "{d}");
     }

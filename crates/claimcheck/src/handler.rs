@@ -18,7 +18,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Where the bytes of an upload come from.
 ///
 /// None of the variants needs the whole payload in memory except
-/// [`UploadSource::Bytes`], whose bytes already are.
+/// [`UploadSource::Bytes`], whose bytes already are. Non-exhaustive: a
+/// store outside this crate answers a source it does not know with
+/// [`ErrorKind::InvalidInput`].
+#[non_exhaustive]
 pub enum UploadSource {
     /// Bytes already in memory (cheaply cloned, never copied).
     Bytes(Bytes),

@@ -25,14 +25,15 @@ use crate::handler::UploadSource;
 /// use std::time::Duration;
 /// use natsbridge_claimcheck::RetryConfig;
 ///
-/// let patient = RetryConfig { max_retries: 10, ..RetryConfig::default() };
+/// let patient = RetryConfig::new().with_max_retries(10);
 /// assert!(patient.delay(0) <= Duration::from_millis(100));
-/// let fixed = RetryConfig { jitter: false, ..RetryConfig::default() };
+/// let fixed = RetryConfig::new().with_jitter(false);
 /// assert_eq!(fixed.delay(0), Duration::from_millis(100));
 /// assert_eq!(fixed.delay(3), Duration::from_millis(800));
 /// assert_eq!(fixed.delay(9), Duration::from_millis(5000));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryConfig {
     /// Tries after the first one. Default 5.
     pub max_retries: u32,
@@ -49,6 +50,42 @@ impl Default for RetryConfig {
         // The transfers' delays are the common backoff's defaults.
         let Backoff { base_delay, max_delay, jitter } = Backoff::default();
         RetryConfig { max_retries: 5, base_delay, max_delay, jitter }
+    }
+}
+
+impl RetryConfig {
+    /// The defaults (the same as [`Default`]); change them with the
+    /// `with_*` setters below or by assigning the public fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`max_retries`](Self::max_retries).
+    #[must_use]
+    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = max_retries;
+        self
+    }
+
+    /// Sets [`base_delay`](Self::base_delay).
+    #[must_use]
+    pub fn with_base_delay(mut self, base_delay: Duration) -> Self {
+        self.base_delay = base_delay;
+        self
+    }
+
+    /// Sets [`max_delay`](Self::max_delay).
+    #[must_use]
+    pub fn with_max_delay(mut self, max_delay: Duration) -> Self {
+        self.max_delay = max_delay;
+        self
+    }
+
+    /// Sets [`jitter`](Self::jitter).
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: bool) -> Self {
+        self.jitter = jitter;
+        self
     }
 }
 

@@ -9,7 +9,8 @@ use anyhow::Context;
 use clap::Args;
 
 use natsbridge::claimcheck::{
-    HttpDownloader, HttpDownloaderBuilder, HttpPutUploader, PlikUploader, S3Uploader, UploadHandler,
+    UploadHandler,
+    http::{HttpDownloader, HttpDownloaderBuilder, HttpPutUploader, PlikUploader, S3Uploader},
 };
 use natsbridge::transport::{ConnectOptions, NatsContext};
 use natsbridge::{Bridge, ErrorKind, ReceiveLimits};

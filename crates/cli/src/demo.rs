@@ -174,7 +174,7 @@ async fn walkthroughs(nats_url: &str, files_url: &str) -> anyhow::Result<Vec<Wal
     barrier(&bob).await?;
     barrier(&alice).await?;
     let command = vec![Payload::dictionary("command", &json!({"action": "read_sensor"}))?];
-    let options = SendOptions { reply_to: "demo.device.response".into(), ..SendOptions::default() };
+    let options = SendOptions::new().with_reply_to("demo.device.response");
     let (request, _) =
         alice.smartsend("demo.device.command", command, options).await?.into_parts()?;
     let incoming = next(&mut commands).await?;
@@ -182,7 +182,7 @@ async fn walkthroughs(nats_url: &str, files_url: &str) -> anyhow::Result<Vec<Wal
     bob.reply(&incoming, vec![Payload::dictionary("data", &reading)?], SendOptions::default())
         .await?
         .context("the request asked for no reply")?;
-    let response = next(&mut responses).await?.envelope;
+    let response = next(&mut responses).await?.to_envelope()?;
     ensure!(response.reply_to_msg_id == request.msg_id, "the reply does not name the request");
     ensure!(response.correlation_id == request.correlation_id, "correlation id changed");
     ensure!(response.payloads[0].value()? == PayloadValue::Json(reading), "reading changed");
@@ -190,7 +190,7 @@ async fn walkthroughs(nats_url: &str, files_url: &str) -> anyhow::Result<Vec<Wal
         name: "4. request-response",
         elapsed: started.elapsed(),
         messages: vec![
-            message("4. request (command)", "demo.device.command", &incoming.envelope),
+            message("4. request (command)", "demo.device.command", &incoming.to_envelope()?),
             message("4. response (reading)", "demo.device.response", &response),
         ],
     });
@@ -222,7 +222,7 @@ async fn exchange(
     let started = Instant::now();
     from.smartsend(subject, payloads, SendOptions::default()).await?;
     let received = next(&mut sub).await?;
-    Ok((received.envelope, started.elapsed()))
+    Ok((received.to_envelope()?, started.elapsed()))
 }
 
 fn verify(sent: &[Payload], received: &Envelope) -> anyhow::Result<()> {

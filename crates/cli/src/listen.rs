@@ -65,6 +65,13 @@ enum Outcome {
     Rejected(natsbridge::Error, String, natsbridge::envelope::bytes::Bytes),
 }
 
+impl ListenArgs {
+    /// Whether messages come from a JetStream stream (for the error's hint).
+    pub(crate) fn uses_jetstream(&self) -> bool {
+        self.stream.is_some()
+    }
+}
+
 pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<ExitCode> {
     if args.stream.is_none() {
         subject::check_subscribe(&args.subject)?;
@@ -158,13 +165,20 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
                 in_flight.push(async move {
                     let outcome = match next {
                         Either::Left(Ok(received)) => {
+                            let envelope = match received.to_envelope() {
+                                Ok(envelope) => envelope,
+                                Err(e) => {
+                                    let payload = received.message().clone();
+                                    return (arrival, Outcome::Rejected(e, received.subject, payload));
+                                }
+                            };
                             let dir = out
-                                .map(|o| report::message_dir(o, &received.envelope.msg_id))
+                                .map(|o| report::message_dir(o, &envelope.msg_id))
                                 .transpose();
                             match dir {
                                 Ok(dir) => Outcome::Shown(
                                     Box::new(Shown {
-                                        envelope: received.envelope,
+                                        envelope,
                                         streamed: Vec::new(),
                                         dir,
                                     }),

@@ -117,7 +117,12 @@ impl Command {
             Command::Request(args) => args.link_store(),
             _ => true,
         };
-        hint::Situation { link_store }
+        let jetstream = match self {
+            Command::Send(args) => args.uses_jetstream(),
+            Command::Listen(args) => args.uses_jetstream(),
+            _ => false,
+        };
+        hint::Situation { link_store, jetstream }
     }
 }
 

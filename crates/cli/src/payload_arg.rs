@@ -343,7 +343,7 @@ mod tests {
         let file = write_ipc_with(
             &batch.schema(),
             std::slice::from_ref(&batch),
-            &WriteOptions { format: IpcFormat::File, ..WriteOptions::default() },
+            &WriteOptions::new().with_format(IpcFormat::File),
         )
         .unwrap();
         let (stream_path, file_path) = (dir.path().join("s.arrows"), dir.path().join("f.arrow"));

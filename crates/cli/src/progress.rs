@@ -14,8 +14,8 @@ use std::task::{Context, Poll};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use natsbridge::claimcheck::{
-    BoxFuture, DownloadHandler, DownloadRequest, DownloadSink, Downloaded, HttpDownloaderBuilder,
-    UploadHandler, UploadSource,
+    BoxFuture, DownloadHandler, DownloadRequest, DownloadSink, Downloaded, UploadHandler,
+    UploadSource, http::HttpDownloaderBuilder,
 };
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -94,7 +94,7 @@ impl UploadHandler for ProgressUploader {
             }
             UploadSource::Reader { reader, len } => (reader, len),
             // The facade hands over bytes or readers; a file is passed on.
-            file @ UploadSource::File(_) => return self.inner.upload(name, file),
+            other => return self.inner.upload(name, other),
         };
         let bar = self.progress.bar(Some(len), "up  ", name);
         let source = UploadSource::reader(Counting::new(reader, bar.clone()), len);
@@ -107,7 +107,7 @@ impl UploadHandler for ProgressUploader {
 }
 
 struct ProgressDownloader {
-    inner: natsbridge::claimcheck::HttpDownloader,
+    inner: natsbridge::claimcheck::http::HttpDownloader,
     progress: Progress,
 }
 
@@ -212,7 +212,8 @@ mod tests {
     #[tokio::test]
     async fn a_download_reports_its_progress_and_arrives_whole() {
         use natsbridge::claimcheck::{
-            DownloadHandlerExt, HttpDownloader, PlikUploader, UploadHandlerExt,
+            DownloadHandlerExt, UploadHandlerExt,
+            http::{HttpDownloader, PlikUploader},
         };
         use natsbridge_fileserver::FileServer;
         let dir = tempfile::tempdir().unwrap();

@@ -252,9 +252,9 @@ impl Server<'_> {
     /// Answers one request; true if an answer was sent (a request with
     /// neither a NATS reply subject nor `reply_to` is not answered).
     async fn answer(&self, request: ServiceRequest, arrival: Arrival) -> anyhow::Result<bool> {
-        let (asked, subject) =
-            (request.received.envelope.clone(), request.received.subject.clone());
-        let envelope = &request.received.envelope;
+        let asked = request.received.to_envelope()?;
+        let subject = request.received.subject.clone();
+        let envelope = &asked;
         tracing::info!(msg_id = %envelope.msg_id, "answering");
         let (payloads, failure) = match self.answer {
             Answer::Fixed(payloads) => (payloads.clone(), None),
@@ -279,8 +279,7 @@ impl Server<'_> {
         let msg_id = envelope.msg_id.clone();
         // broker_url is set here so that the server URL's credentials, if
         // any, are not sent on.
-        let mut options =
-            SendOptions { broker_url: self.broker_url.to_owned(), ..SendOptions::default() };
+        let mut options = SendOptions::new().with_broker_url(self.broker_url.to_owned());
         if failure.is_some() {
             options.msg_purpose = FAILED_PURPOSE.into();
         }

@@ -70,21 +70,8 @@ pub(crate) fn line_with_paths(
     streamed: &[Option<Streamed>],
 ) -> String {
     let mut obj = Map::new();
-    for (key, value) in [
-        ("correlation_id", &envelope.correlation_id),
-        ("msg_id", &envelope.msg_id),
-        ("timestamp", &envelope.timestamp),
-        ("send_to", &envelope.send_to),
-        ("msg_purpose", &envelope.msg_purpose),
-        ("sender_name", &envelope.sender_name),
-        ("sender_id", &envelope.sender_id),
-        ("receiver_name", &envelope.receiver_name),
-        ("receiver_id", &envelope.receiver_id),
-        ("reply_to", &envelope.reply_to),
-        ("reply_to_msg_id", &envelope.reply_to_msg_id),
-        ("broker_url", &envelope.broker_url),
-    ] {
-        obj.insert(key.into(), value.as_str().into());
+    for (key, value) in envelope.header_fields() {
+        obj.insert(key.into(), value.into());
     }
     obj.insert("metadata".into(), Value::Object(envelope.metadata.clone()));
     // A peer's keys never sit beside ours (an `error` a script trusts):

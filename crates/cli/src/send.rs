@@ -96,19 +96,18 @@ fn parse_metadata(arg: &str) -> Result<serde_json::Map<String, serde_json::Value
 
 impl EnvelopeArgs {
     pub(crate) fn options(&self, broker_url: &str) -> SendOptions {
-        SendOptions {
-            correlation_id: self.correlation_id.clone(),
-            msg_purpose: self.msg_purpose.clone(),
-            sender_name: self.sender_name.clone(),
-            receiver_name: self.receiver_name.clone(),
-            receiver_id: self.receiver_id.clone(),
-            reply_to: self.reply_to.clone().unwrap_or_default(),
-            reply_to_msg_id: self.reply_to_msg_id.clone().unwrap_or_default(),
-            broker_url: redact_url(broker_url),
-            size_threshold: self.threshold,
-            metadata: self.metadata.clone().unwrap_or_default(),
-            ..SendOptions::default()
-        }
+        let mut options = SendOptions::new()
+            .with_msg_purpose(self.msg_purpose.clone())
+            .with_sender_name(self.sender_name.clone())
+            .with_receiver_name(self.receiver_name.clone())
+            .with_receiver_id(self.receiver_id.clone())
+            .with_reply_to(self.reply_to.clone().unwrap_or_default())
+            .with_reply_to_msg_id(self.reply_to_msg_id.clone().unwrap_or_default())
+            .with_broker_url(redact_url(broker_url))
+            .with_size_threshold(self.threshold)
+            .with_metadata(self.metadata.clone().unwrap_or_default());
+        options.correlation_id = self.correlation_id.clone();
+        options
     }
 
     /// Checks the subjects a message is published to: `subject` and
@@ -173,6 +172,11 @@ impl SendArgs {
     /// Whether a store for link payloads is set (for the error's hint).
     pub(crate) fn link_store(&self) -> bool {
         self.envelope.store().is_set()
+    }
+
+    /// Whether the message goes to a JetStream stream (for the error's hint).
+    pub(crate) fn uses_jetstream(&self) -> bool {
+        self.jetstream
     }
 }
 
@@ -245,6 +249,12 @@ fn placeholder_uploader() -> impl natsbridge::claimcheck::UploadHandler {
             }
             UploadSource::Reader { mut reader, .. } => {
                 tokio::io::copy(&mut reader, &mut tokio::io::sink()).await.map_err(io)?;
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "--no-publish cannot read this kind of upload source",
+                ));
             }
         }
         let name = natsbridge::claimcheck::safe_file_name(&name);

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 
 use natsbridge::Envelope;
-use natsbridge::claimcheck::HttpDownloader;
+use natsbridge::claimcheck::http::HttpDownloader;
 
 use crate::connect::{LinkArgs, Store, Unlisted, link_policy};
 use crate::exit::{self, BadInput};

@@ -76,6 +76,25 @@ fn no_stream_says_how_to_make_one() {
     let out = run(&["listen", "x", "-s", &server.url(), "--stream", "NOPE", "--durable", "d"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(hint(&out).contains("nats stream add"), "{}", stderr(&out));
+    // Under a `>` watcher (as `dev`'s inspector) the publish is taken and
+    // never acknowledged: the wait times out, and the hint says why.
+    let mut watcher = start_ready(&["listen", ">", "-s", &server.url()]);
+    let out = run(&[
+        "send",
+        "cli.nostream",
+        "text:t=hi",
+        "-s",
+        &server.url(),
+        "--jetstream",
+        "--timeout",
+        "1s",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let said = hint(&out);
+    for needed in ["no stream acknowledged", "nats stream add", "`>`"] {
+        assert!(said.contains(needed), "{needed}: {said}");
+    }
+    assert!(terminate(&mut watcher.child));
 }
 
 #[test]

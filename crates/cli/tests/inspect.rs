@@ -278,7 +278,7 @@ async fn the_event_stream_replays_the_history_then_goes_live() {
         .smartsend(
             "live.svc",
             vec![Payload::text("q", "?")],
-            SendOptions { reply_to: "live.replies".into(), ..SendOptions::default() },
+            SendOptions::new().with_reply_to("live.replies"),
         )
         .await
         .unwrap()
@@ -574,7 +574,10 @@ fn a_subject_that_cannot_be_watched_is_bad_input() {
         let out = run(&["inspect", subject, "--server", &server.url()]);
         assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(&format!("invalid subject {subject:?} to subscribe to")), "{stderr}");
+        assert!(
+            stderr.contains(&format!("invalid subject {subject:?} to subscribe to")),
+            "{stderr}"
+        );
     }
 }
 

@@ -385,7 +385,7 @@ fn dev_json_prints_working_urls_and_stops_on_ctrl_c() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_file_server_runs_as_a_service_limits_sigterm_and_restart() {
-    use natsbridge::claimcheck::{PlikUploader, UploadHandlerExt};
+    use natsbridge::claimcheck::{UploadHandlerExt, http::PlikUploader};
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("files");
     let start = || {
@@ -411,7 +411,7 @@ async fn the_file_server_runs_as_a_service_limits_sigterm_and_restart() {
 }
 
 async fn reqwest_get(url: &str) -> Vec<u8> {
-    use natsbridge::claimcheck::{DownloadHandlerExt, DownloadRequest, HttpDownloader};
+    use natsbridge::claimcheck::{DownloadHandlerExt, DownloadRequest, http::HttpDownloader};
     let down = HttpDownloader::new().unwrap();
     down.download_bytes(&DownloadRequest::with_unknown_size(url)).await.unwrap().to_vec()
 }

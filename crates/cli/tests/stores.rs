@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use natsbridge::claimcheck::{DownloadHandlerExt, DownloadRequest, HttpDownloader};
+use natsbridge::claimcheck::{DownloadHandlerExt, DownloadRequest, http::HttpDownloader};
 use natsbridge::{Bridge, ObjectStoreOptions};
 use natsbridge_fileserver::FileServer;
 use natsbridge_test_support::NatsServer;
@@ -106,7 +106,7 @@ async fn link_payloads_to_the_jetstream_object_store() {
     let dir = tempfile::tempdir().unwrap();
     let (path, bytes) = big_file(dir.path(), 800_000);
     // A reader that knows the bucket subscribes first.
-    let options = ObjectStoreOptions { bucket: "cli".into(), send: false, ..Default::default() };
+    let options = ObjectStoreOptions::new().with_bucket("cli").with_send(false);
     let reader =
         Bridge::builder(&server.url()).object_store_options(options).connect().await.unwrap();
     let mut sub = reader.subscribe("os.t").await.unwrap();
@@ -119,7 +119,7 @@ async fn link_payloads_to_the_jetstream_object_store() {
     assert!(link.starts_with("nats-os://cli/"), "{link}");
     let got = tokio::time::timeout(Duration::from_secs(20), sub.next()).await.unwrap();
     let got = got.unwrap().unwrap();
-    assert!(got.envelope.payloads[0].bytes().unwrap().as_ref() == bytes.as_slice());
+    assert!(got.view().payloads()[0].bytes().unwrap().as_ref() == bytes.as_slice());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -33,7 +33,7 @@ fn now() -> time::OffsetDateTime {
 }
 
 fn envelope_with(payload: Payload) -> Envelope {
-    let options = SendOptions { reply_to: "bench.reply".into(), ..SendOptions::default() };
+    let options = SendOptions::new().with_reply_to("bench.reply");
     Envelope::pack("bench.subject", vec![payload], options, &mut ids(), &now)
 }
 
@@ -104,7 +104,7 @@ fn large(c: &mut Criterion) {
 fn small(c: &mut Criterion) {
     let mut group = c.benchmark_group("envelope_128B");
     let text = "x".repeat(128);
-    let options = SendOptions { reply_to: "bench.reply".into(), ..SendOptions::default() };
+    let options = SendOptions::new().with_reply_to("bench.reply");
     let mut id_source = ids();
     let sample = envelope_with(Payload::text("message", text.clone())).to_json().unwrap();
     group.throughput(Throughput::Bytes(sample.len() as u64));

@@ -252,7 +252,19 @@ pub(crate) fn timestamp_string(clock: &dyn Clock) -> String {
 
 /// Every field of the seeds' `smartsend`/`smartpack` that shapes the
 /// envelope. Plain data with the seeds' defaults.
+///
+/// Non-exhaustive (fields may be added): build it with [`SendOptions::new`]
+/// and the `with_*` setters, or assign the public fields of a default.
+///
+/// ```
+/// use natsbridge_envelope_core::SendOptions;
+///
+/// let options = SendOptions::new().with_msg_purpose("ack").with_reply_to("inbox.1");
+/// assert_eq!((options.msg_purpose.as_str(), options.reply_to.as_str()), ("ack", "inbox.1"));
+/// assert_eq!(options.sender_name, SendOptions::default().sender_name);
+/// ```
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct SendOptions {
     /// `correlation_id`; a fresh UUID v4 when `None`.
     pub correlation_id: Option<String>,
@@ -301,6 +313,105 @@ impl Default for SendOptions {
             size_threshold: crate::DEFAULT_SIZE_THRESHOLD,
             is_publish: true,
         }
+    }
+}
+
+impl SendOptions {
+    /// The defaults (the same as [`Default`]); change them with the
+    /// `with_*` setters below or by assigning the public fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`correlation_id`](Self::correlation_id).
+    #[must_use]
+    pub fn with_correlation_id(mut self, correlation_id: impl Into<String>) -> Self {
+        self.correlation_id = Some(correlation_id.into());
+        self
+    }
+
+    /// Sets [`msg_id`](Self::msg_id).
+    #[must_use]
+    pub fn with_msg_id(mut self, msg_id: impl Into<String>) -> Self {
+        self.msg_id = Some(msg_id.into());
+        self
+    }
+
+    /// Sets [`sender_id`](Self::sender_id).
+    #[must_use]
+    pub fn with_sender_id(mut self, sender_id: impl Into<String>) -> Self {
+        self.sender_id = Some(sender_id.into());
+        self
+    }
+
+    /// Sets [`msg_purpose`](Self::msg_purpose).
+    #[must_use]
+    pub fn with_msg_purpose(mut self, msg_purpose: impl Into<String>) -> Self {
+        self.msg_purpose = msg_purpose.into();
+        self
+    }
+
+    /// Sets [`sender_name`](Self::sender_name).
+    #[must_use]
+    pub fn with_sender_name(mut self, sender_name: impl Into<String>) -> Self {
+        self.sender_name = sender_name.into();
+        self
+    }
+
+    /// Sets [`receiver_name`](Self::receiver_name).
+    #[must_use]
+    pub fn with_receiver_name(mut self, receiver_name: impl Into<String>) -> Self {
+        self.receiver_name = receiver_name.into();
+        self
+    }
+
+    /// Sets [`receiver_id`](Self::receiver_id).
+    #[must_use]
+    pub fn with_receiver_id(mut self, receiver_id: impl Into<String>) -> Self {
+        self.receiver_id = receiver_id.into();
+        self
+    }
+
+    /// Sets [`reply_to`](Self::reply_to).
+    #[must_use]
+    pub fn with_reply_to(mut self, reply_to: impl Into<String>) -> Self {
+        self.reply_to = reply_to.into();
+        self
+    }
+
+    /// Sets [`reply_to_msg_id`](Self::reply_to_msg_id).
+    #[must_use]
+    pub fn with_reply_to_msg_id(mut self, reply_to_msg_id: impl Into<String>) -> Self {
+        self.reply_to_msg_id = reply_to_msg_id.into();
+        self
+    }
+
+    /// Sets [`broker_url`](Self::broker_url).
+    #[must_use]
+    pub fn with_broker_url(mut self, broker_url: impl Into<String>) -> Self {
+        self.broker_url = broker_url.into();
+        self
+    }
+
+    /// Sets [`metadata`](Self::metadata).
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Sets [`size_threshold`](Self::size_threshold).
+    #[must_use]
+    pub fn with_size_threshold(mut self, size_threshold: usize) -> Self {
+        self.size_threshold = size_threshold;
+        self
+    }
+
+    /// Sets [`is_publish`](Self::is_publish).
+    #[must_use]
+    pub fn with_is_publish(mut self, is_publish: bool) -> Self {
+        self.is_publish = is_publish;
+        self
     }
 }
 
@@ -374,6 +485,40 @@ impl Envelope {
     /// The record named `dataname`, if any (the first, as names need not be unique).
     pub fn payload(&self, dataname: &str) -> Option<&PayloadRecord> {
         self.payloads.iter().find(|p| p.dataname == dataname)
+    }
+
+    /// The twelve header strings with their wire names, in the spec's order
+    /// (`correlation_id`, `msg_id`, `timestamp`, `send_to`, `msg_purpose`,
+    /// `sender_name`, `sender_id`, `receiver_name`, `receiver_id`,
+    /// `reply_to`, `reply_to_msg_id`, `broker_url`): the one list every
+    /// report of an envelope's header walks.
+    ///
+    /// ```
+    /// use natsbridge_envelope_core::Envelope;
+    ///
+    /// let envelope = Envelope::from_json(br#"{"msg_id":"m-1","payloads":[]}"#)?;
+    /// let fields = envelope.header_fields();
+    /// assert_eq!(fields.len(), 12);
+    /// assert_eq!(fields[1], ("msg_id", "m-1"));
+    /// assert_eq!(fields[11].0, "broker_url");
+    /// # Ok::<(), natsbridge_envelope_core::Error>(())
+    /// ```
+    pub fn header_fields(&self) -> [(&'static str, &str); crate::read::HEADER_STRINGS] {
+        let k = &crate::read::TOP_KEYS;
+        [
+            (k[0], &self.correlation_id),
+            (k[1], &self.msg_id),
+            (k[2], &self.timestamp),
+            (k[3], &self.send_to),
+            (k[4], &self.msg_purpose),
+            (k[5], &self.sender_name),
+            (k[6], &self.sender_id),
+            (k[7], &self.receiver_name),
+            (k[8], &self.receiver_id),
+            (k[9], &self.reply_to),
+            (k[10], &self.reply_to_msg_id),
+            (k[11], &self.broker_url),
+        ]
     }
 
     /// Options for a reply to this envelope under the seeds' convention:

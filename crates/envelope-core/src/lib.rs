@@ -53,6 +53,7 @@
 
 extern crate alloc;
 
+mod buf;
 mod envelope;
 mod error;
 mod fast;
@@ -77,6 +78,7 @@ mod prelude {
     pub(crate) use core::fmt;
 }
 
+pub use crate::buf::EnvelopeBuf;
 pub use crate::envelope::{
     Body, Clock, DEFAULT_BROKER_URL, DEFAULT_MSG_PURPOSE, DEFAULT_SENDER_NAME, Envelope, IdSource,
     PayloadRecord, SendOptions, uuid_v4_from_random,

@@ -127,7 +127,11 @@ impl fmt::Display for PayloadType {
 }
 
 /// How a payload travels: inside the envelope, or as a claim-check URL.
+///
+/// Non-exhaustive: a later version of the wire contract may add a way to
+/// travel, so a `match` outside this crate needs a wildcard arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Transport {
     /// `direct`: base64 inside the envelope (`encoding` `base64`).
     Direct,

@@ -151,7 +151,7 @@ impl<'a> RawRecord<'a> {
                 if url.is_empty() {
                     return Err(Field::record(index, "data").malformed("empty link URL"));
                 }
-                BodyView::Link { url, size }
+                BodyView::Link { url, size, fetched: None }
             }
             other => {
                 return Err(Field::record(index, "transport")

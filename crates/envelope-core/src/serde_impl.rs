@@ -178,18 +178,9 @@ impl Serialize for PayloadRecord {
 impl Serialize for Envelope {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(14 + self.extra.len()))?;
-        map.serialize_entry("correlation_id", &self.correlation_id)?;
-        map.serialize_entry("msg_id", &self.msg_id)?;
-        map.serialize_entry("timestamp", &self.timestamp)?;
-        map.serialize_entry("send_to", &self.send_to)?;
-        map.serialize_entry("msg_purpose", &self.msg_purpose)?;
-        map.serialize_entry("sender_name", &self.sender_name)?;
-        map.serialize_entry("sender_id", &self.sender_id)?;
-        map.serialize_entry("receiver_name", &self.receiver_name)?;
-        map.serialize_entry("receiver_id", &self.receiver_id)?;
-        map.serialize_entry("reply_to", &self.reply_to)?;
-        map.serialize_entry("reply_to_msg_id", &self.reply_to_msg_id)?;
-        map.serialize_entry("broker_url", &self.broker_url)?;
+        for (key, value) in self.header_fields() {
+            map.serialize_entry(key, value)?;
+        }
         map.serialize_entry("metadata", &self.metadata)?;
         map.serialize_entry("payloads", &Records(&self.payloads))?;
         for (k, v) in &self.extra {

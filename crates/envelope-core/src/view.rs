@@ -66,8 +66,9 @@ pub(crate) enum BodyView<'a> {
     /// the parse was asked to decode (the owned path), so they are decoded
     /// once, while the input is hot.
     Direct { base64: Cow<'a, [u8]>, len: usize, decoded: Option<Bytes> },
-    /// A link URL and the declared size.
-    Link { url: Cow<'a, str>, size: Option<u64> },
+    /// A link URL and the declared size; `fetched` holds the downloaded
+    /// bytes once a receiver has fetched them ([`crate::EnvelopeBuf::set_fetched`]).
+    Link { url: Cow<'a, str>, size: Option<u64>, fetched: Option<Bytes> },
 }
 
 impl<'a> EnvelopeView<'a> {
@@ -282,6 +283,7 @@ impl<'a> PayloadView<'a> {
     pub fn size(&self) -> Option<u64> {
         match &self.body {
             BodyView::Direct { len, .. } => Some(*len as u64),
+            BodyView::Link { fetched: Some(bytes), .. } => Some(bytes.len() as u64),
             BodyView::Link { size, .. } => *size,
         }
     }
@@ -303,9 +305,9 @@ impl<'a> PayloadView<'a> {
     }
 
     /// Appends a direct payload's bytes to `out` (decoding its base64
-    /// straight into `out`'s spare capacity). Fails with
-    /// [`ErrorKind::Malformed`](crate::ErrorKind::Malformed) on a link record, whose bytes must be
-    /// downloaded.
+    /// straight into `out`'s spare capacity), or a fetched link's. Fails
+    /// with [`ErrorKind::Malformed`](crate::ErrorKind::Malformed) on a link
+    /// record whose bytes have not been downloaded.
     pub fn decode_into(&self, out: &mut Vec<u8>) -> Result<()> {
         match &self.body {
             BodyView::Direct { decoded: Some(bytes), .. } => {
@@ -321,15 +323,21 @@ impl<'a> PayloadView<'a> {
                 }
                 Ok(())
             }
+            BodyView::Link { fetched: Some(bytes), .. } => {
+                out.extend_from_slice(bytes);
+                Ok(())
+            }
             BodyView::Link { .. } => Err(self.not_here()),
         }
     }
 
-    /// A direct payload's bytes, decoded into a new buffer.
+    /// A direct payload's bytes, decoded into a new buffer (a fetched
+    /// link's, shared).
     pub fn bytes(&self) -> Result<Bytes> {
         match &self.body {
             BodyView::Direct { decoded: Some(bytes), .. } => Ok(bytes.clone()),
             BodyView::Direct { base64, .. } => crate::read::decode_base64(base64, self.index),
+            BodyView::Link { fetched: Some(bytes), .. } => Ok(bytes.clone()),
             BodyView::Link { .. } => Err(self.not_here()),
         }
     }
@@ -364,7 +372,12 @@ impl<'a> PayloadView<'a> {
             BodyView::Direct { base64, .. } => {
                 Body::Direct(crate::read::decode_base64(&base64, index)?)
             }
-            BodyView::Link { url, size } => Body::Link { url: url.into_owned(), size },
+            BodyView::Link { url, fetched: Some(bytes), .. } => {
+                Body::Fetched { url: url.into_owned(), bytes }
+            }
+            BodyView::Link { url, size, fetched: None } => {
+                Body::Link { url: url.into_owned(), size }
+            }
         };
         Ok(PayloadRecord {
             id: self.id.into_owned(),

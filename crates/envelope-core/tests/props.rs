@@ -228,18 +228,19 @@ fn send_options() -> impl Strategy<Value = SendOptions> {
         prop::collection::vec(prop::option::of("[ -~]{0,40}"), 3),
         json_map(),
     )
-        .prop_map(|(s, ids, metadata)| SendOptions {
-            correlation_id: ids[0].clone(),
-            msg_id: ids[1].clone(),
-            sender_id: ids[2].clone(),
-            msg_purpose: s[0].clone(),
-            sender_name: s[1].clone(),
-            receiver_name: s[2].clone(),
-            receiver_id: s[3].clone(),
-            reply_to: s[4].clone(),
-            reply_to_msg_id: s[5].clone(),
-            metadata,
-            ..SendOptions::default()
+        .prop_map(|(s, ids, metadata)| {
+            let mut options = SendOptions::new()
+                .with_msg_purpose(s[0].clone())
+                .with_sender_name(s[1].clone())
+                .with_receiver_name(s[2].clone())
+                .with_receiver_id(s[3].clone())
+                .with_reply_to(s[4].clone())
+                .with_reply_to_msg_id(s[5].clone())
+                .with_metadata(metadata);
+            options.correlation_id = ids[0].clone();
+            options.msg_id = ids[1].clone();
+            options.sender_id = ids[2].clone();
+            options
         })
 }
 
@@ -301,7 +302,7 @@ proptest! {
         let now = move || {
             time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).unwrap()
         };
-        let options = SendOptions { broker_url, ..options };
+        let options = options.with_broker_url(broker_url);
         let packed =
             Envelope::pack(&subject, payloads.clone(), options.clone(), &mut id_source(seed), &now);
         let expected = packed.to_json().unwrap();

@@ -76,6 +76,7 @@ fn same_fields(view: &EnvelopeView<'_>, env: &Envelope) -> Result<(), TestCaseEr
                 prop_assert!(p.decode_into(&mut Vec::new()).is_err());
                 prop_assert!(p.base64().is_none());
             }
+            other => prop_assert!(false, "no record of transport {:?} is generated", other),
         }
         let mut record_extra = Map::new();
         for (k, v) in p.extra() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use natsbridge::envelope::DEFAULT_SIZE_THRESHOLD;
-use natsbridge::{Bridge, Envelope, Payload, PayloadType, Received, SendOptions, sha256_hex};
+use natsbridge::{Bridge, Envelope, Payload, PayloadType, SendOptions, sha256_hex};
 use serde_json::{Map, Value, json};
 
 mod canonical;
@@ -238,15 +238,13 @@ async fn send(a: SendArgs) -> anyhow::Result<ExitCode> {
     let bridge = connect(&a.common).await?;
     for subject in &a.subjects {
         let defaults = SendOptions::default();
-        let options = SendOptions {
-            reply_to: a.reply_to.clone().unwrap_or_default(),
-            correlation_id: a.correlation_id.clone(),
-            msg_purpose: a.msg_purpose.clone().unwrap_or(defaults.msg_purpose),
-            sender_name: a.sender_name.clone().unwrap_or(defaults.sender_name),
-            receiver_name: a.receiver_name.clone().unwrap_or_default(),
-            size_threshold: a.size_threshold.unwrap_or(DEFAULT_SIZE_THRESHOLD),
-            ..SendOptions::default()
-        };
+        let mut options = SendOptions::new()
+            .with_reply_to(a.reply_to.clone().unwrap_or_default())
+            .with_msg_purpose(a.msg_purpose.clone().unwrap_or(defaults.msg_purpose))
+            .with_sender_name(a.sender_name.clone().unwrap_or(defaults.sender_name))
+            .with_receiver_name(a.receiver_name.clone().unwrap_or_default())
+            .with_size_threshold(a.size_threshold.unwrap_or(DEFAULT_SIZE_THRESHOLD));
+        options.correlation_id = a.correlation_id.clone();
         let (_, json) = bridge.smartsend(subject, payloads.clone(), options).await?.into_parts()?;
         println_flush(std::str::from_utf8(&json)?);
     }
@@ -288,7 +286,7 @@ async fn listen(a: ListenArgs) -> anyhow::Result<ExitCode> {
         };
         let Some(item) = next else { break };
         let line = match item {
-            Ok(Received { envelope, subject, .. }) => Value::Object(summary(&envelope, &subject)?),
+            Ok(received) => Value::Object(summary(&received.to_envelope()?, &received.subject)?),
             Err(rejected) => rejected_line(rejected),
         };
         println_flush(&line.to_string());
@@ -313,7 +311,7 @@ async fn reply(a: ReplyArgs) -> anyhow::Result<ExitCode> {
         };
         let payloads = if a.echo {
             request
-                .envelope
+                .to_envelope()?
                 .payloads
                 .iter()
                 .filter_map(|r| {
@@ -325,9 +323,10 @@ async fn reply(a: ReplyArgs) -> anyhow::Result<ExitCode> {
         } else {
             vec![Payload::text("ack", "ok")]
         };
-        let answered_to = request.reply.clone().unwrap_or(request.envelope.reply_to.clone());
+        let answered_to =
+            request.reply.clone().unwrap_or(request.to_envelope().unwrap().reply_to.clone());
         let answer = bridge.reply(&request, payloads, SendOptions::default()).await?;
-        let mut line = summary(&request.envelope, &request.subject)?;
+        let mut line = summary(&request.to_envelope().unwrap(), &request.subject)?;
         line.insert("answered_to".into(), answered_to.into());
         let answer_msg_id = match &answer {
             Some(sent) => sent.view()?.msg_id().to_string(),
@@ -346,11 +345,8 @@ async fn request(a: RequestArgs) -> anyhow::Result<ExitCode> {
     let timeout = Duration::try_from_secs_f64(a.timeout)?;
     let (request_msg_id, request_correlation_id, answer) = match a.mode.as_str() {
         "inbox" => {
-            let options = SendOptions {
-                msg_id: Some(uuid_like()),
-                correlation_id: Some(uuid_like()),
-                ..Default::default()
-            };
+            let options =
+                SendOptions::new().with_msg_id(uuid_like()).with_correlation_id(uuid_like());
             let (msg_id, corr) =
                 (options.msg_id.clone().unwrap(), options.correlation_id.clone().unwrap());
             match bridge.request(&a.subject, payloads, options, timeout).await {
@@ -371,13 +367,13 @@ async fn request(a: RequestArgs) -> anyhow::Result<ExitCode> {
                 a.reply_to.clone().unwrap_or_else(|| bridge.connection().new_inbox());
             let mut sub = bridge.subscribe(&reply_subject).await?;
             bridge.connection().sync().await?;
-            let options = SendOptions { reply_to: reply_subject.clone(), ..Default::default() };
+            let options = SendOptions::new().with_reply_to(reply_subject.clone());
             let (sent, _) = bridge.smartsend(&a.subject, payloads, options).await?.into_parts()?;
             let Ok(next) = tokio::time::timeout(timeout, sub.next()).await else {
                 return Ok(ExitCode::from(2));
             };
             let received = next.context("subscription ended")?.map_err(|r| r.error)?;
-            (sent.msg_id, sent.correlation_id, (received.envelope, received.subject))
+            (sent.msg_id, sent.correlation_id, (received.to_envelope()?, received.subject))
         }
         other => bail!("unknown --mode {other}"),
     };

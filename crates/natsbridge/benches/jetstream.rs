@@ -90,11 +90,7 @@ fn main() {
             .unwrap();
         // The raw side's bytes: one envelope as the bridge writes it.
         let body = b
-            .smartsend(
-                "bench.js",
-                &payloads[..],
-                SendOptions { is_publish: false, ..Default::default() },
-            )
+            .smartsend("bench.js", &payloads[..], SendOptions::new().with_is_publish(false))
             .await
             .unwrap()
             .json()

@@ -50,11 +50,9 @@ struct Round {
 
 async fn bridge(urls: &[String], handled: bool) -> Bridge {
     let mut options = ConnectOptions::new(urls[0].clone()).lame_duck_reconnect(handled).reconnect(
-        ReconnectPolicy {
-            base_delay: Duration::from_millis(20),
-            max_delay: Duration::from_millis(500),
-            ..Default::default()
-        },
+        ReconnectPolicy::new()
+            .with_base_delay(Duration::from_millis(20))
+            .with_max_delay(Duration::from_millis(500)),
     );
     for url in &urls[1..] {
         options = options.server(url.clone());
@@ -122,8 +120,7 @@ async fn round(mode: Mode) -> Round {
             while !stop.load(Ordering::Relaxed) {
                 let msg_id = format!("roll-{n}");
                 loop {
-                    let options =
-                        SendOptions { msg_id: Some(msg_id.clone()), ..SendOptions::default() };
+                    let options = SendOptions::new().with_msg_id(msg_id.clone());
                     match sender
                         .jetstream_send(
                             "roll.js.x",
@@ -173,7 +170,7 @@ async fn round(mode: Mode) -> Round {
             break;
         }
         for received in batch.into_iter().flatten() {
-            *stored.entry(received.envelope.msg_id).or_default() += 1;
+            *stored.entry(received.to_envelope().unwrap().msg_id).or_default() += 1;
         }
     }
     latencies.sort();

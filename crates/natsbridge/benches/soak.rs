@@ -149,7 +149,7 @@ async fn main() {
                         continue;
                     }
                 };
-                let env = got.envelope;
+                let env = got.to_envelope().unwrap();
                 let (seq, sent_ns) = env.correlation_id.split_once(':').expect("seq:ns");
                 let (seq, sent_ns): (u64, u64) = (seq.parse().unwrap(), sent_ns.parse().unwrap());
                 let latency_us = (start.elapsed().as_nanos() as u64 - sent_ns) as f64 / 1e3;
@@ -187,10 +187,8 @@ async fn main() {
             tokio::time::sleep(Duration::from_micros(200)).await;
             continue;
         }
-        let options = SendOptions {
-            correlation_id: Some(format!("{sent}:{}", start.elapsed().as_nanos())),
-            ..SendOptions::default()
-        };
+        let options = SendOptions::new()
+            .with_correlation_id(format!("{sent}:{}", start.elapsed().as_nanos()));
         sender.smartsend("soak.mixed", payloads(sent), options).await.unwrap();
         sent += 1;
         if start.elapsed() >= next_sample {

@@ -59,7 +59,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     println!("sent {} ({} bytes on the wire)", sent.view()?.msg_id(), sent.json().len());
 
     let received = tables.next().await.ok_or("subscription ended")?.map_err(|r| r.error)?;
-    for (record, expected) in received.envelope.payloads.iter().zip([&small, &large]) {
+    for (record, expected) in received.to_envelope()?.payloads.iter().zip([&small, &large]) {
         if record.payload_type != PayloadType::ArrowTable {
             return Err(
                 format!("{} arrived as {}", record.dataname, record.payload_type.as_str()).into()
@@ -79,7 +79,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
             return Err(format!("{} differs from what was sent", record.dataname).into());
         }
     }
-    let first = &received.envelope.payloads;
+    let first = &received.to_envelope()?.payloads;
     if first[0].url().is_some() || first[1].url().is_none() {
         return Err("the small table should go direct and the large one by link".into());
     }

@@ -42,11 +42,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let document: Vec<u8> =
         (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     let avatar = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d];
-    let options = SendOptions {
-        reply_to: "chat.replies".into(),
-        sender_name: "alice".into(),
-        ..SendOptions::default()
-    };
+    let options = SendOptions::new().with_reply_to("chat.replies").with_sender_name("alice");
     let (sent, json) = sender
         .smartsend(
             "chat.room1",
@@ -62,11 +58,12 @@ async fn run() -> Result<(), Box<dyn Error>> {
     println!("sent {} to chat.room1: {} bytes on the wire", sent.msg_id, json.len());
 
     let received = room.next().await.ok_or("subscription ended")?.map_err(|r| r.error)?;
+    let received_envelope = received.to_envelope()?;
     println!(
         "received {} from {} on {}",
-        received.envelope.msg_id, received.envelope.sender_name, received.subject
+        received_envelope.msg_id, received_envelope.sender_name, received.subject
     );
-    for record in &received.envelope.payloads {
+    for record in &received_envelope.payloads {
         let how = match record.url() {
             Some(url) => format!("by link {url}"),
             None => "direct".to_string(),
@@ -78,7 +75,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
             record.size().unwrap_or(0)
         );
     }
-    let payloads = &received.envelope.payloads;
+    let payloads = &received_envelope.payloads;
     if payloads[0].value()? != PayloadValue::Text("Hello! The report is attached.".into()) {
         return Err("the text differs".into());
     }
@@ -95,21 +92,16 @@ async fn run() -> Result<(), Box<dyn Error>> {
 
     // The receiver answers on the envelope's reply_to (the seeds' convention).
     let answer = vec![Payload::text("message_text", "Thanks, got it.")];
-    receiver
-        .reply(
-            &received,
-            answer,
-            SendOptions { sender_name: "bob".into(), ..SendOptions::default() },
-        )
-        .await?;
+    receiver.reply(&received, answer, SendOptions::new().with_sender_name("bob")).await?;
     let reply = replies.next().await.ok_or("subscription ended")?.map_err(|r| r.error)?;
-    if reply.envelope.reply_to_msg_id != sent.msg_id {
+    let reply_envelope = reply.to_envelope()?;
+    if reply_envelope.reply_to_msg_id != sent.msg_id {
         return Err("the reply should name the message it answers".into());
     }
     println!(
         "reply from {}: {:?}",
-        reply.envelope.sender_name,
-        reply.envelope.payloads[0].value()?
+        reply_envelope.sender_name,
+        reply_envelope.payloads[0].value()?
     );
     receiver.flush().await?;
     Ok(())

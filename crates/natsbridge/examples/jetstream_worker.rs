@@ -54,7 +54,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
         if n == 2 && files.is_some() {
             payloads.push(Payload::binary("attachment", vec![n as u8; 2_000_000]));
         }
-        let options = SendOptions { metadata: metadata.clone(), ..SendOptions::default() };
+        let options = SendOptions::new().with_metadata(metadata.clone());
         let (sent, ack) = bridge.jetstream_send("example.jobs.resize", payloads, options).await?;
         println!(
             "queued job {n}: msg {} stored as {}#{}",
@@ -81,17 +81,17 @@ async fn run() -> Result<(), Box<dyn Error>> {
                 continue;
             }
         };
-        if job.envelope.metadata.get("run") != Some(&json!(run_id)) {
-            println!("acked a job left by an earlier run: {}", job.envelope.msg_id);
+        let envelope = job.to_envelope()?;
+        if envelope.metadata.get("run") != Some(&json!(run_id)) {
+            println!("acked a job left by an earlier run: {}", envelope.msg_id);
             continue;
         }
-        let PayloadValue::Text(task) = job.envelope.payloads[0].value()? else {
+        let PayloadValue::Text(task) = envelope.payloads[0].value()? else {
             return Err("a job without a task".into());
         };
-        let attachment =
-            job.envelope.payloads.get(1).map(|p| (p.transport(), p.size().unwrap_or(0)));
-        println!("worker: done {task:?} (msg {}), attachment {attachment:?}", job.envelope.msg_id);
-        done.insert(job.envelope.msg_id);
+        let attachment = envelope.payloads.get(1).map(|p| (p.transport(), p.size().unwrap_or(0)));
+        println!("worker: done {task:?} (msg {}), attachment {attachment:?}", envelope.msg_id);
+        done.insert(envelope.msg_id);
     }
     println!("all {JOBS} jobs processed and acked");
     Ok(())

@@ -7,7 +7,7 @@
 //! needed. Only natsbridge Rust peers read such links: the other peers
 //! cannot. The receiver reads both kinds of link: it uploads to the file
 //! server like every peer (when `NATSBRIDGE_FILESERVER` is set) and opens
-//! the same bucket read-only (`ObjectStoreOptions { send: false, .. }`) for
+//! the same bucket read-only (`ObjectStoreOptions::new().with_send(false)`) for
 //! the `nats-os://` links Rust peers send. A third peer, on the file
 //! server, shows the two side by side.
 //!
@@ -36,8 +36,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let files = std::env::var("NATSBRIDGE_FILESERVER").ok().filter(|f| !f.is_empty());
 
     // Reads nats-os:// links from the bucket, sends through the file server.
-    let read_only =
-        ObjectStoreOptions { bucket: BUCKET.into(), send: false, ..ObjectStoreOptions::default() };
+    let read_only = ObjectStoreOptions::new().with_bucket(BUCKET).with_send(false);
     let mut builder = Bridge::builder(&nats).object_store_options(read_only);
     if let Some(files) = &files {
         builder = builder.fileserver(files);
@@ -85,18 +84,15 @@ async fn run() -> Result<(), Box<dyn Error>> {
     // Two connections: their messages may arrive in either order.
     for _ in 0..expected.len() {
         let received = inbox.next().await.ok_or("subscription ended")?.map_err(|r| r.error)?;
-        let Some(at) = expected.iter().position(|(_, id)| *id == received.envelope.msg_id) else {
-            return Err(format!("unexpected message {}", received.envelope.msg_id).into());
+        let envelope = received.to_envelope()?;
+        let Some(at) = expected.iter().position(|(_, id)| *id == envelope.msg_id) else {
+            return Err(format!("unexpected message {}", envelope.msg_id).into());
         };
         let (store, _) = expected.swap_remove(at);
-        let record = &received.envelope.payloads[1];
+        let record = &envelope.payloads[1];
         let url = record.url().ok_or("the report should go by link")?;
         let bytes = record.bytes().ok_or("the report was not fetched")?;
-        println!(
-            "received {} from the {store}: {} bytes from {url}",
-            received.envelope.msg_id,
-            bytes.len()
-        );
+        println!("received {} from the {store}: {} bytes from {url}", envelope.msg_id, bytes.len());
         let scheme_ok = url.starts_with("nats-os://") == (store == "object store");
         if !scheme_ok || sha256_hex(bytes) != sha256_hex(&report) {
             return Err(format!("the report from the {store} is not what was sent").into());

@@ -54,7 +54,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
                     continue;
                 }
             };
-            let name = match request.envelope.payloads.first().map(|p| p.value()) {
+            let name = match request.view().payloads().first().map(|p| p.value()) {
                 Some(Ok(PayloadValue::Text(name))) => name,
                 _ => "stranger".to_string(),
             };
@@ -66,7 +66,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
                 )
                 .expect("a JSON value serializes"),
             ];
-            let options = SendOptions { sender_name: "greeter".into(), ..SendOptions::default() };
+            let options = SendOptions::new().with_sender_name("greeter");
             if let Err(e) = service.reply(&request, answer, options).await {
                 eprintln!("service: cannot answer: {e}");
             }
@@ -78,7 +78,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     // The client.
     let client = builder().connect().await?;
     for name in ["Ada", "Grace", "Edsger"] {
-        let options = SendOptions { sender_name: "client".into(), ..SendOptions::default() };
+        let options = SendOptions::new().with_sender_name("client");
         let started = std::time::Instant::now();
         let answer = client
             .request(

@@ -5,13 +5,13 @@ use std::borrow::Borrow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::claimcheck::{DownloadHandler, LinkRouter, UploadHandler, download_fn};
 #[cfg(feature = "http")]
-use crate::claimcheck::{HttpDownloader, PlikUploader};
+use crate::claimcheck::http::{HttpDownloader, PlikUploader};
+#[cfg(feature = "objectstore")]
+use crate::claimcheck::objectstore::{ObjectStoreHandler, ObjectStoreOptions};
+use crate::claimcheck::{DownloadHandler, LinkRouter, UploadHandler, download_fn};
 use crate::envelope::{Envelope, IdSource, Payload, PayloadRecord, SendOptions};
 use crate::limits::ReceiveLimits;
-#[cfg(feature = "objectstore")]
-use crate::objectstore::{ObjectStoreHandler, ObjectStoreOptions};
 use crate::pack::Outgoing;
 use crate::pack::{fetch_links, has_links};
 use crate::sent::Sent;
@@ -27,7 +27,7 @@ const NO_RESPONDERS_RESENDS: u32 = 4;
 const NO_RESPONDERS_DELAY: Duration = Duration::from_millis(10);
 
 #[cfg(feature = "objectstore")]
-use crate::objectstore::OBJECT_STORE_SCHEME;
+use crate::claimcheck::objectstore::OBJECT_STORE_SCHEME;
 /// The scheme of JetStream object store links (`natsbridge-claimcheck-objectstore`'s),
 /// routed apart from the others without the `objectstore` feature too, so
 /// that such a link is refused with a reason rather than by the HTTP downloader.
@@ -135,10 +135,7 @@ impl BridgeBuilder {
     #[cfg(feature = "objectstore")]
     #[cfg_attr(docsrs, doc(cfg(feature = "objectstore")))]
     pub fn object_store(self, bucket: impl Into<String>) -> Self {
-        self.object_store_options(ObjectStoreOptions {
-            bucket: bucket.into(),
-            ..ObjectStoreOptions::default()
-        })
+        self.object_store_options(ObjectStoreOptions::new().with_bucket(bucket))
     }
 
     /// Uses a JetStream object store as [`ObjectStoreOptions`] says: for
@@ -181,7 +178,7 @@ impl BridgeBuilder {
                 crate::ErrorKind::Config,
                 format!(
                     "link payloads can go to the object store bucket {} or to a file server, \
-                     not both (use ObjectStoreOptions {{ send: false, .. }} to only read \
+                     not both (use ObjectStoreOptions::with_send(false) to only read \
                      nats-os links)",
                     options.bucket
                 ),
@@ -510,14 +507,19 @@ impl Bridge {
     /// `Nats(TimedOut)` when no answer came within `timeout` (naming the
     /// messages skipped, if any), and the answer's link download error if
     /// its links cannot be fetched.
+    ///
+    /// The payloads and options can be handed in or lent, as to
+    /// [`Bridge::smartsend`].
     pub async fn request(
         &self,
         subject: &str,
-        payloads: Vec<Payload>,
-        options: SendOptions,
+        payloads: impl AsRef<[Payload]>,
+        options: impl Borrow<SendOptions>,
         timeout: Duration,
     ) -> Result<Envelope> {
-        let mut options = self.options(options);
+        let payloads = payloads.as_ref();
+        // Its own copy: the reply subject and msg id are filled in.
+        let mut options = self.options(options.borrow().clone());
         // Subscribed before anything is sent: the caller's subject on its
         // own, or a subject on the connection's shared reply subscription.
         let chosen = (!options.reply_to.is_empty()).then_some(options.reply_to.as_str());
@@ -529,9 +531,9 @@ impl Bridge {
         // smartsend's path).
         let write = |out: &mut Vec<u8>| {
             let (ids, clock) = (&mut SystemIds, &SystemClock);
-            Ok(Envelope::write_packed(out, subject, &payloads, &options, ids, clock)?)
+            Ok(Envelope::write_packed(out, subject, payloads, &options, ids, clock)?)
         };
-        let json = crate::prepared::build(self, subject, &options, &payloads, write).await?;
+        let json = crate::prepared::build(self, subject, &options, payloads, write).await?;
         let sent_at = tokio::time::Instant::now();
         self.conn.send_request(&mut replies, subject, json.clone(), timeout).await?;
         let mut resent = 0u32;
@@ -691,12 +693,13 @@ impl Bridge {
     /// as a NATS request, else on its `reply_to` subject (the seeds'
     /// convention). The answer carries the request's `correlation_id` and
     /// `reply_to_msg_id` = its `msg_id`. Returns what was sent, or `None`
-    /// when the request asked for no reply.
+    /// when the request asked for no reply. The payloads and options can be
+    /// handed in or lent, as to [`Bridge::smartsend`].
     pub async fn reply(
         &self,
         request: &Received,
-        payloads: Vec<Payload>,
-        options: SendOptions,
+        payloads: impl AsRef<[Payload]>,
+        options: impl Borrow<SendOptions>,
     ) -> Result<Option<Sent>> {
         self.reply_with_headers(request, payloads, options, None).await
     }
@@ -706,29 +709,29 @@ impl Bridge {
     pub(crate) async fn reply_with_headers(
         &self,
         request: &Received,
-        payloads: Vec<Payload>,
-        options: SendOptions,
+        payloads: impl AsRef<[Payload]>,
+        options: impl Borrow<SendOptions>,
         headers: Option<HeaderMap>,
     ) -> Result<Option<Sent>> {
-        let subject = match (&request.reply, request.envelope.reply_to.as_str()) {
+        let view = request.view();
+        let subject = match (&request.reply, view.reply_to()) {
             (Some(inbox), _) => inbox.clone(),
             (None, "") => return Ok(None),
             (None, reply_to) => reply_to.to_string(),
         };
         // The fields `Envelope::reply_options` sets, taken straight from the
         // request (that helper builds a whole default `SendOptions` first).
-        let request = &request.envelope;
-        let options = SendOptions {
-            correlation_id: Some(request.correlation_id.clone()),
-            reply_to_msg_id: request.msg_id.clone(),
-            receiver_name: request.sender_name.clone(),
-            receiver_id: request.sender_id.clone(),
-            ..options
-        };
+        let options = options
+            .borrow()
+            .clone()
+            .with_correlation_id(view.correlation_id())
+            .with_reply_to_msg_id(view.msg_id())
+            .with_receiver_name(view.sender_name())
+            .with_receiver_id(view.sender_id());
         let Some(headers) = headers else {
             return Ok(Some(self.smartsend(&subject, payloads, options).await?));
         };
-        let options = SendOptions { is_publish: false, ..options };
+        let options = options.with_is_publish(false);
         let sent = self.smartsend(&subject, payloads, options).await?;
         self.conn.publish_with_headers(&subject, headers, sent.json().clone()).await?;
         Ok(Some(sent))

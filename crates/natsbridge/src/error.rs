@@ -32,6 +32,18 @@ pub enum ErrorKind {
     Io,
 }
 
+impl ErrorKind {
+    /// Whether an error of this kind may pass on retry (see
+    /// [`Error::is_retryable`]).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ErrorKind::ClaimCheck(kind) => kind.is_retryable(),
+            ErrorKind::Nats(kind) => kind.is_retryable(),
+            ErrorKind::Envelope(_) | ErrorKind::Config | ErrorKind::Io => false,
+        }
+    }
+}
+
 /// The error of every fallible call of the facade.
 #[derive(Debug)]
 pub struct Error {
@@ -53,6 +65,16 @@ impl Error {
     /// Which layer failed and how.
     pub fn kind(&self) -> &ErrorKind {
         &self.kind
+    }
+
+    /// Whether the same call may succeed if tried again: the layer's own
+    /// answer ([`claimcheck::ErrorKind::is_retryable`],
+    /// [`transport::ErrorKind::is_retryable`]); an envelope, configuration
+    /// or local file error never is. A claim-check error has already been
+    /// retried as far as the store's [`RetryConfig`](crate::claimcheck::RetryConfig)
+    /// allows.
+    pub fn is_retryable(&self) -> bool {
+        self.kind.is_retryable()
     }
 
     /// Says what was being done when the error happened (`downloading

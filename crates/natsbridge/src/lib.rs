@@ -8,12 +8,13 @@
 //!
 //! - [`envelope`] (`natsbridge-envelope-core`): the envelope, payload types,
 //!   codec and transport plan;
-//! - [`claimcheck`] (the role's traits in `natsbridge-claimcheck` and, with
-//!   the feature `http`, on by default, the HTTP stores of
-//!   `natsbridge-claimcheck-http`): uploads and downloads of link payloads;
-//! - `objectstore` (`natsbridge-claimcheck-objectstore`, feature
-//!   `objectstore`, on by default): the JetStream object store as a
-//!   claim-check store (`nats-os://` links, Rust peers only);
+//! - [`claimcheck`] (`natsbridge-claimcheck`): the claim-check role (the
+//!   upload and download traits, errors, retries), with its stores beneath
+//!   it: `claimcheck::http` (`natsbridge-claimcheck-http`, feature `http`:
+//!   Plik, HTTP PUT, S3 uploads and the HTTP downloader) and
+//!   `claimcheck::objectstore` (`natsbridge-claimcheck-objectstore`, feature
+//!   `objectstore`: the JetStream object store, `nats-os://` links, Rust
+//!   peers only), both on by default;
 //! - [`transport`] (`natsbridge-transport-nats`): NATS connections;
 //! - `table` (`natsbridge-table-arrow`, feature `tables`, off by default):
 //!   `arrowtable` (Arrow IPC) and `jsontable` payloads to and from Arrow
@@ -51,7 +52,7 @@
 //! command line).
 //!
 //! ```
-//! use natsbridge::{Payload, SendOptions, claimcheck::HttpDownloader};
+//! use natsbridge::{Payload, SendOptions, claimcheck::http::HttpDownloader};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! let (envelope, json) = natsbridge::pack(
@@ -84,28 +85,24 @@ mod system;
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
 
-/// The claim-check role (`natsbridge-claimcheck`: the handler traits,
-/// errors, retry, the verified sink, link routing) and, with the feature
-/// `http` (on by default), its HTTP stores (`natsbridge-claimcheck-http`:
-/// Plik, HTTP PUT, S3 with the feature `s3`, the HTTP downloader).
+/// The claim-check role (`natsbridge-claimcheck`): the traits every store
+/// implements ([`UploadHandler`](claimcheck::UploadHandler),
+/// [`DownloadHandler`](claimcheck::DownloadHandler)), their errors and
+/// retries, with the stores of this project beneath it, each behind its
+/// feature (both on by default).
 pub mod claimcheck {
     #[doc(inline)]
     pub use natsbridge_claimcheck::*;
+    /// The HTTP stores (`natsbridge-claimcheck-http`): Plik, HTTP PUT and
+    /// S3 (feature `s3`) uploads, the HTTP downloader.
     #[cfg(feature = "http")]
     #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-    #[doc(inline)]
-    pub use natsbridge_claimcheck_http::{
-        HttpDownloader, HttpDownloaderBuilder, HttpPutUploader, HttpPutUploaderBuilder,
-        PlikUploader, PlikUploaderBuilder, USER_AGENT, client_builder,
-    };
-    #[cfg(feature = "s3")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
-    #[doc(inline)]
-    pub use natsbridge_claimcheck_http::{S3Uploader, S3UploaderBuilder};
+    pub use natsbridge_claimcheck_http as http;
+    /// The JetStream object store as a store (`natsbridge-claimcheck-objectstore`).
+    #[cfg(feature = "objectstore")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "objectstore")))]
+    pub use natsbridge_claimcheck_objectstore as objectstore;
 }
-#[cfg(feature = "objectstore")]
-#[cfg_attr(docsrs, doc(cfg(feature = "objectstore")))]
-pub use natsbridge_claimcheck_objectstore as objectstore;
 pub use natsbridge_envelope_core as envelope;
 #[cfg(feature = "tables")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tables")))]
@@ -113,16 +110,18 @@ pub use natsbridge_table_arrow as table;
 pub use natsbridge_transport_nats as transport;
 
 pub use crate::bridge::{Bridge, BridgeBuilder, connect};
+#[cfg(feature = "objectstore")]
+#[cfg_attr(docsrs, doc(cfg(feature = "objectstore")))]
+pub use crate::claimcheck::objectstore::{
+    OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions,
+};
 pub use crate::claimcheck::sha256_hex;
 pub use crate::envelope::{
-    Body, Envelope, EnvelopeView, Payload, PayloadRecord, PayloadType, PayloadValue, PayloadView,
-    SendOptions, Transport,
+    Body, Envelope, EnvelopeBuf, EnvelopeView, Payload, PayloadRecord, PayloadType, PayloadValue,
+    PayloadView, SendOptions, Transport,
 };
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::limits::ReceiveLimits;
-#[cfg(feature = "objectstore")]
-#[cfg_attr(docsrs, doc(cfg(feature = "objectstore")))]
-pub use crate::objectstore::{OBJECT_STORE_SCHEME, ObjectStoreHandler, ObjectStoreOptions};
 pub use crate::pack::{
     FilePayload, Outgoing, SHA256_KEY, fetch_links_to, fetch_payload, link_request, pack,
     pack_files, unpack as smartunpack, unpack_with as smartunpack_with, upload_file_name,

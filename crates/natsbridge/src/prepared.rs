@@ -93,7 +93,7 @@ pub(crate) async fn build(
             return Ok(Bytes::from(json));
         }
     }
-    let mut options = SendOptions { is_publish: false, ..options.clone() };
+    let mut options = options.clone().with_is_publish(false);
     // The bridge's URL, where the write above was handed it beside the
     // options (`smartsend`); a no-op for options that name one.
     bridge.fill_broker_url(&mut options);

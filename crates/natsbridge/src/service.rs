@@ -46,7 +46,7 @@ impl Bridge {
     ///     // A message that is not an envelope is counted as an error and
     ///     // not answered.
     ///     let Ok(request) = request else { continue };
-    ///     let name = request.received.envelope.sender_name.clone();
+    ///     let name = request.received.view().sender_name().to_owned();
     ///     if name.is_empty() {
     ///         // Answered with the error headers, and counted as an error.
     ///         let why = vec![Payload::text("error", "who are you?")];
@@ -176,8 +176,8 @@ impl ServiceRequest {
     /// way). `Ok(None)` when the request named neither (counted too).
     pub async fn respond(
         self,
-        payloads: Vec<Payload>,
-        options: SendOptions,
+        payloads: impl AsRef<[Payload]>,
+        options: impl std::borrow::Borrow<SendOptions>,
     ) -> Result<Option<Sent>> {
         let sent = self.bridge.reply(&self.received, payloads, options).await;
         self.record(&sent, None);
@@ -193,8 +193,8 @@ impl ServiceRequest {
         self,
         code: u16,
         description: &str,
-        payloads: Vec<Payload>,
-        options: SendOptions,
+        payloads: impl AsRef<[Payload]>,
+        options: impl std::borrow::Borrow<SendOptions>,
     ) -> Result<Option<Sent>> {
         let headers = transport::error_headers(code, description);
         let sent =

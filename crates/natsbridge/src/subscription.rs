@@ -11,24 +11,88 @@ use futures_util::{Stream, StreamExt};
 
 use crate::claimcheck::{BoxFuture, DownloadHandler, RetryConfig};
 use crate::envelope::bytes::Bytes;
-use crate::envelope::{Envelope, EnvelopeView};
+use crate::envelope::{Body, Envelope, EnvelopeBuf, EnvelopeView};
 use crate::limits::ReceiveLimits;
-use crate::pack::{fetch_links, has_links, unpack_with};
+use crate::pack::fetch_links;
 use crate::transport::{Consumer, Message, Messages, StreamMessage, Subscriber};
 use crate::{Bridge, Error, Result};
 
 /// An envelope received on a subscription or from a JetStream consumer,
 /// with its links fetched.
+///
+/// It keeps the message as it arrived and reads the envelope in place
+/// ([`EnvelopeBuf`]: one validating parse, no field copied, a direct
+/// payload decoded only when asked), so receiving through
+/// [`Bridge::subscribe`] builds no owned strings (see `docs/BENCHMARKS.md`
+/// for its instruction count beside [`Bridge::subscribe_lazy`]'s).
+/// [`Received::view`] reads it; [`Received::to_envelope`] gives the owned
+/// [`Envelope`] where one is wanted.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Received {
-    /// The envelope, direct payloads decoded, link payloads fetched.
-    pub envelope: Envelope,
+    /// The envelope with its message bytes, link payloads fetched into it.
+    pub envelope: EnvelopeBuf,
     /// The subject it arrived on.
     pub subject: String,
     /// NATS's reply inbox, when it came as a NATS request (always `None`
     /// from a JetStream consumer).
     pub reply: Option<String>,
+}
+
+impl Received {
+    /// The envelope read in place: header strings borrowed from the
+    /// message, payloads decoded when asked ([`PayloadView::bytes`],
+    /// [`PayloadView::decode_into`], [`PayloadView::value`]; a fetched
+    /// link's bytes come the same way).
+    ///
+    /// [`PayloadView::bytes`]: crate::PayloadView::bytes
+    /// [`PayloadView::decode_into`]: crate::PayloadView::decode_into
+    /// [`PayloadView::value`]: crate::PayloadView::value
+    pub fn view(&self) -> EnvelopeView<'_> {
+        self.envelope.view()
+    }
+
+    /// The owned envelope: every field a `String`, direct payloads
+    /// decoded, fetched links' bytes kept.
+    pub fn to_envelope(&self) -> Result<Envelope> {
+        Ok(self.envelope.to_envelope()?)
+    }
+
+    /// The message body exactly as it arrived.
+    pub fn message(&self) -> &Bytes {
+        self.envelope.message()
+    }
+}
+
+/// Reads a message into an [`EnvelopeBuf`], downloading its links (checked
+/// against size and `sha256`) into it.
+pub(crate) async fn read_message(
+    message: Bytes,
+    downloader: &dyn DownloadHandler,
+    limits: &ReceiveLimits,
+) -> Result<EnvelopeBuf> {
+    let mut envelope = EnvelopeBuf::parse(message)?;
+    if envelope.has_unfetched_links() {
+        fetch_into(&mut envelope, downloader, limits).await?;
+    }
+    Ok(envelope)
+}
+
+/// Downloads the links of `envelope` into it. The downloads go through the
+/// owned envelope's one path (`fetch_links`), which the link case can
+/// afford: a download costs far more than the parse.
+async fn fetch_into(
+    envelope: &mut EnvelopeBuf,
+    downloader: &dyn DownloadHandler,
+    limits: &ReceiveLimits,
+) -> Result<()> {
+    let owned = fetch_links(envelope.to_envelope()?, downloader, limits).await?;
+    for (index, record) in owned.payloads.into_iter().enumerate() {
+        if let Body::Fetched { bytes, .. } = record.body {
+            envelope.set_fetched(index, bytes);
+        }
+    }
+    Ok(())
 }
 
 /// A message that could not be turned into an envelope. Its bytes are kept
@@ -44,6 +108,33 @@ pub struct Rejected {
     /// The message body exactly as it arrived (empty for an error of a
     /// JetStream consumer's pull itself).
     pub payload: Bytes,
+}
+
+// What was rejected at this level; why is the error, returned by `source()`
+// and not repeated here.
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.subject.is_empty() {
+            f.write_str("the JetStream consumer's pull failed")
+        } else {
+            write!(f, "message of {} bytes on {} rejected", self.payload.len(), self.subject)
+        }
+    }
+}
+
+impl std::error::Error for Rejected {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// The rejection's error, for `?` in a function returning
+/// [`crate::Result`]: the message's bytes are dropped (keep the
+/// [`Rejected`] where they matter).
+impl From<Rejected> for Error {
+    fn from(rejected: Rejected) -> Self {
+        rejected.error
+    }
 }
 
 /// A boxed future kept in a struct across polls. It sits in a `Mutex`
@@ -104,7 +195,7 @@ impl<T> Slot<T> {
 /// let decoded = subscription.filter_map(|item| async move { item.ok() }).take(10);
 /// let mut decoded = std::pin::pin!(decoded);
 /// while let Some(received) = decoded.next().await {
-///     println!("{} on {}", received.envelope.msg_id, received.subject);
+///     println!("{} on {}", received.view().msg_id(), received.subject);
 /// }
 /// # Ok(()) }
 /// ```
@@ -162,18 +253,18 @@ fn receive(
     let subject: String = message.subject.as_str().into();
     let reject =
         |error: Error, payload: Bytes, subject: String| Rejected { error, subject, payload };
-    let envelope = match Envelope::from_json(&message.payload) {
+    let mut envelope = match EnvelopeBuf::parse(message.payload.clone()) {
         Ok(envelope) => envelope,
         Err(e) => return Ok(Err(reject(Error::from(e), message.payload, subject))),
     };
     let reply = message.reply.as_ref().map(|r| r.as_str().into());
-    if !has_links(&envelope) {
+    if !envelope.has_unfetched_links() {
         return Ok(Ok(Received { envelope, subject, reply }));
     }
     let downloader = downloader.clone();
     Err(Box::pin(async move {
-        match fetch_links(envelope, downloader.as_ref(), &limits).await {
-            Ok(envelope) => Ok(Received { envelope, subject, reply }),
+        match fetch_into(&mut envelope, downloader.as_ref(), &limits).await {
+            Ok(()) => Ok(Received { envelope, subject, reply }),
             Err(error) => Err(reject(error, message.payload, subject)),
         }
     }))
@@ -350,7 +441,7 @@ impl Bridge {
 /// let mut worker = bridge.jetstream_consumer("JOBS", "worker").await?;
 /// while let Some(item) = worker.next().await {
 ///     match item {
-///         Ok(job) => println!("done: {}", job.envelope.msg_id),
+///         Ok(job) => println!("done: {}", job.view().msg_id()),
 ///         Err(rejected) => eprintln!("will come again: {}", rejected.error),
 ///     }
 /// }
@@ -438,7 +529,8 @@ async fn settle(
     nak_delay: RetryConfig,
 ) -> (Result<Received, Rejected>, Result<()>) {
     let subject = message.subject().to_string();
-    match unpack_with(message.payload(), bridge.downloader.as_ref(), &bridge.limits).await {
+    let payload = message.payload().clone();
+    match read_message(payload, bridge.downloader.as_ref(), &bridge.limits).await {
         Ok(envelope) => {
             let acked = message.ack().await.map_err(Error::from);
             (Ok(Received { envelope, subject, reply: None }), acked)

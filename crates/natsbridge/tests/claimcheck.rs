@@ -149,7 +149,7 @@ async fn a_link_without_size_takes_the_downloaded_length_up_to_the_cap() {
     // Still bounded: a downloader that takes at most 100 kB refuses it
     // (the one-shot link was consumed above: upload it again).
     let link = uploader.upload_bytes("doc.bin", data.clone()).await.unwrap();
-    let capped = natsbridge::claimcheck::HttpDownloader::builder()
+    let capped = natsbridge::claimcheck::http::HttpDownloader::builder()
         .allow_origin(store.server.url())
         .max_download_size(100_000)
         .build()
@@ -198,7 +198,7 @@ async fn file_payloads_stream_by_link_and_keep_their_order() {
         Payload::text("note", "two files").into(),
         FilePayload::new("small", PayloadType::Image, dir.path().join("small.bin")).into(),
     ];
-    let options = SendOptions { size_threshold: 1_000_000, ..SendOptions::default() };
+    let options = SendOptions::new().with_size_threshold(1_000_000);
     let uploader = store.uploader();
     let uploader = Some(&uploader as &dyn UploadHandler);
     let (sent, json) =

@@ -12,11 +12,9 @@ use natsbridge_test_support::NatsCluster;
 /// A bridge given only `url`: the other nodes it learns from the cluster.
 async fn bridge_on(url: &str, lame_duck_reconnect: bool) -> Bridge {
     let options = ConnectOptions::new(url).lame_duck_reconnect(lame_duck_reconnect).reconnect(
-        natsbridge::transport::ReconnectPolicy {
-            base_delay: Duration::from_millis(20),
-            max_delay: Duration::from_millis(200),
-            ..Default::default()
-        },
+        natsbridge::transport::ReconnectPolicy::new()
+            .with_base_delay(Duration::from_millis(20))
+            .with_max_delay(Duration::from_millis(200)),
     );
     Bridge::builder(url).connect_options(options).connect().await.unwrap()
 }
@@ -118,7 +116,10 @@ async fn subscriptions_and_the_reply_inbox_survive_the_loss_of_their_node() {
         .expect("the subscription did not survive its node")
         .unwrap()
         .unwrap();
-    assert_eq!(got.envelope.payloads[0].value().unwrap(), PayloadValue::Text("after".into()));
+    assert_eq!(
+        got.to_envelope().unwrap().payloads[0].value().unwrap(),
+        PayloadValue::Text("after".into())
+    );
     // ...and so was the shared reply inbox.
     assert_eq!(ask(&watcher, "cluster.svc").await.unwrap(), "service");
 }

@@ -7,13 +7,12 @@
 //! and, for what no well-behaved server does (answer 500 forever, trickle a
 //! body, cut it short), a few lines of HTTP on a loopback TCP socket.
 
-use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use natsbridge::claimcheck::{
-    DownloadHandlerExt, DownloadRequest, ErrorKind as ClaimCheckKind, HttpDownloader, RetryConfig,
-    UploadHandlerExt,
+    DownloadHandlerExt, DownloadRequest, ErrorKind as ClaimCheckKind, RetryConfig,
+    UploadHandlerExt, http::HttpDownloader,
 };
 use natsbridge::envelope::{DEFAULT_MAX_PAYLOAD, ErrorKind as EnvelopeKind};
 use natsbridge::{
@@ -24,20 +23,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::util::{Store, bytes};
-
-/// The error and its sources, joined the way a chain printer (anyhow's
-/// `{:#}`) shows them: what a user reads.
-fn chain(err: &natsbridge::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+use crate::util::{Store, bytes, chain};
 
 /// A valid envelope with one direct text payload ("hello"), to break.
 fn base() -> Value {
@@ -66,12 +52,13 @@ fn envelope_with(payloads: Vec<Value>) -> Vec<u8> {
 /// two retries (three tries), 300 ms timeouts, at least 1,000 bytes/s.
 fn quick_downloader(allow: Option<&str>) -> HttpDownloader {
     let mut builder = HttpDownloader::builder()
-        .retry(RetryConfig {
-            max_retries: 2,
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(5),
-            jitter: false,
-        })
+        .retry(
+            RetryConfig::new()
+                .with_max_retries(2)
+                .with_base_delay(Duration::from_millis(1))
+                .with_max_delay(Duration::from_millis(5))
+                .with_jitter(false),
+        )
         .timeout(Duration::from_millis(300))
         .read_timeout(Duration::from_millis(300))
         .min_rate(1000);
@@ -354,10 +341,10 @@ async fn a_bridge_with_a_file_server_fetches_links_only_from_it() {
     assert_eq!(internal.hits(), 0);
     // Its own links still arrive.
     let big = Payload::binary("b", vec![1u8; 2_000]);
-    let options = SendOptions { size_threshold: 1_000, ..SendOptions::default() };
+    let options = SendOptions::new().with_size_threshold(1_000);
     bridge.smartsend("sec.lib", vec![big], options).await.unwrap();
     let received = sub.next().await.unwrap().unwrap();
-    assert_eq!(received.envelope.payloads[0].bytes().unwrap().len(), 2_000);
+    assert_eq!(received.to_envelope().unwrap().payloads[0].bytes().unwrap().len(), 2_000);
 }
 
 #[tokio::test]
@@ -517,7 +504,7 @@ async fn corrupt_arrow() {
     .unwrap();
     let envelope = smartunpack(&json, &quick_downloader(None)).await.unwrap();
     let err = natsbridge::table::read_ipc(envelope.payloads[0].bytes().unwrap()).unwrap_err();
-    assert_eq!(err.kind(), natsbridge::table::ErrorKind::Malformed);
+    assert_eq!(*err.kind(), natsbridge::table::ErrorKind::Malformed);
     assert!(err.to_string().starts_with("malformed Arrow IPC: "), "{err}");
 }
 
@@ -671,7 +658,7 @@ async fn rejected_carries_the_raw_message_of_a_failed_download() {
     assert_eq!(rejected.subject, "in");
     assert_eq!(rejected.error.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::NotFound));
     let next = sub.next().await.unwrap().unwrap();
-    assert_eq!(next.envelope.payloads.len(), 1, "the subscription goes on");
+    assert_eq!(next.to_envelope().unwrap().payloads.len(), 1, "the subscription goes on");
 }
 
 #[tokio::test]
@@ -689,11 +676,8 @@ async fn jetstream_naks_a_message_whose_download_fails() {
     bridge.connection().jetstream().publish("in.x", message.clone().into(), None).await.unwrap();
 
     let mut consumer = bridge.jetstream_consumer("IN", "reader").await.unwrap();
-    consumer.nak_delay = RetryConfig {
-        base_delay: Duration::from_millis(10),
-        jitter: false,
-        ..RetryConfig::default()
-    };
+    consumer.nak_delay =
+        RetryConfig::new().with_base_delay(Duration::from_millis(10)).with_jitter(false);
     for delivery in 1..=2 {
         let got = consumer.fetch(10, Duration::from_secs(3)).await.unwrap();
         assert_eq!(got.len(), 1, "delivery {delivery}");
@@ -701,4 +685,81 @@ async fn jetstream_naks_a_message_whose_download_fails() {
         assert_eq!(rejected.payload.as_ref(), message.as_slice());
         assert_eq!(rejected.error.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::NotFound));
     }
+}
+
+// --- One error behaviour for every layer ---
+
+/// Asserts that printing `err`'s chain shows each message once: no
+/// error's `Display` repeats its cause (which `source()` returns).
+fn assert_each_cause_once(layer: &str, err: &(dyn std::error::Error + 'static)) {
+    let links = crate::util::chain_links(err);
+    let text = links.join(": ");
+    assert!(links.len() >= 2, "{layer}: a chain with a cause, got {text:?}");
+    for link in &links {
+        assert!(!link.is_empty(), "{layer}: an empty message in {text:?}");
+        assert_eq!(text.matches(link.as_str()).count(), 1, "{layer}: {link:?} twice in {text:?}");
+    }
+}
+
+#[tokio::test]
+async fn every_layer_s_chain_shows_each_cause_once() {
+    use natsbridge::claimcheck::objectstore::ObjectStoreOptions;
+
+    // envelope-core, under the facade's context.
+    let message = envelope_with(vec![link_record("d", "http://127.0.0.1:1/f", 10)]);
+    let closed = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    };
+    let mut v: Value = serde_json::from_slice(&message).unwrap();
+    v["payloads"][0]["size"] = json!("ten");
+    let err = unpack_err(v.to_string().as_bytes(), &quick_downloader(None)).await;
+    assert!(matches!(err.kind(), ErrorKind::Envelope(_)), "{err}");
+    assert_eq!(chain(&err), err.to_string(), "an envelope error has no cause beneath it");
+
+    // claimcheck-http: a refused connection (the claim-check error, reqwest's
+    // beneath it, and hyper's and the OS's beneath that).
+    let link = format!("http://{closed}/f");
+    let message = envelope_with(vec![link_record("d", &link, 10)]);
+    let err = unpack_err(&message, &quick_downloader(None)).await;
+    assert_eq!(err.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::Connection), "{err}");
+    assert!(err.is_retryable());
+    assert_each_cause_once("claimcheck-http", &err);
+
+    // transport-nats: nobody listening (async-nats's error beneath ours).
+    let err = Bridge::builder(&format!("nats://{closed}")).connect().await.unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Nats(_)), "{err}");
+    assert!(err.is_retryable(), "{err}");
+    assert_each_cause_once("transport-nats", &err);
+
+    // claimcheck-objectstore: a missing object (the role's error, the
+    // transport's, async-nats's).
+    let server = NatsServer::builder().jetstream().start();
+    let conn = natsbridge::transport::connect(&server.url()).await.unwrap();
+    let options = ObjectStoreOptions::new().with_bucket("chains");
+    let store = natsbridge::ObjectStoreHandler::open(&conn.jetstream(), &options).await.unwrap();
+    let message = envelope_with(vec![link_record("d", "nats-os://chains/none.bin", 10)]);
+    let err = smartunpack(&message, &store).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::ClaimCheck(ClaimCheckKind::NotFound), "{err}");
+    assert!(!err.is_retryable());
+    assert_each_cause_once("claimcheck-objectstore", &err);
+
+    // table-arrow: Arrow's error beneath ours.
+    let err =
+        natsbridge::table::read_ipc(&b"ARROW1\0\0garbage and more garbage"[..].into()).unwrap_err();
+    assert_each_cause_once("table-arrow", &err);
+
+    // A subscription's rejected message: an error itself, and `?` makes it
+    // the facade's.
+    let receiver = Bridge::builder(&server.url()).connect().await.unwrap();
+    let mut subscription = receiver.subscribe("chains").await.unwrap();
+    receiver.connection().sync().await.unwrap();
+    conn.publish("chains", "not an envelope".into()).await.unwrap();
+    let rejected = subscription.next().await.unwrap().unwrap_err();
+    assert_each_cause_once("Rejected", &rejected);
+    let kind = rejected.error.kind().clone();
+    let as_facade = || -> natsbridge::Result<()> { Err(rejected)? };
+    let err = as_facade().unwrap_err();
+    assert_eq!(err.kind(), &kind);
+    assert!(!err.is_retryable());
 }

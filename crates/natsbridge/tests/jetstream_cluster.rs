@@ -13,7 +13,7 @@ const STREAM: &str = "ORDERS";
 /// A bridge knowing `urls` (the first is written as `broker_url`), with
 /// fast reconnects.
 async fn bridge(urls: &[String]) -> Bridge {
-    let policy = ReconnectPolicy { base_delay: Duration::from_millis(20), ..Default::default() };
+    let policy = ReconnectPolicy::new().with_base_delay(Duration::from_millis(20));
     let mut options = ConnectOptions::new(urls[0].clone()).reconnect(policy);
     for url in &urls[1..] {
         options = options.server(url.clone());
@@ -32,7 +32,7 @@ async fn cluster_with_stream() -> (NatsCluster, Bridge) {
 }
 
 async fn send(bridge: &Bridge, n: usize) -> (String, natsbridge::transport::Ack) {
-    let options = SendOptions { msg_id: Some(format!("order-{n}")), ..Default::default() };
+    let options = SendOptions::new().with_msg_id(format!("order-{n}"));
     let payloads = vec![Payload::text("n", n.to_string())];
     let (sent, ack) = bridge.jetstream_send("orders.new", payloads, options).await.unwrap();
     (sent.view().unwrap().msg_id().to_string(), ack)
@@ -74,7 +74,7 @@ async fn a_durable_consumer_keeps_every_message_when_its_node_is_killed() {
     // A long request timeout, as the command line's `--timeout` sets it:
     // async-nats's own recovery of the pull, a consumer info request, then
     // waits that long on a consumer that has no leader yet.
-    let policy = ReconnectPolicy { base_delay: Duration::from_millis(20), ..Default::default() };
+    let policy = ReconnectPolicy::new().with_base_delay(Duration::from_millis(20));
     let options = ConnectOptions::new(cluster.nodes[on].url())
         .reconnect(policy)
         .request_timeout(Duration::from_secs(60));
@@ -118,7 +118,7 @@ async fn a_durable_consumer_keeps_every_message_when_its_node_is_killed() {
 fn take(acked: &mut BTreeSet<String>, item: Result<natsbridge::Received, natsbridge::Rejected>) {
     match item {
         Ok(received) => {
-            let id = received.envelope.msg_id;
+            let id = received.to_envelope().unwrap().msg_id;
             assert!(acked.insert(id.clone()), "{id} delivered again after its ack");
         }
         // A message whose ack could not be confirmed (the node died under
@@ -191,7 +191,7 @@ async fn a_stream_keeps_accepting_sends_when_its_leader_moves() {
             let answer: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap();
             assert_eq!(answer["success"], true, "{answer}");
         }
-        let options = SendOptions { msg_id: Some(format!("order-{n}")), ..Default::default() };
+        let options = SendOptions::new().with_msg_id(format!("order-{n}"));
         let payloads = vec![Payload::binary("b", vec![7u8; 128])];
         let (_, ack) = admin.jetstream_send_async("orders.new", payloads, options).await.unwrap();
         window.push_back(ack);

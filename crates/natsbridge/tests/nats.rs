@@ -53,10 +53,16 @@ async fn mixed_chat_message_crosses_nats_with_a_link() {
     assert_eq!(sent.broker_url, server.url(), "broker_url is the server used");
     let got = sub.next().await.unwrap().unwrap();
     assert_eq!(got.subject, "chat.room1");
-    assert_eq!(got.envelope.msg_id, sent.msg_id);
-    assert_eq!(got.envelope.payloads[2].transport(), Transport::Link);
-    assert_eq!(got.envelope.payloads[2].bytes().unwrap().as_ref(), document.as_slice());
-    assert_eq!(got.envelope.payloads[0].value().unwrap(), PayloadValue::Text("Hello!".into()));
+    assert_eq!(got.to_envelope().unwrap().msg_id, sent.msg_id);
+    assert_eq!(got.to_envelope().unwrap().payloads[2].transport(), Transport::Link);
+    assert_eq!(
+        got.to_envelope().unwrap().payloads[2].bytes().unwrap().as_ref(),
+        document.as_slice()
+    );
+    assert_eq!(
+        got.to_envelope().unwrap().payloads[0].value().unwrap(),
+        PayloadValue::Text("Hello!".into())
+    );
 }
 
 #[tokio::test]
@@ -124,7 +130,7 @@ async fn request_reply_over_the_nats_inbox_and_the_seeds_reply_to() {
         || vec![Payload::dictionary("command", &json!({"action": "read_sensor"})).unwrap()];
 
     // NATS's own request inbox.
-    let options = SendOptions { correlation_id: Some("corr-1".into()), ..SendOptions::default() };
+    let options = SendOptions::new().with_correlation_id("corr-1");
     let answer =
         client.request("device.command", command(), options, Duration::from_secs(5)).await.unwrap();
     assert_eq!(answer.correlation_id, "corr-1");
@@ -137,10 +143,10 @@ async fn request_reply_over_the_nats_inbox_and_the_seeds_reply_to() {
     // The seeds' convention: reply_to subject, answer matched by reply_to_msg_id.
     let mut responses = client.subscribe("device.response").await.unwrap();
     barrier(&client).await;
-    let options = SendOptions { reply_to: "device.response".into(), ..SendOptions::default() };
+    let options = SendOptions::new().with_reply_to("device.response");
     let (request, _) =
         client.smartsend("device.command", command(), options).await.unwrap().into_parts().unwrap();
-    let response = responses.next().await.unwrap().unwrap().envelope;
+    let response = responses.next().await.unwrap().unwrap().to_envelope().unwrap();
     assert_eq!(response.reply_to_msg_id, request.msg_id);
     assert_eq!(response.correlation_id, request.correlation_id);
     // The answer is addressed to the requester.
@@ -218,7 +224,7 @@ async fn a_request_is_answered_by_a_seed_style_responder() {
     );
 
     // A subject of the caller's choosing instead of an inbox.
-    let options = SendOptions { reply_to: "device.response.7".into(), ..SendOptions::default() };
+    let options = SendOptions::new().with_reply_to("device.response.7");
     let answer =
         client.request("device.command", command, options, Duration::from_secs(5)).await.unwrap();
     assert_eq!(answer.send_to, "device.response.7");
@@ -234,9 +240,8 @@ async fn an_answer_to_another_request_is_skipped() {
     let responder = service.clone();
     tokio::spawn(async move {
         while let Some(Ok(request)) = requests.next().await {
-            let reply_to = request.envelope.reply_to.clone();
-            let stale =
-                SendOptions { reply_to_msg_id: "someone-else".into(), ..Default::default() };
+            let reply_to = request.to_envelope().unwrap().reply_to.clone();
+            let stale = SendOptions::new().with_reply_to_msg_id("someone-else");
             responder.smartsend(&reply_to, vec![Payload::text("t", "stale")], stale).await.unwrap();
             responder
                 .reply(&request, vec![Payload::text("t", "mine")], SendOptions::default())
@@ -301,7 +306,10 @@ async fn an_undecodable_message_is_rejected_with_its_bytes_and_the_stream_goes_o
     assert_eq!(rejected.subject, "in");
     assert!(matches!(rejected.error.kind(), ErrorKind::Envelope(EnvelopeKind::NotJson { .. })));
     let next = sub.next().await.unwrap().unwrap();
-    assert_eq!(next.envelope.payloads[0].value().unwrap(), PayloadValue::Text("after".into()));
+    assert_eq!(
+        next.to_envelope().unwrap().payloads[0].value().unwrap(),
+        PayloadValue::Text("after".into())
+    );
 }
 
 /// One set of payloads and options lent to many sends (as a stream of
@@ -318,11 +326,10 @@ async fn lent_payloads_and_options_give_each_message_fresh_ids() {
     let options = SendOptions::default();
     let first = b.smartsend("lent", &payloads, &options).await.unwrap().envelope().unwrap();
     let second = b.smartsend("lent", &payloads[..], &options).await.unwrap().envelope().unwrap();
-    let named =
-        SendOptions { broker_url: "nats://elsewhere:4222".into(), ..SendOptions::default() };
+    let named = SendOptions::new().with_broker_url("nats://elsewhere:4222");
     let third = b.smartsend("lent", payloads.to_vec(), named).await.unwrap().envelope().unwrap();
     for sent in [&first, &second, &third] {
-        let got = sub.next().await.unwrap().unwrap().envelope;
+        let got = sub.next().await.unwrap().unwrap().to_envelope().unwrap();
         assert_eq!(&got, sent, "received as sent");
     }
     assert_ne!(first.msg_id, second.msg_id);
@@ -342,7 +349,7 @@ async fn is_publish_false_builds_without_publishing() {
     let b = bridge(&server, None).await;
     let mut sub = b.subscribe("quiet").await.unwrap();
     barrier(&b).await;
-    let options = SendOptions { is_publish: false, ..SendOptions::default() };
+    let options = SendOptions::new().with_is_publish(false);
     let sent = b.smartpack("quiet", vec![Payload::text("t", "x")], options).await.unwrap();
     // Built all the same: the JSON that would have gone out.
     let env = sent.envelope().unwrap();
@@ -351,7 +358,10 @@ async fn is_publish_false_builds_without_publishing() {
         .await
         .unwrap();
     let first = sub.next().await.unwrap().unwrap();
-    assert_eq!(first.envelope.payloads[0].value().unwrap(), PayloadValue::Text("published".into()));
+    assert_eq!(
+        first.to_envelope().unwrap().payloads[0].value().unwrap(),
+        PayloadValue::Text("published".into())
+    );
 }
 
 #[tokio::test]
@@ -374,17 +384,15 @@ async fn jetstream_acks_decoded_envelopes_and_naks_the_rest_for_redelivery() {
     b.connection().jetstream().publish("chat.room", "{broken".into(), None).await.unwrap();
 
     let mut consumer = b.jetstream_consumer("CHAT", "reader").await.unwrap();
-    consumer.nak_delay = natsbridge::claimcheck::RetryConfig {
-        base_delay: Duration::from_millis(10),
-        jitter: false,
-        ..Default::default()
-    };
+    consumer.nak_delay = natsbridge::claimcheck::RetryConfig::new()
+        .with_base_delay(Duration::from_millis(10))
+        .with_jitter(false);
     let first = consumer.fetch(10, Duration::from_secs(2)).await.unwrap();
     assert_eq!(first.len(), 4);
     let texts: Vec<_> = first
         .iter()
         .filter_map(|r| r.as_ref().ok())
-        .map(|r| r.envelope.payloads[0].value().unwrap())
+        .map(|r| r.to_envelope().unwrap().payloads[0].value().unwrap())
         .collect();
     assert_eq!(texts.len(), 3);
     let rejected = first.iter().find_map(|r| r.as_ref().err()).unwrap();
@@ -403,7 +411,7 @@ async fn jetstream_acks_decoded_envelopes_and_naks_the_rest_for_redelivery() {
 async fn assert_next_is_marker(sender: &Bridge, sub: &mut natsbridge::Subscription, subject: &str) {
     let marker = vec![Payload::text("marker", "nothing before me")];
     sender.smartsend(subject, marker, SendOptions::default()).await.unwrap();
-    let next = sub.next().await.unwrap().unwrap().envelope;
+    let next = sub.next().await.unwrap().unwrap().to_envelope().unwrap();
     assert_eq!(next.payloads[0].dataname, "marker", "something was published before the marker");
 }
 
@@ -486,13 +494,11 @@ async fn a_prepared_sender_sends_what_smartsend_sends() {
     barrier(&receiver).await;
     let sender = bridge(&server, None).await;
     let metadata = json!({"unit": "celsius", "site": "lab \"2\""});
-    let options = SendOptions {
-        msg_purpose: "updateStatus".into(),
-        sender_name: "thermo".into(),
-        reply_to: "sensors.ack".into(),
-        metadata: metadata.as_object().unwrap().clone(),
-        ..SendOptions::default()
-    };
+    let options = SendOptions::new()
+        .with_msg_purpose("updateStatus")
+        .with_sender_name("thermo")
+        .with_reply_to("sensors.ack")
+        .with_metadata(metadata.as_object().unwrap().clone());
     let prepared = sender.prepare("sensors.t1", options).unwrap();
     assert_eq!(prepared.subject(), "sensors.t1");
     let mut sent = Vec::new();
@@ -507,7 +513,7 @@ async fn a_prepared_sender_sends_what_smartsend_sends() {
     for (i, json) in sent.iter().enumerate() {
         let published = futures_util::StreamExt::next(&mut raw).await.unwrap();
         assert_eq!(&published.payload, json, "published exactly as returned");
-        let got = sub.next().await.unwrap().unwrap().envelope;
+        let got = sub.next().await.unwrap().unwrap().to_envelope().unwrap();
         assert_eq!(got.send_to, "sensors.t1");
         assert_eq!(got.msg_purpose, "updateStatus");
         assert_eq!(got.sender_name, "thermo");
@@ -526,16 +532,19 @@ async fn a_prepared_sender_sends_what_smartsend_sends() {
     assert_eq!((msg_ids.len(), correlation_ids.len()), (3, 3), "fresh ids per message");
 
     // A fixed correlation id holds for the whole stream.
-    let options = SendOptions { correlation_id: Some("conv-7".into()), ..SendOptions::default() };
+    let options = SendOptions::new().with_correlation_id("conv-7");
     let prepared = sender.prepare("sensors.t1", options).unwrap();
     prepared.send(&[Payload::text("reading", "1")]).await.unwrap();
     prepared.send(&[Payload::text("reading", "2")]).await.unwrap();
     for _ in 0..2 {
-        assert_eq!(sub.next().await.unwrap().unwrap().envelope.correlation_id, "conv-7");
+        assert_eq!(
+            sub.next().await.unwrap().unwrap().to_envelope().unwrap().correlation_id,
+            "conv-7"
+        );
     }
 
     // is_publish = false builds without publishing.
-    let options = SendOptions { is_publish: false, ..SendOptions::default() };
+    let options = SendOptions::new().with_is_publish(false);
     let quiet = sender.prepare("sensors.t1", options).unwrap();
     let json = quiet.send(&[Payload::text("reading", "3")]).await.unwrap();
     assert_eq!(natsbridge::Envelope::from_json(&json).unwrap().send_to, "sensors.t1");
@@ -552,11 +561,11 @@ async fn a_prepared_sender_takes_the_full_path_for_links_and_oversize() {
     let with_store = bridge(&server, Some(&store)).await;
 
     // Over the threshold: uploaded, the record carries the link.
-    let options = SendOptions { size_threshold: 1000, ..SendOptions::default() };
+    let options = SendOptions::new().with_size_threshold(1000);
     let prepared = with_store.prepare("t", options).unwrap();
     let big = bytes(5_000, 3);
     prepared.send(&[Payload::binary("big", big.clone())]).await.unwrap();
-    let got = sub.next().await.unwrap().unwrap().envelope;
+    let got = sub.next().await.unwrap().unwrap().to_envelope().unwrap();
     assert_eq!(got.payloads[0].transport(), Transport::Link);
     assert_eq!(got.payloads[0].bytes().unwrap().as_ref(), big.as_slice());
 
@@ -564,7 +573,7 @@ async fn a_prepared_sender_takes_the_full_path_for_links_and_oversize() {
     let prepared = with_store.prepare("t", SendOptions::default()).unwrap();
     let payload = bytes(14_000, 1);
     prepared.send(&[Payload::binary("p", payload.clone())]).await.unwrap();
-    let got = sub.next().await.unwrap().unwrap().envelope;
+    let got = sub.next().await.unwrap().unwrap().to_envelope().unwrap();
     assert_eq!(got.payloads[0].transport(), Transport::Link);
     assert_eq!(got.payloads[0].bytes().unwrap().as_ref(), payload.as_slice());
 
@@ -609,7 +618,7 @@ async fn a_service_counts_both_conventions_marks_errors_and_drains() {
     let requester = bridge(&server, None).await;
     let mut inbox = requester.subscribe("lib.inbox").await.unwrap();
     barrier(&requester).await;
-    let unsent = SendOptions { is_publish: false, ..SendOptions::default() };
+    let unsent = SendOptions::new().with_is_publish(false);
 
     let requests = async {
         let answer = requester
@@ -617,10 +626,10 @@ async fn a_service_counts_both_conventions_marks_errors_and_drains() {
             .await
             .unwrap();
         assert_eq!(answer.payloads[0].dataname, "a");
-        let seed = SendOptions { reply_to: "lib.inbox".into(), ..SendOptions::default() };
+        let seed = SendOptions::new().with_reply_to("lib.inbox");
         requester.smartsend("lib.svc", [Payload::text("q", "2")], seed).await.unwrap();
         let answer = inbox.next().await.unwrap().unwrap();
-        assert_eq!(answer.envelope.payloads[0].dataname, "a");
+        assert_eq!(answer.to_envelope().unwrap().payloads[0].dataname, "a");
         let json = requester.smartsend("lib.svc", [Payload::text("q", "3")], &unsent).await;
         let client = requester.connection().client();
         let answer = client.request("lib.svc", json.unwrap().json().clone()).await.unwrap();
@@ -659,7 +668,7 @@ async fn a_service_counts_both_conventions_marks_errors_and_drains() {
     assert_eq!(info["endpoints"][0]["name"], "lib-svc");
 
     // Five requests the server has sent before the drain: all yielded.
-    let seed = SendOptions { reply_to: "lib.inbox".into(), ..SendOptions::default() };
+    let seed = SendOptions::new().with_reply_to("lib.inbox");
     for i in 0..5 {
         requester.smartsend("lib.svc", [Payload::text("q", format!("{i}"))], &seed).await.unwrap();
     }

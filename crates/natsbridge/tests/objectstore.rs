@@ -13,19 +13,19 @@ use natsbridge::claimcheck::{
 };
 use natsbridge::transport::ErrorKind as NatsKind;
 use natsbridge::{
-    Bridge, Error, ErrorKind, ObjectStoreHandler, ObjectStoreOptions, Payload, SHA256_KEY,
-    SendOptions, Transport, sha256_hex, smartunpack,
+    Bridge, ErrorKind, ObjectStoreHandler, ObjectStoreOptions, Payload, SHA256_KEY, SendOptions,
+    Transport, sha256_hex, smartunpack,
 };
 use natsbridge_test_support::NatsServer;
 use sha2::{Digest, Sha256};
 
-use crate::util::{Store, bytes};
+use crate::util::{Store, bytes, chain};
 
 const BUCKET: &str = "claims";
 
 async fn handler(server: &NatsServer) -> ObjectStoreHandler {
     let conn = natsbridge::transport::connect(&server.url()).await.unwrap();
-    let options = ObjectStoreOptions { bucket: BUCKET.into(), ..Default::default() };
+    let options = ObjectStoreOptions::new().with_bucket(BUCKET);
     ObjectStoreHandler::open(&conn.jetstream(), &options).await.unwrap()
 }
 
@@ -37,18 +37,6 @@ async fn os_bridge(server: &NatsServer) -> Bridge {
 async fn barrier(bridge: &Bridge) {
     let err = bridge.connection().request("barrier.none", "".into(), Duration::from_secs(5)).await;
     assert_eq!(err.unwrap_err().kind(), &NatsKind::NoResponders);
-}
-
-/// Every message of an error and its sources, for asserting on text.
-fn chain(err: &Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn hex(digest: &[u8]) -> String {
@@ -105,12 +93,12 @@ async fn objectstore_round_trips_every_size_through_smartsend_and_subscribe() {
     }
     assert!(json.len() < 700_000, "the large payloads did not travel inside");
     let got = sub.next().await.unwrap().unwrap();
-    for (record, original) in got.envelope.payloads.iter().zip(&originals) {
+    for (record, original) in got.to_envelope().unwrap().payloads.iter().zip(&originals) {
         assert!(record.bytes().unwrap().as_ref() == original.as_slice(), "{}", record.dataname);
     }
 
     // Threshold 0: every payload, the empty one included, goes by link.
-    let options = SendOptions { size_threshold: 0, ..SendOptions::default() };
+    let options = SendOptions::new().with_size_threshold(0);
     let (sent, _) = sender
         .smartsend("os.sizes", payloads().collect::<Vec<_>>(), options)
         .await
@@ -119,7 +107,7 @@ async fn objectstore_round_trips_every_size_through_smartsend_and_subscribe() {
         .unwrap();
     assert!(sent.payloads.iter().all(|p| p.transport() == Link));
     let got = sub.next().await.unwrap().unwrap();
-    for (record, original) in got.envelope.payloads.iter().zip(&originals) {
+    for (record, original) in got.to_envelope().unwrap().payloads.iter().zip(&originals) {
         assert_eq!(record.transport(), Link);
         assert!(record.bytes().unwrap().as_ref() == original.as_slice(), "{}", record.dataname);
     }
@@ -183,7 +171,8 @@ async fn objectstore_one_shot_deletes_after_a_verified_download() {
     assert!(store.download_bytes(&request).await.unwrap() == data);
     let err = store.download_bytes(&request).await.unwrap_err();
     assert_eq!(err.kind(), &ClaimCheckKind::NotFound, "{err}");
-    assert!(err.to_string().contains("deleted") || err.to_string().contains("no object"), "{err}");
+    let text = chain(&err);
+    assert!(text.contains("deleted") || text.contains("no object"), "{text}");
 
     // A failed check does not consume the object.
     let link = store.upload_bytes("kept.bin", data.clone()).await.unwrap();
@@ -252,7 +241,7 @@ async fn objectstore_links_are_sent_only_when_the_sender_opts_in() {
                 .smartsend(
                     "os.peers",
                     vec![Payload::binary("doc", doc)],
-                    SendOptions { is_publish: false, ..SendOptions::default() },
+                    SendOptions::new().with_is_publish(false),
                 )
                 .await
                 .unwrap()
@@ -273,11 +262,7 @@ async fn objectstore_links_are_sent_only_when_the_sender_opts_in() {
     let reader = Bridge::builder(&server.url())
         .fileserver(files.server.url())
         .download_handler(Arc::new(files.downloader()))
-        .object_store_options(ObjectStoreOptions {
-            bucket: BUCKET.into(),
-            send: false,
-            ..Default::default()
-        })
+        .object_store_options(ObjectStoreOptions::new().with_bucket(BUCKET).with_send(false))
         .connect()
         .await
         .unwrap();
@@ -389,6 +374,8 @@ async fn objectstore_links_through_a_jetstream_stream_reach_every_consumer() {
         let consumer = bridge.jetstream_consumer("DOCS", durable).await.unwrap();
         let batch = consumer.fetch(1, Duration::from_secs(5)).await.unwrap();
         let received = batch.into_iter().next().unwrap().unwrap();
-        assert!(received.envelope.payloads[0].bytes().unwrap().as_ref() == doc.as_slice());
+        assert!(
+            received.to_envelope().unwrap().payloads[0].bytes().unwrap().as_ref() == doc.as_slice()
+        );
     }
 }

@@ -8,8 +8,8 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use natsbridge::claimcheck::{
-    DownloadHandlerExt, DownloadRequest, HttpDownloader, PlikUploader, RetryConfig,
-    UploadHandlerExt,
+    DownloadHandlerExt, DownloadRequest, RetryConfig, UploadHandlerExt,
+    http::{HttpDownloader, PlikUploader},
 };
 use natsbridge::transport::ConnectOptions;
 use natsbridge_test_support::NatsServer;
@@ -140,12 +140,13 @@ async fn no_secret_reaches_logs_or_errors() {
     let signature = "sig-QUERY-0e4b7a";
     let url_password = "urlpw-4c1d9e";
     let downloader = HttpDownloader::builder()
-        .retry(RetryConfig {
-            max_retries: 2,
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(2),
-            jitter: false,
-        })
+        .retry(
+            RetryConfig::new()
+                .with_max_retries(2)
+                .with_base_delay(Duration::from_millis(1))
+                .with_max_delay(Duration::from_millis(2))
+                .with_jitter(false),
+        )
         .build()
         .unwrap();
     let missing = format!(

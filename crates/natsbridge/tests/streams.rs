@@ -84,7 +84,7 @@ where
 }
 
 fn text(received: &Received) -> String {
-    match received.envelope.payloads[0].value().unwrap() {
+    match received.to_envelope().unwrap().payloads[0].value().unwrap() {
         PayloadValue::Text(t) => t,
         other => panic!("not text: {other:?}"),
     }
@@ -153,8 +153,11 @@ async fn a_dropped_next_keeps_the_message_and_its_download_goes_on() {
     // rather than started again (a restart would count a second start).
     gate.send(true).unwrap();
     let first = sub.next().await.unwrap().unwrap();
-    assert_eq!(first.envelope.msg_id, "m-link");
-    assert_eq!(first.envelope.payloads[0].bytes().unwrap().as_ref(), &[7u8; 1000][..]);
+    assert_eq!(first.to_envelope().unwrap().msg_id, "m-link");
+    assert_eq!(
+        first.to_envelope().unwrap().payloads[0].bytes().unwrap().as_ref(),
+        &[7u8; 1000][..]
+    );
     assert_eq!(started.load(Ordering::SeqCst), 1, "the download was not restarted");
     assert_eq!(text(&sub.next().await.unwrap().unwrap()), "after");
 }
@@ -173,7 +176,7 @@ async fn an_envelope_consumer_is_a_stream_that_acks_and_naks() {
 
     let mut consumer = bridge.jetstream_consumer("WORK", "worker").await.unwrap();
     consumer.nak_delay =
-        RetryConfig { base_delay: Duration::from_millis(10), jitter: false, ..Default::default() };
+        RetryConfig::new().with_base_delay(Duration::from_millis(10)).with_jitter(false);
     consumer.pull_batch = 2;
     let mut texts = Vec::new();
     for _ in 0..3 {
@@ -212,7 +215,7 @@ async fn an_envelope_consumer_next_is_cancel_safe() {
     assert_eq!(started.load(Ordering::SeqCst), 1);
     gate.send(true).unwrap();
     let first = consumer.next().await.unwrap().unwrap();
-    assert_eq!(first.envelope.msg_id, "m-link");
+    assert_eq!(first.to_envelope().unwrap().msg_id, "m-link");
     assert_eq!(started.load(Ordering::SeqCst), 1, "the download was not restarted");
     assert_eq!(text(&consumer.next().await.unwrap().unwrap()), "after");
     drop(consumer);
@@ -254,8 +257,11 @@ async fn a_lazy_subscription_hands_messages_undecoded_and_reads_only_what_is_ask
     // The full decode reads what a Subscription reads.
     let msg_id = view.msg_id().to_string();
     let received = first.clone().decode(&bridge).await.unwrap();
-    assert_eq!(received.envelope.msg_id, msg_id);
-    assert_eq!(received.envelope.payloads[1].bytes().unwrap().as_ref(), &[9u8; 300][..]);
+    assert_eq!(received.to_envelope().unwrap().msg_id, msg_id);
+    assert_eq!(
+        received.to_envelope().unwrap().payloads[1].bytes().unwrap().as_ref(),
+        &[9u8; 300][..]
+    );
 
     // A bad message: the view names the error, as decode does; nothing is lost.
     let bad = lazy.next().await.unwrap();
@@ -271,6 +277,9 @@ async fn a_lazy_subscription_hands_messages_undecoded_and_reads_only_what_is_ask
     assert_eq!(view.payloads()[0].url(), Some("http://127.0.0.1:9/document.bin"));
     assert_eq!(downloads.load(Ordering::SeqCst), 0, "viewing fetched nothing");
     let received = link.decode(&bridge).await.unwrap();
-    assert_eq!(received.envelope.payloads[0].bytes().unwrap().as_ref(), &[7u8; 5][..]);
+    assert_eq!(
+        received.to_envelope().unwrap().payloads[0].bytes().unwrap().as_ref(),
+        &[7u8; 5][..]
+    );
     assert_eq!(downloads.load(Ordering::SeqCst), 1);
 }

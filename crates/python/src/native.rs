@@ -14,9 +14,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use natsbridge::claimcheck::http::{HttpDownloader, PlikUploader};
 use natsbridge::claimcheck::{
-    DownloadHandlerExt, DownloadRequest, HttpDownloader, PlikUploader, RetryConfig, UploadHandler,
-    UploadSource, safe_file_name,
+    DownloadHandlerExt, DownloadRequest, RetryConfig, UploadHandler, UploadSource, safe_file_name,
 };
 use natsbridge::envelope::bytes::Bytes;
 use natsbridge::{
@@ -98,12 +98,11 @@ fn downloader(max_retries: u32, base_delay: u64, max_delay: u64) -> Outcome<Arc<
     if let Some(d) = cache.get(&key) {
         return Ok(d.clone());
     }
-    let retry = RetryConfig {
-        max_retries,
-        base_delay: Duration::from_millis(base_delay),
-        max_delay: Duration::from_millis(max_delay),
-        jitter: true,
-    };
+    let retry = RetryConfig::new()
+        .with_max_retries(max_retries)
+        .with_base_delay(Duration::from_millis(base_delay))
+        .with_max_delay(Duration::from_millis(max_delay))
+        .with_jitter(true);
     let d = Arc::new(HttpDownloader::builder().retry(retry).build()?);
     cache.insert(key, d.clone());
     Ok(d)
@@ -140,21 +139,20 @@ pub(crate) struct PyOptions {
 
 impl PyOptions {
     fn send_options(&self, is_publish: bool) -> SendOptions {
-        SendOptions {
-            correlation_id: self.correlation_id.clone(),
-            msg_id: self.msg_id.clone(),
-            sender_id: self.sender_id.clone(),
-            msg_purpose: self.msg_purpose.clone(),
-            sender_name: self.sender_name.clone(),
-            receiver_name: self.receiver_name.clone(),
-            receiver_id: self.receiver_id.clone(),
-            reply_to: self.reply_to.clone(),
-            reply_to_msg_id: self.reply_to_msg_id.clone(),
-            broker_url: self.broker_url.clone(),
-            size_threshold: self.size_threshold,
-            is_publish,
-            ..SendOptions::default()
-        }
+        let mut options = SendOptions::new()
+            .with_msg_purpose(self.msg_purpose.clone())
+            .with_sender_name(self.sender_name.clone())
+            .with_receiver_name(self.receiver_name.clone())
+            .with_receiver_id(self.receiver_id.clone())
+            .with_reply_to(self.reply_to.clone())
+            .with_reply_to_msg_id(self.reply_to_msg_id.clone())
+            .with_broker_url(self.broker_url.clone())
+            .with_size_threshold(self.size_threshold)
+            .with_is_publish(is_publish);
+        options.correlation_id = self.correlation_id.clone();
+        options.msg_id = self.msg_id.clone();
+        options.sender_id = self.sender_id.clone();
+        options
     }
 }
 

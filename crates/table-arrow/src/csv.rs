@@ -33,9 +33,8 @@ use crate::ipc::Table;
 /// # Ok::<(), natsbridge_table_arrow::Error>(())
 /// ```
 pub fn read_csv(bytes: &[u8]) -> Result<Table> {
-    let csv_error = |e: arrow_schema::ArrowError| {
-        Error::with_source(ErrorKind::Csv, format!("cannot read CSV: {e}"), e)
-    };
+    let csv_error =
+        |e: arrow_schema::ArrowError| Error::with_source(ErrorKind::Csv, "cannot read CSV", e);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::new(ErrorKind::Csv, "empty CSV: no header row"));
     }
@@ -83,7 +82,7 @@ mod tests {
     fn bad_input_is_a_csv_error() {
         for input in [&b""[..], b"  \n", b"a,b\n1,2\n3\n", b"a,b\n1,\xff\xfe\n"] {
             let err = read_csv(input).unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::Csv, "{input:?}: {err}");
+            assert_eq!(*err.kind(), ErrorKind::Csv, "{input:?}: {err}");
         }
     }
 

@@ -49,9 +49,10 @@ impl fmt::Display for ErrorKind {
 
 /// The error of every fallible function in this crate.
 ///
-/// [`Error::kind`] says what to do about it; `Display` gives the reason
-/// (Arrow's or serde_json's message, kept whole), and
-/// [`std::error::Error::source`] the underlying error where there is one.
+/// [`Error::kind`] says what to do about it; `Display` gives the reason at
+/// this crate's level, and [`std::error::Error::source`] the underlying
+/// error (Arrow's, serde_json's, the CSV reader's) where there is one,
+/// which `Display` does not repeat.
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
@@ -77,17 +78,18 @@ impl Error {
 
     /// An Arrow error met while reading IPC bytes.
     pub(crate) fn reading(context: &str, e: ArrowError) -> Error {
+        // A codec whose feature is off is refused before Arrow reads
+        // (`check_declared_lengths`), from the message itself.
         let kind = match &e {
             ArrowError::NotYetImplemented(_) => ErrorKind::Unsupported,
-            ArrowError::InvalidArgumentError(m) if m.contains("feature") => ErrorKind::Unsupported,
             _ => ErrorKind::Malformed,
         };
-        Error::with_source(kind, format!("{context}: {e}"), e)
+        Error::with_source(kind, context, e)
     }
 
     /// What kind of error this is.
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
     }
 }
 

@@ -66,13 +66,45 @@ pub enum Compression {
 /// How [`write_ipc_with`] writes.
 ///
 /// The default is the wire contract's: stream format, uncompressed.
+/// Non-exhaustive: build it with [`WriteOptions::new`] and the `with_*`
+/// setters.
+///
+/// ```
+/// use natsbridge_table_arrow::{IpcFormat, WriteOptions};
+///
+/// let options = WriteOptions::new().with_format(IpcFormat::File);
+/// assert_eq!((options.format, options.compression), (IpcFormat::File, None));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WriteOptions {
     /// Stream (the default, and what `arrowtable` means) or file format.
     pub format: IpcFormat,
     /// Compress record batch buffers; `None` (the default) does not, since
     /// not every peer reads compressed IPC.
     pub compression: Option<Compression>,
+}
+
+impl WriteOptions {
+    /// The defaults (the same as [`Default`]); change them with the
+    /// `with_*` setters below or by assigning the public fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`format`](Self::format).
+    #[must_use]
+    pub fn with_format(mut self, format: IpcFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Sets [`compression`](Self::compression).
+    #[must_use]
+    pub fn with_compression(mut self, compression: Option<Compression>) -> Self {
+        self.compression = compression;
+        self
+    }
 }
 
 /// Record batches sharing one schema: what an `arrowtable` holds.
@@ -167,7 +199,7 @@ pub fn write_ipc_with(
         .sum();
     let mut out = Vec::with_capacity(body + 1024 + 64 * schema.fields().len());
     let encode = |e: arrow_schema::ArrowError| {
-        Error::with_source(ErrorKind::Unsupported, format!("cannot write Arrow IPC: {e}"), e)
+        Error::with_source(ErrorKind::Unsupported, "cannot write Arrow IPC", e)
     };
     match options.format {
         IpcFormat::Stream => {
@@ -246,7 +278,10 @@ pub fn read_ipc(bytes: &Bytes) -> Result<Table> {
 const MAX_EXPANSION_LZ4: u64 = 256;
 const MAX_EXPANSION_ZSTD: u64 = 1 << 16;
 
-/// Refuses compressed buffers whose declared uncompressed length (the first
+/// Refuses compressed buffers whose codec's crate feature is off
+/// ([`ErrorKind::Unsupported`], decided here from the message's own
+/// `BodyCompression` rather than from the text of Arrow's error), and those
+/// whose declared uncompressed length (the first
 /// 8 bytes of each) is more than their codec could produce from them.
 ///
 /// Arrow's reader reserves the declared length before decompressing, so a
@@ -315,6 +350,17 @@ fn check_message_at(bytes: &[u8], at: usize) -> Result<Option<usize>> {
     if let Some(batch) = batch
         && let Some(compression) = batch.compression()
     {
+        let codec = compression.codec();
+        if (codec == arrow_ipc::CompressionType::LZ4_FRAME && !cfg!(feature = "lz4"))
+            || (codec == arrow_ipc::CompressionType::ZSTD && !cfg!(feature = "zstd"))
+        {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "Arrow IPC: {codec:?} compressed buffers need this crate's feature of that name"
+                ),
+            ));
+        }
         let limit = if compression.codec() == arrow_ipc::CompressionType::ZSTD {
             MAX_EXPANSION_ZSTD
         } else {
@@ -452,7 +498,7 @@ mod tests {
     #[test]
     fn empty_input_is_malformed() {
         let e = read_ipc(&Bytes::new()).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Malformed, "{e}");
+        assert_eq!(*e.kind(), ErrorKind::Malformed, "{e}");
     }
 
     #[test]

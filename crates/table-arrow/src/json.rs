@@ -14,11 +14,11 @@ use serde_json::Value;
 use crate::error::{Error, ErrorKind, Result};
 
 fn json_error(context: &str, e: serde_json::Error) -> Error {
-    Error::with_source(ErrorKind::Json, format!("{context}: {e}"), e)
+    Error::with_source(ErrorKind::Json, context, e)
 }
 
 fn mixed(context: &str, e: ArrowError) -> Error {
-    Error::with_source(ErrorKind::MixedRows, format!("{context}: {e}"), e)
+    Error::with_source(ErrorKind::MixedRows, context, e)
 }
 
 /// Parses `jsontable` bytes into rows, checking each is a JSON object.
@@ -93,9 +93,8 @@ fn read_json_rows_with(rows: &[Value], schema: Arc<Schema>) -> Result<RecordBatc
 pub fn write_json_rows(batches: &[RecordBatch]) -> Result<Bytes> {
     let mut writer =
         WriterBuilder::new().with_explicit_nulls(true).build::<_, JsonArray>(Vec::new());
-    let unsupported = |e: ArrowError| {
-        Error::with_source(ErrorKind::Unsupported, format!("cannot write jsontable: {e}"), e)
-    };
+    let unsupported =
+        |e: ArrowError| Error::with_source(ErrorKind::Unsupported, "cannot write jsontable", e);
     for batch in batches {
         writer.write(batch).map_err(unsupported)?;
     }
@@ -159,14 +158,14 @@ mod tests {
     #[test]
     fn number_and_string_in_one_column_is_mixed_rows() {
         let e = read_json_rows(br#"[{"a":1},{"a":"x"}]"#).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::MixedRows, "{e}");
+        assert_eq!(*e.kind(), ErrorKind::MixedRows, "{e}");
     }
 
     #[test]
     fn not_an_array_is_json_error() {
-        assert_eq!(read_json_rows(br#"{"a":1}"#).unwrap_err().kind(), ErrorKind::Json);
-        assert_eq!(read_json_rows(br#"[1,2]"#).unwrap_err().kind(), ErrorKind::Json);
-        assert_eq!(read_json_rows(b"[{").unwrap_err().kind(), ErrorKind::Json);
+        assert_eq!(*read_json_rows(br#"{"a":1}"#).unwrap_err().kind(), ErrorKind::Json);
+        assert_eq!(*read_json_rows(br#"[1,2]"#).unwrap_err().kind(), ErrorKind::Json);
+        assert_eq!(*read_json_rows(b"[{").unwrap_err().kind(), ErrorKind::Json);
     }
 
     #[test]

@@ -30,7 +30,7 @@ fn pyarrow_from_pandas_to_rust_and_back() {
         assert_same_cells(&table.batches[0], &reference_batch());
 
         // Back to Python, in the same format, metadata and all.
-        let options = WriteOptions { format, ..WriteOptions::default() };
+        let options = WriteOptions::new().with_format(format);
         let sent = write_ipc_with(&table.schema, &table.batches, &options).unwrap();
         let (_dir, back) = temp("from_rust.arrow");
         std::fs::write(&back, &sent).unwrap();
@@ -49,7 +49,7 @@ fn rust_built_table_reads_in_pyarrow() {
         let sent = write_ipc_with(
             batch.schema_ref(),
             std::slice::from_ref(&batch),
-            &WriteOptions { format, ..WriteOptions::default() },
+            &WriteOptions::new().with_format(format),
         )
         .unwrap();
         let (_dir, path) = temp("rust.arrow");
@@ -77,7 +77,7 @@ fn apache_arrow_node_to_rust_and_back() {
         assert_same_cells(&table.batches[0], &want);
 
         // Rust's own bytes of the same table, read by Node.
-        let options = WriteOptions { format, ..WriteOptions::default() };
+        let options = WriteOptions::new().with_format(format);
         let sent =
             write_ipc_with(want.schema_ref(), std::slice::from_ref(&want), &options).unwrap();
         let (_dir, back) = temp("from_rust.arrow");

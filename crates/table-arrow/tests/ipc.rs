@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use crate::util::{assert_same_cells, reference_batch};
 
 fn with(format: IpcFormat, compression: Option<Compression>) -> WriteOptions {
-    WriteOptions { format, compression }
+    WriteOptions::new().with_format(format).with_compression(compression)
 }
 
 #[test]
@@ -47,7 +47,7 @@ fn zstd_without_its_feature_is_unsupported() {
     if cfg!(feature = "zstd") {
         assert!(read_ipc(&result.unwrap()).is_ok());
     } else {
-        assert_eq!(result.unwrap_err().kind(), ErrorKind::Unsupported);
+        assert_eq!(*result.unwrap_err().kind(), ErrorKind::Unsupported);
     }
 }
 
@@ -70,7 +70,7 @@ fn schema_metadata_is_kept() {
 
 #[test]
 fn no_batches_needs_a_schema() {
-    assert_eq!(write_ipc(&[]).unwrap_err().kind(), ErrorKind::Schema);
+    assert_eq!(*write_ipc(&[]).unwrap_err().kind(), ErrorKind::Schema);
     let batch = reference_batch();
     let bytes = write_ipc_with(batch.schema_ref(), &[], &WriteOptions::default()).unwrap();
     let table = read_ipc(&bytes).unwrap();
@@ -84,7 +84,7 @@ fn batches_of_different_fields_are_a_schema_error() {
         .unwrap();
     let b = RecordBatch::try_from_iter([("b", Arc::new(Int32Array::from(vec![1])) as ArrayRef)])
         .unwrap();
-    assert_eq!(write_ipc(&[a, b]).unwrap_err().kind(), ErrorKind::Schema);
+    assert_eq!(*write_ipc(&[a, b]).unwrap_err().kind(), ErrorKind::Schema);
 }
 
 /// The arrays point into the received allocation: nothing was copied.
@@ -132,7 +132,7 @@ fn file_bytes() -> Bytes {
 
 fn malformed(bytes: impl Into<Bytes>) -> String {
     let e = read_ipc(&bytes.into()).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Malformed, "{e}");
+    assert_eq!(*e.kind(), ErrorKind::Malformed, "{e}");
     e.to_string()
 }
 
@@ -149,7 +149,7 @@ fn truncated_input_is_an_error_or_fewer_rows_never_a_panic() {
         for len in 0..bytes.len() {
             match read_ipc(&bytes.slice(..len)) {
                 Ok(table) => assert!(table.num_rows() <= 5),
-                Err(e) => assert_eq!(e.kind(), ErrorKind::Malformed, "at {len}: {e}"),
+                Err(e) => assert_eq!(*e.kind(), ErrorKind::Malformed, "at {len}: {e}"),
             }
         }
         // Cut in the middle of the record batch body.

@@ -52,7 +52,7 @@ fn mixed_rows_are_a_clear_error() {
         [&br#"[{"a":1},{"a":"one"}]"#[..], br#"[{"a":1},{"a":{"b":1}}]"#, br#"[{"a":[1]},{"a":2}]"#]
     {
         let e = read_json_rows(json).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::MixedRows, "{}: {e}", String::from_utf8_lossy(json));
+        assert_eq!(*e.kind(), ErrorKind::MixedRows, "{}: {e}", String::from_utf8_lossy(json));
     }
     // Ints and floats share Float64, missing keys are nulls: not mixed.
     let batch = read_json_rows(br#"[{"a":1},{"a":2.5},{"b":true}]"#).unwrap();
@@ -62,8 +62,8 @@ fn mixed_rows_are_a_clear_error() {
 #[test]
 fn wrong_row_type_is_json_error() {
     let e = rows_from_json::<Person>(br#"[{"id":"x"}]"#).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Json);
-    assert_eq!(rows_to_json(&[1, 2]).unwrap_err().kind(), ErrorKind::Json);
+    assert_eq!(*e.kind(), ErrorKind::Json);
+    assert_eq!(*rows_to_json(&[1, 2]).unwrap_err().kind(), ErrorKind::Json);
 }
 
 #[test]
@@ -77,7 +77,7 @@ fn explicit_schema_reads_narrow_types() {
         std::sync::Arc::new(Schema::new(vec![Field::new("v", DataType::Int8, true)])),
     )
     .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::MixedRows);
+    assert_eq!(*e.kind(), ErrorKind::MixedRows);
 }
 
 #[test]
@@ -100,7 +100,7 @@ fn payload_glue_reads_every_table_type() {
     assert_eq!(table_from_payload(&payload).unwrap().num_rows(), 2);
 
     let text = Payload::text("t", "hello");
-    assert_eq!(table_from_payload(&text).unwrap_err().kind(), ErrorKind::Unsupported);
+    assert_eq!(*table_from_payload(&text).unwrap_err().kind(), ErrorKind::Unsupported);
 }
 
 #[test]

@@ -11,12 +11,9 @@ use bytes::Bytes;
 
 use futures_util::StreamExt;
 
+use crate::jserror;
 use crate::objectstore::{ObjectStore, ObjectStoreConfig};
 use crate::{Error, ErrorKind, Result};
-
-fn js_error(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> Error {
-    Error::with_source(ErrorKind::JetStream, what, e)
-}
 
 /// What the server acknowledged for a published message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,11 +170,9 @@ impl JetStream {
             duplicate_window: config.duplicate_window,
             ..Default::default()
         };
-        self.context
-            .get_or_create_stream(config)
-            .await
-            .map(|_| ())
-            .map_err(|e| js_error(format!("creating stream {name}"), e))
+        self.context.get_or_create_stream(config).await.map(|_| ()).map_err(|e| {
+            jserror::error(jserror::create_stream(&e.kind()), format!("creating stream {name}"), e)
+        })
     }
 
     /// Publishes and waits for the stream's acknowledgement: the same as
@@ -236,7 +231,13 @@ impl JetStream {
         let first = match first {
             Ok(ack) => Some(ack),
             Err(e) if msg_id.is_some() && retriable(&context, &subject, e.kind()).await => None,
-            Err(e) => return Err(js_error(format!("publishing to {subject}"), e)),
+            Err(e) => {
+                return Err(jserror::error(
+                    jserror::publish(e.kind()),
+                    format!("publishing to {subject}"),
+                    e,
+                ));
+            }
         };
         Ok(PendingAck {
             future: Box::pin(async move {
@@ -287,7 +288,11 @@ impl JetStream {
                         && started.elapsed() < retry.retry_for
                         && retriable(&context, &subject, e.kind()).await;
                     if !again {
-                        return Err(js_error(format!("waiting for the ack of {subject}"), e));
+                        return Err(jserror::error(
+                            jserror::publish(e.kind()),
+                            format!("waiting for the ack of {subject}"),
+                            e,
+                        ));
                     }
                     let delay = retry.backoff().delay_jittered(attempt - 1);
                     tracing::warn!(subject = %subject, attempt, error = %e, ?delay,
@@ -320,20 +325,17 @@ impl JetStream {
     /// A durable pull consumer `durable` on `stream` (created if missing),
     /// with explicit acks.
     pub async fn pull_consumer(&self, stream: &str, durable: &str) -> Result<Consumer> {
-        let stream = self
-            .context
-            .get_stream(stream)
-            .await
-            .map_err(|e| js_error(format!("getting stream {stream}"), e))?;
+        let stream = self.context.get_stream(stream).await.map_err(|e| {
+            jserror::error(jserror::get_stream(&e), format!("getting stream {stream}"), e)
+        })?;
         let config = pull::Config {
             durable_name: Some(durable.into()),
             ack_policy: AckPolicy::Explicit,
             ..Default::default()
         };
-        let consumer = stream
-            .get_or_create_consumer(durable, config)
-            .await
-            .map_err(|e| js_error(format!("creating consumer {durable}"), e))?;
+        let consumer = stream.get_or_create_consumer(durable, config).await.map_err(|e| {
+            jserror::error(jserror::consumer(&e.kind()), format!("creating consumer {durable}"), e)
+        })?;
         Ok(Consumer { consumer })
     }
 }
@@ -355,11 +357,11 @@ impl Consumer {
             .expires(expires)
             .messages()
             .await
-            .map_err(|e| js_error("fetching", e))?;
+            .map_err(|e| jserror::error(jserror::batch(e.kind()), "fetching", e))?;
         let mut out = Vec::new();
         while let Some(message) = batch.next().await {
             let message =
-                message.map_err(|e| Error::new(ErrorKind::JetStream, format!("fetching: {e}")))?;
+                message.map_err(|e| jserror::error(ErrorKind::JetStream, "fetching", e))?;
             out.push(StreamMessage { message });
         }
         Ok(out)
@@ -380,12 +382,13 @@ impl Consumer {
     /// (100 ms doubling to 2 s, jittered), so a consumer whose node died
     /// goes on from another one. Only errors the same pull cannot get past
     /// (the consumer deleted, push based, a request over its limits) come
-    /// as items, of kind [`ErrorKind::JetStream`], and the stream ends
-    /// after one.
+    /// as items ([`ErrorKind::NotFound`] for a deleted consumer,
+    /// [`ErrorKind::JetStream`] for the others), and the stream ends after
+    /// one.
     pub async fn messages(&self, batch: usize) -> Result<Messages> {
         let stream = open_pull(self.consumer.clone(), batch)
             .await
-            .map_err(|e| js_error("starting to pull messages", e))?;
+            .map_err(|e| jserror::error(jserror::stream(&e), "starting to pull messages", e))?;
         Ok(Messages {
             consumer: self.consumer.clone(),
             batch,
@@ -507,7 +510,8 @@ impl futures_util::Stream for Messages {
                     | MessagesErrorKind::PushBasedConsumer
                     | MessagesErrorKind::RequestLimitExceeded => {
                         this.ended = true;
-                        return Poll::Ready(Some(Err(js_error("pulling messages", e))));
+                        let kind = jserror::messages(e.kind());
+                        return Poll::Ready(Some(Err(jserror::error(kind, "pulling messages", e))));
                     }
                     _ => {
                         tracing::warn!(error = %e, "JetStream pull failed; restarting it");
@@ -560,7 +564,13 @@ impl StreamMessage {
             .request(reply, Bytes::from_static(b"+ACK"))
             .await
             .map(|_| ())
-            .map_err(|e| js_error("waiting for the ack's confirmation", e))
+            .map_err(|e| {
+                jserror::error(
+                    jserror::core_request(e.kind()),
+                    "waiting for the ack's confirmation",
+                    e,
+                )
+            })
     }
 
     /// Negative acknowledgement: redeliver after `delay`.
@@ -568,6 +578,6 @@ impl StreamMessage {
         self.message
             .ack_with(AckKind::Nak(Some(delay)))
             .await
-            .map_err(|e| Error::new(ErrorKind::JetStream, format!("nak: {e}")))
+            .map_err(|e| jserror::error(ErrorKind::Closed, "nak", e))
     }
 }

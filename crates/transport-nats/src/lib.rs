@@ -35,12 +35,14 @@ mod connection;
 mod context;
 mod error;
 mod jetstream;
+mod jserror;
 mod moving;
 mod objectstore;
+mod options;
 mod replies;
 mod service;
 
-pub use crate::connection::{ConnectOptions, Connection, Event, ReconnectPolicy, connect};
+pub use crate::connection::{Connection, Event, connect};
 pub use crate::context::{DEFAULT_URL, NatsContext};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::jetstream::{
@@ -48,6 +50,7 @@ pub use crate::jetstream::{
 };
 pub use crate::moving::Subscriber;
 pub use crate::objectstore::{ObjectInfo, ObjectReader, ObjectStore, ObjectStoreConfig};
+pub use crate::options::{ConnectOptions, ReconnectPolicy};
 pub use crate::replies::Replies;
 pub use crate::service::{
     DEFAULT_QUEUE_GROUP, Endpoint, EndpointConfig, EndpointStats, SERVICE_ERROR,

@@ -34,7 +34,8 @@ use async_nats::Message;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::connection::{ConnectOptions, Event, PUBLISHER};
+use crate::ConnectOptions;
+use crate::connection::{Event, PUBLISHER};
 use crate::{Error, ErrorKind, Result};
 
 /// How long the interest of the new subscriptions is given to reach the

@@ -11,7 +11,7 @@ use async_nats::jetstream::object_store::{self, GetErrorKind, InfoErrorKind, Put
 use bytes::Bytes;
 use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::{Error, ErrorKind, Result};
+use crate::{Error, ErrorKind, Result, jserror};
 
 /// How to create an object store bucket that does not exist yet. A bucket
 /// that exists is opened as it is; these settings are not applied to it.
@@ -132,11 +132,15 @@ impl ObjectStore {
             // Another client may have created it in the meantime.
             Err(create) => match context.get_object_store(&bucket).await {
                 Ok(store) => Ok(ObjectStore { bucket, store, context: context.clone() }),
-                Err(_) => Err(os_error(
-                    ErrorKind::JetStream,
-                    format!("creating object store bucket {bucket}"),
-                    create,
-                )),
+                Err(_) => {
+                    use async_nats::jetstream::context::CreateKeyValueErrorKind as Kind;
+                    let kind = match create.kind() {
+                        Kind::TimedOut => ErrorKind::TimedOut,
+                        Kind::InvalidStoreName => ErrorKind::InvalidConfig,
+                        _ => ErrorKind::JetStream,
+                    };
+                    Err(os_error(kind, format!("creating object store bucket {bucket}"), create))
+                }
             },
         }
     }
@@ -151,20 +155,35 @@ impl ObjectStore {
     /// that found nobody answering for the bucket (its stream electing a
     /// leader after a node of a cluster died) tells a removed bucket from
     /// one that is briefly unavailable this way. No answer at all is an
-    /// error ([`ErrorKind::JetStream`]).
+    /// error ([`ErrorKind::TimedOut`], [`ErrorKind::NoResponders`], ...).
     pub async fn bucket_exists(&self) -> Result<bool> {
-        use async_nats::jetstream::context::GetStreamErrorKind;
         let stream = format!("OBJ_{}", self.bucket);
         match self.context.get_stream(&stream).await {
             Ok(_) => Ok(true),
-            Err(e) => match e.kind() {
-                GetStreamErrorKind::JetStream(js)
-                    if js.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND =>
-                {
-                    Ok(false)
-                }
-                _ => Err(os_error(ErrorKind::JetStream, format!("looking up {stream}"), e)),
+            Err(e) => match jserror::get_stream(&e) {
+                ErrorKind::NotFound => Ok(false),
+                kind => Err(os_error(kind, format!("looking up {stream}"), e)),
             },
+        }
+    }
+
+    /// The kind of a failure async-nats does not classify: it keeps a
+    /// failed chunk or metadata publish of a put only as text, and a get
+    /// or info on a bucket whose stream is gone as "other". So the server
+    /// is asked, typed, whether the bucket's stream is there: gone is
+    /// [`ErrorKind::NotFound`]; there, the store did not complete the call
+    /// ([`ErrorKind::Closed`] while the connection is down, else
+    /// [`ErrorKind::TimedOut`], both retried: a put the server refuses for
+    /// its limits is also retried, up to the caller's retry budget); no
+    /// answer about it is that answer's kind.
+    async fn unclear_kind(&self) -> ErrorKind {
+        match self.bucket_exists().await {
+            Ok(false) => ErrorKind::NotFound,
+            Ok(true) => match self.context.client().connection_state() {
+                async_nats::connection::State::Connected => ErrorKind::TimedOut,
+                _ => ErrorKind::Closed,
+            },
+            Err(e) => e.kind().clone(),
         }
     }
 
@@ -172,21 +191,29 @@ impl ObjectStore {
     /// of that name. The bytes are read and sent one chunk (128 KiB) at a
     /// time, each acknowledged by the server, so memory stays flat
     /// whatever the size. Errors: the reader's own as
-    /// [`ErrorKind::Io`]; the server's as [`ErrorKind::JetStream`].
+    /// [`ErrorKind::Io`]; a bucket that is gone as [`ErrorKind::NotFound`];
+    /// a chunk or the metadata not stored (its ack lost, the connection
+    /// cut) as [`ErrorKind::TimedOut`] or [`ErrorKind::Closed`].
     pub async fn put(
         &self,
         name: &str,
         reader: &mut (impl AsyncRead + Unpin),
     ) -> Result<ObjectInfo> {
-        let info = self.store.put(name, reader).await.map_err(|e| {
-            let kind = match e.kind() {
-                PutErrorKind::ReadChunks => ErrorKind::Io,
-                PutErrorKind::InvalidName => ErrorKind::InvalidConfig,
-                _ => ErrorKind::JetStream,
-            };
-            os_error(kind, format!("putting {name} into bucket {}", self.bucket), e)
-        })?;
-        Ok(ObjectInfo::from_nats(&info))
+        let what = || format!("putting {name} into bucket {}", self.bucket);
+        let e = match self.store.put(name, reader).await {
+            Ok(info) => return Ok(ObjectInfo::from_nats(&info)),
+            Err(e) => e,
+        };
+        let kind = match e.kind() {
+            PutErrorKind::ReadChunks => ErrorKind::Io,
+            PutErrorKind::InvalidName => ErrorKind::InvalidConfig,
+            PutErrorKind::TimedOut => ErrorKind::TimedOut,
+            PutErrorKind::PublishChunks
+            | PutErrorKind::PublishMetadata
+            | PutErrorKind::PurgeOldChunks
+            | PutErrorKind::Other => self.unclear_kind().await,
+        };
+        Err(os_error(kind, what(), e))
     }
 
     /// Stores bytes held in memory under `name` (see [`ObjectStore::put`]).
@@ -197,15 +224,19 @@ impl ObjectStore {
     /// What the server knows about `name`. An object that never existed,
     /// or was deleted, is [`ErrorKind::NotFound`].
     pub async fn info(&self, name: &str) -> Result<ObjectInfo> {
-        let info = self.store.info(name).await.map_err(|e| {
-            let kind = match e.kind() {
-                InfoErrorKind::NotFound => ErrorKind::NotFound,
-                InfoErrorKind::TimedOut => ErrorKind::TimedOut,
-                InfoErrorKind::InvalidName => ErrorKind::InvalidConfig,
-                InfoErrorKind::Other => ErrorKind::JetStream,
-            };
-            os_error(kind, format!("no object {name} in bucket {}", self.bucket), e)
-        })?;
+        let info = match self.store.info(name).await {
+            Ok(info) => info,
+            Err(e) => {
+                let kind = match e.kind() {
+                    InfoErrorKind::NotFound => ErrorKind::NotFound,
+                    InfoErrorKind::TimedOut => ErrorKind::TimedOut,
+                    InfoErrorKind::InvalidName => ErrorKind::InvalidConfig,
+                    InfoErrorKind::Other => self.unclear_kind().await,
+                };
+                let what = format!("reading the info of {name} in bucket {}", self.bucket);
+                return Err(os_error(kind, what, e));
+            }
+        };
         if info.deleted {
             return Err(Error::new(
                 ErrorKind::NotFound,
@@ -218,21 +249,31 @@ impl ObjectStore {
     /// Opens `name` for reading. An object that never existed, or was
     /// deleted, is [`ErrorKind::NotFound`].
     pub async fn get(&self, name: &str) -> Result<ObjectReader> {
-        let object = self.store.get(name).await.map_err(|e| {
-            let (kind, what) = match e.kind() {
-                GetErrorKind::NotFound => {
-                    (ErrorKind::NotFound, format!("no object {name} in bucket {}", self.bucket))
-                }
-                GetErrorKind::TimedOut => {
-                    (ErrorKind::TimedOut, format!("getting {name} from bucket {}", self.bucket))
-                }
-                GetErrorKind::InvalidName => {
-                    (ErrorKind::InvalidConfig, format!("invalid object name {name:?}"))
-                }
-                _ => (ErrorKind::JetStream, format!("getting {name} from bucket {}", self.bucket)),
-            };
-            os_error(kind, what, e)
-        })?;
+        let object = match self.store.get(name).await {
+            Ok(object) => object,
+            Err(e) => {
+                let (kind, what) = match e.kind() {
+                    GetErrorKind::NotFound => {
+                        (ErrorKind::NotFound, format!("no object {name} in bucket {}", self.bucket))
+                    }
+                    GetErrorKind::InvalidName => {
+                        (ErrorKind::InvalidConfig, format!("invalid object name {name:?}"))
+                    }
+                    GetErrorKind::BucketLink => (
+                        ErrorKind::InvalidConfig,
+                        format!("object {name} in bucket {} is a link to a bucket", self.bucket),
+                    ),
+                    GetErrorKind::TimedOut => {
+                        (ErrorKind::TimedOut, format!("getting {name} from bucket {}", self.bucket))
+                    }
+                    GetErrorKind::ConsumerCreate | GetErrorKind::Other => (
+                        self.unclear_kind().await,
+                        format!("getting {name} from bucket {}", self.bucket),
+                    ),
+                };
+                return Err(os_error(kind, what, e));
+            }
+        };
         let info = ObjectInfo::from_nats(object.info());
         Ok(ObjectReader { object: Box::pin(object), info })
     }
@@ -240,14 +281,17 @@ impl ObjectStore {
     /// Deletes `name`: its chunks are purged and a later
     /// [`get`](ObjectStore::get) is [`ErrorKind::NotFound`].
     pub async fn delete(&self, name: &str) -> Result<()> {
-        self.store.delete(name).await.map_err(|e| {
-            let kind = match e.kind() {
-                object_store::DeleteErrorKind::NotFound => ErrorKind::NotFound,
-                object_store::DeleteErrorKind::TimedOut => ErrorKind::TimedOut,
-                _ => ErrorKind::JetStream,
-            };
-            os_error(kind, format!("deleting {name} from bucket {}", self.bucket), e)
-        })
+        let e = match self.store.delete(name).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let kind = match e.kind() {
+            object_store::DeleteErrorKind::NotFound => ErrorKind::NotFound,
+            object_store::DeleteErrorKind::TimedOut => ErrorKind::TimedOut,
+            object_store::DeleteErrorKind::InvalidName => ErrorKind::InvalidConfig,
+            _ => self.unclear_kind().await,
+        };
+        Err(os_error(kind, format!("deleting {name} from bucket {}", self.bucket), e))
     }
 }
 

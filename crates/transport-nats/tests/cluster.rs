@@ -15,7 +15,7 @@ async fn publishing_goes_on_when_the_connected_node_is_killed() {
     let subscriber = connect(urls[2].clone()).await.unwrap();
     let mut sub = subscriber.subscribe("cluster.events").await.unwrap();
     subscriber.sync().await.unwrap();
-    let policy = ReconnectPolicy { base_delay: Duration::from_millis(20), ..Default::default() };
+    let policy = ReconnectPolicy::new().with_base_delay(Duration::from_millis(20));
     let publisher = ConnectOptions::new(urls[0].clone())
         .server(urls[1].clone())
         .server(urls[2].clone())
@@ -86,7 +86,7 @@ async fn wait_event(
 async fn cluster_nodes_lame_duck_kill_and_restart() {
     let mut cluster = NatsCluster::start_jetstream(3);
     assert!(cluster.meta_leader().is_some());
-    let policy = ReconnectPolicy { base_delay: Duration::from_millis(20), ..Default::default() };
+    let policy = ReconnectPolicy::new().with_base_delay(Duration::from_millis(20));
     let urls = cluster.urls();
     let conn = ConnectOptions::new(urls[0].clone())
         .server(urls[1].clone())

@@ -37,7 +37,7 @@ async fn publish_ack_and_nak_redelivers() {
 async fn a_server_restart_mid_stream_loses_and_duplicates_nothing() {
     const N: usize = 10_000;
     let mut server = NatsServer::builder().jetstream().start();
-    let policy = ReconnectPolicy { base_delay: Duration::from_millis(20), ..Default::default() };
+    let policy = ReconnectPolicy::new().with_base_delay(Duration::from_millis(20));
     let conn = ConnectOptions::new(server.url()).reconnect(policy).connect().await.unwrap();
     let js = conn.jetstream();
     js.ensure_stream("EVENTS", &["events"]).await.unwrap();
@@ -111,4 +111,35 @@ async fn messages_streams_as_they_arrive_and_acked_ones_stay_acked() {
     conn.flush().await.unwrap();
     let none = consumer.fetch(10, Duration::from_millis(300)).await.unwrap();
     assert!(none.is_empty(), "acked messages are not redelivered");
+}
+
+/// async-nats's typed kinds come through as ours (never read from a
+/// message's text): no stream for the subject, an ack that never comes,
+/// a missing stream or consumer, a bad stream name.
+#[tokio::test]
+async fn jetstream_failures_have_typed_kinds() {
+    use natsbridge_transport_nats::{ErrorKind, PublishRetry};
+    let server = NatsServer::builder().jetstream().start();
+    let conn = connect(server.url()).await.unwrap();
+    let retry = PublishRetry { ack_timeout: Duration::from_millis(300), ..Default::default() };
+    let js = conn.jetstream().with_publish_retry(retry);
+
+    // Nobody at all on the subject: the server says no stream captures it.
+    let err = js.publish("nowhere.x", "m".into(), None).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::NotFound, "{err}");
+    assert!(!err.is_retryable());
+
+    // A plain subscriber and no stream: the publish is delivered, no ack
+    // ever comes.
+    let _silent = conn.subscribe("silent.x").await.unwrap();
+    conn.flush().await.unwrap();
+    let err = js.publish("silent.x", "m".into(), None).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::TimedOut, "{err}");
+    assert!(err.is_retryable());
+
+    let err = js.pull_consumer("NO_SUCH_STREAM", "worker").await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::NotFound, "{err}");
+
+    let err = js.ensure_stream("bad.name", &["bad.>"]).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidConfig, "{err}");
 }

@@ -53,3 +53,25 @@ async fn a_bad_bucket_name_is_invalid_config() {
         assert_eq!(err.kind(), &ErrorKind::InvalidConfig, "{bad:?}: {err}");
     }
 }
+
+/// A bucket removed behind the store's back: async-nats folds a failed
+/// chunk publish into text and a get on a missing stream into "other", so
+/// the store asks the server, typed, and both are `NotFound`.
+#[tokio::test]
+async fn a_removed_bucket_is_not_found() {
+    let server = NatsServer::builder().jetstream().start();
+    let conn = connect(server.url()).await.unwrap();
+    let store = conn.jetstream().object_store("gone").await.unwrap();
+    store.put_bytes("x", bytes::Bytes::from_static(b"hello")).await.unwrap();
+    assert!(store.bucket_exists().await.unwrap());
+
+    let raw = async_nats::connect(server.url()).await.unwrap();
+    async_nats::jetstream::new(raw).delete_object_store("gone").await.unwrap();
+
+    assert!(!store.bucket_exists().await.unwrap());
+    let err = store.get("x").await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::NotFound, "{err}");
+    let err = store.put_bytes("y", bytes::Bytes::from_static(b"again")).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::NotFound, "{err}");
+    assert!(!err.is_retryable());
+}

@@ -21,7 +21,7 @@ const HUNG: Duration = Duration::from_secs(240);
 
 async fn connect(cluster: &NatsCluster) -> Connection {
     let urls = cluster.urls();
-    let policy = ReconnectPolicy { base_delay: Duration::from_millis(20), ..Default::default() };
+    let policy = ReconnectPolicy::new().with_base_delay(Duration::from_millis(20));
     ConnectOptions::new(urls[0].clone())
         .server(urls[1].clone())
         .server(urls[2].clone())
@@ -55,14 +55,12 @@ async fn wait_stream(
 async fn a_64_mb_object_put_and_read_while_a_node_is_killed() {
     let mut cluster = tokio::task::block_in_place(|| NatsCluster::start_jetstream(3));
     let conn = connect(&cluster).await;
-    let options = ObjectStoreOptions {
-        bucket: "big".into(),
-        replicas: 3,
-        retry: RetryConfig { base_delay: Duration::from_millis(50), ..RetryConfig::default() },
-        read_idle_timeout: Duration::from_secs(10),
-        download_deadline: Duration::from_secs(180),
-        ..ObjectStoreOptions::default()
-    };
+    let options = ObjectStoreOptions::new()
+        .with_bucket("big")
+        .with_replicas(3)
+        .with_retry(RetryConfig::new().with_base_delay(Duration::from_millis(50)))
+        .with_read_idle_timeout(Duration::from_secs(10))
+        .with_download_deadline(Duration::from_secs(180));
     let handler = ObjectStoreHandler::open(&conn.jetstream(), &options).await.unwrap();
     tokio::task::block_in_place(|| cluster.wait_stream_ready(STREAM));
     let dir = tempfile::tempdir().unwrap();

@@ -342,22 +342,10 @@ impl Entry {
             Content::Envelope(d) => {
                 let e = &d.envelope;
                 let mut fields = Map::new();
-                for (key, value) in [
-                    ("correlation_id", &e.correlation_id),
-                    ("msg_id", &e.msg_id),
-                    ("timestamp", &e.timestamp),
-                    ("send_to", &e.send_to),
-                    ("msg_purpose", &e.msg_purpose),
-                    ("sender_name", &e.sender_name),
-                    ("sender_id", &e.sender_id),
-                    ("receiver_name", &e.receiver_name),
-                    ("receiver_id", &e.receiver_id),
-                    ("reply_to", &e.reply_to),
-                    ("reply_to_msg_id", &e.reply_to_msg_id),
-                ] {
-                    fields.insert(key.into(), value.clone().into());
+                for (key, value) in e.header_fields() {
+                    let value = if key == "broker_url" { redact_url(value) } else { value.into() };
+                    fields.insert(key.into(), value.into());
                 }
-                fields.insert("broker_url".into(), redact_url(&e.broker_url).into());
                 fields.insert("metadata".into(), Value::Object(e.metadata.clone()));
                 out["envelope"] = Value::Object(fields);
                 out["payloads"] = e
@@ -468,7 +456,7 @@ mod tests {
         // 1. reply_to_msg_id (this project's responders).
         let request = envelope(
             "svc",
-            SendOptions { reply_to: "_INBOX.1".into(), ..SendOptions::default() },
+            SendOptions::new().with_reply_to("_INBOX.1"),
             vec![Payload::text("q", "?")],
         );
         let parsed = Envelope::from_json(&request).unwrap();
@@ -481,7 +469,7 @@ mod tests {
         // 2. A seed responder: fresh ids, on the request's reply_to subject.
         let request = envelope(
             "svc",
-            SendOptions { reply_to: "replies.7".into(), ..SendOptions::default() },
+            SendOptions::new().with_reply_to("replies.7"),
             vec![Payload::text("q", "?")],
         );
         add(&mut h, "svc", 2000, request);
@@ -491,17 +479,13 @@ mod tests {
         // 3. The same correlation_id.
         let request = envelope(
             "svc",
-            SendOptions {
-                reply_to: "elsewhere".into(),
-                correlation_id: Some("corr-9".into()),
-                ..SendOptions::default()
-            },
+            SendOptions::new().with_reply_to("elsewhere").with_correlation_id("corr-9"),
             vec![Payload::text("q", "?")],
         );
         add(&mut h, "svc", 3000, request);
         let answer = envelope(
             "other",
-            SendOptions { correlation_id: Some("corr-9".into()), ..SendOptions::default() },
+            SendOptions::new().with_correlation_id("corr-9"),
             vec![Payload::text("a", "!")],
         );
         let changes = add(&mut h, "other", 3005, answer);

@@ -24,7 +24,7 @@ use anyhow::Context;
 use clap::Args;
 use futures_util::StreamExt;
 use natsbridge::Bridge;
-use natsbridge::claimcheck::{DownloadHandler, HttpDownloader};
+use natsbridge::claimcheck::{DownloadHandler, http::HttpDownloader};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;

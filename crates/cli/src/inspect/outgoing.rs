@@ -91,21 +91,15 @@ pub(crate) async fn send(state: &State, body: &[u8]) -> Result<Value, Refusal> {
             .map_err(|e| (StatusCode::BAD_REQUEST, "inspector.bad_payload", crate::one_line(&e)))?;
         outgoing.push(payload);
     }
-    let options = SendOptions {
-        correlation_id: text("correlation_id").map(String::from),
-        msg_purpose: text("msg_purpose")
-            .unwrap_or(natsbridge::envelope::DEFAULT_MSG_PURPOSE)
-            .to_string(),
-        sender_name: text("sender_name")
-            .unwrap_or(natsbridge::envelope::DEFAULT_SENDER_NAME)
-            .to_string(),
-        receiver_name: text("receiver_name").unwrap_or_default().to_string(),
-        reply_to: text("reply_to").unwrap_or_default().to_string(),
-        reply_to_msg_id: text("reply_to_msg_id").unwrap_or_default().to_string(),
-        broker_url: state.send.broker_url.clone(),
-        size_threshold: state.send.threshold,
-        ..SendOptions::default()
-    };
+    let mut options = SendOptions::new()
+        .with_msg_purpose(text("msg_purpose").unwrap_or(natsbridge::envelope::DEFAULT_MSG_PURPOSE))
+        .with_sender_name(text("sender_name").unwrap_or(natsbridge::envelope::DEFAULT_SENDER_NAME))
+        .with_receiver_name(text("receiver_name").unwrap_or_default())
+        .with_reply_to(text("reply_to").unwrap_or_default())
+        .with_reply_to_msg_id(text("reply_to_msg_id").unwrap_or_default())
+        .with_broker_url(state.send.broker_url.clone())
+        .with_size_threshold(state.send.threshold);
+    options.correlation_id = text("correlation_id").map(String::from);
     let sent = state.bridge.smartsend_files(&subject, outgoing, options).await;
     let sent = match sent {
         Ok(sent) => match state.bridge.flush().await {

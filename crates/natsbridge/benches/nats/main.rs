@@ -205,7 +205,7 @@ async fn rtt_run(server: &NatsServer, body: Bytes, payload: Payload, n: usize) -
         while let Some(m) = codec_sub.next().await {
             let Some(reply) = m.reply else { continue };
             let request = Envelope::from_json(&m.payload).unwrap();
-            let options = SendOptions { is_publish: false, ..request.reply_options() };
+            let options = request.reply_options().with_is_publish(false);
             let payloads = vec![Payload::text("answer", "ok")];
             let answer = Envelope::pack(
                 &reply,
@@ -230,7 +230,7 @@ async fn rtt_run(server: &NatsServer, body: Bytes, payload: Payload, n: usize) -
     service.connection().sync().await.unwrap();
     let raw_client = async_nats::connect(server.url()).await.unwrap();
     let client = Bridge::builder(&server.url()).connect().await.unwrap();
-    let downloader = natsbridge::claimcheck::HttpDownloader::new().unwrap();
+    let downloader = natsbridge::claimcheck::http::HttpDownloader::new().unwrap();
     let timeout = Duration::from_secs(5);
     let mut run = RttRun::default();
     for i in 0..n {
@@ -256,7 +256,7 @@ async fn rtt_run(server: &NatsServer, body: Bytes, payload: Payload, n: usize) -
                 }
                 2 => {
                     // Bridge::request's steps, timed one by one.
-                    let options = SendOptions { is_publish: false, ..SendOptions::default() };
+                    let options = SendOptions::new().with_is_publish(false);
                     let max = client.connection().max_payload();
                     let (_, json) =
                         natsbridge::pack("bench.rr.raw", vec![payload.clone()], options, None, max)
