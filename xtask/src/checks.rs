@@ -38,7 +38,10 @@ pub(crate) fn docs(features: &[&str]) -> Result {
 /// Fails when a crate declares a dependency it does not use
 /// (cargo-machete, installed by `cargo xtask setup`).
 pub(crate) fn unused_dependencies() -> Result {
-    run(cargo().arg("machete"))
+    // cargo-machete reads a set CARGO_PKG_NAME (which `cargo run` gives
+    // xtask, and so its children) as not being run through cargo, and
+    // then takes the "machete" argument for a directory to scan.
+    run(cargo().arg("machete").env_remove("CARGO_PKG_NAME"))
 }
 
 /// Installs cargo-machete at [`MACHETE_VERSION`] unless that version is

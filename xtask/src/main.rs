@@ -22,6 +22,7 @@
 //!   (`tests/inspector/browser.mjs`); saves `docs/inspector.png`.
 //! - `cargo xtask examples`: runs the facade's examples against a local
 //!   nats-server (JetStream) and `natsbridge fileserver` it starts.
+//! - `cargo xtask machete`: the unused-dependency check of `ci` alone.
 //! - `cargo xtask quickstart`: makes a new crate outside the workspace the
 //!   way the README's Rust quick start says, resolves it without our lock
 //!   file, builds it with warnings denied and runs it against
@@ -64,6 +65,7 @@ fn main() -> ExitCode {
         Some("inspector") => inspector(),
         Some("examples") => examples::examples(),
         Some("quickstart") => quickstart::quickstart(),
+        Some("machete") => checks::unused_dependencies(),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("soak") => soak(&args[1..]),
         Some("roll") => roll(),
