@@ -55,7 +55,7 @@
 //! assert_eq!(again.err().map(|e| e.kind().clone()), Some(ErrorKind::Gone));
 //! # server.shutdown().await;
 //! # std::fs::remove_dir_all(&dir).ok();
-//! # Ok::<(), natsbridge_claimcheck_http::Error>(()) }).unwrap();
+//! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]

@@ -124,6 +124,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 ///
 /// // The PUT area: what is PUT at a URL is served at the same URL.
 /// let link = format!("{}/put/doc/hello.txt", server.url());
+/// # #[allow(deprecated)] // reqwest needs a rustls provider in a workspace build.
+/// # let _ = rustls::crypto::ring::default_provider().install_default();
 /// let http = reqwest::Client::new();
 /// http.put(&link).body("hello").send().await?.error_for_status()?;
 /// assert_eq!(http.get(&link).send().await?.text().await?, "hello");
@@ -364,6 +366,8 @@ mod tests {
     async fn a_panicking_handler_does_not_break_later_requests() {
         let dir = tempfile::tempdir().unwrap();
         let server = FileServer::builder().dir(dir.path()).bind("127.0.0.1:0").await.unwrap();
+        #[allow(deprecated)] // As tests/util.rs's install_tls_provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::new();
         let create = || http.post(format!("{}/upload", server.url())).body("{}").send();
         assert_eq!(create().await.unwrap().status(), 200);

@@ -30,7 +30,17 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 pub(crate) fn client() -> reqwest::Client {
+    install_tls_provider();
     reqwest::Client::builder().build().unwrap()
+}
+
+/// In a workspace build reqwest has claimcheck-http's `rustls-no-provider`
+/// feature, and a client then needs a process-wide rustls provider even
+/// for plain http (building one without panics): *ring*'s, as
+/// claimcheck-http uses.
+#[allow(deprecated)] // rustls 0.23.48 deprecates it, with no other way to *ring*.
+pub(crate) fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// A request the server refused: its status and its text.
