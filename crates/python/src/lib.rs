@@ -24,6 +24,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod bridge;
 mod error;
 mod native;
 

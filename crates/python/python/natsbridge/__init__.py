@@ -49,6 +49,10 @@ from .errors import (
 )
 
 __all__ = [
+    "Bridge",
+    "Subscription",
+    "Request",
+    "JetStreamAck",
     "smartpack",
     "smartunpack",
     "smartsend",
@@ -372,13 +376,24 @@ async def _records(msg: Any, fileserver_download_handler: Optional[Callable[...,
     if rust_download and any(r[3] is None for r in records):
         header_json, records = await _call(_native.unpack, body, download=True, max_retries=retry[0],
                                            base_delay=retry[1], max_delay=retry[2])
-    env = json.loads(header_json)
-    out = []
-    errors = []
+    fetched = []
     for dataname, payload_type, transport, raw, url, size, sha256 in records:
         if raw is None:
             raw = _binary(dataname, await fileserver_download_handler(url, max_retries, base_delay, max_delay))
             await _call(_native.verify, dataname, raw, size, sha256)
+        fetched.append((dataname, payload_type, transport, raw))
+    return _decoded(header_json, fetched)
+
+
+def _decoded(header_json: str, records: list) -> Tuple[dict, list]:
+    """The envelope (without ``payloads``) and per payload ``(dataname, value, type, transport, raw)``
+    from the header's JSON and ``(dataname, type, transport, raw)`` per payload, every one fetched.
+    Raises :class:`MalformedError` (with ``envelope``: the others decoded) when a payload does not
+    decode as its type."""
+    env = json.loads(header_json)
+    out = []
+    errors = []
+    for dataname, payload_type, transport, raw in records:
         try:
             value = _deserialize(dataname, payload_type, raw)
         except MalformedError as e:
@@ -420,4 +435,14 @@ async def smartreceive(msg: Any, fileserver_download_handler: Callable[..., Awai
     return await _unpack(msg, fileserver_download_handler, max_retries, base_delay, max_delay)
 
 
+def _envelope(unpacked: Tuple[str, list]) -> dict:
+    """The seeds' envelope dict from what the Rust core's ``unpack`` (and the bridge's calls) return,
+    every link already fetched."""
+    header_json, records = unpacked
+    env, out = _decoded(header_json, [(r[0], r[1], r[2], r[3]) for r in records])
+    env["payloads"] = [r[:3] for r in out]
+    return env
+
+
 from . import msghandler  # noqa: E402  (the namespace re-exports the functions above)
+from .bridge import Bridge, JetStreamAck, Request, Subscription  # noqa: E402

@@ -1,0 +1,321 @@
+"""``natsbridge.Bridge``: a connection of its own speaking natsbridge envelopes, in asyncio's idiom.
+
+What the seeds' Python does not have: connect with natscli's options or one of its contexts, then
+``smartsend``, ``async for envelope in bridge.subscribe(subject)``, ``request`` and an answering
+loop (``async for req in bridge.requests(subject)`` ... ``await req.respond(data)``),
+``jetstream_send`` and a durable JetStream consumer (``bridge.consume(stream, durable)``)::
+
+    async with await natsbridge.Bridge.connect("nats://localhost:4222",
+                                               fileserver="http://localhost:8080") as bridge:
+        await bridge.smartsend("greetings", [("msg", "hello", "text")])
+        async for envelope in bridge.subscribe("greetings"):
+            if isinstance(envelope, natsbridge.Error):   # a bad message: the iteration goes on
+                continue
+            print(envelope["payloads"])
+
+Each call runs on the Rust core's own runtime with the GIL released and is awaited through
+asyncio's default executor, as the module's functions are; a subscription is read the same way,
+one short wait at a time, so no thread of the Rust runtime ever calls into Python.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Generator, List, NamedTuple, Optional, Tuple, Union
+
+from . import _native
+from . import _call, _envelope, _payloads, _str, Payloads
+from .errors import Error, _input_error
+
+#: How long one read of a subscription waits on the Rust side before handing back (milliseconds):
+#: bounds how long an abandoned iteration keeps an executor thread.
+_WAIT_MS = 200
+
+
+class JetStreamAck(NamedTuple):
+    """The stream's acknowledgement of a :meth:`Bridge.jetstream_send`."""
+
+    stream: str
+    sequence: int
+    #: True when the stream already held a message with this ``msg_id`` and dropped this one.
+    duplicate: bool
+
+
+def _options(size_threshold: Any, correlation_id: Optional[str], msg_purpose: str, sender_name: str,
+             receiver_name: str, receiver_id: str, reply_to: str, reply_to_msg_id: str,
+             msg_id: Optional[str], sender_id: Optional[str]) -> dict:
+    if isinstance(size_threshold, bool) or not isinstance(size_threshold, int) or size_threshold < 0:
+        raise _input_error(f"size_threshold must be a non-negative int, not {size_threshold!r}")
+    options = {
+        # The bridge writes its own URL (without credentials) as broker_url; its file server is the
+        # one given to connect.
+        "broker_url": "",
+        "fileserver_url": "",
+        "size_threshold": size_threshold,
+        "correlation_id": correlation_id,
+        "msg_purpose": msg_purpose,
+        "sender_name": sender_name,
+        "receiver_name": receiver_name,
+        "receiver_id": receiver_id,
+        "reply_to": reply_to,
+        "reply_to_msg_id": reply_to_msg_id,
+        "msg_id": msg_id,
+        "sender_id": sender_id,
+    }
+    for key in ("msg_purpose", "sender_name", "receiver_name", "receiver_id", "reply_to", "reply_to_msg_id"):
+        _str(key, options[key])
+    for key in ("correlation_id", "msg_id", "sender_id"):
+        if options[key] is not None:
+            _str(key, options[key])
+    return options
+
+
+def _send_args(data: Payloads, options: dict) -> Tuple[list, dict]:
+    """The payloads as the Rust core takes them (every one serialized first: a bad one raises before
+    anything is sent) and the options."""
+    return [(name, raw, kind, None) for name, raw, kind in _payloads(data)], options
+
+
+class Bridge:
+    """A NATS connection speaking natsbridge envelopes, on the Rust core (``natsbridge::Bridge``).
+
+    Make one with :meth:`connect`; close it with :meth:`close` or use it as an async context
+    manager. Every call checks and retries as the Rust peer does: link payloads go to the file server
+    given to :meth:`connect` (or the JetStream object store) and are downloaded, size and SHA-256
+    checked, from that file server's origin only.
+    """
+
+    def __init__(self, native: Any, url: Optional[str]) -> None:
+        self._native = native
+        self._url = url
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<natsbridge.Bridge {self._url or 'from context'}{' closed' if self._closed else ''}>"
+
+    @classmethod
+    async def connect(cls, url: Optional[str] = None, *, fileserver: Optional[str] = None,
+                      object_store: Optional[str] = None, context: Optional[str] = None,
+                      name: Optional[str] = None, inbox_prefix: Optional[str] = None,
+                      user: Optional[str] = None, password: Optional[str] = None,
+                      token: Optional[str] = None, nkey: Optional[str] = None, creds: Optional[str] = None,
+                      tls_ca: Optional[str] = None, tls_cert: Optional[str] = None,
+                      tls_key: Optional[str] = None) -> "Bridge":
+        """Connects to ``url`` (``nats://host:port``, several comma-separated; credentials in it are
+        never written into envelopes), or with natscli's ``context`` (its servers, credentials and
+        TLS files; not both). With neither, natscli's selected context, else
+        ``nats://localhost:4222``.
+
+        ``fileserver``: a Plik-compatible file server for payloads of ``size_threshold`` bytes or
+        more (without one, every payload must fit the envelope); links are then downloaded from its
+        origin only. ``object_store``: a JetStream object store bucket for them instead (``nats-os://``
+        links, read by Rust peers only). The rest are natscli's options of the same names: the
+        connection ``name``, ``inbox_prefix``, ``user`` / ``password``, ``token``, an ``nkey``
+        seed, a ``creds`` file, ``tls_ca``, and ``tls_cert`` with ``tls_key``.
+
+        Raises :class:`natsbridge.NatsError` when the server cannot be reached,
+        :class:`natsbridge.InvalidInputError` for bad options.
+        """
+        given = {"url": url, "context": context, "fileserver": fileserver, "object_store": object_store,
+                 "name": name, "inbox_prefix": inbox_prefix, "user": user, "password": password,
+                 "token": token, "nkey": nkey, "creds": creds, "tls_ca": tls_ca, "tls_cert": tls_cert,
+                 "tls_key": tls_key}
+        for key, value in given.items():
+            if value is not None:
+                _str(key, value)
+        native = await _call(_native.NativeBridge.connect, given)
+        return cls(native, url)
+
+    async def close(self) -> None:
+        """Flushes what was published and lets the connection go (it closes once the subscriptions
+        made from this bridge are closed too). Idempotent."""
+        if not self._closed:
+            self._closed = True
+            await _call(self._native.close)
+
+    async def __aenter__(self) -> "Bridge":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def smartsend(self, subject: str, data: Payloads, *, size_threshold: int = 1_000_000,
+                        correlation_id: Optional[str] = None, msg_purpose: str = "chat",
+                        sender_name: str = "NATSBridge", receiver_name: str = "", receiver_id: str = "",
+                        reply_to: str = "", reply_to_msg_id: str = "", msg_id: Optional[str] = None,
+                        sender_id: Optional[str] = None) -> Tuple[dict, str]:
+        """Publishes ``data`` (the seeds' ``(dataname, value, type)`` tuples) to ``subject`` as one
+        envelope, with the seeds' options and :func:`natsbridge.smartsend`'s defaults. Returns
+        ``(env, env_json_str)`` as :func:`natsbridge.smartsend` does."""
+        payloads, options = _send_args(data, _options(
+            size_threshold, correlation_id, msg_purpose, sender_name, receiver_name, receiver_id,
+            reply_to, reply_to_msg_id, msg_id, sender_id))
+        json_str, _ = await _call(self._native.send, _str("subject", subject), payloads, options,
+                                  jetstream=False)
+        return _parsed(json_str), json_str
+
+    async def jetstream_send(self, subject: str, data: Payloads, *, size_threshold: int = 1_000_000,
+                             correlation_id: Optional[str] = None, msg_purpose: str = "chat",
+                             sender_name: str = "NATSBridge", receiver_name: str = "",
+                             receiver_id: str = "", reply_to: str = "", reply_to_msg_id: str = "",
+                             msg_id: Optional[str] = None,
+                             sender_id: Optional[str] = None) -> Tuple[dict, str, JetStreamAck]:
+        """Publishes the envelope to the JetStream stream that captures ``subject`` and waits for
+        its ack. The envelope's ``msg_id`` is sent as ``Nats-Msg-Id`` and a publish that timed out
+        is retried with it, so the stream keeps the message once. Returns ``(env, env_json_str,
+        ack)``; raises :class:`natsbridge.NotFoundError` when no stream captures ``subject``."""
+        payloads, options = _send_args(data, _options(
+            size_threshold, correlation_id, msg_purpose, sender_name, receiver_name, receiver_id,
+            reply_to, reply_to_msg_id, msg_id, sender_id))
+        json_str, ack = await _call(self._native.send, _str("subject", subject), payloads, options,
+                                    jetstream=True)
+        return _parsed(json_str), json_str, JetStreamAck(*ack)
+
+    async def request(self, subject: str, data: Payloads, *, timeout: float = 5.0,
+                      size_threshold: int = 1_000_000, correlation_id: Optional[str] = None,
+                      msg_purpose: str = "request", sender_name: str = "NATSBridge",
+                      receiver_name: str = "", receiver_id: str = "", msg_id: Optional[str] = None,
+                      sender_id: Optional[str] = None) -> dict:
+        """Sends ``data`` to ``subject`` as a request and returns the answer as
+        :func:`natsbridge.smartunpack` does (links fetched and checked). The request's ``reply_to``
+        is a fresh inbox, so responders written from the seeds (which answer ``reply_to``) and NATS
+        responders (which answer the reply inbox) both reach it.
+
+        Raises :class:`natsbridge.TimeoutError` when no answer comes within ``timeout`` seconds,
+        :class:`natsbridge.NatsError` (``kind == "no_responders"``) when nobody listens.
+        """
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
+                or timeout <= 0:
+            raise _input_error(f"timeout must be a positive number of seconds, not {timeout!r}")
+        payloads, options = _send_args(data, _options(
+            size_threshold, correlation_id, msg_purpose, sender_name, receiver_name, receiver_id, "", "",
+            msg_id, sender_id))
+        unpacked = await _call(self._native.request, _str("subject", subject), payloads, options,
+                               max(1, round(timeout * 1000)))
+        return _envelope(unpacked)
+
+    def subscribe(self, subject: str) -> "Subscription":
+        """Subscribes to ``subject`` (wildcards allowed): ``async for envelope in
+        bridge.subscribe(subject)`` yields each message as :func:`natsbridge.smartunpack` returns
+        it. ``await bridge.subscribe(subject)`` subscribes at once (iterating subscribes at the
+        first step otherwise): await it before publishing what it must see."""
+        return Subscription(self._native.subscribe, (_str("subject", subject),), answerable=False)
+
+    def requests(self, subject: str) -> "Subscription":
+        """:meth:`subscribe`, yielding each message as a :class:`Request` to answer with
+        :meth:`Request.respond`."""
+        return Subscription(self._native.subscribe, (_str("subject", subject),), answerable=True)
+
+    def consume(self, stream: str, durable: str) -> "Subscription":
+        """A JetStream durable pull consumer ``durable`` on ``stream`` (created if missing): yields
+        the stream's envelopes as :meth:`subscribe` does, each acked once received and decoded
+        (a message that fails is naked: the stream delivers it again after a backoff, and it is
+        yielded as the error)."""
+        return Subscription(self._native.consume, (_str("stream", stream), _str("durable", durable)),
+                            answerable=False)
+
+
+def _parsed(json_str: str) -> dict:
+    import json
+
+    return json.loads(json_str)
+
+
+class Request:
+    """A received envelope that can be answered (from :meth:`Bridge.requests`)."""
+
+    def __init__(self, native: Any, subject: str, envelope: dict) -> None:
+        self._native = native
+        #: The subject it arrived on.
+        self.subject = subject
+        #: The envelope as :func:`natsbridge.smartunpack` returns it.
+        self.envelope = envelope
+
+    def __repr__(self) -> str:
+        return f"<natsbridge.Request on {self.subject} msg_id={self.envelope.get('msg_id')!r}>"
+
+    async def respond(self, data: Payloads, *, size_threshold: int = 1_000_000, msg_purpose: str = "reply",
+                      sender_name: str = "NATSBridge", msg_id: Optional[str] = None,
+                      sender_id: Optional[str] = None) -> Optional[Tuple[dict, str]]:
+        """Answers with ``data``: on NATS's reply inbox when it came as a NATS request, else on its
+        ``reply_to`` subject (the seeds' convention), carrying the request's ``correlation_id`` and
+        ``reply_to_msg_id`` = its ``msg_id``. Returns ``(env, env_json_str)`` as sent, or ``None``
+        when the request asked for no answer."""
+        payloads, options = _send_args(data, _options(
+            size_threshold, None, msg_purpose, sender_name, "", "", "", "", msg_id, sender_id))
+        json_str = await _call(self._native.respond, payloads, options)
+        return None if json_str is None else (_parsed(json_str), json_str)
+
+
+class Subscription:
+    """Messages of :meth:`Bridge.subscribe`, :meth:`Bridge.requests` or :meth:`Bridge.consume`, as
+    an async iterator (and an async context manager that closes it).
+
+    Each item is the envelope dict (a :class:`Request` from :meth:`Bridge.requests`), or, for a
+    message that could not be read (not an envelope, a link that failed its checks, a payload that
+    does not decode as its type), the :class:`natsbridge.Error` itself, **yielded, not raised**: one
+    bad message never ends the iteration. The error carries ``subject`` and ``data`` (the message's
+    bytes as they arrived); a :class:`natsbridge.MalformedError` for a payload that does not decode
+    as its type carries ``envelope`` instead, with every other payload decoded (``data`` is
+    ``None``).
+
+    Cancelling a task while it waits here may lose the one message arriving at that instant (core
+    NATS delivers at most once anyway; a JetStream consumer's message is redelivered).
+    """
+
+    def __init__(self, open_native: Any, args: tuple, *, answerable: bool) -> None:
+        self._open = open_native
+        self._args = args
+        self._answerable = answerable
+        self._native: Any = None
+        self._closed = False
+
+    async def _start(self) -> "Subscription":
+        if self._native is None:
+            self._native = await _call(self._open, *self._args)
+        return self
+
+    def __await__(self) -> Generator[Any, None, "Subscription"]:
+        return self._start().__await__()
+
+    def __aiter__(self) -> "Subscription":
+        return self
+
+    async def __anext__(self) -> Union[dict, Request, Error]:
+        if self._closed:
+            raise StopAsyncIteration
+        await self._start()
+        while True:
+            step = await _call(self._native.next, _WAIT_MS)
+            if step is None:
+                if self._closed:
+                    raise StopAsyncIteration
+                continue
+            if step is False:
+                self._closed = True
+                raise StopAsyncIteration
+            subject, request, header_json, records, error, data = step
+            if error is not None:
+                return error
+            try:
+                envelope = _envelope((header_json, records))
+            except Error as e:
+                e.subject, e.data = subject, None
+                return e
+            return Request(request, subject, envelope) if self._answerable else envelope
+
+    async def close(self) -> None:
+        """Ends the iteration (a read under way returns within a fraction of a second) and
+        unsubscribes. Idempotent."""
+        self._closed = True
+        if self._native is not None:
+            self._native.close()
+
+    async def __aenter__(self) -> "Subscription":
+        return await self._start()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+
+__all__: List[str] = ["Bridge", "Subscription", "Request", "JetStreamAck"]

@@ -1,0 +1,409 @@
+//! `natsbridge._native.NativeBridge` and its subscriptions: the Rust
+//! facade's [`Bridge`] for the Python `natsbridge.Bridge` class.
+//!
+//! The same rule as the module's functions (see `native.rs`): every method
+//! blocks its calling thread with the GIL released while the work runs on
+//! the module's runtime, and the Python layer calls it from asyncio's
+//! default executor. A subscription is read the same way: each
+//! [`NativeSubscription::next`] waits on the runtime for at most a short
+//! while and returns, so no runtime thread ever calls into Python and an
+//! abandoned iteration leaves no executor thread blocked for long.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use natsbridge::transport::{ConnectOptions, NatsContext};
+use natsbridge::{
+    Bridge, EnvelopeConsumer, LazySubscription, Payload, Received, Rejected, SendOptions,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+
+use crate::error::Failure;
+use crate::native::{Outcome, PyOptions, PyPayload, block_on, json_str, records_py, split};
+
+/// How to connect, as `natsbridge.Bridge.connect` takes it.
+#[derive(Debug, FromPyObject)]
+#[pyo3(from_item_all)]
+struct PyConnect {
+    url: Option<String>,
+    context: Option<String>,
+    fileserver: Option<String>,
+    object_store: Option<String>,
+    name: Option<String>,
+    inbox_prefix: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+    token: Option<String>,
+    nkey: Option<String>,
+    creds: Option<String>,
+    tls_ca: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+}
+
+fn input(message: String) -> Failure {
+    Failure { class: "InvalidInputError", layer: "input", kind: "invalid_input".into(), message }
+}
+
+impl PyConnect {
+    /// The URL written as the envelopes' `broker_url`, and the connection
+    /// options: natscli's context when one is named (its servers, its
+    /// credentials), the URL's defaults otherwise, then each option given.
+    fn options(self) -> Outcome<(String, ConnectOptions, Self)> {
+        let (url, mut options) = match (&self.url, &self.context) {
+            (Some(_), Some(context)) => {
+                return Err(input(format!(
+                    "give url or context, not both (the context {context:?} names its servers)"
+                )));
+            }
+            (_, Some(context)) => {
+                let loaded = NatsContext::load(Some(context))
+                    .map_err(natsbridge::Error::from)?
+                    .ok_or_else(|| input(format!("no NATS context named {context:?}")))?;
+                let url = loaded.servers().into_iter().next().unwrap_or_else(|| {
+                    natsbridge::transport::DEFAULT_URL.to_owned()
+                });
+                (url, loaded.connect_options().map_err(natsbridge::Error::from)?)
+            }
+            (Some(url), None) => (url.clone(), ConnectOptions::new(url.as_str())),
+            (None, None) => {
+                let url = natsbridge::transport::DEFAULT_URL.to_owned();
+                (url.clone(), ConnectOptions::new(url))
+            }
+        };
+        if let Some(name) = &self.name {
+            options = options.name(name.as_str());
+        }
+        if let Some(prefix) = &self.inbox_prefix {
+            options = options.inbox_prefix(prefix.as_str());
+        }
+        match (&self.user, &self.password) {
+            (Some(user), password) => {
+                options = options.user_password(user.as_str(), password.as_deref().unwrap_or(""));
+            }
+            (None, Some(_)) => return Err(input("password needs user".into())),
+            (None, None) => {}
+        }
+        if let Some(token) = &self.token {
+            options = options.token(token.as_str());
+        }
+        if let Some(seed) = &self.nkey {
+            options = options.nkey(seed.as_str());
+        }
+        if let Some(creds) = &self.creds {
+            options = options.creds_file(creds.as_str());
+        }
+        if let Some(ca) = &self.tls_ca {
+            options = options.root_certificates(ca.as_str());
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                options = options.client_certificate(cert.as_str(), key.as_str());
+            }
+            (None, None) => {}
+            _ => return Err(input("tls_cert and tls_key go together".into())),
+        }
+        Ok((url, options, self))
+    }
+}
+
+/// A connected [`Bridge`].
+#[pyclass(module = "natsbridge._native", frozen)]
+pub(crate) struct NativeBridge {
+    bridge: Bridge,
+}
+
+/// A payload list and the seeds' options as the facade takes them (the
+/// bridge writes its own `broker_url`).
+fn parts(payloads: Vec<PyPayload>, options: &PyOptions) -> (Vec<Payload>, SendOptions) {
+    let payloads = payloads.into_iter().map(crate::native::payload).collect();
+    let send = options
+        .send_options(true)
+        .with_broker_url(natsbridge::envelope::DEFAULT_BROKER_URL);
+    (payloads, send)
+}
+
+#[pymethods]
+impl NativeBridge {
+    /// `connect(options)`: connects with the options of
+    /// `natsbridge.Bridge.connect` (a dict).
+    #[staticmethod]
+    fn connect(py: Python<'_>, options: PyConnect) -> PyResult<Py<PyAny>> {
+        block_on(py, async move {
+            let (url, connect, given) = options.options()?;
+            let mut builder = Bridge::builder(&url).connect_options(connect);
+            if let Some(fileserver) = given.fileserver {
+                builder = builder.fileserver(fileserver);
+            }
+            if let Some(bucket) = given.object_store {
+                builder = builder.object_store(bucket);
+            }
+            let bridge = builder.connect().await?;
+            Ok(move |py: Python<'_>| Ok(Py::new(py, NativeBridge { bridge })?.into_any()))
+        })
+    }
+
+    /// `send(subject, payloads, options, *, jetstream)`: publishes the
+    /// envelope (to JetStream, waiting for the stream's ack, with
+    /// `jetstream`) and returns `(json, ack)`, `ack` being `(stream,
+    /// sequence, duplicate)` or `None`.
+    #[pyo3(signature = (subject, payloads, options, *, jetstream))]
+    fn send(
+        &self,
+        py: Python<'_>,
+        subject: String,
+        payloads: Vec<PyPayload>,
+        options: PyOptions,
+        jetstream: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let bridge = self.bridge.clone();
+        block_on(py, async move {
+            let (payloads, send) = parts(payloads, &options);
+            let (sent, ack) = if jetstream {
+                let (sent, ack) = bridge.jetstream_send(&subject, payloads, send).await?;
+                (sent, Some((ack.stream, ack.sequence, ack.duplicate)))
+            } else {
+                (bridge.smartsend(&subject, payloads, send).await?, None)
+            };
+            Ok(move |py: Python<'_>| {
+                let json = json_str(py, sent.json())?;
+                Ok((json, ack).into_pyobject(py)?.into_any().unbind())
+            })
+        })
+    }
+
+    /// `request(subject, payloads, options, timeout_ms)`: sends a request
+    /// and returns the answer as `unpack` does (links fetched and checked).
+    fn request(
+        &self,
+        py: Python<'_>,
+        subject: String,
+        payloads: Vec<PyPayload>,
+        options: PyOptions,
+        timeout_ms: u64,
+    ) -> PyResult<Py<PyAny>> {
+        let bridge = self.bridge.clone();
+        block_on(py, async move {
+            let (payloads, send) = parts(payloads, &options);
+            let timeout = Duration::from_millis(timeout_ms);
+            let answer = bridge.request(&subject, payloads, send, timeout).await?;
+            let (header, records) = split(answer)?;
+            Ok(move |py: Python<'_>| records_py(py, &header, records))
+        })
+    }
+
+    /// `subscribe(subject)`: a core NATS subscription.
+    fn subscribe(&self, py: Python<'_>, subject: String) -> PyResult<Py<PyAny>> {
+        let bridge = self.bridge.clone();
+        block_on(py, async move {
+            let subscription = bridge.subscribe_lazy(&subject).await?;
+            let source = Source::Core(subscription);
+            Ok(move |py: Python<'_>| NativeSubscription::create(py, bridge, source))
+        })
+    }
+
+    /// `consume(stream, durable)`: a JetStream durable pull consumer
+    /// (created if missing); each message is acked once decoded, naked for
+    /// redelivery when it fails.
+    fn consume(&self, py: Python<'_>, stream: String, durable: String) -> PyResult<Py<PyAny>> {
+        let bridge = self.bridge.clone();
+        block_on(py, async move {
+            let consumer = bridge.jetstream_consumer(&stream, &durable).await?;
+            let source = Source::JetStream(Box::new(consumer));
+            Ok(move |py: Python<'_>| NativeSubscription::create(py, bridge, source))
+        })
+    }
+
+    /// `close()`: flushes what was published. The connection itself
+    /// closes when the last handle on it (subscriptions included) is
+    /// dropped.
+    fn close(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let bridge = self.bridge.clone();
+        block_on(py, async move {
+            bridge.flush().await?;
+            Ok(|py: Python<'_>| Ok(py.None()))
+        })
+    }
+}
+
+/// Where a subscription's messages come from.
+enum Source {
+    Core(LazySubscription),
+    JetStream(Box<EnvelopeConsumer>),
+}
+
+impl Source {
+    /// The next message decoded, or `None` when the source ended.
+    async fn next(&mut self, bridge: &Bridge) -> Option<Result<Received, Rejected>> {
+        match self {
+            Source::Core(subscription) => Some(subscription.next().await?.decode(bridge).await),
+            Source::JetStream(consumer) => consumer.next().await,
+        }
+    }
+}
+
+/// A subscription or consumer, read one message per `next`.
+#[pyclass(module = "natsbridge._native", frozen)]
+pub(crate) struct NativeSubscription {
+    bridge: Bridge,
+    source: Arc<tokio::sync::Mutex<Option<Source>>>,
+    closed: Arc<AtomicBool>,
+}
+
+impl NativeSubscription {
+    fn create(py: Python<'_>, bridge: Bridge, source: Source) -> PyResult<Py<PyAny>> {
+        let subscription = NativeSubscription {
+            bridge,
+            source: Arc::new(tokio::sync::Mutex::new(Some(source))),
+            closed: Arc::new(AtomicBool::new(false)),
+        };
+        Ok(Py::new(py, subscription)?.into_any())
+    }
+}
+
+#[pymethods]
+impl NativeSubscription {
+    /// `next(wait_ms)`: the next message, waiting at most `wait_ms`.
+    /// `None`: nothing came in that time; `False`: the subscription ended
+    /// or was closed; else `(subject, request, header_json, records, error,
+    /// data)`: a decoded envelope (`request` a `NativeRequest` to answer it
+    /// with, `header_json` and `records` as `unpack` returns them, `error`
+    /// and `data` `None`), or a rejected message (`error` the exception,
+    /// `data` its bytes as they arrived, the others `None`).
+    fn next(&self, py: Python<'_>, wait_ms: u64) -> PyResult<Py<PyAny>> {
+        let (bridge, source, closed) =
+            (self.bridge.clone(), self.source.clone(), self.closed.clone());
+        block_on(py, async move {
+            let step = next_step(&bridge, &source, &closed, wait_ms).await?;
+            Ok(move |py: Python<'_>| step.into_py(py))
+        })
+    }
+
+
+    /// `close()`: ends the subscription (a `next` waiting returns within
+    /// its wait; the server's interest goes when the subscription drops).
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+}
+
+/// What one [`NativeSubscription::next`] found; turned into Python's shape
+/// with the GIL.
+enum Step {
+    Waiting,
+    Ended,
+    Message {
+        received: Received,
+        bridge: Bridge,
+        header: Vec<u8>,
+        records: Vec<natsbridge::envelope::PayloadRecord>,
+    },
+    Rejected(Rejected),
+}
+
+
+/// Waits up to `wait_ms` for the next message of `source`.
+async fn next_step(
+    bridge: &Bridge,
+    source: &tokio::sync::Mutex<Option<Source>>,
+    closed: &AtomicBool,
+    wait_ms: u64,
+) -> Outcome<Step> {
+    let mut guard = source.lock().await;
+    let item = match guard.as_mut() {
+        Some(_) if closed.load(Ordering::Acquire) => None,
+        Some(source) => {
+            let wait = Duration::from_millis(wait_ms);
+            match tokio::time::timeout(wait, source.next(bridge)).await {
+                Err(_) => return Ok(Step::Waiting),
+                Ok(item) => item,
+            }
+        }
+        None => None,
+    };
+    let Some(item) = item else {
+        *guard = None;
+        return Ok(Step::Ended);
+    };
+    Ok(match item {
+        Ok(received) => {
+            let (header, records) = split(received.to_envelope()?)?;
+            Step::Message { received, bridge: bridge.clone(), header, records }
+        }
+        Err(rejected) => Step::Rejected(rejected),
+    })
+}
+
+impl Step {
+    fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self {
+            Step::Waiting => Ok(py.None()),
+            Step::Ended => Ok(false.into_pyobject(py)?.to_owned().into_any().unbind()),
+            Step::Message { received, bridge, header, records } => {
+                let subject = PyString::new(py, &received.subject);
+                let request = Py::new(py, NativeRequest { received, bridge })?;
+                let unpacked = records_py(py, &header, records)?;
+                let (header, records): (Py<PyAny>, Py<PyAny>) = unpacked.extract(py)?;
+                let none = py.None();
+                Ok((subject, request, header, records, none.clone_ref(py), none)
+                    .into_pyobject(py)?
+                    .into_any()
+                    .unbind())
+            }
+            Step::Rejected(rejected) => {
+                let error = Failure::from(rejected.error).into_py(py);
+                let value = error.value(py);
+                value.setattr("subject", rejected.subject.as_str())?;
+                value.setattr("data", PyBytes::new(py, &rejected.payload))?;
+                let subject = PyString::new(py, &rejected.subject);
+                let none = py.None();
+                let data = PyBytes::new(py, &rejected.payload);
+                Ok((subject, none.clone_ref(py), none.clone_ref(py), none, value.clone(), data)
+                    .into_pyobject(py)?
+                    .into_any()
+                    .unbind())
+            }
+        }
+    }
+}
+
+/// A received envelope that can be answered.
+#[pyclass(module = "natsbridge._native", frozen)]
+pub(crate) struct NativeRequest {
+    received: Received,
+    bridge: Bridge,
+}
+
+#[pymethods]
+impl NativeRequest {
+    /// `respond(payloads, options)`: answers on NATS's reply inbox, else
+    /// on the envelope's `reply_to`, with the request's `correlation_id`
+    /// and `reply_to_msg_id` set; returns the answer's JSON, or `None`
+    /// when the request asked for no answer.
+    fn respond(
+        &self,
+        py: Python<'_>,
+        payloads: Vec<PyPayload>,
+        options: PyOptions,
+    ) -> PyResult<Py<PyAny>> {
+        let (bridge, received) = (self.bridge.clone(), self.received.clone());
+        block_on(py, async move {
+            let (payloads, send) = parts(payloads, &options);
+            let sent = bridge.reply(&received, payloads, send).await?;
+            Ok(move |py: Python<'_>| match sent {
+                Some(sent) => json_str(py, sent.json()),
+                None => Ok(py.None()),
+            })
+        })
+    }
+}
+
+/// Adds the classes to `natsbridge._native`.
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeBridge>()?;
+    m.add_class::<NativeSubscription>()?;
+    m.add_class::<NativeRequest>()?;
+    Ok(())
+}

@@ -1,0 +1,203 @@
+"""natsbridge.Bridge against a real nats-server (JetStream on) and the project's file server: publish
+and subscribe, a bad message amid good ones, request and reply (two Bridges, and a nats-py requester),
+JetStream send and a durable consumer, natscli's contexts, and messages from the Rust CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import uuid
+
+import nats
+import pytest
+
+import natsbridge
+from conftest import cli_binary
+
+BIG = bytes(range(256)) * 8000  # 2,048,000 bytes: over the 1 MB threshold, so it travels by link
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def subject(prefix: str) -> str:
+    return f"py.bridge.{prefix}.{uuid.uuid4().hex[:8]}"
+
+
+async def first(sub, n=1, timeout=20):
+    """The next `n` items of a subscription, within a deadline."""
+    async def take():
+        out = []
+        async for item in sub:
+            out.append(item)
+            if len(out) == n:
+                return out
+        return out
+
+    return await asyncio.wait_for(take(), timeout)
+
+
+def test_subscribe_receives_a_bridge_smartsend_and_the_module_smartsend_with_a_link(nats_url, fileserver_url):
+    async def main():
+        subj = subject("sub")
+        async with await natsbridge.Bridge.connect(nats_url, fileserver=fileserver_url) as bridge:
+            sub = await bridge.subscribe(subj)
+            env, env_json = await bridge.smartsend(subj, [("msg", "hello", "text"), ("blob", BIG, "binary")])
+            assert json.loads(env_json) == env
+            assert [p["transport"] for p in env["payloads"]] == ["direct", "link"]
+            await natsbridge.smartsend(subj, [("d", {"a": 1}, "dictionary")], broker_url=nats_url,
+                                       fileserver_url=fileserver_url)
+            got = await first(sub, 2)
+            await sub.close()
+        assert got[0]["msg_id"] == env["msg_id"]
+        assert got[0]["payloads"] == [("msg", "hello", "text"), ("blob", BIG, "binary")]
+        assert got[1]["payloads"] == [("d", {"a": 1}, "dictionary")]
+        assert got[1]["sender_name"] == "NATSBridge"
+    run(main())
+
+
+def test_a_bad_message_is_yielded_as_its_error_and_the_iteration_goes_on(nats_url):
+    async def main():
+        subj = subject("bad")
+        nc = await nats.connect(nats_url)
+        async with await natsbridge.Bridge.connect(nats_url) as bridge:
+            async with await bridge.subscribe(subj) as sub:
+                await nc.publish(subj, b"not an envelope")
+                # An envelope whose arrowtable payload is not Arrow: the other payload still decodes.
+                bad_table, _ = await natsbridge.smartpack(subj, [("t", "x", "text")], is_publish=False)
+                bad_table["payloads"].append(dict(bad_table["payloads"][0], dataname="tb", payload_type="arrowtable"))
+                await nc.publish(subj, json.dumps(bad_table).encode())
+                await nc.flush()
+                await bridge.smartsend(subj, [("msg", "after", "text")])
+                items = await first(sub, 3)
+        await nc.close()
+        assert isinstance(items[0], natsbridge.MalformedError), items[0]
+        assert items[0].subject == subj and items[0].data == b"not an envelope"
+        assert isinstance(items[1], natsbridge.MalformedError), items[1]
+        assert items[1].envelope["payloads"][0] == ("t", "x", "text")
+        assert items[2]["payloads"] == [("msg", "after", "text")]
+    run(main())
+
+
+def test_request_and_reply_between_two_bridges(nats_url, fileserver_url):
+    async def main():
+        subj = subject("svc")
+        async with await natsbridge.Bridge.connect(nats_url, fileserver=fileserver_url) as server, \
+                await natsbridge.Bridge.connect(nats_url, fileserver=fileserver_url, name="py-requester",
+                                                inbox_prefix="_PYINBOX") as client:
+            requests = await server.requests(subj)
+
+            async def serve():
+                async for req in requests:
+                    assert isinstance(req, natsbridge.Request)
+                    text = req.envelope["payloads"][0][1]
+                    sent = await req.respond([("echo", text.upper(), "text"), ("blob", BIG, "binary")])
+                    assert sent is not None
+                    return req
+
+            server_task = asyncio.create_task(serve())
+            answer = await client.request(subj, [("msg", "ping", "text")], timeout=10, msg_id="req-1")
+            req = await server_task
+            await requests.close()
+        assert answer["payloads"] == [("echo", "PING", "text"), ("blob", BIG, "binary")]
+        assert answer["reply_to_msg_id"] == "req-1"
+        assert answer["correlation_id"] == req.envelope["correlation_id"]
+        assert req.envelope["reply_to"].startswith("_PYINBOX")
+    run(main())
+
+
+def test_a_nats_py_requester_gets_the_answer_of_a_bridge(nats_url):
+    async def main():
+        subj = subject("natspy")
+        nc = await nats.connect(nats_url)
+        async with await natsbridge.Bridge.connect(nats_url) as server:
+            requests = await server.requests(subj)
+
+            async def serve():
+                async for req in requests:
+                    await req.respond([("n", {"count": len(req.envelope["payloads"])}, "dictionary")])
+                    return
+
+            task = asyncio.create_task(serve())
+            _, body = await natsbridge.smartpack(subj, [("a", "1", "text"), ("b", "2", "text")], is_publish=False)
+            msg = await nc.request(subj, body.encode(), timeout=10)
+            await task
+            await requests.close()
+        await nc.close()
+        answer = await natsbridge.smartunpack(msg)
+        assert answer["payloads"] == [("n", {"count": 2}, "dictionary")]
+    run(main())
+
+
+def test_a_request_nobody_answers_raises_no_responders_and_bad_input_raises_before_sending(nats_url):
+    async def main():
+        async with await natsbridge.Bridge.connect(nats_url) as bridge:
+            with pytest.raises(natsbridge.NatsError) as e:
+                await bridge.request(subject("nobody"), [("m", "x", "text")], timeout=2)
+            assert e.value.kind == "no_responders"
+            with pytest.raises(natsbridge.InvalidInputError):
+                await bridge.smartsend("s", [("m", 42, "text")])
+            with pytest.raises(natsbridge.InvalidInputError):
+                await bridge.request("s", [("m", "x", "text")], timeout=-1)
+        with pytest.raises(natsbridge.InvalidInputError):
+            await natsbridge.Bridge.connect(nats_url, context="some")
+    run(main())
+
+
+def test_jetstream_send_is_acked_once_per_msg_id_and_a_durable_consumer_reads_it(nats_url):
+    async def main():
+        stream, subj = f"PY{uuid.uuid4().hex[:8].upper()}", subject("js")
+        nc = await nats.connect(nats_url)
+        await nc.jetstream().add_stream(name=stream, subjects=[subj])
+        async with await natsbridge.Bridge.connect(nats_url) as bridge:
+            env, _, ack = await bridge.jetstream_send(subj, [("job", {"id": 7}, "dictionary")], msg_id="job-7")
+            assert (ack.stream, ack.sequence, ack.duplicate) == (stream, 1, False)
+            _, _, again = await bridge.jetstream_send(subj, [("job", {"id": 7}, "dictionary")], msg_id="job-7")
+            assert again.duplicate
+            await nc.publish(subj, b"not an envelope")
+            await nc.flush()
+            async with bridge.consume(stream, "worker") as jobs:
+                got = await first(jobs, 2)
+            with pytest.raises(natsbridge.NotFoundError):
+                await bridge.jetstream_send(subject("nostream"), [("m", "x", "text")])
+        await nc.close()
+        assert got[0]["msg_id"] == env["msg_id"] == "job-7"
+        assert got[0]["payloads"] == [("job", {"id": 7}, "dictionary")]
+        assert isinstance(got[1], natsbridge.MalformedError) and got[1].data == b"not an envelope"
+    run(main())
+
+
+def test_connect_with_a_natscli_context(nats_url, tmp_path, monkeypatch):
+    (tmp_path / "nats" / "context").mkdir(parents=True)
+    (tmp_path / "nats" / "context" / "pyctx.json").write_text(json.dumps({"url": nats_url}))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+
+    async def main():
+        subj = subject("ctx")
+        async with await natsbridge.Bridge.connect(context="pyctx") as bridge:
+            sub = await bridge.subscribe(subj)
+            await bridge.smartsend(subj, [("m", "via context", "text")])
+            got = await first(sub)
+            await sub.close()
+        assert got[0]["payloads"] == [("m", "via context", "text")]
+        assert got[0]["broker_url"] == nats_url
+        with pytest.raises(natsbridge.InvalidInputError):
+            await natsbridge.Bridge.connect(context="missing")
+    run(main())
+
+
+def test_subscribe_receives_what_the_rust_cli_sends(nats_url):
+    async def main():
+        subj = subject("cli")
+        async with await natsbridge.Bridge.connect(nats_url) as bridge:
+            async with await bridge.subscribe(subj) as sub:
+                proc = await asyncio.create_subprocess_exec(
+                    cli_binary(), "send", subj, "text:greeting=from rust", 'dictionary:d={"k":[1,2]}',
+                    "-s", nats_url, stdout=subprocess.DEVNULL)
+                assert await proc.wait() == 0
+                got = await first(sub)
+        assert got[0]["payloads"] == [("greeting", "from rust", "text"), ("d", {"k": [1, 2]}, "dictionary")]
+    run(main())
