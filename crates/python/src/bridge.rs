@@ -294,13 +294,17 @@ impl NativeSubscription {
 enum Step {
     Waiting,
     Ended,
-    Message {
-        received: Received,
-        bridge: Bridge,
-        header: Vec<u8>,
-        records: Vec<natsbridge::envelope::PayloadRecord>,
-    },
+    Message(Box<Decoded>),
     Rejected(Rejected),
+}
+
+/// A message read: the message itself (to answer it) and its envelope as
+/// [`records_py`] takes it.
+struct Decoded {
+    received: Received,
+    bridge: Bridge,
+    header: Vec<u8>,
+    records: Vec<natsbridge::envelope::PayloadRecord>,
 }
 
 
@@ -330,7 +334,7 @@ async fn next_step(
     Ok(match item {
         Ok(received) => {
             let (header, records) = split(received.to_envelope()?)?;
-            Step::Message { received, bridge: bridge.clone(), header, records }
+            Step::Message(Box::new(Decoded { received, bridge: bridge.clone(), header, records }))
         }
         Err(rejected) => Step::Rejected(rejected),
     })
@@ -341,7 +345,8 @@ impl Step {
         match self {
             Step::Waiting => Ok(py.None()),
             Step::Ended => Ok(false.into_pyobject(py)?.to_owned().into_any().unbind()),
-            Step::Message { received, bridge, header, records } => {
+            Step::Message(decoded) => {
+                let Decoded { received, bridge, header, records } = *decoded;
                 let subject = PyString::new(py, &received.subject);
                 let request = Py::new(py, NativeRequest { received, bridge })?;
                 let unpacked = records_py(py, &header, records)?;

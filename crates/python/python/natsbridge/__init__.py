@@ -243,18 +243,15 @@ def _message_bytes(msg: Any) -> bytes:
 # ----------------------------------------------------------------------------- send
 
 
-async def _pack(subject: str, data: Payloads, broker_url: str, fileserver_url: str,
-                fileserver_upload_handler: Optional[Callable[[str, str, bytes], Awaitable[str]]],
-                size_threshold: int, correlation_id: Optional[str], msg_purpose: str, sender_name: str,
-                receiver_name: str, receiver_id: str, reply_to: str, reply_to_msg_id: str, is_publish: bool,
-                nats_connection: Any, msg_id: Optional[str], sender_id: Optional[str]) -> Tuple[dict, str]:
-    _str("subject", subject)
+def _options(broker_url: str, fileserver_url: str, size_threshold: Any, correlation_id: Optional[str],
+             msg_purpose: str, sender_name: str, receiver_name: str, receiver_id: str, reply_to: str,
+             reply_to_msg_id: str, msg_id: Optional[str], sender_id: Optional[str]) -> dict:
+    """The envelope fields as the Rust core takes them, each checked."""
     if isinstance(size_threshold, bool) or not isinstance(size_threshold, int) or size_threshold < 0:
         raise _input_error(f"size_threshold must be a non-negative int, not {size_threshold!r}")
-    items = _payloads(data)
     options = {
-        "broker_url": _str("broker_url", broker_url),
-        "fileserver_url": _str("fileserver_url", fileserver_url),
+        "broker_url": broker_url,
+        "fileserver_url": fileserver_url,
         "size_threshold": size_threshold,
         "correlation_id": correlation_id,
         "msg_purpose": msg_purpose,
@@ -271,6 +268,19 @@ async def _pack(subject: str, data: Payloads, broker_url: str, fileserver_url: s
     for key in ("correlation_id", "msg_id", "sender_id"):
         if options[key] is not None:
             _str(key, options[key])
+    return options
+
+
+async def _pack(subject: str, data: Payloads, broker_url: str, fileserver_url: str,
+                fileserver_upload_handler: Optional[Callable[[str, str, bytes], Awaitable[str]]],
+                size_threshold: int, correlation_id: Optional[str], msg_purpose: str, sender_name: str,
+                receiver_name: str, receiver_id: str, reply_to: str, reply_to_msg_id: str, is_publish: bool,
+                nats_connection: Any, msg_id: Optional[str], sender_id: Optional[str]) -> Tuple[dict, str]:
+    _str("subject", subject)
+    options = _options(_str("broker_url", broker_url), _str("fileserver_url", fileserver_url), size_threshold,
+                       correlation_id, msg_purpose, sender_name, receiver_name, receiver_id, reply_to,
+                       reply_to_msg_id, msg_id, sender_id)
+    items = _payloads(data)
     rust_upload = fileserver_upload_handler is None or fileserver_upload_handler is plik_oneshot_upload
     payloads = []
     for dataname, raw, payload_type in items:

@@ -20,11 +20,12 @@ one short wait at a time, so no thread of the Rust runtime ever calls into Pytho
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Generator, List, NamedTuple, Optional, Tuple, Union
 
 from . import _native
-from . import _call, _envelope, _payloads, _str, Payloads
+from . import _call, _envelope, _options, _payloads, _str, Payloads
 from .errors import Error, _input_error
 
 #: How long one read of a subscription waits on the Rust side before handing back (milliseconds):
@@ -41,33 +42,10 @@ class JetStreamAck(NamedTuple):
     duplicate: bool
 
 
-def _options(size_threshold: Any, correlation_id: Optional[str], msg_purpose: str, sender_name: str,
-             receiver_name: str, receiver_id: str, reply_to: str, reply_to_msg_id: str,
-             msg_id: Optional[str], sender_id: Optional[str]) -> dict:
-    if isinstance(size_threshold, bool) or not isinstance(size_threshold, int) or size_threshold < 0:
-        raise _input_error(f"size_threshold must be a non-negative int, not {size_threshold!r}")
-    options = {
-        # The bridge writes its own URL (without credentials) as broker_url; its file server is the
-        # one given to connect.
-        "broker_url": "",
-        "fileserver_url": "",
-        "size_threshold": size_threshold,
-        "correlation_id": correlation_id,
-        "msg_purpose": msg_purpose,
-        "sender_name": sender_name,
-        "receiver_name": receiver_name,
-        "receiver_id": receiver_id,
-        "reply_to": reply_to,
-        "reply_to_msg_id": reply_to_msg_id,
-        "msg_id": msg_id,
-        "sender_id": sender_id,
-    }
-    for key in ("msg_purpose", "sender_name", "receiver_name", "receiver_id", "reply_to", "reply_to_msg_id"):
-        _str(key, options[key])
-    for key in ("correlation_id", "msg_id", "sender_id"):
-        if options[key] is not None:
-            _str(key, options[key])
-    return options
+def _bridge_options(*args: Any) -> dict:
+    """:func:`natsbridge._options` for a bridge: it writes its own URL (without credentials) as
+    ``broker_url``, and its file server is the one given to :meth:`Bridge.connect`."""
+    return _options("", "", *args)
 
 
 def _send_args(data: Payloads, options: dict) -> Tuple[list, dict]:
@@ -147,7 +125,7 @@ class Bridge:
         """Publishes ``data`` (the seeds' ``(dataname, value, type)`` tuples) to ``subject`` as one
         envelope, with the seeds' options and :func:`natsbridge.smartsend`'s defaults. Returns
         ``(env, env_json_str)`` as :func:`natsbridge.smartsend` does."""
-        payloads, options = _send_args(data, _options(
+        payloads, options = _send_args(data, _bridge_options(
             size_threshold, correlation_id, msg_purpose, sender_name, receiver_name, receiver_id,
             reply_to, reply_to_msg_id, msg_id, sender_id))
         json_str, _ = await _call(self._native.send, _str("subject", subject), payloads, options,
@@ -164,7 +142,7 @@ class Bridge:
         its ack. The envelope's ``msg_id`` is sent as ``Nats-Msg-Id`` and a publish that timed out
         is retried with it, so the stream keeps the message once. Returns ``(env, env_json_str,
         ack)``; raises :class:`natsbridge.NotFoundError` when no stream captures ``subject``."""
-        payloads, options = _send_args(data, _options(
+        payloads, options = _send_args(data, _bridge_options(
             size_threshold, correlation_id, msg_purpose, sender_name, receiver_name, receiver_id,
             reply_to, reply_to_msg_id, msg_id, sender_id))
         json_str, ack = await _call(self._native.send, _str("subject", subject), payloads, options,
@@ -187,7 +165,7 @@ class Bridge:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
                 or timeout <= 0:
             raise _input_error(f"timeout must be a positive number of seconds, not {timeout!r}")
-        payloads, options = _send_args(data, _options(
+        payloads, options = _send_args(data, _bridge_options(
             size_threshold, correlation_id, msg_purpose, sender_name, receiver_name, receiver_id, "", "",
             msg_id, sender_id))
         unpacked = await _call(self._native.request, _str("subject", subject), payloads, options,
@@ -216,8 +194,6 @@ class Bridge:
 
 
 def _parsed(json_str: str) -> dict:
-    import json
-
     return json.loads(json_str)
 
 
@@ -241,7 +217,7 @@ class Request:
         ``reply_to`` subject (the seeds' convention), carrying the request's ``correlation_id`` and
         ``reply_to_msg_id`` = its ``msg_id``. Returns ``(env, env_json_str)`` as sent, or ``None``
         when the request asked for no answer."""
-        payloads, options = _send_args(data, _options(
+        payloads, options = _send_args(data, _bridge_options(
             size_threshold, None, msg_purpose, sender_name, "", "", "", "", msg_id, sender_id))
         json_str = await _call(self._native.respond, payloads, options)
         return None if json_str is None else (_parsed(json_str), json_str)
