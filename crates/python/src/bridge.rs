@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use natsbridge::claimcheck::DownloadHandler;
+use natsbridge::claimcheck::http::{HttpDownloader, HttpPutUploader};
 use natsbridge::transport::{ConnectOptions, NatsContext};
 use natsbridge::{
     Bridge, EnvelopeConsumer, LazySubscription, Payload, Received, Rejected, SendOptions,
@@ -30,7 +32,9 @@ struct PyConnect {
     url: Option<String>,
     context: Option<String>,
     fileserver: Option<String>,
+    put_url: Option<String>,
     object_store: Option<String>,
+    allow_origins: Option<Vec<String>>,
     name: Option<String>,
     inbox_prefix: Option<String>,
     user: Option<String>,
@@ -109,6 +113,18 @@ impl PyConnect {
     }
 }
 
+/// The link downloader when a PUT store or origins are given: links are
+/// fetched from the stores' origins and the origins given, and from no
+/// other (the facade's own choice for a Plik file server alone).
+fn downloader(given: &PyConnect) -> Outcome<Arc<dyn DownloadHandler>> {
+    let stores = [&given.fileserver, &given.put_url].into_iter().flatten();
+    let mut builder = HttpDownloader::builder();
+    for origin in stores.chain(given.allow_origins.iter().flatten()) {
+        builder = builder.allow_origin(origin.as_str());
+    }
+    Ok(Arc::new(builder.deny_unlisted(true).build()?))
+}
+
 /// A connected [`Bridge`].
 #[pyclass(module = "natsbridge._native", frozen)]
 pub(crate) struct NativeBridge {
@@ -134,6 +150,13 @@ impl NativeBridge {
         block_on(py, async move {
             let (url, connect, given) = options.options()?;
             let mut builder = Bridge::builder(&url).connect_options(connect);
+            if given.put_url.is_some() || given.allow_origins.is_some() {
+                builder = builder.download_handler(downloader(&given)?);
+            }
+            if let Some(template) = &given.put_url {
+                let put = HttpPutUploader::builder(template.as_str()).build()?;
+                builder = builder.upload_handler(Arc::new(put));
+            }
             if let Some(fileserver) = given.fileserver {
                 builder = builder.fileserver(fileserver);
             }
@@ -194,11 +217,15 @@ impl NativeBridge {
         })
     }
 
-    /// `subscribe(subject)`: a core NATS subscription.
+    /// `subscribe(subject)`: a core NATS subscription, in place on the
+    /// server when this returns.
     fn subscribe(&self, py: Python<'_>, subject: String) -> PyResult<Py<PyAny>> {
         let bridge = self.bridge.clone();
         block_on(py, async move {
             let subscription = bridge.subscribe_lazy(&subject).await?;
+            // Returns once the server has the subscription: what another
+            // connection publishes after this call reaches it.
+            bridge.connection().sync().await.map_err(natsbridge::Error::from)?;
             let source = Source::Core(subscription);
             Ok(move |py: Python<'_>| NativeSubscription::create(py, bridge, source))
         })

@@ -201,3 +201,23 @@ def test_subscribe_receives_what_the_rust_cli_sends(nats_url):
                 got = await first(sub)
         assert got[0]["payloads"] == [("greeting", "from rust", "text"), ("d", {"k": [1, 2]}, "dictionary")]
     run(main())
+
+
+def test_a_put_store_carries_links_and_a_link_from_an_origin_not_allowed_is_yielded_as_its_error(nats_url,
+                                                                                                fileserver_url):
+    async def main():
+        subj = subject("put")
+        put_url = fileserver_url + "/put/{uuid}/{name}"
+        async with await natsbridge.Bridge.connect(nats_url, put_url=put_url) as sender, \
+                await natsbridge.Bridge.connect(nats_url, put_url=put_url) as receiver, \
+                await natsbridge.Bridge.connect(nats_url, allow_origins=["http://127.0.0.1:9"]) as strict:
+            async with await receiver.subscribe(subj) as sub, await strict.subscribe(subj) as strict_sub:
+                env, _ = await sender.smartsend(subj, [("blob", BIG, "binary")])
+                await sender.smartsend(subj, [("m", "after", "text")])
+                got = await first(sub, 2)
+                refused = await first(strict_sub, 2)
+        assert env["payloads"][0]["transport"] == "link" and "/put/" in env["payloads"][0]["data"]
+        assert got[0]["payloads"] == [("blob", BIG, "binary")]
+        assert isinstance(refused[0], natsbridge.InvalidInputError) and refused[0].kind == "url_refused", refused[0]
+        assert refused[1]["payloads"] == [("m", "after", "text")]
+    run(main())

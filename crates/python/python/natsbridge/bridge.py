@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Generator, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, Generator, List, NamedTuple, Optional, Tuple, Union
 
 from . import _native
 from . import _call, _envelope, _options, _payloads, _str, Payloads
@@ -73,7 +73,8 @@ class Bridge:
 
     @classmethod
     async def connect(cls, url: Optional[str] = None, *, fileserver: Optional[str] = None,
-                      object_store: Optional[str] = None, context: Optional[str] = None,
+                      put_url: Optional[str] = None, object_store: Optional[str] = None,
+                      allow_origins: Optional[List[str]] = None, context: Optional[str] = None,
                       name: Optional[str] = None, inbox_prefix: Optional[str] = None,
                       user: Optional[str] = None, password: Optional[str] = None,
                       token: Optional[str] = None, nkey: Optional[str] = None, creds: Optional[str] = None,
@@ -86,21 +87,32 @@ class Bridge:
 
         ``fileserver``: a Plik-compatible file server for payloads of ``size_threshold`` bytes or
         more (without one, every payload must fit the envelope); links are then downloaded from its
-        origin only. ``object_store``: a JetStream object store bucket for them instead (``nats-os://``
-        links, read by Rust peers only). The rest are natscli's options of the same names: the
+        origin only. ``put_url``: an HTTP PUT store instead, a URL template with ``{uuid}`` and
+        ``{name}`` (one PUT per payload; the URL is the link; ``natsbridge fileserver`` serves
+        ``/put/{uuid}/{name}``). ``object_store``: a JetStream object store bucket instead
+        (``nats-os://`` links, read by Rust peers only). With ``put_url`` or ``allow_origins`` (a list
+        of ``scheme://host:port`` origins), links are downloaded from the stores' origins and those
+        only; with no store and no ``allow_origins``, from any http(s) origin, as the seeds do. The rest are natscli's options of the same names: the
         connection ``name``, ``inbox_prefix``, ``user`` / ``password``, ``token``, an ``nkey``
         seed, a ``creds`` file, ``tls_ca``, and ``tls_cert`` with ``tls_key``.
 
         Raises :class:`natsbridge.NatsError` when the server cannot be reached,
         :class:`natsbridge.InvalidInputError` for bad options.
         """
-        given = {"url": url, "context": context, "fileserver": fileserver, "object_store": object_store,
-                 "name": name, "inbox_prefix": inbox_prefix, "user": user, "password": password,
-                 "token": token, "nkey": nkey, "creds": creds, "tls_ca": tls_ca, "tls_cert": tls_cert,
-                 "tls_key": tls_key}
+        given: Dict[str, Any] = {
+            "url": url, "context": context, "fileserver": fileserver, "put_url": put_url,
+            "object_store": object_store, "name": name, "inbox_prefix": inbox_prefix, "user": user,
+            "password": password, "token": token, "nkey": nkey, "creds": creds, "tls_ca": tls_ca,
+            "tls_cert": tls_cert, "tls_key": tls_key}
         for key, value in given.items():
             if value is not None:
                 _str(key, value)
+        if allow_origins is not None:
+            if isinstance(allow_origins, str) or not isinstance(allow_origins, (list, tuple)):
+                raise _input_error(f"allow_origins must be a list of str, not {type(allow_origins).__name__}")
+            given["allow_origins"] = [_str("allow_origins[]", o) for o in allow_origins]
+        else:
+            given["allow_origins"] = None
         native = await _call(_native.NativeBridge.connect, given)
         return cls(native, url)
 
@@ -175,8 +187,9 @@ class Bridge:
     def subscribe(self, subject: str) -> "Subscription":
         """Subscribes to ``subject`` (wildcards allowed): ``async for envelope in
         bridge.subscribe(subject)`` yields each message as :func:`natsbridge.smartunpack` returns
-        it. ``await bridge.subscribe(subject)`` subscribes at once (iterating subscribes at the
-        first step otherwise): await it before publishing what it must see."""
+        it. ``await bridge.subscribe(subject)`` subscribes at once, and returns once the server has the
+        subscription (iterating subscribes at the first step otherwise): await it before anything
+        publishes what it must see."""
         return Subscription(self._native.subscribe, (_str("subject", subject),), answerable=False)
 
     def requests(self, subject: str) -> "Subscription":
