@@ -17,7 +17,7 @@ use natsbridge::claimcheck::DownloadHandler;
 use natsbridge::claimcheck::http::{HttpDownloader, HttpPutUploader};
 use natsbridge::transport::{ConnectOptions, NatsContext};
 use natsbridge::{
-    Bridge, EnvelopeConsumer, LazySubscription, Payload, Received, Rejected, SendOptions,
+    Bridge, EnvelopeConsumer, Payload, Received, Rejected, SendOptions, Subscription,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
@@ -217,16 +217,26 @@ impl NativeBridge {
         })
     }
 
-    /// `subscribe(subject)`: a core NATS subscription, in place on the
-    /// server when this returns.
-    fn subscribe(&self, py: Python<'_>, subject: String) -> PyResult<Py<PyAny>> {
+    /// `subscribe(subject, queue)`: a core NATS subscription (in the queue
+    /// group `queue` when given), in place on the server when this
+    /// returns.
+    #[pyo3(signature = (subject, queue=None))]
+    fn subscribe(
+        &self,
+        py: Python<'_>,
+        subject: String,
+        queue: Option<String>,
+    ) -> PyResult<Py<PyAny>> {
         let bridge = self.bridge.clone();
         block_on(py, async move {
-            let subscription = bridge.subscribe_lazy(&subject).await?;
+            let subscription = match &queue {
+                Some(group) => bridge.queue_subscribe(&subject, group).await?,
+                None => bridge.subscribe(&subject).await?,
+            };
             // Returns once the server has the subscription: what another
             // connection publishes after this call reaches it.
             bridge.connection().sync().await.map_err(natsbridge::Error::from)?;
-            let source = Source::Core(subscription);
+            let source = Source::Core(Box::new(subscription));
             Ok(move |py: Python<'_>| NativeSubscription::create(py, bridge, source))
         })
     }
@@ -255,17 +265,19 @@ impl NativeBridge {
     }
 }
 
-/// Where a subscription's messages come from.
+/// Where a subscription's messages come from. Both are cancel safe: a
+/// wait that times out loses no message, and a message whose links are
+/// being fetched stays in the source until the fetch ends.
 enum Source {
-    Core(LazySubscription),
+    Core(Box<Subscription>),
     JetStream(Box<EnvelopeConsumer>),
 }
 
 impl Source {
     /// The next message decoded, or `None` when the source ended.
-    async fn next(&mut self, bridge: &Bridge) -> Option<Result<Received, Rejected>> {
+    async fn next(&mut self) -> Option<Result<Received, Rejected>> {
         match self {
-            Source::Core(subscription) => Some(subscription.next().await?.decode(bridge).await),
+            Source::Core(subscription) => subscription.next().await,
             Source::JetStream(consumer) => consumer.next().await,
         }
     }
@@ -347,7 +359,7 @@ async fn next_step(
         Some(_) if closed.load(Ordering::Acquire) => None,
         Some(source) => {
             let wait = Duration::from_millis(wait_ms);
-            match tokio::time::timeout(wait, source.next(bridge)).await {
+            match tokio::time::timeout(wait, source.next()).await {
                 Err(_) => return Ok(Step::Waiting),
                 Ok(item) => item,
             }

@@ -260,3 +260,25 @@ def test_the_interpreter_exits_cleanly_with_a_bridge_and_a_read_left_open(nats_u
     for _ in range(5):
         done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, nats_url], capture_output=True, timeout=60)
         assert (done.returncode, done.stdout.strip()) == (0, b"done"), done.stderr.decode()[-2000:]
+
+
+def test_a_queue_group_shares_the_messages_each_going_to_one_member(nats_url):
+    async def main():
+        subj = subject("queue")
+        got: asyncio.Queue = asyncio.Queue()
+        async with await natsbridge.Bridge.connect(nats_url) as a, await natsbridge.Bridge.connect(nats_url) as b:
+            subs = [await a.subscribe(subj, queue="workers"), await b.subscribe(subj, queue="workers")]
+
+            async def read(sub):
+                async for envelope in sub:
+                    await got.put(envelope["payloads"][0][1])
+
+            readers = [asyncio.create_task(read(sub)) for sub in subs]
+            for n in range(10):
+                await a.smartsend(subj, [("n", {"n": n}, "dictionary")])
+            numbers = [(await asyncio.wait_for(got.get(), 20))["n"] for _ in range(10)]
+            for sub in subs:
+                await sub.close()
+            await asyncio.gather(*readers)
+        assert sorted(numbers) == list(range(10))
+    run(main())

@@ -184,18 +184,21 @@ class Bridge:
                                max(1, round(timeout * 1000)))
         return _envelope(unpacked)
 
-    def subscribe(self, subject: str) -> "Subscription":
-        """Subscribes to ``subject`` (wildcards allowed): ``async for envelope in
-        bridge.subscribe(subject)`` yields each message as :func:`natsbridge.smartunpack` returns
-        it. ``await bridge.subscribe(subject)`` subscribes at once, and returns once the server has the
+    def subscribe(self, subject: str, *, queue: Optional[str] = None) -> "Subscription":
+        """Subscribes to ``subject`` (wildcards allowed; in the queue group ``queue`` when given,
+        each message then going to one member): ``async for envelope in bridge.subscribe(subject)``
+        yields each message as :func:`natsbridge.smartunpack` returns it, links fetched and checked.
+        ``await bridge.subscribe(subject)`` subscribes at once, and returns once the server has the
         subscription (iterating subscribes at the first step otherwise): await it before anything
         publishes what it must see."""
-        return Subscription(self._native.subscribe, (_str("subject", subject),), answerable=False)
+        return Subscription(self._native.subscribe, (_str("subject", subject), _queue(queue)),
+                            answerable=False)
 
-    def requests(self, subject: str) -> "Subscription":
+    def requests(self, subject: str, *, queue: Optional[str] = None) -> "Subscription":
         """:meth:`subscribe`, yielding each message as a :class:`Request` to answer with
         :meth:`Request.respond`."""
-        return Subscription(self._native.subscribe, (_str("subject", subject),), answerable=True)
+        return Subscription(self._native.subscribe, (_str("subject", subject), _queue(queue)),
+                            answerable=True)
 
     def consume(self, stream: str, durable: str) -> "Subscription":
         """A JetStream durable pull consumer ``durable`` on ``stream`` (created if missing): yields
@@ -204,6 +207,10 @@ class Bridge:
         yielded as the error)."""
         return Subscription(self._native.consume, (_str("stream", stream), _str("durable", durable)),
                             answerable=False)
+
+
+def _queue(queue: Optional[str]) -> Optional[str]:
+    return None if queue is None else _str("queue", queue)
 
 
 def _parsed(json_str: str) -> dict:
