@@ -1,14 +1,17 @@
 """natsbridge.Bridge against a real nats-server (JetStream on) and the project's file server: publish
 and subscribe, a bad message amid good ones, request and reply (two Bridges, and a nats-py requester),
 JetStream send and a durable consumer, natscli's contexts, messages from the Rust CLI, the PUT and
-object stores, link origins refused, and a clean interpreter exit."""
+object stores, link origins refused, queue groups, a slow link download, and a clean interpreter exit."""
 
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import subprocess
 import sys
+import threading
+import time
 import uuid
 
 import nats
@@ -282,3 +285,45 @@ def test_a_queue_group_shares_the_messages_each_going_to_one_member(nats_url):
             await asyncio.gather(*readers)
         assert sorted(numbers) == list(range(10))
     run(main())
+
+
+class _SlowFiles(http.server.BaseHTTPRequestHandler):
+    """Serves BIG after a delay longer than one read's wait on the Rust side (200 ms)."""
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        time.sleep(0.7)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(BIG)))
+        self.end_headers()
+        self.wfile.write(BIG)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_link_slower_to_fetch_than_one_read_wait_still_arrives(nats_url):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowFiles)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+
+    async def put_it_there(fileserver_url, dataname, data):
+        return f"{origin}/{dataname}"
+
+    async def main():
+        subj = subject("slow")
+        nc = await nats.connect(nats_url)
+        async with await natsbridge.Bridge.connect(nats_url, allow_origins=[origin]) as bridge:
+            async with await bridge.subscribe(subj) as sub:
+                _, body = await natsbridge.smartpack(subj, [("blob", BIG, "binary")], is_publish=False,
+                                                     fileserver_upload_handler=put_it_there)
+                await nc.publish(subj, body.encode())
+                await nc.flush()
+                got = await first(sub)
+        await nc.close()
+        assert got[0]["payloads"] == [("blob", BIG, "binary")]
+
+    try:
+        run(main())
+    finally:
+        server.shutdown()
+        server.server_close()
