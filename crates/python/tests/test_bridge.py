@@ -327,3 +327,17 @@ def test_a_link_slower_to_fetch_than_one_read_wait_still_arrives(nats_url):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_close_ends_the_bridges_subscriptions_and_later_calls_raise(nats_url):
+    async def main():
+        bridge = await natsbridge.Bridge.connect(nats_url)
+        sub = await bridge.subscribe(subject("closing"))
+        reader = asyncio.create_task(first(sub))
+        await bridge.close()
+        assert await reader == []
+        with pytest.raises(natsbridge.NatsError) as e:
+            await bridge.smartsend("s", [("m", "x", "text")])
+        assert e.value.kind == "closed"
+        await bridge.close()
+    run(main())

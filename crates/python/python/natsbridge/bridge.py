@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import json
 import math
+import weakref
 from typing import Any, Dict, Generator, List, NamedTuple, Optional, Tuple, Union
 
 from . import _native
 from . import _call, _envelope, _options, _payloads, _str, Payloads
-from .errors import Error, _input_error
+from .errors import Error, NatsError, _input_error
 
 #: How long one read of a subscription waits on the Rust side before handing back (milliseconds):
 #: bounds how long an abandoned iteration keeps an executor thread.
@@ -67,6 +68,19 @@ class Bridge:
         self._native = native
         self._url = url
         self._closed = False
+        self._subscriptions: "weakref.WeakSet[Subscription]" = weakref.WeakSet()
+
+    @property
+    def _live(self) -> Any:
+        """The Rust bridge, or :class:`natsbridge.NatsError` (``kind == "closed"``) once closed."""
+        if self._closed:
+            raise NatsError("this Bridge is closed", kind="closed", layer="nats")
+        return self._native
+
+    def _subscription(self, open_native: Any, args: tuple, answerable: bool) -> "Subscription":
+        sub = Subscription(open_native, args, answerable=answerable)
+        self._subscriptions.add(sub)
+        return sub
 
     def __repr__(self) -> str:
         return f"<natsbridge.Bridge {self._url or 'from context'}{' closed' if self._closed else ''}>"
@@ -117,10 +131,13 @@ class Bridge:
         return cls(native, url)
 
     async def close(self) -> None:
-        """Flushes what was published and lets the connection go (it closes once the subscriptions
-        made from this bridge are closed too). Idempotent."""
+        """Flushes what was published, ends the subscriptions made from this bridge and lets the
+        connection go; a later call raises :class:`natsbridge.NatsError` (``kind == "closed"``).
+        Idempotent."""
         if not self._closed:
             self._closed = True
+            for sub in list(self._subscriptions):
+                await sub.close()
             await _call(self._native.close)
 
     async def __aenter__(self) -> "Bridge":
@@ -140,7 +157,7 @@ class Bridge:
         payloads, options = _send_args(data, _bridge_options(
             size_threshold, correlation_id, msg_purpose, sender_name, receiver_name, receiver_id,
             reply_to, reply_to_msg_id, msg_id, sender_id))
-        json_str, _ = await _call(self._native.send, _str("subject", subject), payloads, options,
+        json_str, _ = await _call(self._live.send, _str("subject", subject), payloads, options,
                                   jetstream=False)
         return _parsed(json_str), json_str
 
@@ -157,7 +174,7 @@ class Bridge:
         payloads, options = _send_args(data, _bridge_options(
             size_threshold, correlation_id, msg_purpose, sender_name, receiver_name, receiver_id,
             reply_to, reply_to_msg_id, msg_id, sender_id))
-        json_str, ack = await _call(self._native.send, _str("subject", subject), payloads, options,
+        json_str, ack = await _call(self._live.send, _str("subject", subject), payloads, options,
                                     jetstream=True)
         return _parsed(json_str), json_str, JetStreamAck(*ack)
 
@@ -180,7 +197,7 @@ class Bridge:
         payloads, options = _send_args(data, _bridge_options(
             size_threshold, correlation_id, msg_purpose, sender_name, receiver_name, receiver_id, "", "",
             msg_id, sender_id))
-        unpacked = await _call(self._native.request, _str("subject", subject), payloads, options,
+        unpacked = await _call(self._live.request, _str("subject", subject), payloads, options,
                                max(1, round(timeout * 1000)))
         return _envelope(unpacked)
 
@@ -191,22 +208,19 @@ class Bridge:
         ``await bridge.subscribe(subject)`` subscribes at once, and returns once the server has the
         subscription (iterating subscribes at the first step otherwise): await it before anything
         publishes what it must see."""
-        return Subscription(self._native.subscribe, (_str("subject", subject), _queue(queue)),
-                            answerable=False)
+        return self._subscription(self._live.subscribe, (_str("subject", subject), _queue(queue)), False)
 
     def requests(self, subject: str, *, queue: Optional[str] = None) -> "Subscription":
         """:meth:`subscribe`, yielding each message as a :class:`Request` to answer with
         :meth:`Request.respond`."""
-        return Subscription(self._native.subscribe, (_str("subject", subject), _queue(queue)),
-                            answerable=True)
+        return self._subscription(self._live.subscribe, (_str("subject", subject), _queue(queue)), True)
 
     def consume(self, stream: str, durable: str) -> "Subscription":
         """A JetStream durable pull consumer ``durable`` on ``stream`` (created if missing): yields
         the stream's envelopes as :meth:`subscribe` does, each acked once received and decoded
         (a message that fails is naked: the stream delivers it again after a backoff, and it is
         yielded as the error)."""
-        return Subscription(self._native.consume, (_str("stream", stream), _str("durable", durable)),
-                            answerable=False)
+        return self._subscription(self._live.consume, (_str("stream", stream), _str("durable", durable)), False)
 
 
 def _queue(queue: Optional[str]) -> Optional[str]:
