@@ -106,9 +106,11 @@ class Bridge:
         ``/put/{uuid}/{name}``). ``object_store``: a JetStream object store bucket instead
         (``nats-os://`` links, read by Rust peers only). With ``put_url`` or ``allow_origins`` (a list
         of ``scheme://host:port`` origins), links are downloaded from the stores' origins and those
-        only; with no store and no ``allow_origins``, from any http(s) origin, as the seeds do. The rest are natscli's options of the same names: the
-        connection ``name``, ``inbox_prefix``, ``user`` / ``password``, ``token``, an ``nkey``
-        seed, a ``creds`` file, ``tls_ca``, and ``tls_cert`` with ``tls_key``.
+        only; with no store and no ``allow_origins``, from any http(s) origin, as the seeds do.
+
+        The rest are natscli's options of the same names: the connection ``name``,
+        ``inbox_prefix``, ``user`` / ``password``, ``token``, an ``nkey`` seed, a ``creds`` file,
+        ``tls_ca``, and ``tls_cert`` with ``tls_key``.
 
         Raises :class:`natsbridge.NatsError` when the server cannot be reached,
         :class:`natsbridge.InvalidInputError` for bad options.
