@@ -71,7 +71,14 @@ impl PyConnect {
                 });
                 (url, loaded.connect_options().map_err(natsbridge::Error::from)?)
             }
-            (Some(url), None) => (url.clone(), ConnectOptions::new(url.as_str())),
+            (Some(url), None) => {
+                // natscli's comma-separated list: the client fails over
+                // between them; the first is the envelopes' broker_url.
+                let mut servers = url.split(',').map(str::trim).filter(|s| !s.is_empty());
+                let first = servers.next().ok_or_else(|| input("url is empty".into()))?;
+                let options = servers.fold(ConnectOptions::new(first), |o, s| o.server(s));
+                (first.to_owned(), options)
+            }
             (None, None) => {
                 let url = natsbridge::transport::DEFAULT_URL.to_owned();
                 (url.clone(), ConnectOptions::new(url))

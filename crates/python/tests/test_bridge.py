@@ -211,8 +211,10 @@ def test_a_put_store_carries_links_and_a_link_from_an_origin_not_allowed_is_yiel
                                                                                                 fileserver_url):
     async def main():
         subj = subject("put")
+        # natscli's server list: a dead one first, the client fails over to the next.
+        servers = f"nats://127.0.0.1:1,{nats_url}"
         put_url = fileserver_url + "/put/{uuid}/{name}"
-        async with await natsbridge.Bridge.connect(nats_url, put_url=put_url) as sender, \
+        async with await natsbridge.Bridge.connect(servers, put_url=put_url) as sender, \
                 await natsbridge.Bridge.connect(nats_url, put_url=put_url) as receiver, \
                 await natsbridge.Bridge.connect(nats_url, allow_origins=["http://127.0.0.1:9"]) as strict:
             async with await receiver.subscribe(subj) as sub, await strict.subscribe(subj) as strict_sub:
