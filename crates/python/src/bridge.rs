@@ -66,9 +66,11 @@ impl PyConnect {
                 let loaded = NatsContext::load(Some(context))
                     .map_err(natsbridge::Error::from)?
                     .ok_or_else(|| input(format!("no NATS context named {context:?}")))?;
-                let url = loaded.servers().into_iter().next().unwrap_or_else(|| {
-                    natsbridge::transport::DEFAULT_URL.to_owned()
-                });
+                let url = loaded
+                    .servers()
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| natsbridge::transport::DEFAULT_URL.to_owned());
                 (url, loaded.connect_options().map_err(natsbridge::Error::from)?)
             }
             (Some(url), None) => {
@@ -142,9 +144,7 @@ pub(crate) struct NativeBridge {
 /// bridge writes its own `broker_url`).
 fn parts(payloads: Vec<PyPayload>, options: &PyOptions) -> (Vec<Payload>, SendOptions) {
     let payloads = payloads.into_iter().map(crate::native::payload).collect();
-    let send = options
-        .send_options(true)
-        .with_broker_url(natsbridge::envelope::DEFAULT_BROKER_URL);
+    let send = options.send_options(true).with_broker_url(natsbridge::envelope::DEFAULT_BROKER_URL);
     (payloads, send)
 }
 
@@ -327,7 +327,6 @@ impl NativeSubscription {
         })
     }
 
-
     /// `close()`: ends the subscription (a `next` waiting returns within
     /// its wait; the server's interest goes when the subscription drops).
     fn close(&self) {
@@ -352,7 +351,6 @@ struct Decoded {
     header: Vec<u8>,
     records: Vec<natsbridge::envelope::PayloadRecord>,
 }
-
 
 /// Waits up to `wait_ms` for the next message of `source`.
 async fn next_step(
