@@ -17,7 +17,8 @@ use natsbridge::claimcheck::DownloadHandler;
 use natsbridge::claimcheck::http::{HttpDownloader, HttpPutUploader};
 use natsbridge::transport::{ConnectOptions, NatsContext};
 use natsbridge::{
-    Bridge, EnvelopeConsumer, Payload, Received, Rejected, SendOptions, Subscription,
+    Bridge, EnvelopeConsumer, Payload, Received, Rejected, SendOptions, Service, ServiceConfig,
+    ServiceEndpoint, ServiceRequest, Subscription,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
@@ -260,6 +261,29 @@ impl NativeBridge {
         })
     }
 
+    /// `service(name, version, description, metadata)`: registers a NATS
+    /// service.
+    fn service(
+        &self,
+        py: Python<'_>,
+        name: String,
+        version: String,
+        description: String,
+        metadata: std::collections::BTreeMap<String, String>,
+    ) -> PyResult<Py<PyAny>> {
+        let bridge = self.bridge.clone();
+        block_on(py, async move {
+            let mut config = ServiceConfig::new(name, version);
+            config.description = description;
+            config.metadata = metadata;
+            let service = bridge.service(config).await?;
+            Ok(move |py: Python<'_>| {
+                let service = Arc::new(service);
+                Ok(Py::new(py, NativeService { service, bridge })?.into_any())
+            })
+        })
+    }
+
     /// `close()`: flushes what was published. The connection itself
     /// closes when the last handle on it (subscriptions included) is
     /// dropped.
@@ -278,14 +302,59 @@ impl NativeBridge {
 enum Source {
     Core(Box<Subscription>),
     JetStream(Box<EnvelopeConsumer>),
+    /// An endpoint, with its service kept registered while it is read.
+    Service {
+        endpoint: Box<ServiceEndpoint>,
+        _service: Arc<Service>,
+    },
 }
 
 impl Source {
     /// The next message decoded, or `None` when the source ended.
-    async fn next(&mut self) -> Option<Result<Received, Rejected>> {
+    async fn next(&mut self, bridge: &Bridge) -> Option<Result<Answer, Box<Rejected>>> {
+        let plain = |item: Result<Received, Rejected>| match item {
+            Ok(received) => Ok(Answer::Plain { received, bridge: bridge.clone() }),
+            Err(rejected) => Err(Box::new(rejected)),
+        };
         match self {
-            Source::Core(subscription) => subscription.next().await,
-            Source::JetStream(consumer) => consumer.next().await,
+            Source::Core(subscription) => subscription.next().await.map(plain),
+            Source::JetStream(consumer) => consumer.next().await.map(plain),
+            Source::Service { endpoint, .. } => {
+                let item = endpoint.next().await?;
+                Some(match item {
+                    Ok(request) => Ok(Answer::Service(std::sync::Mutex::new(Some(request)))),
+                    Err(rejected) => Err(Box::new(rejected)),
+                })
+            }
+        }
+    }
+}
+
+/// A received envelope and how to answer it.
+enum Answer {
+    /// With [`Bridge::reply`].
+    Plain { received: Received, bridge: Bridge },
+    /// With [`ServiceRequest::respond`] (counted in the service's stats),
+    /// once: `None` after.
+    Service(std::sync::Mutex<Option<ServiceRequest>>),
+}
+
+impl Answer {
+    /// The envelope as [`records_py`] takes it, and its subject.
+    fn split(&self) -> Outcome<(String, Vec<u8>, Vec<natsbridge::envelope::PayloadRecord>)> {
+        let read = |received: &Received| -> Outcome<_> {
+            let (header, records) = split(received.to_envelope()?)?;
+            Ok((received.subject.clone(), header, records))
+        };
+        match self {
+            Answer::Plain { received, .. } => read(received),
+            Answer::Service(request) => {
+                let request = request.lock().unwrap_or_else(|e| e.into_inner());
+                match request.as_ref() {
+                    Some(request) => read(&request.received),
+                    None => Err(input("the request was answered already".into())),
+                }
+            }
         }
     }
 }
@@ -340,14 +409,14 @@ enum Step {
     Waiting,
     Ended,
     Message(Box<Decoded>),
-    Rejected(Rejected),
+    Rejected(Box<Rejected>),
 }
 
 /// A message read: the message itself (to answer it) and its envelope as
 /// [`records_py`] takes it.
 struct Decoded {
-    received: Received,
-    bridge: Bridge,
+    subject: String,
+    answer: Answer,
     header: Vec<u8>,
     records: Vec<natsbridge::envelope::PayloadRecord>,
 }
@@ -364,7 +433,7 @@ async fn next_step(
         Some(_) if closed.load(Ordering::Acquire) => None,
         Some(source) => {
             let wait = Duration::from_millis(wait_ms);
-            match tokio::time::timeout(wait, source.next()).await {
+            match tokio::time::timeout(wait, source.next(bridge)).await {
                 Err(_) => return Ok(Step::Waiting),
                 Ok(item) => item,
             }
@@ -376,9 +445,9 @@ async fn next_step(
         return Ok(Step::Ended);
     };
     Ok(match item {
-        Ok(received) => {
-            let (header, records) = split(received.to_envelope()?)?;
-            Step::Message(Box::new(Decoded { received, bridge: bridge.clone(), header, records }))
+        Ok(answer) => {
+            let (subject, header, records) = answer.split()?;
+            Step::Message(Box::new(Decoded { subject, answer, header, records }))
         }
         Err(rejected) => Step::Rejected(rejected),
     })
@@ -390,9 +459,9 @@ impl Step {
             Step::Waiting => Ok(py.None()),
             Step::Ended => Ok(false.into_pyobject(py)?.to_owned().into_any().unbind()),
             Step::Message(decoded) => {
-                let Decoded { received, bridge, header, records } = *decoded;
-                let subject = PyString::new(py, &received.subject);
-                let request = Py::new(py, NativeRequest { received, bridge })?;
+                let Decoded { subject, answer, header, records } = *decoded;
+                let subject = PyString::new(py, &subject);
+                let request = Py::new(py, NativeRequest { answer: Arc::new(answer) })?;
                 let unpacked = records_py(py, &header, records)?;
                 let (header, records): (Py<PyAny>, Py<PyAny>) = unpacked.extract(py)?;
                 let none = py.None();
@@ -402,6 +471,7 @@ impl Step {
                     .unbind())
             }
             Step::Rejected(rejected) => {
+                let rejected = *rejected;
                 let error = Failure::from(rejected.error).into_py(py);
                 let value = error.value(py);
                 value.setattr("subject", rejected.subject.as_str())?;
@@ -421,26 +491,51 @@ impl Step {
 /// A received envelope that can be answered.
 #[pyclass(module = "natsbridge._native", frozen)]
 pub(crate) struct NativeRequest {
-    received: Received,
-    bridge: Bridge,
+    answer: Arc<Answer>,
 }
 
 #[pymethods]
 impl NativeRequest {
-    /// `respond(payloads, options)`: answers on NATS's reply inbox, else
-    /// on the envelope's `reply_to`, with the request's `correlation_id`
-    /// and `reply_to_msg_id` set; returns the answer's JSON, or `None`
-    /// when the request asked for no answer.
+    /// `respond(payloads, options, error)`: answers on NATS's reply inbox,
+    /// else on the envelope's `reply_to`, with the request's
+    /// `correlation_id` and `reply_to_msg_id` set; returns the answer's
+    /// JSON, or `None` when the request asked for no answer. `error`
+    /// (`(code, description)`, a service endpoint's request only) marks the
+    /// answer as an error with the `Nats-Service-Error` headers. A service
+    /// request is answered once.
+    #[pyo3(signature = (payloads, options, error=None))]
     fn respond(
         &self,
         py: Python<'_>,
         payloads: Vec<PyPayload>,
         options: PyOptions,
+        error: Option<(u16, String)>,
     ) -> PyResult<Py<PyAny>> {
-        let (bridge, received) = (self.bridge.clone(), self.received.clone());
+        let answer = self.answer.clone();
         block_on(py, async move {
             let (payloads, send) = parts(payloads, &options);
-            let sent = bridge.reply(&received, payloads, send).await?;
+            let sent = match (answer.as_ref(), error) {
+                (Answer::Plain { received, bridge }, None) => {
+                    bridge.reply(received, payloads, send).await?
+                }
+                (Answer::Plain { .. }, Some(_)) => {
+                    return Err(input(
+                        "an error answer is for a service endpoint's request (Bridge.service)"
+                            .into(),
+                    ));
+                }
+                (Answer::Service(request), error) => {
+                    let taken = request.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    let request =
+                        taken.ok_or_else(|| input("the request was answered already".into()))?;
+                    match error {
+                        Some((code, why)) => {
+                            request.respond_error(code, &why, payloads, send).await?
+                        }
+                        None => request.respond(payloads, send).await?,
+                    }
+                }
+            };
             Ok(move |py: Python<'_>| match sent {
                 Some(sent) => json_str(py, sent.json()),
                 None => Ok(py.None()),
@@ -449,10 +544,39 @@ impl NativeRequest {
     }
 }
 
+/// A registered NATS service (ADR-32: it answers `$SRV.PING`, `INFO`
+/// and `STATS` while it lives).
+#[pyclass(module = "natsbridge._native", frozen)]
+pub(crate) struct NativeService {
+    service: Arc<Service>,
+    bridge: Bridge,
+}
+
+#[pymethods]
+impl NativeService {
+    /// `endpoint(subject)`: the requests of one endpoint (in the services'
+    /// queue group `q`), as a subscription.
+    fn endpoint(&self, py: Python<'_>, subject: String) -> PyResult<Py<PyAny>> {
+        let (service, bridge) = (self.service.clone(), self.bridge.clone());
+        block_on(py, async move {
+            let endpoint = service.endpoint(&subject).await?;
+            bridge.connection().sync().await.map_err(natsbridge::Error::from)?;
+            let source = Source::Service { endpoint: Box::new(endpoint), _service: service };
+            Ok(move |py: Python<'_>| NativeSubscription::create(py, bridge, source))
+        })
+    }
+
+    /// `id()`: the service instance's id.
+    fn id(&self) -> String {
+        self.service.id().to_owned()
+    }
+}
+
 /// Adds the classes to `natsbridge._native`.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeBridge>()?;
     m.add_class::<NativeSubscription>()?;
     m.add_class::<NativeRequest>()?;
+    m.add_class::<NativeService>()?;
     Ok(())
 }

@@ -343,3 +343,40 @@ def test_close_ends_the_bridges_subscriptions_and_later_calls_raise(nats_url):
         assert e.value.kind == "closed"
         await bridge.close()
     run(main())
+
+
+def test_a_service_endpoint_answers_counts_and_marks_error_answers(nats_url):
+    async def main():
+        subj = subject("micro")
+        nc = await nats.connect(nats_url)
+        async with await natsbridge.Bridge.connect(nats_url) as server, \
+                await natsbridge.Bridge.connect(nats_url) as client:
+            service = await server.service("py-greeter", "1.0.0", description="says hello", metadata={"team": "py"})
+            endpoint = service.endpoint(subj)
+            await endpoint
+
+            async def serve():
+                async for req in endpoint:
+                    name = req.envelope["payloads"][0][1]
+                    if name:
+                        await req.respond([("greeting", f"hello {name}", "text")])
+                    else:
+                        await req.respond_error(400, "no name", [("error", "who are you?", "text")])
+                        with pytest.raises(natsbridge.InvalidInputError):
+                            await req.respond([("again", "x", "text")])
+                        return
+
+            task = asyncio.create_task(serve())
+            answer = await client.request(subj, [("name", "ada", "text")], timeout=10)
+            _, body = await natsbridge.smartpack(subj, [("name", "", "text")], is_publish=False)
+            raw = await nc.request(subj, body.encode(), timeout=10)
+            await task
+            info = json.loads((await nc.request(f"$SRV.INFO.py-greeter.{service.id}", b"", timeout=10)).data)
+            stats = json.loads((await nc.request(f"$SRV.STATS.py-greeter.{service.id}", b"", timeout=10)).data)
+        await nc.close()
+        assert answer["payloads"] == [("greeting", "hello ada", "text")]
+        assert raw.headers["Nats-Service-Error-Code"] == "400" and raw.headers["Nats-Service-Error"] == "no name"
+        assert (await natsbridge.smartunpack(raw))["payloads"] == [("error", "who are you?", "text")]
+        assert info["description"] == "says hello" and info["metadata"] == {"team": "py"}
+        assert [(e["num_requests"], e["num_errors"]) for e in stats["endpoints"]] == [(2, 1)]
+    run(main())

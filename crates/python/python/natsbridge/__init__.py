@@ -50,6 +50,7 @@ from .errors import (
 
 __all__ = [
     "Bridge",
+    "Service",
     "Subscription",
     "Request",
     "JetStreamAck",
@@ -455,4 +456,4 @@ def _envelope(unpacked: Tuple[str, list]) -> dict:
 
 
 from . import msghandler  # noqa: E402  (the namespace re-exports the functions above)
-from .bridge import Bridge, JetStreamAck, Request, Subscription  # noqa: E402
+from .bridge import Bridge, JetStreamAck, Request, Service, Subscription  # noqa: E402

@@ -217,6 +217,21 @@ class Bridge:
         :meth:`Request.respond`."""
         return self._subscription(self._live.subscribe, (_str("subject", subject), _queue(queue)), True)
 
+    async def service(self, name: str, version: str, *, description: str = "",
+                      metadata: Optional[Dict[str, str]] = None) -> "Service":
+        """Registers a NATS service (the micro protocol, ADR-32: ``nats micro ls`` / ``info`` /
+        ``stats`` see it) named ``name`` (letters, digits, ``-``, ``_``) at SemVer ``version``. Its
+        endpoints (:meth:`Service.endpoint`) yield :class:`Request` objects; every answer is counted
+        in the service's stats. It answers until the bridge is closed or it is garbage collected
+        with its endpoints."""
+        if metadata is not None and not (isinstance(metadata, dict)
+                                         and all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in metadata.items())):
+            raise _input_error("metadata must be a dict of str to str")
+        native = await _call(self._live.service, _str("name", name), _str("version", version),
+                             _str("description", description), metadata or {})
+        return Service(self, native)
+
     def consume(self, stream: str, durable: str) -> "Subscription":
         """A JetStream durable pull consumer ``durable`` on ``stream`` (created if missing): yields
         the stream's envelopes as :meth:`subscribe` does, each acked once received and decoded
@@ -231,6 +246,22 @@ def _queue(queue: Optional[str]) -> Optional[str]:
 
 def _parsed(json_str: str) -> dict:
     return json.loads(json_str)
+
+
+class Service:
+    """A registered NATS service (from :meth:`Bridge.service`)."""
+
+    def __init__(self, bridge: Bridge, native: Any) -> None:
+        self._bridge = bridge
+        self._native = native
+        #: The service instance's id (the ``ID`` of ``$SRV.PING.NAME.ID``).
+        self.id: str = native.id()
+
+    def endpoint(self, subject: str) -> "Subscription":
+        """The requests to ``subject`` (in the services' queue group ``q``), as :meth:`Bridge.requests`
+        yields them: ``async for req in service.endpoint(subject)`` ... ``await req.respond(data)``
+        or ``await req.respond_error(code, description, data)``."""
+        return self._bridge._subscription(self._native.endpoint, (_str("subject", subject),), True)
 
 
 class Request:
@@ -253,9 +284,27 @@ class Request:
         ``reply_to`` subject (the seeds' convention), carrying the request's ``correlation_id`` and
         ``reply_to_msg_id`` = its ``msg_id``. Returns ``(env, env_json_str)`` as sent, or ``None``
         when the request asked for no answer."""
+        return await self._respond(data, None, size_threshold, msg_purpose, sender_name, msg_id, sender_id)
+
+    async def respond_error(self, code: int, description: str, data: Payloads, *,
+                            size_threshold: int = 1_000_000, msg_purpose: str = "reply",
+                            sender_name: str = "NATSBridge", msg_id: Optional[str] = None,
+                            sender_id: Optional[str] = None) -> Optional[Tuple[dict, str]]:
+        """A service endpoint's error answer: :meth:`respond`, with the ``Nats-Service-Error:
+        description`` and ``Nats-Service-Error-Code: code`` headers, counted as an error in the
+        service's stats (the payloads still go). Raises :class:`natsbridge.InvalidInputError` for a
+        request of :meth:`Bridge.requests`, which is no service's."""
+        if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code < 65536:
+            raise _input_error(f"code must be an int from 0 to 65535, not {code!r}")
+        error = (code, _str("description", description))
+        return await self._respond(data, error, size_threshold, msg_purpose, sender_name, msg_id, sender_id)
+
+    async def _respond(self, data: Payloads, error: Optional[Tuple[int, str]], size_threshold: int,
+                       msg_purpose: str, sender_name: str, msg_id: Optional[str],
+                       sender_id: Optional[str]) -> Optional[Tuple[dict, str]]:
         payloads, options = _send_args(data, _bridge_options(
             size_threshold, None, msg_purpose, sender_name, "", "", "", "", msg_id, sender_id))
-        json_str = await _call(self._native.respond, payloads, options)
+        json_str = await _call(self._native.respond, payloads, options, error)
         return None if json_str is None else (_parsed(json_str), json_str)
 
 
@@ -330,4 +379,4 @@ class Subscription:
         await self.close()
 
 
-__all__: List[str] = ["Bridge", "Subscription", "Request", "JetStreamAck"]
+__all__: List[str] = ["Bridge", "Service", "Subscription", "Request", "JetStreamAck"]
