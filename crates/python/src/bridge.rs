@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use natsbridge::claimcheck::DownloadHandler;
-use natsbridge::claimcheck::http::{HttpDownloader, HttpPutUploader};
+use natsbridge::claimcheck::http::{HttpDownloader, HttpPutUploader, S3Uploader};
 use natsbridge::transport::{ConnectOptions, NatsContext};
 use natsbridge::{
     Bridge, EnvelopeConsumer, Payload, Received, Rejected, SendOptions, Service, ServiceConfig,
@@ -34,6 +34,9 @@ struct PyConnect {
     context: Option<String>,
     fileserver: Option<String>,
     put_url: Option<String>,
+    s3_bucket: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
     object_store: Option<String>,
     allow_origins: Option<Vec<String>>,
     name: Option<String>,
@@ -123,11 +126,11 @@ impl PyConnect {
     }
 }
 
-/// The link downloader when a PUT store or origins are given: links are
+/// The link downloader when a PUT store, an S3 endpoint or origins are given: links are
 /// fetched from the stores' origins and the origins given, and from no
 /// other (the facade's own choice for a Plik file server alone).
 fn downloader(given: &PyConnect) -> Outcome<Arc<dyn DownloadHandler>> {
-    let stores = [&given.fileserver, &given.put_url].into_iter().flatten();
+    let stores = [&given.fileserver, &given.put_url, &given.s3_endpoint].into_iter().flatten();
     let mut builder = HttpDownloader::builder();
     for origin in stores.chain(given.allow_origins.iter().flatten()) {
         builder = builder.allow_origin(origin.as_str());
@@ -158,12 +161,31 @@ impl NativeBridge {
         block_on(py, async move {
             let (url, connect, given) = options.options()?;
             let mut builder = Bridge::builder(&url).connect_options(connect);
-            if given.put_url.is_some() || given.allow_origins.is_some() {
+            if given.put_url.is_some()
+                || given.s3_endpoint.is_some()
+                || given.allow_origins.is_some()
+            {
                 builder = builder.download_handler(downloader(&given)?);
             }
-            if let Some(template) = &given.put_url {
-                let put = HttpPutUploader::builder(template.as_str()).build()?;
-                builder = builder.upload_handler(Arc::new(put));
+            match (&given.put_url, &given.s3_bucket) {
+                (Some(_), Some(_)) => {
+                    return Err(input("give put_url or s3_bucket, not both".into()));
+                }
+                (Some(template), None) => {
+                    let put = HttpPutUploader::builder(template.as_str()).build()?;
+                    builder = builder.upload_handler(Arc::new(put));
+                }
+                (None, Some(bucket)) => {
+                    let mut s3 = S3Uploader::builder(bucket.as_str());
+                    if let Some(endpoint) = &given.s3_endpoint {
+                        s3 = s3.endpoint(endpoint.as_str());
+                    }
+                    if let Some(region) = &given.s3_region {
+                        s3 = s3.region(region.as_str());
+                    }
+                    builder = builder.upload_handler(Arc::new(s3.build()?));
+                }
+                (None, None) => {}
             }
             if let Some(fileserver) = given.fileserver {
                 builder = builder.fileserver(fileserver);

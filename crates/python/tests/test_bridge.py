@@ -8,17 +8,20 @@ from __future__ import annotations
 import asyncio
 import http.server
 import json
+import os
+import shutil
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 
 import nats
 import pytest
 
 import natsbridge
-from conftest import cli_binary
+from conftest import ROOT, cli_binary, free_port, wait_listening
 
 BIG = bytes(range(256)) * 8000  # 2,048,000 bytes: over the 1 MB threshold, so it travels by link
 
@@ -380,3 +383,37 @@ def test_a_service_endpoint_answers_counts_and_marks_error_answers(nats_url):
         assert info["description"] == "says hello" and info["metadata"] == {"team": "py"}
         assert [(e["num_requests"], e["num_errors"]) for e in stats["endpoints"]] == [(2, 1)]
     run(main())
+
+
+def test_an_s3_bucket_carries_links(nats_url, workdir, monkeypatch):
+    candidates = [os.path.join(ROOT, ".venv", "bin", "moto_server"),
+                  os.path.join(os.path.dirname(sys.executable), "moto_server"), shutil.which("moto_server")]
+    moto = next((c for c in candidates if c and os.path.exists(c)), None)
+    assert moto, "moto_server not found (pip install 'moto[server]'; cargo xtask setup installs it)"
+    port = free_port()
+    proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    for key, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")):
+        monkeypatch.setenv(key, value)
+    try:
+        wait_listening(port, proc, "moto_server")
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/py-bucket", method="PUT"), timeout=20).close()
+
+        async def main():
+            subj = subject("s3")
+            s3 = {"s3_bucket": "py-bucket", "s3_endpoint": endpoint}
+            async with await natsbridge.Bridge.connect(nats_url, **s3) as sender, \
+                    await natsbridge.Bridge.connect(nats_url, allow_origins=[endpoint]) as receiver:
+                async with await receiver.subscribe(subj) as sub:
+                    env, _ = await sender.smartsend(subj, [("blob", BIG, "binary")])
+                    got = await first(sub)
+            assert env["payloads"][0]["data"].startswith(endpoint + "/py-bucket/")
+            assert got[0]["payloads"] == [("blob", BIG, "binary")]
+            with pytest.raises(natsbridge.InvalidInputError):
+                await natsbridge.Bridge.connect(nats_url, s3_bucket="b", put_url=endpoint + "/{uuid}/{name}")
+
+        run(main())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

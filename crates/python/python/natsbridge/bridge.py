@@ -87,7 +87,9 @@ class Bridge:
 
     @classmethod
     async def connect(cls, url: Optional[str] = None, *, fileserver: Optional[str] = None,
-                      put_url: Optional[str] = None, object_store: Optional[str] = None,
+                      put_url: Optional[str] = None, s3_bucket: Optional[str] = None,
+                      s3_endpoint: Optional[str] = None, s3_region: Optional[str] = None,
+                      object_store: Optional[str] = None,
                       allow_origins: Optional[List[str]] = None, context: Optional[str] = None,
                       name: Optional[str] = None, inbox_prefix: Optional[str] = None,
                       user: Optional[str] = None, password: Optional[str] = None,
@@ -103,10 +105,13 @@ class Bridge:
         more (without one, every payload must fit the envelope); links are then downloaded from its
         origin only. ``put_url``: an HTTP PUT store instead, a URL template with ``{uuid}`` and
         ``{name}`` (one PUT per payload; the URL is the link; ``natsbridge fileserver`` serves
-        ``/put/{uuid}/{name}``). ``object_store``: a JetStream object store bucket instead
-        (``nats-os://`` links, read by Rust peers only). With ``put_url`` or ``allow_origins`` (a list
-        of ``scheme://host:port`` origins), links are downloaded from the stores' origins and those
-        only; with no store and no ``allow_origins``, from any http(s) origin, as the seeds do.
+        ``/put/{uuid}/{name}``). ``s3_bucket``: an S3 bucket instead (presigned GET links;
+        credentials and defaults from the standard ``AWS_*`` variables; ``s3_endpoint`` and
+        ``s3_region`` for storage other than AWS). ``object_store``: a JetStream object store bucket
+        instead (``nats-os://`` links, read by Rust peers only). With ``put_url``, ``s3_endpoint`` or
+        ``allow_origins`` (a list of ``scheme://host:port`` origins), links are downloaded from the
+        stores' origins and those only; with no store and no ``allow_origins``, from any http(s)
+        origin, as the seeds do.
 
         The rest are natscli's options of the same names: the connection ``name``,
         ``inbox_prefix``, ``user`` / ``password``, ``token``, an ``nkey`` seed, a ``creds`` file,
@@ -117,6 +122,7 @@ class Bridge:
         """
         given: Dict[str, Any] = {
             "url": url, "context": context, "fileserver": fileserver, "put_url": put_url,
+            "s3_bucket": s3_bucket, "s3_endpoint": s3_endpoint, "s3_region": s3_region,
             "object_store": object_store, "name": name, "inbox_prefix": inbox_prefix, "user": user,
             "password": password, "token": token, "nkey": nkey, "creds": creds, "tls_ca": tls_ca,
             "tls_cert": tls_cert, "tls_key": tls_key}
