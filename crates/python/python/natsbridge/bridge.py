@@ -15,11 +15,15 @@ loop (``async for req in bridge.requests(subject)`` ... ``await req.respond(data
 
 Each call runs on the Rust core's own runtime with the GIL released and is awaited through
 asyncio's default executor, as the module's functions are; a subscription is read the same way,
-one short wait at a time, so no thread of the Rust runtime ever calls into Python.
+one short wait at a time, on threads of its own (a few open subscriptions must not hold every
+thread of the default executor, which asyncio's DNS lookups use too), so no thread of the Rust
+runtime ever calls into Python.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import math
 import weakref
@@ -32,6 +36,17 @@ from .errors import Error, NatsError, _input_error
 #: How long one read of a subscription waits on the Rust side before handing back (milliseconds):
 #: bounds how long an abandoned iteration keeps an executor thread.
 _WAIT_MS = 200
+
+#: The threads subscriptions wait on. Not asyncio's default executor: it has a handful of threads
+#: (CPUs + 4), and asyncio's own DNS lookups and every other run_in_executor wait for one, so a few
+#: open subscriptions would hold them all. Threads are started as reads need them, and joined at
+#: interpreter exit before anything is torn down (each read returns within _WAIT_MS).
+_READS = concurrent.futures.ThreadPoolExecutor(max_workers=256, thread_name_prefix="natsbridge-read")
+
+
+async def _read(native: Any) -> Any:
+    """One read of a subscription (``NativeSubscription.next``) on the reading threads."""
+    return await asyncio.get_running_loop().run_in_executor(_READS, native.next, _WAIT_MS)
 
 
 class JetStreamAck(NamedTuple):
@@ -353,7 +368,7 @@ class Subscription:
             raise StopAsyncIteration
         await self._start()
         while True:
-            step = await _call(self._native.next, _WAIT_MS)
+            step = await _read(self._native)
             if step is None:
                 if self._closed:
                     raise StopAsyncIteration
