@@ -418,10 +418,21 @@ impl NativeSubscription {
         })
     }
 
-    /// `close()`: ends the subscription (a `next` waiting returns within
-    /// its wait; the server's interest goes when the subscription drops).
-    fn close(&self) {
+    /// `close()`: ends the subscription: unsubscribed now when no `next`
+    /// is under way, else when that one returns (within its wait).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.closed.store(true, Ordering::Release);
+        let source = self.source.clone();
+        // Dropped on the runtime: the subscription's drop may need it.
+        let runtime = crate::native::runtime().map_err(|f| f.into_py(py))?;
+        py.detach(|| {
+            runtime.block_on(async move {
+                if let Ok(mut guard) = source.try_lock() {
+                    *guard = None;
+                }
+            });
+        });
+        Ok(())
     }
 }
 

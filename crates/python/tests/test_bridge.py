@@ -417,3 +417,24 @@ def test_an_s3_bucket_carries_links(nats_url, workdir, monkeypatch):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_closing_a_subscription_unsubscribes_at_once(nats_url):
+    async def main():
+        subj = subject("unsub")
+        nc = await nats.connect(nats_url)
+        async with await natsbridge.Bridge.connect(nats_url) as bridge:
+            sub = await bridge.subscribe(subj)
+            await sub.close()  # no read under way: the subscription goes now, the object still held
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:
+                try:
+                    await nc.request(subj, b"anyone?", timeout=1)
+                except nats.errors.NoRespondersError:
+                    break
+                except nats.errors.TimeoutError:
+                    pass
+                assert asyncio.get_running_loop().time() < deadline, "still subscribed"
+            assert sub is not None
+        await nc.close()
+    run(main())

@@ -74,9 +74,9 @@ class Bridge:
     """A NATS connection speaking natsbridge envelopes, on the Rust core (``natsbridge::Bridge``).
 
     Make one with :meth:`connect`; close it with :meth:`close` or use it as an async context
-    manager. Every call checks and retries as the Rust peer does: link payloads go to the file server
-    given to :meth:`connect` (or the JetStream object store) and are downloaded, size and SHA-256
-    checked, from that file server's origin only.
+    manager. Every call checks and retries as the Rust peer does: link payloads go to the store
+    given to :meth:`connect` (a Plik file server, HTTP PUT, S3 or the JetStream object store) and
+    are downloaded, size and SHA-256 checked, from the origins :meth:`connect` says.
     """
 
     def __init__(self, native: Any, url: Optional[str]) -> None:
@@ -387,8 +387,8 @@ class Subscription:
             return Request(request, subject, envelope) if self._answerable else envelope
 
     async def close(self) -> None:
-        """Ends the iteration (a read under way returns within a fraction of a second) and
-        unsubscribes. Idempotent."""
+        """Ends the iteration and unsubscribes (at once, or when a read under way returns, within a
+        fraction of a second). Idempotent."""
         self._closed = True
         if self._native is not None:
             self._native.close()
