@@ -9,7 +9,9 @@
 //! (`json`, `pyarrow`); this module does everything else with the GIL
 //! released: building and parsing the envelope, base64, SHA-256, Plik
 //! uploads and checked, retried downloads, and publishing on its own NATS
-//! connection.
+//! connection. Its class `NativeBridge` (with `NativeSubscription` and
+//! `NativeRequest`) is the facade's `Bridge` under the Python class
+//! `natsbridge.Bridge`.
 //!
 //! It does not define the Python exceptions: they are classes of
 //! `natsbridge.errors` (one base class, subclasses by kind), which
@@ -24,6 +26,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod bridge;
 mod error;
 mod native;
 

@@ -29,12 +29,12 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::error::Failure;
 
-type Outcome<T> = Result<T, Failure>;
+pub(crate) type Outcome<T> = Result<T, Failure>;
 
 /// One payload from Python: its name, serialized bytes (Python's own
 /// `bytes` object, not copied), type, and the URL a Python upload handler
 /// already put it at (`None`: Rust decides direct or link).
-type PyPayload = (String, PyBackedBytes, String, Option<String>);
+pub(crate) type PyPayload = (String, PyBackedBytes, String, Option<String>);
 
 /// The package's own connections, one per broker URL, kept for the life of
 /// the process (the seeds open one per call; reusing it is the point).
@@ -50,7 +50,7 @@ static DOWNLOADERS: Mutex<Option<HashMap<RetryKey, Arc<HttpDownloader>>>> = Mute
 
 /// The runtime every call's work runs on (connections and HTTP clients
 /// live on it between calls).
-fn runtime() -> Outcome<&'static tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Outcome<&'static tokio::runtime::Runtime> {
     static RUNTIME: OnceLock<std::io::Result<tokio::runtime::Runtime>> = OnceLock::new();
     let built = RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -68,7 +68,7 @@ fn runtime() -> Outcome<&'static tokio::runtime::Runtime> {
 
 /// Runs `work` on the runtime with the GIL released, then converts its
 /// outcome with the GIL.
-fn block_on<F, T>(py: Python<'_>, work: F) -> PyResult<Py<PyAny>>
+pub(crate) fn block_on<F, T>(py: Python<'_>, work: F) -> PyResult<Py<PyAny>>
 where
     F: Future<Output = Outcome<T>> + Send,
     T: for<'a> FnOnce(Python<'a>) -> PyResult<Py<PyAny>> + Send,
@@ -138,7 +138,7 @@ pub(crate) struct PyOptions {
 }
 
 impl PyOptions {
-    fn send_options(&self, is_publish: bool) -> SendOptions {
+    pub(crate) fn send_options(&self, is_publish: bool) -> SendOptions {
         let mut options = SendOptions::new()
             .with_msg_purpose(self.msg_purpose.clone())
             .with_sender_name(self.sender_name.clone())
@@ -203,7 +203,7 @@ fn pack<'py>(
     })
 }
 
-fn payload((dataname, bytes, payload_type, _): PyPayload) -> Payload {
+pub(crate) fn payload((dataname, bytes, payload_type, _): PyPayload) -> Payload {
     Payload::new(dataname, PayloadType::from_wire(&payload_type), Bytes::from_owner(bytes))
 }
 
@@ -253,7 +253,7 @@ fn pack_prelinked(
     Ok(Bytes::from(json))
 }
 
-fn json_str(py: Python<'_>, json: &[u8]) -> PyResult<Py<PyAny>> {
+pub(crate) fn json_str(py: Python<'_>, json: &[u8]) -> PyResult<Py<PyAny>> {
     // The envelope's JSON is UTF-8 by construction.
     let text = std::str::from_utf8(json)
         .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
@@ -280,34 +280,50 @@ fn unpack<'py>(
 ) -> PyResult<Py<PyAny>> {
     let downloader = downloader(max_retries, base_delay, max_delay).map_err(|f| f.into_py(py))?;
     block_on(py, async move {
-        let mut envelope = if download {
+        let envelope = if download {
             natsbridge::smartunpack_with(&message, downloader.as_ref(), &ReceiveLimits::default())
                 .await?
         } else {
             Envelope::from_json(&message).map_err(natsbridge::Error::from)?
         };
-        let records = std::mem::take(&mut envelope.payloads);
-        let header = envelope.to_json().map_err(natsbridge::Error::from)?;
-        Ok(move |py: Python<'_>| {
-            let items = PyList::empty(py);
-            for r in records {
-                let bytes = r.bytes().map(|b| PyBytes::new(py, b));
-                let sha = r.extra.get(SHA256_KEY).and_then(|v| v.as_str()).map(str::to_owned);
-                let item = (
-                    r.dataname.as_str(),
-                    r.payload_type.as_str(),
-                    r.transport().as_str(),
-                    bytes,
-                    r.url(),
-                    r.size(),
-                    sha,
-                );
-                items.append(item.into_pyobject(py)?)?;
-            }
-            let header = json_str(py, &header)?;
-            Ok(PyTuple::new(py, [header, items.into_any().unbind()])?.into_any().unbind())
-        })
+        let (header, records) = split(envelope)?;
+        Ok(move |py: Python<'_>| records_py(py, &header, records))
     })
+}
+
+/// An envelope as its header's JSON (the envelope without payloads) and
+/// its payload records, for [`records_py`].
+pub(crate) fn split(
+    mut envelope: Envelope,
+) -> Outcome<(Vec<u8>, Vec<natsbridge::envelope::PayloadRecord>)> {
+    let records = std::mem::take(&mut envelope.payloads);
+    let header = envelope.to_json().map_err(natsbridge::Error::from)?;
+    Ok((header, records))
+}
+
+/// `(header_json, payloads)` as [`unpack`] returns them.
+pub(crate) fn records_py(
+    py: Python<'_>,
+    header: &[u8],
+    records: Vec<natsbridge::envelope::PayloadRecord>,
+) -> PyResult<Py<PyAny>> {
+    let items = PyList::empty(py);
+    for r in records {
+        let bytes = r.bytes().map(|b| PyBytes::new(py, b));
+        let sha = r.extra.get(SHA256_KEY).and_then(|v| v.as_str()).map(str::to_owned);
+        let item = (
+            r.dataname.as_str(),
+            r.payload_type.as_str(),
+            r.transport().as_str(),
+            bytes,
+            r.url(),
+            r.size(),
+            sha,
+        );
+        items.append(item.into_pyobject(py)?)?;
+    }
+    let header = json_str(py, header)?;
+    Ok(PyTuple::new(py, [header, items.into_any().unbind()])?.into_any().unbind())
 }
 
 /// `upload(fileserver_url, dataname, data)`: a Plik one-shot upload with
@@ -400,6 +416,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(download, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(close, m)?)?;
+    crate::bridge::register(m)?;
     m.add("DEFAULT_MAX_PAYLOAD", natsbridge::envelope::DEFAULT_MAX_PAYLOAD)?;
     Ok(())
 }

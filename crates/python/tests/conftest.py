@@ -68,7 +68,9 @@ def workdir():
 def nats_url(workdir):
     port = free_port()
     log = open(os.path.join(workdir, "nats-server.log"), "wb")
-    proc = subprocess.Popen([nats_server_binary(), "-a", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    # JetStream on, for the Bridge's jetstream_send and durable consumer.
+    proc = subprocess.Popen([nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd",
+                             os.path.join(workdir, "jetstream")], stdout=log, stderr=log)
     try:
         wait_listening(port, proc, "nats-server")
         yield f"nats://127.0.0.1:{port}"

@@ -49,6 +49,11 @@ from .errors import (
 )
 
 __all__ = [
+    "Bridge",
+    "Service",
+    "Subscription",
+    "Request",
+    "JetStreamAck",
     "smartpack",
     "smartunpack",
     "smartsend",
@@ -239,18 +244,15 @@ def _message_bytes(msg: Any) -> bytes:
 # ----------------------------------------------------------------------------- send
 
 
-async def _pack(subject: str, data: Payloads, broker_url: str, fileserver_url: str,
-                fileserver_upload_handler: Optional[Callable[[str, str, bytes], Awaitable[str]]],
-                size_threshold: int, correlation_id: Optional[str], msg_purpose: str, sender_name: str,
-                receiver_name: str, receiver_id: str, reply_to: str, reply_to_msg_id: str, is_publish: bool,
-                nats_connection: Any, msg_id: Optional[str], sender_id: Optional[str]) -> Tuple[dict, str]:
-    _str("subject", subject)
+def _options(broker_url: str, fileserver_url: str, size_threshold: Any, correlation_id: Optional[str],
+             msg_purpose: str, sender_name: str, receiver_name: str, receiver_id: str, reply_to: str,
+             reply_to_msg_id: str, msg_id: Optional[str], sender_id: Optional[str]) -> dict:
+    """The envelope fields as the Rust core takes them, each checked."""
     if isinstance(size_threshold, bool) or not isinstance(size_threshold, int) or size_threshold < 0:
         raise _input_error(f"size_threshold must be a non-negative int, not {size_threshold!r}")
-    items = _payloads(data)
     options = {
-        "broker_url": _str("broker_url", broker_url),
-        "fileserver_url": _str("fileserver_url", fileserver_url),
+        "broker_url": broker_url,
+        "fileserver_url": fileserver_url,
         "size_threshold": size_threshold,
         "correlation_id": correlation_id,
         "msg_purpose": msg_purpose,
@@ -267,6 +269,19 @@ async def _pack(subject: str, data: Payloads, broker_url: str, fileserver_url: s
     for key in ("correlation_id", "msg_id", "sender_id"):
         if options[key] is not None:
             _str(key, options[key])
+    return options
+
+
+async def _pack(subject: str, data: Payloads, broker_url: str, fileserver_url: str,
+                fileserver_upload_handler: Optional[Callable[[str, str, bytes], Awaitable[str]]],
+                size_threshold: int, correlation_id: Optional[str], msg_purpose: str, sender_name: str,
+                receiver_name: str, receiver_id: str, reply_to: str, reply_to_msg_id: str, is_publish: bool,
+                nats_connection: Any, msg_id: Optional[str], sender_id: Optional[str]) -> Tuple[dict, str]:
+    _str("subject", subject)
+    options = _options(_str("broker_url", broker_url), _str("fileserver_url", fileserver_url), size_threshold,
+                       correlation_id, msg_purpose, sender_name, receiver_name, receiver_id, reply_to,
+                       reply_to_msg_id, msg_id, sender_id)
+    items = _payloads(data)
     rust_upload = fileserver_upload_handler is None or fileserver_upload_handler is plik_oneshot_upload
     payloads = []
     for dataname, raw, payload_type in items:
@@ -372,13 +387,24 @@ async def _records(msg: Any, fileserver_download_handler: Optional[Callable[...,
     if rust_download and any(r[3] is None for r in records):
         header_json, records = await _call(_native.unpack, body, download=True, max_retries=retry[0],
                                            base_delay=retry[1], max_delay=retry[2])
-    env = json.loads(header_json)
-    out = []
-    errors = []
+    fetched = []
     for dataname, payload_type, transport, raw, url, size, sha256 in records:
         if raw is None:
             raw = _binary(dataname, await fileserver_download_handler(url, max_retries, base_delay, max_delay))
             await _call(_native.verify, dataname, raw, size, sha256)
+        fetched.append((dataname, payload_type, transport, raw))
+    return _decoded(header_json, fetched)
+
+
+def _decoded(header_json: str, records: list) -> Tuple[dict, list]:
+    """The envelope (without ``payloads``) and per payload ``(dataname, value, type, transport, raw)``
+    from the header's JSON and ``(dataname, type, transport, raw)`` per payload, every one fetched.
+    Raises :class:`MalformedError` (with ``envelope``: the others decoded) when a payload does not
+    decode as its type."""
+    env = json.loads(header_json)
+    out = []
+    errors = []
+    for dataname, payload_type, transport, raw in records:
         try:
             value = _deserialize(dataname, payload_type, raw)
         except MalformedError as e:
@@ -420,4 +446,14 @@ async def smartreceive(msg: Any, fileserver_download_handler: Callable[..., Awai
     return await _unpack(msg, fileserver_download_handler, max_retries, base_delay, max_delay)
 
 
+def _envelope(unpacked: Tuple[str, list]) -> dict:
+    """The seeds' envelope dict from what the Rust core's ``unpack`` (and the bridge's calls) return,
+    every link already fetched."""
+    header_json, records = unpacked
+    env, out = _decoded(header_json, [(r[0], r[1], r[2], r[3]) for r in records])
+    env["payloads"] = [r[:3] for r in out]
+    return env
+
+
 from . import msghandler  # noqa: E402  (the namespace re-exports the functions above)
+from .bridge import Bridge, JetStreamAck, Request, Service, Subscription  # noqa: E402
