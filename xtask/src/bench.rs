@@ -491,6 +491,22 @@ run); the figures it talks about are in the sections below.
   messages, each through glibc's `malloc_consolidate`), the reference to
   the JSON that `smartsend` returns as well as publishes (one allocation,
   about 300 with its release), our connection wrapper about 200.
+- **The owned receive against the view's (issue 24: `receive` <=
+  `receive_lazy`): 1.04x, one allocation over.** `Bridge::subscribe`'s
+  `Received` now holds the message and the `EnvelopeView` parsed from it
+  together (an `EnvelopeBuf` made with self_cell), and the subject and
+  reply inbox as async-nats's shared `Subject`s: per 128 B message 4,391
+  on the caller's task against 4,229 for `subscribe_lazy` (6,714 before
+  this change, when `EnvelopeBuf` kept positions and rebuilt the view, and
+  another copy of the subject). The 162 left are the one allocation that
+  holds the message and its view side by side, and its release (glibc
+  `malloc` and `free` are about 150 of them in `callgrind_annotate`). The
+  lazy path keeps its view on the reader's stack, which a value handed out
+  of a `Stream` cannot do without moving it: yoke, which keeps the view
+  inline instead of boxed, was measured at about 4,660 (the view is about 350
+  bytes, copied at each move out of the subscription's poll). Going below
+  would mean a view that needs no allocation of its own in either path
+  (payload records inline), which both rows would gain alike.
 - **128 B envelopes against raw async-nats (issue 8: 0.8x; issue 18: 0.5x
   and 0.95x of the codec-only floor).** In the run recorded here both
   sides ran at 0.68x raw (0.31-0.34x before issue 18; 0.63x in this

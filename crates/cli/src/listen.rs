@@ -169,7 +169,7 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
                                 Ok(envelope) => envelope,
                                 Err(e) => {
                                     let payload = received.message().clone();
-                                    return (arrival, Outcome::Rejected(e, received.subject, payload));
+                                    return (arrival, Outcome::Rejected(e, received.subject().to_string(), payload));
                                 }
                             };
                             let dir = out
@@ -182,7 +182,7 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
                                         streamed: Vec::new(),
                                         dir,
                                     }),
-                                    received.subject,
+                                    received.subject().to_string(),
                                 ),
                                 Err(e) => Outcome::Rejected(
                                     natsbridge::claimcheck::Error::io(
@@ -190,7 +190,7 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
                                         e,
                                     )
                                     .into(),
-                                    received.subject,
+                                    received.subject().to_string(),
                                     Default::default(),
                                 ),
                             }

@@ -231,7 +231,7 @@ impl Server<'_> {
                     None => break,
                     Some(Ok(request)) => {
                         taken += 1;
-                        let arrival = Arrival::now(taken, request.received.reply.clone());
+                        let arrival = Arrival::now(taken, request.received.reply().map(str::to_string));
                         current = Some(Box::pin(self.answer(request, arrival)));
                     }
                     Some(Err(rejected)) => {
@@ -253,7 +253,7 @@ impl Server<'_> {
     /// neither a NATS reply subject nor `reply_to` is not answered).
     async fn answer(&self, request: ServiceRequest, arrival: Arrival) -> anyhow::Result<bool> {
         let asked = request.received.to_envelope()?;
-        let subject = request.received.subject.clone();
+        let subject = request.received.subject().to_string();
         let envelope = &asked;
         tracing::info!(msg_id = %envelope.msg_id, "answering");
         let (payloads, failure) = match self.answer {

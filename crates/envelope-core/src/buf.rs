@@ -1,50 +1,28 @@
 //! The owned envelope that reads in place: the message bytes kept whole,
-//! every field a position in them.
+//! the view of them kept beside them.
 //!
 //! An [`EnvelopeView`] borrows the message; an [`EnvelopeBuf`] owns it (a
-//! reference-counted [`Bytes`], never copied) and keeps, from the one
-//! validating parse, where each field lies in it. [`EnvelopeBuf::view`]
-//! hands the view back without parsing again, so a receiver that keeps its
-//! messages pays for one parse and no owned strings, as `PathBuf` is to
-//! `Path`.
-
-use core::ops::Range;
+//! reference-counted [`Bytes`], never copied) together with the view its
+//! one validating parse made. [`EnvelopeBuf::view`] lends that view, so a
+//! receiver that keeps its messages pays for one parse and no owned
+//! strings, as `PathBuf` is to `Path`.
 
 use crate::prelude::*;
-use crate::read::HEADER_STRINGS;
-use crate::view::{BodyView, PayloadView, RawMember};
+use crate::view::BodyView;
 use crate::{Envelope, EnvelopeView, Result};
 
-/// Where a string of the view is: a range of the message, or (where the
-/// JSON escaped it) the unescaped text owned here.
-#[derive(Clone, Debug)]
-enum Text {
-    At(Range<usize>),
-    Owned(Box<str>),
-}
-
-/// The same for bytes (a direct payload's base64).
-#[derive(Clone, Debug)]
-enum Raw {
-    At(Range<usize>),
-    Owned(Box<[u8]>),
-}
-
-#[derive(Clone, Debug)]
-enum BodyAt {
-    Direct { base64: Raw, len: usize },
-    Link { url: Text, size: Option<u64>, fetched: Option<Bytes> },
-}
-
-#[derive(Clone, Debug)]
-struct PayloadAt {
-    index: usize,
-    id: Text,
-    dataname: Text,
-    type_name: Text,
-    body: BodyAt,
-    extra: Vec<(Text, Range<usize>)>,
-}
+// The message and the view borrowing from it, in one allocation. `Bytes`
+// keeps its data where it is when the `Bytes` itself moves, which is what
+// lets the view borrow from it; self_cell makes that borrow sound without
+// unsafe code of ours.
+self_cell::self_cell!(
+    struct Cell {
+        owner: Bytes,
+        #[covariant]
+        dependent: EnvelopeView,
+    }
+    impl {Debug}
+);
 
 /// An envelope that owns its message bytes and reads every field from
 /// them: the owned counterpart of [`EnvelopeView`] (see the module docs).
@@ -62,169 +40,80 @@ struct PayloadAt {
 /// assert_eq!(view.payloads()[0].bytes()?.as_ref(), b"hello");
 /// # Ok::<(), natsbridge_envelope_core::Error>(())
 /// ```
-#[derive(Clone, Debug)]
-pub struct EnvelopeBuf {
-    message: Bytes,
-    header: [Text; HEADER_STRINGS],
-    metadata: Option<Range<usize>>,
-    payloads: Vec<PayloadAt>,
-    extra: Vec<(Text, Range<usize>)>,
-}
-
-/// The range `part` occupies in `base`, if it is a slice of it.
-fn range_in(base: &[u8], part: &[u8]) -> Option<Range<usize>> {
-    let start = (part.as_ptr() as usize).checked_sub(base.as_ptr() as usize)?;
-    let end = start.checked_add(part.len())?;
-    (end <= base.len()).then_some(start..end)
-}
-
-/// Where `text` (borrowed from the message, or unescaped by the parse into
-/// a string of its own) is.
-fn text_at(base: &[u8], text: &str) -> Text {
-    match range_in(base, text.as_bytes()) {
-        Some(range) => Text::At(range),
-        None => Text::Owned(text.into()),
-    }
-}
-
-fn members_at(base: &[u8], members: &[RawMember<'_>]) -> Vec<(Text, Range<usize>)> {
-    // The values are always slices of the message (JSON text kept as is).
-    members
-        .iter()
-        .filter_map(|(k, v)| Some((text_at(base, k), range_in(base, v.as_bytes())?)))
-        .collect()
-}
-
-/// A string of the view in `base`.
-fn text_in<'a>(base: &'a [u8], text: &'a Text) -> Cow<'a, str> {
-    match text {
-        Text::At(range) => Cow::Borrowed(json_in(base, range)),
-        Text::Owned(s) => Cow::Borrowed(s),
-    }
-}
-
-/// The text at `range` of `base`.
-fn json_in<'a>(base: &'a [u8], range: &Range<usize>) -> &'a str {
-    // SAFETY: every range kept is that of a `&str` the parse took from
-    // this same message, which `Bytes` never changes: valid UTF-8, on char
-    // boundaries.
-    #[allow(unsafe_code)]
-    unsafe {
-        core::str::from_utf8_unchecked(&base[range.clone()])
-    }
-}
+#[derive(Debug)]
+pub struct EnvelopeBuf(Cell);
 
 impl EnvelopeBuf {
     /// Parses and validates `message` as [`EnvelopeView::parse`] does (the
     /// same errors), keeping the bytes.
     pub fn parse(message: Bytes) -> Result<EnvelopeBuf> {
-        let view = EnvelopeView::parse(&message)?;
-        let base: &[u8] = &message;
-        let header = core::array::from_fn(|i| text_at(base, &view.header[i]));
-        let metadata = view.metadata.and_then(|m| range_in(base, m.as_bytes()));
-        let payloads = view
-            .payloads
-            .iter()
-            .map(|p| PayloadAt {
-                index: p.index,
-                id: text_at(base, &p.id),
-                dataname: text_at(base, &p.dataname),
-                type_name: text_at(base, &p.type_name),
-                body: match &p.body {
-                    BodyView::Direct { base64, len, .. } => BodyAt::Direct {
-                        base64: match base64 {
-                            Cow::Borrowed(b) => match range_in(base, b) {
-                                Some(range) => Raw::At(range),
-                                None => Raw::Owned((*b).into()),
-                            },
-                            Cow::Owned(b) => Raw::Owned(b.as_slice().into()),
-                        },
-                        len: *len,
-                    },
-                    BodyView::Link { url, size, fetched } => BodyAt::Link {
-                        url: text_at(base, url),
-                        size: *size,
-                        fetched: fetched.clone(),
-                    },
-                },
-                extra: members_at(base, &p.extra),
-            })
-            .collect();
-        let extra = members_at(base, &view.extra);
-        drop(view);
-        Ok(EnvelopeBuf { header, metadata, payloads, extra, message })
+        Cell::try_new(message, |m| EnvelopeView::parse(m)).map(EnvelopeBuf)
+    }
+
+    /// [`EnvelopeBuf::parse`], giving `message` back with the error.
+    pub fn try_parse(message: Bytes) -> core::result::Result<EnvelopeBuf, (Bytes, crate::Error)> {
+        Cell::try_new_or_recover(message, |m| EnvelopeView::parse(m)).map(EnvelopeBuf)
     }
 
     /// The message exactly as it arrived.
     pub fn message(&self) -> &Bytes {
-        &self.message
+        self.0.borrow_owner()
     }
 
-    /// The envelope read in place: nothing parsed again, nothing copied
-    /// (one allocation, the list of payload records).
-    pub fn view<'a>(&'a self) -> EnvelopeView<'a> {
-        let base: &[u8] = &self.message;
-        let text = |t| text_in(base, t);
-        let json = |range| json_in(base, range);
-        let members = |m: &'a [(Text, Range<usize>)]| -> Vec<RawMember<'a>> {
-            m.iter().map(|(k, v)| (text_in(base, k), json_in(base, v))).collect()
-        };
-        EnvelopeView {
-            header: core::array::from_fn(|i| text(&self.header[i])),
-            metadata: self.metadata.as_ref().map(json),
-            payloads: self
-                .payloads
-                .iter()
-                .map(|p| PayloadView {
-                    index: p.index,
-                    id: text(&p.id),
-                    dataname: text(&p.dataname),
-                    type_name: text(&p.type_name),
-                    body: match &p.body {
-                        BodyAt::Direct { base64, len } => BodyView::Direct {
-                            base64: match base64 {
-                                Raw::At(range) => Cow::Borrowed(&base[range.clone()]),
-                                Raw::Owned(b) => Cow::Borrowed(b),
-                            },
-                            len: *len,
-                            decoded: None,
-                        },
-                        BodyAt::Link { url, size, fetched } => {
-                            BodyView::Link { url: text(url), size: *size, fetched: fetched.clone() }
-                        }
-                    },
-                    extra: members(&p.extra),
-                })
-                .collect(),
-            extra: members(&self.extra),
-        }
+    /// The envelope read in place: nothing parsed again, nothing copied.
+    pub fn view(&self) -> &EnvelopeView<'_> {
+        self.0.borrow_dependent()
     }
 
     /// Keeps `bytes` as the downloaded content of the link payload at
     /// `index` (in [`EnvelopeView::payloads`] order): its view then reads
-    /// them ([`PayloadView::bytes`], [`PayloadView::decode_into`]) and the
-    /// owned envelope holds them as [`Body::Fetched`](crate::Body::Fetched).
+    /// them ([`PayloadView::bytes`](crate::PayloadView::bytes),
+    /// [`PayloadView::decode_into`](crate::PayloadView::decode_into)) and
+    /// the owned envelope holds them as [`Body::Fetched`](crate::Body::Fetched).
     /// Returns `false` (and keeps nothing) when that payload is no link.
     pub fn set_fetched(&mut self, index: usize, bytes: Bytes) -> bool {
-        match self.payloads.get_mut(index).map(|p| &mut p.body) {
-            Some(BodyAt::Link { fetched, .. }) => {
-                *fetched = Some(bytes);
-                true
+        self.0.with_dependent_mut(|_, view| {
+            match view.payloads.get_mut(index).map(|p| &mut p.body) {
+                Some(BodyView::Link { fetched, .. }) => {
+                    *fetched = Some(bytes);
+                    true
+                }
+                _ => false,
             }
-            _ => false,
-        }
+        })
     }
 
     /// Whether a link payload's bytes are still to be downloaded (see
     /// [`EnvelopeBuf::set_fetched`]).
     pub fn has_unfetched_links(&self) -> bool {
-        self.payloads.iter().any(|p| matches!(p.body, BodyAt::Link { fetched: None, .. }))
+        self.view().payloads.iter().any(|p| matches!(p.body, BodyView::Link { fetched: None, .. }))
     }
 
     /// The owned [`Envelope`], every direct payload decoded and fetched
     /// links' bytes kept (what `Envelope::from_json` returns, plus those).
     pub fn to_envelope(&self) -> Result<Envelope> {
-        self.view().into_envelope()
+        self.view().to_envelope()
+    }
+}
+
+/// A clone shares the message bytes (a reference count) and parses them
+/// again, keeping the links' fetched bytes.
+impl Clone for EnvelopeBuf {
+    fn clone(&self) -> Self {
+        let view = self.view();
+        let cell = Cell::new(self.message().clone(), |m| {
+            // The same bytes parsed once already: they parse again.
+            let mut again = EnvelopeView::parse(m).expect("a message that parsed parses again");
+            for (p, q) in again.payloads.iter_mut().zip(&view.payloads) {
+                if let (BodyView::Link { fetched, .. }, BodyView::Link { fetched: kept, .. }) =
+                    (&mut p.body, &q.body)
+                {
+                    fetched.clone_from(kept);
+                }
+            }
+            again
+        });
+        EnvelopeBuf(cell)
     }
 }
 
@@ -243,7 +132,7 @@ mod tests {
     #[test]
     fn the_view_is_the_parse_s_without_parsing_again() {
         let buf = EnvelopeBuf::parse(Bytes::from_static(MIXED)).unwrap();
-        assert_eq!(buf.view(), EnvelopeView::parse(MIXED).unwrap());
+        assert_eq!(*buf.view(), EnvelopeView::parse(MIXED).unwrap());
         assert_eq!(buf.view().correlation_id(), "c\"1", "an escaped string is kept unescaped");
         assert_eq!(buf.view().payloads()[0].bytes().unwrap().as_ref(), b"hello");
         assert_eq!(buf.to_envelope().unwrap(), Envelope::from_json(MIXED).unwrap());
@@ -263,6 +152,9 @@ mod tests {
         assert!(
             matches!(&envelope.payloads[1].body, crate::Body::Fetched { url, .. } if url == "http://h/f")
         );
+        let clone = buf.clone();
+        assert_eq!(clone.view(), buf.view(), "a clone keeps the fetched bytes");
+        assert_eq!(clone.message().as_ptr(), buf.message().as_ptr(), "and shares the message");
     }
 
     #[test]

@@ -71,7 +71,6 @@ mod write;
 /// The one place that chooses between `core`, `alloc` and `std` types.
 mod prelude {
     pub(crate) use alloc::borrow::Cow;
-    pub(crate) use alloc::boxed::Box;
     pub(crate) use alloc::format;
     pub(crate) use alloc::string::{String, ToString};
     pub(crate) use alloc::vec::Vec;

@@ -286,7 +286,7 @@ async fn listen(a: ListenArgs) -> anyhow::Result<ExitCode> {
         };
         let Some(item) = next else { break };
         let line = match item {
-            Ok(received) => Value::Object(summary(&received.to_envelope()?, &received.subject)?),
+            Ok(received) => Value::Object(summary(&received.to_envelope()?, received.subject())?),
             Err(rejected) => rejected_line(rejected),
         };
         println_flush(&line.to_string());
@@ -323,10 +323,12 @@ async fn reply(a: ReplyArgs) -> anyhow::Result<ExitCode> {
         } else {
             vec![Payload::text("ack", "ok")]
         };
-        let answered_to =
-            request.reply.clone().unwrap_or(request.to_envelope().unwrap().reply_to.clone());
+        let answered_to = request
+            .reply()
+            .map(str::to_string)
+            .unwrap_or(request.to_envelope().unwrap().reply_to.clone());
         let answer = bridge.reply(&request, payloads, SendOptions::default()).await?;
-        let mut line = summary(&request.to_envelope().unwrap(), &request.subject)?;
+        let mut line = summary(&request.to_envelope().unwrap(), request.subject())?;
         line.insert("answered_to".into(), answered_to.into());
         let answer_msg_id = match &answer {
             Some(sent) => sent.view()?.msg_id().to_string(),
@@ -373,7 +375,11 @@ async fn request(a: RequestArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             };
             let received = next.context("subscription ended")?.map_err(|r| r.error)?;
-            (sent.msg_id, sent.correlation_id, (received.to_envelope()?, received.subject))
+            (
+                sent.msg_id,
+                sent.correlation_id,
+                (received.to_envelope()?, received.subject().to_string()),
+            )
         }
         other => bail!("unknown --mode {other}"),
     };

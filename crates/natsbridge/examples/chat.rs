@@ -61,7 +61,9 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let received_envelope = received.to_envelope()?;
     println!(
         "received {} from {} on {}",
-        received_envelope.msg_id, received_envelope.sender_name, received.subject
+        received_envelope.msg_id,
+        received_envelope.sender_name,
+        received.subject()
     );
     for record in &received_envelope.payloads {
         let how = match record.url() {

@@ -714,8 +714,8 @@ impl Bridge {
         headers: Option<HeaderMap>,
     ) -> Result<Option<Sent>> {
         let view = request.view();
-        let subject = match (&request.reply, view.reply_to()) {
-            (Some(inbox), _) => inbox.clone(),
+        let subject = match (request.reply(), view.reply_to()) {
+            (Some(inbox), _) => inbox.to_string(),
             (None, "") => return Ok(None),
             (None, reply_to) => reply_to.to_string(),
         };

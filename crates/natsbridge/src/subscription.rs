@@ -14,7 +14,7 @@ use crate::envelope::bytes::Bytes;
 use crate::envelope::{Body, Envelope, EnvelopeBuf, EnvelopeView};
 use crate::limits::ReceiveLimits;
 use crate::pack::fetch_links;
-use crate::transport::{Consumer, Message, Messages, StreamMessage, Subscriber};
+use crate::transport::{Consumer, Message, Messages, StreamMessage, Subject, Subscriber};
 use crate::{Bridge, Error, Result};
 
 /// An envelope received on a subscription or from a JetStream consumer,
@@ -28,15 +28,10 @@ use crate::{Bridge, Error, Result};
 /// [`Received::view`] reads it; [`Received::to_envelope`] gives the owned
 /// [`Envelope`] where one is wanted.
 #[derive(Clone, Debug)]
-#[non_exhaustive]
 pub struct Received {
-    /// The envelope with its message bytes, link payloads fetched into it.
-    pub envelope: EnvelopeBuf,
-    /// The subject it arrived on.
-    pub subject: String,
-    /// NATS's reply inbox, when it came as a NATS request (always `None`
-    /// from a JetStream consumer).
-    pub reply: Option<String>,
+    envelope: EnvelopeBuf,
+    subject: Subject,
+    reply: Option<Subject>,
 }
 
 impl Received {
@@ -48,8 +43,29 @@ impl Received {
     /// [`PayloadView::bytes`]: crate::PayloadView::bytes
     /// [`PayloadView::decode_into`]: crate::PayloadView::decode_into
     /// [`PayloadView::value`]: crate::PayloadView::value
-    pub fn view(&self) -> EnvelopeView<'_> {
+    pub fn view(&self) -> &EnvelopeView<'_> {
         self.envelope.view()
+    }
+
+    /// The subject it arrived on.
+    pub fn subject(&self) -> &str {
+        self.subject.as_str()
+    }
+
+    /// NATS's reply inbox, when it came as a NATS request (always `None`
+    /// from a JetStream consumer).
+    pub fn reply(&self) -> Option<&str> {
+        self.reply.as_ref().map(|r| r.as_str())
+    }
+
+    /// The envelope with its message bytes, link payloads fetched into it.
+    pub fn envelope(&self) -> &EnvelopeBuf {
+        &self.envelope
+    }
+
+    /// The envelope, taken out of the message.
+    pub fn into_envelope(self) -> EnvelopeBuf {
+        self.envelope
     }
 
     /// The owned envelope: every field a `String`, direct payloads
@@ -195,7 +211,7 @@ impl<T> Slot<T> {
 /// let decoded = subscription.filter_map(|item| async move { item.ok() }).take(10);
 /// let mut decoded = std::pin::pin!(decoded);
 /// while let Some(received) = decoded.next().await {
-///     println!("{} on {}", received.view().msg_id(), received.subject);
+///     println!("{} on {}", received.view().msg_id(), received.subject());
 /// }
 /// # Ok(()) }
 /// ```
@@ -248,16 +264,18 @@ fn receive(
     limits: ReceiveLimits,
 ) -> std::result::Result<Result<Received, Rejected>, BoxFuture<'static, Result<Received, Rejected>>>
 {
+    let Message { subject, reply, payload, .. } = message;
     // `as_str().into()`: a `Subject`'s `to_string` goes through the
     // formatter, several times the cost of the copy.
-    let subject: String = message.subject.as_str().into();
-    let reject =
-        |error: Error, payload: Bytes, subject: String| Rejected { error, subject, payload };
-    let mut envelope = match EnvelopeBuf::parse(message.payload.clone()) {
-        Ok(envelope) => envelope,
-        Err(e) => return Ok(Err(reject(Error::from(e), message.payload, subject))),
+    let reject = |error: Error, payload: Bytes, subject: &Subject| Rejected {
+        error,
+        subject: subject.as_str().into(),
+        payload,
     };
-    let reply = message.reply.as_ref().map(|r| r.as_str().into());
+    let mut envelope = match EnvelopeBuf::try_parse(payload) {
+        Ok(envelope) => envelope,
+        Err((payload, e)) => return Ok(Err(reject(Error::from(e), payload, &subject))),
+    };
     if !envelope.has_unfetched_links() {
         return Ok(Ok(Received { envelope, subject, reply }));
     }
@@ -265,7 +283,7 @@ fn receive(
     Err(Box::pin(async move {
         match fetch_into(&mut envelope, downloader.as_ref(), &limits).await {
             Ok(()) => Ok(Received { envelope, subject, reply }),
-            Err(error) => Err(reject(error, message.payload, subject)),
+            Err(error) => Err(reject(error, envelope.message().clone(), &subject)),
         }
     }))
 }
@@ -528,16 +546,17 @@ async fn settle(
     bridge: &Bridge,
     nak_delay: RetryConfig,
 ) -> (Result<Received, Rejected>, Result<()>) {
-    let subject = message.subject().to_string();
     let payload = message.payload().clone();
     match read_message(payload, bridge.downloader.as_ref(), &bridge.limits).await {
         Ok(envelope) => {
             let acked = message.ack().await.map_err(Error::from);
+            let subject = Subject::from(message.subject());
             (Ok(Received { envelope, subject, reply: None }), acked)
         }
         Err(error) => {
             let attempt = u32::try_from(message.delivered().max(1) - 1).unwrap_or(u32::MAX);
             let naked = message.nak(nak_delay.delay(attempt)).await.map_err(Error::from);
+            let subject = message.subject().into();
             (Err(Rejected { error, subject, payload: message.payload().clone() }), naked)
         }
     }
@@ -580,9 +599,9 @@ impl Stream for EnvelopeConsumer {
                         (Ok(received), Err(error)) => Err(Rejected {
                             error: error.context(format!(
                                 "acknowledging a message on {} (it will be redelivered)",
-                                received.subject
+                                received.subject()
                             )),
-                            subject: received.subject,
+                            subject: received.subject().into(),
                             payload: message.payload().clone(),
                         }),
                         (Err(rejected), Err(error)) => {

@@ -52,7 +52,7 @@ async fn mixed_chat_message_crosses_nats_with_a_link() {
         .unwrap();
     assert_eq!(sent.broker_url, server.url(), "broker_url is the server used");
     let got = sub.next().await.unwrap().unwrap();
-    assert_eq!(got.subject, "chat.room1");
+    assert_eq!(got.subject(), "chat.room1");
     assert_eq!(got.to_envelope().unwrap().msg_id, sent.msg_id);
     assert_eq!(got.to_envelope().unwrap().payloads[2].transport(), Transport::Link);
     assert_eq!(

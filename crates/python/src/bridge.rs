@@ -366,7 +366,7 @@ impl Answer {
     fn split(&self) -> Outcome<(String, Vec<u8>, Vec<natsbridge::envelope::PayloadRecord>)> {
         let read = |received: &Received| -> Outcome<_> {
             let (header, records) = split(received.to_envelope()?)?;
-            Ok((received.subject.clone(), header, records))
+            Ok((received.subject().to_string(), header, records))
         };
         match self {
             Answer::Plain { received, .. } => read(received),

@@ -56,7 +56,7 @@ pub use crate::service::{
     DEFAULT_QUEUE_GROUP, Endpoint, EndpointConfig, EndpointStats, SERVICE_ERROR,
     SERVICE_ERROR_CODE, Service, ServiceConfig, error_headers, service_name,
 };
-pub use async_nats::{HeaderMap, Message};
+pub use async_nats::{HeaderMap, Message, Subject};
 /// The reconnect delays' formula ([`ReconnectPolicy::backoff`]) and the URL
 /// redaction of every error and `Debug` here, shared with the claim-check
 /// stores through `natsbridge-common`.
