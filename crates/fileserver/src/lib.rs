@@ -8,8 +8,9 @@
 //! tower-http layers (tracing, panics answered `500`, `nosniff` on every
 //! answer) and a CORS middleware of its own, served by [`serve`]: axum's
 //! graceful shutdown plus the header read timeout `axum::serve` lacks.
-//! It knows no natsbridge crate; its tests drive it with the claim-check
-//! clients of `natsbridge-claimcheck-http`.
+//! Of natsbridge it uses only the claim-check role's file I/O
+//! (`natsbridge_claimcheck::fileio`); its tests drive it with a plain HTTP
+//! client.
 //!
 //! # Limits
 //!
@@ -51,7 +52,6 @@ mod clock;
 mod cors;
 mod disk;
 mod error;
-mod fileio;
 mod record;
 mod routes;
 mod serve;

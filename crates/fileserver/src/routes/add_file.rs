@@ -19,8 +19,8 @@ use super::reply::{
     text, too_big,
 };
 use crate::disk;
-use crate::fileio::FileWriter;
 use crate::store::{FileMeta, State as Store, Status, random_id, same_secret, valid_id};
+use natsbridge_claimcheck::fileio::FileWriter;
 
 /// A step's refusal: the answer to send.
 type Step<T> = Result<T, Refused>;

@@ -12,8 +12,8 @@ use http_body_util::BodyExt;
 
 use super::reply::{DRAIN_LIMIT, Refusal, disk_error, file_body, text, too_big};
 use crate::disk;
-use crate::fileio::FileWriter;
 use crate::store::{State as Store, valid_put_key};
+use natsbridge_claimcheck::fileio::FileWriter;
 
 /// The key of a `/put/{key...}` request: the raw path after `/put/`, still
 /// percent-encoded, so that `%2e%2e` stays a harmless literal name.

@@ -2,17 +2,16 @@
 //! texts, and file bodies streamed from disk.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Poll, ready};
 
 use axum::body::Body;
 use axum::response::Response;
-use bytes::Bytes;
 use futures_util::Stream;
 use http::{HeaderValue, StatusCode, header};
 use serde_json::Value;
 
-use crate::fileio::read_stream;
+use natsbridge_claimcheck::fileio::read_stream;
+use tokio::fs::File;
 
 /// How much of a refused upload is read (and thrown away) before answering,
 /// so the client, still sending, gets the error text rather than a reset
@@ -111,60 +110,31 @@ pub(super) fn human_bytes(n: u64) -> String {
 /// Dropped uncalled when the body is dropped early.
 pub(super) type OnComplete = Box<dyn FnOnce() + Send>;
 
-/// A file streamed from disk, `size` bytes, in `CHUNK` pieces.
-struct FileStream<S> {
-    inner: S,
-    remaining: u64,
-    on_complete: Option<OnComplete>,
-}
-
-impl<S> FileStream<S> {
-    fn complete(&mut self) {
-        if let Some(done) = self.on_complete.take() {
-            done();
+/// The body of a stored file of `size` bytes; a file shorter than that
+/// ends the body with an error.
+pub(super) async fn file_body(file: File, size: u64, done: Option<OnComplete>) -> Body {
+    let (mut chunks, mut remaining, mut done) =
+        (Box::pin(read_stream(file.into_std().await, size)), size, done);
+    Body::from_stream(futures_util::stream::poll_fn(move |cx| {
+        let next = ready!(chunks.as_mut().poll_next(cx));
+        if let Some(Ok(chunk)) = &next {
+            remaining = remaining.saturating_sub(chunk.len() as u64);
         }
-    }
-}
-
-impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for FileStream<S> {
-    type Item = io::Result<Bytes>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match Pin::new(&mut self.inner).poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
-                if self.remaining == 0 {
-                    self.complete();
-                }
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(None) if self.remaining > 0 => Poll::Ready(Some(Err(io::Error::new(
+        if next.is_none() && remaining > 0 {
+            let short = io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "stored file is shorter than recorded",
-            )))),
-            Poll::Ready(None) => {
-                // An empty file completes without a single chunk.
-                self.complete();
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
+            );
+            return Poll::Ready(Some(Err(short)));
         }
-    }
-}
-
-/// The body of a stored file of `size` bytes.
-pub(super) async fn file_body(
-    file: tokio::fs::File,
-    size: u64,
-    on_complete: Option<OnComplete>,
-) -> Body {
-    let stream = FileStream {
-        inner: read_stream(file.into_std().await, size),
-        remaining: size,
-        on_complete,
-    };
-    Body::from_stream(stream)
+        // An empty file completes without a single chunk.
+        if remaining == 0
+            && let Some(done) = done.take()
+        {
+            done();
+        }
+        Poll::Ready(next)
+    }))
 }
 
 #[cfg(test)]
