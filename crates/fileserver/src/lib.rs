@@ -5,9 +5,9 @@
 //! [`FileServer`] is its one type. It is a crate of its own so that a
 //! library user who never runs a file server does not compile one (the
 //! `natsbridge` facade does not depend on it). It is an axum router with
-//! tower-http layers (tracing, panics answered `500`, `nosniff` on every
-//! answer) and a CORS middleware of its own, served by [`serve`]: axum's
-//! graceful shutdown plus the header read timeout `axum::serve` lacks.
+//! tower-http layers (CORS, tracing, panics answered `500`, `nosniff` on
+//! every answer), served by [`serve`]: axum's graceful shutdown plus the
+//! header read timeout and connection cap `axum::serve` lacks.
 //! Of natsbridge it uses only the claim-check role's file I/O
 //! (`natsbridge_claimcheck::fileio`); its tests drive it with a plain HTTP
 //! client.

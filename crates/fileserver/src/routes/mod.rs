@@ -39,7 +39,8 @@ pub(crate) fn router(store: Arc<Store>, cors: Cors) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(store)
-        .layer(axum::middleware::from_fn_with_state(Arc::new(cors), crate::cors::answer))
+        .layer(cors.layer())
+        .layer(axum::middleware::from_fn(crate::cors::preflight_status))
         // Stored files are other peers' bytes: a browser must not guess a
         // type for them (and run one as a page of this origin).
         .layer(SetResponseHeaderLayer::overriding(
