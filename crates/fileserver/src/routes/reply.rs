@@ -6,16 +6,17 @@ use std::task::{Poll, ready};
 
 use axum::body::Body;
 use axum::response::Response;
-use futures_util::Stream;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 use http::{HeaderValue, StatusCode, header};
+use md5::{Digest, Md5};
 use serde_json::Value;
 
-use natsbridge_claimcheck::fileio::read_stream;
+use natsbridge_claimcheck::fileio::{FileWriter, read_stream};
 use tokio::fs::File;
 
-/// How much of a refused upload is read (and thrown away) before answering,
-/// so the client, still sending, gets the error text rather than a reset
-/// connection. Past this the connection is simply closed.
+/// How much of a refused upload is read (and thrown away) before answering;
+/// past this the connection is simply closed.
 pub(super) const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Why an upload's bytes did not reach the disk.
@@ -23,6 +24,59 @@ pub(super) enum Refusal {
     TooBig,
     Body(String),
     Disk(io::Error),
+}
+
+/// Streams `body` into `file` (its size and, with `md5`, hashing it),
+/// refusing it past `max` bytes.
+pub(super) async fn write_body<E: std::fmt::Display>(
+    file: std::fs::File,
+    mut body: impl Stream<Item = Result<Bytes, E>> + Unpin,
+    max: u64,
+    mut md5: Option<&mut Md5>,
+) -> Result<u64, Refusal> {
+    let mut writer = FileWriter::new(file);
+    let mut size = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| Refusal::Body(e.to_string()))?;
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(Refusal::TooBig);
+        }
+        if let Some(h) = md5.as_mut() {
+            h.update(&chunk);
+        }
+        writer.write_bytes(chunk).await.map_err(Refusal::Disk)?;
+    }
+    writer.finish().await.map_err(Refusal::Disk)?;
+    Ok(size)
+}
+
+/// The answer to an upload refused while streaming to disk. One over the
+/// size limit is drained (up to [`DRAIN_LIMIT`]) first, so that the client,
+/// still sending, reads the answer rather than a reset connection.
+pub(super) async fn refused<E>(
+    refusal: Refusal,
+    mut body: impl Stream<Item = Result<Bytes, E>> + Unpin,
+    too_big_status: StatusCode,
+    max: u64,
+    what: &str,
+) -> Response {
+    match refusal {
+        Refusal::TooBig => {
+            let mut drained = 0u64;
+            while drained < DRAIN_LIMIT
+                && let Some(Ok(chunk)) = body.next().await
+            {
+                drained += chunk.len() as u64;
+            }
+            too_big(too_big_status, max)
+        }
+        Refusal::Body(e) => {
+            tracing::debug!(error = %e, "file server: upload body failed");
+            text(StatusCode::BAD_REQUEST, format!("unable to read data from request body : {e}"))
+        }
+        Refusal::Disk(e) => disk_error(what, &e),
+    }
 }
 
 /// A request refused by one of a handler's steps: the answer to send
