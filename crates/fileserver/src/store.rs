@@ -223,32 +223,13 @@ impl State {
     /// Removes expired uploads and PUT files from memory and disk.
     pub(crate) async fn sweep(&self) {
         let now = self.now();
-        let expired_uploads: Vec<String> = {
-            let mut uploads = self.uploads();
-            let ids: Vec<String> =
-                uploads.iter().filter(|(_, u)| u.expired(now)).map(|(id, _)| id.clone()).collect();
-            for id in &ids {
-                uploads.remove(id);
-            }
-            ids
-        };
-        for id in expired_uploads {
+        let uploads: Vec<_> = self.uploads().extract_if(|_, u| u.expired(now)).collect();
+        for (id, _) in uploads {
             tracing::info!(upload = %id, "file server: upload expired");
             self.remove_upload_dir(&id).await;
         }
-        let expired_puts: Vec<String> = {
-            let mut puts = self.puts();
-            let keys: Vec<String> = puts
-                .iter()
-                .filter(|(_, e)| e.is_some_and(|e| e <= now))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in &keys {
-                puts.remove(k);
-            }
-            keys
-        };
-        for key in expired_puts {
+        let puts: Vec<_> = self.puts().extract_if(|_, e| e.is_some_and(|e| e <= now)).collect();
+        for (key, _) in puts {
             tracing::info!(key = %key, "file server: PUT file expired");
             let _ = disk::remove_file(&self.root, &self.put_path(&key)).await;
         }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::reply::{
     OnComplete, Refused, closing, disk_error, file_body, human_bytes, internal_error, json_reply,
-    refuse, shown, text,
+    octet_stream, refuse, shown, text,
 };
 use crate::disk;
 use crate::store::{FileMeta, State as Store, Status, Upload, random_id, valid_id};
@@ -253,22 +253,21 @@ pub(super) async fn get_file(
     } else {
         Body::empty()
     };
-    let mut response = Response::new(body);
+    let mut response = octet_stream(body, meta.size);
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));
     let disposition: String =
         meta.name.chars().map(|c| if c == '"' || c.is_control() { '_' } else { c }).collect();
     if let Ok(v) = HeaderValue::from_str(&format!("filename=\"{disposition}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     if one_shot {
-        h.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache, no-store, must-revalidate"),
-        );
-        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        h.insert(header::EXPIRES, HeaderValue::from_static("0"));
+        for (name, value) in [
+            (header::CACHE_CONTROL, "no-cache, no-store, must-revalidate"),
+            (header::PRAGMA, "no-cache"),
+            (header::EXPIRES, "0"),
+        ] {
+            h.insert(name, HeaderValue::from_static(value));
+        }
     }
     response
 }

@@ -5,11 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::body::HttpBody;
 use axum::extract::State;
 use axum::response::Response;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use http::{Method, StatusCode, Uri};
 
-use super::reply::{DRAIN_LIMIT, Refusal, file_body, refused, text, too_big, write_body};
+use super::reply::{
+    DRAIN_LIMIT, Refusal, file_body, octet_stream, refused, text, too_big, write_body,
+};
 use crate::disk;
 use crate::store::{State as Store, valid_put_key};
 
@@ -21,22 +24,14 @@ fn key_of(uri: &Uri) -> &str {
 
 /// `PUT /put/{key...}`: stores the body under the key, replacing what was
 /// there; it expires after the default TTL.
-pub(super) async fn put(
-    State(state): State<Arc<Store>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub(super) async fn put(State(state): State<Arc<Store>>, uri: Uri, body: Body) -> Response {
     let key = key_of(&uri);
     if !valid_put_key(key) {
         return text(StatusCode::BAD_REQUEST, "invalid key");
     }
     let max = state.config.max_file_size;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max.saturating_add(DRAIN_LIMIT)) {
+    // Its Content-Length, if it has one.
+    if body.size_hint().lower() > max.saturating_add(DRAIN_LIMIT) {
         return too_big(StatusCode::PAYLOAD_TOO_LARGE, max);
     }
     let temp = TempFile(state.put_temp_path());
@@ -118,11 +113,7 @@ pub(super) async fn get(State(state): State<Arc<Store>>, method: Method, uri: Ur
         });
         file_body(file, size, Some(logged)).await
     };
-    let mut response = Response::new(body);
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-    response
+    octet_stream(body, size)
 }
 
 /// A temporary file removed when dropped unless forgotten.

@@ -107,6 +107,15 @@ pub(super) fn closing(mut response: Response) -> Response {
     response
 }
 
+/// A stored file's answer: `size` bytes of `body` (none for `HEAD`).
+pub(super) fn octet_stream(body: Body, size: u64) -> Response {
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    response
+}
+
 pub(super) fn json_reply(value: &Value) -> Response {
     let mut response = Response::new(Body::from(value.to_string()));
     response
