@@ -301,7 +301,7 @@ impl FileServerBuilder {
         tracing::info!(
             address = %addr,
             dir = %dir_shown,
-            uploads = state.upload_count(),
+            uploads = state.uploads().len(),
             max_file_size = state.config.max_file_size,
             default_ttl_secs = state.config.default_ttl.as_secs(),
             "file server: started"

@@ -131,11 +131,6 @@ impl State {
         lock(&self.uploads)
     }
 
-    /// How many uploads are known.
-    pub(crate) fn upload_count(&self) -> usize {
-        self.uploads().len()
-    }
-
     /// The PUT keys, locked (see [`lock`]).
     pub(crate) fn puts(&self) -> MutexGuard<'_, HashMap<String, Option<SystemTime>>> {
         lock(&self.puts)
@@ -207,7 +202,7 @@ impl State {
     /// the map; in step with record writes, so none recreates it.
     pub(crate) async fn remove_upload_dir(&self, upload_id: &str) {
         let _serial = self.records.lock().await;
-        remove_dir(&self.root, &self.upload_dir(upload_id)).await;
+        disk::remove_tree(&self.root, &self.upload_dir(upload_id)).await;
     }
 
     /// Forgets an expired upload and removes it from disk.
@@ -251,16 +246,6 @@ fn prepare_root(root: &Path) -> Result<PathBuf, Error> {
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     }
     Ok(root)
-}
-
-/// Removes a directory below `root` (a link there itself, never what it
-/// points to), logging what fails.
-pub(crate) async fn remove_dir(root: &Path, dir: &Path) {
-    if let Err(e) = disk::remove_tree(root, dir).await
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(dir = %dir.display(), error = %e, "file server: could not remove");
-    }
 }
 
 /// Plik's ids: 16 ASCII letters and digits. Anything else is not an id of
