@@ -11,7 +11,7 @@ mod reply;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::response::Response;
 use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode, header};
@@ -26,7 +26,10 @@ pub(crate) use reply::text;
 /// Every route, with the layers every answer goes through.
 pub(crate) fn router(store: Arc<Store>, cors: Cors) -> Router {
     let routes = Router::new()
-        .route("/upload", post(plik::create_upload))
+        .route(
+            "/upload",
+            post(plik::create_upload).layer(DefaultBodyLimit::max(plik::MAX_UPLOAD_JSON)),
+        )
         .route("/file/{upload_id}", post(add_file::add_file))
         .route(
             "/file/{upload_id}/{file_id}/{name}",

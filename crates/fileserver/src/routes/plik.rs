@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::response::Response;
+use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Value, json};
 
 use super::reply::{
@@ -137,11 +138,15 @@ fn declared_files(state: &Store, params: &Value) -> Result<HashMap<String, FileM
     Ok(files)
 }
 
-/// `POST /upload`.
-pub(super) async fn create_upload(State(state): State<Arc<Store>>, body: Body) -> Response {
-    let body = match Limited::new(body, MAX_UPLOAD_JSON).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => {
+/// `POST /upload`, its body bounded by axum's `DefaultBodyLimit`
+/// ([`MAX_UPLOAD_JSON`], set on the route).
+pub(super) async fn create_upload(
+    State(state): State<Arc<Store>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return closing(text(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body too large (limit is {MAX_UPLOAD_JSON} bytes)"),
