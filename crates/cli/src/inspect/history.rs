@@ -232,7 +232,7 @@ impl History {
         &mut self,
         seq: u64,
         index: usize,
-        result: Result<(PayloadRecord, PayloadView), Value>,
+        result: Result<(PayloadView, PayloadRecord), Value>,
     ) -> Result<Changes, Missing> {
         let limit = self.limits.bytes;
         let at =
@@ -243,7 +243,7 @@ impl History {
             return Err(Missing::Payload);
         }
         match result {
-            Ok((record, view)) => {
+            Ok((view, record)) => {
                 let added = record.bytes().map_or(0, |b| b.len()) + view_cost(&view);
                 if entry.cost + added > limit {
                     d.payloads[index].fetch_error = Some(json!({

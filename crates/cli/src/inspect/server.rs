@@ -373,13 +373,9 @@ async fn fetch(With(state): With<Arc<State>>, path: Numbers<(u64, usize)>) -> Re
     tracing::info!(seq, index, "fetching a link payload the page asked for");
     let result = natsbridge::fetch_payload(&link, state.downloader.as_ref()).await;
     state.fetching.lock().unwrap().remove(&(seq, index));
-    let result = match result {
-        Ok(record) => {
-            let view = PayloadView::of(&record);
-            Ok((record, view))
-        }
-        Err(e) => Err(json!({"kind": report::kind_name(e.kind()), "message": e.to_string()})),
-    };
+    let result = result
+        .map(|record| (PayloadView::of(&record), record))
+        .map_err(|e| json!({"kind": report::kind_name(e.kind()), "message": e.to_string()}));
     let failed = result.is_err();
     let mut history = state.history.lock().unwrap();
     match history.fetched(seq, index, result) {
