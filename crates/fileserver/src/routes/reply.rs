@@ -5,7 +5,7 @@ use std::io;
 use std::task::{Poll, ready};
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::{HeaderValue, StatusCode, header};
@@ -90,14 +90,9 @@ pub(super) fn refuse<T>(answer: Response) -> Result<T, Refused> {
 
 /// A plain-text error, as Go's `http.Error` writes it.
 pub(crate) fn text(status: StatusCode, message: impl Into<String>) -> Response {
-    let mut body = message.into();
+    let (mut body, plain) = (message.into(), "text/plain; charset=utf-8");
     body.push('\n');
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    response
+    (status, [(header::CONTENT_TYPE, plain)], body).into_response()
 }
 
 /// `response`, after which the connection is closed: the request's body was
@@ -109,19 +104,13 @@ pub(super) fn closing(mut response: Response) -> Response {
 
 /// A stored file's answer: `size` bytes of `body` (none for `HEAD`).
 pub(super) fn octet_stream(body: Body, size: u64) -> Response {
-    let mut response = Response::new(body);
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-    response
+    let binary = HeaderValue::from_static("application/octet-stream");
+    ([(header::CONTENT_TYPE, binary), (header::CONTENT_LENGTH, HeaderValue::from(size))], body)
+        .into_response()
 }
 
 pub(super) fn json_reply(value: &Value) -> Response {
-    let mut response = Response::new(Body::from(value.to_string()));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
+    ([(header::CONTENT_TYPE, "application/json")], value.to_string()).into_response()
 }
 
 pub(super) fn internal_error(what: &str, error: &dyn std::fmt::Display) -> Response {
