@@ -187,10 +187,9 @@ impl FileServer {
     ///
     /// Dropping the handle stops the server too, without waiting.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
+        let task = self.task.take();
+        drop(self); // Sends the stop.
+        if let Some(task) = task {
             let _ = task.await;
         }
     }
