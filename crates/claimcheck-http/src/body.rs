@@ -14,7 +14,7 @@ use tokio_util::io::ReaderStream;
 use crate::error::{Error, ErrorKind};
 use natsbridge_claimcheck::UploadSource;
 
-use crate::fileio::{CHUNK, read_stream};
+use natsbridge_claimcheck::fileio::{CHUNK, read_stream};
 
 /// A body stream and its exact length. If the source fails or runs short,
 /// the stream yields an I/O error (which aborts the request) and the real

@@ -67,7 +67,6 @@ mod client;
 pub mod conformance;
 mod download;
 mod error;
-mod fileio;
 mod plik;
 mod put;
 #[cfg(feature = "s3")]

@@ -1,29 +1,20 @@
 //! Helpers shared by the integration tests: payloads, a file server in a
 //! temporary directory, and a raw-TCP HTTP server for fault injection.
+//! Payloads, `files_under` and `eventually` come from
+//! natsbridge-test-support; [`Served`] is also in the file server's tests
+//! (test-support cannot depend on the file server: a dev-dependency cycle
+//! with the file server's own tests).
 
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use natsbridge_claimcheck_http::{HttpDownloader, RetryConfig};
 use natsbridge_fileserver::{FileServer, FileServerBuilder};
+pub(crate) use natsbridge_test_support::{eventually, files_under, payload};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-/// Deterministic bytes that do not compress to nothing.
-pub(crate) fn payload(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ len as u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
@@ -69,35 +60,6 @@ pub(crate) async fn file_server_with(
     let builder = configure(FileServer::builder().dir(dir.path()));
     let server = builder.bind("127.0.0.1:0").await.unwrap();
     Served { server, dir }
-}
-
-/// Every file under `dir`, recursively.
-pub(crate) fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// Waits (up to a few seconds) for a condition that an asynchronous
-/// clean-up makes true, and fails if it never does.
-pub(crate) async fn eventually(mut condition: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition never became true");
 }
 
 /// A request as the fault server saw it.

@@ -15,6 +15,8 @@
 //!   the running SHA-256, the part file renamed into place only once the
 //!   bytes are checked.
 //! - [`LinkRouter`], which sends each link to the handler for its scheme.
+//! - [`fileio`]: file reads and writes on one blocking thread per file,
+//!   which the sink, the HTTP stores and `natsbridge-fileserver` share.
 //!
 //! What a link may be is the stores' business: `http`/`https` URLs
 //! (`natsbridge-claimcheck-http`: Plik, HTTP PUT, S3 presigned links, and
@@ -57,7 +59,7 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 mod error;
-mod fileio;
+pub mod fileio;
 mod handler;
 mod hashing;
 mod names;

@@ -531,6 +531,22 @@ fn other_sites_and_hosts_are_refused() {
     );
 }
 
+/// What the page reads from a request is bounded: a file for a send by
+/// `--max-upload` (413), and a send must be JSON (400).
+#[test]
+fn request_bodies_are_bounded() {
+    let server = NatsServer::start();
+    let inspect = Inspect::start(&["--server", &server.url(), "--max-upload", "4096"]);
+    let binary = "application/octet-stream";
+    let (status, body) = inspect.post("/api/files?name=big.bin", binary, &[7u8; 5000]);
+    assert_eq!((status, &body["error"]["kind"]), (413, &json!("inspector.upload")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("--max-upload"), "{body}");
+    let (status, body) = inspect.post("/api/files?name=fits.bin", binary, &[7u8; 4096]);
+    assert_eq!((status, &body["size"]), (200, &json!(4096)), "{body}");
+    let (status, body) = inspect.post("/api/send", "application/json", b"{not json");
+    assert_eq!((status, &body["error"]["kind"]), (400, &json!("inspector.bad_request")));
+}
+
 /// A connection that sends part of a request's headers and then nothing is
 /// closed by the page once the header read timeout has passed (shortened
 /// to 1 second here; 30 by default), and the page still answers others.

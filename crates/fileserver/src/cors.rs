@@ -2,20 +2,19 @@
 //!
 //! Plik sends no CORS headers, so a browser page on another origin cannot
 //! upload to it without a proxy in front. This server answers CORS for the
-//! origins it is told to allow, so a browser peer can use it directly.
-//!
-//! An axum middleware of its own rather than tower-http's `CorsLayer`:
-//! that layer answers every `OPTIONS` request `200`, for origins it does not
-//! allow too, where this server answers a preflight `204` and refuses one
-//! from an origin it does not allow with `405` (as it always has, and its
-//! tests check).
+//! origins it is told to allow, so a browser peer can use it directly:
+//! tower-http's `CorsLayer`, with the origins checked by [`Cors::allows`].
+//! That layer answers every `OPTIONS` request `200`; [`preflight_status`]
+//! makes an allowed preflight `204 No Content` and any other `OPTIONS`
+//! `405`, as Plik answers a method it does not route.
 
-use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{Method, StatusCode, header};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::routes::text;
 
@@ -27,68 +26,40 @@ pub(crate) struct Cors {
     pub(crate) origins: Vec<String>,
 }
 
-/// The methods the server's routes answer.
-const METHODS: &str = "GET, HEAD, POST, PUT, OPTIONS";
-/// Request headers a page may send when it does not list its own.
-const HEADERS: &str = "Content-Type, X-UploadToken";
-/// How long a browser may cache a preflight answer, in seconds.
-const MAX_AGE: &str = "600";
-
 impl Cors {
     /// Whether a page served from `origin` may call the server.
     pub(crate) fn allows(&self, origin: &str) -> bool {
-        if self.any {
-            return true;
-        }
-        if self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
-            return true;
-        }
-        self.loopback && is_loopback_origin(origin)
+        self.any
+            || self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
+            || (self.loopback && is_loopback_origin(origin))
     }
 
-    /// The `Origin` of a request, if it has one this server allows.
-    fn allowed_origin(&self, headers: &HeaderMap) -> Option<HeaderValue> {
-        let origin = headers.get(header::ORIGIN)?;
-        self.allows(origin.to_str().ok()?).then(|| origin.clone())
+    /// The layer: the allowed origin echoed, the methods the routes answer,
+    /// the request headers the page asks for, preflights cached 10 minutes.
+    pub(crate) fn layer(self) -> CorsLayer {
+        let allowed = move |origin: &http::HeaderValue, _: &_| {
+            origin.to_str().is_ok_and(|origin| self.allows(origin))
+        };
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::predicate(allowed))
+            .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::OPTIONS])
+            .allow_headers(AllowHeaders::mirror_request())
+            .expose_headers([header::CONTENT_LENGTH, header::CONTENT_TYPE])
+            .max_age(Duration::from_secs(600))
     }
 }
 
-/// The middleware: answers preflights (`OPTIONS`) itself, and lets the
-/// page of an allowed origin read the route's answer.
-pub(crate) async fn answer(
-    State(cors): State<Arc<Cors>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let origin = cors.allowed_origin(request.headers());
-    if request.method() == Method::OPTIONS {
-        let Some(origin) = origin else {
-            return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-        };
-        let asked = request.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
-        let mut response = Response::default();
-        *response.status_mut() = StatusCode::NO_CONTENT;
-        let h = response.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(METHODS));
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            asked.unwrap_or(HeaderValue::from_static(HEADERS)),
-        );
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(MAX_AGE));
-        h.insert(header::VARY, HeaderValue::from_static("Origin"));
-        return response;
+/// Runs outside [`Cors::layer`]: its preflight answer becomes `204` when
+/// the origin is allowed, `405` when not.
+pub(crate) async fn preflight_status(request: Request, next: Next) -> Response {
+    if request.method() != Method::OPTIONS {
+        return next.run(request).await;
     }
     let mut response = next.run(request).await;
-    if let Some(origin) = origin {
-        let h = response.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("Content-Length, Content-Type"),
-        );
-        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    if !response.headers().contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
     }
+    *response.status_mut() = StatusCode::NO_CONTENT;
     response
 }
 

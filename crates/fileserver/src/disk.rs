@@ -156,12 +156,20 @@ pub(crate) fn remove_tree_now(root: &Path, dir: &Path) -> io::Result<()> {
     }
 }
 
-/// [`remove_tree_now`] on the blocking pool.
-pub(crate) async fn remove_tree(root: &Path, dir: &Path) -> io::Result<()> {
+/// [`remove_tree_now`], logging what fails (a tree already gone is no
+/// failure).
+pub(crate) fn remove_tree_logged(root: &Path, dir: &Path) {
+    if let Err(e) = remove_tree_now(root, dir)
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "file server: could not remove");
+    }
+}
+
+/// [`remove_tree_logged`] on the blocking pool.
+pub(crate) async fn remove_tree(root: &Path, dir: &Path) {
     let (root, dir) = (root.to_path_buf(), dir.to_path_buf());
-    tokio::task::spawn_blocking(move || remove_tree_now(&root, &dir))
-        .await
-        .map_err(io::Error::other)?
+    let _ = tokio::task::spawn_blocking(move || remove_tree_logged(&root, &dir)).await;
 }
 
 #[cfg(all(test, unix))]

@@ -5,11 +5,12 @@
 //! [`FileServer`] is its one type. It is a crate of its own so that a
 //! library user who never runs a file server does not compile one (the
 //! `natsbridge` facade does not depend on it). It is an axum router with
-//! tower-http layers (tracing, panics answered `500`, `nosniff` on every
-//! answer) and a CORS middleware of its own, served by [`serve`]: axum's
-//! graceful shutdown plus the header read timeout `axum::serve` lacks.
-//! It knows no natsbridge crate; its tests drive it with the claim-check
-//! clients of `natsbridge-claimcheck-http`.
+//! tower-http layers (CORS, tracing, panics answered `500`, `nosniff` on
+//! every answer), served by [`serve`]: axum's graceful shutdown plus the
+//! header read timeout and connection cap `axum::serve` lacks.
+//! Of natsbridge it uses only the claim-check role's file I/O
+//! (`natsbridge_claimcheck::fileio`); its tests drive it with a plain HTTP
+//! client.
 //!
 //! # Limits
 //!
@@ -51,7 +52,6 @@ mod clock;
 mod cors;
 mod disk;
 mod error;
-mod fileio;
 mod record;
 mod routes;
 mod serve;
@@ -146,27 +146,22 @@ pub struct FileServer {
 #[derive(Clone, Debug)]
 pub struct FileServerBuilder {
     dir: Option<PathBuf>,
-    max_file_size: u64,
-    default_ttl: Duration,
-    max_ttl: Option<Duration>,
-    md5: bool,
+    config: Config,
     cors: cors::Cors,
-    clock: Arc<dyn Clock>,
 }
 
 impl FileServer {
     /// A builder with the defaults: maximum file size 10 GiB, default TTL 24
     /// hours, no maximum TTL. The storage directory must be set.
     pub fn builder() -> FileServerBuilder {
-        FileServerBuilder {
-            dir: None,
+        let config = Config {
             max_file_size: 10 << 30,
             default_ttl: Duration::from_secs(24 * 3600),
             max_ttl: None,
             md5: true,
-            cors: cors::Cors::default(),
             clock: Arc::new(SystemClock),
-        }
+        };
+        FileServerBuilder { dir: None, config, cors: cors::Cors::default() }
     }
 
     /// The base URL, `http://ip:port`, to give to
@@ -192,10 +187,9 @@ impl FileServer {
     ///
     /// Dropping the handle stops the server too, without waiting.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
+        let task = self.task.take();
+        drop(self); // Sends the stop.
+        if let Some(task) = task {
             let _ = task.await;
         }
     }
@@ -248,21 +242,21 @@ impl FileServerBuilder {
 
     /// The largest file accepted, in bytes. Default 10 GiB.
     pub fn max_file_size(mut self, bytes: u64) -> Self {
-        self.max_file_size = bytes;
+        self.config.max_file_size = bytes;
         self
     }
 
     /// How long files are kept when the upload asks for no TTL (or `ttl: 0`).
     /// Applies to PUT files as well. Default 24 hours.
     pub fn default_ttl(mut self, ttl: Duration) -> Self {
-        self.default_ttl = ttl;
+        self.config.default_ttl = ttl;
         self
     }
 
     /// The longest TTL an upload may ask for; with a maximum, an infinite TTL
     /// (`ttl` < 0) is refused too. Default: no maximum.
     pub fn max_ttl(mut self, ttl: Duration) -> Self {
-        self.max_ttl = Some(ttl);
+        self.config.max_ttl = Some(ttl);
         self
     }
 
@@ -270,13 +264,13 @@ impl FileServerBuilder {
     /// MD5 is the largest CPU cost of an upload (about 600 MB/s on one
     /// core); without it `fileMd5` is empty, which no natsbridge peer reads.
     pub fn md5(mut self, md5: bool) -> Self {
-        self.md5 = md5;
+        self.config.md5 = md5;
         self
     }
 
     /// Where the server reads the time, for expiry. Default: [`SystemClock`].
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
+        self.config.clock = Arc::new(clock);
         self
     }
 
@@ -294,19 +288,7 @@ impl FileServerBuilder {
             .dir
             .ok_or_else(|| Error::invalid_input("the file server needs a storage directory"))?;
         let dir_shown = dir.display().to_string();
-        let state = Arc::new(
-            State::open(
-                dir,
-                Config {
-                    max_file_size: self.max_file_size,
-                    default_ttl: self.default_ttl,
-                    max_ttl: self.max_ttl,
-                    md5: self.md5,
-                    clock: self.clock,
-                },
-            )
-            .await?,
-        );
+        let state = Arc::new(State::open(dir, self.config).await?);
         let addr = listener.local_addr().map_err(|e| Error::io("reading the bound address", e))?;
         let mut shown = addr;
         if shown.ip().is_unspecified() {
@@ -318,9 +300,9 @@ impl FileServerBuilder {
         tracing::info!(
             address = %addr,
             dir = %dir_shown,
-            uploads = state.upload_count(),
-            max_file_size = self.max_file_size,
-            default_ttl_secs = self.default_ttl.as_secs(),
+            uploads = state.uploads().len(),
+            max_file_size = state.config.max_file_size,
+            default_ttl_secs = state.config.default_ttl.as_secs(),
             "file server: started"
         );
         let (stop, stopped) = oneshot::channel();

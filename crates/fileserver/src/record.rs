@@ -118,37 +118,34 @@ pub(crate) fn load_uploads(root: &Path, now: SystemTime) -> HashMap<String, Uplo
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();
-        let Some(id) = name.to_str().filter(|id| valid_id(id)) else {
+        // `file_type` does not follow a link.
+        let kind = entry.file_type().ok();
+        let ours = kind.is_some_and(|k| k.is_dir() || k.is_symlink());
+        let Some(id) = name.to_str().filter(|id| valid_id(id) && ours) else {
             tracing::warn!(path = %path.display(), "file server: ignoring an entry that is no upload of ours");
             continue;
         };
-        // `file_type` does not follow a link.
-        let kind = entry.file_type();
-        if kind.as_ref().is_ok_and(|k| k.is_symlink()) {
+        if kind.is_some_and(|k| k.is_symlink()) {
             tracing::warn!(path = %path.display(), "file server: an upload directory is a symbolic link; removing the link");
-            remove_dir_now(root, &path);
-            continue;
-        }
-        if !kind.is_ok_and(|k| k.is_dir()) {
-            tracing::warn!(path = %path.display(), "file server: ignoring an entry that is no upload of ours");
+            disk::remove_tree_logged(root, &path);
             continue;
         }
         let mut upload = match read(root, &path.join(RECORD), id) {
             Ok(u) => u,
             Err(why) => {
                 tracing::warn!(upload = %id, why = %why, "file server: upload has no usable record; removing its files");
-                remove_dir_now(root, &path);
+                disk::remove_tree_logged(root, &path);
                 continue;
             }
         };
         if upload.expired(now) {
             tracing::info!(upload = %id, "file server: upload expired");
-            remove_dir_now(root, &path);
+            disk::remove_tree_logged(root, &path);
             continue;
         }
         let changed = tidy(root, &path, id, &mut upload);
         if !upload.worth_keeping() {
-            remove_dir_now(root, &path);
+            disk::remove_tree_logged(root, &path);
             continue;
         }
         if changed && let Err(e) = write_now(root, &path, &to_json(id, &upload)) {
@@ -240,20 +237,12 @@ fn tidy(root: &Path, dir: &Path, id: &str, upload: &mut Upload) -> bool {
         let path = entry.path();
         tracing::debug!(path = %path.display(), "file server: removing a file no record lists");
         if entry.file_type().is_ok_and(|k| k.is_dir()) {
-            remove_dir_now(root, &path);
+            disk::remove_tree_logged(root, &path);
         } else {
             let _ = std::fs::remove_file(&path);
         }
     }
     changed
-}
-
-fn remove_dir_now(root: &Path, dir: &Path) {
-    if let Err(e) = disk::remove_tree_now(root, dir)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(dir = %dir.display(), error = %e, "file server: could not remove");
-    }
 }
 
 /// Loads the PUT keys under `{root}/put` (blocking: run once, at start). A

@@ -131,11 +131,6 @@ impl State {
         lock(&self.uploads)
     }
 
-    /// How many uploads are known.
-    pub(crate) fn upload_count(&self) -> usize {
-        self.uploads().len()
-    }
-
     /// The PUT keys, locked (see [`lock`]).
     pub(crate) fn puts(&self) -> MutexGuard<'_, HashMap<String, Option<SystemTime>>> {
         lock(&self.puts)
@@ -207,7 +202,7 @@ impl State {
     /// the map; in step with record writes, so none recreates it.
     pub(crate) async fn remove_upload_dir(&self, upload_id: &str) {
         let _serial = self.records.lock().await;
-        remove_dir(&self.root, &self.upload_dir(upload_id)).await;
+        disk::remove_tree(&self.root, &self.upload_dir(upload_id)).await;
     }
 
     /// Forgets an expired upload and removes it from disk.
@@ -223,32 +218,13 @@ impl State {
     /// Removes expired uploads and PUT files from memory and disk.
     pub(crate) async fn sweep(&self) {
         let now = self.now();
-        let expired_uploads: Vec<String> = {
-            let mut uploads = self.uploads();
-            let ids: Vec<String> =
-                uploads.iter().filter(|(_, u)| u.expired(now)).map(|(id, _)| id.clone()).collect();
-            for id in &ids {
-                uploads.remove(id);
-            }
-            ids
-        };
-        for id in expired_uploads {
+        let uploads: Vec<_> = self.uploads().extract_if(|_, u| u.expired(now)).collect();
+        for (id, _) in uploads {
             tracing::info!(upload = %id, "file server: upload expired");
             self.remove_upload_dir(&id).await;
         }
-        let expired_puts: Vec<String> = {
-            let mut puts = self.puts();
-            let keys: Vec<String> = puts
-                .iter()
-                .filter(|(_, e)| e.is_some_and(|e| e <= now))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in &keys {
-                puts.remove(k);
-            }
-            keys
-        };
-        for key in expired_puts {
+        let puts: Vec<_> = self.puts().extract_if(|_, e| e.is_some_and(|e| e <= now)).collect();
+        for (key, _) in puts {
             tracing::info!(key = %key, "file server: PUT file expired");
             let _ = disk::remove_file(&self.root, &self.put_path(&key)).await;
         }
@@ -270,16 +246,6 @@ fn prepare_root(root: &Path) -> Result<PathBuf, Error> {
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     }
     Ok(root)
-}
-
-/// Removes a directory below `root` (a link there itself, never what it
-/// points to), logging what fails.
-pub(crate) async fn remove_dir(root: &Path, dir: &Path) {
-    if let Err(e) = disk::remove_tree(root, dir).await
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(dir = %dir.display(), error = %e, "file server: could not remove");
-    }
 }
 
 /// Plik's ids: 16 ASCII letters and digits. Anything else is not an id of

@@ -298,3 +298,18 @@ async fn downloads_carry_nosniff() {
         }
     }
 }
+
+/// A PUT whose Content-Length is past the maximum file size (and what the
+/// server would drain) is answered `413` before any of its body is sent.
+#[tokio::test]
+async fn a_put_declared_too_big_is_refused_before_its_body() {
+    let served = crate::util::file_server_with(|b| b.max_file_size(1000)).await;
+    let declared = 1000 + (64 << 20) + 1;
+    let head =
+        format!("PUT /put/a/big.bin HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\n\r\n");
+    // Nothing of the body is sent: only an answer to the head ends this.
+    let answered = tokio::time::timeout(Duration::from_secs(60), raw_request(served.url(), &head));
+    let (status, body) = answered.await.expect("no answer before the body was sent");
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("file too big (limit is set to 1.0 kB)"), "{body}");
+}

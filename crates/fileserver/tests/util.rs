@@ -2,28 +2,18 @@
 //! temporary directory, a small Plik and PUT client on reqwest (the
 //! claim-check clients are not used here: natsbridge-claimcheck-http's own
 //! tests run against this server, and a dev-dependency each way would be a
-//! cycle), and raw requests a client never sends.
+//! cycle), and raw requests a client never sends. Payloads, `files_under`
+//! and `eventually` come from natsbridge-test-support; [`Served`] is written
+//! here and in claimcheck-http's tests, because test-support depending on
+//! this crate would be a dev-dependency cycle with these tests.
 
-use std::path::Path;
 use std::time::Duration;
 
 use natsbridge_fileserver::{FileServer, FileServerBuilder};
+pub(crate) use natsbridge_test_support::{eventually, eventually_with, files_under, payload};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// Deterministic bytes that do not compress to nothing.
-pub(crate) fn payload(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ len as u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -190,42 +180,6 @@ pub(crate) async fn file_server_with(
     let builder = configure(FileServer::builder().dir(dir.path()));
     let server = builder.bind("127.0.0.1:0").await.unwrap();
     Served { server, dir }
-}
-
-/// Every file under `dir`, recursively.
-pub(crate) fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// Waits until `condition` holds, checking every 10 ms, for at most 30
-/// seconds (a bound for a stuck server, not a measure of its speed).
-pub(crate) async fn eventually(mut condition: impl FnMut() -> bool) {
-    eventually_with("condition", || std::future::ready(condition())).await;
-}
-
-/// [`eventually`] for a condition that makes requests; `what` names it if
-/// it never holds.
-pub(crate) async fn eventually_with<F: std::future::Future<Output = bool>>(
-    what: &str,
-    mut condition: impl FnMut() -> F,
-) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !condition().await {
-        assert!(std::time::Instant::now() < deadline, "{what}: never came true");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Sends raw request bytes and returns the status code and the body text

@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 mod cluster;
+mod files;
 mod jwt;
 mod logs;
 mod moto;
@@ -20,6 +21,7 @@ mod tls;
 
 pub use crate::{
     cluster::NatsCluster,
+    files::{eventually, eventually_with, files_under, payload},
     jwt::OperatorAuth,
     logs::{CaptureGuard, capture_logs},
     moto::Moto,

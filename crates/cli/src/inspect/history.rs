@@ -128,27 +128,18 @@ impl History {
         (self.entries.len(), self.bytes)
     }
 
-    /// Adds a message that arrived on `subject` at `received_ms`, decoded
-    /// (with its payload views) or not. A message larger than the whole
-    /// byte budget is kept as a failure saying so, without its body.
+    /// Adds a message that arrived on `subject` at `received_ms`, with its
+    /// [`decode`]d content. A message larger than the whole byte budget is
+    /// kept as a failure saying so, without its body.
     pub(crate) fn add(
         &mut self,
         subject: String,
         received_ms: u64,
         raw: Bytes,
-        decoded: Result<(Envelope, Vec<PayloadView>), natsbridge::Error>,
+        content: Content,
     ) -> Changes {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let content = match decoded {
-            Ok((envelope, payloads)) => Content::Envelope(Box::new(Decoded {
-                envelope,
-                payloads,
-                answers: None,
-                answered_by: Vec::new(),
-            })),
-            Err(e) => Content::Failed { kind: report::kind_name(e.kind()), message: e.to_string() },
-        };
         let mut entry = Entry { seq, received_ms, subject, raw, content, cost: 0 };
         entry.cost = cost(&entry);
         if entry.cost > self.limits.bytes {
@@ -186,43 +177,24 @@ impl History {
     /// came on (a seed responder copies no ids); else the newest request
     /// (a message with a `reply_to`) with the same `correlation_id`.
     fn request_answered_by(&mut self, entry: &Entry) -> Option<&mut Entry> {
-        let Content::Envelope(answer) = &entry.content else { return None };
-        let answer = &answer.envelope;
-        let is_request = |e: &Entry| match &e.content {
-            Content::Envelope(d) => !d.envelope.reply_to.is_empty(),
-            Content::Failed { .. } => false,
+        let answer = entry.envelope()?;
+        let find = |matches: &dyn Fn(&Envelope) -> bool| {
+            self.entries.iter().rposition(|e| e.envelope().is_some_and(matches))
         };
-        fn envelope(e: &Entry) -> Option<&Envelope> {
-            match &e.content {
-                Content::Envelope(d) => Some(&d.envelope),
-                Content::Failed { .. } => None,
-            }
-        }
-        let position = if !answer.reply_to_msg_id.is_empty() {
-            self.entries
-                .iter()
-                .rposition(|e| envelope(e).is_some_and(|r| r.msg_id == answer.reply_to_msg_id))
-        } else {
-            None
-        }
-        .or_else(|| {
-            self.entries.iter().rposition(|e| {
-                is_request(e) && envelope(e).is_some_and(|r| r.reply_to == entry.subject)
-            })
-        })
-        .or_else(|| {
-            (!answer.correlation_id.is_empty())
-                .then(|| {
-                    self.entries.iter().rposition(|e| {
-                        is_request(e)
-                            && envelope(e).is_some_and(|r| {
-                                r.correlation_id == answer.correlation_id
-                                    && r.msg_id != answer.msg_id
-                            })
-                    })
-                })
-                .flatten()
-        })?;
+        let by_id = !answer.reply_to_msg_id.is_empty();
+        let by_correlation = !answer.correlation_id.is_empty();
+        let position = by_id
+            .then(|| find(&|r| r.msg_id == answer.reply_to_msg_id))
+            .flatten()
+            .or_else(|| find(&|r| !r.reply_to.is_empty() && r.reply_to == entry.subject))
+            .or_else(|| {
+                let same = |r: &Envelope| {
+                    !r.reply_to.is_empty()
+                        && r.correlation_id == answer.correlation_id
+                        && r.msg_id != answer.msg_id
+                };
+                by_correlation.then(|| find(&same)).flatten()
+            })?;
         self.entries.get_mut(position)
     }
 
@@ -248,10 +220,8 @@ impl History {
 
     /// Payload `index` of message `seq`.
     pub(crate) fn record(&self, seq: u64, index: usize) -> Result<&PayloadRecord, Missing> {
-        match &self.get(seq).ok_or(Missing::Message)?.content {
-            Content::Envelope(d) => d.envelope.payloads.get(index).ok_or(Missing::Payload),
-            Content::Failed { .. } => Err(Missing::Payload),
-        }
+        let envelope = self.get(seq).ok_or(Missing::Message)?.envelope();
+        envelope.and_then(|e| e.payloads.get(index)).ok_or(Missing::Payload)
     }
 
     /// Records the result of fetching payload `index` of message `seq`: the
@@ -262,7 +232,7 @@ impl History {
         &mut self,
         seq: u64,
         index: usize,
-        result: Result<(PayloadRecord, PayloadView), Value>,
+        result: Result<(PayloadView, PayloadRecord), Value>,
     ) -> Result<Changes, Missing> {
         let limit = self.limits.bytes;
         let at =
@@ -273,7 +243,7 @@ impl History {
             return Err(Missing::Payload);
         }
         match result {
-            Ok((record, view)) => {
+            Ok((view, record)) => {
                 let added = record.bytes().map_or(0, |b| b.len()) + view_cost(&view);
                 if entry.cost + added > limit {
                     d.payloads[index].fetch_error = Some(json!({
@@ -303,6 +273,20 @@ impl History {
     }
 }
 
+/// A message body decoded (with its payload views), or why it is not an
+/// envelope. Done before the history is locked: previews take time.
+pub(crate) fn decode(raw: &[u8]) -> Content {
+    match Envelope::from_json(raw).map_err(natsbridge::Error::from) {
+        Ok(envelope) => Content::Envelope(Box::new(Decoded {
+            payloads: envelope.payloads.iter().map(PayloadView::of).collect(),
+            envelope,
+            answers: None,
+            answered_by: Vec::new(),
+        })),
+        Err(e) => Content::Failed { kind: report::kind_name(e.kind()), message: e.to_string() },
+    }
+}
+
 /// An entry's weight against the byte budget: its body as received, its
 /// decoded payload bytes and its previews.
 fn cost(entry: &Entry) -> usize {
@@ -326,6 +310,14 @@ fn view_cost(view: &PayloadView) -> usize {
 }
 
 impl Entry {
+    /// The envelope, if the message is one.
+    fn envelope(&self) -> Option<&Envelope> {
+        match &self.content {
+            Content::Envelope(d) => Some(&d.envelope),
+            Content::Failed { .. } => None,
+        }
+    }
+
     /// What the page gets for this message (no payload bytes: those are
     /// served one by one).
     pub(crate) fn summary(&self) -> Value {
@@ -393,11 +385,7 @@ mod tests {
     }
 
     fn add(history: &mut History, subject: &str, at: u64, raw: Bytes) -> Changes {
-        let decoded = Envelope::from_json(&raw).map_err(natsbridge::Error::from).map(|e| {
-            let views = e.payloads.iter().map(PayloadView::of).collect();
-            (e, views)
-        });
-        history.add(subject.into(), at, raw, decoded)
+        history.add(subject.into(), at, raw.clone(), decode(&raw))
     }
 
     fn text(subject: &str, body: &str) -> Bytes {

@@ -100,14 +100,12 @@ pub(crate) async fn send(state: &State, body: &[u8]) -> Result<Value, Refusal> {
         .with_broker_url(state.send.broker_url.clone())
         .with_size_threshold(state.send.threshold);
     options.correlation_id = text("correlation_id").map(String::from);
-    let sent = state.bridge.smartsend_files(&subject, outgoing, options).await;
-    let sent = match sent {
-        Ok(sent) => match state.bridge.flush().await {
-            Ok(()) => sent.envelope(),
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
-    };
+    let sent = async {
+        let sent = state.bridge.smartsend_files(&subject, outgoing, options).await?;
+        state.bridge.flush().await?;
+        sent.envelope()
+    }
+    .await;
     for path in used_files {
         if let Some(dir) = path.parent() {
             let _ = std::fs::remove_dir_all(dir);

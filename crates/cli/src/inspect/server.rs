@@ -36,6 +36,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, Query, Request, State as With};
 use axum::http::header::{self, HeaderValue};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -44,15 +46,14 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
-use http_body_util::{BodyExt, Limited};
+use natsbridge::Bridge;
 use natsbridge::claimcheck::DownloadHandler;
 use natsbridge::envelope::bytes::Bytes;
-use natsbridge::{Bridge, Envelope};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast;
 
-use super::history::{Changes, History, Missing, PayloadView};
+use super::history::{self, Changes, History, Missing, PayloadView};
 use super::outgoing;
 use super::preview;
 use crate::report;
@@ -106,13 +107,9 @@ pub(crate) fn now_ms() -> u64 {
 impl State {
     /// Keeps a message that arrived and tells the pages.
     pub(crate) fn arrived(&self, subject: String, raw: Bytes) {
-        let received_ms = now_ms();
-        let decoded = Envelope::from_json(&raw).map_err(natsbridge::Error::from).map(|envelope| {
-            let views = envelope.payloads.iter().map(PayloadView::of).collect();
-            (envelope, views)
-        });
+        let (received_ms, content) = (now_ms(), history::decode(&raw));
         let mut history = self.history.lock().unwrap();
-        let changes = history.add(subject, received_ms, raw, decoded);
+        let changes = history.add(subject, received_ms, raw, content);
         // Sent under the lock, so that a page subscribing sees each change
         // exactly once: in its snapshot or as an event.
         self.publish(changes);
@@ -139,7 +136,7 @@ fn sse(event: &str, data: &Value) -> Event {
 /// Every route, behind the guard that checks `Host` and what a POST carries.
 pub(crate) fn router(state: Arc<State>) -> Router {
     let page = |text: &'static str, content_type: &'static str| {
-        get(move || async move { page(text, content_type) })
+        get(move || async move { served(text, content_type, PAGE_POLICY, "no-cache") })
     };
     Router::new()
         .route("/", page(INDEX_HTML, "text/html; charset=utf-8"))
@@ -153,7 +150,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/api/messages/{seq}/payloads/{index}", get(payload_bytes))
         .route("/api/messages/{seq}/payloads/{index}/fetch", post(fetch))
         .route("/api/files", post(upload))
-        .route("/api/send", post(send))
+        .route("/api/send", post(send).layer(DefaultBodyLimit::max(MAX_SEND_JSON)))
         .fallback(not_routed)
         .method_not_allowed_fallback(not_routed)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
@@ -200,15 +197,12 @@ async fn messages(With(state): With<Arc<State>>) -> Response {
 }
 
 /// `POST /api/send`: builds and publishes what the page asked for.
-async fn send(With(state): With<Arc<State>>, body: Body) -> Response {
-    let body = match Limited::new(body, MAX_SEND_JSON).collect().await {
-        Ok(body) => body.to_bytes(),
+/// Its body is at most [`MAX_SEND_JSON`] bytes (axum's `DefaultBodyLimit`).
+async fn send(With(state): With<Arc<State>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
         Err(e) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "inspector.request",
-                format!("reading the request: {e}"),
-            );
+            return error(e.status(), "inspector.request", format!("reading the request: {e}"));
         }
     };
     match outgoing::send(&state, &body).await {
@@ -258,30 +252,25 @@ fn post_refusal(state: &State, headers: &HeaderMap) -> Option<String> {
     }
 }
 
-/// A message's number and a payload's index from the path; a path whose
-/// numbers do not parse names nothing.
-fn numbers(seq: &str, index: &str) -> Option<(u64, usize)> {
-    Some((seq.parse().ok()?, index.parse().ok()?))
-}
-
-fn page(text: &'static str, content_type: &'static str) -> Response {
-    let mut response = Response::new(Body::from(text));
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_POLICY));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
+/// What a browser must know of bytes it is given: their type, the policy
+/// they run under, no type sniffing, and how long it may keep them.
+fn served(
+    body: impl Into<Body>,
+    content_type: &str,
+    policy: &'static str,
+    cache: &'static str,
+) -> Response {
+    let headers = [
+        (header::CONTENT_SECURITY_POLICY, policy),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CACHE_CONTROL, cache),
+    ];
+    ([(header::CONTENT_TYPE, content_type)], headers, body.into()).into_response()
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response {
-    let mut response = Response::new(Body::from(value.to_string()));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    let headers = [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")];
+    (status, headers, value.to_string()).into_response()
 }
 
 /// `{"error": {"kind", "message"}}` with `status`.
@@ -290,9 +279,7 @@ fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response
 }
 
 fn not_found() -> Response {
-    let mut response = Response::new(Body::from("not found"));
-    *response.status_mut() = StatusCode::NOT_FOUND;
-    response
+    (StatusCode::NOT_FOUND, "not found").into_response()
 }
 
 fn missing(what: Missing, seq: u64, index: Option<usize>) -> Response {
@@ -311,18 +298,16 @@ fn missing(what: Missing, seq: u64, index: Option<usize>) -> Response {
 }
 
 /// Bytes a peer sent, served so that they cannot act as this origin's page.
-fn untrusted(bytes: Bytes, content_type: &'static str) -> Response {
-    let mut response = Response::new(Body::from(bytes));
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAYLOAD_POLICY));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+fn untrusted(bytes: Bytes, content_type: &str) -> Response {
+    served(bytes, content_type, PAYLOAD_POLICY, "no-store")
 }
 
-async fn raw(With(state): With<Arc<State>>, Path(seq): Path<String>) -> Response {
-    let Ok(seq) = seq.parse() else { return not_found() };
+/// A message's number and a payload's index from the path; a path whose
+/// numbers do not parse names nothing.
+type Numbers<T> = Result<Path<T>, PathRejection>;
+
+async fn raw(With(state): With<Arc<State>>, seq: Numbers<u64>) -> Response {
+    let Ok(Path(seq)) = seq else { return not_found() };
     let history = state.history.lock().unwrap();
     match history.get(seq) {
         Some(entry) => untrusted(entry.raw.clone(), "text/plain; charset=utf-8"),
@@ -332,10 +317,10 @@ async fn raw(With(state): With<Arc<State>>, Path(seq): Path<String>) -> Response
 
 async fn payload_bytes(
     With(state): With<Arc<State>>,
-    Path((seq, index)): Path<(String, String)>,
+    path: Numbers<(u64, usize)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some((seq, index)) = numbers(&seq, &index) else { return not_found() };
+    let Ok(Path((seq, index))) = path else { return not_found() };
     let download = query.contains_key("download");
     let history = state.history.lock().unwrap();
     let record = match history.record(seq, index) {
@@ -350,17 +335,14 @@ async fn payload_bytes(
              (POST .../fetch, the page's fetch button)",
         );
     };
-    let mut response = untrusted(bytes.clone(), preview::media_type(&record.payload_type, bytes));
-    if download {
-        let name = natsbridge::upload_file_name(&record.dataname, &record.payload_type);
-        if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-            response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
-        }
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    if !download {
+        return untrusted(bytes.clone(), preview::media_type(&record.payload_type, bytes));
     }
-    response
+    let name = natsbridge::upload_file_name(&record.dataname, &record.payload_type);
+    let disposition = format!("attachment; filename=\"{name}\"");
+    let disposition =
+        HeaderValue::from_str(&disposition).ok().map(|v| [(header::CONTENT_DISPOSITION, v)]);
+    (disposition, untrusted(bytes.clone(), "application/octet-stream")).into_response()
 }
 
 /// Fetches link payload `index` of message `seq` with the facade's
@@ -368,11 +350,8 @@ async fn payload_bytes(
 /// download handler's allowlist, size cap and retries; the record's size
 /// and `sha256`), keeps the bytes, and answers with the message's new
 /// summary.
-async fn fetch(
-    With(state): With<Arc<State>>,
-    Path((seq, index)): Path<(String, String)>,
-) -> Response {
-    let Some((seq, index)) = numbers(&seq, &index) else { return not_found() };
+async fn fetch(With(state): With<Arc<State>>, path: Numbers<(u64, usize)>) -> Response {
+    let Ok(Path((seq, index))) = path else { return not_found() };
     let link = {
         let history = state.history.lock().unwrap();
         match history.record(seq, index) {
@@ -394,13 +373,9 @@ async fn fetch(
     tracing::info!(seq, index, "fetching a link payload the page asked for");
     let result = natsbridge::fetch_payload(&link, state.downloader.as_ref()).await;
     state.fetching.lock().unwrap().remove(&(seq, index));
-    let result = match result {
-        Ok(record) => {
-            let view = PayloadView::of(&record);
-            Ok((record, view))
-        }
-        Err(e) => Err(json!({"kind": report::kind_name(e.kind()), "message": e.to_string()})),
-    };
+    let result = result
+        .map(|record| (PayloadView::of(&record), record))
+        .map_err(|e| json!({"kind": report::kind_name(e.kind()), "message": e.to_string()}));
     let failed = result.is_err();
     let mut history = state.history.lock().unwrap();
     match history.fetched(seq, index, result) {

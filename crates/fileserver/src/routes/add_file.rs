@@ -11,15 +11,15 @@ use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use http::{StatusCode, header};
 use md5::{Digest, Md5};
+use natsbridge_claimcheck::hex_lower;
 
-use super::part_heads::{PartHeads, Watch};
+use super::part_heads::{HEAD_TOO_LARGE, PartHeads, Watch};
 use super::plik::{file_object, refuse_upload};
 use super::reply::{
-    DRAIN_LIMIT, Refusal, Refused, closing, disk_error, internal_error, json_reply, refuse, shown,
-    text, too_big,
+    Refusal, Refused, closing, disk_error, internal_error, json_reply, refuse, refused, shown,
+    text, write_body,
 };
 use crate::disk;
-use crate::fileio::FileWriter;
 use crate::store::{FileMeta, State as Store, Status, random_id, same_secret, valid_id};
 
 /// A step's refusal: the answer to send.
@@ -52,23 +52,20 @@ async fn steps(
     declared: Option<(&str, &str)>,
 ) -> Step<Response> {
     check_upload_and_token(state, &request, upload_id)?;
-    let boundary = boundary(&request)?;
-    let (mut part, file_name) = file_part(request, boundary).await?;
+    let (mut part, file_name) = file_part(request).await?;
     let file_id = register(state, upload_id, declared, &file_name)?;
     let dir = state.upload_dir(upload_id);
-    let mut guard = UploadGuard {
-        state,
-        upload_id: upload_id.to_owned(),
-        file_id: file_id.clone(),
-        declared: declared.is_some(),
-        temp: dir.join(format!("{file_id}.part")),
-        armed: true,
-    };
-    let (size, md5) = match write_part(state, &mut part, &dir, &guard.temp).await {
-        Ok(written) => written,
-        Err(refusal) => return refuse(refused(state, refusal, &mut part).await),
-    };
-    store(state, &mut guard, size, md5).await
+    let temp = dir.join(format!("{file_id}.part"));
+    let (upload_id, declared) = (upload_id.to_owned(), declared.is_some());
+    let mut guard = UploadGuard { state, upload_id, file_id, declared, temp, armed: true };
+    match write_part(state, &mut part, &dir, &guard.temp).await {
+        Ok((size, md5)) => store(state, &mut guard, size, md5).await,
+        Err(refusal) => {
+            let max = state.config.max_file_size;
+            let what = "writing an upload";
+            refuse(refused(refusal, &mut part, StatusCode::BAD_REQUEST, max, what).await)
+        }
+    }
 }
 
 /// The upload exists, has not expired, and the request carries its token.
@@ -77,11 +74,8 @@ fn check_upload_and_token(state: &Arc<Store>, request: &Request, upload_id: &str
         return refuse(refused);
     }
     let given = request.headers().get("x-uploadtoken").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let allowed = state
-        .uploads()
-        .get(upload_id)
-        .is_some_and(|u| !given.is_empty() && same_secret(given, &u.token));
-    if !allowed {
+    let uploads = state.uploads();
+    if given.is_empty() || !uploads.get(upload_id).is_some_and(|u| same_secret(given, &u.token)) {
         return refuse(text(
             StatusCode::FORBIDDEN,
             "you are not allowed to add file to this upload",
@@ -90,27 +84,18 @@ fn check_upload_and_token(state: &Arc<Store>, request: &Request, upload_id: &str
     Ok(())
 }
 
-/// The multipart boundary of the request's `Content-Type`.
-fn boundary(request: &Request) -> Step<String> {
-    match request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(multer::parse_boundary)
-    {
-        Some(Ok(b)) => Ok(b),
-        Some(Err(e)) => {
-            refuse(text(StatusCode::BAD_REQUEST, format!("invalid multipart form : {e}")))
-        }
-        None => {
-            refuse(text(StatusCode::BAD_REQUEST, "invalid multipart form : no multipart boundary"))
-        }
-    }
-}
-
 /// The form's part named `file`, and its file name as Go's `FileName()`
 /// gives it (the last path element only).
-async fn file_part(request: Request, boundary: String) -> Step<(multer::Field<'static>, String)> {
+async fn file_part(request: Request) -> Step<(multer::Field<'static>, String)> {
+    let invalid = |e: &dyn std::fmt::Display| {
+        text(StatusCode::BAD_REQUEST, format!("invalid multipart form : {e}"))
+    };
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let boundary = match content_type.map(multer::parse_boundary) {
+        Some(Ok(b)) => b,
+        Some(Err(e)) => return refuse(invalid(&e)),
+        None => return refuse(invalid(&"no multipart boundary")),
+    };
     let watch = Arc::new(Watch::default());
     let body = PartHeads::new(request.into_body().into_data_stream(), &boundary, watch.clone());
     let mut multipart = multer::Multipart::new(body, boundary);
@@ -121,39 +106,24 @@ async fn file_part(request: Request, boundary: String) -> Step<(multer::Field<'s
             Ok(None) => {
                 return refuse(text(StatusCode::BAD_REQUEST, "missing file from multipart form"));
             }
+            // The rest is not read: the connection is closed after the answer.
             Err(_) if watch.exceeded.load(Ordering::Relaxed) => {
-                // The rest is not read: the connection is closed after the answer.
-                return refuse(closing(text(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "invalid multipart form : {}",
-                        super::part_heads::FormError::HeadTooLarge
-                    ),
-                )));
+                return refuse(closing(invalid(&HEAD_TOO_LARGE)));
             }
-            Err(e) => {
-                return refuse(text(
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid multipart form : {e}"),
-                ));
-            }
+            Err(e) => return refuse(invalid(&e)),
         }
     };
     // The file's data begins: nothing more is buffered before it.
     watch.found.store(true, Ordering::Relaxed);
-    let file_name = part
-        .file_name()
-        .map(|n| n.rsplit(['/', '\\']).next().unwrap_or("").to_owned())
-        .filter(|n| !n.is_empty() && n != "." && n != "..");
-    let Some(file_name) = file_name else {
+    let file_name = part.file_name().and_then(|n| n.rsplit(['/', '\\']).next());
+    let Some(file_name) = file_name.filter(|n| !n.is_empty() && *n != "." && *n != "..") else {
         return refuse(text(StatusCode::BAD_REQUEST, "missing file name from multipart form"));
     };
     if file_name.len() > 1024 {
-        return refuse(text(
-            StatusCode::BAD_REQUEST,
-            "file name is too long, maximum length is 1024 characters",
-        ));
+        let message = "file name is too long, maximum length is 1024 characters";
+        return refuse(text(StatusCode::BAD_REQUEST, message));
     }
+    let file_name = file_name.to_owned();
     Ok((part, file_name))
 }
 
@@ -171,13 +141,8 @@ fn register(
     };
     let Some((file_id, url_name)) = declared else {
         let file_id = random_id(16);
-        let meta = FileMeta {
-            name: file_name.to_owned(),
-            status: Status::Uploading,
-            size: 0,
-            md5: String::new(),
-            declared: false,
-        };
+        let (name, status) = (file_name.to_owned(), Status::Uploading);
+        let meta = FileMeta { name, status, size: 0, md5: String::new(), declared: false };
         upload.files.insert(file_id.clone(), meta);
         return Ok(file_id);
     };
@@ -188,10 +153,8 @@ fn register(
         return refuse(text(StatusCode::BAD_REQUEST, "invalid file name"));
     }
     if f.status != Status::Missing {
-        return refuse(text(
-            StatusCode::BAD_REQUEST,
-            format!("invalid file status {}, expected missing", f.status.as_str()),
-        ));
+        let message = format!("invalid file status {}, expected missing", f.status.as_str());
+        return refuse(text(StatusCode::BAD_REQUEST, message));
     }
     f.status = Status::Uploading;
     Ok(file_id.to_owned())
@@ -205,53 +168,11 @@ async fn write_part(
     dir: &std::path::Path,
     temp: &std::path::Path,
 ) -> Result<(u64, String), Refusal> {
-    let max = state.config.max_file_size;
     disk::create_dir(state.root(), dir).await.map_err(Refusal::Disk)?;
     let file = disk::create_new(state.root(), temp).await.map_err(Refusal::Disk)?;
-    let mut writer = FileWriter::new(file);
     let mut md5 = state.config.md5.then(Md5::new);
-    let mut size = 0u64;
-    loop {
-        match part.chunk().await {
-            Ok(Some(chunk)) => {
-                size += chunk.len() as u64;
-                if size > max {
-                    return Err(Refusal::TooBig);
-                }
-                if let Some(h) = md5.as_mut() {
-                    h.update(&chunk);
-                }
-                writer.write_bytes(chunk).await.map_err(Refusal::Disk)?;
-            }
-            Ok(None) => break,
-            Err(e) => return Err(Refusal::Body(e.to_string())),
-        }
-    }
-    writer.finish().await.map_err(Refusal::Disk)?;
+    let size = write_body(file, part, state.config.max_file_size, md5.as_mut()).await?;
     Ok((size, md5.map(|h| hex_lower(&h.finalize())).unwrap_or_default()))
-}
-
-/// The answer to a part that did not reach the disk. A part over the size
-/// limit is drained (up to [`DRAIN_LIMIT`]) first, so the client reads the
-/// answer rather than a reset connection.
-async fn refused(state: &Store, refusal: Refusal, part: &mut multer::Field<'static>) -> Response {
-    match refusal {
-        Refusal::TooBig => {
-            let mut drained = 0u64;
-            while drained < DRAIN_LIMIT {
-                match part.chunk().await {
-                    Ok(Some(c)) => drained += c.len() as u64,
-                    _ => break,
-                }
-            }
-            too_big(StatusCode::BAD_REQUEST, state.config.max_file_size)
-        }
-        Refusal::Body(e) => {
-            tracing::debug!(error = %e, "file server: upload body failed");
-            text(StatusCode::BAD_REQUEST, format!("unable to read data from request body : {e}"))
-        }
-        Refusal::Disk(e) => disk_error("writing an upload", &e),
-    }
 }
 
 /// Moves the written part into place, marks the file `uploaded` and writes
@@ -277,9 +198,7 @@ async fn store(
             guard.armed = false;
             return refuse(text(StatusCode::NOT_FOUND, format!("upload {upload_id} has expired")));
         };
-        f.status = Status::Uploaded;
-        f.size = size;
-        f.md5 = md5;
+        (f.status, f.size, f.md5) = (Status::Uploaded, size, md5);
         f.clone()
     };
     if let Err(e) = state.persist(&upload_id).await {
@@ -310,19 +229,11 @@ impl Drop for UploadGuard<'_> {
         }
         let _ = std::fs::remove_file(&self.temp);
         let mut uploads = self.state.uploads();
-        if let Some(upload) = uploads.get_mut(&self.upload_id) {
-            if self.declared {
-                if let Some(f) = upload.files.get_mut(&self.file_id) {
-                    f.status = Status::Missing;
-                }
-            } else {
-                upload.files.remove(&self.file_id);
-            }
+        let Some(upload) = uploads.get_mut(&self.upload_id) else { return };
+        if !self.declared {
+            upload.files.remove(&self.file_id);
+        } else if let Some(f) = upload.files.get_mut(&self.file_id) {
+            f.status = Status::Missing;
         }
     }
-}
-
-/// Lower-case hex of `bytes`, as Plik writes `fileMd5`.
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

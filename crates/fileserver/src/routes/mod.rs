@@ -11,7 +11,7 @@ mod reply;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::response::Response;
 use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode, header};
@@ -26,7 +26,10 @@ pub(crate) use reply::text;
 /// Every route, with the layers every answer goes through.
 pub(crate) fn router(store: Arc<Store>, cors: Cors) -> Router {
     let routes = Router::new()
-        .route("/upload", post(plik::create_upload))
+        .route(
+            "/upload",
+            post(plik::create_upload).layer(DefaultBodyLimit::max(plik::MAX_UPLOAD_JSON)),
+        )
         .route("/file/{upload_id}", post(add_file::add_file))
         .route(
             "/file/{upload_id}/{file_id}/{name}",
@@ -39,7 +42,8 @@ pub(crate) fn router(store: Arc<Store>, cors: Cors) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(store)
-        .layer(axum::middleware::from_fn_with_state(Arc::new(cors), crate::cors::answer))
+        .layer(cors.layer())
+        .layer(axum::middleware::from_fn(crate::cors::preflight_status))
         // Stored files are other peers' bytes: a browser must not guess a
         // type for them (and run one as a page of this origin).
         .layer(SetResponseHeaderLayer::overriding(

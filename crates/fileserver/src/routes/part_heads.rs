@@ -10,6 +10,7 @@
 //! stops looking once the handler has the part it wants, so a file's bytes
 //! are scanned at most until then.
 
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,34 +35,9 @@ enum Stage {
     Data,
 }
 
-/// Why the form's stream failed.
-#[derive(Debug)]
-pub(crate) enum FormError {
-    /// The preamble and a part's headers went over [`MAX_PART_HEAD`].
-    HeadTooLarge,
-    /// Reading the request body failed.
-    Body(axum::Error),
-}
-
-impl std::fmt::Display for FormError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FormError::HeadTooLarge => {
-                write!(f, "part headers are larger than {MAX_PART_HEAD} bytes")
-            }
-            FormError::Body(_) => f.write_str("reading the request body failed"),
-        }
-    }
-}
-
-impl std::error::Error for FormError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            FormError::HeadTooLarge => None,
-            FormError::Body(e) => Some(e),
-        }
-    }
-}
+/// Why the form's stream failed when the limit was passed.
+pub(crate) const HEAD_TOO_LARGE: &str = "part headers are larger than 65536 bytes";
+const _: () = assert!(MAX_PART_HEAD == 65_536, "HEAD_TOO_LARGE names the limit");
 
 /// What the handler and the stream share: whether the limit was hit, and
 /// whether the handler has its part (scanning can stop).
@@ -173,7 +149,7 @@ impl<S> Stream for PartHeads<S>
 where
     S: Stream<Item = Result<Bytes, axum::Error>> + Unpin,
 {
-    type Item = Result<Bytes, FormError>;
+    type Item = Result<Bytes, io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.failed {
@@ -184,13 +160,11 @@ where
                 if !self.watch.found.load(Ordering::Relaxed) && !self.scan(&chunk) {
                     self.failed = true;
                     self.watch.exceeded.store(true, Ordering::Relaxed);
-                    return Poll::Ready(Some(Err(FormError::HeadTooLarge)));
+                    return Poll::Ready(Some(Err(io::Error::other(HEAD_TOO_LARGE))));
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(FormError::Body(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+            other => other.map_err(io::Error::other),
         }
     }
 }

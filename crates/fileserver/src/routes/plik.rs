@@ -7,15 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::response::Response;
+use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Value, json};
 
 use super::reply::{
     OnComplete, Refused, closing, disk_error, file_body, human_bytes, internal_error, json_reply,
-    refuse, shown, text,
+    octet_stream, refuse, shown, text,
 };
 use crate::disk;
 use crate::store::{FileMeta, State as Store, Status, Upload, random_id, valid_id};
@@ -137,11 +138,15 @@ fn declared_files(state: &Store, params: &Value) -> Result<HashMap<String, FileM
     Ok(files)
 }
 
-/// `POST /upload`.
-pub(super) async fn create_upload(State(state): State<Arc<Store>>, body: Body) -> Response {
-    let body = match Limited::new(body, MAX_UPLOAD_JSON).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => {
+/// `POST /upload`, its body bounded by axum's `DefaultBodyLimit`
+/// ([`MAX_UPLOAD_JSON`], set on the route).
+pub(super) async fn create_upload(
+    State(state): State<Arc<Store>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return closing(text(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body too large (limit is {MAX_UPLOAD_JSON} bytes)"),
@@ -253,22 +258,21 @@ pub(super) async fn get_file(
     } else {
         Body::empty()
     };
-    let mut response = Response::new(body);
+    let mut response = octet_stream(body, meta.size);
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));
     let disposition: String =
         meta.name.chars().map(|c| if c == '"' || c.is_control() { '_' } else { c }).collect();
     if let Ok(v) = HeaderValue::from_str(&format!("filename=\"{disposition}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     if one_shot {
-        h.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache, no-store, must-revalidate"),
-        );
-        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        h.insert(header::EXPIRES, HeaderValue::from_static("0"));
+        for (name, value) in [
+            (header::CACHE_CONTROL, "no-cache, no-store, must-revalidate"),
+            (header::PRAGMA, "no-cache"),
+            (header::EXPIRES, "0"),
+        ] {
+            h.insert(name, HeaderValue::from_static(value));
+        }
     }
     response
 }

@@ -5,14 +5,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::body::HttpBody;
 use axum::extract::State;
 use axum::response::Response;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use http_body_util::BodyExt;
+use http::{Method, StatusCode, Uri};
 
-use super::reply::{DRAIN_LIMIT, Refusal, disk_error, file_body, text, too_big};
+use super::reply::{
+    DRAIN_LIMIT, Refusal, file_body, octet_stream, refused, text, too_big, write_body,
+};
 use crate::disk;
-use crate::fileio::FileWriter;
 use crate::store::{State as Store, valid_put_key};
 
 /// The key of a `/put/{key...}` request: the raw path after `/put/`, still
@@ -23,62 +24,28 @@ fn key_of(uri: &Uri) -> &str {
 
 /// `PUT /put/{key...}`: stores the body under the key, replacing what was
 /// there; it expires after the default TTL.
-pub(super) async fn put(
-    State(state): State<Arc<Store>>,
-    uri: Uri,
-    headers: HeaderMap,
-    mut body: Body,
-) -> Response {
+pub(super) async fn put(State(state): State<Arc<Store>>, uri: Uri, body: Body) -> Response {
     let key = key_of(&uri);
     if !valid_put_key(key) {
         return text(StatusCode::BAD_REQUEST, "invalid key");
     }
     let max = state.config.max_file_size;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max.saturating_add(DRAIN_LIMIT)) {
+    // Its Content-Length, if it has one.
+    if body.size_hint().lower() > max.saturating_add(DRAIN_LIMIT) {
         return too_big(StatusCode::PAYLOAD_TOO_LARGE, max);
     }
     let temp = TempFile(state.put_temp_path());
-    let copied: Result<u64, Refusal> = async {
-        let file = disk::create_new(state.root(), &temp.0).await.map_err(Refusal::Disk)?;
-        let mut writer = FileWriter::new(file);
-        let mut size = 0u64;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| Refusal::Body(e.to_string()))?;
-            if let Ok(data) = frame.into_data() {
-                size += data.len() as u64;
-                if size > max {
-                    return Err(Refusal::TooBig);
-                }
-                writer.write_bytes(data).await.map_err(Refusal::Disk)?;
-            }
-        }
-        writer.finish().await.map_err(Refusal::Disk)?;
-        Ok(size)
-    }
-    .await;
-    let size = match copied {
+    let mut body = body.into_data_stream();
+    let written = match disk::create_new(state.root(), &temp.0).await {
+        Ok(file) => write_body(file, &mut body, max, None).await,
+        Err(e) => Err(Refusal::Disk(e)),
+    };
+    let size = match written {
         Ok(size) => size,
-        Err(Refusal::TooBig) => {
-            let mut drained = 0u64;
-            while drained < DRAIN_LIMIT {
-                match body.frame().await {
-                    Some(Ok(f)) => drained += f.data_ref().map_or(0, |d| d.len() as u64),
-                    _ => break,
-                }
-            }
-            return too_big(StatusCode::PAYLOAD_TOO_LARGE, max);
+        Err(refusal) => {
+            return refused(refusal, body, StatusCode::PAYLOAD_TOO_LARGE, max, "writing a PUT")
+                .await;
         }
-        Err(Refusal::Body(e)) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("unable to read data from request body : {e}"),
-            );
-        }
-        Err(Refusal::Disk(e)) => return disk_error("writing a PUT", &e),
     };
     let path = state.put_path(key);
     if let Err(e) = disk::check_below(state.root(), &path) {
@@ -146,11 +113,7 @@ pub(super) async fn get(State(state): State<Arc<Store>>, method: Method, uri: Ur
         });
         file_body(file, size, Some(logged)).await
     };
-    let mut response = Response::new(body);
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-    response
+    octet_stream(body, size)
 }
 
 /// A temporary file removed when dropped unless forgotten.

@@ -2,21 +2,21 @@
 //! texts, and file bodies streamed from disk.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Poll, ready};
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use http::{HeaderValue, StatusCode, header};
+use md5::{Digest, Md5};
 use serde_json::Value;
 
-use crate::fileio::read_stream;
+use natsbridge_claimcheck::fileio::{FileWriter, read_stream};
+use tokio::fs::File;
 
-/// How much of a refused upload is read (and thrown away) before answering,
-/// so the client, still sending, gets the error text rather than a reset
-/// connection. Past this the connection is simply closed.
+/// How much of a refused upload is read (and thrown away) before answering;
+/// past this the connection is simply closed.
 pub(super) const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Why an upload's bytes did not reach the disk.
@@ -24,6 +24,59 @@ pub(super) enum Refusal {
     TooBig,
     Body(String),
     Disk(io::Error),
+}
+
+/// Streams `body` into `file` (its size and, with `md5`, hashing it),
+/// refusing it past `max` bytes.
+pub(super) async fn write_body<E: std::fmt::Display>(
+    file: std::fs::File,
+    mut body: impl Stream<Item = Result<Bytes, E>> + Unpin,
+    max: u64,
+    mut md5: Option<&mut Md5>,
+) -> Result<u64, Refusal> {
+    let mut writer = FileWriter::new(file);
+    let mut size = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| Refusal::Body(e.to_string()))?;
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(Refusal::TooBig);
+        }
+        if let Some(h) = md5.as_mut() {
+            h.update(&chunk);
+        }
+        writer.write_bytes(chunk).await.map_err(Refusal::Disk)?;
+    }
+    writer.finish().await.map_err(Refusal::Disk)?;
+    Ok(size)
+}
+
+/// The answer to an upload refused while streaming to disk. One over the
+/// size limit is drained (up to [`DRAIN_LIMIT`]) first, so that the client,
+/// still sending, reads the answer rather than a reset connection.
+pub(super) async fn refused<E>(
+    refusal: Refusal,
+    mut body: impl Stream<Item = Result<Bytes, E>> + Unpin,
+    too_big_status: StatusCode,
+    max: u64,
+    what: &str,
+) -> Response {
+    match refusal {
+        Refusal::TooBig => {
+            let mut drained = 0u64;
+            while drained < DRAIN_LIMIT
+                && let Some(Ok(chunk)) = body.next().await
+            {
+                drained += chunk.len() as u64;
+            }
+            too_big(too_big_status, max)
+        }
+        Refusal::Body(e) => {
+            tracing::debug!(error = %e, "file server: upload body failed");
+            text(StatusCode::BAD_REQUEST, format!("unable to read data from request body : {e}"))
+        }
+        Refusal::Disk(e) => disk_error(what, &e),
+    }
 }
 
 /// A request refused by one of a handler's steps: the answer to send
@@ -37,14 +90,9 @@ pub(super) fn refuse<T>(answer: Response) -> Result<T, Refused> {
 
 /// A plain-text error, as Go's `http.Error` writes it.
 pub(crate) fn text(status: StatusCode, message: impl Into<String>) -> Response {
-    let mut body = message.into();
+    let (mut body, plain) = (message.into(), "text/plain; charset=utf-8");
     body.push('\n');
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    response
+    (status, [(header::CONTENT_TYPE, plain)], body).into_response()
 }
 
 /// `response`, after which the connection is closed: the request's body was
@@ -54,12 +102,15 @@ pub(super) fn closing(mut response: Response) -> Response {
     response
 }
 
+/// A stored file's answer: `size` bytes of `body` (none for `HEAD`).
+pub(super) fn octet_stream(body: Body, size: u64) -> Response {
+    let binary = HeaderValue::from_static("application/octet-stream");
+    ([(header::CONTENT_TYPE, binary), (header::CONTENT_LENGTH, HeaderValue::from(size))], body)
+        .into_response()
+}
+
 pub(super) fn json_reply(value: &Value) -> Response {
-    let mut response = Response::new(Body::from(value.to_string()));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
+    ([(header::CONTENT_TYPE, "application/json")], value.to_string()).into_response()
 }
 
 pub(super) fn internal_error(what: &str, error: &dyn std::fmt::Display) -> Response {
@@ -111,60 +162,31 @@ pub(super) fn human_bytes(n: u64) -> String {
 /// Dropped uncalled when the body is dropped early.
 pub(super) type OnComplete = Box<dyn FnOnce() + Send>;
 
-/// A file streamed from disk, `size` bytes, in `CHUNK` pieces.
-struct FileStream<S> {
-    inner: S,
-    remaining: u64,
-    on_complete: Option<OnComplete>,
-}
-
-impl<S> FileStream<S> {
-    fn complete(&mut self) {
-        if let Some(done) = self.on_complete.take() {
-            done();
+/// The body of a stored file of `size` bytes; a file shorter than that
+/// ends the body with an error.
+pub(super) async fn file_body(file: File, size: u64, done: Option<OnComplete>) -> Body {
+    let (mut chunks, mut remaining, mut done) =
+        (Box::pin(read_stream(file.into_std().await, size)), size, done);
+    Body::from_stream(futures_util::stream::poll_fn(move |cx| {
+        let next = ready!(chunks.as_mut().poll_next(cx));
+        if let Some(Ok(chunk)) = &next {
+            remaining = remaining.saturating_sub(chunk.len() as u64);
         }
-    }
-}
-
-impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for FileStream<S> {
-    type Item = io::Result<Bytes>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match Pin::new(&mut self.inner).poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
-                if self.remaining == 0 {
-                    self.complete();
-                }
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(None) if self.remaining > 0 => Poll::Ready(Some(Err(io::Error::new(
+        if next.is_none() && remaining > 0 {
+            let short = io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "stored file is shorter than recorded",
-            )))),
-            Poll::Ready(None) => {
-                // An empty file completes without a single chunk.
-                self.complete();
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
+            );
+            return Poll::Ready(Some(Err(short)));
         }
-    }
-}
-
-/// The body of a stored file of `size` bytes.
-pub(super) async fn file_body(
-    file: tokio::fs::File,
-    size: u64,
-    on_complete: Option<OnComplete>,
-) -> Body {
-    let stream = FileStream {
-        inner: read_stream(file.into_std().await, size),
-        remaining: size,
-        on_complete,
-    };
-    Body::from_stream(stream)
+        // An empty file completes without a single chunk.
+        if remaining == 0
+            && let Some(done) = done.take()
+        {
+            done();
+        }
+        Poll::Ready(next)
+    }))
 }
 
 #[cfg(test)]
