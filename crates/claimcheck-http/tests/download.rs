@@ -241,15 +241,15 @@ async fn wrong_checksum_is_integrity_and_not_retried() {
     let url = format!("{}/f", server.url);
     let down = downloader(3);
 
-    let wrong = DownloadRequest::new(&url, 1000).sha256(sha256_hex(b"other"));
+    let wrong = DownloadRequest::new(&url, 1000).with_sha256(sha256_hex(b"other"));
     let err = down.download_bytes(&wrong).await.failure();
     assert_eq!(err.kind(), &ErrorKind::Integrity, "{err}");
     assert_eq!(server.hits(), 1);
 
-    let right = DownloadRequest::new(&url, 1000).sha256(sha256_hex(&body).to_uppercase());
+    let right = DownloadRequest::new(&url, 1000).with_sha256(sha256_hex(&body).to_uppercase());
     assert!(down.download_bytes(&right).await.unwrap() == body);
 
-    let malformed = DownloadRequest::new(&url, 1000).sha256("abc");
+    let malformed = DownloadRequest::new(&url, 1000).with_sha256("abc");
     let err = down.download_bytes(&malformed).await.failure();
     assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{err}");
     assert_eq!(server.hits(), 2);
@@ -417,7 +417,7 @@ async fn a_digest_sink_checks_and_hashes_without_keeping_the_bytes() {
     assert_eq!(size, body.len() as u64);
     assert_eq!(crate::util::hex(&sha256), sha256_hex(&body));
     // A declared SHA-256 is still verified.
-    let wrong = request.clone().sha256("00".repeat(32));
+    let wrong = request.clone().with_sha256("00".repeat(32));
     let err = down.download(&wrong, DownloadSink::Digest).await.failure();
     assert_eq!(err.kind(), &ErrorKind::Integrity, "{err}");
     // And the declared size.
@@ -432,18 +432,21 @@ async fn a_requests_own_cap_is_enforced_under_the_downloaders() {
     let url = format!("{}/f", server.url);
     let down = downloader(0);
     // Declared over the cap: refused before any request.
-    let err =
-        down.download_bytes(&DownloadRequest::new(&url, 5_000).max_size(4_999)).await.failure();
+    let err = down
+        .download_bytes(&DownloadRequest::new(&url, 5_000).with_max_size(4_999))
+        .await
+        .failure();
     assert_eq!(err.kind(), &ErrorKind::TooLarge { limit: 4_999 }, "{err}");
     assert_eq!(server.hits(), 0);
     // Undeclared: stopped as soon as it passes the cap.
     let err = down
-        .download_bytes(&DownloadRequest::with_unknown_size(&url).max_size(1_000))
+        .download_bytes(&DownloadRequest::with_unknown_size(&url).with_max_size(1_000))
         .await
         .failure();
     assert_eq!(err.kind(), &ErrorKind::TooLarge { limit: 1_000 }, "{err}");
     // Under it, whole.
-    let got = down.download_bytes(&DownloadRequest::with_unknown_size(&url).max_size(5_000)).await;
+    let got =
+        down.download_bytes(&DownloadRequest::with_unknown_size(&url).with_max_size(5_000)).await;
     assert_eq!(got.unwrap().len(), 5_000);
 }
 
@@ -519,7 +522,7 @@ async fn file_sink_retries_from_zero_and_cleans_up() {
     let work = tempfile::tempdir().unwrap();
     let dest = work.path().join("out.bin");
     let request = DownloadRequest::new(format!("{}/f", server.url), body.len() as u64)
-        .sha256(sha256_hex(&body));
+        .with_sha256(sha256_hex(&body));
     downloader(3).download_to_file(&request, &dest).await.unwrap();
     assert!(std::fs::read(&dest).unwrap() == body);
     assert_eq!(files_under(work.path()), vec![dest.clone()]);

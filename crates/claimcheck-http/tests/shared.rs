@@ -67,7 +67,7 @@ async fn round_trips(backend: Backend) {
         let bytes = payload(size);
         let link = up.upload_bytes("payload.bin", bytes.clone()).await.unwrap();
         assert!(link.starts_with(served.url()), "{link}");
-        let request = DownloadRequest::new(&link, size as u64).sha256(sha256_hex(&bytes));
+        let request = DownloadRequest::new(&link, size as u64).with_sha256(sha256_hex(&bytes));
         let got = down.download_bytes(&request).await.unwrap();
         assert_eq!(got.len(), size);
         assert!(got == bytes, "{backend:?}: {size} bytes differ after the round trip");
@@ -85,7 +85,7 @@ async fn streamed_sources_and_file_sink(backend: Backend) {
 
     let link = up.upload_file("from file.bin", &src).await.unwrap();
     let dest = work.path().join("out1.bin");
-    let request = DownloadRequest::new(&link, bytes.len() as u64).sha256(sha256_hex(&bytes));
+    let request = DownloadRequest::new(&link, bytes.len() as u64).with_sha256(sha256_hex(&bytes));
     assert_eq!(down.download_to_file(&request, &dest).await.unwrap(), dest);
     assert!(std::fs::read(&dest).unwrap() == bytes);
 
@@ -134,12 +134,12 @@ async fn wrong_checksum(backend: Backend) {
     let wrong = sha256_hex(b"something else");
 
     let link = up.upload_bytes("a.bin", bytes.clone()).await.unwrap();
-    let request = DownloadRequest::new(&link, bytes.len() as u64).sha256(&wrong);
+    let request = DownloadRequest::new(&link, bytes.len() as u64).with_sha256(&wrong);
     let err = down.download_bytes(&request).await.failure();
     assert_eq!(err.kind(), &ErrorKind::Integrity, "{err}");
 
     let link = up.upload_bytes("b.bin", bytes.clone()).await.unwrap();
-    let request = DownloadRequest::new(&link, bytes.len() as u64).sha256(&wrong);
+    let request = DownloadRequest::new(&link, bytes.len() as u64).with_sha256(&wrong);
     let dest = work.path().join("b.bin");
     let err = down.download_to_file(&request, &dest).await.failure();
     assert_eq!(err.kind(), &ErrorKind::Integrity, "{err}");
@@ -184,7 +184,7 @@ async fn sha256_on_the_way(backend: Backend) {
     for source in sources {
         let (link, sha) = up.upload_with_sha256("p.bin", source).await.unwrap();
         assert_eq!(sha, sha256_hex(&bytes));
-        let request = DownloadRequest::new(&link, bytes.len() as u64).sha256(&sha);
+        let request = DownloadRequest::new(&link, bytes.len() as u64).with_sha256(&sha);
         assert!(down.download_bytes(&request).await.unwrap() == bytes);
     }
 }
@@ -298,7 +298,7 @@ async fn s3_multipart_and_presigned_links() {
     assert!(link.contains("X-Amz-Signature="), "{link}");
 
     let down = HttpDownloader::builder().allow_origin(&moto.url).build().unwrap();
-    let request = DownloadRequest::new(&link, bytes.len() as u64).sha256(sha256_hex(&bytes));
+    let request = DownloadRequest::new(&link, bytes.len() as u64).with_sha256(sha256_hex(&bytes));
     let dest = work.path().join("big.out");
     down.download_to_file(&request, &dest).await.unwrap();
     assert!(std::fs::read(&dest).unwrap() == bytes);

@@ -106,7 +106,7 @@ pub async fn round_trips(store: &Store) {
         for how in 0..3 {
             let name = format!("rt-{len}-{how}.bin");
             let link = upload(store, &name, &data, how).await;
-            let request = DownloadRequest::new(&link, len as u64).sha256(sha256(&data));
+            let request = DownloadRequest::new(&link, len as u64).with_sha256(sha256(&data));
             if how == 2 {
                 let dest = temp_path(&name);
                 store
@@ -168,7 +168,8 @@ pub async fn missing_object(store: &Store) {
 pub async fn tampered(store: &Store) {
     let data = payload(50_000, 9);
     let link = upload(store, "t1.bin", &data, 0).await;
-    let request = DownloadRequest::new(&link, data.len() as u64).sha256(sha256(b"other bytes"));
+    let request =
+        DownloadRequest::new(&link, data.len() as u64).with_sha256(sha256(b"other bytes"));
     let err = store.downloader.download_bytes(&request).await.expect_err("a wrong SHA-256");
     assert_eq!(err.kind(), &ErrorKind::Integrity, "a wrong SHA-256: {err}");
     for declared in [data.len() as u64 + 1, data.len() as u64 - 1] {
@@ -212,7 +213,7 @@ pub async fn transient_faults(store: &Store, faults: &dyn FaultInjector) {
         let link = upload(store, "fault.bin", &data, 0).await;
         assert_eq!(faults.injected(), 2, "{fault:?} on upload: every fault was met, then retried");
         faults.arm(Transfer::Download, fault, 2).await;
-        let request = DownloadRequest::new(&link, data.len() as u64).sha256(sha256(&data));
+        let request = DownloadRequest::new(&link, data.len() as u64).with_sha256(sha256(&data));
         let got = store
             .downloader
             .download_bytes(&request)
@@ -237,7 +238,7 @@ pub async fn transient_faults(store: &Store, faults: &dyn FaultInjector) {
         assert_eq!(faults.injected(), 2, "{fault:?} on a file upload with its SHA-256");
         assert_eq!(sha, sha256(&data), "{fault:?}: the file's SHA-256");
         faults.disarm().await;
-        let request = DownloadRequest::new(&link, data.len() as u64).sha256(sha);
+        let request = DownloadRequest::new(&link, data.len() as u64).with_sha256(sha);
         let got = store.downloader.download_bytes(&request).await.expect("the retried file");
         assert!(got == data, "{fault:?}: other bytes after the file's retries");
     }

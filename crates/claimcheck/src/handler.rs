@@ -122,14 +122,14 @@ impl DownloadRequest {
 
     /// Adds the SHA-256 (hex) the bytes must have.
     #[must_use]
-    pub fn sha256(mut self, hex: impl Into<String>) -> Self {
+    pub fn with_sha256(mut self, hex: impl Into<String>) -> Self {
         self.sha256 = Some(hex.into());
         self
     }
 
     /// Caps this download at `bytes` (see [`DownloadRequest::max_size`]).
     #[must_use]
-    pub fn max_size(mut self, bytes: u64) -> Self {
+    pub fn with_max_size(mut self, bytes: u64) -> Self {
         self.max_size = Some(bytes);
         self
     }

@@ -352,7 +352,7 @@ mod tests {
         run(async {
             let data = Bytes::from_static(b"hello world");
             let sha = hex_lower(&Sha256::digest(&data).into_iter().collect::<Vec<u8>>());
-            let request = DownloadRequest::new("http://h/x", 11).sha256(&sha);
+            let request = DownloadRequest::new("http://h/x", 11).with_sha256(&sha);
             // Declared over the cap: refused before any byte.
             let err = VerifiedSink::new(&request, DownloadSink::Memory, 10).unwrap_err();
             assert_eq!(err.kind(), &ErrorKind::TooLarge { limit: 10 });
@@ -384,7 +384,7 @@ mod tests {
             // A file appears only once complete and checked.
             let dir = tempfile::tempdir().unwrap();
             let dest = dir.path().join("out.bin");
-            let request = DownloadRequest::new("http://h/x", 11).sha256(&sha);
+            let request = DownloadRequest::new("http://h/x", 11).with_sha256(&sha);
             let mut sink =
                 VerifiedSink::new(&request, DownloadSink::File(dest.clone()), 100).unwrap();
             sink.start().await.unwrap();

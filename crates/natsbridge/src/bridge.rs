@@ -407,13 +407,15 @@ impl Bridge {
     /// [`Bridge::smartsend`] for payloads some of which are files (see
     /// [`crate::pack_files`]): a file at or over the size threshold is
     /// uploaded as it is read, so a file of any size is sent without being
-    /// held in memory.
+    /// held in memory. The payloads are taken (a reader is read once); the
+    /// options are lent or given, as to the other sends.
     pub async fn smartsend_files(
         &self,
         subject: &str,
         payloads: Vec<Outgoing>,
-        options: SendOptions,
+        options: impl Borrow<SendOptions>,
     ) -> Result<Sent> {
+        let options = options.borrow().clone();
         let is_publish = options.is_publish;
         let (options, uploader) = (self.options(options), self.uploader.as_deref());
         let max_payload = self.conn.max_payload();

@@ -367,7 +367,7 @@ pub async fn fetch_links_to(
             let (Some(request), Some(sink)) = (link_request(record), sink) else { continue };
             let in_memory = matches!(sink, DownloadSink::Memory);
             let request = if in_memory {
-                request.max_size(limits.max_envelope_bytes.saturating_sub(used))
+                request.with_max_size(limits.max_envelope_bytes.saturating_sub(used))
             } else {
                 request
             };
@@ -429,7 +429,7 @@ pub(crate) async fn fetch_payload_with(
     limits: &ReceiveLimits,
 ) -> Result<PayloadRecord> {
     let Some(request) = link_request(record) else { return Ok(record.clone()) };
-    let request = request.max_size(limits.max_envelope_bytes);
+    let request = request.with_max_size(limits.max_envelope_bytes);
     let bytes = download(&request, downloader, limits).await.map_err(|e| {
         Error::from(e).context(format!("downloading payload {:?}", record.dataname))
     })?;
@@ -452,7 +452,7 @@ pub fn link_request(record: &PayloadRecord) -> Option<DownloadRequest> {
         None => DownloadRequest::with_unknown_size(url.as_str()),
     };
     if let Some(hash) = record.extra.get(SHA256_KEY).and_then(|v| v.as_str()) {
-        request = request.sha256(hash);
+        request = request.with_sha256(hash);
     }
     Some(request)
 }

@@ -141,7 +141,7 @@ async fn objectstore_streams_300_mb_from_a_file_to_a_file() {
     assert_eq!(store.store().info(name).await.unwrap().size, SIZE);
 
     let dest = work.path().join("copy.bin");
-    let request = DownloadRequest::new(&link, SIZE).sha256(&want);
+    let request = DownloadRequest::new(&link, SIZE).with_sha256(&want);
     assert_eq!(store.download_to_file(&request, &dest).await.unwrap(), dest);
     assert_eq!(std::fs::metadata(&dest).unwrap().len(), SIZE);
     let mut check = Sha256::new();
@@ -167,7 +167,7 @@ async fn objectstore_one_shot_deletes_after_a_verified_download() {
     let store = handler(&server).await.one_shot(true);
     let data = bytes(300_000, 3);
     let link = store.upload_bytes("once.bin", data.clone()).await.unwrap();
-    let request = DownloadRequest::new(&link, data.len() as u64).sha256(sha256_hex(&data));
+    let request = DownloadRequest::new(&link, data.len() as u64).with_sha256(sha256_hex(&data));
     assert!(store.download_bytes(&request).await.unwrap() == data);
     let err = store.download_bytes(&request).await.unwrap_err();
     assert_eq!(err.kind(), &ClaimCheckKind::NotFound, "{err}");
@@ -176,7 +176,7 @@ async fn objectstore_one_shot_deletes_after_a_verified_download() {
 
     // A failed check does not consume the object.
     let link = store.upload_bytes("kept.bin", data.clone()).await.unwrap();
-    let wrong = DownloadRequest::new(&link, data.len() as u64).sha256(sha256_hex(b"other"));
+    let wrong = DownloadRequest::new(&link, data.len() as u64).with_sha256(sha256_hex(b"other"));
     assert_eq!(store.download_bytes(&wrong).await.unwrap_err().kind(), &ClaimCheckKind::Integrity);
     let right = DownloadRequest::new(&link, data.len() as u64);
     assert!(store.download_bytes(&right).await.unwrap() == data);
@@ -304,7 +304,7 @@ async fn objectstore_wrong_checksum_size_and_tampered_chunks_are_detected() {
     assert_eq!(err.kind(), &ErrorKind::ClaimCheck(want), "{err}");
     // And a file sink gets nothing on failure.
     let work = tempfile::tempdir().unwrap();
-    let bad = DownloadRequest::new(&link, size).sha256(sha256_hex(b"x"));
+    let bad = DownloadRequest::new(&link, size).with_sha256(sha256_hex(b"x"));
     let err = store.download_to_file(&bad, work.path().join("a.bin")).await.unwrap_err();
     assert_eq!(err.kind(), &ClaimCheckKind::Integrity);
     assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0, "nothing left behind");
@@ -323,7 +323,7 @@ async fn objectstore_wrong_checksum_size_and_tampered_chunks_are_detected() {
     js.publish(format!("$O.{BUCKET}.C.{nuid}"), "extra".into()).await.unwrap().await.unwrap();
     // The record's checksum matches the recorded digest, so only reading
     // finds out: the store's own digest check on the last chunk.
-    let request = DownloadRequest::new(&link, size).sha256(&sha);
+    let request = DownloadRequest::new(&link, size).with_sha256(&sha);
     let err = store.download_bytes(&request).await.unwrap_err();
     assert_eq!(err.kind(), &ClaimCheckKind::Integrity, "{err}");
     // Without a record checksum it is caught all the same.

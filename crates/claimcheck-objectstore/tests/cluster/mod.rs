@@ -107,7 +107,7 @@ async fn a_64_mb_object_put_and_read_while_a_node_is_killed() {
     // The read: kill the client's node once a quarter of the chunks went
     // out to its reader (the ordered consumer the get runs on).
     let on = cluster.node_on_port(conn.server_port()).unwrap();
-    let request = DownloadRequest::new(&link, SIZE as u64).sha256(&sha);
+    let request = DownloadRequest::new(&link, SIZE as u64).with_sha256(&sha);
     let target = dir.path().join("copy.bin");
     let get = tokio::spawn({
         let (handler, request, target) = (handler.clone(), request.clone(), target.clone());
