@@ -292,6 +292,35 @@ def test_a_queue_group_shares_the_messages_each_going_to_one_member(nats_url):
     run(main())
 
 
+def test_reads_cancelled_while_waiting_lose_no_message(nats_url):
+    """Each read is cancelled after a few milliseconds, far less than one read's wait on the Rust
+    side (200 ms): a read cancelled while it holds a message must hand it to the next one."""
+    async def main():
+        subj = subject("cancel")
+        async with await natsbridge.Bridge.connect(nats_url) as bridge:
+            sub = await bridge.subscribe(subj)
+            waiting = asyncio.ensure_future(sub.__anext__())
+            await asyncio.sleep(0.05)  # the read is blocked in Rust when it is cancelled
+            waiting.cancel()
+            for n in range(20):
+                await bridge.smartsend(subj, [("n", {"n": n}, "dictionary")])
+
+            async def take_all():
+                numbers = []
+                while len(numbers) < 20:
+                    try:
+                        envelope = await asyncio.wait_for(sub.__anext__(), 0.005)
+                    except asyncio.TimeoutError:
+                        continue
+                    numbers.append(envelope["payloads"][0][1]["n"])
+                return numbers
+
+            numbers = await asyncio.wait_for(take_all(), 30)
+            await sub.close()
+        assert numbers == list(range(20))
+    run(main())
+
+
 class _SlowFiles(http.server.BaseHTTPRequestHandler):
     """Serves BIG after a delay longer than one read's wait on the Rust side (200 ms)."""
 

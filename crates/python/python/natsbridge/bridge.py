@@ -341,8 +341,8 @@ class Subscription:
     as its type carries ``envelope`` instead, with every other payload decoded (``data`` is
     ``None``).
 
-    Cancelling a task while it waits here may lose the one message arriving at that instant (core
-    NATS delivers at most once anyway; a JetStream consumer's message is redelivered).
+    Cancel safe: a task cancelled while it waits here (``asyncio.wait_for``, a task group) loses
+    nothing. The read under way goes on, and what it finds is the next iteration's first item.
     """
 
     def __init__(self, open_native: Any, args: tuple, *, answerable: bool) -> None:
@@ -351,6 +351,8 @@ class Subscription:
         self._answerable = answerable
         self._native: Any = None
         self._closed = False
+        #: The read under way, kept when the task waiting on it is cancelled (see the class docs).
+        self._reading: "Optional[asyncio.Future[Any]]" = None
 
     async def _start(self) -> "Subscription":
         if self._native is None:
@@ -368,7 +370,11 @@ class Subscription:
             raise StopAsyncIteration
         await self._start()
         while True:
-            step = await _read(self._native)
+            if self._reading is None:
+                self._reading = asyncio.ensure_future(_read(self._native))
+            # Shielded: cancelling this task leaves the read running and its result kept.
+            step = await asyncio.shield(self._reading)
+            self._reading = None
             if step is None:
                 if self._closed:
                     raise StopAsyncIteration
