@@ -14,7 +14,7 @@ use crate::{ctrl_c, inspect, local, print_json};
 pub(crate) struct DevArgs {
     /// Print one JSON object on stdout instead of the human-readable text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
     page: inspect::PageArgs,
 }

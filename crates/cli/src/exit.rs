@@ -67,16 +67,21 @@ pub(crate) fn for_kind(kind: &ErrorKind) -> u8 {
 /// transport) error in the chain decides; else [`BadInput`] if marked;
 /// else [`OTHER`].
 pub(crate) fn code(error: &anyhow::Error) -> ExitCode {
+    ExitCode::from(number(error))
+}
+
+/// [`code`] as a number (for `--json`'s error line).
+pub(crate) fn number(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
         if let Some(e) = cause.downcast_ref::<natsbridge::Error>() {
-            return ExitCode::from(for_kind(e.kind()));
+            return for_kind(e.kind());
         }
         if let Some(e) = cause.downcast_ref::<natsbridge::transport::Error>() {
-            return ExitCode::from(for_kind(&ErrorKind::Nats(e.kind().clone())));
+            return for_kind(&ErrorKind::Nats(e.kind().clone()));
         }
     }
     if error.downcast_ref::<BadInput>().is_some() {
-        return ExitCode::from(BAD_INPUT);
+        return BAD_INPUT;
     }
-    ExitCode::from(OTHER)
+    OTHER
 }

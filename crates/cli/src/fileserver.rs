@@ -22,7 +22,7 @@ pub(crate) struct FileserverArgs {
     dir: PathBuf,
     /// Print the startup line as one JSON object (`url`, `dir`).
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Let web pages from this origin (`http://127.0.0.1:5173`) call the
     /// server from a browser (CORS); repeatable, `*` for any origin.
     /// Default: none, as Plik.

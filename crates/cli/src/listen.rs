@@ -46,7 +46,7 @@ pub(crate) struct ListenArgs {
     /// Print one JSON line per message (a summary of each payload) instead
     /// of the payloads decoded for a person.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Print each message's body exactly as received, nothing decoded or
     /// fetched, followed by a newline (`listen --raw | natsbridge unpack -`).
     #[arg(long, conflicts_with_all = ["json", "out", "stream"])]

@@ -124,6 +124,23 @@ impl Command {
         };
         hint::Situation { link_store, jetstream }
     }
+
+    /// Whether `--json` was given: the command's own error is then a JSON
+    /// line too.
+    fn json(&self) -> bool {
+        match self {
+            Command::Send(args) => args.output.json,
+            Command::Listen(args) => args.json,
+            Command::Request(args) => args.json,
+            Command::Reply(args) => args.json,
+            Command::Demo(args) => args.json,
+            Command::Unpack(args) => args.json,
+            Command::Inspect(args) => args.json,
+            Command::Fileserver(args) => args.json,
+            Command::Dev(args) => args.json,
+            Command::Completions(_) | Command::Man(_) => false,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -149,13 +166,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let situation = cli.command.situation();
+    let (situation, json) = (cli.command.situation(), cli.command.json());
     match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("natsbridge: {}", one_line(&e));
-            if let Some(hint) = hint::for_error(&e, situation) {
-                eprintln!("hint: {hint}");
+            let hint = hint::for_error(&e, situation);
+            if json {
+                eprintln!("{}", report::command_error_line(&e, hint));
+            } else {
+                eprintln!("natsbridge: {}", one_line(&e));
+                if let Some(hint) = hint {
+                    eprintln!("hint: {hint}");
+                }
             }
             exit::code(&e)
         }

@@ -101,7 +101,7 @@ pub(crate) struct ReplyArgs {
     /// `listen --json` prints it, the request's under "request") instead of
     /// each request shown as `listen` shows it.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl ReplyArgs {

@@ -138,6 +138,37 @@ pub(crate) fn error_line(error: &natsbridge::Error) -> String {
     json!({"error": fields}).to_string()
 }
 
+/// The line `--json` prints on stderr for a command's own error (it could
+/// not connect, a payload argument was refused, ...): `{"error": {"kind":
+/// ..., "message": ..., "hint": ..., "exit": ...}}`, `kind` the first
+/// natsbridge error's in the chain (`other` when there is none, `input`
+/// for the command line's own refusals), `hint` only where there is one.
+pub(crate) fn command_error_line(error: &anyhow::Error, hint: Option<&str>) -> String {
+    let kind = error
+        .chain()
+        .find_map(|cause| {
+            let kind = match cause.downcast_ref::<natsbridge::Error>() {
+                Some(e) => e.kind().clone(),
+                None => natsbridge::ErrorKind::Nats(
+                    cause.downcast_ref::<natsbridge::transport::Error>()?.kind().clone(),
+                ),
+            };
+            Some(kind_name(&kind))
+        })
+        .unwrap_or_else(|| {
+            let input = error.downcast_ref::<crate::exit::BadInput>().is_some();
+            if input { "input" } else { "other" }.to_string()
+        });
+    let mut fields = Map::new();
+    fields.insert("kind".into(), kind.into());
+    fields.insert("message".into(), crate::one_line(error).into());
+    if let Some(hint) = hint {
+        fields.insert("hint".into(), hint.into());
+    }
+    fields.insert("exit".into(), crate::exit::number(error).into());
+    json!({"error": fields}).to_string()
+}
+
 /// An error and its causes on one line, `: ` between them, each cause
 /// once: a cause whose text the line already holds (a layer that prints
 /// its cause in its own message) is left out, and so is an empty one (a

@@ -24,7 +24,7 @@ pub(crate) struct RequestArgs {
     /// Print the answer as one JSON line (a summary of each payload)
     /// instead of its payloads decoded for a person.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl RequestArgs {

@@ -165,7 +165,7 @@ pub(crate) struct SendArgs {
     )]
     headers: Vec<(String, String)>,
     #[command(flatten)]
-    output: OutputArgs,
+    pub(crate) output: OutputArgs,
 }
 
 impl SendArgs {

@@ -21,7 +21,7 @@ pub(crate) struct OutputArgs {
     /// --jetstream, the stream's ack). The default when stdout is not a
     /// terminal.
     #[arg(long, conflicts_with = "summary")]
-    json: bool,
+    pub(crate) json: bool,
     /// Print a short summary of each message (msg_id; each payload's name,
     /// type, size, and `direct` or its link). The default on a terminal.
     #[arg(long)]

@@ -27,7 +27,7 @@ pub(crate) struct UnpackArgs {
     /// Print one JSON line (a summary of each payload) instead of the
     /// payloads decoded for a person.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 pub(crate) async fn run(args: UnpackArgs) -> anyhow::Result<ExitCode> {

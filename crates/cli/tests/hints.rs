@@ -39,6 +39,30 @@ fn connection_refused_names_dev_and_the_server_flag() {
 }
 
 #[test]
+fn with_json_a_command_s_own_error_is_one_json_line() {
+    // The connection refused above, asked for JSON: one object on stderr
+    // with the kind, the whole chain, the hint and the exit code.
+    let out = run(&["send", "cli.hint", "text:t=hi", "-s", "nats://127.0.0.1:1", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    let stderr = stderr(&out);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let error = &serde_json::from_str::<Value>(lines[0]).unwrap()["error"];
+    assert_eq!(error["kind"], "nats.connect", "{stderr}");
+    assert!(error["message"].as_str().unwrap().contains("Connection refused"), "{stderr}");
+    assert!(error["hint"].as_str().unwrap().contains("natsbridge dev"), "{stderr}");
+    assert_eq!(error["exit"], 1);
+
+    // A payload argument the command line refuses: kind `input`, exit 6.
+    let out = run(&["send", "cli.hint", "nope:t=hi", "--no-publish", "--json"]);
+    assert_eq!(out.status.code(), Some(6), "{}", self::stderr(&out));
+    let error = serde_json::from_slice::<Value>(&out.stderr).unwrap();
+    assert_eq!(error["error"]["exit"], 6, "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("nope"), "{error}");
+}
+
+#[test]
 fn authorization_failure_names_the_credential_flags() {
     let server = NatsServer::builder().token("r1ght-t0ken").start();
     let out = run(&["send", "cli.hint", "text:t=hi", "-s", &server.url(), "--user", "wr0ng"]);

@@ -96,7 +96,7 @@ pub(crate) struct InspectArgs {
     threshold: usize,
     /// Print the page's address as one JSON object.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// A running inspector: its page and its subscriptions, stopped when
