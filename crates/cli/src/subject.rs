@@ -9,7 +9,7 @@ use crate::exit::BadInput;
 /// literal `*` nobody subscribes to). The error names the subject and the
 /// rule, and is bad input.
 pub(crate) fn check_publish(subject: &str) -> anyhow::Result<()> {
-    match publish_rule_broken(subject) {
+    match publish_rule_broken(subject).or_else(|| reads_as_payload(subject)) {
         None => Ok(()),
         Some(rule) => {
             Err(anyhow::anyhow!("invalid subject {subject:?} to publish to: {rule}")
@@ -22,15 +22,18 @@ pub(crate) fn check_publish(subject: &str) -> anyhow::Result<()> {
 /// [`check_publish`], except that `*` may stand for a token and `>`, as
 /// the last token, for the rest.
 pub(crate) fn check_subscribe(subject: &str) -> anyhow::Result<()> {
-    match token_rule_broken(subject).or_else(|| {
-        let mut tokens = subject.split('.').peekable();
-        while let Some(token) = tokens.next() {
-            if token == ">" && tokens.peek().is_some() {
-                return Some("`>` stands for the rest of the subject, so it comes last");
+    match token_rule_broken(subject)
+        .or_else(|| {
+            let mut tokens = subject.split('.').peekable();
+            while let Some(token) = tokens.next() {
+                if token == ">" && tokens.peek().is_some() {
+                    return Some("`>` stands for the rest of the subject, so it comes last");
+                }
             }
-        }
-        None
-    }) {
+            None
+        })
+        .or_else(|| reads_as_payload(subject))
+    {
         None => Ok(()),
         Some(rule) => Err(anyhow::anyhow!("invalid subject {subject:?} to subscribe to: {rule}")
             .context(BadInput)),
@@ -45,6 +48,16 @@ fn publish_rule_broken(subject: &str) -> Option<&'static str> {
             .any(|t| t == "*" || t == ">")
             .then_some("wildcards (`*`, `>`) only subscribe; a message is published to one subject")
     })
+}
+
+/// Refuses a subject written as a payload argument (`TYPE:NAME=VALUE`
+/// with a payload type the command line knows): NATS would take it, but
+/// it is the arguments swapped (`reply text:a=b svc.x` would answer on a
+/// subject named `text:a=b` with the text `svc.x`).
+fn reads_as_payload(subject: &str) -> Option<&'static str> {
+    let (type_name, rest) = subject.split_once(':')?;
+    (rest.contains('=') && natsbridge::PayloadType::known(type_name).is_some())
+        .then_some("it reads as a payload argument (TYPE:NAME=VALUE); the subject comes first")
 }
 
 /// The rule `subject` breaks as a list of tokens, if any.
@@ -101,6 +114,10 @@ mod tests {
             let broken = publish_rule_broken(bad).unwrap_or_else(|| panic!("{bad:?} accepted"));
             assert!(broken.contains(rule), "{bad:?}: {broken}");
         }
+        // Colons and equal signs are a subject's right, unless the whole
+        // reads as a payload argument.
+        assert!(check_publish("urn:a=b.c").is_ok() && check_publish("json:ld").is_ok());
+        assert!(check_publish("binary:blob=@file.bin").is_err());
         let err = check_publish("chat..x").unwrap_err();
         assert!(format!("{err:#}").contains("\"chat..x\""), "{err:#}");
     }

@@ -28,6 +28,7 @@ fn publish_subjects_are_checked_before_connecting_or_uploading() {
         ("chat.*", "wildcards"),
         ("chat.>", "wildcards"),
         ("chat room", "white space"),
+        ("text:t=hi", "the subject comes first"),
     ] {
         // Nothing listens at either address: the subject's error comes
         // first, so nothing was connected to, uploaded or sent.
@@ -44,6 +45,8 @@ fn publish_subjects_are_checked_before_connecting_or_uploading() {
         (&["listen", "chat..x"][..], "two dots in a row"),
         (&["listen", "chat.>.x"][..], "comes last"),
         (&["reply", "svc x", "--echo"][..], "white space"),
+        // The payload first: would answer on a subject named `text:a=b`.
+        (&["reply", "text:a=b", "svc.x"][..], "the subject comes first"),
     ] {
         let out = run(&[args, &["-s", "nats://127.0.0.1:1"]].concat());
         assert_eq!(out.status.code(), Some(6), "{args:?}: {}", stderr(&out));
