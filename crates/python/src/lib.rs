@@ -28,6 +28,7 @@
 
 mod bridge;
 mod error;
+mod local;
 mod native;
 
 /// The import path of the extension module inside the package.
