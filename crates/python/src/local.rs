@@ -13,6 +13,8 @@
 //! `bytes` are read and written in place (the buffer of the caller's
 //! `bytes` object, a new `bytes` object's buffer decoded into).
 
+use std::sync::LazyLock;
+
 use natsbridge::envelope::bytes::Bytes;
 use natsbridge::envelope::{EnvelopeView, PayloadView, Transport};
 use natsbridge::{Envelope, Payload, PayloadType, SendOptions, SystemClock, SystemIds};
@@ -79,13 +81,13 @@ fn pack_local<'py>(
         options.sender_id = optional(9)?;
         Some((text(subject)?, options))
     })();
-    let Some((subject, options)) = fields else { return Ok(None) };
+    let Some((subject_text, options)) = fields else { return Ok(None) };
     let threshold = options.size_threshold;
-    let Some(payloads) = payloads(data, threshold) else { return Ok(None) };
+    let Some((payloads, names)) = payloads(data, threshold) else { return Ok(None) };
     let total: usize = payloads.iter().map(|p| p.bytes.len()).sum();
     let sizes: Vec<usize> = payloads.iter().map(|p| p.bytes.len()).collect();
     let build =
-        move || Envelope::pack_json(&subject, payloads, options, &mut SystemIds, &SystemClock);
+        move || Envelope::pack_json(&subject_text, payloads, options, &mut SystemIds, &SystemClock);
     let packed = if total >= DETACH_BYTES { py.detach(build) } else { build() };
     // Fails only on metadata that does not serialize; there is none here.
     let Ok((envelope, json)) = packed else { return Ok(None) };
@@ -94,13 +96,38 @@ fn pack_local<'py>(
     }
     let Some(data_strings) = base64_fields(&json, &sizes) else { return Ok(None) };
     let Ok(json_text) = std::str::from_utf8(&json) else { return Ok(None) };
-    let env = header_dict(py, &Header::of(&envelope))?;
+    // The caller's own str objects where the envelope holds their text.
+    let given = |i: usize, made: &str| match field(i).filter(|v| !v.is_none()) {
+        Some(v) => v,
+        None => PyString::new(py, made).into_any(),
+    };
+    let s = |text: &str| PyString::new(py, text).into_any();
+    let env = header_dict(
+        py,
+        [
+            given(7, &envelope.correlation_id),
+            given(8, &envelope.msg_id),
+            s(&envelope.timestamp),
+            subject.clone(),
+            given(1, ""),
+            given(2, ""),
+            given(9, &envelope.sender_id),
+            given(3, ""),
+            given(4, ""),
+            given(5, ""),
+            given(6, ""),
+            given(0, ""),
+        ],
+    )?;
     let records = PyList::empty(py);
-    for (record, data) in envelope.payloads.iter().zip(data_strings) {
-        let d = PyDict::new(py);
+    let template = RECORD.get_or_try_init(py, || template(py, &RECORD_KEYS))?.bind(py);
+    for ((record, data), (dataname, payload_type)) in
+        envelope.payloads.iter().zip(data_strings).zip(names)
+    {
+        let d = template.copy()?;
         d.set_item(intern!(py, "id"), &record.id)?;
-        d.set_item(intern!(py, "dataname"), &record.dataname)?;
-        d.set_item(intern!(py, "payload_type"), record.payload_type.as_str())?;
+        d.set_item(intern!(py, "dataname"), dataname)?;
+        d.set_item(intern!(py, "payload_type"), payload_type)?;
         d.set_item(intern!(py, "transport"), intern!(py, "direct"))?;
         d.set_item(intern!(py, "encoding"), intern!(py, "base64"))?;
         d.set_item(intern!(py, "size"), record.size())?;
@@ -113,22 +140,26 @@ fn pack_local<'py>(
 }
 
 /// The payloads of `data` when each is one this module packs, all under
-/// `threshold`.
-fn payloads(data: &Bound<'_, PyAny>, threshold: usize) -> Option<Vec<Payload>> {
+/// `threshold`, and each one's `dataname` and type as the caller's objects.
+fn payloads<'py>(
+    data: &Bound<'py, PyAny>,
+    threshold: usize,
+) -> Option<(Vec<Payload>, Vec<(Bound<'py, PyString>, Bound<'py, PyString>)>)> {
     let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = data.cast::<PyList>() {
         list.iter().collect()
     } else {
         data.cast::<PyTuple>().ok()?.iter().collect()
     };
     let mut out = Vec::with_capacity(items.len());
+    let mut names = Vec::with_capacity(items.len());
     for item in items {
         let item = item.cast_into::<PyTuple>().ok()?;
         if item.len() != 3 {
             return None;
         }
-        let dataname = item.get_item(0).ok()?.cast_into::<PyString>().ok()?;
-        let payload_type = item.get_item(2).ok()?.cast_into::<PyString>().ok()?;
-        let payload_type = payload_type.to_cow().ok()?;
+        let dataname_object = item.get_item(0).ok()?.cast_into::<PyString>().ok()?;
+        let type_object = item.get_item(2).ok()?.cast_into::<PyString>().ok()?;
+        let payload_type = type_object.to_cow().ok()?;
         let payload_type = &*payload_type;
         let value = item.get_item(1).ok()?;
         let bytes = if payload_type == "text" {
@@ -143,10 +174,14 @@ fn payloads(data: &Bound<'_, PyAny>, threshold: usize) -> Option<Vec<Payload>> {
         if bytes.len() >= threshold {
             return None;
         }
-        let dataname = dataname.to_cow().ok()?.into_owned();
-        out.push(Payload::new(dataname, PayloadType::from_wire(payload_type), bytes));
+        out.push(Payload::new(
+            dataname_object.to_cow().ok()?.into_owned(),
+            PayloadType::from_wire(payload_type),
+            bytes,
+        ));
+        names.push((dataname_object, type_object));
     }
-    Some(out)
+    Some((out, names))
 }
 
 /// Where each record's `data` string is in `json`, an envelope this module
@@ -156,7 +191,9 @@ fn payloads(data: &Bound<'_, PyAny>, threshold: usize) -> Option<Vec<Payload>> {
 /// 3)` characters long, so each is found without scanning the payload.
 fn base64_fields(json: &[u8], sizes: &[usize]) -> Option<Vec<std::ops::Range<usize>>> {
     const KEY: &[u8] = b"\"data\":\"";
-    let finder = memchr::memmem::Finder::new(KEY);
+    static FINDER: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(KEY));
+    let finder = &*FINDER;
     let mut at = 0;
     let mut out = Vec::with_capacity(sizes.len());
     for &size in sizes {
@@ -171,54 +208,49 @@ fn base64_fields(json: &[u8], sizes: &[usize]) -> Option<Vec<std::ops::Range<usi
     Some(out)
 }
 
-/// The envelope's fields before `payloads`, borrowed from either form.
-struct Header<'a> {
-    fields: [&'a str; 12],
+/// The envelope dict's keys in the schema's order, as `json.loads` of the
+/// envelope gives them.
+const ENVELOPE_KEYS: [&str; 14] = [
+    "correlation_id",
+    "msg_id",
+    "timestamp",
+    "send_to",
+    "msg_purpose",
+    "sender_name",
+    "sender_id",
+    "receiver_name",
+    "receiver_id",
+    "reply_to",
+    "reply_to_msg_id",
+    "broker_url",
+    "metadata",
+    "payloads",
+];
+
+/// A direct payload record's keys, as the package writes them.
+const RECORD_KEYS: [&str; 7] =
+    ["id", "dataname", "payload_type", "transport", "encoding", "size", "data"];
+
+/// Dicts with the keys above, copied for each new one: a copy is sized
+/// once, where filling an empty dict grows it twice.
+static ENVELOPE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+static RECORD: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+
+fn template(py: Python<'_>, keys: &[&str]) -> PyResult<Py<PyDict>> {
+    let d = PyDict::new(py);
+    for key in keys {
+        d.set_item(PyString::intern(py, key), py.None())?;
+    }
+    Ok(d.unbind())
 }
 
-impl<'a> Header<'a> {
-    fn of(e: &'a Envelope) -> Header<'a> {
-        Header {
-            fields: [
-                &e.correlation_id,
-                &e.msg_id,
-                &e.timestamp,
-                &e.send_to,
-                &e.msg_purpose,
-                &e.sender_name,
-                &e.sender_id,
-                &e.receiver_name,
-                &e.receiver_id,
-                &e.reply_to,
-                &e.reply_to_msg_id,
-                &e.broker_url,
-            ],
-        }
-    }
-
-    fn of_view(v: &'a EnvelopeView<'a>) -> Header<'a> {
-        Header {
-            fields: [
-                v.correlation_id(),
-                v.msg_id(),
-                v.timestamp(),
-                v.send_to(),
-                v.msg_purpose(),
-                v.sender_name(),
-                v.sender_id(),
-                v.receiver_name(),
-                v.receiver_id(),
-                v.reply_to(),
-                v.reply_to_msg_id(),
-                v.broker_url(),
-            ],
-        }
-    }
-}
-
-/// The envelope dict up to `metadata` (empty), in the schema's order, as
-/// `json.loads` of the envelope gives it.
-fn header_dict<'py>(py: Python<'py>, header: &Header<'_>) -> PyResult<Bound<'py, PyDict>> {
+/// The envelope dict with the fields before `metadata`, in order, and
+/// `metadata` empty (`payloads` is left for the caller to set).
+fn header_dict<'py>(
+    py: Python<'py>,
+    values: [Bound<'py, PyAny>; 12],
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = ENVELOPE.get_or_try_init(py, || template(py, &ENVELOPE_KEYS))?.bind(py).copy()?;
     let keys = [
         intern!(py, "correlation_id"),
         intern!(py, "msg_id"),
@@ -233,8 +265,7 @@ fn header_dict<'py>(py: Python<'py>, header: &Header<'_>) -> PyResult<Bound<'py,
         intern!(py, "reply_to_msg_id"),
         intern!(py, "broker_url"),
     ];
-    let d = PyDict::new(py);
-    for (key, value) in keys.into_iter().zip(header.fields) {
+    for (key, value) in keys.into_iter().zip(values) {
         d.set_item(key, value)?;
     }
     d.set_item(intern!(py, "metadata"), PyDict::new(py))?;
@@ -303,7 +334,25 @@ fn unpack_local<'py>(
         let item = (payload.dataname(), value, payload_type).into_bound_py_any(py)?;
         records.append(item)?;
     }
-    let env = header_dict(py, &Header::of_view(&view))?;
+    let s = |text: &str| PyString::new(py, text).into_any();
+    let v = &view;
+    let env = header_dict(
+        py,
+        [
+            s(v.correlation_id()),
+            s(v.msg_id()),
+            s(v.timestamp()),
+            s(v.send_to()),
+            s(v.msg_purpose()),
+            s(v.sender_name()),
+            s(v.sender_id()),
+            s(v.receiver_name()),
+            s(v.receiver_id()),
+            s(v.reply_to()),
+            s(v.reply_to_msg_id()),
+            s(v.broker_url()),
+        ],
+    )?;
     env.set_item(intern!(py, "payloads"), records)?;
     Ok(Some(env))
 }
