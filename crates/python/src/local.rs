@@ -139,12 +139,15 @@ fn pack_local<'py>(
     Ok(Some(PyTuple::new(py, [env.into_any(), json_str.into_any()])?))
 }
 
+/// A payload's `dataname` and type, the caller's own `str` objects.
+type Names<'py> = (Bound<'py, PyString>, Bound<'py, PyString>);
+
 /// The payloads of `data` when each is one this module packs, all under
 /// `threshold`, and each one's `dataname` and type as the caller's objects.
 fn payloads<'py>(
     data: &Bound<'py, PyAny>,
     threshold: usize,
-) -> Option<(Vec<Payload>, Vec<(Bound<'py, PyString>, Bound<'py, PyString>)>)> {
+) -> Option<(Vec<Payload>, Vec<Names<'py>>)> {
     let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = data.cast::<PyList>() {
         list.iter().collect()
     } else {
