@@ -22,8 +22,9 @@ Payloads under ``size_threshold`` travel base64 in the envelope; larger ones are
 file server and travel as links, with their size and SHA-256. By default the Rust core uploads
 (Plik one-shot, retried with jitter) and downloads (scheme and redirect checks, size cap, retried,
 size and SHA-256 verified); a ``fileserver_upload_handler`` / ``fileserver_download_handler`` of
-your own replaces it, as in the seeds. Building, parsing, hashing and transfers run with the GIL
-released. Errors are :class:`natsbridge.Error` subclasses (see :mod:`natsbridge.errors`).
+your own replaces it, as in the seeds. Hashing and transfers run with the GIL released, and so
+do building and parsing from 64 KB of payload on; a call with no I/O (nothing to publish on the
+package's own connection, no link) runs right on the calling thread. Errors are :class:`natsbridge.Error` subclasses (see :mod:`natsbridge.errors`).
 """
 
 from __future__ import annotations
