@@ -350,7 +350,8 @@ async def smartpack(
     if (not is_publish or nats_connection is not None) and isinstance(fileserver_url, str):
         fields = (broker_url, msg_purpose, sender_name, receiver_name, receiver_id, reply_to, reply_to_msg_id,
                   correlation_id, msg_id, sender_id)
-        packed = _native.pack_local(subject, data, size_threshold, fields, _max_payload(nats_connection))
+        max_payload = _native.DEFAULT_MAX_PAYLOAD if nats_connection is None else _max_payload(nats_connection)
+        packed = _native.pack_local(subject, data, size_threshold, fields, max_payload)
         if packed is not None:
             if is_publish:
                 await nats_connection.publish(subject, packed[1].encode("utf-8"))
@@ -387,10 +388,6 @@ async def smartsend(
 
 
 # ----------------------------------------------------------------------------- receive
-
-
-#: smartunpack's retry defaults: with these, a message with no links is read without checking them.
-_DEFAULT_RETRY = (5, 100, 5000)
 
 
 async def _records(msg: Any, fileserver_download_handler: Optional[Callable[..., Awaitable[bytes]]] = None,
@@ -458,9 +455,10 @@ async def smartunpack(msg: Any, fileserver_download_handler: Callable[..., Await
     whose bytes do not decode as its type raises :class:`MalformedError` whose ``envelope`` still
     holds every other payload decoded.
     """
-    # An envelope with no links is read right here (no I/O: no executor's hop); the general path
-    # reads the rest, and raises the named errors.
-    if (max_retries, base_delay, max_delay) == _DEFAULT_RETRY:
+    # An envelope with no links is read right here (no I/O: no executor's hop; with the default
+    # retries, which it does not use, unchecked); the general path reads the rest, and raises the
+    # named errors.
+    if max_retries == 5 and base_delay == 100 and max_delay == 5000:
         env = _native.unpack_local(msg)
         if env is not None:
             return env
