@@ -644,8 +644,8 @@ run); the figures it talks about are in the sections below.
   validation off would buy the unvalidated ratio at the price of safety.
 - **The Python package within 2x of the Rust facade at 128 B (issue 25:
   Rust / package <= 2.0).** In the run recorded here the facade's round
-  (`natsbridge::pack` + `natsbridge::smartunpack`, about 1.7 µs) ran 3.15x
-  the package's (about 5.4 µs; rounds 2.45-3.40), while the package ran
+  (`natsbridge::pack` + `natsbridge::smartunpack`, about 1.7 µs) ran 3.22x
+  the package's (about 5.3 µs; rounds 2.56-3.36), while the package ran
   5.4x the seed peer (1.45x before this work: both calls went through
   asyncio's executor and the envelope was JSON-parsed again in Python to
   make the seeds' dicts; 12x behind Rust). Counted with callgrind, a
