@@ -9,7 +9,11 @@
 //! (`json`, `pyarrow`); this module does everything else with the GIL
 //! released: building and parsing the envelope, base64, SHA-256, Plik
 //! uploads and checked, retried downloads, and publishing on its own NATS
-//! connection. Its class `NativeBridge` (with `NativeSubscription` and
+//! connection. Calls with no I/O (an envelope of direct payloads not
+//! published here, one with no links to read) run on the calling thread
+//! and build the seeds' dicts themselves, releasing the GIL only for
+//! payloads of 64 KB or more (below that, releasing it costs more than the
+//! work). Its class `NativeBridge` (with `NativeSubscription` and
 //! `NativeRequest`) is the facade's `Bridge` under the Python class
 //! `natsbridge.Bridge`.
 //!
@@ -28,6 +32,7 @@
 
 mod bridge;
 mod error;
+mod local;
 mod native;
 
 /// The import path of the extension module inside the package.

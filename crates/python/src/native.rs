@@ -417,6 +417,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(close, m)?)?;
     crate::bridge::register(m)?;
+    crate::local::register(m)?;
     m.add("DEFAULT_MAX_PAYLOAD", natsbridge::envelope::DEFAULT_MAX_PAYLOAD)?;
     Ok(())
 }

@@ -97,6 +97,44 @@ def test_every_type_round_trips_direct_with_the_seeds_envelope():
     assert run(natsbridge.smartreceive(env_json_str.encode()))["msg_id"] == "m-1"
 
 
+def test_the_calls_without_io_give_what_the_general_path_gives():
+    # smartpack(is_publish=False) of text and bytes, and smartunpack of an envelope without links,
+    # run on the calling thread (natsbridge._native.pack_local / unpack_local): same dicts as the
+    # general path, which json-parses the envelope the Rust core wrote.
+    sent = [("t", "Hello, 世界", "text"), ("img", BLOB, "image"), ("bin", b"", "binary")]
+    fields = ("nats://h:4222", "chat", "me", "", "", "r.subject", "", "c-1", "m-1", None)
+    env, env_json_str = natsbridge._native.pack_local("s", sent, 500_000, fields, 1 << 20)
+    assert env == json.loads(env_json_str)
+    assert (env["broker_url"], env["sender_name"], env["reply_to"], env["correlation_id"]) == (
+        "nats://h:4222", "me", "r.subject", "c-1")
+    assert [p["size"] for p in env["payloads"]] == [len("Hello, 世界".encode()), len(BLOB), 0]
+    assert base64.b64decode(env["payloads"][1]["data"]) == BLOB
+    # Not its call: a payload at the threshold, a type Python encodes, bytes-like but not bytes, a bad field.
+    for data, threshold in (([("b", BLOB, "binary")], len(BLOB)), ([("d", {}, "dictionary")], 10),
+                            ([("v", memoryview(b"x"), "video")], 10), (sent, True)):
+        assert natsbridge._native.pack_local("s", data, threshold, fields, 1 << 20) is None
+    assert natsbridge._native.pack_local("s", sent, 500_000, fields, 100) is None  # over max_payload
+
+    general = {"correlation_id": "c", "msg_id": "m", "timestamp": "2024-01-15T10:30:00Z", "send_to": "s",
+               "payloads": [{"dataname": n, "payload_type": t, "transport": "direct", "encoding": "base64",
+                             "size": len(raw), "data": base64.b64encode(raw).decode()}
+                            for n, raw, t in (("t", "é".encode(), "text"), ("d", b'{"a": [1]}', "dictionary"),
+                                              ("x", b"\x00\xff", "someday"), ("b", BLOB, "binary"))]}
+    message = json.dumps(general).encode()
+    local = natsbridge._native.unpack_local(SimpleNamespace(data=message))
+    assert local is not None
+    assert local == run(natsbridge._unpack(message, None, 5, 100, 5000))
+    assert local["payloads"] == [("t", "é", "text"), ("d", {"a": [1]}, "dictionary"),
+                                 ("x", b"\x00\xff", "someday"), ("b", BLOB, "binary")]
+    # Not its call: metadata, a link, text that is not UTF-8, a str message.
+    for change in ({"metadata": {"k": 1}},
+                   {"payloads": [{"dataname": "l", "payload_type": "binary", "transport": "link",
+                                  "encoding": "none", "size": 1, "data": "http://127.0.0.1:9/f"}]},
+                   {"payloads": [dict(general["payloads"][0], data=base64.b64encode(b"\xff").decode())]}):
+        assert natsbridge._native.unpack_local(json.dumps(dict(general, **change)).encode()) is None
+    assert natsbridge._native.unpack_local(message.decode()) is None
+
+
 def test_smartsend_keeps_the_older_seeds_defaults():
     env, _ = run(natsbridge.smartsend("s", [("t", "x", "text")], is_publish=False))
     assert env["sender_name"] == "NATSBridge"

@@ -22,8 +22,9 @@ Payloads under ``size_threshold`` travel base64 in the envelope; larger ones are
 file server and travel as links, with their size and SHA-256. By default the Rust core uploads
 (Plik one-shot, retried with jitter) and downloads (scheme and redirect checks, size cap, retried,
 size and SHA-256 verified); a ``fileserver_upload_handler`` / ``fileserver_download_handler`` of
-your own replaces it, as in the seeds. Building, parsing, hashing and transfers run with the GIL
-released. Errors are :class:`natsbridge.Error` subclasses (see :mod:`natsbridge.errors`).
+your own replaces it, as in the seeds. Hashing and transfers run with the GIL released, and so
+do building and parsing from 64 KB of payload on; a call with no I/O (nothing to publish on the
+package's own connection, no link) runs right on the calling thread. Errors are :class:`natsbridge.Error` subclasses (see :mod:`natsbridge.errors`).
 """
 
 from __future__ import annotations
@@ -272,6 +273,15 @@ def _options(broker_url: str, fileserver_url: str, size_threshold: Any, correlat
     return options
 
 
+def _max_payload(nats_connection: Any) -> int:
+    """The largest envelope ``nats_connection``'s server takes (the NATS default without one)."""
+    if nats_connection is not None:
+        server_limit = getattr(nats_connection, "max_payload", None)
+        if isinstance(server_limit, int) and server_limit > 0:
+            return server_limit
+    return _native.DEFAULT_MAX_PAYLOAD
+
+
 async def _pack(subject: str, data: Payloads, broker_url: str, fileserver_url: str,
                 fileserver_upload_handler: Optional[Callable[[str, str, bytes], Awaitable[str]]],
                 size_threshold: int, correlation_id: Optional[str], msg_purpose: str, sender_name: str,
@@ -292,11 +302,7 @@ async def _pack(subject: str, data: Payloads, broker_url: str, fileserver_url: s
                 raise _input_error(f"payload {dataname!r}: the upload handler returned {type(url).__name__}, not a URL str")
         payloads.append((dataname, raw, payload_type, url))
     own_connection = bool(is_publish) and nats_connection is None
-    max_payload = _native.DEFAULT_MAX_PAYLOAD
-    if nats_connection is not None:
-        server_limit = getattr(nats_connection, "max_payload", None)
-        if isinstance(server_limit, int) and server_limit > 0:
-            max_payload = server_limit
+    max_payload = _max_payload(nats_connection)
     # With nothing to publish here and nothing that could go by link (every payload under the
     # threshold, and the envelope surely under max_payload: base64 is 4/3), there is no I/O to wait
     # for: the call is as short as a json.dumps, and runs right here, sparing the executor's hop.
@@ -339,6 +345,18 @@ async def smartpack(
     Returns ``(env, env_json_str)``: the envelope as a dict and its JSON exactly as published.
     Raises :class:`InvalidInputError` for a bad payload before anything is uploaded or published.
     """
+    # With nothing to publish on the package's own connection, an envelope of direct payloads is
+    # built right here (no I/O: no executor's hop); anything else takes the general path.
+    if (not is_publish or nats_connection is not None) and isinstance(fileserver_url, str):
+        fields = (broker_url, msg_purpose, sender_name, receiver_name, receiver_id, reply_to, reply_to_msg_id,
+                  correlation_id, msg_id, sender_id)
+        max_payload = _native.DEFAULT_MAX_PAYLOAD if nats_connection is None else _max_payload(nats_connection)
+        packed = _native.pack_local(subject, data, size_threshold, fields, max_payload)
+        if packed is not None:
+            if is_publish:
+                await nats_connection.publish(subject, packed[1].encode("utf-8"))
+                await nats_connection.flush()
+            return packed
     return await _pack(subject, data, broker_url, fileserver_url, fileserver_upload_handler, size_threshold,
                        correlation_id, msg_purpose, sender_name, receiver_name, receiver_id, reply_to,
                        reply_to_msg_id, is_publish, nats_connection, msg_id, sender_id)
@@ -364,9 +382,9 @@ async def smartsend(
     sender_id: Optional[str] = None,
 ) -> Tuple[dict, str]:
     """The older seed's name and defaults for :func:`smartpack` (1 MB threshold, ``"NATSBridge"``)."""
-    return await _pack(subject, data, broker_url, fileserver_url, fileserver_upload_handler, size_threshold,
-                       correlation_id, msg_purpose, sender_name, receiver_name, receiver_id, reply_to,
-                       reply_to_msg_id, is_publish, nats_connection, msg_id, sender_id)
+    return await smartpack(subject, data, broker_url, fileserver_url, fileserver_upload_handler, size_threshold,
+                           correlation_id, msg_purpose, sender_name, receiver_name, receiver_id, reply_to,
+                           reply_to_msg_id, is_publish, nats_connection, msg_id, sender_id)
 
 
 # ----------------------------------------------------------------------------- receive
@@ -437,13 +455,20 @@ async def smartunpack(msg: Any, fileserver_download_handler: Callable[..., Await
     whose bytes do not decode as its type raises :class:`MalformedError` whose ``envelope`` still
     holds every other payload decoded.
     """
+    # An envelope with no links is read right here (no I/O: no executor's hop; with the default
+    # retries, which it does not use, unchecked); the general path reads the rest, and raises the
+    # named errors.
+    if max_retries == 5 and base_delay == 100 and max_delay == 5000:
+        env = _native.unpack_local(msg)
+        if env is not None:
+            return env
     return await _unpack(msg, fileserver_download_handler, max_retries, base_delay, max_delay)
 
 
 async def smartreceive(msg: Any, fileserver_download_handler: Callable[..., Awaitable[bytes]] = fetch_with_backoff,
                        max_retries: int = 5, base_delay: int = 100, max_delay: int = 5000) -> dict:
     """The older seed's name for :func:`smartunpack`."""
-    return await _unpack(msg, fileserver_download_handler, max_retries, base_delay, max_delay)
+    return await smartunpack(msg, fileserver_download_handler, max_retries, base_delay, max_delay)
 
 
 def _envelope(unpacked: Tuple[str, list]) -> dict:
