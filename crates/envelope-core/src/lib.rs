@@ -89,6 +89,7 @@ pub use crate::plan::{
     DEFAULT_LINK_URL_RESERVE, DEFAULT_MAX_PAYLOAD, DEFAULT_SIZE_THRESHOLD,
     MICROPYTHON_SIZE_THRESHOLD, PlanLimits, plan_transports,
 };
+pub use crate::read::{RECORD_KEYS, TOP_KEYS};
 pub use crate::template::EnvelopeTemplate;
 pub use crate::timestamp::{format_rfc3339, parse_timestamp};
 pub use crate::view::{EnvelopeView, PayloadView};

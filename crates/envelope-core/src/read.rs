@@ -203,7 +203,7 @@ pub(crate) fn decode_base64(src: &[u8], index: usize) -> Result<Bytes> {
 
 /// The top-level keys in the order the spec (and every peer) writes them:
 /// the header strings, then `metadata` and `payloads`.
-pub(crate) const TOP_KEYS: [&str; 14] = [
+pub const TOP_KEYS: [&str; 14] = [
     "correlation_id",
     "msg_id",
     "timestamp",
@@ -253,7 +253,7 @@ pub(crate) const QUOTED_RECORD_KEYS: [&str; 7] = [
 pub(crate) const HEADER_STRINGS: usize = 12;
 
 /// The payload record's keys in the spec's order.
-const RECORD_KEYS: [&str; 7] =
+pub const RECORD_KEYS: [&str; 7] =
     ["id", "dataname", "payload_type", "transport", "encoding", "size", "data"];
 
 /// The header string field `TOP_KEYS[k]`, for `k < HEADER_STRINGS`.

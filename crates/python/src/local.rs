@@ -16,7 +16,7 @@
 use std::sync::LazyLock;
 
 use natsbridge::envelope::bytes::Bytes;
-use natsbridge::envelope::{EnvelopeView, PayloadView, Transport};
+use natsbridge::envelope::{EnvelopeView, PayloadView, RECORD_KEYS, TOP_KEYS, Transport};
 use natsbridge::{Envelope, Payload, PayloadType, SendOptions, SystemClock, SystemIds};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
@@ -211,29 +211,6 @@ fn base64_fields(json: &[u8], sizes: &[usize]) -> Option<Vec<std::ops::Range<usi
     Some(out)
 }
 
-/// The envelope dict's keys in the schema's order, as `json.loads` of the
-/// envelope gives them.
-const ENVELOPE_KEYS: [&str; 14] = [
-    "correlation_id",
-    "msg_id",
-    "timestamp",
-    "send_to",
-    "msg_purpose",
-    "sender_name",
-    "sender_id",
-    "receiver_name",
-    "receiver_id",
-    "reply_to",
-    "reply_to_msg_id",
-    "broker_url",
-    "metadata",
-    "payloads",
-];
-
-/// A direct payload record's keys, as the package writes them.
-const RECORD_KEYS: [&str; 7] =
-    ["id", "dataname", "payload_type", "transport", "encoding", "size", "data"];
-
 /// Dicts with the keys above, copied for each new one: a copy is sized
 /// once, where filling an empty dict grows it twice.
 static ENVELOPE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
@@ -253,7 +230,7 @@ fn header_dict<'py>(
     py: Python<'py>,
     values: [Bound<'py, PyAny>; 12],
 ) -> PyResult<Bound<'py, PyDict>> {
-    let d = ENVELOPE.get_or_try_init(py, || template(py, &ENVELOPE_KEYS))?.bind(py).copy()?;
+    let d = ENVELOPE.get_or_try_init(py, || template(py, &TOP_KEYS))?.bind(py).copy()?;
     let keys = [
         intern!(py, "correlation_id"),
         intern!(py, "msg_id"),
