@@ -87,6 +87,20 @@ function start(name, command, args, ready, { timeoutMs = 20_000 } = {}) {
   });
 }
 
+// Stops the processes started, the last started first (natsbridge's
+// commands drain through nats-server, which goes last), each waited for
+// until it exits; one still running after 10 s is killed.
+async function stopAll() {
+  for (const child of [...children].reverse()) {
+    if (child.exitCode !== null || child.signalCode !== null || !child.pid) continue;
+    const exited = new Promise((ok) => child.once('exit', ok));
+    try { process.kill(child.pid, 'SIGTERM'); } catch { continue; /* gone */ }
+    const timer = setTimeout(() => { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } }, 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
 function run(command, args) {
   return new Promise((ok, fail) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -354,7 +368,7 @@ try {
   for (const child of children) if (child.err && child.name) log(`${child.name} stderr: ${child.err.slice(-2000)}`);
   code = 1;
 } finally {
-  for (const child of children) if (child.exitCode === null && child.pid) { try { process.kill(child.pid, 'SIGTERM'); } catch { /* gone */ } }
+  await stopAll();
   rmSync(scratch, { recursive: true, force: true });
 }
 process.exit(code);
