@@ -93,18 +93,19 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
         _ => core = Some(bridge.connection().subscribe(&args.subject).await?),
     }
     bridge.connection().sync().await?;
+    // The first SIGTERM or SIGINT drains: nothing new is taken, what was
+    // delivered is shown (a durable consumer's unacked messages are left
+    // for redelivery), then exit as usual. Watched before the ready line:
+    // a signal from then on drains.
+    let mut stop = crate::stop::signals("showing the messages already received")?;
     match (&args.stream, &args.durable) {
         (Some(stream), Some(durable)) => {
-            eprintln!("natsbridge: listening on stream {stream} (durable {durable})")
+            say!("natsbridge: listening on stream {stream} (durable {durable})")
         }
-        _ => eprintln!("natsbridge: listening on {}", args.subject),
+        _ => say!("natsbridge: listening on {}", args.subject),
     }
     let inbox_prefix = nats.inbox_prefix();
     let deadline = nats.timeout_flag().map(|d| tokio::time::Instant::now() + d);
-    // The first SIGTERM or SIGINT drains: nothing new is taken, what was
-    // delivered is shown (a durable consumer's unacked messages are left
-    // for redelivery), then exit as usual.
-    let mut stop = crate::stop::signals("showing the messages already received")?;
     let out = args.out.as_deref();
     let mut taken = 0usize;
     let mut shown = 0usize;
@@ -223,7 +224,7 @@ pub(crate) async fn run(args: ListenArgs, nats: &NatsArgs) -> anyhow::Result<Exi
                 }
             }
             () = timed_out => {
-                eprintln!("natsbridge: timed out after {shown} message(s)");
+                say!("natsbridge: timed out after {shown} message(s)");
                 return Ok(ExitCode::from(exit::TIMEOUT));
             }
         }

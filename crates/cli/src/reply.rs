@@ -162,7 +162,7 @@ pub(crate) async fn run(args: ReplyArgs, nats: &NatsArgs) -> anyhow::Result<Exit
     let mut signals = StopSignals::new()?;
     bridge.connection().sync().await?;
     let group = if args.no_queue { String::new() } else { format!("queue group {}, ", args.queue) };
-    eprintln!(
+    say!(
         "natsbridge: answering on {} ({group}service {} id {})",
         args.subject,
         service.config().name,
@@ -209,11 +209,11 @@ impl Server<'_> {
             tokio::select! {
                 code = signals.next() => {
                     if draining {
-                        eprintln!("natsbridge: stopped before answering every request taken");
+                        say!("natsbridge: stopped before answering every request taken");
                         return Ok(ExitCode::from(code));
                     }
                     draining = true;
-                    eprintln!(
+                    say!(
                         "natsbridge: stopping: answering the requests already taken \
                          (a second signal stops at once)"
                     );
@@ -264,7 +264,7 @@ impl Server<'_> {
                     Ok(payloads) => (payloads, None),
                     Err(failed) => {
                         let message = format!("{:#}", failed.reason);
-                        eprintln!("natsbridge: request {}: {message}", envelope.msg_id);
+                        say!("natsbridge: request {}: {message}", envelope.msg_id);
                         let mut text = message.clone();
                         if !failed.stderr_tail.is_empty() {
                             text.push_str("\nthe end of its stderr:\n");

@@ -63,14 +63,14 @@ pub(crate) async fn run(args: RequestArgs, nats: &NatsArgs) -> anyhow::Result<Ex
 /// text of its `error` payload (a failed `reply --command`: the reason and
 /// the end of the command's stderr).
 fn report_failure(subject: &str, answer: &natsbridge::Envelope) {
-    eprintln!(
+    say!(
         "natsbridge: {subject} answered with an error (msg_purpose {})",
         crate::reply::FAILED_PURPOSE
     );
     let error = answer.payloads.iter().find(|p| p.dataname == "error");
     if let Some(Ok(natsbridge::PayloadValue::Text(text))) = error.map(|p| p.value()) {
         for line in text.lines() {
-            eprintln!("    {}", show::clean(line));
+            say!("    {}", show::clean(line));
         }
     }
 }

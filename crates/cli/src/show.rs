@@ -51,7 +51,7 @@ pub(crate) fn print(shown: &Shown, subject: &str, json: bool) -> anyhow::Result<
     writeln!(stdout, "{text}")?;
     stdout.flush()?;
     for error in &errors {
-        eprintln!("natsbridge: {error}");
+        say!("natsbridge: {error}");
     }
     Ok(errors.is_empty())
 }

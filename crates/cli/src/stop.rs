@@ -27,10 +27,10 @@ pub(crate) fn signals(what: &'static str) -> anyhow::Result<Stop> {
     let mut signals = crate::StopSignals::new()?;
     tokio::spawn(async move {
         signals.next().await;
-        eprintln!("natsbridge: stopping: {what} (a second signal stops at once)");
+        say!("natsbridge: stopping: {what} (a second signal stops at once)");
         let _ = tx.send(true);
         let code = signals.next().await;
-        eprintln!("natsbridge: stopped at once");
+        say!("natsbridge: stopped at once");
         std::process::exit(i32::from(code));
     });
     Ok(Stop(rx))

@@ -143,3 +143,64 @@ async fn inspect_stops_cleanly_on_sigterm() {
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(err.contains("stopping"), "{err}");
 }
+
+/// Waits up to 30 s for `child` to exit on its own; its status, or `None`
+/// (then it is killed) if it is still running.
+fn exit_within_30s(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn one_sigterm_stops_listen_reply_and_inspect_when_the_server_is_gone() {
+    for command in ["listen", "reply", "inspect"] {
+        let mut server = NatsServer::start();
+        let url = server.url();
+        // Its output is kept open: a closed stderr would fail its
+        // "stopping" line.
+        let (mut child, _output) = match command {
+            "inspect" => {
+                let args = ["inspect", "--json", "--listen", "127.0.0.1:0", "--server", &url];
+                (start_json(args).0, None)
+            }
+            "reply" => {
+                let running = start_ready(&["reply", "gone.svc", "--echo", "--server", &url]);
+                (running.child, Some((running.stdout, running.stderr)))
+            }
+            _ => {
+                let running = start_ready(&["listen", "gone.a", "--server", &url]);
+                (running.child, Some((running.stdout, running.stderr)))
+            }
+        };
+        server.kill();
+        signal(child.id(), "TERM");
+        let status = exit_within_30s(&mut child);
+        let status =
+            status.unwrap_or_else(|| panic!("{command}: still running 30 s after SIGTERM"));
+        assert!(status.success(), "{command}: {status}");
+    }
+}
+
+#[test]
+fn sigterm_drains_even_when_stderr_is_closed() {
+    // A parent that stopped reading (a harness that exited, a closed
+    // terminal): the "stopping" line cannot be written, and must not cost
+    // the drain.
+    let server = NatsServer::start();
+    let url = server.url();
+    let running = start_ready(&["listen", "closed.a", "--server", &url]);
+    let (mut child, stdout) = (running.child, running.stdout);
+    drop(running.stderr);
+    signal(child.id(), "TERM");
+    let status = exit_within_30s(&mut child).expect("still running 30 s after SIGTERM");
+    assert!(status.success(), "{status}");
+    drop(stdout);
+}

@@ -38,9 +38,47 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released).
+/// A free TCP port on 127.0.0.1 for a server to listen on (bound, then
+/// released), below the kernel's ephemeral range.
+///
+/// A port the kernel hands out for `:0` is one it also gives to outgoing
+/// connections as their local port. Between this function releasing it and
+/// a nats-server binding it (a cluster's route ports are chosen before its
+/// nodes start, a restarted node comes back on its old ports), a client
+/// connecting anywhere could take it, and the server would fail to start
+/// (address in use). Below the ephemeral range only listeners take ports:
+/// each process walks its own sequence from a start drawn from its PID and
+/// the clock, and skips a port some other process holds.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let high = ephemeral_low().clamp(LOW + 1_000, u32::from(u16::MAX));
+    let span = high - LOW;
+    if NEXT.load(Ordering::Relaxed) == 0 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let seed = std::process::id().wrapping_mul(7_919).wrapping_add(nanos);
+        let _ = NEXT.compare_exchange(0, seed % span + 1, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(LOW + n % span).expect("below u16::MAX");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The first port of the kernel's ephemeral range (Linux: 32768 unless
+/// configured otherwise).
+fn ephemeral_low() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// How to configure a [`NatsServer`]. A builder by value.
@@ -298,6 +336,17 @@ impl NatsServer {
         // SAFETY: kill(2) with a PID of a child we have not reaped.
         let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGUSR2) };
         assert_eq!(rc, 0, "SIGUSR2 to nats-server {pid}: {}", std::io::Error::last_os_error());
+    }
+
+    /// Freezes the server (SIGSTOP by PID): its sockets stay open but it
+    /// reads and answers nothing, as a hung or partitioned server. It
+    /// stays frozen until [`NatsServer::kill`] (SIGKILL ends a stopped
+    /// process).
+    pub fn freeze(&mut self) {
+        let pid = self.pid().expect("freeze: the server is not running");
+        // SAFETY: kill(2) with a PID of a child we have not reaped.
+        let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGSTOP) };
+        assert_eq!(rc, 0, "SIGSTOP to nats-server {pid}: {}", std::io::Error::last_os_error());
     }
 
     /// Waits up to `timeout` for the process to exit (after

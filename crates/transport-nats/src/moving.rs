@@ -24,6 +24,7 @@
 //! (the server gives a message to one member of the group).
 
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
@@ -42,6 +43,10 @@ use crate::{Error, ErrorKind, Result};
 /// cluster's other nodes before the old ones are drained. A server's lame
 /// duck grace period is seconds (10 s by default).
 const SETTLE: Duration = Duration::from_millis(100);
+
+/// How often a draining subscription with nothing left to read looks
+/// whether its client has lost its server (see [`Subscriber::drain`]).
+const DRAIN_CHECK: Duration = Duration::from_millis(200);
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -73,6 +78,13 @@ struct Inner {
     waker: Option<Waker>,
     /// Unsubscribed or drained by the caller: not moved again.
     closed: bool,
+    /// The client `current` was made on.
+    client: async_nats::Client,
+    /// A drain of the caller's: wakes the reader now and then to look
+    /// whether `client` is still connected.
+    drain_check: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The stream has ended (a drain cut short by a lost server).
+    ended: bool,
 }
 
 impl fmt::Debug for Subscriber {
@@ -85,9 +97,21 @@ impl fmt::Debug for Subscriber {
 }
 
 impl Subscriber {
-    fn new(subject: &str, queue: Option<&str>, subscriber: async_nats::Subscriber) -> Subscriber {
-        let inner =
-            Inner { current: Some(subscriber), older: Vec::new(), waker: None, closed: false };
+    fn new(
+        subject: &str,
+        queue: Option<&str>,
+        client: async_nats::Client,
+        subscriber: async_nats::Subscriber,
+    ) -> Subscriber {
+        let inner = Inner {
+            current: Some(subscriber),
+            older: Vec::new(),
+            waker: None,
+            closed: false,
+            client,
+            drain_check: None,
+            ended: false,
+        };
         Subscriber {
             shared: Arc::new(Shared {
                 subject: subject.to_owned(),
@@ -108,7 +132,30 @@ impl Subscriber {
 
     /// Unsubscribes, but delivers what the server sent before: the stream
     /// ends after the last of it.
+    ///
+    /// A drain needs the server: async-nats sends the unsubscribe, and ends
+    /// the stream, only once connected. When the client has no server (it
+    /// is reconnecting) when the drain is asked for, or loses it before
+    /// the drain completes, the stream ends instead once the messages
+    /// already received have been read: a stopping service is not held
+    /// until a server comes back. What the server had not delivered then
+    /// stays with it (a queue group's other members, or nobody).
     pub async fn drain(&mut self) -> Result<()> {
+        let connected = {
+            let mut inner = lock(&self.shared.inner);
+            inner.drain_check = Some(Box::pin(tokio::time::sleep(DRAIN_CHECK)));
+            is_connected(&inner.client)
+        };
+        if !connected {
+            // The command would wait in async-nats's queue until a
+            // reconnect; the stream ends on what has arrived instead.
+            let mut inner = lock(&self.shared.inner);
+            inner.closed = true;
+            if let Some(waker) = inner.waker.take() {
+                waker.wake();
+            }
+            return Ok(());
+        }
         self.with_current(|mut s| async move {
             let result = s.drain().await;
             (s, result)
@@ -154,6 +201,9 @@ impl Stream for Subscriber {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
         let mut inner = lock(&self.shared.inner);
         let inner = &mut *inner;
+        if inner.ended {
+            return Poll::Ready(None);
+        }
         // What an earlier client's subscription has comes first; one that
         // ended (drained) is dropped.
         let mut i = 0;
@@ -175,6 +225,26 @@ impl Stream for Subscriber {
             Poll::Ready(None) if !inner.older.is_empty() => {}
             Poll::Ready(item) => return Poll::Ready(item),
             Poll::Pending => {}
+        }
+        // Draining with nothing left to read: without a server the drain
+        // cannot complete, so the stream ends here; with one, look again
+        // in a while.
+        if inner.older.is_empty()
+            && inner.current.is_some()
+            && let Some(check) = inner.drain_check.as_mut()
+        {
+            if !is_connected(&inner.client) {
+                tracing::warn!(
+                    subject = %self.shared.subject,
+                    "draining without a NATS server: the subscription ends on the messages already received"
+                );
+                inner.ended = true;
+                inner.drain_check = None;
+                return Poll::Ready(None);
+            }
+            while check.as_mut().poll(cx).is_ready() {
+                check.as_mut().reset(tokio::time::Instant::now() + DRAIN_CHECK);
+            }
         }
         if !inner.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             inner.waker = Some(cx.waker().clone());
@@ -220,7 +290,7 @@ impl Subscriptions {
             Some(group) => client.queue_subscribe(subject.to_owned(), group.to_owned()).await?,
             None => client.subscribe(subject.to_owned()).await?,
         };
-        let subscriber = Subscriber::new(subject, queue, subscriber);
+        let subscriber = Subscriber::new(subject, queue, client, subscriber);
         let mut live = lock(&self.live);
         live.retain(|s| s.strong_count() > 0);
         live.push(Arc::downgrade(&subscriber.shared));
@@ -288,6 +358,7 @@ impl Mover {
         }
         round_trip(&client).await?;
         // New subscriptions go to the new client from now on.
+        let carrier = client.clone();
         *self.subscriptions.client.write().unwrap_or_else(|p| p.into_inner()) = (id, client);
         // Both read from now: a queue group may give a message to either.
         for (shared, new) in moved {
@@ -298,6 +369,7 @@ impl Mover {
             if let Some(old) = inner.current.replace(new) {
                 inner.older.push((old, false));
             }
+            inner.client = carrier.clone();
             if let Some(waker) = inner.waker.take() {
                 waker.wake();
             }
@@ -339,6 +411,10 @@ impl Mover {
         }
         Ok(())
     }
+}
+
+fn is_connected(client: &async_nats::Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
 }
 
 /// Returns once the server has processed everything `client` sent before.

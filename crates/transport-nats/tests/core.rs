@@ -326,3 +326,67 @@ async fn concurrent_publishes_to_different_subjects_never_mix_them_up() {
     }
     assert_eq!(per_task, vec![each; tasks]);
 }
+
+/// Reads `sub` to its end; `None` if it has not ended after 30 s (a
+/// drain that waits for a server that is gone).
+async fn read_to_end(sub: &mut natsbridge_transport_nats::Subscriber) -> Option<Vec<String>> {
+    let read = async {
+        let mut seen = Vec::new();
+        while let Some(m) = sub.next().await {
+            seen.push(String::from_utf8(m.payload.to_vec()).unwrap());
+        }
+        seen
+    };
+    tokio::time::timeout(Duration::from_secs(30), read).await.ok()
+}
+
+async fn disconnected(
+    events: &mut tokio::sync::broadcast::Receiver<natsbridge_transport_nats::Event>,
+) {
+    loop {
+        match events.recv().await {
+            Ok(natsbridge_transport_nats::Event::Disconnected) => return,
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(e) => panic!("connection events ended: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_drain_without_a_server_ends_on_the_messages_already_received() {
+    let mut server = NatsServer::start();
+    let conn = connect(server.url()).await.unwrap();
+    let mut sub = conn.subscribe("drain.gone").await.unwrap();
+    barrier(&conn).await;
+    for i in 0..3 {
+        conn.publish("drain.gone", i.to_string().into()).await.unwrap();
+    }
+    // The server has delivered all three once the round trip is back.
+    conn.sync().await.unwrap();
+    let mut events = conn.events();
+    server.kill();
+    disconnected(&mut events).await;
+    sub.drain().await.unwrap();
+    let seen = read_to_end(&mut sub).await.expect("the stream did not end");
+    assert_eq!(seen, ["0", "1", "2"]);
+}
+
+#[tokio::test]
+async fn a_drain_whose_server_dies_before_answering_ends_the_stream() {
+    let mut server = NatsServer::start();
+    let conn = connect(server.url()).await.unwrap();
+    let mut sub = conn.subscribe("drain.dies").await.unwrap();
+    barrier(&conn).await;
+    conn.publish("drain.dies", "kept".into()).await.unwrap();
+    conn.sync().await.unwrap();
+    // Frozen, the server never answers the drain's PING: the drain is
+    // under way when the server dies.
+    server.freeze();
+    sub.drain().await.unwrap();
+    assert_eq!(sub.next().await.unwrap().payload.as_ref(), b"kept");
+    let mut events = conn.events();
+    server.kill();
+    disconnected(&mut events).await;
+    let seen = read_to_end(&mut sub).await.expect("the stream did not end");
+    assert!(seen.is_empty(), "{seen:?}");
+}

@@ -165,7 +165,7 @@ pub(crate) async fn run(args: InspectArgs, nats: &NatsArgs) -> anyhow::Result<Ex
         &args.page,
     )
     .await?;
-    eprintln!("natsbridge: listening on {}", subjects.join(" "));
+    say!("natsbridge: listening on {}", subjects.join(" "));
     if args.json {
         let line = json!({"url": inspector.url, "subjects": subjects});
         print_json(line.to_string().as_bytes())?;
