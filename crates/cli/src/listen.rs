@@ -254,11 +254,10 @@ async fn receive_core(
 
 /// Writes a message's body as it came, and a newline (`--raw`).
 fn print_raw(body: &[u8]) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(body)?;
-    stdout.write_all(b"\n")?;
-    stdout.flush()?;
-    Ok(())
+    crate::to_stdout(|out| {
+        out.write_all(body)?;
+        out.write_all(b"\n")
+    })
 }
 
 /// Prints one message's outcome (the `number`th shown), in text under its
@@ -275,7 +274,7 @@ fn print(
         Outcome::Shown(_, subject) | Outcome::Rejected(_, subject, _) => subject,
     };
     if !args.json {
-        println!("{}", arrival.line(subject));
+        crate::print_line(arrival.line(subject))?;
     }
     match outcome {
         Outcome::Shown(shown, subject) => {
@@ -293,9 +292,7 @@ fn print(
             } else {
                 show::rejected(&subject, &error)
             };
-            let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "{line}")?;
-            stdout.flush()?;
+            crate::print_line(line)?;
             Ok(Some(exit::for_kind(error.kind())))
         }
     }

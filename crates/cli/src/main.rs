@@ -180,6 +180,9 @@ fn main() -> ExitCode {
     let (situation, json) = (cli.command.situation(), cli.command.json());
     match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
+        // Whoever read stdout stopped (`listen ... | head -1`): nothing
+        // went wrong that is worth a message, as for `write_stdout`.
+        Err(e) if e.is::<StdoutClosed>() => ExitCode::SUCCESS,
         Err(e) => {
             let hint = hint::for_error(&e, situation);
             if json {
@@ -383,11 +386,42 @@ impl StopSignals {
 }
 
 pub(crate) fn print_json(json: &[u8]) -> anyhow::Result<()> {
+    to_stdout(|out| {
+        out.write_all(json)?;
+        out.write_all(b"\n")
+    })
+}
+
+/// Whoever read stdout has gone (a closed pipe): the command stops, and
+/// exits 0 without a message.
+#[derive(Debug)]
+pub(crate) struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout was closed by its reader")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Writes to stdout with `write` and flushes; a closed pipe is
+/// [`StdoutClosed`] (only stdout's own errors are: a broken pipe to a
+/// server or a child process stays an error).
+pub(crate) fn to_stdout(
+    write: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(json)?;
-    stdout.write_all(b"\n")?;
-    stdout.flush()?;
-    Ok(())
+    match write(&mut stdout).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
+    }
+}
+
+/// Writes a line to stdout ([`to_stdout`]).
+pub(crate) fn print_line(line: impl std::fmt::Display) -> anyhow::Result<()> {
+    to_stdout(|out| writeln!(out, "{line}"))
 }
 
 /// Writes generated text (a completion script, the manual page) to stdout;

@@ -237,10 +237,10 @@ impl Server<'_> {
                     Some(Err(rejected)) => {
                         taken += 1;
                         if self.json {
-                            println!("{}", report::error_line(&rejected.error));
+                            crate::print_line(report::error_line(&rejected.error))?;
                         } else {
-                            println!("{}", Arrival::now(taken, None).line(&rejected.subject));
-                            println!("{}", show::rejected(&rejected.subject, &rejected.error));
+                            crate::print_line(Arrival::now(taken, None).line(&rejected.subject))?;
+                            crate::print_line(show::rejected(&rejected.subject, &rejected.error))?;
                         }
                     }
                 },
@@ -322,25 +322,24 @@ impl Server<'_> {
             if let Some(answer) = answer {
                 let mut line: Value = serde_json::from_str(&report::line(answer, None)?)?;
                 line["request"] = serde_json::from_str(&report::line(asked, None)?)?;
-                println!("{line}");
+                crate::print_line(line)?;
             }
             return Ok(());
         }
-        println!("{}", arrival.line(subject));
+        crate::print_line(arrival.line(subject))?;
         let shown = Shown { envelope: asked.clone(), streamed: Vec::new(), dir: None };
         show::print(&shown, subject, false)?;
         match answer {
-            Some(answer) => println!(
+            Some(answer) => crate::print_line(format_args!(
                 "Answered with msg_id {} ({} payload{})",
                 show::clean(&answer.msg_id),
                 answer.payloads.len(),
                 if answer.payloads.len() == 1 { "" } else { "s" }
+            )),
+            None => crate::print_line(
+                "Not answered: the request has neither a NATS reply subject nor reply_to",
             ),
-            None => {
-                println!("Not answered: the request has neither a NATS reply subject nor reply_to")
-            }
         }
-        Ok(())
     }
 }
 

@@ -49,7 +49,7 @@ pub(crate) async fn run(args: RequestArgs, nats: &NatsArgs) -> anyhow::Result<Ex
     tracing::info!(msg_id = %answer.msg_id, ?rtt, "reply received");
     if !args.json {
         // The service's subject, not the inbox the answer came on.
-        println!("Answer to {:?} in {rtt:?}", show::clean(&args.subject));
+        crate::print_line(format_args!("Answer to {:?} in {rtt:?}", show::clean(&args.subject)))?;
     }
     let decoded = show::print_received(&answer, &args.subject, args.out.as_deref(), args.json)?;
     if answer.msg_purpose == crate::reply::FAILED_PURPOSE {

@@ -6,7 +6,6 @@
 //! bytes are not what its type says is an error line on stderr naming it.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use natsbridge::table::RecordBatch;
@@ -47,9 +46,7 @@ pub(crate) fn print(shown: &Shown, subject: &str, json: bool) -> anyhow::Result<
     } else {
         render(envelope, subject, &paths, &shown.streamed)
     };
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{text}")?;
-    stdout.flush()?;
+    crate::print_line(text)?;
     for error in &errors {
         say!("natsbridge: {error}");
     }

@@ -64,8 +64,7 @@ pub(crate) struct Sent<'a> {
 impl Output {
     /// Prints `sent` on stdout, flushed.
     pub(crate) fn print(self, sent: &Sent<'_>) -> anyhow::Result<()> {
-        let mut stdout = std::io::stdout().lock();
-        match self {
+        crate::to_stdout(|stdout| match self {
             Output::Json => {
                 stdout.write_all(sent.json)?;
                 stdout.write_all(b"\n")?;
@@ -75,11 +74,10 @@ impl Output {
                     });
                     writeln!(stdout, "{ack}")?;
                 }
+                Ok(())
             }
-            Output::Summary => writeln!(stdout, "{}", summary(sent))?,
-        }
-        stdout.flush()?;
-        Ok(())
+            Output::Summary => writeln!(stdout, "{}", summary(sent)),
+        })
     }
 }
 

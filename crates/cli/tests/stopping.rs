@@ -204,3 +204,31 @@ fn sigterm_drains_even_when_stderr_is_closed() {
     assert!(status.success(), "{status}");
     drop(stdout);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_whose_reader_goes_away_exits_0_without_a_message() {
+    // `natsbridge listen x | head -1`: once `head` has its line and exits,
+    // the next write finds the pipe closed.
+    let server = NatsServer::start();
+    let url = server.url();
+    let raw = natsbridge::transport::connect(url.clone()).await.unwrap();
+    let running = start_ready(&["listen", "gone.reader", "--server", &url]);
+    let (mut child, stderr) = (running.child, running.stderr);
+    drop(running.stdout);
+    let mut sent = 0;
+    let status = loop {
+        let envelope = envelope_with_link(&format!("m{sent}"), "http://127.0.0.1:9/none", 1);
+        raw.publish("gone.reader", envelope.to_string().into()).await.unwrap();
+        raw.sync().await.unwrap();
+        sent += 1;
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(sent < 1_000, "still running after {sent} messages to a closed stdout");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(status.success(), "{status}");
+    let mut rest = String::new();
+    std::io::BufReader::new(stderr).read_to_string(&mut rest).unwrap();
+    assert!(!rest.contains("pipe") && !rest.contains("panicked"), "{rest}");
+}
