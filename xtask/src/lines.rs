@@ -5,8 +5,9 @@
 //! `docs/architecture.md` can be regenerated.
 //!
 //! Two measures per tree: all lines, and code only: no blank lines, no
-//! comment lines (`//`, `///`, `//!`) and no `#[cfg(test)]` unit-test
-//! modules (the attribute, the `mod` and everything to its closing brace).
+//! comment lines (`//`, `///`, `//!`) and no unit-test modules
+//! (`#[cfg(test)]`, `#[cfg(all(test, unix))]`: the attribute, the `mod` and
+//! everything to its closing brace).
 
 use std::process::Command;
 
@@ -51,7 +52,8 @@ fn code_lines(text: &str) -> usize {
     let mut lines = text.lines().map(str::trim).peekable();
     let mut code = 0;
     while let Some(line) = lines.next() {
-        if line == "#[cfg(test)]" && lines.peek().is_some_and(|l| l.starts_with("mod ")) {
+        let test_attr = line.starts_with("#[cfg(") && line.contains("test");
+        if test_attr && lines.peek().is_some_and(|l| l.starts_with("mod ")) {
             // Skip to the brace that closes the module (or its `;`).
             if lines.next_if(|l| l.ends_with(';')).is_some() {
                 continue;

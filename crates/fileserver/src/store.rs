@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
+
 use crate::{Clock, Error, disk, record};
 
 #[derive(Clone, Debug)]
@@ -19,15 +21,19 @@ pub(crate) struct Config {
     pub(crate) clock: Arc<dyn Clock>,
 }
 
-/// A file's life, with Plik's names for its states.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A file's life, with Plik's names for its states. An upload record
+/// (`record.rs`) stores `missing`, `uploaded` or `removed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum Status {
     Missing,
+    #[serde(skip)]
     Uploading,
     Uploaded,
     /// A one-shot GET is sending it. Shown as `removed`, which is what Plik
     /// shows from the moment a one-shot download starts; it goes back to
     /// `Uploaded` if that download does not complete.
+    #[serde(skip)]
     Downloading,
     Removed,
 }
@@ -43,14 +49,19 @@ impl Status {
     }
 }
 
-#[derive(Clone, Debug)]
+/// Stored in upload records under Plik's names.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct FileMeta {
+    #[serde(rename = "fileName")]
     pub(crate) name: String,
     pub(crate) status: Status,
+    #[serde(rename = "fileSize")]
     pub(crate) size: u64,
+    #[serde(rename = "fileMd5")]
     pub(crate) md5: String,
     /// Declared when the upload was created (it goes back to `Missing` if
     /// its upload fails), rather than added by a POST (it disappears).
+    #[serde(default)]
     pub(crate) declared: bool,
 }
 
