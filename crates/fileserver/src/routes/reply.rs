@@ -80,13 +80,37 @@ pub(super) async fn refused<E>(
 }
 
 /// A request refused by one of a handler's steps: the answer to send
-/// (boxed: a response is large and a refusal the rare path).
-pub(super) type Refused = Box<Response>;
+/// (boxed: a response is large and a refusal the rare path). Handlers
+/// return [`Step`], so that `?` answers a refusal.
+pub(super) struct Refused(Box<Response>);
+
+/// A handler's step: its result, or the answer refusing the request.
+pub(super) type Step<T = Response> = Result<T, Refused>;
+
+impl From<Response> for Refused {
+    fn from(answer: Response) -> Self {
+        Refused(Box::new(answer))
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
 
 /// Refuses with `answer`.
-pub(super) fn refuse<T>(answer: Response) -> Result<T, Refused> {
-    Err(Box::new(answer))
+pub(super) fn refuse<T>(answer: Response) -> Step<T> {
+    Err(answer.into())
 }
+
+/// Refuses with Plik's plain-text error.
+pub(super) fn fail<T>(status: StatusCode, message: impl Into<String>) -> Step<T> {
+    refuse(text(status, message))
+}
+
+/// Plik's refusal of a file name over 1,024 bytes.
+pub(super) const NAME_TOO_LONG: &str = "file name is too long, maximum length is 1024 characters";
 
 /// A plain-text error, as Go's `http.Error` writes it.
 pub(crate) fn text(status: StatusCode, message: impl Into<String>) -> Response {
