@@ -199,13 +199,11 @@ async fn messages(With(state): With<Arc<State>>) -> Response {
 /// `POST /api/send`: builds and publishes what the page asked for.
 /// Its body is at most [`MAX_SEND_JSON`] bytes (axum's `DefaultBodyLimit`).
 async fn send(With(state): With<Arc<State>>, body: Result<Bytes, BytesRejection>) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(e) => {
-            return error(e.status(), "inspector.request", format!("reading the request: {e}"));
-        }
+    let sent = match body {
+        Ok(body) => outgoing::send(&state, &body).await,
+        Err(e) => Err((e.status(), "inspector.request", format!("reading the request: {e}"))),
     };
-    match outgoing::send(&state, &body).await {
+    match sent {
         Ok(sent) => json_response(StatusCode::OK, &sent),
         Err((status, kind, message)) => error(status, kind, message),
     }
@@ -282,19 +280,14 @@ fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found").into_response()
 }
 
-fn missing(what: Missing, seq: u64, index: Option<usize>) -> Response {
-    match (what, index) {
-        (Missing::Message, _) => error(
-            StatusCode::NOT_FOUND,
-            "inspector.gone",
-            format!("message {seq} is not kept (no longer, or never was)"),
-        ),
-        (Missing::Payload, i) => error(
-            StatusCode::NOT_FOUND,
-            "inspector.no_payload",
-            format!("message {seq} has no payload {}", i.unwrap_or_default()),
-        ),
-    }
+fn missing(what: Missing, seq: u64, index: usize) -> Response {
+    let (kind, message) = match what {
+        Missing::Message => {
+            ("gone", format!("message {seq} is not kept (no longer, or never was)"))
+        }
+        Missing::Payload => ("no_payload", format!("message {seq} has no payload {index}")),
+    };
+    error(StatusCode::NOT_FOUND, &format!("inspector.{kind}"), message)
 }
 
 /// Bytes a peer sent, served so that they cannot act as this origin's page.
@@ -311,7 +304,7 @@ async fn raw(With(state): With<Arc<State>>, seq: Numbers<u64>) -> Response {
     let history = state.history.lock().unwrap();
     match history.get(seq) {
         Some(entry) => untrusted(entry.raw.clone(), "text/plain; charset=utf-8"),
-        None => missing(Missing::Message, seq, None),
+        None => missing(Missing::Message, seq, 0),
     }
 }
 
@@ -325,7 +318,7 @@ async fn payload_bytes(
     let history = state.history.lock().unwrap();
     let record = match history.record(seq, index) {
         Ok(record) => record,
-        Err(m) => return missing(m, seq, Some(index)),
+        Err(m) => return missing(m, seq, index),
     };
     let Some(bytes) = record.bytes() else {
         return error(
@@ -360,7 +353,7 @@ async fn fetch(With(state): With<Arc<State>>, path: Numbers<(u64, usize)>) -> Re
                 return json_response(StatusCode::OK, &summary);
             }
             Ok(record) => record.clone(),
-            Err(m) => return missing(m, seq, Some(index)),
+            Err(m) => return missing(m, seq, index),
         }
     };
     if !state.fetching.lock().unwrap().insert((seq, index)) {
@@ -385,7 +378,7 @@ async fn fetch(With(state): With<Arc<State>>, path: Numbers<(u64, usize)>) -> Re
             let status = if failed { StatusCode::BAD_GATEWAY } else { StatusCode::OK };
             json_response(status, &summary)
         }
-        Err(m) => missing(m, seq, Some(index)),
+        Err(m) => missing(m, seq, index),
     }
 }
 
@@ -412,21 +405,20 @@ async fn upload(
             let data = data.map_err(std::io::Error::other)?;
             written += data.len() as u64;
             if written > state.max_upload {
-                return Err(std::io::Error::other(format!(
-                    "the file is larger than {} bytes (--max-upload)",
-                    state.max_upload
-                )));
+                let too_big =
+                    format!("the file is larger than {} bytes (--max-upload)", state.max_upload);
+                return Err(std::io::Error::other(too_big));
             }
             file.write_all(&data).await?;
         }
         file.flush().await?;
         Ok::<u64, std::io::Error>(written)
     };
+    let file = format!("{id}/{safe}");
     match write.await {
-        Ok(size) => json_response(
-            StatusCode::OK,
-            &json!({"file": format!("{id}/{safe}"), "name": name, "size": size}),
-        ),
+        Ok(size) => {
+            json_response(StatusCode::OK, &json!({"file": file, "name": name, "size": size}))
+        }
         Err(e) => {
             let _ = tokio::fs::remove_dir_all(&dir).await;
             error(
@@ -457,7 +449,5 @@ async fn events(With(state): With<Arc<State>>) -> Response {
     });
     let stream = futures_util::stream::iter(replay).chain(live).map(Ok::<_, Infallible>);
     let keepalive = KeepAlive::new().interval(Duration::from_secs(15)).text("keepalive");
-    let mut response = Sse::new(stream).keep_alive(keepalive).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    ([(header::CACHE_CONTROL, "no-store")], Sse::new(stream).keep_alive(keepalive)).into_response()
 }
