@@ -150,9 +150,9 @@ async fn write_part(
     temp: &std::path::Path,
 ) -> Result<(u64, String), Refusal> {
     disk::create_dir(state.root(), dir).await.map_err(Refusal::Disk)?;
-    let file = disk::create_new(state.root(), temp).await.map_err(Refusal::Disk)?;
     let mut md5 = state.config.md5.then(Md5::new);
-    let size = write_body(file, part, state.config.max_file_size, md5.as_mut()).await?;
+    let size =
+        write_body(state.root(), temp, part, state.config.max_file_size, md5.as_mut()).await?;
     Ok((size, md5.map(|h| hex_lower(&h.finalize())).unwrap_or_default()))
 }
 

@@ -10,9 +10,7 @@ use axum::extract::State;
 use axum::response::Response;
 use http::{Method, StatusCode, Uri};
 
-use super::reply::{
-    DRAIN_LIMIT, Refusal, file_body, octet_stream, refused, text, too_big, write_body,
-};
+use super::reply::{DRAIN_LIMIT, file_body, octet_stream, refused, text, too_big, write_body};
 use crate::disk;
 use crate::store::{State as Store, valid_put_key};
 
@@ -36,15 +34,11 @@ pub(super) async fn put(State(state): State<Arc<Store>>, uri: Uri, body: Body) -
     }
     let temp = TempFile(state.put_temp_path());
     let mut body = body.into_data_stream();
-    let written = match disk::create_new(state.root(), &temp.0).await {
-        Ok(file) => write_body(file, &mut body, max, None).await,
-        Err(e) => Err(Refusal::Disk(e)),
-    };
-    let size = match written {
+    let size = match write_body(state.root(), &temp.0, &mut body, max, None).await {
         Ok(size) => size,
         Err(refusal) => {
-            return refused(refusal, body, StatusCode::PAYLOAD_TOO_LARGE, max, "writing a PUT")
-                .await;
+            let what = "writing a PUT";
+            return refused(refusal, body, StatusCode::PAYLOAD_TOO_LARGE, max, what).await;
         }
     };
     let path = state.put_path(key);

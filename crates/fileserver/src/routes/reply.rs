@@ -2,6 +2,7 @@
 //! texts, and file bodies streamed from disk.
 
 use std::io;
+use std::path::Path;
 use std::task::{Poll, ready};
 
 use axum::body::Body;
@@ -15,6 +16,8 @@ use serde_json::Value;
 use natsbridge_claimcheck::fileio::{FileWriter, read_stream};
 use tokio::fs::File;
 
+use crate::disk;
+
 /// How much of a refused upload is read (and thrown away) before answering;
 /// past this the connection is simply closed.
 pub(super) const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
@@ -26,15 +29,16 @@ pub(super) enum Refusal {
     Disk(io::Error),
 }
 
-/// Streams `body` into `file` (its size and, with `md5`, hashing it),
-/// refusing it past `max` bytes.
+/// Streams `body` into a new file at `path` below `root` (its size and,
+/// with `md5`, hashing it), refusing it past `max` bytes.
 pub(super) async fn write_body<E: std::fmt::Display>(
-    file: std::fs::File,
+    root: &Path,
+    path: &Path,
     mut body: impl Stream<Item = Result<Bytes, E>> + Unpin,
     max: u64,
     mut md5: Option<&mut Md5>,
 ) -> Result<u64, Refusal> {
-    let mut writer = FileWriter::new(file);
+    let mut writer = FileWriter::new(disk::create_new(root, path).await.map_err(Refusal::Disk)?);
     let mut size = 0u64;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| Refusal::Body(e.to_string()))?;
