@@ -215,9 +215,7 @@ fn host_allowed(state: &State, headers: &HeaderMap) -> bool {
     if state.allow_remote {
         return true;
     }
-    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
-        return false;
-    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let port = state.local_addr.port();
     [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")]
         .iter()
@@ -228,14 +226,10 @@ fn host_allowed(state: &State, headers: &HeaderMap) -> bool {
 /// (a cross-site form needs no permission to send those), or an `Origin`
 /// other than this page's.
 fn post_refusal(state: &State, headers: &HeaderMap) -> Option<String> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if !(content_type.starts_with("application/json")
-        || content_type.starts_with("application/octet-stream"))
-    {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = content_type.unwrap_or("").to_ascii_lowercase();
+    let allowed = ["application/json", "application/octet-stream"];
+    if !allowed.iter().any(|t| content_type.starts_with(t)) {
         return Some("a POST must carry application/json or application/octet-stream".into());
     }
     if state.allow_remote {
@@ -243,11 +237,8 @@ fn post_refusal(state: &State, headers: &HeaderMap) -> Option<String> {
     }
     let origin = headers.get(header::ORIGIN)?.to_str().unwrap_or("");
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-    if origin.eq_ignore_ascii_case(&format!("http://{host}")) {
-        None
-    } else {
-        Some(format!("requests from {origin} are not accepted: only this page may send"))
-    }
+    let refused = !origin.eq_ignore_ascii_case(&format!("http://{host}"));
+    refused.then(|| format!("requests from {origin} are not accepted: only this page may send"))
 }
 
 /// What a browser must know of bytes it is given: their type, the policy
@@ -314,7 +305,6 @@ async fn payload_bytes(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let Ok(Path((seq, index))) = path else { return not_found() };
-    let download = query.contains_key("download");
     let history = state.history.lock().unwrap();
     let record = match history.record(seq, index) {
         Ok(record) => record,
@@ -328,7 +318,7 @@ async fn payload_bytes(
              (POST .../fetch, the page's fetch button)",
         );
     };
-    if !download {
+    if !query.contains_key("download") {
         return untrusted(bytes.clone(), preview::media_type(&record.payload_type, bytes));
     }
     let name = natsbridge::upload_file_name(&record.dataname, &record.payload_type);
