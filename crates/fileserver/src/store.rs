@@ -192,12 +192,9 @@ impl State {
     /// (expired) is left to whoever removed it.
     pub(crate) async fn persist(&self, upload_id: &str) -> std::io::Result<()> {
         let _serial = self.records.lock().await;
-        let snapshot = {
-            let uploads = self.uploads();
-            match uploads.get(upload_id) {
-                None => return Ok(()),
-                Some(u) => u.worth_keeping().then(|| record::to_json(upload_id, u)),
-            }
+        let snapshot = match self.uploads().get(upload_id) {
+            None => return Ok(()),
+            Some(u) => u.worth_keeping().then(|| record::to_json(upload_id, u)),
         };
         let dir = self.upload_dir(upload_id);
         match snapshot {

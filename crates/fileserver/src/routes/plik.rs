@@ -114,14 +114,8 @@ fn declared_files(state: &Store, params: &Value) -> Step<HashMap<String, FileMet
             let message = format!("file is too big ({size}), maximum file size is {max}");
             return fail(StatusCode::BAD_REQUEST, message);
         }
-        let meta = FileMeta {
-            name: name.to_owned(),
-            status: Status::Missing,
-            size,
-            md5: String::new(),
-            declared: true,
-        };
-        files.insert(random_id(16), meta);
+        let (name, status, md5) = (name.to_owned(), Status::Missing, String::new());
+        files.insert(random_id(16), FileMeta { name, status, size, md5, declared: true });
     }
     Ok(files)
 }
@@ -140,15 +134,12 @@ pub(super) async fn create_upload(
         }
         Err(_) => return fail(StatusCode::BAD_REQUEST, "unable to read request body"),
     };
-    let params: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(v @ Value::Object(_)) => v,
-            Ok(_) | Err(_) => {
-                let message = "unable to deserialize request body : not a JSON upload object";
-                return fail(StatusCode::BAD_REQUEST, message);
-            }
+    let params = match serde_json::from_slice(&body) {
+        _ if body.iter().all(u8::is_ascii_whitespace) => json!({}),
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) | Err(_) => {
+            let message = "unable to deserialize request body : not a JSON upload object";
+            return fail(StatusCode::BAD_REQUEST, message);
         }
     };
     let one_shot = field(&params, "oneShot").and_then(Value::as_bool).unwrap_or(false);

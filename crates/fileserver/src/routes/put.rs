@@ -90,21 +90,15 @@ pub(super) async fn get(State(state): State<Arc<Store>>, method: Method, uri: Ur
         return not_found();
     }
     // No link followed: a file reached through one is not served.
-    let file = match disk::open(state.root(), &path).await {
-        Ok(f) => f,
-        Err(_) => return not_found(),
-    };
-    let size = match file.metadata().await {
-        Ok(m) if m.is_file() => m.len(),
-        _ => return not_found(),
-    };
+    let Ok(file) = disk::open(state.root(), &path).await else { return not_found() };
+    let meta = file.metadata().await.ok().filter(|m| m.is_file());
+    let Some(size) = meta.map(|m| m.len()) else { return not_found() };
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
         let key = key.to_owned();
-        let logged = Box::new(move || {
-            tracing::info!(key = %key, "file server: PUT file downloaded");
-        });
+        let logged =
+            Box::new(move || tracing::info!(key = %key, "file server: PUT file downloaded"));
         file_body(file, size, Some(logged)).await
     };
     octet_stream(body, size)
