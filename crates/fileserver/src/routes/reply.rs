@@ -171,18 +171,13 @@ pub(super) fn shown(s: &str) -> String {
 /// go-humanize's `Bytes`, which Plik's size errors use.
 pub(super) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    if n < 10 {
-        return format!("{n} B");
-    }
-    let e = ((n as f64).log10() / 3.0).floor() as usize;
-    let e = e.min(UNITS.len() - 1);
+    // Under 1000 (0 too: its log is -inf, which `as usize` makes 0): bytes.
+    let e = (((n as f64).log10() / 3.0).floor() as usize).min(UNITS.len() - 1);
     let v = n as f64 / 1000f64.powi(e as i32);
-    if e == 0 {
-        format!("{n} B")
-    } else if v < 10.0 {
-        format!("{v:.1} {}", UNITS[e])
-    } else {
-        format!("{v:.0} {}", UNITS[e])
+    match e {
+        0 => format!("{n} B"),
+        _ if v < 10.0 => format!("{v:.1} {}", UNITS[e]),
+        _ => format!("{v:.0} {}", UNITS[e]),
     }
 }
 
@@ -223,6 +218,7 @@ mod tests {
 
     #[test]
     fn sizes_read_like_plik() {
+        assert_eq!(human_bytes(0), "0 B");
         assert_eq!(human_bytes(5), "5 B");
         assert_eq!(human_bytes(999), "999 B");
         assert_eq!(human_bytes(1_000_000), "1.0 MB");
