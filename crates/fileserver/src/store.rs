@@ -281,15 +281,14 @@ pub(crate) fn random_id(len: usize) -> String {
 /// no backslash; the raw (still percent-encoded) path is used, so `%2e%2e`
 /// stays a harmless literal name.
 pub(crate) fn valid_put_key(key: &str) -> bool {
-    let segments: Vec<&str> = key.split('/').collect();
     !key.is_empty()
         && key.len() <= 1024
-        && segments.len() <= 16
-        && segments.iter().all(|s| {
+        && key.split('/').count() <= 16
+        && key.split('/').all(|s| {
             !s.is_empty()
                 && s.len() <= 255
-                && *s != "."
-                && *s != ".."
+                && s != "."
+                && s != ".."
                 && !s.starts_with(".tmp-")
                 && s.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
         })
