@@ -121,11 +121,7 @@ pub(crate) async fn remove(root: &Path, dir: &Path) {
 /// points to is never read, tidied or removed.
 pub(crate) fn load_uploads(root: &Path, now: SystemTime) -> HashMap<String, Upload> {
     let mut out = HashMap::new();
-    let plik = root.join("plik");
-    let Ok(entries) = std::fs::read_dir(&plik) else {
-        return out;
-    };
-    for entry in entries.flatten() {
+    for entry in std::fs::read_dir(root.join("plik")).into_iter().flatten().flatten() {
         let path = entry.path();
         let name = entry.file_name();
         // `file_type` does not follow a link.
