@@ -103,10 +103,8 @@ pub(crate) async fn send(state: &State, body: &[u8]) -> Result<Value, Refusal> {
         sent.envelope()
     }
     .await;
-    for path in used_files {
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+    for dir in used_files.iter().filter_map(|path| path.parent()) {
+        let _ = std::fs::remove_dir_all(dir);
     }
     let envelope = sent.map_err(|e| {
         let status = if exit::for_kind(e.kind()) == exit::BAD_INPUT {

@@ -116,14 +116,11 @@ impl State {
     }
 
     fn publish(&self, changes: Changes) {
-        for summary in changes.updated {
-            let _ = self.events.send(sse("updated", &summary));
-        }
-        if let Some(summary) = changes.added {
-            let _ = self.events.send(sse("added", &summary));
-        }
-        for seq in changes.evicted {
-            let _ = self.events.send(sse("evicted", &json!({"seq": seq})));
+        let updated = changes.updated.iter().map(|summary| sse("updated", summary));
+        let added = changes.added.iter().map(|summary| sse("added", summary));
+        let evicted = changes.evicted.iter().map(|seq| sse("evicted", &json!({"seq": seq})));
+        for event in updated.chain(added).chain(evicted) {
+            let _ = self.events.send(event);
         }
     }
 }
