@@ -218,8 +218,7 @@ impl State {
         if self.uploads().remove(upload_id).is_some() {
             tracing::info!(upload = %upload_id, "file server: upload expired");
         }
-        let state = self.clone();
-        let upload_id = upload_id.to_owned();
+        let (state, upload_id) = (self.clone(), upload_id.to_owned());
         tokio::spawn(async move { state.remove_upload_dir(&upload_id).await });
     }
 

@@ -193,7 +193,6 @@ pub(super) async fn get_file(
         upload_id: upload_id.to_owned(),
         file_id: file_id.to_owned(),
         consume: one_shot,
-        completed: false,
     });
 
     let path = state.file_path(upload_id, file_id);
@@ -252,16 +251,15 @@ struct Sent {
     state: Arc<Store>,
     upload_id: String,
     file_id: String,
+    /// A one-shot file not consumed yet: put back when dropped.
     consume: bool,
-    completed: bool,
 }
 
 impl Sent {
     fn complete(&mut self) {
-        self.completed = true;
         let (upload, file) = (&self.upload_id, &self.file_id);
         tracing::info!(upload = %upload, file = %file, "file server: file downloaded");
-        if !self.consume {
+        if !std::mem::take(&mut self.consume) {
             return;
         }
         if let Some(f) = self.state.uploads().get_mut(upload).and_then(|u| u.files.get_mut(file)) {
@@ -281,7 +279,7 @@ impl Sent {
 
 impl Drop for Sent {
     fn drop(&mut self) {
-        if self.completed || !self.consume {
+        if !self.consume {
             return;
         }
         let mut uploads = self.state.uploads();
