@@ -40,11 +40,16 @@
 //! - `cargo xtask roll`: a rolling restart of a 3-node cluster (each node
 //!   in lame duck mode in turn) under request-reply and JetStream load,
 //!   with and without the lame duck handling; writes `docs/rolling.md`.
+//! - `cargo xtask lines [REV]`: the lines of the file server and the
+//!   inspector at REV (default `8f1888e`, the hand-written hyper version)
+//!   and at HEAD: all lines, and code only (no comments, blank lines or
+//!   unit-test modules).
 
 mod bench;
 mod checks;
 mod examples;
 mod fuzz;
+mod lines;
 mod python;
 mod quickstart;
 
@@ -69,9 +74,10 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("soak") => soak(&args[1..]),
         Some("roll") => roll(),
+        Some("lines") => lines::lines(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup | ci | nostd | interop | inspector | examples | quickstart | bench [--quick] [--only STEP] | fuzz [--seconds N] | soak [--seconds N] | roll>"
+                "usage: cargo xtask <setup | ci | nostd | interop | inspector | examples | quickstart | bench [--quick] [--only STEP] | fuzz [--seconds N] | soak [--seconds N] | roll | lines [REV]>"
             );
             return ExitCode::from(2);
         }

@@ -76,10 +76,8 @@ fn is_loopback_origin(origin: &str) -> bool {
         },
         None => rest.split(':').next().unwrap_or_default(),
     };
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -64,16 +64,16 @@ pub(crate) fn check_below(root: &Path, path: &Path) -> io::Result<()> {
 /// nothing below `root` on the way is a link.
 pub(crate) async fn create_dir(root: &Path, dir: &Path) -> io::Result<()> {
     check_below(root, dir)?;
-    let mut builder = tokio::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    builder.mode(DIR_MODE);
-    builder.create(dir).await?;
+    let owned = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || create_dir_now(&owned))
+        .await
+        .map_err(io::Error::other)??;
     // Created by someone else between the check and here: check again.
     check_below(root, dir)
 }
 
-/// The same as [`create_dir`], blocking (for the start).
+/// Creates `dir` and its missing parents, each `0o700`, blocking (at start,
+/// and on the blocking pool for [`create_dir`]).
 pub(crate) fn create_dir_now(dir: &Path) -> io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);

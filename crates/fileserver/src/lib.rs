@@ -317,21 +317,16 @@ async fn run(
     cors: cors::Cors,
     stopped: oneshot::Receiver<()>,
 ) {
-    let sweeper = tokio::spawn({
-        let state = state.clone();
-        async move {
-            let mut tick = tokio::time::interval(SWEEP_EVERY);
-            loop {
-                tick.tick().await;
-                state.sweep().await;
-            }
+    let (swept, mut tick) = (state.clone(), tokio::time::interval(SWEEP_EVERY));
+    let sweeper = tokio::spawn(async move {
+        loop {
+            tick.tick().await;
+            swept.sweep().await;
         }
     });
     let router = routes::router(state, cors);
-    serve(listener, router, ServeLimits::default(), async {
-        let _ = stopped.await;
-    })
-    .await;
+    // A stop sent, or the handle dropped.
+    serve(listener, router, ServeLimits::default(), async { stopped.await.unwrap_or(()) }).await;
     sweeper.abort();
     tracing::info!("file server: stopped");
 }

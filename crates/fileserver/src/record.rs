@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use crate::disk;
 use crate::store::{FileMeta, Status, Upload, valid_id, valid_put_key};
@@ -28,43 +28,53 @@ use crate::store::{FileMeta, Status, Upload, valid_id, valid_put_key};
 pub(crate) const RECORD: &str = "upload.json";
 const VERSION: u64 = 1;
 
+/// An upload's record as stored (Plik's names; the expiry in Unix
+/// milliseconds, `null`: never).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Record {
+    version: u64,
+    id: String,
+    upload_token: String,
+    one_shot: bool,
+    ttl: i64,
+    /// Required, though it may be `null`.
+    #[serde(deserialize_with = "Option::deserialize")]
+    expires_at: Option<u64>,
+    files: Vec<RecordFile>,
+}
+
+/// A file of a [`Record`]; its status is `missing`, `uploaded` or `removed`.
+#[derive(Serialize, Deserialize)]
+struct RecordFile {
+    id: String,
+    #[serde(flatten)]
+    meta: FileMeta,
+}
+
 /// The record of an upload.
 pub(crate) fn to_json(upload_id: &str, u: &Upload) -> Vec<u8> {
-    let files: Vec<Value> = u
-        .files
-        .iter()
-        .filter_map(|(id, f)| {
-            let status = match f.status {
-                Status::Missing | Status::Uploading if f.declared => "missing",
-                // Added by a POST still running: not stored yet.
-                Status::Missing | Status::Uploading => return None,
-                Status::Uploaded | Status::Downloading => "uploaded",
-                Status::Removed => "removed",
-            };
-            Some(json!({
-                "id": id,
-                "fileName": f.name,
-                "fileSize": f.size,
-                "fileMd5": f.md5,
-                "status": status,
-                "declared": f.declared,
-            }))
-        })
-        .collect();
-    let expires_at = u
-        .expires
-        .map(|t| u64::try_from(t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()));
-    json!({
-        "version": VERSION,
-        "id": upload_id,
-        "uploadToken": u.token,
-        "oneShot": u.one_shot,
-        "ttl": u.ttl,
-        "expiresAt": expires_at.map(|ms| ms.unwrap_or(u64::MAX)),
-        "files": files,
-    })
-    .to_string()
-    .into_bytes()
+    let files = u.files.iter().filter_map(|(id, f)| {
+        let status = match f.status {
+            Status::Missing | Status::Uploading if f.declared => Status::Missing,
+            // Added by a POST still running: not stored yet.
+            Status::Missing | Status::Uploading => return None,
+            Status::Uploaded | Status::Downloading => Status::Uploaded,
+            Status::Removed => Status::Removed,
+        };
+        Some(RecordFile { id: id.clone(), meta: FileMeta { status, ..f.clone() } })
+    });
+    let ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    let record = Record {
+        version: VERSION,
+        id: upload_id.to_owned(),
+        upload_token: u.token.clone(),
+        one_shot: u.one_shot,
+        ttl: u.ttl,
+        expires_at: u.expires.map(|t| u64::try_from(ms(t)).unwrap_or(u64::MAX)),
+        files: files.collect(),
+    };
+    serde_json::to_vec(&record).expect("a record is plain data")
 }
 
 /// Writes a record atomically: a temporary file (`0o600`: it holds the
@@ -111,11 +121,7 @@ pub(crate) async fn remove(root: &Path, dir: &Path) {
 /// points to is never read, tidied or removed.
 pub(crate) fn load_uploads(root: &Path, now: SystemTime) -> HashMap<String, Upload> {
     let mut out = HashMap::new();
-    let plik = root.join("plik");
-    let Ok(entries) = std::fs::read_dir(&plik) else {
-        return out;
-    };
-    for entry in entries.flatten() {
+    for entry in std::fs::read_dir(root.join("plik")).into_iter().flatten().flatten() {
         let path = entry.path();
         let name = entry.file_name();
         // `file_type` does not follow a link.
@@ -162,50 +168,23 @@ fn read(root: &Path, path: &Path, id: &str) -> Result<Upload, String> {
     disk::open_now(root, path)
         .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
         .map_err(|e| format!("reading {RECORD}: {e}"))?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{RECORD}: {e}"))?;
+    let r: Record = serde_json::from_slice(&bytes).map_err(|e| format!("{RECORD}: {e}"))?;
     let bad = |what: &str| format!("{RECORD}: bad or missing {what}");
-    if v.get("version").and_then(Value::as_u64) != Some(VERSION) {
-        return Err(bad("version"));
+    let checks = [
+        (r.version == VERSION, "version"),
+        (r.id == id, "id"),
+        (!r.upload_token.is_empty(), "uploadToken"),
+        (r.files.iter().all(|f| valid_id(&f.id)), "file id"),
+        (r.files.iter().all(|f| !f.meta.name.is_empty() && f.meta.name.len() <= 1024), "fileName"),
+    ];
+    if let Some((_, what)) = checks.iter().find(|(ok, _)| !ok) {
+        return Err(bad(what));
     }
-    if v.get("id").and_then(Value::as_str) != Some(id) {
-        return Err(bad("id"));
-    }
-    let token = v.get("uploadToken").and_then(Value::as_str).filter(|t| !t.is_empty());
-    let token = token.ok_or_else(|| bad("uploadToken"))?.to_owned();
-    let one_shot = v.get("oneShot").and_then(Value::as_bool).ok_or_else(|| bad("oneShot"))?;
-    let ttl = v.get("ttl").and_then(Value::as_i64).ok_or_else(|| bad("ttl"))?;
-    let expires = match v.get("expiresAt") {
-        Some(Value::Null) => None,
-        Some(ms) => {
-            let ms = ms.as_u64().ok_or_else(|| bad("expiresAt"))?;
-            Some(
-                UNIX_EPOCH
-                    .checked_add(Duration::from_millis(ms))
-                    .ok_or_else(|| bad("expiresAt"))?,
-            )
-        }
-        None => return Err(bad("expiresAt")),
-    };
-    let mut files = HashMap::new();
-    for f in v.get("files").and_then(Value::as_array).ok_or_else(|| bad("files"))? {
-        let fid = f.get("id").and_then(Value::as_str).filter(|i| valid_id(i));
-        let fid = fid.ok_or_else(|| bad("file id"))?;
-        let name = f.get("fileName").and_then(Value::as_str);
-        let name =
-            name.filter(|n| !n.is_empty() && n.len() <= 1024).ok_or_else(|| bad("fileName"))?;
-        let size = f.get("fileSize").and_then(Value::as_u64).ok_or_else(|| bad("fileSize"))?;
-        let md5 = f.get("fileMd5").and_then(Value::as_str).ok_or_else(|| bad("fileMd5"))?;
-        let status = match f.get("status").and_then(Value::as_str) {
-            Some("missing") => Status::Missing,
-            Some("uploaded") => Status::Uploaded,
-            Some("removed") => Status::Removed,
-            _ => return Err(bad("status")),
-        };
-        let declared = f.get("declared").and_then(Value::as_bool).unwrap_or(false);
-        let meta = FileMeta { name: name.to_owned(), status, size, md5: md5.to_owned(), declared };
-        files.insert(fid.to_owned(), meta);
-    }
-    Ok(Upload { token, one_shot, ttl, expires, files })
+    let expires = r.expires_at.map(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)));
+    let expires = expires.map(|t| t.ok_or_else(|| bad("expiresAt"))).transpose()?;
+    let files = r.files.into_iter().map(|f| (f.id, f.meta));
+    let (token, one_shot, ttl) = (r.upload_token, r.one_shot, r.ttl);
+    Ok(Upload { token, one_shot, ttl, expires, files: files.collect() })
 }
 
 /// Checks an upload's stored files against its record: a stored file whose
@@ -294,4 +273,51 @@ pub(crate) fn load_puts(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record reads back as written; one with a field missing or out of
+    /// range is refused.
+    #[test]
+    fn records_round_trip_and_bad_ones_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let (root, id, fid) = (root.path(), "AAAAAAAAAAAAAAAA", "BBBBBBBBBBBBBBBB");
+        let meta = |status| FileMeta {
+            name: "a.bin".into(),
+            status,
+            size: 3,
+            md5: "m".into(),
+            declared: true,
+        };
+        let upload = Upload {
+            token: "t".into(),
+            one_shot: true,
+            ttl: -1,
+            expires: None,
+            files: HashMap::from([(fid.into(), meta(Status::Downloading))]),
+        };
+        let path = root.join(RECORD);
+        let json = String::from_utf8(to_json(id, &upload)).unwrap();
+        std::fs::write(&path, &json).unwrap();
+        let back = read(root, &path, id).unwrap();
+        assert_eq!((back.token.as_str(), back.one_shot, back.ttl), ("t", true, -1));
+        assert_eq!(back.expires, None);
+        assert_eq!(back.files[fid].status, Status::Uploaded);
+        assert!(read(root, &path, "CCCCCCCCCCCCCCCC").is_err(), "another id");
+        for (from, to) in [
+            (r#""expiresAt":null,"#, ""),
+            (r#""status":"uploaded""#, r#""status":"uploading""#),
+            (r#""version":1"#, r#""version":2"#),
+            (r#""fileName":"a.bin""#, r#""fileName":"""#),
+            (fid, "../../etc/passwd"),
+            (r#""uploadToken":"t""#, r#""uploadToken":"""#),
+        ] {
+            assert!(json.contains(from), "{from} in {json}");
+            std::fs::write(&path, json.replacen(from, to, 1)).unwrap();
+            assert!(read(root, &path, id).is_err(), "{from} -> {to}");
+        }
+    }
 }

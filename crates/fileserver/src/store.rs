@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
+
 use crate::{Clock, Error, disk, record};
 
 #[derive(Clone, Debug)]
@@ -19,15 +21,19 @@ pub(crate) struct Config {
     pub(crate) clock: Arc<dyn Clock>,
 }
 
-/// A file's life, with Plik's names for its states.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A file's life, with Plik's names for its states. An upload record
+/// (`record.rs`) stores `missing`, `uploaded` or `removed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum Status {
     Missing,
+    #[serde(skip)]
     Uploading,
     Uploaded,
     /// A one-shot GET is sending it. Shown as `removed`, which is what Plik
     /// shows from the moment a one-shot download starts; it goes back to
     /// `Uploaded` if that download does not complete.
+    #[serde(skip)]
     Downloading,
     Removed,
 }
@@ -43,14 +49,19 @@ impl Status {
     }
 }
 
-#[derive(Clone, Debug)]
+/// Stored in upload records under Plik's names.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct FileMeta {
+    #[serde(rename = "fileName")]
     pub(crate) name: String,
     pub(crate) status: Status,
+    #[serde(rename = "fileSize")]
     pub(crate) size: u64,
+    #[serde(rename = "fileMd5")]
     pub(crate) md5: String,
     /// Declared when the upload was created (it goes back to `Missing` if
     /// its upload fails), rather than added by a POST (it disappears).
+    #[serde(default)]
     pub(crate) declared: bool,
 }
 
@@ -181,12 +192,9 @@ impl State {
     /// (expired) is left to whoever removed it.
     pub(crate) async fn persist(&self, upload_id: &str) -> std::io::Result<()> {
         let _serial = self.records.lock().await;
-        let snapshot = {
-            let uploads = self.uploads();
-            match uploads.get(upload_id) {
-                None => return Ok(()),
-                Some(u) => u.worth_keeping().then(|| record::to_json(upload_id, u)),
-            }
+        let snapshot = match self.uploads().get(upload_id) {
+            None => return Ok(()),
+            Some(u) => u.worth_keeping().then(|| record::to_json(upload_id, u)),
         };
         let dir = self.upload_dir(upload_id);
         match snapshot {
@@ -210,8 +218,7 @@ impl State {
         if self.uploads().remove(upload_id).is_some() {
             tracing::info!(upload = %upload_id, "file server: upload expired");
         }
-        let state = self.clone();
-        let upload_id = upload_id.to_owned();
+        let (state, upload_id) = (self.clone(), upload_id.to_owned());
         tokio::spawn(async move { state.remove_upload_dir(&upload_id).await });
     }
 
@@ -273,15 +280,14 @@ pub(crate) fn random_id(len: usize) -> String {
 /// no backslash; the raw (still percent-encoded) path is used, so `%2e%2e`
 /// stays a harmless literal name.
 pub(crate) fn valid_put_key(key: &str) -> bool {
-    let segments: Vec<&str> = key.split('/').collect();
     !key.is_empty()
         && key.len() <= 1024
-        && segments.len() <= 16
-        && segments.iter().all(|s| {
+        && key.split('/').count() <= 16
+        && key.split('/').all(|s| {
             !s.is_empty()
                 && s.len() <= 255
-                && *s != "."
-                && *s != ".."
+                && s != "."
+                && s != ".."
                 && !s.starts_with(".tmp-")
                 && s.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
         })

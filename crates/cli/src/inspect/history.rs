@@ -81,14 +81,9 @@ pub(crate) struct PayloadView {
 impl PayloadView {
     /// The view of `record` as it arrived: previewed if its bytes are here.
     pub(crate) fn of(record: &PayloadRecord) -> PayloadView {
-        match record.bytes() {
-            Some(bytes) => PayloadView {
-                preview: Some(preview::preview(record, bytes)),
-                sha256: Some(sha256_hex(bytes)),
-                fetch_error: None,
-            },
-            None => PayloadView::default(),
-        }
+        let Some(bytes) = record.bytes() else { return PayloadView::default() };
+        let (preview, sha256) = (preview::preview(record, bytes), sha256_hex(bytes));
+        PayloadView { preview: Some(preview), sha256: Some(sha256), fetch_error: None }
     }
 }
 
@@ -293,13 +288,8 @@ fn cost(entry: &Entry) -> usize {
     let base = entry.raw.len() + entry.subject.len() + 256;
     match &entry.content {
         Content::Envelope(d) => {
-            base + d
-                .envelope
-                .payloads
-                .iter()
-                .map(|r| r.bytes().map_or(0, |b| b.len()))
-                .sum::<usize>()
-                + d.payloads.iter().map(view_cost).sum::<usize>()
+            let bytes = d.envelope.payloads.iter().map(|r| r.bytes().map_or(0, |b| b.len()));
+            base + bytes.sum::<usize>() + d.payloads.iter().map(view_cost).sum::<usize>()
         }
         Content::Failed { kind, message } => base + kind.len() + message.len(),
     }
@@ -312,10 +302,7 @@ fn view_cost(view: &PayloadView) -> usize {
 impl Entry {
     /// The envelope, if the message is one.
     fn envelope(&self) -> Option<&Envelope> {
-        match &self.content {
-            Content::Envelope(d) => Some(&d.envelope),
-            Content::Failed { .. } => None,
-        }
+        if let Content::Envelope(d) = &self.content { Some(&d.envelope) } else { None }
     }
 
     /// What the page gets for this message (no payload bytes: those are

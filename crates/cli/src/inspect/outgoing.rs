@@ -48,10 +48,9 @@ pub(crate) async fn send(state: &State, body: &[u8]) -> Result<Value, Refusal> {
     // Every value goes through a file, so that the page's payloads are
     // read exactly as `send`'s `TYPE:NAME=@PATH` arguments are (and a
     // literal starting with `@` is never taken for a path).
-    let scratch = tempfile::Builder::new()
-        .prefix("send-")
-        .tempdir_in(state.files.path())
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, "inspector.io", e.to_string()))?;
+    let io = |e: std::io::Error| (StatusCode::INTERNAL_SERVER_ERROR, "inspector.io", e.to_string());
+    let scratch = tempfile::Builder::new().prefix("send-").tempdir_in(state.files.path());
+    let scratch = scratch.map_err(io)?;
     let mut used_files = Vec::new();
     let mut outgoing = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -72,9 +71,7 @@ pub(crate) async fn send(state: &State, body: &[u8]) -> Result<Value, Refusal> {
                     other => other.to_string().into_bytes(),
                 };
                 let path = scratch.path().join(format!("{i}.value"));
-                std::fs::write(&path, bytes).map_err(|e| {
-                    (StatusCode::INTERNAL_SERVER_ERROR, "inspector.io", e.to_string())
-                })?;
+                std::fs::write(&path, bytes).map_err(io)?;
                 path
             }
             (None, Some(file)) => {
@@ -106,10 +103,8 @@ pub(crate) async fn send(state: &State, body: &[u8]) -> Result<Value, Refusal> {
         sent.envelope()
     }
     .await;
-    for path in used_files {
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+    for dir in used_files.iter().filter_map(|path| path.parent()) {
+        let _ = std::fs::remove_dir_all(dir);
     }
     let envelope = sent.map_err(|e| {
         let status = if exit::for_kind(e.kind()) == exit::BAD_INPUT {

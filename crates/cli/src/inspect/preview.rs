@@ -77,64 +77,39 @@ fn cut(text: &str) -> (String, bool) {
 /// would run as a document (HTML); SVG is served, but with a sandboxing
 /// policy (see the server).
 pub(crate) fn media_type(payload_type: &PayloadType, bytes: &[u8]) -> &'static str {
-    let starts = |magic: &[u8]| bytes.starts_with(magic);
-    let riff = |kind: &[u8]| bytes.len() >= 12 && starts(b"RIFF") && &bytes[8..12] == kind;
-    let ftyp = bytes.len() >= 12 && &bytes[4..8] == b"ftyp";
-    match payload_type {
-        PayloadType::Image => {
-            if starts(b"\x89PNG\r\n\x1a\n") {
-                "image/png"
-            } else if starts(b"\xff\xd8\xff") {
-                "image/jpeg"
-            } else if starts(b"GIF87a") || starts(b"GIF89a") {
-                "image/gif"
-            } else if riff(b"WEBP") {
-                "image/webp"
-            } else if starts(b"BM") {
-                "image/bmp"
-            } else if ftyp && &bytes[8..12] == b"avif" {
-                "image/avif"
-            } else if looks_like_svg(bytes) {
-                "image/svg+xml"
-            } else {
-                "application/octet-stream"
-            }
+    let at = |offset: usize, magic: &[u8]| bytes.get(offset..offset + magic.len()) == Some(magic);
+    let riff = |kind: &[u8]| at(0, b"RIFF") && at(8, kind);
+    let (ftyp, webm, ogg) =
+        (bytes.len() >= 12 && at(4, b"ftyp"), at(0, b"\x1a\x45\xdf\xa3"), at(0, b"OggS"));
+    let mpeg_frame = bytes.len() >= 2 && bytes[0] == 0xff && bytes[1] & 0xe0 == 0xe0;
+    // The first that matches, else a generic type.
+    let sniffed: &[(bool, &'static str)] = match payload_type {
+        PayloadType::Image => &[
+            (at(0, b"\x89PNG\r\n\x1a\n"), "image/png"),
+            (at(0, b"\xff\xd8\xff"), "image/jpeg"),
+            (at(0, b"GIF87a") || at(0, b"GIF89a"), "image/gif"),
+            (riff(b"WEBP"), "image/webp"),
+            (at(0, b"BM"), "image/bmp"),
+            (ftyp && at(8, b"avif"), "image/avif"),
+            (looks_like_svg(bytes), "image/svg+xml"),
+        ],
+        PayloadType::Audio => &[
+            (riff(b"WAVE"), "audio/wav"),
+            (ogg, "audio/ogg"),
+            (at(0, b"fLaC"), "audio/flac"),
+            (at(0, b"ID3") || mpeg_frame, "audio/mpeg"),
+            (ftyp, "audio/mp4"),
+            (webm, "audio/webm"),
+        ],
+        PayloadType::Video => &[(ftyp, "video/mp4"), (webm, "video/webm"), (ogg, "video/ogg")],
+        PayloadType::Text => return "text/plain; charset=utf-8",
+        PayloadType::Dictionary | PayloadType::JsonTable => return "application/json",
+        PayloadType::ArrowTable | PayloadType::Table => {
+            return "application/vnd.apache.arrow.stream";
         }
-        PayloadType::Audio => {
-            if riff(b"WAVE") {
-                "audio/wav"
-            } else if starts(b"OggS") {
-                "audio/ogg"
-            } else if starts(b"fLaC") {
-                "audio/flac"
-            } else if starts(b"ID3")
-                || (bytes.len() >= 2 && bytes[0] == 0xff && bytes[1] & 0xe0 == 0xe0)
-            {
-                "audio/mpeg"
-            } else if ftyp {
-                "audio/mp4"
-            } else if starts(b"\x1a\x45\xdf\xa3") {
-                "audio/webm"
-            } else {
-                "application/octet-stream"
-            }
-        }
-        PayloadType::Video => {
-            if ftyp {
-                "video/mp4"
-            } else if starts(b"\x1a\x45\xdf\xa3") {
-                "video/webm"
-            } else if starts(b"OggS") {
-                "video/ogg"
-            } else {
-                "application/octet-stream"
-            }
-        }
-        PayloadType::Text => "text/plain; charset=utf-8",
-        PayloadType::Dictionary | PayloadType::JsonTable => "application/json",
-        PayloadType::ArrowTable | PayloadType::Table => "application/vnd.apache.arrow.stream",
-        _ => "application/octet-stream",
-    }
+        _ => &[],
+    };
+    sniffed.iter().find(|(found, _)| *found).map_or("application/octet-stream", |(_, mime)| mime)
 }
 
 fn looks_like_svg(bytes: &[u8]) -> bool {
@@ -207,9 +182,25 @@ mod tests {
 
     #[test]
     fn media_types_come_from_the_bytes_never_html() {
-        assert_eq!(media_type(&PayloadType::Image, b"<html><script>"), "application/octet-stream");
-        assert_eq!(media_type(&PayloadType::Image, b"<svg xmlns=''/>"), "image/svg+xml");
-        assert_eq!(media_type(&PayloadType::Audio, b"RIFF\0\0\0\0WAVEfmt "), "audio/wav");
-        assert_eq!(media_type(&PayloadType::Video, b"\0\0\0\x18ftypmp42"), "video/mp4");
+        use PayloadType::{Audio, Dictionary, Image, Video};
+        let octets = "application/octet-stream";
+        let cases: [(PayloadType, &[u8], &str); 13] = [
+            (Image, b"<html><script>", octets),
+            (Image, b"<svg xmlns=''/>", "image/svg+xml"),
+            (Audio, b"RIFF\0\0\0\0WAVEfmt ", "audio/wav"),
+            (Video, b"\0\0\0\x18ftypmp42", "video/mp4"),
+            (Image, b"\0\0\0\x18ftypavif", "image/avif"),
+            (Image, b"RIFF\0\0\0\0WEBPVP8 ", "image/webp"),
+            (Image, b"RIFF\0\0\0\0WEB", octets),
+            (Audio, b"\xff\xfb\x90", "audio/mpeg"),
+            (Audio, b"\0\0\0\x18ftypM4A ", "audio/mp4"),
+            (Video, b"OggS\0", "video/ogg"),
+            (Audio, b"\x1a\x45\xdf\xa3", "audio/webm"),
+            (Video, b"", octets),
+            (Dictionary, b"{}", "application/json"),
+        ];
+        for (payload_type, bytes, expected) in cases {
+            assert_eq!(media_type(&payload_type, bytes), expected, "{payload_type:?} {bytes:?}");
+        }
     }
 }

@@ -116,14 +116,11 @@ impl State {
     }
 
     fn publish(&self, changes: Changes) {
-        for summary in changes.updated {
-            let _ = self.events.send(sse("updated", &summary));
-        }
-        if let Some(summary) = changes.added {
-            let _ = self.events.send(sse("added", &summary));
-        }
-        for seq in changes.evicted {
-            let _ = self.events.send(sse("evicted", &json!({"seq": seq})));
+        let updated = changes.updated.iter().map(|summary| sse("updated", summary));
+        let added = changes.added.iter().map(|summary| sse("added", summary));
+        let evicted = changes.evicted.iter().map(|seq| sse("evicted", &json!({"seq": seq})));
+        for event in updated.chain(added).chain(evicted) {
+            let _ = self.events.send(event);
         }
     }
 }
@@ -199,13 +196,11 @@ async fn messages(With(state): With<Arc<State>>) -> Response {
 /// `POST /api/send`: builds and publishes what the page asked for.
 /// Its body is at most [`MAX_SEND_JSON`] bytes (axum's `DefaultBodyLimit`).
 async fn send(With(state): With<Arc<State>>, body: Result<Bytes, BytesRejection>) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(e) => {
-            return error(e.status(), "inspector.request", format!("reading the request: {e}"));
-        }
+    let sent = match body {
+        Ok(body) => outgoing::send(&state, &body).await,
+        Err(e) => Err((e.status(), "inspector.request", format!("reading the request: {e}"))),
     };
-    match outgoing::send(&state, &body).await {
+    match sent {
         Ok(sent) => json_response(StatusCode::OK, &sent),
         Err((status, kind, message)) => error(status, kind, message),
     }
@@ -217,9 +212,7 @@ fn host_allowed(state: &State, headers: &HeaderMap) -> bool {
     if state.allow_remote {
         return true;
     }
-    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
-        return false;
-    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let port = state.local_addr.port();
     [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")]
         .iter()
@@ -230,14 +223,10 @@ fn host_allowed(state: &State, headers: &HeaderMap) -> bool {
 /// (a cross-site form needs no permission to send those), or an `Origin`
 /// other than this page's.
 fn post_refusal(state: &State, headers: &HeaderMap) -> Option<String> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if !(content_type.starts_with("application/json")
-        || content_type.starts_with("application/octet-stream"))
-    {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = content_type.unwrap_or("").to_ascii_lowercase();
+    let allowed = ["application/json", "application/octet-stream"];
+    if !allowed.iter().any(|t| content_type.starts_with(t)) {
         return Some("a POST must carry application/json or application/octet-stream".into());
     }
     if state.allow_remote {
@@ -245,11 +234,8 @@ fn post_refusal(state: &State, headers: &HeaderMap) -> Option<String> {
     }
     let origin = headers.get(header::ORIGIN)?.to_str().unwrap_or("");
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-    if origin.eq_ignore_ascii_case(&format!("http://{host}")) {
-        None
-    } else {
-        Some(format!("requests from {origin} are not accepted: only this page may send"))
-    }
+    let refused = !origin.eq_ignore_ascii_case(&format!("http://{host}"));
+    refused.then(|| format!("requests from {origin} are not accepted: only this page may send"))
 }
 
 /// What a browser must know of bytes it is given: their type, the policy
@@ -282,19 +268,14 @@ fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found").into_response()
 }
 
-fn missing(what: Missing, seq: u64, index: Option<usize>) -> Response {
-    match (what, index) {
-        (Missing::Message, _) => error(
-            StatusCode::NOT_FOUND,
-            "inspector.gone",
-            format!("message {seq} is not kept (no longer, or never was)"),
-        ),
-        (Missing::Payload, i) => error(
-            StatusCode::NOT_FOUND,
-            "inspector.no_payload",
-            format!("message {seq} has no payload {}", i.unwrap_or_default()),
-        ),
-    }
+fn missing(what: Missing, seq: u64, index: usize) -> Response {
+    let (kind, message) = match what {
+        Missing::Message => {
+            ("gone", format!("message {seq} is not kept (no longer, or never was)"))
+        }
+        Missing::Payload => ("no_payload", format!("message {seq} has no payload {index}")),
+    };
+    error(StatusCode::NOT_FOUND, &format!("inspector.{kind}"), message)
 }
 
 /// Bytes a peer sent, served so that they cannot act as this origin's page.
@@ -311,7 +292,7 @@ async fn raw(With(state): With<Arc<State>>, seq: Numbers<u64>) -> Response {
     let history = state.history.lock().unwrap();
     match history.get(seq) {
         Some(entry) => untrusted(entry.raw.clone(), "text/plain; charset=utf-8"),
-        None => missing(Missing::Message, seq, None),
+        None => missing(Missing::Message, seq, 0),
     }
 }
 
@@ -321,11 +302,10 @@ async fn payload_bytes(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let Ok(Path((seq, index))) = path else { return not_found() };
-    let download = query.contains_key("download");
     let history = state.history.lock().unwrap();
     let record = match history.record(seq, index) {
         Ok(record) => record,
-        Err(m) => return missing(m, seq, Some(index)),
+        Err(m) => return missing(m, seq, index),
     };
     let Some(bytes) = record.bytes() else {
         return error(
@@ -335,7 +315,7 @@ async fn payload_bytes(
              (POST .../fetch, the page's fetch button)",
         );
     };
-    if !download {
+    if !query.contains_key("download") {
         return untrusted(bytes.clone(), preview::media_type(&record.payload_type, bytes));
     }
     let name = natsbridge::upload_file_name(&record.dataname, &record.payload_type);
@@ -360,7 +340,7 @@ async fn fetch(With(state): With<Arc<State>>, path: Numbers<(u64, usize)>) -> Re
                 return json_response(StatusCode::OK, &summary);
             }
             Ok(record) => record.clone(),
-            Err(m) => return missing(m, seq, Some(index)),
+            Err(m) => return missing(m, seq, index),
         }
     };
     if !state.fetching.lock().unwrap().insert((seq, index)) {
@@ -385,7 +365,7 @@ async fn fetch(With(state): With<Arc<State>>, path: Numbers<(u64, usize)>) -> Re
             let status = if failed { StatusCode::BAD_GATEWAY } else { StatusCode::OK };
             json_response(status, &summary)
         }
-        Err(m) => missing(m, seq, Some(index)),
+        Err(m) => missing(m, seq, index),
     }
 }
 
@@ -412,21 +392,20 @@ async fn upload(
             let data = data.map_err(std::io::Error::other)?;
             written += data.len() as u64;
             if written > state.max_upload {
-                return Err(std::io::Error::other(format!(
-                    "the file is larger than {} bytes (--max-upload)",
-                    state.max_upload
-                )));
+                let too_big =
+                    format!("the file is larger than {} bytes (--max-upload)", state.max_upload);
+                return Err(std::io::Error::other(too_big));
             }
             file.write_all(&data).await?;
         }
         file.flush().await?;
         Ok::<u64, std::io::Error>(written)
     };
+    let file = format!("{id}/{safe}");
     match write.await {
-        Ok(size) => json_response(
-            StatusCode::OK,
-            &json!({"file": format!("{id}/{safe}"), "name": name, "size": size}),
-        ),
+        Ok(size) => {
+            json_response(StatusCode::OK, &json!({"file": file, "name": name, "size": size}))
+        }
         Err(e) => {
             let _ = tokio::fs::remove_dir_all(&dir).await;
             error(
@@ -457,7 +436,5 @@ async fn events(With(state): With<Arc<State>>) -> Response {
     });
     let stream = futures_util::stream::iter(replay).chain(live).map(Ok::<_, Infallible>);
     let keepalive = KeepAlive::new().interval(Duration::from_secs(15)).text("keepalive");
-    let mut response = Sse::new(stream).keep_alive(keepalive).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    ([(header::CACHE_CONTROL, "no-store")], Sse::new(stream).keep_alive(keepalive)).into_response()
 }

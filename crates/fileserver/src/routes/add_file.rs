@@ -8,30 +8,26 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::extract::{Path, Request, State};
-use axum::response::Response;
 use http::{StatusCode, header};
 use md5::{Digest, Md5};
 use natsbridge_claimcheck::hex_lower;
 
 use super::part_heads::{HEAD_TOO_LARGE, PartHeads, Watch};
-use super::plik::{file_object, refuse_upload};
+use super::plik::{check_upload, declared_file, file_object, upload_mut};
 use super::reply::{
-    Refusal, Refused, closing, disk_error, internal_error, json_reply, refuse, refused, shown,
-    text, write_body,
+    NAME_TOO_LONG, Refusal, Step, closing, disk_error, fail, internal_error, json_reply, refuse,
+    refused, text, write_body,
 };
 use crate::disk;
-use crate::store::{FileMeta, State as Store, Status, random_id, same_secret, valid_id};
-
-/// A step's refusal: the answer to send.
-type Step<T> = Result<T, Refused>;
+use crate::store::{FileMeta, State as Store, Status, random_id, same_secret};
 
 /// `POST /file/{uploadId}`: a new file.
 pub(super) async fn add_file(
     State(state): State<Arc<Store>>,
     Path(upload_id): Path<String>,
     request: Request,
-) -> Response {
-    steps(&state, request, &upload_id, None).await.unwrap_or_else(|refused| *refused)
+) -> Step {
+    steps(&state, request, &upload_id, None).await
 }
 
 /// `POST /file/{uploadId}/{fileId}/{fileName}`: a file declared when the
@@ -40,9 +36,8 @@ pub(super) async fn add_declared_file(
     State(state): State<Arc<Store>>,
     Path((upload_id, file_id, name)): Path<(String, String, String)>,
     request: Request,
-) -> Response {
-    let declared = Some((file_id.as_str(), name.as_str()));
-    steps(&state, request, &upload_id, declared).await.unwrap_or_else(|refused| *refused)
+) -> Step {
+    steps(&state, request, &upload_id, Some((&file_id, &name))).await
 }
 
 async fn steps(
@@ -50,8 +45,14 @@ async fn steps(
     request: Request,
     upload_id: &str,
     declared: Option<(&str, &str)>,
-) -> Step<Response> {
-    check_upload_and_token(state, &request, upload_id)?;
+) -> Step {
+    check_upload(state, upload_id)?;
+    let given = request.headers().get("x-uploadtoken").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if given.is_empty()
+        || !state.uploads().get(upload_id).is_some_and(|u| same_secret(given, &u.token))
+    {
+        return fail(StatusCode::FORBIDDEN, "you are not allowed to add file to this upload");
+    }
     let (mut part, file_name) = file_part(request).await?;
     let file_id = register(state, upload_id, declared, &file_name)?;
     let dir = state.upload_dir(upload_id);
@@ -68,33 +69,17 @@ async fn steps(
     }
 }
 
-/// The upload exists, has not expired, and the request carries its token.
-fn check_upload_and_token(state: &Arc<Store>, request: &Request, upload_id: &str) -> Step<()> {
-    if let Some(refused) = refuse_upload(state, upload_id) {
-        return refuse(refused);
-    }
-    let given = request.headers().get("x-uploadtoken").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let uploads = state.uploads();
-    if given.is_empty() || !uploads.get(upload_id).is_some_and(|u| same_secret(given, &u.token)) {
-        return refuse(text(
-            StatusCode::FORBIDDEN,
-            "you are not allowed to add file to this upload",
-        ));
-    }
-    Ok(())
-}
-
 /// The form's part named `file`, and its file name as Go's `FileName()`
 /// gives it (the last path element only).
 async fn file_part(request: Request) -> Step<(multer::Field<'static>, String)> {
     let invalid = |e: &dyn std::fmt::Display| {
-        text(StatusCode::BAD_REQUEST, format!("invalid multipart form : {e}"))
+        fail(StatusCode::BAD_REQUEST, format!("invalid multipart form : {e}"))
     };
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let boundary = match content_type.map(multer::parse_boundary) {
         Some(Ok(b)) => b,
-        Some(Err(e)) => return refuse(invalid(&e)),
-        None => return refuse(invalid(&"no multipart boundary")),
+        Some(Err(e)) => return invalid(&e),
+        None => return invalid(&"no multipart boundary"),
     };
     let watch = Arc::new(Watch::default());
     let body = PartHeads::new(request.into_body().into_data_stream(), &boundary, watch.clone());
@@ -104,24 +89,24 @@ async fn file_part(request: Request) -> Step<(multer::Field<'static>, String)> {
             Ok(Some(f)) if f.name() == Some("file") => break f,
             Ok(Some(_)) => continue,
             Ok(None) => {
-                return refuse(text(StatusCode::BAD_REQUEST, "missing file from multipart form"));
+                return fail(StatusCode::BAD_REQUEST, "missing file from multipart form");
             }
             // The rest is not read: the connection is closed after the answer.
             Err(_) if watch.exceeded.load(Ordering::Relaxed) => {
-                return refuse(closing(invalid(&HEAD_TOO_LARGE)));
+                let message = format!("invalid multipart form : {HEAD_TOO_LARGE}");
+                return refuse(closing(text(StatusCode::BAD_REQUEST, message)));
             }
-            Err(e) => return refuse(invalid(&e)),
+            Err(e) => return invalid(&e),
         }
     };
     // The file's data begins: nothing more is buffered before it.
     watch.found.store(true, Ordering::Relaxed);
     let file_name = part.file_name().and_then(|n| n.rsplit(['/', '\\']).next());
     let Some(file_name) = file_name.filter(|n| !n.is_empty() && *n != "." && *n != "..") else {
-        return refuse(text(StatusCode::BAD_REQUEST, "missing file name from multipart form"));
+        return fail(StatusCode::BAD_REQUEST, "missing file name from multipart form");
     };
     if file_name.len() > 1024 {
-        let message = "file name is too long, maximum length is 1024 characters";
-        return refuse(text(StatusCode::BAD_REQUEST, message));
+        return fail(StatusCode::BAD_REQUEST, NAME_TOO_LONG);
     }
     let file_name = file_name.to_owned();
     Ok((part, file_name))
@@ -136,9 +121,7 @@ fn register(
     file_name: &str,
 ) -> Step<String> {
     let mut uploads = state.uploads();
-    let Some(upload) = uploads.get_mut(upload_id) else {
-        return refuse(text(StatusCode::NOT_FOUND, format!("upload {upload_id} not found")));
-    };
+    let upload = upload_mut(&mut uploads, upload_id)?;
     let Some((file_id, url_name)) = declared else {
         let file_id = random_id(16);
         let (name, status) = (file_name.to_owned(), Status::Uploading);
@@ -146,15 +129,13 @@ fn register(
         upload.files.insert(file_id.clone(), meta);
         return Ok(file_id);
     };
-    let Some(f) = upload.files.get_mut(file_id).filter(|_| valid_id(file_id)) else {
-        return refuse(text(StatusCode::NOT_FOUND, format!("file {} not found", shown(file_id))));
-    };
-    if f.name != file_name || f.name != url_name {
-        return refuse(text(StatusCode::BAD_REQUEST, "invalid file name"));
+    let f = declared_file(upload, file_id, url_name)?;
+    if f.name != file_name {
+        return fail(StatusCode::BAD_REQUEST, "invalid file name");
     }
     if f.status != Status::Missing {
         let message = format!("invalid file status {}, expected missing", f.status.as_str());
-        return refuse(text(StatusCode::BAD_REQUEST, message));
+        return fail(StatusCode::BAD_REQUEST, message);
     }
     f.status = Status::Uploading;
     Ok(file_id.to_owned())
@@ -169,20 +150,15 @@ async fn write_part(
     temp: &std::path::Path,
 ) -> Result<(u64, String), Refusal> {
     disk::create_dir(state.root(), dir).await.map_err(Refusal::Disk)?;
-    let file = disk::create_new(state.root(), temp).await.map_err(Refusal::Disk)?;
     let mut md5 = state.config.md5.then(Md5::new);
-    let size = write_body(file, part, state.config.max_file_size, md5.as_mut()).await?;
+    let size =
+        write_body(state.root(), temp, part, state.config.max_file_size, md5.as_mut()).await?;
     Ok((size, md5.map(|h| hex_lower(&h.finalize())).unwrap_or_default()))
 }
 
 /// Moves the written part into place, marks the file `uploaded` and writes
 /// the upload's record; answers the file object.
-async fn store(
-    state: &Store,
-    guard: &mut UploadGuard<'_>,
-    size: u64,
-    md5: String,
-) -> Step<Response> {
+async fn store(state: &Store, guard: &mut UploadGuard<'_>, size: u64, md5: String) -> Step {
     let (upload_id, file_id) = (guard.upload_id.clone(), guard.file_id.clone());
     let final_path = state.file_path(&upload_id, &file_id);
     if let Err(e) = tokio::fs::rename(&guard.temp, &final_path).await {
@@ -196,7 +172,7 @@ async fn store(
             // Expired while uploading: the sweeper owns the directory now.
             let _ = std::fs::remove_file(&guard.temp);
             guard.armed = false;
-            return refuse(text(StatusCode::NOT_FOUND, format!("upload {upload_id} has expired")));
+            return fail(StatusCode::NOT_FOUND, format!("upload {upload_id} has expired"));
         };
         (f.status, f.size, f.md5) = (Status::Uploaded, size, md5);
         f.clone()

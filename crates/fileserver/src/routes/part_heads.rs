@@ -86,62 +86,37 @@ impl<S> PartHeads<S> {
         }
     }
 
-    /// Where the stage's pattern ends in `chunk[pos..]`, counting a match
-    /// that began in the previous chunk's tail.
-    fn find_end(&self, chunk: &[u8], pos: usize) -> Option<usize> {
-        let pattern = self.pattern();
-        if !self.tail.is_empty() {
-            let take = (pattern.len() - 1).min(chunk.len() - pos);
-            let mut joined = self.tail.clone();
-            joined.extend_from_slice(&chunk[pos..pos + take]);
-            if let Some(i) = memchr::memmem::find(&joined, pattern)
-                && i < self.tail.len()
-            {
-                return Some(pos + i + pattern.len() - self.tail.len());
-            }
-        }
-        memchr::memmem::find(&chunk[pos..], pattern).map(|i| pos + i + pattern.len())
-    }
-
     /// Follows the form through `chunk`; false once the limit is passed.
     fn scan(&mut self, chunk: &[u8]) -> bool {
+        // The previous chunk's tail (counted already), for a pattern cut
+        // between chunks, then this chunk.
+        let counted = self.tail.len();
+        let mut buf = std::mem::take(&mut self.tail);
+        buf.extend_from_slice(chunk);
         let mut pos = 0;
-        while pos < chunk.len() {
-            let end = self.find_end(chunk, pos);
-            let upto = end.unwrap_or(chunk.len());
+        loop {
+            let pattern = self.pattern();
+            let (len, found) = (pattern.len(), memchr::memmem::find(&buf[pos..], pattern));
+            let end = found.map(|i| pos + i + len);
             if self.stage != Stage::Data {
-                self.head_bytes += upto - pos;
+                self.head_bytes += end.unwrap_or(buf.len()) - pos.max(counted);
                 if self.head_bytes > MAX_PART_HEAD {
                     return false;
                 }
             }
-            match end {
-                Some(end) => {
-                    self.tail.clear();
-                    self.stage = match self.stage {
-                        Stage::Preamble | Stage::Data => Stage::Head,
-                        Stage::Head => {
-                            self.head_bytes = 0;
-                            Stage::Data
-                        }
-                    };
-                    pos = end;
+            let Some(end) = end else {
+                self.tail = buf[buf.len().saturating_sub(len - 1).max(pos)..].to_vec();
+                return true;
+            };
+            self.stage = match self.stage {
+                Stage::Preamble | Stage::Data => Stage::Head,
+                Stage::Head => {
+                    self.head_bytes = 0;
+                    Stage::Data
                 }
-                None => {
-                    let keep = self.pattern().len() - 1;
-                    let rest = &chunk[pos..];
-                    if rest.len() >= keep {
-                        self.tail = rest[rest.len() - keep..].to_vec();
-                    } else {
-                        self.tail.extend_from_slice(rest);
-                        let cut = self.tail.len().saturating_sub(keep);
-                        self.tail.drain(..cut);
-                    }
-                    pos = chunk.len();
-                }
-            }
+            };
+            pos = end;
         }
-        true
     }
 }
 
@@ -207,6 +182,34 @@ mod tests {
             for size in [7, 4096, form.len()] {
                 let mut h = heads();
                 assert!(!form.chunks(size).all(|c| h.scan(c)), "chunks of {size}");
+            }
+        }
+    }
+
+    /// The limit is exact however the form is cut: a first part whose
+    /// preamble, boundary line and headers are [`MAX_PART_HEAD`] bytes
+    /// passes, one byte more fails; so for a later part's head.
+    #[test]
+    fn the_limit_is_exact_in_any_chunking() {
+        for later in [false, true] {
+            for extra in [0, 1] {
+                let mut form = b"pre".to_vec();
+                if later {
+                    form.extend_from_slice(b"--xyz\r\n\r\nfirst\r\n--xyz");
+                }
+                let start = form.len();
+                if !later {
+                    form.extend_from_slice(b"--xyz");
+                }
+                form.extend_from_slice(b"\r\nX: ");
+                let head = form.len() - if later { start } else { 0 } + 4;
+                form.extend(std::iter::repeat_n(b'h', MAX_PART_HEAD - head + extra));
+                form.extend_from_slice(b"\r\n\r\ndata");
+                for size in [1, 2, 3, 7, 4096, form.len()] {
+                    let mut h = heads();
+                    let passed = form.chunks(size).all(|c| h.scan(c));
+                    assert_eq!(passed, extra == 0, "chunks of {size}, {extra} over, later {later}");
+                }
             }
         }
     }

@@ -9,14 +9,14 @@ use std::time::{Duration, SystemTime};
 use axum::body::Body;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::IntoResponse;
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::reply::{
-    OnComplete, Refused, closing, disk_error, file_body, human_bytes, internal_error, json_reply,
-    octet_stream, refuse, shown, text,
+    NAME_TOO_LONG, OnComplete, Step, closing, disk_error, fail, file_body, human_bytes,
+    internal_error, json_reply, octet_stream, refuse, shown, text,
 };
 use crate::disk;
 use crate::store::{FileMeta, State as Store, Status, Upload, random_id, valid_id};
@@ -24,23 +24,23 @@ use crate::store::{FileMeta, State as Store, Status, Upload, random_id, valid_id
 /// The largest JSON body `POST /upload` reads.
 pub(crate) const MAX_UPLOAD_JSON: usize = 1 << 20;
 
-/// The answer refusing a request for an upload that does not exist or has
-/// expired, if so. An expired upload is removed on the spot.
-pub(super) fn refuse_upload(state: &Arc<Store>, upload_id: &str) -> Option<Response> {
+/// Refuses a request for an upload that does not exist or has expired. An
+/// expired upload is removed on the spot.
+pub(super) fn check_upload(state: &Arc<Store>, upload_id: &str) -> Step<()> {
     let not_found =
-        || text(StatusCode::NOT_FOUND, format!("upload {} not found", shown(upload_id)));
+        || fail(StatusCode::NOT_FOUND, format!("upload {} not found", shown(upload_id)));
     if !valid_id(upload_id) {
-        return Some(not_found());
+        return not_found();
     }
     let expired = match state.uploads().get(upload_id) {
-        None => return Some(not_found()),
+        None => return not_found(),
         Some(u) => u.expired(state.now()),
     };
     if expired {
         state.expire_later(upload_id);
-        return Some(text(StatusCode::NOT_FOUND, format!("upload {upload_id} has expired")));
+        return fail(StatusCode::NOT_FOUND, format!("upload {upload_id} has expired"));
     }
-    None
+    Ok(())
 }
 
 pub(super) fn file_object(id: &str, meta: &FileMeta) -> Value {
@@ -65,17 +65,15 @@ fn field<'a>(object: &'a Value, name: &str) -> Option<&'a Value> {
 
 /// The TTL an upload asks for, as Plik answers it (seconds, -1: infinite),
 /// and when it expires; or the refusal.
-fn ttl_of(state: &Store, params: &Value) -> Result<(i64, Option<SystemTime>), Refused> {
+fn ttl_of(state: &Store, params: &Value) -> Step<(i64, Option<SystemTime>)> {
     let config = &state.config;
     let ttl = field(params, "ttl").and_then(Value::as_i64).unwrap_or(0);
     let (secs, lasts) = match ttl {
         0 => (config.default_ttl.as_secs_f64().ceil() as i64, Some(config.default_ttl)),
         t if t < 0 => {
             if let Some(max) = config.max_ttl {
-                return refuse(text(
-                    StatusCode::BAD_REQUEST,
-                    format!("cannot set infinite TTL (maximum allowed is : {})", max.as_secs()),
-                ));
+                let message = "cannot set infinite TTL (maximum allowed is :";
+                return fail(StatusCode::BAD_REQUEST, format!("{message} {})", max.as_secs()));
             }
             (-1, None)
         }
@@ -83,10 +81,8 @@ fn ttl_of(state: &Store, params: &Value) -> Result<(i64, Option<SystemTime>), Re
             if let Some(max) = config.max_ttl
                 && t as u64 > max.as_secs()
             {
-                return refuse(text(
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid TTL. (maximum allowed is : {})", max.as_secs()),
-                ));
+                let message = format!("invalid TTL. (maximum allowed is : {})", max.as_secs());
+                return fail(StatusCode::BAD_REQUEST, message);
             }
             (t, Some(Duration::from_secs(t as u64)))
         }
@@ -95,7 +91,7 @@ fn ttl_of(state: &Store, params: &Value) -> Result<(i64, Option<SystemTime>), Re
 }
 
 /// The files an upload declares at creation, each `missing`.
-fn declared_files(state: &Store, params: &Value) -> Result<HashMap<String, FileMeta>, Refused> {
+fn declared_files(state: &Store, params: &Value) -> Step<HashMap<String, FileMeta>> {
     let max = state.config.max_file_size;
     // Plik takes an array; its older versions a map.
     let declared: Vec<&Value> = match field(params, "files") {
@@ -107,33 +103,19 @@ fn declared_files(state: &Store, params: &Value) -> Result<HashMap<String, FileM
     for f in declared {
         let name = field(f, "fileName").and_then(Value::as_str).unwrap_or("");
         if name.is_empty() {
-            return refuse(text(StatusCode::BAD_REQUEST, "missing file name"));
+            return fail(StatusCode::BAD_REQUEST, "missing file name");
         }
         if name.len() > 1024 {
-            return refuse(text(
-                StatusCode::BAD_REQUEST,
-                "file name is too long, maximum length is 1024 characters",
-            ));
+            return fail(StatusCode::BAD_REQUEST, NAME_TOO_LONG);
         }
         let size = field(f, "fileSize").and_then(Value::as_u64).unwrap_or(0);
         if size > max {
-            return refuse(text(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "file is too big ({}), maximum file size is {}",
-                    human_bytes(size),
-                    human_bytes(max)
-                ),
-            ));
+            let (size, max) = (human_bytes(size), human_bytes(max));
+            let message = format!("file is too big ({size}), maximum file size is {max}");
+            return fail(StatusCode::BAD_REQUEST, message);
         }
-        let meta = FileMeta {
-            name: name.to_owned(),
-            status: Status::Missing,
-            size,
-            md5: String::new(),
-            declared: true,
-        };
-        files.insert(random_id(16), meta);
+        let (name, status, md5) = (name.to_owned(), Status::Missing, String::new());
+        files.insert(random_id(16), FileMeta { name, status, size, md5, declared: true });
     }
     Ok(files)
 }
@@ -143,39 +125,26 @@ fn declared_files(state: &Store, params: &Value) -> Result<HashMap<String, FileM
 pub(super) async fn create_upload(
     State(state): State<Arc<Store>>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
+) -> Step {
     let body = match body {
         Ok(b) => b,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return closing(text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body too large (limit is {MAX_UPLOAD_JSON} bytes)"),
-            ));
+            let message = format!("request body too large (limit is {MAX_UPLOAD_JSON} bytes)");
+            return refuse(closing(text(StatusCode::PAYLOAD_TOO_LARGE, message)));
         }
-        Err(_) => return text(StatusCode::BAD_REQUEST, "unable to read request body"),
+        Err(_) => return fail(StatusCode::BAD_REQUEST, "unable to read request body"),
     };
-    let params: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(v @ Value::Object(_)) => v,
-            Ok(_) | Err(_) => {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    "unable to deserialize request body : not a JSON upload object",
-                );
-            }
+    let params = match serde_json::from_slice(&body) {
+        _ if body.iter().all(u8::is_ascii_whitespace) => json!({}),
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) | Err(_) => {
+            let message = "unable to deserialize request body : not a JSON upload object";
+            return fail(StatusCode::BAD_REQUEST, message);
         }
     };
     let one_shot = field(&params, "oneShot").and_then(Value::as_bool).unwrap_or(false);
-    let (ttl, expires) = match ttl_of(&state, &params) {
-        Ok(t) => t,
-        Err(refused) => return *refused,
-    };
-    let files = match declared_files(&state, &params) {
-        Ok(f) => f,
-        Err(refused) => return *refused,
-    };
+    let (ttl, expires) = ttl_of(&state, &params)?;
+    let files = declared_files(&state, &params)?;
 
     let id = random_id(16);
     let token = random_id(32);
@@ -187,16 +156,12 @@ pub(super) async fn create_upload(
     if keep && let Err(e) = state.persist(&id).await {
         state.uploads().remove(&id);
         state.remove_upload_dir(&id).await;
-        return disk_error("writing an upload record", &e);
+        return refuse(disk_error("writing an upload record", &e));
     }
     tracing::info!(upload = %id, one_shot, ttl, declared = files_json.len(), "file server: upload created");
-    json_reply(&json!({
-        "id": id,
-        "uploadToken": token,
-        "oneShot": one_shot,
-        "ttl": ttl,
-        "files": files_json,
-    }))
+    let mut reply = json!({"id": id, "uploadToken": token, "oneShot": one_shot, "ttl": ttl});
+    reply["files"] = Value::Array(files_json);
+    Ok(json_reply(&reply))
 }
 
 /// `GET` and `HEAD /file/{uploadId}/{fileId}/{fileName}`.
@@ -204,33 +169,19 @@ pub(super) async fn get_file(
     State(state): State<Arc<Store>>,
     method: Method,
     Path((upload_id, file_id, name)): Path<(String, String, String)>,
-) -> Response {
+) -> Step {
     let (upload_id, file_id) = (upload_id.as_str(), file_id.as_str());
-    if let Some(r) = refuse_upload(&state, upload_id) {
-        return r;
-    }
+    check_upload(&state, upload_id)?;
     let get = method == Method::GET;
     let (meta, one_shot) = {
         let mut uploads = state.uploads();
-        let Some(upload) = uploads.get_mut(upload_id) else {
-            return text(StatusCode::NOT_FOUND, format!("upload {upload_id} not found"));
-        };
+        let upload = upload_mut(&mut uploads, upload_id)?;
         let one_shot = upload.one_shot;
-        let Some(file) = upload.files.get_mut(file_id).filter(|_| valid_id(file_id)) else {
-            return text(StatusCode::NOT_FOUND, format!("file {} not found", shown(file_id)));
-        };
-        if file.name != name {
-            return text(StatusCode::BAD_REQUEST, "invalid file name");
-        }
+        let file = declared_file(upload, file_id, &name)?;
         if file.status != Status::Uploaded {
-            return text(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "file {} ({file_id}) is not available : {}",
-                    shown(&file.name),
-                    file.status.as_str()
-                ),
-            );
+            let (name, status) = (shown(&file.name), file.status.as_str());
+            let message = format!("file {name} ({file_id}) is not available : {status}");
+            return fail(StatusCode::NOT_FOUND, message);
         }
         if get && one_shot {
             file.status = Status::Downloading;
@@ -242,7 +193,6 @@ pub(super) async fn get_file(
         upload_id: upload_id.to_owned(),
         file_id: file_id.to_owned(),
         consume: one_shot,
-        completed: false,
     });
 
     let path = state.file_path(upload_id, file_id);
@@ -253,28 +203,45 @@ pub(super) async fn get_file(
                 file_body(file, meta.size, done).await
             }
             // `sent` is dropped here, which puts a one-shot file back.
-            Err(e) => return internal_error("opening a stored file", &e),
+            Err(e) => return refuse(internal_error("opening a stored file", &e)),
         }
     } else {
         Body::empty()
     };
-    let mut response = octet_stream(body, meta.size);
-    let h = response.headers_mut();
-    let disposition: String =
+    let name: String =
         meta.name.chars().map(|c| if c == '"' || c.is_control() { '_' } else { c }).collect();
-    if let Ok(v) = HeaderValue::from_str(&format!("filename=\"{disposition}\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
+    let disposition = HeaderValue::from_str(&format!("filename=\"{name}\"")).ok();
+    let no_cache = [
+        (header::CACHE_CONTROL, "no-cache, no-store, must-revalidate"),
+        (header::PRAGMA, "no-cache"),
+        (header::EXPIRES, "0"),
+    ];
+    let disposition = disposition.map(|v| [(header::CONTENT_DISPOSITION, v)]);
+    Ok((one_shot.then_some(no_cache), disposition, octet_stream(body, meta.size)).into_response())
+}
+
+/// Upload `upload_id`, which a check found a moment ago.
+pub(super) fn upload_mut<'a>(
+    uploads: &'a mut HashMap<String, Upload>,
+    upload_id: &str,
+) -> Step<&'a mut Upload> {
+    let message = || format!("upload {upload_id} not found");
+    uploads.get_mut(upload_id).map_or_else(|| fail(StatusCode::NOT_FOUND, message()), Ok)
+}
+
+/// The file `file_id` of `upload`, which the URL names `name`.
+pub(super) fn declared_file<'a>(
+    upload: &'a mut Upload,
+    file_id: &str,
+    name: &str,
+) -> Step<&'a mut FileMeta> {
+    let Some(file) = upload.files.get_mut(file_id).filter(|_| valid_id(file_id)) else {
+        return fail(StatusCode::NOT_FOUND, format!("file {} not found", shown(file_id)));
+    };
+    if file.name != name {
+        return fail(StatusCode::BAD_REQUEST, "invalid file name");
     }
-    if one_shot {
-        for (name, value) in [
-            (header::CACHE_CONTROL, "no-cache, no-store, must-revalidate"),
-            (header::PRAGMA, "no-cache"),
-            (header::EXPIRES, "0"),
-        ] {
-            h.insert(name, HeaderValue::from_static(value));
-        }
-    }
-    response
+    Ok(file)
 }
 
 /// A GET's file being sent: logged once every byte is out, and, for a
@@ -284,16 +251,15 @@ struct Sent {
     state: Arc<Store>,
     upload_id: String,
     file_id: String,
+    /// A one-shot file not consumed yet: put back when dropped.
     consume: bool,
-    completed: bool,
 }
 
 impl Sent {
     fn complete(&mut self) {
-        self.completed = true;
         let (upload, file) = (&self.upload_id, &self.file_id);
         tracing::info!(upload = %upload, file = %file, "file server: file downloaded");
-        if !self.consume {
+        if !std::mem::take(&mut self.consume) {
             return;
         }
         if let Some(f) = self.state.uploads().get_mut(upload).and_then(|u| u.files.get_mut(file)) {
@@ -313,7 +279,7 @@ impl Sent {
 
 impl Drop for Sent {
     fn drop(&mut self) {
-        if self.completed || !self.consume {
+        if !self.consume {
             return;
         }
         let mut uploads = self.state.uploads();

@@ -10,9 +10,7 @@ use axum::extract::State;
 use axum::response::Response;
 use http::{Method, StatusCode, Uri};
 
-use super::reply::{
-    DRAIN_LIMIT, Refusal, file_body, octet_stream, refused, text, too_big, write_body,
-};
+use super::reply::{DRAIN_LIMIT, file_body, octet_stream, refused, text, too_big, write_body};
 use crate::disk;
 use crate::store::{State as Store, valid_put_key};
 
@@ -36,15 +34,11 @@ pub(super) async fn put(State(state): State<Arc<Store>>, uri: Uri, body: Body) -
     }
     let temp = TempFile(state.put_temp_path());
     let mut body = body.into_data_stream();
-    let written = match disk::create_new(state.root(), &temp.0).await {
-        Ok(file) => write_body(file, &mut body, max, None).await,
-        Err(e) => Err(Refusal::Disk(e)),
-    };
-    let size = match written {
+    let size = match write_body(state.root(), &temp.0, &mut body, max, None).await {
         Ok(size) => size,
         Err(refusal) => {
-            return refused(refusal, body, StatusCode::PAYLOAD_TOO_LARGE, max, "writing a PUT")
-                .await;
+            let what = "writing a PUT";
+            return refused(refusal, body, StatusCode::PAYLOAD_TOO_LARGE, max, what).await;
         }
     };
     let path = state.put_path(key);
@@ -96,21 +90,15 @@ pub(super) async fn get(State(state): State<Arc<Store>>, method: Method, uri: Ur
         return not_found();
     }
     // No link followed: a file reached through one is not served.
-    let file = match disk::open(state.root(), &path).await {
-        Ok(f) => f,
-        Err(_) => return not_found(),
-    };
-    let size = match file.metadata().await {
-        Ok(m) if m.is_file() => m.len(),
-        _ => return not_found(),
-    };
+    let Ok(file) = disk::open(state.root(), &path).await else { return not_found() };
+    let meta = file.metadata().await.ok().filter(|m| m.is_file());
+    let Some(size) = meta.map(|m| m.len()) else { return not_found() };
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
         let key = key.to_owned();
-        let logged = Box::new(move || {
-            tracing::info!(key = %key, "file server: PUT file downloaded");
-        });
+        let logged =
+            Box::new(move || tracing::info!(key = %key, "file server: PUT file downloaded"));
         file_body(file, size, Some(logged)).await
     };
     octet_stream(body, size)

@@ -2,6 +2,7 @@
 //! texts, and file bodies streamed from disk.
 
 use std::io;
+use std::path::Path;
 use std::task::{Poll, ready};
 
 use axum::body::Body;
@@ -15,6 +16,8 @@ use serde_json::Value;
 use natsbridge_claimcheck::fileio::{FileWriter, read_stream};
 use tokio::fs::File;
 
+use crate::disk;
+
 /// How much of a refused upload is read (and thrown away) before answering;
 /// past this the connection is simply closed.
 pub(super) const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
@@ -26,15 +29,16 @@ pub(super) enum Refusal {
     Disk(io::Error),
 }
 
-/// Streams `body` into `file` (its size and, with `md5`, hashing it),
-/// refusing it past `max` bytes.
+/// Streams `body` into a new file at `path` below `root` (its size and,
+/// with `md5`, hashing it), refusing it past `max` bytes.
 pub(super) async fn write_body<E: std::fmt::Display>(
-    file: std::fs::File,
+    root: &Path,
+    path: &Path,
     mut body: impl Stream<Item = Result<Bytes, E>> + Unpin,
     max: u64,
     mut md5: Option<&mut Md5>,
 ) -> Result<u64, Refusal> {
-    let mut writer = FileWriter::new(file);
+    let mut writer = FileWriter::new(disk::create_new(root, path).await.map_err(Refusal::Disk)?);
     let mut size = 0u64;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| Refusal::Body(e.to_string()))?;
@@ -80,13 +84,37 @@ pub(super) async fn refused<E>(
 }
 
 /// A request refused by one of a handler's steps: the answer to send
-/// (boxed: a response is large and a refusal the rare path).
-pub(super) type Refused = Box<Response>;
+/// (boxed: a response is large and a refusal the rare path). Handlers
+/// return [`Step`], so that `?` answers a refusal.
+pub(super) struct Refused(Box<Response>);
+
+/// A handler's step: its result, or the answer refusing the request.
+pub(super) type Step<T = Response> = Result<T, Refused>;
+
+impl From<Response> for Refused {
+    fn from(answer: Response) -> Self {
+        Refused(Box::new(answer))
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
 
 /// Refuses with `answer`.
-pub(super) fn refuse<T>(answer: Response) -> Result<T, Refused> {
-    Err(Box::new(answer))
+pub(super) fn refuse<T>(answer: Response) -> Step<T> {
+    Err(answer.into())
 }
+
+/// Refuses with Plik's plain-text error.
+pub(super) fn fail<T>(status: StatusCode, message: impl Into<String>) -> Step<T> {
+    refuse(text(status, message))
+}
+
+/// Plik's refusal of a file name over 1,024 bytes.
+pub(super) const NAME_TOO_LONG: &str = "file name is too long, maximum length is 1024 characters";
 
 /// A plain-text error, as Go's `http.Error` writes it.
 pub(crate) fn text(status: StatusCode, message: impl Into<String>) -> Response {
@@ -143,18 +171,13 @@ pub(super) fn shown(s: &str) -> String {
 /// go-humanize's `Bytes`, which Plik's size errors use.
 pub(super) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    if n < 10 {
-        return format!("{n} B");
-    }
-    let e = ((n as f64).log10() / 3.0).floor() as usize;
-    let e = e.min(UNITS.len() - 1);
+    // Under 1000 (0 too: its log is -inf, which `as usize` makes 0): bytes.
+    let e = (((n as f64).log10() / 3.0).floor() as usize).min(UNITS.len() - 1);
     let v = n as f64 / 1000f64.powi(e as i32);
-    if e == 0 {
-        format!("{n} B")
-    } else if v < 10.0 {
-        format!("{v:.1} {}", UNITS[e])
-    } else {
-        format!("{v:.0} {}", UNITS[e])
+    match e {
+        0 => format!("{n} B"),
+        _ if v < 10.0 => format!("{v:.1} {}", UNITS[e]),
+        _ => format!("{v:.0} {}", UNITS[e]),
     }
 }
 
@@ -195,6 +218,7 @@ mod tests {
 
     #[test]
     fn sizes_read_like_plik() {
+        assert_eq!(human_bytes(0), "0 B");
         assert_eq!(human_bytes(5), "5 B");
         assert_eq!(human_bytes(999), "999 B");
         assert_eq!(human_bytes(1_000_000), "1.0 MB");
