@@ -520,46 +520,34 @@ run); the figures it talks about are in the sections below.
 - **Instruction budgets (issue 18): all four met on the caller's task;
   with async-nats's connection task added, `smartsend` and receive are
   above 5,000.** Per 128 B envelope, callgrind: `EnvelopeView::parse` and
-  drop 2,949 (<= 3,000; `from_json` took 11,007 before, 6,384 now);
+  drop 2,653 (<= 3,000; `from_json` took 11,007 before, 6,298 now);
   `Envelope::write_packed` 3,298 (<= 3,500; `pack` + `to_json` 7,150
-  before, 6,390 now); `smartsend` 4,827 on the caller's task (<= 5,000;
-  10,405 before), with payloads and options lent, 6,318 when a fresh
+  before, 6,404 now); `smartsend` 4,828 on the caller's task (<= 5,000;
+  10,405 before), with payloads and options lent, 6,315 when a fresh
   `Vec<Payload>` and `SendOptions` are handed in and dropped per message;
-  receive through `subscribe_lazy` and decode 4,117 (<= 5,000; 12,741
-  before through `subscribe`). The network rows are read on the caller's
-  task because that is how the issue's own starting point was counted: at
-  e731ba7 the polls of the `smartsend` future alone come to 8,610 (the
-  issue says \"about 9,000\"), the whole process to 12,524. With the
-  connection task, the whole process per message is 6,747 to send (12,524
-  before) and 6,539 to receive (15,138 before): async-nats's task formats
+  receive through `subscribe_lazy` and decode 3,927 (<= 5,000; 12,741
+  before through `subscribe`), and through `subscribe` (`Received`) 3,921
+  (issue 24: <= `receive_lazy`; met by 6, within the rounds' spread:
+  3,909-3,943 against 3,927-3,945; 4,365 before its view was parsed in
+  place, in one allocation with its one payload record). The network rows
+  are read on the caller's task because that is how the issue's own
+  starting point was counted: at e731ba7 the polls of the `smartsend`
+  future alone come to 8,610 (the issue says \"about 9,000\"), the whole
+  process to 12,524. With the connection task, the whole process per
+  message is 6,747 to send (12,524 before) and 6,338 to receive (15,138
+  before): async-nats's task formats
   each `PUB` line through `core::fmt` and copies it with the payload into
   its write buffer (about 1,900 a message), and on the way in finds the
   end of each `MSG` line with a substring finder it builds per message and
   resets its ping timers on every read (about 2,400). No envelope code runs
   there, and a peer with no envelope at all pays the same: the codec-only
   rows (raw async-nats and envelope-core, no bridge) are 6,083 to send and
-  6,286 to receive. Left inside the caller's 4,827: `write_packed` 3,298,
+  5,973 to receive. Left inside the caller's 4,828: `write_packed` 3,298,
   async-nats's `publish` call 706 (subject check and copy, the channel to
   its task, now and then a new block of that channel: 21 in 2,500
   messages, each through glibc's `malloc_consolidate`), the reference to
   the JSON that `smartsend` returns as well as publishes (one allocation,
   about 300 with its release), our connection wrapper about 200.
-- **The owned receive against the view's (issue 24: `receive` <=
-  `receive_lazy`): 1.04x, one allocation over.** `Bridge::subscribe`'s
-  `Received` now holds the message and the `EnvelopeView` parsed from it
-  together (an `EnvelopeBuf` made with self_cell), and the subject and
-  reply inbox as async-nats's shared `Subject`s: per 128 B message 4,391
-  on the caller's task against 4,229 for `subscribe_lazy` (6,714 before
-  this change, when `EnvelopeBuf` kept positions and rebuilt the view, and
-  another copy of the subject). The 162 left are the one allocation that
-  holds the message and its view side by side, and its release (glibc
-  `malloc` and `free` are about 150 of them in `callgrind_annotate`). The
-  lazy path keeps its view on the reader's stack, which a value handed out
-  of a `Stream` cannot do without moving it: yoke, which keeps the view
-  inline instead of boxed, was measured at about 4,660 (the view is about 350
-  bytes, copied at each move out of the subscription's poll). Going below
-  would mean a view that needs no allocation of its own in either path
-  (payload records inline), which both rows would gain alike.
 - **128 B envelopes against raw async-nats (issue 8: 0.8x; issue 18: 0.5x
   and 0.95x of the codec-only floor).** In the run recorded here both
   sides ran at 0.68x raw (0.31-0.34x before issue 18; 0.63x in this
@@ -573,9 +561,9 @@ run); the figures it talks about are in the sections below.
   lent inputs): it ran at 0.72x, and the bridge at 0.94x of it, rounds
   0.81-0.97 (0.87x in this stop's other full run): 0.95x is missed.
   Counted, the bridge's whole process spends 664 instructions a
-  message more than the floor to send (6,747 against 6,083) and 253 more
-  to receive (6,539 against 6,286): 7% over both, so by instructions alone
-  the bridge could reach about 0.93x of the floor, not 0.95x. The send
+  message more than the floor to send (6,747 against 6,083) and 365 more
+  to receive (6,338 against 5,973): 8% over both, so by instructions alone
+  the bridge could reach about 0.92x of the floor, not 0.95x. The send
   side's extra is the JSON `smartsend` returns while async-nats takes the
   same bytes to publish (a shared reference costs an allocation, about
   300 with its release), the subject the floor passes as a `&'static str`
@@ -734,9 +722,9 @@ const CODEC_FOOTER: &str = "
   work is left at this size; the cost is the envelope's fixed part: about
   16 short strings, four ids and a timestamp formatted on pack, and the
   key-by-key walk of the JSON. Parse here is the owned `from_json`, each
-  string allocated as a `String` (6,382 instructions by callgrind with the
+  string allocated as a `String` (6,298 instructions by callgrind with the
   drop, 11,007 before issue 18); the borrowed `EnvelopeView` reads the same
-  envelope in 2,949 (the instruction counts below). Both read the shape
+  envelope in 2,653 (the instruction counts below). Both read the shape
   every peer writes through one straight fast path (keys compared with
   their quotes in a few words, strings found and checked for ASCII 16
   bytes at a time); anything else goes to the general reader.

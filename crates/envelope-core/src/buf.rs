@@ -47,12 +47,20 @@ impl EnvelopeBuf {
     /// Parses and validates `message` as [`EnvelopeView::parse`] does (the
     /// same errors), keeping the bytes.
     pub fn parse(message: Bytes) -> Result<EnvelopeBuf> {
-        Cell::try_new(message, |m| EnvelopeView::parse(m)).map(EnvelopeBuf)
+        EnvelopeBuf::try_parse(message).map_err(|(_, e)| e)
     }
 
     /// [`EnvelopeBuf::parse`], giving `message` back with the error.
     pub fn try_parse(message: Bytes) -> core::result::Result<EnvelopeBuf, (Bytes, crate::Error)> {
-        Cell::try_new_or_recover(message, |m| EnvelopeView::parse(m)).map(EnvelopeBuf)
+        // The view is parsed into the cell's allocation rather than on the
+        // stack and moved there: a move of the view (about 500 bytes, its
+        // one payload record inline) is a fair part of what keeping it
+        // costs beside reading it in place.
+        let mut cell = Cell::new(message, |_| EnvelopeView::EMPTY);
+        match cell.with_dependent_mut(|m, view| crate::lex::Reader::new(m).view_into(view)) {
+            Ok(()) => Ok(EnvelopeBuf(cell)),
+            Err(e) => Err((cell.into_owner(), e)),
+        }
     }
 
     /// The message exactly as it arrived.
@@ -104,7 +112,7 @@ impl Clone for EnvelopeBuf {
         let cell = Cell::new(self.message().clone(), |m| {
             // The same bytes parsed once already: they parse again.
             let mut again = EnvelopeView::parse(m).expect("a message that parsed parses again");
-            for (p, q) in again.payloads.iter_mut().zip(&view.payloads) {
+            for (p, q) in again.payloads.iter_mut().zip(view.payloads.iter()) {
                 if let (BodyView::Link { fetched, .. }, BodyView::Link { fetched: kept, .. }) =
                     (&mut p.body, &q.body)
                 {

@@ -6,9 +6,9 @@
 //! it. Header strings are `&str` into the input (an owned string only
 //! where the JSON escapes it), a direct payload's `data` stays base64
 //! until a caller asks for the bytes, and `metadata` and keys the spec
-//! does not name stay JSON text. Parsing the header allocates nothing; the
-//! one allocation is the list of payload records (none for an envelope
-//! without payloads).
+//! does not name stay JSON text. Parsing allocates nothing for an envelope
+//! of at most one payload (the record is kept inline in the view); more
+//! records go in one `Vec`.
 //!
 //! ```
 //! use natsbridge_envelope_core::{EnvelopeView, Transport};
@@ -44,8 +44,94 @@ pub struct EnvelopeView<'a> {
     pub(crate) header: [Cow<'a, str>; HEADER_STRINGS],
     /// `metadata`'s JSON text; `None` when absent, `null` or `{}`.
     pub(crate) metadata: Option<&'a str>,
-    pub(crate) payloads: Vec<PayloadView<'a>>,
+    pub(crate) payloads: Records<'a>,
     pub(crate) extra: Vec<RawMember<'a>>,
+}
+
+/// The payload records of an [`EnvelopeView`]: one record is kept inline,
+/// more in a `Vec`. Many envelopes carry one payload: their view needs no
+/// allocation of its own, and an [`EnvelopeBuf`](crate::EnvelopeBuf) keeps
+/// the record in its one allocation with the rest of the view (see
+/// `docs/BENCHMARKS.md`, the instruction counts of `receive` and
+/// `receive_lazy`).
+#[derive(Clone, Debug)]
+pub(crate) enum Records<'a> {
+    /// None or several.
+    Many(Vec<PayloadView<'a>>),
+    /// Exactly one.
+    One(PayloadView<'a>),
+}
+
+impl<'a> Records<'a> {
+    pub(crate) fn push(&mut self, record: PayloadView<'a>) {
+        match self {
+            Records::Many(v) if v.capacity() > 0 => v.push(record),
+            // A `Vec` without capacity owns nothing: replaced, not dropped,
+            // which spares a check where the compiler cannot see it is
+            // empty (a view filled in place).
+            Records::Many(_) => core::mem::forget(core::mem::replace(self, Records::One(record))),
+            Records::One(_) => {
+                let mut all = Vec::with_capacity(4);
+                if let Records::One(first) = core::mem::replace(self, Records::Many(Vec::new())) {
+                    all.push(first);
+                }
+                all.push(record);
+                *self = Records::Many(all);
+            }
+        }
+    }
+}
+
+impl<'a> core::ops::Deref for Records<'a> {
+    type Target = [PayloadView<'a>];
+    fn deref(&self) -> &[PayloadView<'a>] {
+        match self {
+            Records::Many(v) => v,
+            Records::One(r) => core::slice::from_ref(r),
+        }
+    }
+}
+
+impl core::ops::DerefMut for Records<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            Records::Many(v) => v,
+            Records::One(r) => core::slice::from_mut(r),
+        }
+    }
+}
+
+impl PartialEq for Records<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<'a> IntoIterator for Records<'a> {
+    type Item = PayloadView<'a>;
+    type IntoIter = RecordsIter<'a>;
+    fn into_iter(self) -> RecordsIter<'a> {
+        match self {
+            Records::Many(v) => RecordsIter::Many(v.into_iter()),
+            Records::One(r) => RecordsIter::One(Some(r)),
+        }
+    }
+}
+
+/// [`Records`] by value.
+pub(crate) enum RecordsIter<'a> {
+    Many(alloc::vec::IntoIter<PayloadView<'a>>),
+    One(Option<PayloadView<'a>>),
+}
+
+impl<'a> Iterator for RecordsIter<'a> {
+    type Item = PayloadView<'a>;
+    fn next(&mut self) -> Option<PayloadView<'a>> {
+        match self {
+            RecordsIter::Many(i) => i.next(),
+            RecordsIter::One(r) => r.take(),
+        }
+    }
 }
 
 /// One payload record of an [`EnvelopeView`], its `data` still encoded.
@@ -76,7 +162,7 @@ impl<'a> EnvelopeView<'a> {
     pub(crate) const EMPTY: EnvelopeView<'a> = EnvelopeView {
         header: [const { Cow::Borrowed("") }; HEADER_STRINGS],
         metadata: None,
-        payloads: Vec::new(),
+        payloads: Records::Many(Vec::new()),
         extra: Vec::new(),
     };
 
@@ -87,7 +173,7 @@ impl<'a> EnvelopeView<'a> {
     /// payload's base64 is checked and its length compared with `size`, but
     /// not decoded (see [`PayloadView::decode_into`]).
     pub fn parse(json: &'a [u8]) -> Result<EnvelopeView<'a>> {
-        crate::lex::Reader::new(json).envelope(false)
+        crate::lex::Reader::new(json).view()
     }
 
     /// `correlation_id`.
@@ -393,5 +479,43 @@ impl<'a> PayloadView<'a> {
             "data",
             format!("payload {:?} is a link that has not been fetched", self.dataname),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(json: &str) -> Records<'_> {
+        EnvelopeView::parse(json.as_bytes()).unwrap().payloads
+    }
+
+    const ONE: &str = r#"{"payloads":[{"id":"a","dataname":"x","payload_type":"text","transport":"link","encoding":"none","data":"http://h/a"}]}"#;
+    const THREE: &str = r#"{"payloads":[
+        {"id":"a","dataname":"x","payload_type":"text","transport":"link","encoding":"none","data":"http://h/a"},
+        {"id":"b","dataname":"y","payload_type":"text","transport":"link","encoding":"none","data":"http://h/b"},
+        {"id":"c","dataname":"z","payload_type":"text","transport":"link","encoding":"none","data":"http://h/c"}]}"#;
+
+    #[test]
+    fn records_keep_one_inline_and_more_in_order() {
+        assert!(matches!(record(r#"{"payloads":[]}"#), Records::Many(v) if v.is_empty()));
+        assert!(matches!(record(ONE), Records::One(_)));
+        let three = record(THREE);
+        assert!(matches!(&three, Records::Many(v) if v.len() == 3));
+        let ids: Vec<&str> = three.iter().map(PayloadView::id).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        let owned: Vec<String> = three.into_iter().map(|p| p.id.into_owned()).collect();
+        assert_eq!(owned, ["a", "b", "c"]);
+        let one: Vec<PayloadView<'_>> = record(ONE).into_iter().collect();
+        assert_eq!(one.len(), 1);
+    }
+
+    #[test]
+    fn records_compare_by_their_records() {
+        let one = record(ONE);
+        let Records::One(first) = one.clone() else { panic!("one record, inline") };
+        assert_eq!(one, Records::Many(alloc::vec![first]), "the same record, kept either way");
+        assert_ne!(one, record(THREE));
+        assert_ne!(one, Records::Many(Vec::new()));
     }
 }

@@ -258,13 +258,13 @@ impl Subscription {
 
 /// The decoded message, or, when it has links to download, the future
 /// that downloads them.
+#[inline(always)]
 fn receive(
-    message: Message,
+    (subject, reply, payload): (Subject, Option<Subject>, Bytes),
     downloader: &Arc<dyn DownloadHandler>,
     limits: ReceiveLimits,
 ) -> std::result::Result<Result<Received, Rejected>, BoxFuture<'static, Result<Received, Rejected>>>
 {
-    let Message { subject, reply, payload, .. } = message;
     // `as_str().into()`: a `Subject`'s `to_string` goes through the
     // formatter, several times the cost of the copy.
     let reject = |error: Error, payload: Bytes, subject: &Subject| Rejected {
@@ -295,10 +295,12 @@ impl Stream for Subscription {
         let this = self.get_mut();
         let in_flight = this.in_flight.get();
         if in_flight.is_none() {
-            let Some(message) = ready!(this.subscriber.poll_next_unpin(cx)) else {
+            let Some(Message { subject, reply, payload, .. }) =
+                ready!(this.subscriber.poll_next_unpin(cx))
+            else {
                 return Poll::Ready(None);
             };
-            match receive(message, &this.bridge.downloader, this.bridge.limits) {
+            match receive((subject, reply, payload), &this.bridge.downloader, this.bridge.limits) {
                 Ok(item) => return Poll::Ready(Some(item)),
                 Err(downloading) => *in_flight = Some(downloading),
             }
@@ -363,7 +365,8 @@ impl Incoming {
     /// payload decoded, every link fetched through `bridge`'s download
     /// handler and checked.
     pub async fn decode(self, bridge: &Bridge) -> Result<Received, Rejected> {
-        match receive(self.message, &bridge.downloader, bridge.limits) {
+        let Message { subject, reply, payload, .. } = self.message;
+        match receive((subject, reply, payload), &bridge.downloader, bridge.limits) {
             Ok(item) => item,
             Err(downloading) => downloading.await,
         }
