@@ -19,10 +19,31 @@ self_cell::self_cell!(
     struct Cell {
         owner: Bytes,
         #[covariant]
-        dependent: EnvelopeView,
+        dependent: Kept,
     }
     impl {Debug}
 );
+
+/// The view an [`EnvelopeBuf`] keeps, and whether dropping it has anything
+/// to free. Most messages are read by the fast path into a view that owns
+/// nothing (every string borrowed, one payload record inline): dropping it
+/// would only look at each of its fields to find that out.
+#[derive(Debug)]
+struct Kept<'a> {
+    view: core::mem::ManuallyDrop<EnvelopeView<'a>>,
+    /// The view may own heap memory (an unescaped string, a list of
+    /// records, a fetched link's bytes): it is dropped with the cell.
+    owns: bool,
+}
+
+impl Drop for Kept<'_> {
+    fn drop(&mut self) {
+        if self.owns {
+            // Moved out, leaving `EMPTY` (which owns nothing) in its place.
+            drop(core::mem::replace(&mut *self.view, EnvelopeView::EMPTY));
+        }
+    }
+}
 
 /// An envelope that owns its message bytes and reads every field from
 /// them: the owned counterpart of [`EnvelopeView`] (see the module docs).
@@ -56,8 +77,16 @@ impl EnvelopeBuf {
         // stack and moved there: a move of the view (about 500 bytes, its
         // one payload record inline) is a fair part of what keeping it
         // costs beside reading it in place.
-        let mut cell = Cell::new(message, |_| EnvelopeView::EMPTY);
-        match cell.with_dependent_mut(|m, view| crate::lex::Reader::new(m).view_into(view)) {
+        let mut cell = Cell::new(message, |_| Kept {
+            view: core::mem::ManuallyDrop::new(EnvelopeView::EMPTY),
+            owns: true,
+        });
+        let parsed = cell.with_dependent_mut(|m, kept| {
+            let owns_nothing = crate::lex::Reader::new(m).view_into(&mut kept.view)?;
+            kept.owns = !owns_nothing;
+            Ok(())
+        });
+        match parsed {
             Ok(()) => Ok(EnvelopeBuf(cell)),
             Err(e) => Err((cell.into_owner(), e)),
         }
@@ -70,7 +99,7 @@ impl EnvelopeBuf {
 
     /// The envelope read in place: nothing parsed again, nothing copied.
     pub fn view(&self) -> &EnvelopeView<'_> {
-        self.0.borrow_dependent()
+        &self.0.borrow_dependent().view
     }
 
     /// Keeps `bytes` as the downloaded content of the link payload at
@@ -80,10 +109,11 @@ impl EnvelopeBuf {
     /// the owned envelope holds them as [`Body::Fetched`](crate::Body::Fetched).
     /// Returns `false` (and keeps nothing) when that payload is no link.
     pub fn set_fetched(&mut self, index: usize, bytes: Bytes) -> bool {
-        self.0.with_dependent_mut(|_, view| {
-            match view.payloads.get_mut(index).map(|p| &mut p.body) {
+        self.0.with_dependent_mut(|_, kept| {
+            match kept.view.payloads.get_mut(index).map(|p| &mut p.body) {
                 Some(BodyView::Link { fetched, .. }) => {
                     *fetched = Some(bytes);
+                    kept.owns = true;
                     true
                 }
                 _ => false,
@@ -119,7 +149,7 @@ impl Clone for EnvelopeBuf {
                     fetched.clone_from(kept);
                 }
             }
-            again
+            Kept { view: core::mem::ManuallyDrop::new(again), owns: true }
         });
         EnvelopeBuf(cell)
     }
@@ -163,6 +193,45 @@ mod tests {
         let clone = buf.clone();
         assert_eq!(clone.view(), buf.view(), "a clone keeps the fetched bytes");
         assert_eq!(clone.message().as_ptr(), buf.message().as_ptr(), "and shares the message");
+    }
+
+    #[test]
+    fn a_view_said_to_own_nothing_owns_nothing() {
+        // Its drop is skipped: were it wrong, memory would leak.
+        let one = concat!(
+            r#"{"correlation_id":"c","msg_id":"m","timestamp":"2024-01-15T10:30:00.123Z","#,
+            r#""send_to":"a","msg_purpose":"chat","sender_name":"py","sender_id":"s","#,
+            r#""receiver_name":"","receiver_id":"","reply_to":"","reply_to_msg_id":"","#,
+            r#""broker_url":"","metadata":{"k":1},"payloads":["#,
+            r#"{"id":"p","dataname":"t","payload_type":"text","transport":"direct","#,
+            r#""encoding":"base64","size":5,"data":"aGVsbG8="}]}"#
+        );
+        let record = r#"{"id":"p","dataname":"t","payload_type":"text","transport":"direct","encoding":"base64","size":5,"data":"aGVsbG8="}"#;
+        let link = r#"{"id":"l","dataname":"b","payload_type":"binary","transport":"link","encoding":"none","size":3,"data":"http://h/f"}"#;
+        let cases: [(String, bool); 7] = [
+            (one.to_string(), true),
+            (one.replace(record, link), true),
+            (one.replace(record, ""), true),
+            (one.replace(record, &format!("{record},{link}")), false),
+            (one.replace(r#""sender_name":"py""#, r#""sender_name":"p\"y""#), false),
+            (one.replace(r#""payloads":["#, r#""x":[1],"payloads":["#), false),
+            (String::from_utf8(MIXED.to_vec()).unwrap(), false),
+        ];
+        for (input, expected) in cases {
+            let mut view = EnvelopeView::EMPTY;
+            let owns_nothing = crate::lex::Reader::new(input.as_bytes()).view_into(&mut view);
+            assert_eq!(owns_nothing, Ok(expected), "{input}");
+            if expected {
+                assert!(!view.owns_heap(), "{input}");
+            }
+            let buf = EnvelopeBuf::parse(Bytes::from(input.clone().into_bytes())).unwrap();
+            assert_eq!(buf.0.borrow_dependent().owns, !expected, "{input}");
+            assert_eq!(*buf.view(), view, "{input}");
+        }
+        let mut buf = EnvelopeBuf::parse(Bytes::from(one.replace(record, link))).unwrap();
+        assert!(!buf.0.borrow_dependent().owns);
+        assert!(buf.set_fetched(0, Bytes::from(alloc::vec![1, 2, 3])));
+        assert!(buf.0.borrow_dependent().owns, "fetched bytes are dropped with the buffer");
     }
 
     #[test]

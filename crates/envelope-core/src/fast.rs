@@ -15,7 +15,7 @@ use crate::prelude::*;
 use crate::read::{
     DataText, HEADER_STRINGS, QUOTED_RECORD_KEYS, QUOTED_TOP_KEYS, RawRecord, SizeValue,
 };
-use crate::view::{EnvelopeView, PayloadView};
+use crate::view::{EnvelopeView, PayloadView, Records};
 
 struct Cursor<'a> {
     b: &'a [u8],
@@ -166,13 +166,14 @@ pub(crate) fn fill<'a>(view: &mut EnvelopeView<'a>, b: &'a [u8], decode: bool) -
     c.key(QUOTED_TOP_KEYS[HEADER_STRINGS + 1])?;
     c.byte(b'[')?;
     if c.byte(b']').is_none() {
-        loop {
+        // The first record replaces `EMPTY`'s list without looking at it
+        // (as the header strings above), the rest are pushed.
+        let first = c.record(0, decode)?;
+        core::mem::forget(core::mem::replace(&mut view.payloads, Records::One(first)));
+        while c.byte(b']').is_none() {
+            c.comma()?;
             let record = c.record(view.payloads.len(), decode)?;
             view.payloads.push(record);
-            if c.byte(b']').is_some() {
-                break;
-            }
-            c.comma()?;
         }
     }
     c.byte(b'}')?;

@@ -513,11 +513,17 @@ impl<'a> Reader<'a> {
     /// than on the stack and moved there (an
     /// [`EnvelopeBuf`](crate::EnvelopeBuf)'s, in its allocation). On an
     /// error `view` holds what was read before it, to be dropped.
-    pub(crate) fn view_into(self, view: &mut EnvelopeView<'a>) -> Result<()> {
-        if crate::fast::fill(view, self.b, false).is_none() {
-            *view = self.envelope_general(false)?;
+    ///
+    /// `Ok(true)` when the view owns no heap memory: the fast path read it
+    /// (every string and the base64 borrowed from the input, nothing
+    /// decoded, no unknown member kept) with at most one payload record
+    /// (held inline). Dropping such a view frees nothing.
+    pub(crate) fn view_into(self, view: &mut EnvelopeView<'a>) -> Result<bool> {
+        if crate::fast::fill(view, self.b, false).is_some() {
+            return Ok(view.payloads.len() <= 1);
         }
-        Ok(())
+        *view = self.envelope_general(false)?;
+        Ok(false)
     }
 
     /// [`Reader::envelope`] without the fast path: any shape, every error.

@@ -82,6 +82,31 @@ impl<'a> Records<'a> {
     }
 }
 
+#[cfg(test)]
+impl EnvelopeView<'_> {
+    /// Whether dropping the view would free heap memory (for tests of
+    /// [`crate::EnvelopeBuf`], which skips that drop when it frees nothing).
+    pub(crate) fn owns_heap(&self) -> bool {
+        let owned = |c: &Cow<'_, str>| matches!(c, Cow::Owned(_));
+        let record_owns = |p: &PayloadView<'_>| {
+            owned(&p.id)
+                || owned(&p.dataname)
+                || owned(&p.type_name)
+                || !p.extra.is_empty()
+                || match &p.body {
+                    BodyView::Direct { base64, decoded, .. } => {
+                        matches!(base64, Cow::Owned(_)) || decoded.is_some()
+                    }
+                    BodyView::Link { url, fetched, .. } => owned(url) || fetched.is_some(),
+                }
+        };
+        self.header.iter().any(owned)
+            || !self.extra.is_empty()
+            || matches!(&self.payloads, Records::Many(v) if v.capacity() > 0)
+            || self.payloads.iter().any(record_owns)
+    }
+}
+
 impl<'a> core::ops::Deref for Records<'a> {
     type Target = [PayloadView<'a>];
     fn deref(&self) -> &[PayloadView<'a>] {
