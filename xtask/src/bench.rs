@@ -520,21 +520,22 @@ run); the figures it talks about are in the sections below.
 - **Instruction budgets (issue 18): all four met on the caller's task;
   with async-nats's connection task added, `smartsend` and receive are
   above 5,000.** Per 128 B envelope, callgrind: `EnvelopeView::parse` and
-  drop 2,653 (<= 3,000; `from_json` took 11,007 before, 6,298 now);
+  drop 2,602 (<= 3,000; `from_json` took 11,007 before, 6,238 now);
   `Envelope::write_packed` 3,298 (<= 3,500; `pack` + `to_json` 7,150
-  before, 6,404 now); `smartsend` 4,828 on the caller's task (<= 5,000;
-  10,405 before), with payloads and options lent, 6,315 when a fresh
+  before, 6,392 now); `smartsend` 4,827 on the caller's task (<= 5,000;
+  10,405 before), with payloads and options lent, 6,327 when a fresh
   `Vec<Payload>` and `SendOptions` are handed in and dropped per message;
-  receive through `subscribe_lazy` and decode 3,927 (<= 5,000; 12,741
-  before through `subscribe`), and through `subscribe` (`Received`) 3,921
-  (issue 24: <= `receive_lazy`; met by 6, within the rounds' spread:
-  3,909-3,943 against 3,927-3,945; 4,365 before its view was parsed in
-  place, in one allocation with its one payload record). The network rows
+  receive through `subscribe_lazy` and decode 3,888 (<= 5,000; 12,741
+  before through `subscribe`), and through `subscribe` (`Received`) 3,843
+  (issue 24: <= `receive_lazy`, 0.99; rounds 3,822-3,843 against
+  3,871-3,900; 4,365 before its view was parsed in place, in one
+  allocation with its one payload record, and before the drop of a view
+  that owns nothing was skipped). The network rows
   are read on the caller's task because that is how the issue's own
   starting point was counted: at e731ba7 the polls of the `smartsend`
   future alone come to 8,610 (the issue says \"about 9,000\"), the whole
   process to 12,524. With the connection task, the whole process per
-  message is 6,747 to send (12,524 before) and 6,338 to receive (15,138
+  message is 6,747 to send (12,524 before) and 6,299 to receive (15,138
   before): async-nats's task formats
   each `PUB` line through `core::fmt` and copies it with the payload into
   its write buffer (about 1,900 a message), and on the way in finds the
@@ -542,7 +543,7 @@ run); the figures it talks about are in the sections below.
   resets its ping timers on every read (about 2,400). No envelope code runs
   there, and a peer with no envelope at all pays the same: the codec-only
   rows (raw async-nats and envelope-core, no bridge) are 6,083 to send and
-  5,973 to receive. Left inside the caller's 4,828: `write_packed` 3,298,
+  5,922 to receive. Left inside the caller's 4,827: `write_packed` 3,298,
   async-nats's `publish` call 706 (subject check and copy, the channel to
   its task, now and then a new block of that channel: 21 in 2,500
   messages, each through glibc's `malloc_consolidate`), the reference to
@@ -561,8 +562,8 @@ run); the figures it talks about are in the sections below.
   lent inputs): it ran at 0.72x, and the bridge at 0.94x of it, rounds
   0.81-0.97 (0.87x in this stop's other full run): 0.95x is missed.
   Counted, the bridge's whole process spends 664 instructions a
-  message more than the floor to send (6,747 against 6,083) and 365 more
-  to receive (6,338 against 5,973): 8% over both, so by instructions alone
+  message more than the floor to send (6,747 against 6,083) and 377 more
+  to receive (6,299 against 5,922): 9% over both, so by instructions alone
   the bridge could reach about 0.92x of the floor, not 0.95x. The send
   side's extra is the JSON `smartsend` returns while async-nats takes the
   same bytes to publish (a shared reference costs an allocation, about
@@ -722,9 +723,9 @@ const CODEC_FOOTER: &str = "
   work is left at this size; the cost is the envelope's fixed part: about
   16 short strings, four ids and a timestamp formatted on pack, and the
   key-by-key walk of the JSON. Parse here is the owned `from_json`, each
-  string allocated as a `String` (6,298 instructions by callgrind with the
+  string allocated as a `String` (6,238 instructions by callgrind with the
   drop, 11,007 before issue 18); the borrowed `EnvelopeView` reads the same
-  envelope in 2,653 (the instruction counts below). Both read the shape
+  envelope in 2,602 (the instruction counts below). Both read the shape
   every peer writes through one straight fast path (keys compared with
   their quotes in a few words, strings found and checked for ASCII 16
   bytes at a time); anything else goes to the general reader.
