@@ -59,16 +59,21 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         });
         print_json(line.to_string().as_bytes())?;
     } else {
-        println!("nats-server (JetStream, WebSocket) at {} and {}", nats.url, nats.ws_url);
-        println!("file server (Plik API) at {}", files.url());
-        println!("inspector (every envelope, live) at {}", inspector.url);
-        println!();
-        println!("export NATS_URL={}", nats.url);
-        println!("export NATS_WS_URL={}", nats.ws_url);
-        println!("export NATSBRIDGE_FILESERVER={}", files.url());
-        println!();
-        println!("Ctrl-C stops them all.");
-        std::io::stdout().flush()?;
+        crate::to_stdout(|out| {
+            writeln!(
+                out,
+                "nats-server (JetStream, WebSocket) at {} and {}",
+                nats.url, nats.ws_url
+            )?;
+            writeln!(out, "file server (Plik API) at {}", files.url())?;
+            writeln!(out, "inspector (every envelope, live) at {}", inspector.url)?;
+            writeln!(out)?;
+            writeln!(out, "export NATS_URL={}", nats.url)?;
+            writeln!(out, "export NATS_WS_URL={}", nats.ws_url)?;
+            writeln!(out, "export NATSBRIDGE_FILESERVER={}", files.url())?;
+            writeln!(out)?;
+            writeln!(out, "Ctrl-C stops them all.")
+        })?;
     }
     interrupted.await;
     tracing::info!("stopping the local servers");

@@ -1,6 +1,5 @@
 //! `natsbridge fileserver`: serve the Plik-compatible file store.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -67,8 +66,8 @@ pub(crate) async fn run(args: FileserverArgs) -> anyhow::Result<ExitCode> {
         let line = json!({"url": server.url(), "dir": args.dir.display().to_string()});
         print_json(line.to_string().as_bytes())?;
     } else {
-        println!("file server (Plik API) at {} storing in {}", server.url(), args.dir.display());
-        std::io::stdout().flush()?;
+        let (url, dir) = (server.url(), args.dir.display());
+        crate::print_line(format_args!("file server (Plik API) at {url} storing in {dir}"))?;
     }
     interrupted.await;
     tracing::info!("stopping the file server");

@@ -14,7 +14,6 @@ mod preview;
 mod server;
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
@@ -170,8 +169,7 @@ pub(crate) async fn run(args: InspectArgs, nats: &NatsArgs) -> anyhow::Result<Ex
         let line = json!({"url": inspector.url, "subjects": subjects});
         print_json(line.to_string().as_bytes())?;
     } else {
-        println!("inspector at {}", inspector.url);
-        std::io::stdout().flush()?;
+        crate::print_line(format_args!("inspector at {}", inspector.url))?;
     }
     stop.requested().await;
     let mut inspector = inspector;
